@@ -1,0 +1,407 @@
+//! The environment: the one place the SDK reads variables.
+//!
+//! # Example
+//!
+//! ```
+//! use stellaops_telemetry_core::TelemetryConfig;
+//!
+//! let vars = [("OTEL_SERVICE_NAME", "scanner"), ("STELLAOPS_TELEMETRY_PROFILE", "airgap")];
+//! let config = TelemetryConfig::from_lookup(|name| {
+//!     vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+//! })?;
+//! assert_eq!(config.service_name.as_deref(), Some("scanner"));
+//! # Ok::<(), stellaops_telemetry_core::ConfigError>(())
+//! ```
+//!
+//! An empty variable counts as unset, as the OpenTelemetry specification says. Values are
+//! parsed here and a malformed one is a [`ConfigError`] naming the variable; endpoints,
+//! certificates and samplers are checked by `build()`, which names the variable too.
+
+use std::path::PathBuf;
+
+use super::{
+    ConfigError, OtlpSignalConfig, TelemetryConfig, parse_bool, parse_compression,
+    parse_exporters, parse_headers, parse_propagators, parse_protocol, parse_resource_attributes,
+    parse_u64,
+};
+
+/// One environment variable the SDK reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvVar {
+    /// The variable's name.
+    pub name: &'static str,
+    /// Its default when unset.
+    pub default: &'static str,
+    /// What it changes.
+    pub effect: &'static str,
+}
+
+/// Every variable the SDK reads, with its default and effect (the table in the crate docs and
+/// the README is this list).
+pub const ENVIRONMENT: &[EnvVar] = &[
+    EnvVar {
+        name: "OTEL_SERVICE_NAME",
+        default: "the builder's service name",
+        effect: "`service.name` of the resource; wins over `service.name` in OTEL_RESOURCE_ATTRIBUTES",
+    },
+    EnvVar {
+        name: "OTEL_RESOURCE_ATTRIBUTES",
+        default: "(none)",
+        effect: "extra resource attributes, `key=value,…` (percent-decoded)",
+    },
+    EnvVar {
+        name: "OTEL_SDK_DISABLED",
+        default: "false",
+        effect: "`true` builds a pipeline that records and exports nothing and opens no socket",
+    },
+    EnvVar {
+        name: "OTEL_PROPAGATORS",
+        default: "tracecontext,baggage",
+        effect: "propagators `install()` registers globally: `tracecontext`, `baggage`, `none`",
+    },
+    EnvVar {
+        name: "OTEL_TRACES_EXPORTER",
+        default: "profile (`otlp`; airgap `file`)",
+        effect: "span exporters, comma-separated: `otlp`, `file`, `console`, `none`",
+    },
+    EnvVar {
+        name: "OTEL_METRICS_EXPORTER",
+        default: "profile (`otlp`; airgap `file`)",
+        effect: "metric exporters: `otlp`, `file`, `console`, `none`",
+    },
+    EnvVar {
+        name: "OTEL_LOGS_EXPORTER",
+        default: "profile (`otlp`; airgap `file`)",
+        effect: "log-record exporters: `otlp`, `file`, `console`, `none` (JSON log lines are separate)",
+    },
+    EnvVar {
+        name: "OTEL_LOG_LEVEL",
+        default: "info",
+        effect: "level of the SDK's own diagnostics (targets `opentelemetry*`, `stellaops_telemetry*`)",
+    },
+    EnvVar {
+        name: "OTEL_TRACES_SAMPLER",
+        default: "profile (keep all until tail sampling)",
+        effect: "head sampler: `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio`",
+    },
+    EnvVar {
+        name: "OTEL_TRACES_SAMPLER_ARG",
+        default: "1.0",
+        effect: "ratio for the `*traceidratio` samplers, 0.0–1.0",
+    },
+    EnvVar {
+        name: "OTEL_METRIC_EXPORT_INTERVAL",
+        default: "profile (60000; forensic 10000)",
+        effect: "metric export interval, milliseconds",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        default: "SDK default (gRPC `http://localhost:4317`, HTTP `http://localhost:4318`)",
+        effect: "collector URL; for HTTP the shared endpoint gets `/v1/<signal>` appended",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_PROTOCOL",
+        default: "grpc",
+        effect: "`grpc` or `http/protobuf`",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_HEADERS",
+        default: "(none)",
+        effect: "request headers `key=value,…` (percent-decoded; values never logged)",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_TIMEOUT",
+        default: "10000",
+        effect: "export timeout, milliseconds",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_COMPRESSION",
+        default: "none",
+        effect: "`gzip` or `none`",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        default: "system roots",
+        effect: "PEM file of the CA certificate(s) that verify the collector",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        default: "(none)",
+        effect: "PEM file of the client private key (mTLS)",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        default: "(none)",
+        effect: "PEM file of the client certificate chain (mTLS)",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        default: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        effect: "as OTEL_EXPORTER_OTLP_ENDPOINT, for traces only (used as is)",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        default: "OTEL_EXPORTER_OTLP_PROTOCOL",
+        effect: "as OTEL_EXPORTER_OTLP_PROTOCOL, for traces only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        default: "OTEL_EXPORTER_OTLP_HEADERS",
+        effect: "as OTEL_EXPORTER_OTLP_HEADERS, for traces only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        default: "OTEL_EXPORTER_OTLP_TIMEOUT",
+        effect: "as OTEL_EXPORTER_OTLP_TIMEOUT, for traces only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        default: "OTEL_EXPORTER_OTLP_COMPRESSION",
+        effect: "as OTEL_EXPORTER_OTLP_COMPRESSION, for traces only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        default: "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        effect: "as OTEL_EXPORTER_OTLP_CERTIFICATE, for traces only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+        default: "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        effect: "as OTEL_EXPORTER_OTLP_CLIENT_KEY, for traces only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+        default: "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        effect: "as OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, for traces only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        default: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        effect: "as OTEL_EXPORTER_OTLP_ENDPOINT, for metrics only (used as is)",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        default: "OTEL_EXPORTER_OTLP_PROTOCOL",
+        effect: "as OTEL_EXPORTER_OTLP_PROTOCOL, for metrics only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        default: "OTEL_EXPORTER_OTLP_HEADERS",
+        effect: "as OTEL_EXPORTER_OTLP_HEADERS, for metrics only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+        default: "OTEL_EXPORTER_OTLP_TIMEOUT",
+        effect: "as OTEL_EXPORTER_OTLP_TIMEOUT, for metrics only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+        default: "OTEL_EXPORTER_OTLP_COMPRESSION",
+        effect: "as OTEL_EXPORTER_OTLP_COMPRESSION, for metrics only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+        default: "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        effect: "as OTEL_EXPORTER_OTLP_CERTIFICATE, for metrics only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+        default: "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        effect: "as OTEL_EXPORTER_OTLP_CLIENT_KEY, for metrics only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
+        default: "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        effect: "as OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, for metrics only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        default: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        effect: "as OTEL_EXPORTER_OTLP_ENDPOINT, for logs only (used as is)",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+        default: "OTEL_EXPORTER_OTLP_PROTOCOL",
+        effect: "as OTEL_EXPORTER_OTLP_PROTOCOL, for logs only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+        default: "OTEL_EXPORTER_OTLP_HEADERS",
+        effect: "as OTEL_EXPORTER_OTLP_HEADERS, for logs only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+        default: "OTEL_EXPORTER_OTLP_TIMEOUT",
+        effect: "as OTEL_EXPORTER_OTLP_TIMEOUT, for logs only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+        default: "OTEL_EXPORTER_OTLP_COMPRESSION",
+        effect: "as OTEL_EXPORTER_OTLP_COMPRESSION, for logs only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+        default: "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        effect: "as OTEL_EXPORTER_OTLP_CERTIFICATE, for logs only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+        default: "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        effect: "as OTEL_EXPORTER_OTLP_CLIENT_KEY, for logs only",
+    },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
+        default: "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        effect: "as OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, for logs only",
+    },
+    EnvVar {
+        name: "STELLAOPS_TELEMETRY_PROFILE",
+        default: "default",
+        effect: "`default`, `forensic` or `airgap`",
+    },
+    EnvVar {
+        name: "STELLAOPS_TELEMETRY_SEALED",
+        default: "false (airgap: true)",
+        effect: "`true` refuses every network exporter; refused exporters fall back to files",
+    },
+    EnvVar {
+        name: "STELLAOPS_TELEMETRY_DIR",
+        default: "./telemetry-data",
+        effect: "local telemetry directory (file exporter segments)",
+    },
+    EnvVar {
+        name: "STELLAOPS_TELEMETRY_CONFIG",
+        default: "(none)",
+        effect: "path of a TOML or JSON configuration file, read first; variables win over it",
+    },
+];
+
+impl TelemetryConfig {
+    /// Reads the process environment: the configuration file named by
+    /// `STELLAOPS_TELEMETRY_CONFIG` first, then every variable of [`ENVIRONMENT`] over it.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the variable and its bad value, or the unreadable file.
+    pub fn from_env() -> Result<TelemetryConfig, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`TelemetryConfig::from_env`], with variables from `lookup` instead of the process
+    /// environment (tests, embedding).
+    ///
+    /// # Errors
+    ///
+    /// As [`TelemetryConfig::from_env`].
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<TelemetryConfig, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let c = match get("STELLAOPS_TELEMETRY_CONFIG") {
+            Some(path) => TelemetryConfig::from_file(PathBuf::from(path))?,
+            None => TelemetryConfig::default(),
+        };
+        let mut env = TelemetryConfig::default();
+
+        if let Some(v) = get("OTEL_SERVICE_NAME") {
+            env.origins.insert("service_name".into(), "OTEL_SERVICE_NAME".into());
+            env.service_name = Some(v);
+        }
+        if let Some(v) = get("OTEL_RESOURCE_ATTRIBUTES") {
+            env.resource_attributes = parse_resource_attributes("OTEL_RESOURCE_ATTRIBUTES", &v)?;
+        }
+        if let Some(v) = get("OTEL_SDK_DISABLED") {
+            env.disabled = Some(parse_bool("OTEL_SDK_DISABLED", &v)?);
+        }
+        if let Some(v) = get("OTEL_PROPAGATORS") {
+            env.propagators = Some(parse_propagators("OTEL_PROPAGATORS", &v)?);
+        }
+        if let Some(v) = get("OTEL_TRACES_EXPORTER") {
+            env.exporters.traces = Some(parse_exporters("OTEL_TRACES_EXPORTER", &v)?);
+        }
+        if let Some(v) = get("OTEL_METRICS_EXPORTER") {
+            env.exporters.metrics = Some(parse_exporters("OTEL_METRICS_EXPORTER", &v)?);
+        }
+        if let Some(v) = get("OTEL_LOGS_EXPORTER") {
+            env.exporters.logs = Some(parse_exporters("OTEL_LOGS_EXPORTER", &v)?);
+        }
+        if let Some(v) = get("OTEL_LOG_LEVEL") {
+            env.origins.insert("sdk_log_level".into(), "OTEL_LOG_LEVEL".into());
+            env.sdk_log_level = Some(v);
+        }
+        if let Some(v) = get("OTEL_TRACES_SAMPLER") {
+            env.origins.insert("sampler".into(), "OTEL_TRACES_SAMPLER".into());
+            env.sampler = Some(v);
+        }
+        if let Some(v) = get("OTEL_TRACES_SAMPLER_ARG") {
+            env.origins.insert("sampler_arg".into(), "OTEL_TRACES_SAMPLER_ARG".into());
+            env.sampler_arg = Some(v);
+        }
+        if let Some(v) = get("OTEL_METRIC_EXPORT_INTERVAL") {
+            env.metric_export_interval_ms = Some(parse_u64("OTEL_METRIC_EXPORT_INTERVAL", &v)?);
+        }
+        for (signal, target) in [
+            ("", &mut env.otlp.common),
+            ("TRACES_", &mut env.otlp.traces),
+            ("METRICS_", &mut env.otlp.metrics),
+            ("LOGS_", &mut env.otlp.logs),
+        ] {
+            let field_prefix = match signal {
+                "TRACES_" => "otlp.traces.",
+                "METRICS_" => "otlp.metrics.",
+                "LOGS_" => "otlp.logs.",
+                _ => "otlp.",
+            };
+            read_otlp(&get, signal, field_prefix, target, &mut env.origins)?;
+        }
+        if let Some(v) = get("STELLAOPS_TELEMETRY_PROFILE") {
+            env.origins.insert("profile".into(), "STELLAOPS_TELEMETRY_PROFILE".into());
+            env.profile = Some(v);
+        }
+        if let Some(v) = get("STELLAOPS_TELEMETRY_SEALED") {
+            env.sealed = Some(parse_bool("STELLAOPS_TELEMETRY_SEALED", &v)?);
+        }
+        if let Some(v) = get("STELLAOPS_TELEMETRY_DIR") {
+            env.dir = Some(PathBuf::from(v));
+        }
+        Ok(c.merge(env))
+    }
+}
+
+fn read_otlp(
+    get: &impl Fn(&str) -> Option<String>,
+    signal: &str,
+    field_prefix: &str,
+    target: &mut OtlpSignalConfig,
+    origins: &mut std::collections::BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    let var = |suffix: &str| format!("OTEL_EXPORTER_OTLP_{signal}{suffix}");
+    let field = |suffix: &str| format!("{field_prefix}{suffix}");
+    if let Some(v) = get(&var("ENDPOINT")) {
+        origins.insert(field("endpoint"), var("ENDPOINT"));
+        target.endpoint = Some(v);
+    }
+    if let Some(v) = get(&var("PROTOCOL")) {
+        target.protocol = Some(parse_protocol(&var("PROTOCOL"), &v)?);
+    }
+    if let Some(v) = get(&var("HEADERS")) {
+        target.headers = Some(parse_headers(&var("HEADERS"), &v)?);
+    }
+    if let Some(v) = get(&var("TIMEOUT")) {
+        target.timeout_ms = Some(parse_u64(&var("TIMEOUT"), &v)?);
+    }
+    if let Some(v) = get(&var("COMPRESSION")) {
+        target.compression = Some(parse_compression(&var("COMPRESSION"), &v)?);
+    }
+    for (suffix, slot) in [
+        ("CERTIFICATE", &mut target.certificate),
+        ("CLIENT_KEY", &mut target.client_key),
+        ("CLIENT_CERTIFICATE", &mut target.client_certificate),
+    ] {
+        if let Some(v) = get(&var(suffix)) {
+            origins.insert(field(&suffix.to_ascii_lowercase()), var(suffix));
+            *slot = Some(PathBuf::from(v));
+        }
+    }
+    Ok(())
+}

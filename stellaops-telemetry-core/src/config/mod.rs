@@ -1,0 +1,398 @@
+//! Configuration: the serde [`TelemetryConfig`] (file form) and its validation.
+//!
+//! # Example
+//!
+//! ```
+//! use stellaops_telemetry_core::TelemetryConfig;
+//!
+//! let config = TelemetryConfig::from_toml_str(r#"
+//!     service_name = "scanner"
+//!     profile = "forensic"
+//!     [otlp]
+//!     endpoint = "http://127.0.0.1:4317"
+//!     protocol = "grpc"
+//! "#)?;
+//! assert_eq!(config.profile.as_deref(), Some("forensic"));
+//! # Ok::<(), stellaops_telemetry_core::ConfigError>(())
+//! ```
+//!
+//! Two doors, one room: a config file (`deny_unknown_fields`) and the builder. A file is turned
+//! into builder calls by [`TelemetryBuilder::config`](crate::TelemetryBuilder::config), so all
+//! validation happens in `build()`. The environment is read only by [`TelemetryConfig::from_env`]
+//! (see [`env`](crate::env) for the table of variables).
+
+pub(crate) mod env;
+mod parse;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::profile::ExporterKind;
+
+pub use env::{ENVIRONMENT, EnvVar};
+pub(crate) use parse::*;
+
+/// Errors in configuration: every one names the variable or field and the bad value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A profile name that is not built in.
+    #[error("unknown profile `{name}` (expected one of default, forensic, airgap)")]
+    UnknownProfile {
+        /// The name given.
+        name: String,
+    },
+    /// A value that does not parse as its setting's type.
+    #[error("invalid {name} `{value}`: {reason}")]
+    InvalidValue {
+        /// The variable, field or setter the value came from.
+        name: String,
+        /// The value given (never a header value or other secret).
+        value: String,
+        /// What was expected.
+        reason: String,
+    },
+    /// An exporter endpoint that is not an absolute http(s) URL.
+    #[error("invalid endpoint in {name} `{value}`: {reason}")]
+    InvalidEndpoint {
+        /// The variable, field or setter the endpoint came from.
+        name: String,
+        /// The endpoint given.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A header list entry that is not `key=value` with a valid header name.
+    #[error("invalid header entry in {name} `{entry}`: {reason}")]
+    InvalidHeader {
+        /// The variable or field.
+        name: String,
+        /// The offending entry, with its value masked.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A certificate or key file that cannot be read.
+    #[error("cannot read {name} file `{}`", path.display())]
+    UnreadableCertificate {
+        /// The variable or field naming the file.
+        name: String,
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A certificate or key file that holds no usable PEM data.
+    #[error("invalid {name} file `{}`: {reason}", path.display())]
+    InvalidCertificate {
+        /// The variable or field naming the file.
+        name: String,
+        /// The path.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A sampler argument outside its range.
+    #[error("invalid {name} `{value}`: expected a ratio between 0.0 and 1.0")]
+    SamplerArgOutOfRange {
+        /// The variable or field.
+        name: String,
+        /// The value given.
+        value: String,
+    },
+    /// A configuration file that cannot be read.
+    #[error("cannot read configuration file `{}`", path.display())]
+    UnreadableFile {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A configuration file that does not parse (unknown fields included).
+    #[error("invalid configuration file `{path}`: {message}")]
+    InvalidFile {
+        /// The path, or `<string>` for in-memory text.
+        path: String,
+        /// The parser's message (names the field and line).
+        message: String,
+    },
+}
+
+/// The file form of the configuration. Every field is optional; unset fields keep the
+/// profile's or the builder's value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct TelemetryConfig {
+    /// `service.name` (OTEL_SERVICE_NAME).
+    pub service_name: Option<String>,
+    /// `service.version`.
+    pub service_version: Option<String>,
+    /// `deployment.environment`.
+    pub deployment_environment: Option<String>,
+    /// Extra resource attributes (OTEL_RESOURCE_ATTRIBUTES).
+    pub resource_attributes: BTreeMap<String, String>,
+    /// Profile name (STELLAOPS_TELEMETRY_PROFILE).
+    pub profile: Option<String>,
+    /// Sealed mode (STELLAOPS_TELEMETRY_SEALED).
+    pub sealed: Option<bool>,
+    /// Local telemetry directory (STELLAOPS_TELEMETRY_DIR).
+    pub dir: Option<PathBuf>,
+    /// Build a pipeline that records and exports nothing (OTEL_SDK_DISABLED).
+    pub disabled: Option<bool>,
+    /// Propagators installed globally by `install()` (OTEL_PROPAGATORS).
+    pub propagators: Option<Vec<PropagatorKind>>,
+    /// The level of the service's logs (overrides the profile's).
+    pub log_level: Option<String>,
+    /// The level of the SDK's own diagnostics (OTEL_LOG_LEVEL).
+    pub sdk_log_level: Option<String>,
+    /// Head sampler name (OTEL_TRACES_SAMPLER).
+    pub sampler: Option<String>,
+    /// Head sampler argument (OTEL_TRACES_SAMPLER_ARG).
+    pub sampler_arg: Option<String>,
+    /// Metric export interval in milliseconds (OTEL_METRIC_EXPORT_INTERVAL).
+    pub metric_export_interval_ms: Option<u64>,
+    /// Exporters per signal (OTEL_{TRACES,METRICS,LOGS}_EXPORTER).
+    pub exporters: ExportersConfig,
+    /// OTLP exporter settings (OTEL_EXPORTER_OTLP_*).
+    pub otlp: OtlpConfig,
+    /// House JSON log outputs.
+    pub log_outputs: LogOutputsConfig,
+    /// File exporter settings.
+    pub files: FilesConfig,
+    /// Where each field's value came from (variable name or field path), for error messages.
+    #[serde(skip)]
+    pub(crate) origins: BTreeMap<String, String>,
+}
+
+/// Exporters per signal; `None` keeps the profile's choice, an empty list exports nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ExportersConfig {
+    /// Span exporters.
+    pub traces: Option<Vec<ExporterKind>>,
+    /// Metric exporters.
+    pub metrics: Option<Vec<ExporterKind>>,
+    /// Log-record exporters.
+    pub logs: Option<Vec<ExporterKind>>,
+}
+
+/// A W3C propagator `install()` registers globally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PropagatorKind {
+    /// W3C Trace Context (`traceparent`, `tracestate`).
+    TraceContext,
+    /// W3C Baggage (`baggage`).
+    Baggage,
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OtlpProtocol {
+    /// gRPC (default port 4317).
+    #[serde(rename = "grpc")]
+    Grpc,
+    /// HTTP with protobuf bodies (default port 4318).
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// Compression of OTLP payloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpCompression {
+    /// gzip.
+    Gzip,
+    /// No compression.
+    None,
+}
+
+/// OTLP settings shared by all signals, with per-signal overrides.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct OtlpConfig {
+    /// Settings for every signal.
+    #[serde(flatten)]
+    pub common: OtlpSignalConfig,
+    /// Overrides for spans.
+    pub traces: OtlpSignalConfig,
+    /// Overrides for metrics.
+    pub metrics: OtlpSignalConfig,
+    /// Overrides for log records.
+    pub logs: OtlpSignalConfig,
+}
+
+/// OTLP settings for one signal (or all of them).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct OtlpSignalConfig {
+    /// Collector URL. For HTTP, the shared endpoint gets `/v1/<signal>` appended, a per-signal
+    /// endpoint is used as is.
+    pub endpoint: Option<String>,
+    /// Transport.
+    pub protocol: Option<OtlpProtocol>,
+    /// Extra request headers (values are never logged).
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Export timeout in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Payload compression.
+    pub compression: Option<OtlpCompression>,
+    /// PEM file of the CA certificate(s) that verify the collector.
+    pub certificate: Option<PathBuf>,
+    /// PEM file of the client private key (mTLS).
+    pub client_key: Option<PathBuf>,
+    /// PEM file of the client certificate chain (mTLS).
+    pub client_certificate: Option<PathBuf>,
+}
+
+/// House JSON log outputs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct LogOutputsConfig {
+    /// Write JSON lines to stdout (default true).
+    pub stdout: Option<bool>,
+    /// Write JSON lines to this file, rotated by size.
+    pub file: Option<PathBuf>,
+    /// Rotate the file when it would exceed this many bytes (default 100 MB).
+    pub file_max_bytes: Option<u64>,
+    /// Keep at most this many files, the current one included (default 10).
+    pub file_max_files: Option<usize>,
+}
+
+/// File exporter settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct FilesConfig {
+    /// `json` (OTLP JSON Lines, default) or `protobuf` (length-delimited).
+    pub format: Option<String>,
+    /// Start a new segment when the next record would exceed this many bytes.
+    pub max_segment_bytes: Option<u64>,
+    /// Start a new segment when the current one is older than this many seconds.
+    pub max_segment_age_secs: Option<u64>,
+    /// Keep at most this many segments per signal (0 keeps all).
+    pub max_segments: Option<usize>,
+}
+
+impl TelemetryConfig {
+    /// Parses TOML text.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidFile`] naming the field (unknown fields are refused).
+    pub fn from_toml_str(text: &str) -> Result<TelemetryConfig, ConfigError> {
+        Self::parse_toml(text, "<string>")
+    }
+
+    /// Reads a TOML (`.toml`) or JSON (`.json`) configuration file.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnreadableFile`] or [`ConfigError::InvalidFile`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<TelemetryConfig, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::UnreadableFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        let shown = path.display().to_string();
+        if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str::<TelemetryConfig>(&text).map_err(|e| ConfigError::InvalidFile {
+                path: shown.clone(),
+                message: e.to_string(),
+            })
+        } else {
+            Self::parse_toml(&text, &shown)
+        }
+    }
+
+    fn parse_toml(text: &str, path: &str) -> Result<TelemetryConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::InvalidFile {
+            path: path.to_owned(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    /// Where a field's value came from: an environment variable, a file field or a setter.
+    pub(crate) fn origin(&self, field: &str) -> String {
+        self.origins
+            .get(field)
+            .cloned()
+            .unwrap_or_else(|| format!("field `{field}`"))
+    }
+
+    /// Overlays `other` on `self`: every value set in `other` wins.
+    pub fn merge(mut self, other: TelemetryConfig) -> TelemetryConfig {
+        fn take<T>(into: &mut Option<T>, from: Option<T>) {
+            if from.is_some() {
+                *into = from;
+            }
+        }
+        take(&mut self.service_name, other.service_name);
+        take(&mut self.service_version, other.service_version);
+        take(
+            &mut self.deployment_environment,
+            other.deployment_environment,
+        );
+        self.resource_attributes.extend(other.resource_attributes);
+        take(&mut self.profile, other.profile);
+        take(&mut self.sealed, other.sealed);
+        take(&mut self.dir, other.dir);
+        take(&mut self.disabled, other.disabled);
+        take(&mut self.propagators, other.propagators);
+        take(&mut self.log_level, other.log_level);
+        take(&mut self.sdk_log_level, other.sdk_log_level);
+        take(&mut self.sampler, other.sampler);
+        take(&mut self.sampler_arg, other.sampler_arg);
+        take(
+            &mut self.metric_export_interval_ms,
+            other.metric_export_interval_ms,
+        );
+        take(&mut self.exporters.traces, other.exporters.traces);
+        take(&mut self.exporters.metrics, other.exporters.metrics);
+        take(&mut self.exporters.logs, other.exporters.logs);
+        for (into, from) in [
+            (&mut self.otlp.common, other.otlp.common),
+            (&mut self.otlp.traces, other.otlp.traces),
+            (&mut self.otlp.metrics, other.otlp.metrics),
+            (&mut self.otlp.logs, other.otlp.logs),
+        ] {
+            take(&mut into.endpoint, from.endpoint);
+            take(&mut into.protocol, from.protocol);
+            take(&mut into.headers, from.headers);
+            take(&mut into.timeout_ms, from.timeout_ms);
+            take(&mut into.compression, from.compression);
+            take(&mut into.certificate, from.certificate);
+            take(&mut into.client_key, from.client_key);
+            take(&mut into.client_certificate, from.client_certificate);
+        }
+        take(&mut self.log_outputs.stdout, other.log_outputs.stdout);
+        take(&mut self.log_outputs.file, other.log_outputs.file);
+        take(
+            &mut self.log_outputs.file_max_bytes,
+            other.log_outputs.file_max_bytes,
+        );
+        take(
+            &mut self.log_outputs.file_max_files,
+            other.log_outputs.file_max_files,
+        );
+        take(&mut self.files.format, other.files.format);
+        take(&mut self.files.max_segment_bytes, other.files.max_segment_bytes);
+        take(
+            &mut self.files.max_segment_age_secs,
+            other.files.max_segment_age_secs,
+        );
+        take(&mut self.files.max_segments, other.files.max_segments);
+        self.origins.extend(other.origins);
+        self
+    }
+}

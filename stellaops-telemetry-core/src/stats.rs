@@ -3,6 +3,7 @@
 //! Every loss on the road is counted here; later issues expose these counters as SDK
 //! self-metrics. Counters are plain atomics so the request path never takes a lock.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -77,13 +78,13 @@ pub struct SignalSnapshot {
 #[derive(Debug, Default)]
 pub struct PipelineStats {
     /// Spans.
-    pub spans: SignalStats,
+    pub spans: Arc<SignalStats>,
     /// OpenTelemetry log records (the OTLP log road).
-    pub logs: SignalStats,
+    pub logs: Arc<SignalStats>,
     /// Metric exports (one per collection, not per data point).
-    pub metrics: SignalStats,
+    pub metrics: Arc<SignalStats>,
     /// House JSON log lines (stdout and file outputs).
-    pub log_lines: SignalStats,
+    pub log_lines: Arc<SignalStats>,
 }
 
 impl PipelineStats {

@@ -1,0 +1,1082 @@
+//! The one bootstrap: `Telemetry::builder(..)` → `build()` or `install()` → a guard.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use stellaops_telemetry_core::{Profile, Telemetry};
+//!
+//! let _telemetry = Telemetry::builder("scanner")
+//!     .service_version(env!("CARGO_PKG_VERSION"))
+//!     .from_env()
+//!     .profile(Profile::forensic())
+//!     .install()?; // flushes and shuts every provider down when dropped
+//! tracing::info!(scan_id = "s-1", "scan started");
+//! # Ok::<(), stellaops_telemetry_core::TelemetryError>(())
+//! ```
+//!
+//! `install()` is the only code that touches process-wide state: the tracing dispatcher, the
+//! OpenTelemetry global providers and the W3C propagators. `build()` builds the same pipeline
+//! and hands it back unregistered, for tests and embedding.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::global;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use parking_lot::Mutex;
+use tracing::Dispatch;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+use crate::config::{
+    ConfigError, FilesConfig, HeadSampler, OtlpProtocol, PropagatorKind,
+    TelemetryConfig, parse_sampler,
+};
+use crate::export::{
+    BatchLogProcessor, BatchSettings, BatchSpanProcessor, FileExportOptions, FileFormat,
+    FileLogExporter, FileMetricExporter, FileSpanExporter, LogTarget, MetricKind, MetricTarget,
+    OtlpSettings, Signal, SpanTarget,
+};
+use crate::logs::{JsonLogLayer, LogOutput, RetentionPolicy, RotatingFile};
+use crate::profile::{ExporterKind, LogLevel, Profile, SamplingMode};
+use crate::stats::{PipelineStats, StatsSnapshot};
+
+/// Errors from `build()` and `install()`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// A configuration value is wrong; the error names it.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The local telemetry directory or a log file cannot be created.
+    #[error("cannot create `{}`", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A background thread or the export runtime cannot be started.
+    #[error("cannot start the telemetry {what}")]
+    Thread {
+        /// What could not start.
+        what: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `install()` found a global tracing dispatcher already set.
+    #[error("a global tracing subscriber is already installed; use build() for a second pipeline")]
+    AlreadyInstalled,
+}
+
+/// How long a guard's drop waits for the final flush by default.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Builds a telemetry pipeline. Create one with [`Telemetry::builder`].
+///
+/// Setters consume the builder and are named after their setting. Setters called after
+/// [`TelemetryBuilder::profile`] win over the profile; the profile wins over setters called
+/// before it.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until build() or install()"]
+pub struct TelemetryBuilder {
+    service_name: String,
+    config: TelemetryConfig,
+    profile: Profile,
+    error: Option<ConfigError>,
+    batch: BatchSettings,
+    shutdown_timeout: Duration,
+    #[cfg(feature = "testing")]
+    test: Option<crate::testing::TestExporters>,
+}
+
+impl TelemetryBuilder {
+    fn new(service_name: impl Into<String>) -> Self {
+        TelemetryBuilder {
+            service_name: service_name.into(),
+            config: TelemetryConfig::default(),
+            profile: Profile::default_profile(),
+            error: None,
+            batch: BatchSettings::default(),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            #[cfg(feature = "testing")]
+            test: None,
+        }
+    }
+
+    fn defer(mut self, error: ConfigError) -> Self {
+        self.error.get_or_insert(error);
+        self
+    }
+
+    fn setter(mut self, field: &str, setter: &str, f: impl FnOnce(&mut TelemetryConfig)) -> Self {
+        f(&mut self.config);
+        self.config
+            .origins
+            .insert(field.to_owned(), format!("TelemetryBuilder::{setter}"));
+        self
+    }
+
+    /// Applies a profile: every profile setting is replaced. Default: [`Profile::default_profile`].
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// Applies a built-in profile by name; an unknown name fails `build()`.
+    pub fn profile_name(self, name: &str) -> Self {
+        match Profile::by_name(name) {
+            Ok(p) => self.profile(p),
+            Err(e) => self.defer(e),
+        }
+    }
+
+    /// Applies a configuration (file form): its profile first, then its other values, which
+    /// win over earlier setters.
+    pub fn config(mut self, config: TelemetryConfig) -> Self {
+        if let Some(name) = &config.profile {
+            match Profile::by_name(name) {
+                Ok(p) => self.profile = p,
+                Err(_) => {
+                    let origin = config.origin("profile");
+                    return self.defer(ConfigError::InvalidValue {
+                        name: origin,
+                        value: name.clone(),
+                        reason: "unknown profile (expected one of default, forensic, airgap)"
+                            .to_owned(),
+                    });
+                }
+            }
+        }
+        if let Some(level) = &config.log_level {
+            match LogLevel::parse(level) {
+                Some(l) => self.profile.log_level = l,
+                None => {
+                    let name = config.origin("log_level");
+                    return self.defer(ConfigError::InvalidValue {
+                        name,
+                        value: level.clone(),
+                        reason: "expected error, warn, info, debug or trace".to_owned(),
+                    });
+                }
+            }
+        }
+        if let Some(ms) = config.metric_export_interval_ms {
+            self.profile.export_interval_ms = ms;
+        }
+        if let Some(sealed) = config.sealed {
+            self.profile.sealed = sealed;
+        }
+        if let Some(list) = &config.exporters.traces {
+            self.profile.exporters.traces = list.clone();
+        }
+        if let Some(list) = &config.exporters.metrics {
+            self.profile.exporters.metrics = list.clone();
+        }
+        if let Some(list) = &config.exporters.logs {
+            self.profile.exporters.logs = list.clone();
+        }
+        if let Some(name) = &config.service_name {
+            self.service_name = name.clone();
+        }
+        self.config = std::mem::take(&mut self.config).merge(config);
+        self
+    }
+
+    /// Reads the environment (see [`ENVIRONMENT`](crate::ENVIRONMENT)) and applies it as
+    /// [`TelemetryBuilder::config`] does. A malformed variable fails `build()`, naming it.
+    pub fn from_env(self) -> Self {
+        match TelemetryConfig::from_env() {
+            Ok(config) => self.config(config),
+            Err(e) => self.defer(e),
+        }
+    }
+
+    /// `service.version`. Default: `unknown` (pass `env!("CARGO_PKG_VERSION")`).
+    pub fn service_version(self, version: impl Into<String>) -> Self {
+        let v = version.into();
+        self.setter("service_version", "service_version", |c| c.service_version = Some(v))
+    }
+
+    /// `deployment.environment`. Default: unset.
+    pub fn deployment_environment(self, environment: impl Into<String>) -> Self {
+        let v = environment.into();
+        self.setter("deployment_environment", "deployment_environment", |c| {
+            c.deployment_environment = Some(v)
+        })
+    }
+
+    /// Adds one resource attribute. Default: none beyond the standard ones.
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config
+            .resource_attributes
+            .insert(key.into(), value.into());
+        self
+    }
+
+    /// The level of the service's logs. Default: the profile's (info; forensic debug).
+    pub fn log_level(mut self, level: LogLevel) -> Self {
+        self.profile.log_level = level;
+        self
+    }
+
+    /// The metric export interval. Default: the profile's (60 s; forensic 10 s).
+    pub fn export_interval(mut self, interval: Duration) -> Self {
+        self.profile.export_interval_ms = interval.as_millis() as u64;
+        self
+    }
+
+    /// The exporters of every signal. Default: the profile's (OTLP; airgap files).
+    pub fn exporters(mut self, kinds: &[ExporterKind]) -> Self {
+        self.profile.exporters = crate::profile::ExporterSelection::all(kinds);
+        self
+    }
+
+    /// Sealed mode: network exporters are refused and fall back to files. Default: the
+    /// profile's (false; airgap true).
+    pub fn sealed(mut self, sealed: bool) -> Self {
+        self.profile.sealed = sealed;
+        self
+    }
+
+    /// Builds a pipeline that records and exports nothing. Default: false.
+    pub fn disabled(self, disabled: bool) -> Self {
+        self.setter("disabled", "disabled", |c| c.disabled = Some(disabled))
+    }
+
+    /// The head sampler by its `OTEL_TRACES_SAMPLER` name, with an optional argument.
+    /// Default: the profile's sampling (every span kept until tail sampling lands).
+    pub fn sampler(self, name: impl Into<String>, arg: Option<f64>) -> Self {
+        let name = name.into();
+        self.setter("sampler", "sampler", |c| {
+            c.sampler = Some(name);
+            c.sampler_arg = arg.map(|a| a.to_string());
+        })
+        .setter("sampler_arg", "sampler", |_| {})
+    }
+
+    /// The OTLP endpoint of every signal. Default: the OTLP exporter's own default.
+    pub fn otlp_endpoint(self, endpoint: impl Into<String>) -> Self {
+        let v = endpoint.into();
+        self.setter("otlp.endpoint", "otlp_endpoint", |c| c.otlp.common.endpoint = Some(v))
+    }
+
+    /// The OTLP transport. Default: gRPC.
+    pub fn otlp_protocol(self, protocol: OtlpProtocol) -> Self {
+        self.setter("otlp.protocol", "otlp_protocol", |c| {
+            c.otlp.common.protocol = Some(protocol)
+        })
+    }
+
+    /// Adds an OTLP request header. Default: none.
+    pub fn otlp_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config
+            .otlp
+            .common
+            .headers
+            .get_or_insert_with(BTreeMap::new)
+            .insert(name.into(), value.into());
+        self
+    }
+
+    /// The OTLP export timeout. Default: 10 s.
+    pub fn otlp_timeout(self, timeout: Duration) -> Self {
+        self.setter("otlp.timeout_ms", "otlp_timeout", |c| {
+            c.otlp.common.timeout_ms = Some(timeout.as_millis() as u64)
+        })
+    }
+
+    /// The PEM file of the CA that verifies the collector. Default: the system roots.
+    pub fn otlp_certificate(self, path: impl Into<PathBuf>) -> Self {
+        let p = path.into();
+        self.setter("otlp.certificate", "otlp_certificate", |c| {
+            c.otlp.common.certificate = Some(p)
+        })
+    }
+
+    /// The client certificate chain and key (PEM files) for mTLS. Default: none.
+    pub fn otlp_client_identity(
+        self,
+        certificate: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        let (cert, key) = (certificate.into(), key.into());
+        self.setter("otlp.client_certificate", "otlp_client_identity", |c| {
+            c.otlp.common.client_certificate = Some(cert)
+        })
+        .setter("otlp.client_key", "otlp_client_identity", |c| {
+            c.otlp.common.client_key = Some(key)
+        })
+    }
+
+    /// The local telemetry directory. Default: `./telemetry-data`.
+    pub fn dir(self, dir: impl Into<PathBuf>) -> Self {
+        let d = dir.into();
+        self.setter("dir", "dir", |c| c.dir = Some(d))
+    }
+
+    /// The file exporter's framing. Default: JSON Lines.
+    pub fn file_format(self, format: FileFormat) -> Self {
+        let name = match format {
+            FileFormat::Json => "json",
+            FileFormat::Protobuf => "protobuf",
+        };
+        self.setter("files.format", "file_format", |c| {
+            c.files.format = Some(name.to_owned())
+        })
+    }
+
+    /// Whether JSON log lines go to stdout. Default: true.
+    pub fn stdout_logs(self, enabled: bool) -> Self {
+        self.setter("log_outputs.stdout", "stdout_logs", |c| {
+            c.log_outputs.stdout = Some(enabled)
+        })
+    }
+
+    /// Also writes JSON log lines to `path`, rotated at `max_bytes` keeping `max_files` files.
+    /// Default: no log file; rotation 100 MB × 10 files.
+    pub fn log_file(self, path: impl Into<PathBuf>, max_bytes: u64, max_files: usize) -> Self {
+        let p = path.into();
+        self.setter("log_outputs.file", "log_file", |c| {
+            c.log_outputs.file = Some(p);
+            c.log_outputs.file_max_bytes = Some(max_bytes);
+            c.log_outputs.file_max_files = Some(max_files);
+        })
+    }
+
+    /// Spans and log records held in each exporter queue before new ones are dropped (and
+    /// counted). Default: 65,536.
+    pub fn max_queue_size(mut self, records: usize) -> Self {
+        self.batch.max_queue = records.max(1);
+        self
+    }
+
+    /// The longest a span or log record waits in the queue before export. Default: 1 s.
+    pub fn export_delay(mut self, delay: Duration) -> Self {
+        self.batch.delay = delay;
+        self
+    }
+
+    /// How long dropping the guard (or [`Telemetry::shutdown`]) waits for the final flush.
+    /// Default: 5 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Sends every signal to in-memory exporters and captures the JSON log lines, in
+    /// addition to the configured exporters (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub fn test_exporters(mut self, exporters: &crate::testing::TestExporters) -> Self {
+        self.test = Some(exporters.clone());
+        self
+    }
+
+    /// Builds the pipeline without registering anything globally.
+    ///
+    /// # Errors
+    ///
+    /// A [`TelemetryError`] naming the bad setting, or the directory or thread that could not
+    /// be created. Nothing is left running on error.
+    pub fn build(self) -> Result<Telemetry, TelemetryError> {
+        build(self)
+    }
+
+    /// Builds the pipeline and makes it the process's telemetry: the global tracing
+    /// dispatcher, the OpenTelemetry global tracer and meter providers and the propagators.
+    ///
+    /// # Errors
+    ///
+    /// As [`TelemetryBuilder::build`], and [`TelemetryError::AlreadyInstalled`].
+    pub fn install(self) -> Result<TelemetryGuard, TelemetryError> {
+        let telemetry = self.build()?;
+        telemetry.install_globals()?;
+        Ok(telemetry.into_guard())
+    }
+}
+
+/// A built telemetry pipeline: providers, the tracing dispatch and the counters.
+///
+/// Cheap to clone; the pipeline shuts down when [`Telemetry::shutdown`] is called or the
+/// [`TelemetryGuard`] is dropped.
+#[derive(Clone)]
+pub struct Telemetry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    service_name: String,
+    service_version: String,
+    profile: Profile,
+    dir: PathBuf,
+    disabled: bool,
+    propagators: Vec<PropagatorKind>,
+    resource: Resource,
+    tracer_provider: SdkTracerProvider,
+    meter_provider: SdkMeterProvider,
+    logger_provider: SdkLoggerProvider,
+    dispatch: Dispatch,
+    log_outputs: Vec<LogOutput>,
+    stats: Arc<PipelineStats>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    shutdown_timeout: Duration,
+    shut_down: AtomicBool,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("service_name", &self.inner.service_name)
+            .field("profile", &self.inner.profile.name)
+            .field("disabled", &self.inner.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    /// Starts a builder for `service_name` (`service.name`; `OTEL_SERVICE_NAME` wins when
+    /// [`TelemetryBuilder::from_env`] is used).
+    pub fn builder(service_name: impl Into<String>) -> TelemetryBuilder {
+        TelemetryBuilder::new(service_name)
+    }
+
+    /// The tracing dispatch of this pipeline: use it with `tracing::subscriber::with_default`
+    /// or `tracing::dispatcher::set_default` when the pipeline is not installed.
+    pub fn dispatch(&self) -> &Dispatch {
+        &self.inner.dispatch
+    }
+
+    /// The tracer provider.
+    pub fn tracer_provider(&self) -> &SdkTracerProvider {
+        &self.inner.tracer_provider
+    }
+
+    /// The meter provider.
+    pub fn meter_provider(&self) -> &SdkMeterProvider {
+        &self.inner.meter_provider
+    }
+
+    /// The logger provider behind the OTLP log bridge.
+    pub fn logger_provider(&self) -> &SdkLoggerProvider {
+        &self.inner.logger_provider
+    }
+
+    /// A meter of this pipeline.
+    pub fn meter(&self, name: &'static str) -> opentelemetry::metrics::Meter {
+        use opentelemetry::metrics::MeterProvider as _;
+        self.inner.meter_provider.meter(name)
+    }
+
+    /// The resource every signal carries.
+    pub fn resource(&self) -> &Resource {
+        &self.inner.resource
+    }
+
+    /// The effective profile (after setters, configuration and environment).
+    pub fn profile(&self) -> &Profile {
+        &self.inner.profile
+    }
+
+    /// `service.name`.
+    pub fn service_name(&self) -> &str {
+        &self.inner.service_name
+    }
+
+    /// `service.version`.
+    pub fn service_version(&self) -> &str {
+        &self.inner.service_version
+    }
+
+    /// The local telemetry directory (file exporter segments).
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Whether the SDK is disabled (`OTEL_SDK_DISABLED`).
+    pub fn is_disabled(&self) -> bool {
+        self.inner.disabled
+    }
+
+    /// A copy of the pipeline's counters: exported, dropped and failed per signal.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// Exports everything recorded so far, waiting at most `timeout` in total.
+    ///
+    /// # Errors
+    ///
+    /// The first provider error (a timeout included); the other providers are flushed anyway.
+    pub fn flush(&self, timeout: Duration) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
+        let inner = self.inner.clone();
+        run_with_deadline(timeout, move || {
+            let mut first = None;
+            for r in [
+                inner.tracer_provider.force_flush(),
+                inner.logger_provider.force_flush(),
+                inner.meter_provider.force_flush(),
+            ] {
+                if let Err(e) = r {
+                    first.get_or_insert(e);
+                }
+            }
+            for output in &inner.log_outputs {
+                output.flush(Duration::from_secs(2));
+            }
+            first.map_or(Ok(()), Err)
+        })
+        .unwrap_or(Err(opentelemetry_sdk::error::OTelSdkError::Timeout(timeout)))
+    }
+
+    /// Flushes and shuts every provider and output down, waiting at most the configured
+    /// shutdown timeout. Idempotent; never hangs, also on a current-thread Tokio runtime.
+    pub fn shutdown(&self) {
+        if self.inner.shut_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let inner = self.inner.clone();
+        let timeout = self.inner.shutdown_timeout;
+        let finished = run_with_deadline(timeout, move || {
+            let _ = inner.tracer_provider.shutdown_with_timeout(timeout);
+            let _ = inner.logger_provider.shutdown_with_timeout(timeout);
+            let _ = inner.meter_provider.shutdown_with_timeout(timeout);
+            for output in &inner.log_outputs {
+                output.shutdown(timeout);
+            }
+        });
+        if finished.is_none() {
+            tracing::warn!(
+                target: "stellaops_telemetry",
+                timeout_ms = timeout.as_millis() as u64,
+                "telemetry shutdown passed its deadline; unexported records are lost"
+            );
+        }
+        if let Some(runtime) = self.inner.runtime.lock().take() {
+            // Never blocks, so it is safe inside an async context.
+            runtime.shutdown_background();
+        }
+    }
+
+    /// Wraps the pipeline in a guard that shuts it down when dropped, without installing it.
+    pub fn into_guard(self) -> TelemetryGuard {
+        TelemetryGuard {
+            telemetry: Some(self),
+        }
+    }
+
+    fn install_globals(&self) -> Result<(), TelemetryError> {
+        tracing::dispatcher::set_global_default(self.inner.dispatch.clone())
+            .map_err(|_| TelemetryError::AlreadyInstalled)?;
+        if self.inner.disabled {
+            return Ok(());
+        }
+        global::set_tracer_provider(self.inner.tracer_provider.clone());
+        global::set_meter_provider(self.inner.meter_provider.clone());
+        let mut propagators: Vec<Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync>> =
+            Vec::new();
+        for kind in &self.inner.propagators {
+            match kind {
+                PropagatorKind::TraceContext => {
+                    propagators.push(Box::new(TraceContextPropagator::new()))
+                }
+                PropagatorKind::Baggage => propagators.push(Box::new(BaggagePropagator::new())),
+            }
+        }
+        global::set_text_map_propagator(
+            opentelemetry::propagation::TextMapCompositePropagator::new(propagators),
+        );
+        Ok(())
+    }
+}
+
+/// Runs `f` on its own thread and waits at most `timeout` (plus a small margin) for it.
+/// Returns `None` when the deadline passed; the thread then finishes on its own.
+fn run_with_deadline<T: Send + 'static>(
+    timeout: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("stellaops-telemetry-shutdown".to_owned())
+        .spawn(move || {
+            let _ = tx.send(f());
+        });
+    match spawned {
+        Ok(_) => rx.recv_timeout(timeout + Duration::from_millis(250)).ok(),
+        Err(_) => None,
+    }
+}
+
+/// Shuts the pipeline down when dropped: flushes every provider and output, bounded by the
+/// shutdown timeout. Returned by [`TelemetryBuilder::install`] and [`Telemetry::into_guard`].
+#[must_use = "dropping the guard shuts telemetry down at once"]
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    telemetry: Option<Telemetry>,
+}
+
+impl TelemetryGuard {
+    /// The pipeline this guard owns.
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.telemetry.as_ref()
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(telemetry) = self.telemetry.take() {
+            telemetry.shutdown();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Targets the OTLP log bridge must not forward: the exporters' own transports (a loop) and
+/// the SDK's diagnostics.
+const TRANSPORT_TARGETS: [&str; 10] = [
+    "h2",
+    "hyper",
+    "hyper_util",
+    "tonic",
+    "tower",
+    "reqwest",
+    "rustls",
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
+];
+
+fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
+    if let Some(error) = builder.error {
+        return Err(error.into());
+    }
+    let TelemetryBuilder {
+        service_name,
+        config,
+        profile,
+        batch,
+        shutdown_timeout,
+        #[cfg(feature = "testing")]
+        test,
+        ..
+    } = builder;
+
+    if service_name.trim().is_empty() {
+        return Err(ConfigError::InvalidValue {
+            name: config.origin("service_name"),
+            value: service_name,
+            reason: "the service name must not be empty".to_owned(),
+        }
+        .into());
+    }
+    let service_version = config
+        .service_version
+        .clone()
+        .or_else(|| config.resource_attributes.get("service.version").cloned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let dir = config
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./telemetry-data"));
+    let propagators = config
+        .propagators
+        .clone()
+        .unwrap_or_else(|| vec![PropagatorKind::TraceContext, PropagatorKind::Baggage]);
+    let sdk_level = match &config.sdk_log_level {
+        Some(v) => LogLevel::parse(v).ok_or_else(|| ConfigError::InvalidValue {
+            name: config.origin("sdk_log_level"),
+            value: v.clone(),
+            reason: "expected error, warn, info, debug or trace".to_owned(),
+        })?,
+        None => LogLevel::Info,
+    };
+    let sampler = match &config.sampler {
+        Some(name) => Some(parse_sampler(
+            &config.origin("sampler"),
+            name,
+            &config.origin("sampler_arg"),
+            config.sampler_arg.as_deref(),
+        )?),
+        None => None,
+    };
+    let files = file_options(&config.files, &dir, &config)?;
+    let outputs_config = config.log_outputs.clone();
+    let resource = crate::resource::build(
+        &service_name,
+        &service_version,
+        config.deployment_environment.as_deref(),
+        &config.resource_attributes,
+    );
+    let stats = Arc::new(PipelineStats::default());
+
+    if config.disabled == Some(true) {
+        return Ok(Telemetry {
+            inner: Arc::new(Inner {
+                service_name,
+                service_version,
+                profile,
+                dir,
+                disabled: true,
+                propagators,
+                resource,
+                tracer_provider: SdkTracerProvider::builder().build(),
+                meter_provider: SdkMeterProvider::builder().build(),
+                logger_provider: SdkLoggerProvider::builder().build(),
+                dispatch: Dispatch::none(),
+                log_outputs: Vec::new(),
+                stats,
+                runtime: Mutex::new(None),
+                shutdown_timeout,
+                shut_down: AtomicBool::new(false),
+            }),
+        });
+    }
+
+    // Sealed mode: no exporter may leave the host. Network exporters fall back to files.
+    let mut exporters = profile.exporters.clone();
+    let mut refused = Vec::new();
+    if profile.sealed {
+        for (signal, list) in [
+            ("traces", &mut exporters.traces),
+            ("metrics", &mut exporters.metrics),
+            ("logs", &mut exporters.logs),
+        ] {
+            if let Some(pos) = list.iter().position(|k| *k == ExporterKind::Otlp) {
+                list.remove(pos);
+                if !list.contains(&ExporterKind::File) {
+                    list.push(ExporterKind::File);
+                }
+                refused.push(signal);
+            }
+        }
+    }
+
+    // The OTLP settings are validated before anything starts, so a bad value leaves nothing
+    // running.
+    let mut otlp = BTreeMap::new();
+    for (signal, list) in [
+        (Signal::Traces, &exporters.traces),
+        (Signal::Metrics, &exporters.metrics),
+        (Signal::Logs, &exporters.logs),
+    ] {
+        if list.contains(&ExporterKind::Otlp) {
+            otlp.insert(signal.as_str(), OtlpSettings::resolve(&config, signal)?);
+        }
+    }
+    let needs_runtime = otlp.values().any(|s| s.protocol == OtlpProtocol::Grpc);
+    let runtime = if needs_runtime {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("stellaops-telemetry-export")
+                .enable_all()
+                .build()
+                .map_err(|source| TelemetryError::Thread {
+                    what: "export runtime",
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
+    let handle = runtime.as_ref().map(|r| r.handle().clone());
+    // tonic's channel spawns its worker on the runtime current at construction.
+    let _entered = runtime.as_ref().map(|r| r.enter());
+    let needs_files = [&exporters.traces, &exporters.metrics, &exporters.logs]
+        .iter()
+        .any(|l| l.contains(&ExporterKind::File));
+    if needs_files {
+        std::fs::create_dir_all(&dir).map_err(|source| TelemetryError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let file_error = |e: crate::export::FileExportError| TelemetryError::Io {
+        path: dir.clone(),
+        source: std::io::Error::other(e.to_string()),
+    };
+
+    // Spans.
+    let mut span_targets = Vec::new();
+    for kind in &exporters.traces {
+        span_targets.push(match kind {
+            ExporterKind::Otlp => match otlp.get("traces") {
+                Some(s) => SpanTarget::Otlp(
+                    crate::export::otlp_span_exporter(s)?,
+                    s.protocol == OtlpProtocol::Grpc,
+                ),
+                None => continue,
+            },
+            ExporterKind::File => SpanTarget::File(
+                FileSpanExporter::new(files.clone()).map_err(file_error)?,
+            ),
+            ExporterKind::Stdout => SpanTarget::Stdout(opentelemetry_stdout::SpanExporter::default()),
+        });
+    }
+    #[cfg(feature = "testing")]
+    if let Some(t) = &test {
+        span_targets.push(SpanTarget::Memory(t.spans.clone()));
+    }
+    let sampler = match sampler {
+        Some(HeadSampler::AlwaysOn) => Sampler::AlwaysOn,
+        Some(HeadSampler::AlwaysOff) => Sampler::AlwaysOff,
+        Some(HeadSampler::Ratio(r)) => Sampler::TraceIdRatioBased(r),
+        Some(HeadSampler::ParentBasedAlwaysOn) => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        Some(HeadSampler::ParentBasedAlwaysOff) => {
+            Sampler::ParentBased(Box::new(Sampler::AlwaysOff))
+        }
+        Some(HeadSampler::ParentBasedRatio(r)) => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
+        }
+        // Tail sampling decides later (a later issue); until then every span is kept, which
+        // is the safe side of "100 % of error traces kept".
+        None => match profile.sampling.mode {
+            SamplingMode::Tail | SamplingMode::AlwaysOn => {
+                Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
+            }
+        },
+    };
+    let mut tracer_builder = SdkTracerProvider::builder()
+        .with_resource(resource.clone())
+        .with_sampler(sampler);
+    if !span_targets.is_empty() {
+        tracer_builder = tracer_builder.with_span_processor(
+            BatchSpanProcessor::start(
+                span_targets,
+                &resource,
+                handle.clone(),
+                batch,
+                stats.spans.clone(),
+            )
+            .map_err(|source| TelemetryError::Thread {
+                what: "span processor",
+                source,
+            })?,
+        );
+    }
+    let tracer_provider = tracer_builder.build();
+
+    // OpenTelemetry log records (the bridge from tracing events).
+    let mut log_targets = Vec::new();
+    for kind in &exporters.logs {
+        log_targets.push(match kind {
+            ExporterKind::Otlp => match otlp.get("logs") {
+                Some(s) => LogTarget::Otlp(
+                    crate::export::otlp_log_exporter(s)?,
+                    s.protocol == OtlpProtocol::Grpc,
+                ),
+                None => continue,
+            },
+            ExporterKind::File => {
+                LogTarget::File(FileLogExporter::new(files.clone()).map_err(file_error)?)
+            }
+            ExporterKind::Stdout => LogTarget::Stdout(opentelemetry_stdout::LogExporter::default()),
+        });
+    }
+    #[cfg(feature = "testing")]
+    if let Some(t) = &test {
+        log_targets.push(LogTarget::Memory(t.logs.clone()));
+    }
+    let mut logger_builder = SdkLoggerProvider::builder().with_resource(resource.clone());
+    let bridge_enabled = !log_targets.is_empty();
+    if bridge_enabled {
+        logger_builder = logger_builder.with_log_processor(
+            BatchLogProcessor::start(
+                log_targets,
+                &resource,
+                handle.clone(),
+                batch,
+                stats.logs.clone(),
+            )
+            .map_err(|source| TelemetryError::Thread {
+                what: "log processor",
+                source,
+            })?,
+        );
+    }
+    let logger_provider = logger_builder.build();
+
+    // Metrics: one periodic reader per exporter, each export bounded and counted.
+    let interval = Duration::from_millis(profile.export_interval_ms.max(1));
+    let mut meter_builder = SdkMeterProvider::builder().with_resource(resource.clone());
+    let mut metric_kinds = Vec::new();
+    for kind in &exporters.metrics {
+        metric_kinds.push(match kind {
+            ExporterKind::Otlp => match otlp.get("metrics") {
+                Some(s) => (
+                    MetricKind::Otlp(crate::export::otlp_metric_exporter(s)?),
+                    (s.protocol == OtlpProtocol::Grpc).then(|| handle.clone()).flatten(),
+                    s.timeout,
+                ),
+                None => continue,
+            },
+            ExporterKind::File => (
+                MetricKind::File(FileMetricExporter::new(files.clone()).map_err(file_error)?),
+                None,
+                batch.export_timeout,
+            ),
+            ExporterKind::Stdout => (
+                MetricKind::Stdout(opentelemetry_stdout::MetricExporter::default()),
+                None,
+                batch.export_timeout,
+            ),
+        });
+    }
+    #[cfg(feature = "testing")]
+    if let Some(t) = &test {
+        metric_kinds.push((MetricKind::Memory(t.metrics.clone()), None, batch.export_timeout));
+    }
+    for (kind, runtime, timeout) in metric_kinds {
+        let target = MetricTarget {
+            kind,
+            runtime,
+            timeout,
+            stats: stats.clone(),
+            report_interval: batch.report_interval,
+        };
+        meter_builder =
+            meter_builder.with_reader(PeriodicReader::builder(target).with_interval(interval).build());
+    }
+    let meter_provider = meter_builder.build();
+
+    // House JSON log lines.
+    let mut log_outputs = Vec::new();
+    if outputs_config.stdout.unwrap_or(true) {
+        log_outputs.push(
+            LogOutput::stdout(stats.log_lines.clone()).map_err(|source| TelemetryError::Thread {
+                what: "stdout log writer",
+                source,
+            })?,
+        );
+    }
+    if let Some(path) = &outputs_config.file {
+        let file = RotatingFile::new(
+            path,
+            outputs_config.file_max_bytes.unwrap_or(crate::logs::DEFAULT_MAX_BYTES),
+            outputs_config.file_max_files.unwrap_or(crate::logs::DEFAULT_MAX_FILES),
+        )
+        .map_err(|e| TelemetryError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        log_outputs.push(LogOutput::file(file, stats.log_lines.clone()).map_err(|source| {
+            TelemetryError::Thread {
+                what: "log file writer",
+                source,
+            }
+        })?);
+    }
+    #[cfg(feature = "testing")]
+    if let Some(t) = &test {
+        log_outputs.push(t.json_logs.output());
+    }
+
+    // The subscriber: service events at the profile's level, the SDK's own at OTEL_LOG_LEVEL.
+    let mut filter = Targets::new().with_default(profile.log_level.to_filter());
+    for target in ["opentelemetry", "opentelemetry_sdk", "opentelemetry_otlp", "stellaops_telemetry", "stellaops_telemetry_core"] {
+        filter = filter.with_target(target, sdk_level.to_filter());
+    }
+    let mut bridge_filter = filter.clone();
+    for target in TRANSPORT_TARGETS.iter().chain(["stellaops_telemetry", "stellaops_telemetry_core"].iter()) {
+        bridge_filter = bridge_filter.with_target(*target, tracing_core::LevelFilter::OFF);
+    }
+    let tracer = tracer_provider.tracer("stellaops-telemetry");
+    let json_layer = JsonLogLayer::builder(&service_name, &service_version)
+        .retention(RetentionPolicy {
+            floor_days: (profile.retention_days > 30).then_some(profile.retention_days),
+        })
+        .outputs(log_outputs.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(filter.clone()),
+        )
+        .with(json_layer.with_filter(filter))
+        .with(
+            bridge_enabled.then(|| {
+                opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&logger_provider)
+                    .with_filter(bridge_filter)
+            }),
+        );
+    let dispatch = Dispatch::new(subscriber);
+
+    for signal in &refused {
+        tracing::dispatcher::with_default(&dispatch, || {
+            tracing::warn!(
+                target: "stellaops_telemetry",
+                signal = *signal,
+                policy = "sealed",
+                fallback_dir = %dir.display(),
+                remedy = "collect the OTLP files under the telemetry directory, or unseal with STELLAOPS_TELEMETRY_SEALED=false",
+                "sealed mode refused the OTLP exporter; writing files instead"
+            );
+        });
+    }
+
+    drop(_entered);
+    Ok(Telemetry {
+        inner: Arc::new(Inner {
+            service_name,
+            service_version,
+            profile,
+            dir,
+            disabled: false,
+            propagators,
+            resource,
+            tracer_provider,
+            meter_provider,
+            logger_provider,
+            dispatch,
+            log_outputs,
+            stats,
+            runtime: Mutex::new(runtime),
+            shutdown_timeout,
+            shut_down: AtomicBool::new(false),
+        }),
+    })
+}
+
+fn file_options(
+    files: &FilesConfig,
+    dir: &Path,
+    config: &TelemetryConfig,
+) -> Result<FileExportOptions, ConfigError> {
+    let mut options = FileExportOptions::new(dir);
+    if let Some(format) = &files.format {
+        options.format = match format.trim().to_ascii_lowercase().as_str() {
+            "json" => FileFormat::Json,
+            "protobuf" => FileFormat::Protobuf,
+            _ => {
+                return Err(ConfigError::InvalidValue {
+                    name: config.origin("files.format"),
+                    value: format.clone(),
+                    reason: "expected json or protobuf".to_owned(),
+                });
+            }
+        };
+    }
+    if let Some(bytes) = files.max_segment_bytes {
+        options.max_segment_bytes = bytes;
+    }
+    if let Some(secs) = files.max_segment_age_secs {
+        options.max_segment_age = Duration::from_secs(secs);
+    }
+    if let Some(n) = files.max_segments {
+        options.max_segments_per_signal = n;
+    }
+    Ok(options)
+}

@@ -1,0 +1,381 @@
+//! Bounded batch processors for spans and log records.
+//!
+//! The stock batch processors drop silently when their queue is full and do not bound a hung
+//! exporter (DESIGN.md); ours count every drop and bound every export:
+//!
+//! - the calling thread only does a `try_send` into a bounded queue; a full queue drops the
+//!   record and counts it, it never blocks;
+//! - one worker thread per processor batches records and exports them to every target, each
+//!   call bounded by the export timeout;
+//! - flush and shutdown are ordered after the records sent before them, and bounded by the
+//!   caller's deadline.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry::Context;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
+use parking_lot::Mutex;
+
+use super::targets::{LogTarget, SpanTarget, run_bounded};
+use crate::stats::SignalStats;
+
+/// Queue and batch sizes and timing of one processor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchSettings {
+    /// Records held before new ones are dropped.
+    pub(crate) max_queue: usize,
+    /// Records per export call.
+    pub(crate) max_batch: usize,
+    /// Longest a record waits before it is exported.
+    pub(crate) delay: Duration,
+    /// Bound of one export call.
+    pub(crate) export_timeout: Duration,
+    /// Export failures are logged at most once per this interval.
+    pub(crate) report_interval: Duration,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        BatchSettings {
+            max_queue: 65_536,
+            max_batch: 512,
+            delay: Duration::from_secs(1),
+            export_timeout: Duration::from_secs(10),
+            report_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+enum Message<T> {
+    Record(T),
+    Flush(mpsc::Sender<()>),
+    Shutdown(mpsc::Sender<()>),
+}
+
+/// The signal-specific part of a processor: how a batch reaches the targets.
+trait Targets<T>: Send + 'static {
+    fn export(&self, batch: Vec<T>, settings: &BatchSettings) -> Vec<OTelSdkResult>;
+    fn shutdown(&self, timeout: Duration);
+    fn signal(&self) -> &'static str;
+}
+
+struct Worker<T> {
+    sender: SyncSender<Message<T>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<SignalStats>,
+    name: &'static str,
+}
+
+impl<T: Send + 'static> Worker<T> {
+    fn start(
+        name: &'static str,
+        targets: impl Targets<T>,
+        settings: BatchSettings,
+        stats: Arc<SignalStats>,
+    ) -> std::io::Result<Self> {
+        let (sender, receiver) = mpsc::sync_channel(settings.max_queue.max(1));
+        let worker_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("stellaops-telemetry-{name}"))
+            .spawn(move || run(receiver, targets, settings, worker_stats))?;
+        Ok(Worker {
+            sender,
+            thread: Mutex::new(Some(thread)),
+            stats,
+            name,
+        })
+    }
+
+    fn submit(&self, record: T) {
+        match self.sender.try_send(Message::Record(record)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.record_dropped(1);
+            }
+        }
+    }
+
+    /// Sends a control message and waits for its acknowledgement until `deadline`.
+    fn control(
+        &self,
+        make: impl FnOnce(mpsc::Sender<()>) -> Message<T>,
+        timeout: Duration,
+    ) -> OTelSdkResult {
+        let deadline = Instant::now() + timeout;
+        let (ack_tx, ack_rx) = mpsc::channel();
+        let mut message = make(ack_tx);
+        // A full queue is drained by the worker; retry until the deadline rather than block.
+        loop {
+            match self.sender.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) => {
+                    if Instant::now() >= deadline {
+                        return Err(OTelSdkError::Timeout(timeout));
+                    }
+                    message = m;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(OTelSdkError::AlreadyShutdown),
+            }
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        ack_rx
+            .recv_timeout(remaining)
+            .map_err(|_| OTelSdkError::Timeout(timeout))
+    }
+
+    fn flush(&self, timeout: Duration) -> OTelSdkResult {
+        self.control(Message::Flush, timeout)
+    }
+
+    fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
+        let result = self.control(Message::Shutdown, timeout);
+        if result.is_ok() {
+            if let Some(handle) = self.thread.lock().take() {
+                let _ = handle.join();
+            }
+        }
+        result
+    }
+}
+
+impl<T> std::fmt::Debug for Worker<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchProcessor").field("signal", &self.name).finish()
+    }
+}
+
+fn run<T>(
+    receiver: Receiver<Message<T>>,
+    targets: impl Targets<T>,
+    settings: BatchSettings,
+    stats: Arc<SignalStats>,
+) {
+    let mut batch: Vec<T> = Vec::with_capacity(settings.max_batch);
+    let mut next_export = Instant::now() + settings.delay;
+    let export = |batch: &mut Vec<T>| {
+        if batch.is_empty() {
+            return;
+        }
+        let items = std::mem::take(batch);
+        let n = items.len() as u64;
+        let results = targets.export(items, &settings);
+        let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        if failures.is_empty() {
+            stats.record_exported(n);
+        } else {
+            // Lost for at least one destination: counted as dropped, reported at most once per
+            // interval so a dead collector cannot flood the service's logs.
+            stats.record_dropped(n);
+            for error in failures {
+                if stats.record_failure(error.to_string(), settings.report_interval) {
+                    tracing::warn!(
+                        target: "stellaops_telemetry",
+                        signal = targets.signal(),
+                        error = %error,
+                        dropped = n,
+                        "telemetry export failed; records dropped"
+                    );
+                }
+            }
+        }
+    };
+    loop {
+        let wait = next_export.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(wait) {
+            Ok(Message::Record(record)) => {
+                batch.push(record);
+                if batch.len() >= settings.max_batch {
+                    export(&mut batch);
+                    next_export = Instant::now() + settings.delay;
+                }
+            }
+            Ok(Message::Flush(ack)) => {
+                while !batch.is_empty() {
+                    let rest = if batch.len() > settings.max_batch {
+                        batch.split_off(settings.max_batch)
+                    } else {
+                        Vec::new()
+                    };
+                    export(&mut batch);
+                    batch = rest;
+                }
+                let _ = ack.send(());
+            }
+            Ok(Message::Shutdown(ack)) => {
+                while !batch.is_empty() {
+                    let rest = if batch.len() > settings.max_batch {
+                        batch.split_off(settings.max_batch)
+                    } else {
+                        Vec::new()
+                    };
+                    export(&mut batch);
+                    batch = rest;
+                }
+                targets.shutdown(settings.export_timeout);
+                let _ = ack.send(());
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                export(&mut batch);
+                next_export = Instant::now() + settings.delay;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                export(&mut batch);
+                targets.shutdown(settings.export_timeout);
+                return;
+            }
+        }
+    }
+}
+
+struct SpanTargets {
+    targets: Vec<SpanTarget>,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl Targets<SpanData> for SpanTargets {
+    fn export(&self, batch: Vec<SpanData>, settings: &BatchSettings) -> Vec<OTelSdkResult> {
+        let mut results = Vec::with_capacity(self.targets.len());
+        let last = self.targets.len().saturating_sub(1);
+        let mut batch = Some(batch);
+        for (i, target) in self.targets.iter().enumerate() {
+            let items = if i == last {
+                batch.take().unwrap_or_default()
+            } else {
+                batch.clone().unwrap_or_default()
+            };
+            let runtime = self.runtime.as_ref().filter(|_| target.needs_runtime());
+            results.push(run_bounded(
+                runtime,
+                settings.export_timeout,
+                target.export(items),
+            ));
+        }
+        results
+    }
+
+    fn shutdown(&self, timeout: Duration) {
+        for target in &self.targets {
+            let _ = target.shutdown(timeout);
+        }
+    }
+
+    fn signal(&self) -> &'static str {
+        "traces"
+    }
+}
+
+/// The span processor every pipeline uses: bounded queue, counted drops, bounded exports.
+#[derive(Debug)]
+pub(crate) struct BatchSpanProcessor {
+    worker: Worker<SpanData>,
+}
+
+impl BatchSpanProcessor {
+    pub(crate) fn start(
+        mut targets: Vec<SpanTarget>,
+        resource: &Resource,
+        runtime: Option<tokio::runtime::Handle>,
+        settings: BatchSettings,
+        stats: Arc<SignalStats>,
+    ) -> std::io::Result<Self> {
+        for target in &mut targets {
+            target.set_resource(resource);
+        }
+        let worker = Worker::start("spans", SpanTargets { targets, runtime }, settings, stats)?;
+        Ok(BatchSpanProcessor { worker })
+    }
+}
+
+impl SpanProcessor for BatchSpanProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if span.span_context.is_sampled() {
+            self.worker.submit(span);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.worker.flush(Duration::from_secs(30))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.worker.shutdown(timeout)
+    }
+}
+
+struct LogTargets {
+    targets: Vec<LogTarget>,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl Targets<(SdkLogRecord, InstrumentationScope)> for LogTargets {
+    fn export(
+        &self,
+        batch: Vec<(SdkLogRecord, InstrumentationScope)>,
+        settings: &BatchSettings,
+    ) -> Vec<OTelSdkResult> {
+        self.targets
+            .iter()
+            .map(|target| {
+                let runtime = self.runtime.as_ref().filter(|_| target.needs_runtime());
+                run_bounded(runtime, settings.export_timeout, target.export(&batch))
+            })
+            .collect()
+    }
+
+    fn shutdown(&self, timeout: Duration) {
+        for target in &self.targets {
+            let _ = target.shutdown(timeout);
+        }
+    }
+
+    fn signal(&self) -> &'static str {
+        "logs"
+    }
+}
+
+/// The log-record processor every pipeline uses, with the same guarantees as spans.
+#[derive(Debug)]
+pub(crate) struct BatchLogProcessor {
+    worker: Worker<(SdkLogRecord, InstrumentationScope)>,
+}
+
+impl BatchLogProcessor {
+    pub(crate) fn start(
+        mut targets: Vec<LogTarget>,
+        resource: &Resource,
+        runtime: Option<tokio::runtime::Handle>,
+        settings: BatchSettings,
+        stats: Arc<SignalStats>,
+    ) -> std::io::Result<Self> {
+        for target in &mut targets {
+            target.set_resource(resource);
+        }
+        let worker = Worker::start("logs", LogTargets { targets, runtime }, settings, stats)?;
+        Ok(BatchLogProcessor { worker })
+    }
+}
+
+impl LogProcessor for BatchLogProcessor {
+    fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
+        self.worker.submit((record.clone(), scope.clone()));
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.worker.flush(Duration::from_secs(30))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.worker.shutdown(timeout)
+    }
+}

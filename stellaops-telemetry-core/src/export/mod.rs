@@ -1,0 +1,26 @@
+//! Exporters and the processors that feed them.
+//!
+//! # Example
+//!
+//! ```
+//! use stellaops_telemetry_core::{FileExportOptions, FileFormat};
+//!
+//! let options = FileExportOptions::new("./telemetry-data");
+//! assert_eq!(options.format, FileFormat::Json);
+//! ```
+//!
+//! Every exporter is reached through the pipeline's own batch processors (bounded queues,
+//! counted drops, bounded exports); no exporter can be configured around them.
+
+mod batch;
+mod file;
+mod otlp;
+mod targets;
+
+pub(crate) use batch::{BatchLogProcessor, BatchSettings, BatchSpanProcessor};
+pub use file::*;
+pub(crate) use otlp::{
+    OtlpSettings, Signal, log_exporter as otlp_log_exporter,
+    metric_exporter as otlp_metric_exporter, span_exporter as otlp_span_exporter,
+};
+pub(crate) use targets::{LogTarget, MetricKind, MetricTarget, SpanTarget};

@@ -1,0 +1,321 @@
+//! OTLP exporters (gRPC and HTTP/protobuf) built from validated settings, with TLS and mTLS.
+//!
+//! Nothing here invents an endpoint: when no endpoint is configured the OTLP builders keep
+//! their own default (and their own reading of `OTEL_EXPORTER_OTLP_*`), because a value passed
+//! to them would silently override the environment.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_otlp::{Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::{
+    ConfigError, OtlpCompression, OtlpProtocol, OtlpSignalConfig, TelemetryConfig, check_headers,
+    validate_endpoint,
+};
+
+/// A telemetry signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
+/// PEM material read from the certificate variables.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TlsMaterial {
+    ca: Option<Vec<u8>>,
+    client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The OTLP settings of one signal after the per-signal values were laid over the shared ones.
+#[derive(Debug, Clone)]
+pub(crate) struct OtlpSettings {
+    pub(crate) signal: Signal,
+    /// The endpoint and where it came from; `None` leaves the SDK's default.
+    pub(crate) endpoint: Option<(String, String)>,
+    pub(crate) protocol: OtlpProtocol,
+    headers: BTreeMap<String, String>,
+    pub(crate) timeout: Duration,
+    compression: Option<OtlpCompression>,
+    tls: TlsMaterial,
+}
+
+/// The export timeout when none is configured (the OTLP specification's 10 s).
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn read_pem(config: &TelemetryConfig, field: &str, path: &PathBuf) -> Result<Vec<u8>, ConfigError> {
+    let name = config.origin(field);
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::UnreadableCertificate {
+        name: name.clone(),
+        path: path.clone(),
+        source,
+    })?;
+    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(ConfigError::InvalidCertificate {
+            name,
+            path: path.clone(),
+            reason: "no PEM block found".to_owned(),
+        });
+    }
+    Ok(bytes)
+}
+
+impl OtlpSettings {
+    /// Resolves and validates the settings of `signal`.
+    pub(crate) fn resolve(config: &TelemetryConfig, signal: Signal) -> Result<Self, ConfigError> {
+        let common = &config.otlp.common;
+        let (specific, prefix): (&OtlpSignalConfig, &str) = match signal {
+            Signal::Traces => (&config.otlp.traces, "otlp.traces."),
+            Signal::Metrics => (&config.otlp.metrics, "otlp.metrics."),
+            Signal::Logs => (&config.otlp.logs, "otlp.logs."),
+        };
+        let protocol = specific
+            .protocol
+            .or(common.protocol)
+            .unwrap_or(OtlpProtocol::Grpc);
+        let endpoint = match (&specific.endpoint, &common.endpoint) {
+            (Some(url), _) => {
+                let field = format!("{prefix}endpoint");
+                let origin = config.origin(&field);
+                validate_endpoint(&origin, url)?;
+                Some((url.trim().to_owned(), origin))
+            }
+            (None, Some(url)) => {
+                let origin = config.origin("otlp.endpoint");
+                validate_endpoint(&origin, url)?;
+                let url = url.trim();
+                let url = match protocol {
+                    OtlpProtocol::Grpc => url.to_owned(),
+                    OtlpProtocol::HttpProtobuf => {
+                        format!("{}/v1/{}", url.trim_end_matches('/'), signal.as_str())
+                    }
+                };
+                Some((url, origin))
+            }
+            (None, None) => None,
+        };
+        let mut headers = common.headers.clone().unwrap_or_default();
+        headers.extend(specific.headers.clone().unwrap_or_default());
+        check_headers(&format!("{prefix}headers"), &headers)?;
+        let timeout = specific
+            .timeout_ms
+            .or(common.timeout_ms)
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        let compression = specific.compression.or(common.compression);
+
+        let pick = |s: &Option<PathBuf>, c: &Option<PathBuf>, field: &str| {
+            match (s, c) {
+                (Some(p), _) => Some((p.clone(), format!("{prefix}{field}"))),
+                (None, Some(p)) => Some((p.clone(), format!("otlp.{field}"))),
+                (None, None) => None,
+            }
+        };
+        let ca = pick(&specific.certificate, &common.certificate, "certificate");
+        let key = pick(&specific.client_key, &common.client_key, "client_key");
+        let cert = pick(
+            &specific.client_certificate,
+            &common.client_certificate,
+            "client_certificate",
+        );
+        let mut tls = TlsMaterial::default();
+        if let Some((path, field)) = &ca {
+            tls.ca = Some(read_pem(config, field, path)?);
+        }
+        match (cert, key) {
+            (Some((cp, cf)), Some((kp, kf))) => {
+                tls.client = Some((read_pem(config, &cf, &cp)?, read_pem(config, &kf, &kp)?));
+            }
+            (Some((_, field)), None) | (None, Some((_, field))) => {
+                return Err(ConfigError::InvalidValue {
+                    name: config.origin(&field),
+                    value: "(set)".to_owned(),
+                    reason: "mTLS needs both the client certificate and the client key".to_owned(),
+                });
+            }
+            (None, None) => {}
+        }
+        Ok(OtlpSettings {
+            signal,
+            endpoint,
+            protocol,
+            headers,
+            timeout,
+            compression,
+            tls,
+        })
+    }
+
+    fn is_https(&self) -> bool {
+        self.endpoint
+            .as_ref()
+            .is_some_and(|(url, _)| url.trim_start().to_ascii_lowercase().starts_with("https://"))
+    }
+
+    fn tonic_tls(&self) -> Option<tonic::transport::ClientTlsConfig> {
+        if self.tls.ca.is_none() && self.tls.client.is_none() && !self.is_https() {
+            return None;
+        }
+        let mut tls = tonic::transport::ClientTlsConfig::new();
+        tls = match &self.tls.ca {
+            Some(ca) => tls.ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+            None => tls.with_native_roots(),
+        };
+        if let Some((cert, key)) = &self.tls.client {
+            tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+        }
+        Some(tls)
+    }
+
+    fn metadata(&self) -> tonic::metadata::MetadataMap {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in &self.headers {
+            // Validated by `check_headers`; an entry that still fails is skipped, not fatal.
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(k.as_bytes()),
+                http::HeaderValue::from_str(v),
+            ) {
+                map.insert(name, value);
+            }
+        }
+        tonic::metadata::MetadataMap::from_headers(map)
+    }
+
+    fn build_error(&self, reason: impl std::fmt::Display) -> ConfigError {
+        let (name, value) = self
+            .endpoint
+            .clone()
+            .map(|(url, origin)| (origin, url))
+            .unwrap_or_else(|| ("otlp.endpoint".to_owned(), "(sdk default)".to_owned()));
+        ConfigError::InvalidEndpoint {
+            name,
+            value,
+            reason: format!("cannot build the {} exporter: {reason}", self.signal.as_str()),
+        }
+    }
+
+    /// The blocking HTTP client, pinned explicitly so feature unification elsewhere cannot
+    /// swap in an async client (which panics without a reactor in the SDK's threads).
+    fn http_client(&self) -> Result<reqwest::blocking::Client, ConfigError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.tls.ca {
+            Some(ca) => {
+                for cert in CertificateDer::pem_slice_iter(ca) {
+                    let cert = cert.map_err(|e| self.build_error(format!("CA certificate: {e}")))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| self.build_error(format!("CA certificate: {e}")))?;
+                }
+            }
+            None => {
+                // Only an https endpoint needs the system roots; reading them is I/O.
+                if self.is_https() {
+                    let native = rustls_native_certs::load_native_certs();
+                    roots.add_parsable_certificates(native.certs);
+                }
+            }
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| self.build_error(e))?
+            .with_root_certificates(roots);
+        let tls = match &self.tls.client {
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| self.build_error(format!("client certificate: {e}")))?;
+                let key = PrivateKeyDer::from_pem_slice(key)
+                    .map_err(|e| self.build_error(format!("client key: {e}")))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| self.build_error(format!("client certificate: {e}")))?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(self.timeout)
+            .build()
+            .map_err(|e| self.build_error(e))
+    }
+
+    fn compression(&self) -> Option<Compression> {
+        match self.compression {
+            Some(OtlpCompression::Gzip) => Some(Compression::Gzip),
+            _ => None,
+        }
+    }
+}
+
+/// Builds one OTLP exporter of type `$exporter` from `$settings` (both transports).
+macro_rules! build_otlp {
+    ($exporter:path, $settings:expr) => {{
+        let s: &OtlpSettings = $settings;
+        match s.protocol {
+            OtlpProtocol::Grpc => {
+                let mut b = <$exporter>::builder()
+                    .with_tonic()
+                    .with_timeout(s.timeout)
+                    .with_metadata(s.metadata());
+                if let Some((url, _)) = &s.endpoint {
+                    b = b.with_endpoint(url.clone());
+                }
+                if let Some(tls) = s.tonic_tls() {
+                    b = b.with_tls_config(tls);
+                }
+                if let Some(c) = s.compression() {
+                    b = b.with_compression(c);
+                }
+                b.build().map_err(|e| s.build_error(e))
+            }
+            OtlpProtocol::HttpProtobuf => {
+                let mut b = <$exporter>::builder()
+                    .with_http()
+                    .with_http_client(s.http_client()?)
+                    .with_protocol(Protocol::HttpBinary)
+                    .with_timeout(s.timeout);
+                if !s.headers.is_empty() {
+                    b = b.with_headers(s.headers.clone().into_iter().collect());
+                }
+                if let Some((url, _)) = &s.endpoint {
+                    b = b.with_endpoint(url.clone());
+                }
+                if let Some(c) = s.compression() {
+                    b = b.with_compression(c);
+                }
+                b.build().map_err(|e| s.build_error(e))
+            }
+        }
+    }};
+}
+
+pub(crate) fn span_exporter(s: &OtlpSettings) -> Result<opentelemetry_otlp::SpanExporter, ConfigError> {
+    build_otlp!(opentelemetry_otlp::SpanExporter, s)
+}
+
+pub(crate) fn log_exporter(s: &OtlpSettings) -> Result<opentelemetry_otlp::LogExporter, ConfigError> {
+    build_otlp!(opentelemetry_otlp::LogExporter, s)
+}
+
+pub(crate) fn metric_exporter(
+    s: &OtlpSettings,
+) -> Result<opentelemetry_otlp::MetricExporter, ConfigError> {
+    build_otlp!(opentelemetry_otlp::MetricExporter, s)
+}

@@ -1,0 +1,219 @@
+//! The exporters a pipeline can fan a signal out to, as closed enums.
+//!
+//! The SDK's exporter traits return `impl Future`, so they cannot be boxed; an enum keeps the
+//! set explicit and lets the batch processor bound every export the same way.
+
+use std::time::Duration;
+
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord};
+use opentelemetry_sdk::metrics::Temporality;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::Resource;
+use opentelemetry::InstrumentationScope;
+
+use super::file::{FileLogExporter, FileMetricExporter, FileSpanExporter};
+
+/// Runs an export future to completion on the calling (worker) thread, bounded by `timeout`.
+///
+/// gRPC exporters need the pipeline's export runtime (tonic's channel lives there); the others
+/// are synchronous or carry their own client timeout and run without a runtime context, so a
+/// blocking HTTP client never finds itself inside one.
+pub(crate) fn run_bounded<F>(
+    runtime: Option<&tokio::runtime::Handle>,
+    timeout: Duration,
+    future: F,
+) -> OTelSdkResult
+where
+    F: std::future::Future<Output = OTelSdkResult>,
+{
+    match runtime {
+        Some(handle) => match handle.block_on(async { tokio::time::timeout(timeout, future).await }) {
+            Ok(result) => result,
+            Err(_) => Err(OTelSdkError::Timeout(timeout)),
+        },
+        None => futures_executor::block_on(future),
+    }
+}
+
+/// A span exporter the pipeline can build.
+#[derive(Debug)]
+pub(crate) enum SpanTarget {
+    Otlp(opentelemetry_otlp::SpanExporter, bool),
+    File(FileSpanExporter),
+    Stdout(opentelemetry_stdout::SpanExporter),
+    #[cfg(feature = "testing")]
+    Memory(opentelemetry_sdk::trace::InMemorySpanExporter),
+}
+
+impl SpanTarget {
+    /// Whether exports must run inside the export runtime (gRPC).
+    pub(crate) fn needs_runtime(&self) -> bool {
+        matches!(self, SpanTarget::Otlp(_, true))
+    }
+
+    pub(crate) async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        match self {
+            SpanTarget::Otlp(e, _) => e.export(batch).await,
+            SpanTarget::File(e) => e.export(batch).await,
+            SpanTarget::Stdout(e) => e.export(batch).await,
+            #[cfg(feature = "testing")]
+            SpanTarget::Memory(e) => e.export(batch).await,
+        }
+    }
+
+    pub(crate) fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            SpanTarget::Otlp(e, _) => e.set_resource(resource),
+            SpanTarget::File(e) => e.set_resource(resource),
+            SpanTarget::Stdout(e) => e.set_resource(resource),
+            #[cfg(feature = "testing")]
+            SpanTarget::Memory(e) => e.set_resource(resource),
+        }
+    }
+
+    pub(crate) fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
+        match self {
+            SpanTarget::Otlp(e, _) => e.shutdown_with_timeout(timeout),
+            SpanTarget::File(e) => e.shutdown_with_timeout(timeout),
+            SpanTarget::Stdout(e) => e.shutdown_with_timeout(timeout),
+            // The in-memory exporter's shutdown clears what tests want to read.
+            #[cfg(feature = "testing")]
+            SpanTarget::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// A log-record exporter the pipeline can build.
+#[derive(Debug)]
+pub(crate) enum LogTarget {
+    Otlp(opentelemetry_otlp::LogExporter, bool),
+    File(FileLogExporter),
+    Stdout(opentelemetry_stdout::LogExporter),
+    #[cfg(feature = "testing")]
+    Memory(opentelemetry_sdk::logs::InMemoryLogExporter),
+}
+
+impl LogTarget {
+    pub(crate) fn needs_runtime(&self) -> bool {
+        matches!(self, LogTarget::Otlp(_, true))
+    }
+
+    pub(crate) async fn export(
+        &self,
+        records: &[(SdkLogRecord, InstrumentationScope)],
+    ) -> OTelSdkResult {
+        let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+            records.iter().map(|(r, s)| (r, s)).collect();
+        let batch = LogBatch::new(&refs);
+        match self {
+            LogTarget::Otlp(e, _) => e.export(batch).await,
+            LogTarget::File(e) => e.export(batch).await,
+            LogTarget::Stdout(e) => e.export(batch).await,
+            #[cfg(feature = "testing")]
+            LogTarget::Memory(e) => e.export(batch).await,
+        }
+    }
+
+    pub(crate) fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            LogTarget::Otlp(e, _) => e.set_resource(resource),
+            LogTarget::File(e) => e.set_resource(resource),
+            LogTarget::Stdout(e) => e.set_resource(resource),
+            #[cfg(feature = "testing")]
+            LogTarget::Memory(e) => e.set_resource(resource),
+        }
+    }
+
+    pub(crate) fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
+        match self {
+            LogTarget::Otlp(e, _) => e.shutdown_with_timeout(timeout),
+            LogTarget::File(e) => e.shutdown_with_timeout(timeout),
+            LogTarget::Stdout(e) => e.shutdown_with_timeout(timeout),
+            #[cfg(feature = "testing")]
+            LogTarget::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// A metric exporter the pipeline can build, wrapped so every export is bounded and counted.
+pub(crate) struct MetricTarget {
+    pub(crate) kind: MetricKind,
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
+    pub(crate) timeout: Duration,
+    pub(crate) stats: std::sync::Arc<crate::stats::PipelineStats>,
+    pub(crate) report_interval: Duration,
+}
+
+pub(crate) enum MetricKind {
+    Otlp(opentelemetry_otlp::MetricExporter),
+    File(FileMetricExporter),
+    Stdout(opentelemetry_stdout::MetricExporter),
+    #[cfg(feature = "testing")]
+    Memory(opentelemetry_sdk::metrics::InMemoryMetricExporter),
+}
+
+impl std::fmt::Debug for MetricTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match &self.kind {
+            MetricKind::Otlp(_) => "otlp",
+            MetricKind::File(_) => "file",
+            MetricKind::Stdout(_) => "stdout",
+            #[cfg(feature = "testing")]
+            MetricKind::Memory(_) => "memory",
+        };
+        f.debug_struct("MetricTarget").field("kind", &name).finish()
+    }
+}
+
+impl PushMetricExporter for MetricTarget {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        let result = match &self.kind {
+            MetricKind::Otlp(e) => run_bounded(self.runtime.as_ref(), self.timeout, e.export(metrics)),
+            MetricKind::File(e) => run_bounded(None, self.timeout, e.export(metrics)),
+            MetricKind::Stdout(e) => run_bounded(None, self.timeout, e.export(metrics)),
+            #[cfg(feature = "testing")]
+            MetricKind::Memory(e) => run_bounded(None, self.timeout, e.export(metrics)),
+        };
+        match &result {
+            Ok(()) => self.stats.metrics.record_exported(1),
+            Err(error) => {
+                self.stats.metrics.record_dropped(1);
+                if self
+                    .stats
+                    .metrics
+                    .record_failure(error.to_string(), self.report_interval)
+                {
+                    tracing::warn!(target: "stellaops_telemetry", exporter = ?self, error = %error, "metric export failed");
+                }
+            }
+        }
+        result
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        match &self.kind {
+            MetricKind::Otlp(e) => e.force_flush(),
+            MetricKind::File(e) => e.force_flush(),
+            MetricKind::Stdout(e) => e.force_flush(),
+            #[cfg(feature = "testing")]
+            MetricKind::Memory(e) => e.force_flush(),
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        match &self.kind {
+            MetricKind::Otlp(e) => e.shutdown_with_timeout(timeout),
+            MetricKind::File(e) => e.shutdown_with_timeout(timeout),
+            MetricKind::Stdout(e) => e.shutdown_with_timeout(timeout),
+            #[cfg(feature = "testing")]
+            MetricKind::Memory(_) => Ok(()),
+        }
+    }
+
+    fn temporality(&self) -> Temporality {
+        Temporality::Cumulative
+    }
+}

@@ -1,0 +1,184 @@
+//! Every variable of the environment table is read by `from_lookup`, changes the config as the
+//! table says, and a malformed value is an error naming the variable.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use stellaops_telemetry_core::{
+    ConfigError, ENVIRONMENT, ExporterKind, OtlpCompression, OtlpProtocol, OtlpSignalConfig,
+    PropagatorKind, TelemetryConfig,
+};
+
+fn with(vars: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
+    let map: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    TelemetryConfig::from_lookup(|name| map.get(name).cloned())
+}
+
+type Check = Box<dyn Fn(&TelemetryConfig)>;
+
+fn otlp_cases(signal: &str, pick: fn(&TelemetryConfig) -> &OtlpSignalConfig) -> Vec<(String, String, Check)> {
+    let p = |suffix: &str| {
+        if signal.is_empty() {
+            format!("OTEL_EXPORTER_OTLP_{suffix}")
+        } else {
+            format!("OTEL_EXPORTER_OTLP_{signal}_{suffix}")
+        }
+    };
+    vec![
+        (p("ENDPOINT"), "http://127.0.0.1:4317".into(), Box::new(move |c: &TelemetryConfig| {
+            assert_eq!(pick(c).endpoint.as_deref(), Some("http://127.0.0.1:4317"))
+        }) as Check),
+        (p("PROTOCOL"), "http/protobuf".into(), Box::new(move |c: &TelemetryConfig| {
+            assert_eq!(pick(c).protocol, Some(OtlpProtocol::HttpProtobuf))
+        })),
+        (p("HEADERS"), "api-key=abc%3D,x-scope=t1".into(), Box::new(move |c: &TelemetryConfig| {
+            let h = pick(c).headers.clone().unwrap();
+            assert_eq!(h["api-key"], "abc=");
+            assert_eq!(h["x-scope"], "t1");
+        })),
+        (p("TIMEOUT"), "2500".into(), Box::new(move |c: &TelemetryConfig| {
+            assert_eq!(pick(c).timeout_ms, Some(2500))
+        })),
+        (p("COMPRESSION"), "gzip".into(), Box::new(move |c: &TelemetryConfig| {
+            assert_eq!(pick(c).compression, Some(OtlpCompression::Gzip))
+        })),
+        (p("CERTIFICATE"), "/etc/pki/ca.pem".into(), Box::new(move |c: &TelemetryConfig| {
+            assert_eq!(pick(c).certificate, Some(PathBuf::from("/etc/pki/ca.pem")))
+        })),
+        (p("CLIENT_KEY"), "/etc/pki/client.key".into(), Box::new(move |c: &TelemetryConfig| {
+            assert_eq!(pick(c).client_key, Some(PathBuf::from("/etc/pki/client.key")))
+        })),
+        (p("CLIENT_CERTIFICATE"), "/etc/pki/client.pem".into(), Box::new(move |c: &TelemetryConfig| {
+            assert_eq!(pick(c).client_certificate, Some(PathBuf::from("/etc/pki/client.pem")))
+        })),
+    ]
+}
+
+fn cases() -> Vec<(String, String, Check)> {
+    let mut cases: Vec<(String, String, Check)> = vec![
+        ("OTEL_SERVICE_NAME".into(), "scanner".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.service_name.as_deref(), Some("scanner"))
+        })),
+        ("OTEL_RESOURCE_ATTRIBUTES".into(), "team=sec,region=eu%2Dwest".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.resource_attributes["team"], "sec");
+            assert_eq!(c.resource_attributes["region"], "eu-west");
+        })),
+        ("OTEL_SDK_DISABLED".into(), "TRUE".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.disabled, Some(true))
+        })),
+        ("OTEL_PROPAGATORS".into(), "baggage,tracecontext".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.propagators, Some(vec![PropagatorKind::Baggage, PropagatorKind::TraceContext]))
+        })),
+        ("OTEL_TRACES_EXPORTER".into(), "otlp,file".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.exporters.traces, Some(vec![ExporterKind::Otlp, ExporterKind::File]))
+        })),
+        ("OTEL_METRICS_EXPORTER".into(), "none".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.exporters.metrics, Some(vec![]))
+        })),
+        ("OTEL_LOGS_EXPORTER".into(), "console".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.exporters.logs, Some(vec![ExporterKind::Stdout]))
+        })),
+        ("OTEL_LOG_LEVEL".into(), "debug".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.sdk_log_level.as_deref(), Some("debug"))
+        })),
+        ("OTEL_TRACES_SAMPLER".into(), "parentbased_traceidratio".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.sampler.as_deref(), Some("parentbased_traceidratio"))
+        })),
+        ("OTEL_TRACES_SAMPLER_ARG".into(), "0.5".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.sampler_arg.as_deref(), Some("0.5"))
+        })),
+        ("OTEL_METRIC_EXPORT_INTERVAL".into(), "15000".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.metric_export_interval_ms, Some(15000))
+        })),
+        ("STELLAOPS_TELEMETRY_PROFILE".into(), "forensic".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.profile.as_deref(), Some("forensic"))
+        })),
+        ("STELLAOPS_TELEMETRY_SEALED".into(), "true".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.sealed, Some(true))
+        })),
+        ("STELLAOPS_TELEMETRY_DIR".into(), "/var/lib/stella/telemetry".into(), Box::new(|c: &TelemetryConfig| {
+            assert_eq!(c.dir, Some(PathBuf::from("/var/lib/stella/telemetry")))
+        })),
+    ];
+    cases.extend(otlp_cases("", |c| &c.otlp.common));
+    cases.extend(otlp_cases("TRACES", |c| &c.otlp.traces));
+    cases.extend(otlp_cases("METRICS", |c| &c.otlp.metrics));
+    cases.extend(otlp_cases("LOGS", |c| &c.otlp.logs));
+    cases
+}
+
+#[test]
+fn every_variable_in_the_table_has_a_case_and_changes_the_config() {
+    let cases = cases();
+    let covered: Vec<&str> = cases.iter().map(|(n, _, _)| n.as_str()).collect();
+    for var in ENVIRONMENT {
+        if var.name == "STELLAOPS_TELEMETRY_CONFIG" {
+            continue; // covered by its own test below
+        }
+        assert!(covered.contains(&var.name), "no test case for {}", var.name);
+    }
+    for (name, value, check) in &cases {
+        assert!(ENVIRONMENT.iter().any(|v| v.name == name), "{name} missing from the table");
+        let config = with(&[(name, value)]).unwrap_or_else(|e| panic!("{name}={value}: {e}"));
+        check(&config);
+        assert_ne!(config, TelemetryConfig::default(), "{name} changed nothing");
+    }
+}
+
+#[test]
+fn the_config_file_variable_is_read_first_and_variables_win_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("telemetry.toml");
+    std::fs::write(
+        &path,
+        "service_name = \"from-file\"\nprofile = \"airgap\"\n[log_outputs]\nfile_max_files = 3\n",
+    )
+    .unwrap();
+    let config = with(&[
+        ("STELLAOPS_TELEMETRY_CONFIG", path.to_str().unwrap()),
+        ("OTEL_SERVICE_NAME", "from-env"),
+    ])
+    .unwrap();
+    assert_eq!(config.service_name.as_deref(), Some("from-env"));
+    assert_eq!(config.profile.as_deref(), Some("airgap"));
+    assert_eq!(config.log_outputs.file_max_files, Some(3));
+
+    let err = with(&[("STELLAOPS_TELEMETRY_CONFIG", "/nonexistent/telemetry.toml")]).unwrap_err();
+    assert!(matches!(err, ConfigError::UnreadableFile { .. }), "{err}");
+    assert!(err.to_string().contains("/nonexistent/telemetry.toml"));
+
+    std::fs::write(&path, "service_nme = \"typo\"\n").unwrap();
+    let err = with(&[("STELLAOPS_TELEMETRY_CONFIG", path.to_str().unwrap())]).unwrap_err();
+    assert!(err.to_string().contains("service_nme"), "{err}");
+}
+
+#[test]
+fn malformed_values_are_errors_naming_the_variable_and_value() {
+    for (name, value) in [
+        ("OTEL_SDK_DISABLED", "yes please"),
+        ("OTEL_PROPAGATORS", "b3"),
+        ("OTEL_TRACES_EXPORTER", "zipkin"),
+        ("OTEL_METRICS_EXPORTER", "graphite"),
+        ("OTEL_LOGS_EXPORTER", "syslog"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "soon"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1"),
+        ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "brotli"),
+        ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "novalue"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "=orphan"),
+        ("STELLAOPS_TELEMETRY_SEALED", "maybe"),
+    ] {
+        let err = with(&[(name, value)]).expect_err(name);
+        let text = err.to_string();
+        assert!(text.contains(name), "{name}: {text}");
+    }
+}
+
+#[test]
+fn empty_variables_count_as_unset() {
+    let config = with(&[("OTEL_SERVICE_NAME", ""), ("OTEL_SDK_DISABLED", "  ")]).unwrap();
+    assert_eq!(config, TelemetryConfig::default());
+}

@@ -1,0 +1,63 @@
+//! OTEL_SDK_DISABLED=true builds a pipeline that records nothing and never connects.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use stellaops_telemetry_core::testing::TestExporters;
+use stellaops_telemetry_core::{Telemetry, TelemetryConfig};
+
+fn config(vars: &[(&str, String)]) -> TelemetryConfig {
+    let map: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    TelemetryConfig::from_lookup(|k| map.get(k).cloned()).unwrap()
+}
+
+fn connections_after_traffic(disabled: bool) -> (usize, TestExporters) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let mut vars = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "500".to_owned()),
+    ];
+    if disabled {
+        vars.push(("OTEL_SDK_DISABLED", "true".to_owned()));
+    }
+    let exporters = TestExporters::new();
+    let telemetry = Telemetry::builder("disabled-test")
+        .stdout_logs(false)
+        .test_exporters(&exporters)
+        .shutdown_timeout(Duration::from_secs(2))
+        .config(config(&vars))
+        .build()
+        .unwrap();
+    assert_eq!(telemetry.is_disabled(), disabled);
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        tracing::info_span!("request").in_scope(|| tracing::info!("hello"));
+    });
+    telemetry.meter("m").u64_counter("c_total").build().add(1, &[]);
+    telemetry.shutdown();
+    let mut accepted = 0;
+    while listener.accept().is_ok() {
+        accepted += 1;
+    }
+    (accepted, exporters)
+}
+
+#[test]
+fn a_disabled_sdk_exports_nothing_and_never_connects() {
+    let (accepted, exporters) = connections_after_traffic(true);
+    assert_eq!(accepted, 0);
+    assert!(exporters.finished_spans().is_empty());
+    assert!(exporters.log_records().is_empty());
+    assert!(exporters.json_logs().lines().is_empty());
+}
+
+#[test]
+fn the_same_pipeline_enabled_does_connect() {
+    // The control case: proves the socket check above can fail.
+    let (accepted, exporters) = connections_after_traffic(false);
+    assert!(accepted > 0);
+    assert_eq!(exporters.finished_spans().len(), 1);
+}

@@ -1,0 +1,171 @@
+//! The request layer: a span around each request, duration and count metrics from one clock.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+use tower::{Layer, Service};
+use tracing::Span;
+
+/// Seconds-scale boundaries for request durations (the SDK default is milliseconds-scale).
+const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+#[derive(Debug)]
+struct Instruments {
+    service: String,
+    duration: Histogram<f64>,
+    requests: Counter<u64>,
+}
+
+/// Wraps services in [`RequestTelemetry`].
+#[derive(Debug, Clone)]
+pub struct RequestTelemetryLayer {
+    instruments: Arc<Instruments>,
+}
+
+impl RequestTelemetryLayer {
+    /// A layer recording `stellaops_request_duration_seconds{service,endpoint}` and
+    /// `stellaops_request_total{service,status}` on `meter`.
+    pub fn new(service: impl Into<String>, meter: &Meter) -> Self {
+        RequestTelemetryLayer {
+            instruments: Arc::new(Instruments {
+                service: service.into(),
+                duration: meter
+                    .f64_histogram("stellaops_request_duration_seconds")
+                    .with_unit("s")
+                    .with_description("Duration of HTTP requests")
+                    .with_boundaries(DURATION_BUCKETS.to_vec())
+                    .build(),
+                requests: meter
+                    .u64_counter("stellaops_request_total")
+                    .with_description("HTTP requests served, by status code")
+                    .build(),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for RequestTelemetryLayer {
+    type Service = RequestTelemetry<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestTelemetry {
+            inner,
+            instruments: self.instruments.clone(),
+        }
+    }
+}
+
+/// A service that opens an `http.request` span per request and records request metrics.
+#[derive(Debug, Clone)]
+pub struct RequestTelemetry<S> {
+    inner: S,
+    instruments: Arc<Instruments>,
+}
+
+fn route_of<B>(request: &http::Request<B>) -> String {
+    #[cfg(feature = "axum")]
+    if let Some(path) = request.extensions().get::<axum::extract::MatchedPath>() {
+        return path.as_str().to_owned();
+    }
+    let _ = request;
+    // The raw path is never a label: unmatched requests share one constant.
+    "unmatched".to_owned()
+}
+
+impl<S, B, RB> Service<http::Request<B>> for RequestTelemetry<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<RB>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let route = route_of(&request);
+        let method = request.method().as_str().to_owned();
+        let span = tracing::info_span!(
+            "http.request",
+            otel.name = format!("{method} {route}"),
+            otel.kind = "server",
+            http.request.method = %method,
+            http.route = %route,
+            url.path = request.uri().path(),
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let future = span.in_scope(|| self.inner.call(request));
+        ResponseFuture {
+            future,
+            span,
+            start: Instant::now(),
+            route,
+            instruments: self.instruments.clone(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RequestTelemetry`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        future: F,
+        span: Span,
+        start: Instant,
+        route: String,
+        instruments: Arc<Instruments>,
+    }
+}
+
+impl<F, RB, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<http::Response<RB>, E>>,
+{
+    type Output = Result<http::Response<RB>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let result = match this.future.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(result) => result,
+        };
+        let elapsed = this.start.elapsed().as_secs_f64();
+        let status = match &result {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 500,
+        };
+        // Status codes are recorded as integers (tracing-opentelemetry turns u64 into strings).
+        this.span
+            .record("http.response.status_code", i64::from(status));
+        if status >= 500 {
+            this.span.record("otel.status_code", "ERROR");
+        }
+        let i = &this.instruments;
+        i.duration.record(
+            elapsed,
+            &[
+                KeyValue::new("service", i.service.clone()),
+                KeyValue::new("endpoint", std::mem::take(this.route)),
+            ],
+        );
+        i.requests.add(
+            1,
+            &[
+                KeyValue::new("service", i.service.clone()),
+                KeyValue::new("status", i64::from(status)),
+            ],
+        );
+        Poll::Ready(result)
+    }
+}

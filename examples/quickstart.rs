@@ -55,7 +55,11 @@ async fn evaluate(body: String) -> (StatusCode, String) {
     let _entered = span.enter();
     match serde_json::from_str::<serde_json::Value>(&body) {
         Ok(input) => {
-            let verdict = if input["severity"] == "critical" { "deny" } else { "allow" };
+            let verdict = if input["severity"] == "critical" {
+                "deny"
+            } else {
+                "allow"
+            };
             tracing::info!(verdict, "policy evaluated");
             (StatusCode::OK, format!("{{\"verdict\":\"{verdict}\"}}"))
         }
@@ -71,13 +75,24 @@ async fn evaluate(body: String) -> (StatusCode, String) {
 async fn metrics(State(app): State<App>) -> ([(http::HeaderName, &'static str); 1], String) {
     let s = app.telemetry.stats();
     let mut body = String::new();
-    for (signal, snap) in [("spans", &s.spans), ("logs", &s.logs), ("metrics", &s.metrics), ("log_lines", &s.log_lines)] {
+    for (signal, snap) in [
+        ("spans", &s.spans),
+        ("logs", &s.logs),
+        ("metrics", &s.metrics),
+        ("log_lines", &s.log_lines),
+    ] {
         body.push_str(&format!(
             "stellaops_telemetry_exported_total{{signal=\"{signal}\"}} {}\nstellaops_telemetry_dropped_total{{signal=\"{signal}\"}} {}\n",
             snap.exported, snap.dropped
         ));
     }
-    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
 }
 
 fn router(app: App) -> Router {
@@ -98,7 +113,12 @@ async fn drive_traffic(addr: SocketAddr) -> Result<(usize, usize), Error> {
             0 => ("GET", format!("/scans/img-{i}"), "", Some("acme")),
             1 => ("GET", "/scans/slow".to_owned(), "", Some("globex")),
             2 => ("GET", "/scans/broken".to_owned(), "", None),
-            3 => ("POST", "/policy/evaluate".to_owned(), "{\"severity\":\"critical\"}", Some("acme")),
+            3 => (
+                "POST",
+                "/policy/evaluate".to_owned(),
+                "{\"severity\":\"critical\"}",
+                Some("acme"),
+            ),
             _ => ("POST", "/policy/evaluate".to_owned(), "not json", None),
         };
         let mut request = http::Request::builder()
@@ -114,7 +134,11 @@ async fn drive_traffic(addr: SocketAddr) -> Result<(usize, usize), Error> {
         let response = client.request(request).await?;
         let status = response.status();
         response.into_body().collect().await?;
-        if status.is_success() { ok += 1 } else { failed += 1 }
+        if status.is_success() {
+            ok += 1
+        } else {
+            failed += 1
+        }
     }
     Ok((ok, failed))
 }
@@ -137,11 +161,16 @@ async fn main() -> Result<(), Error> {
         .export_interval(Duration::from_secs(5))
         .from_env()
         .install()?;
-    let telemetry = guard.telemetry().ok_or("telemetry is not available")?.clone();
+    let telemetry = guard
+        .telemetry()
+        .ok_or("telemetry is not available")?
+        .clone();
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let app = router(App { telemetry: telemetry.clone() });
+    let app = router(App {
+        telemetry: telemetry.clone(),
+    });
     let started = Instant::now();
     if serve {
         tracing::info!(addr = %local, "quickstart serving; Ctrl-C to stop");
@@ -161,13 +190,36 @@ async fn main() -> Result<(), Error> {
 
     let s = telemetry.stats();
     println!();
-    println!("quickstart summary ({:.1} s)", started.elapsed().as_secs_f64());
-    println!("  requests served      {} ({ok} ok, {failed} failed on purpose)", ok + failed);
-    println!("  spans exported       {} (dropped {})", s.spans.exported, s.spans.dropped);
-    println!("  log records exported {} (dropped {})", s.logs.exported, s.logs.dropped);
-    println!("  metric exports       {} (dropped {})", s.metrics.exported, s.metrics.dropped);
-    println!("  JSON log lines       {} (dropped {})", s.log_lines.exported, s.log_lines.dropped);
-    println!("  files under          {}", std::fs::canonicalize(telemetry.dir()).unwrap_or_else(|_| telemetry.dir().to_path_buf()).display());
+    println!(
+        "quickstart summary ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "  requests served      {} ({ok} ok, {failed} failed on purpose)",
+        ok + failed
+    );
+    println!(
+        "  spans exported       {} (dropped {})",
+        s.spans.exported, s.spans.dropped
+    );
+    println!(
+        "  log records exported {} (dropped {})",
+        s.logs.exported, s.logs.dropped
+    );
+    println!(
+        "  metric exports       {} (dropped {})",
+        s.metrics.exported, s.metrics.dropped
+    );
+    println!(
+        "  JSON log lines       {} (dropped {})",
+        s.log_lines.exported, s.log_lines.dropped
+    );
+    println!(
+        "  files under          {}",
+        std::fs::canonicalize(telemetry.dir())
+            .unwrap_or_else(|_| telemetry.dir().to_path_buf())
+            .display()
+    );
     if s.spans.exported == 0 && !telemetry.is_disabled() {
         return Err("no span was exported".into());
     }

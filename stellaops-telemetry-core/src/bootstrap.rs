@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::global;
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
@@ -38,8 +38,8 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::config::{
-    ConfigError, FilesConfig, HeadSampler, OtlpProtocol, PropagatorKind,
-    TelemetryConfig, parse_sampler,
+    ConfigError, FilesConfig, HeadSampler, OtlpProtocol, PropagatorKind, TelemetryConfig,
+    parse_sampler,
 };
 use crate::export::{
     BatchLogProcessor, BatchSettings, BatchSpanProcessor, FileExportOptions, FileFormat,
@@ -206,7 +206,9 @@ impl TelemetryBuilder {
     /// `service.version`. Default: `unknown` (pass `env!("CARGO_PKG_VERSION")`).
     pub fn service_version(self, version: impl Into<String>) -> Self {
         let v = version.into();
-        self.setter("service_version", "service_version", |c| c.service_version = Some(v))
+        self.setter("service_version", "service_version", |c| {
+            c.service_version = Some(v)
+        })
     }
 
     /// `deployment.environment`. Default: unset.
@@ -269,7 +271,9 @@ impl TelemetryBuilder {
     /// The OTLP endpoint of every signal. Default: the OTLP exporter's own default.
     pub fn otlp_endpoint(self, endpoint: impl Into<String>) -> Self {
         let v = endpoint.into();
-        self.setter("otlp.endpoint", "otlp_endpoint", |c| c.otlp.common.endpoint = Some(v))
+        self.setter("otlp.endpoint", "otlp_endpoint", |c| {
+            c.otlp.common.endpoint = Some(v)
+        })
     }
 
     /// The OTLP transport. Default: gRPC.
@@ -536,7 +540,9 @@ impl Telemetry {
             }
             first.map_or(Ok(()), Err)
         })
-        .unwrap_or(Err(opentelemetry_sdk::error::OTelSdkError::Timeout(timeout)))
+        .unwrap_or(Err(opentelemetry_sdk::error::OTelSdkError::Timeout(
+            timeout,
+        )))
     }
 
     /// Flushes and shuts every provider and output down, waiting at most the configured
@@ -583,8 +589,9 @@ impl Telemetry {
         }
         global::set_tracer_provider(self.inner.tracer_provider.clone());
         global::set_meter_provider(self.inner.meter_provider.clone());
-        let mut propagators: Vec<Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync>> =
-            Vec::new();
+        let mut propagators: Vec<
+            Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync>,
+        > = Vec::new();
         for kind in &self.inner.propagators {
             match kind {
                 PropagatorKind::TraceContext => {
@@ -819,10 +826,12 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 ),
                 None => continue,
             },
-            ExporterKind::File => SpanTarget::File(
-                FileSpanExporter::new(files.clone()).map_err(file_error)?,
-            ),
-            ExporterKind::Stdout => SpanTarget::Stdout(opentelemetry_stdout::SpanExporter::default()),
+            ExporterKind::File => {
+                SpanTarget::File(FileSpanExporter::new(files.clone()).map_err(file_error)?)
+            }
+            ExporterKind::Stdout => {
+                SpanTarget::Stdout(opentelemetry_stdout::SpanExporter::default())
+            }
         });
     }
     #[cfg(feature = "testing")]
@@ -917,7 +926,9 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
             ExporterKind::Otlp => match otlp.get("metrics") {
                 Some(s) => (
                     MetricKind::Otlp(crate::export::otlp_metric_exporter(s)?),
-                    (s.protocol == OtlpProtocol::Grpc).then(|| handle.clone()).flatten(),
+                    (s.protocol == OtlpProtocol::Grpc)
+                        .then(|| handle.clone())
+                        .flatten(),
                     s.timeout,
                 ),
                 None => continue,
@@ -936,7 +947,11 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     }
     #[cfg(feature = "testing")]
     if let Some(t) = &test {
-        metric_kinds.push((MetricKind::Memory(t.metrics.clone()), None, batch.export_timeout));
+        metric_kinds.push((
+            MetricKind::Memory(t.metrics.clone()),
+            None,
+            batch.export_timeout,
+        ));
     }
     for (kind, runtime, timeout) in metric_kinds {
         let target = MetricTarget {
@@ -946,8 +961,11 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
             stats: stats.clone(),
             report_interval: batch.report_interval,
         };
-        meter_builder =
-            meter_builder.with_reader(PeriodicReader::builder(target).with_interval(interval).build());
+        meter_builder = meter_builder.with_reader(
+            PeriodicReader::builder(target)
+                .with_interval(interval)
+                .build(),
+        );
     }
     let meter_provider = meter_builder.build();
 
@@ -955,28 +973,36 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     let mut log_outputs = Vec::new();
     if outputs_config.stdout.unwrap_or(true) {
         log_outputs.push(
-            LogOutput::stdout(stats.log_lines.clone()).map_err(|source| TelemetryError::Thread {
-                what: "stdout log writer",
-                source,
+            LogOutput::stdout(stats.log_lines.clone()).map_err(|source| {
+                TelemetryError::Thread {
+                    what: "stdout log writer",
+                    source,
+                }
             })?,
         );
     }
     if let Some(path) = &outputs_config.file {
         let file = RotatingFile::new(
             path,
-            outputs_config.file_max_bytes.unwrap_or(crate::logs::DEFAULT_MAX_BYTES),
-            outputs_config.file_max_files.unwrap_or(crate::logs::DEFAULT_MAX_FILES),
+            outputs_config
+                .file_max_bytes
+                .unwrap_or(crate::logs::DEFAULT_MAX_BYTES),
+            outputs_config
+                .file_max_files
+                .unwrap_or(crate::logs::DEFAULT_MAX_FILES),
         )
         .map_err(|e| TelemetryError::Io {
             path: path.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        log_outputs.push(LogOutput::file(file, stats.log_lines.clone()).map_err(|source| {
-            TelemetryError::Thread {
-                what: "log file writer",
-                source,
-            }
-        })?);
+        log_outputs.push(
+            LogOutput::file(file, stats.log_lines.clone()).map_err(|source| {
+                TelemetryError::Thread {
+                    what: "log file writer",
+                    source,
+                }
+            })?,
+        );
     }
     #[cfg(feature = "testing")]
     if let Some(t) = &test {
@@ -985,11 +1011,20 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
 
     // The subscriber: service events at the profile's level, the SDK's own at OTEL_LOG_LEVEL.
     let mut filter = Targets::new().with_default(profile.log_level.to_filter());
-    for target in ["opentelemetry", "opentelemetry_sdk", "opentelemetry_otlp", "stellaops_telemetry", "stellaops_telemetry_core"] {
+    for target in [
+        "opentelemetry",
+        "opentelemetry_sdk",
+        "opentelemetry_otlp",
+        "stellaops_telemetry",
+        "stellaops_telemetry_core",
+    ] {
         filter = filter.with_target(target, sdk_level.to_filter());
     }
     let mut bridge_filter = filter.clone();
-    for target in TRANSPORT_TARGETS.iter().chain(["stellaops_telemetry", "stellaops_telemetry_core"].iter()) {
+    for target in TRANSPORT_TARGETS
+        .iter()
+        .chain(["stellaops_telemetry", "stellaops_telemetry_core"].iter())
+    {
         bridge_filter = bridge_filter.with_target(*target, tracing_core::LevelFilter::OFF);
     }
     let tracer = tracer_provider.tracer("stellaops-telemetry");
@@ -1006,12 +1041,10 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 .with_filter(filter.clone()),
         )
         .with(json_layer.with_filter(filter))
-        .with(
-            bridge_enabled.then(|| {
-                opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&logger_provider)
-                    .with_filter(bridge_filter)
-            }),
-        );
+        .with(bridge_enabled.then(|| {
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&logger_provider)
+                .with_filter(bridge_filter)
+        }));
     let dispatch = Dispatch::new(subscriber);
 
     for signal in &refused {

@@ -11,15 +11,17 @@ mod stats;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use bootstrap::{DEFAULT_SHUTDOWN_TIMEOUT, Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard};
+pub use bootstrap::{
+    DEFAULT_SHUTDOWN_TIMEOUT, Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard,
+};
 pub use config::{
     ConfigError, ENVIRONMENT, EnvVar, ExportersConfig, FilesConfig, LogOutputsConfig,
     OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig, PropagatorKind, TelemetryConfig,
 };
 pub use export::*;
 pub use logs::{
-    DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, JsonLogLayer, JsonLogLayerBuilder, LogCapture, LogFileError,
-    LogOutput, RetentionPolicy, RotatingFile,
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, JsonLogLayer, JsonLogLayerBuilder, LogCapture,
+    LogFileError, LogOutput, RetentionPolicy, RotatingFile,
 };
 pub use profile::{
     AttributeSet, ExporterKind, ExporterSelection, LogLevel, Profile, ProfileDifference,

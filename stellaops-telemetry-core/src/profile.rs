@@ -415,6 +415,9 @@ mod tests {
     #[test]
     fn unknown_profile_names_the_value() {
         let err = Profile::by_name("forensik").unwrap_err();
-        assert_eq!(err.to_string(), "unknown profile `forensik` (expected one of default, forensic, airgap)");
+        assert_eq!(
+            err.to_string(),
+            "unknown profile `forensik` (expected one of default, forensic, airgap)"
+        );
     }
 }

@@ -13,7 +13,8 @@ fn run(name: &'static str, spans: usize) -> TestExporters {
         .unwrap();
     tracing::dispatcher::with_default(telemetry.dispatch(), || {
         for _ in 0..spans {
-            tracing::info_span!("unit", pipeline = name).in_scope(|| tracing::info!(pipeline = name, "hello"));
+            tracing::info_span!("unit", pipeline = name)
+                .in_scope(|| tracing::info!(pipeline = name, "hello"));
         }
     });
     telemetry.shutdown();
@@ -28,10 +29,11 @@ fn concurrent_pipelines_keep_their_data_apart() {
     for (exporters, name, n) in [(&a, "pipeline-a", 50), (&b, "pipeline-b", 70)] {
         let spans = exporters.finished_spans();
         assert_eq!(spans.len(), n);
-        assert!(spans.iter().all(|s| s
-            .attributes
-            .iter()
-            .any(|kv| kv.key.as_str() == "pipeline" && kv.value.as_str() == name)));
+        assert!(spans.iter().all(|s| {
+            s.attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == "pipeline" && kv.value.as_str() == name)
+        }));
         let logs = exporters.json_logs().json();
         assert_eq!(logs.len(), n);
         assert!(logs.iter().all(|l| l["service"] == name));

@@ -7,7 +7,10 @@ use stellaops_telemetry_core::{
 };
 
 fn env(vars: &[(&str, &str)]) -> TelemetryConfig {
-    let map: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let map: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     TelemetryConfig::from_lookup(|k| map.get(k).cloned()).unwrap()
 }
 
@@ -21,17 +24,29 @@ fn build_err(builder: stellaops_telemetry_core::TelemetryBuilder) -> String {
 #[test]
 fn unknown_profile_is_named() {
     let msg = build_err(Telemetry::builder("svc").profile_name("forensik"));
-    assert_eq!(msg, "unknown profile `forensik` (expected one of default, forensic, airgap)");
-    let msg = build_err(Telemetry::builder("svc").config(env(&[("STELLAOPS_TELEMETRY_PROFILE", "chaos")])));
-    assert!(msg.contains("STELLAOPS_TELEMETRY_PROFILE") && msg.contains("chaos"), "{msg}");
+    assert_eq!(
+        msg,
+        "unknown profile `forensik` (expected one of default, forensic, airgap)"
+    );
+    let msg = build_err(
+        Telemetry::builder("svc").config(env(&[("STELLAOPS_TELEMETRY_PROFILE", "chaos")])),
+    );
+    assert!(
+        msg.contains("STELLAOPS_TELEMETRY_PROFILE") && msg.contains("chaos"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn malformed_endpoint_names_its_variable() {
-    let msg = build_err(
-        Telemetry::builder("svc").config(env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4317")])),
+    let msg = build_err(Telemetry::builder("svc").config(env(&[(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "collector:4317",
+    )])));
+    assert!(
+        msg.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") && msg.contains("collector:4317"),
+        "{msg}"
     );
-    assert!(msg.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") && msg.contains("collector:4317"), "{msg}");
     let msg = build_err(Telemetry::builder("svc").otlp_endpoint("ftp://collector.invalid"));
     assert!(msg.contains("TelemetryBuilder::otlp_endpoint"), "{msg}");
 }
@@ -51,7 +66,10 @@ fn unreadable_certificate_names_its_variable_and_path() {
         TelemetryError::Config(ConfigError::UnreadableCertificate { .. })
     ));
     let msg = err.to_string();
-    assert!(msg.contains("OTEL_EXPORTER_OTLP_CERTIFICATE") && msg.contains("/nonexistent/ca.pem"), "{msg}");
+    assert!(
+        msg.contains("OTEL_EXPORTER_OTLP_CERTIFICATE") && msg.contains("/nonexistent/ca.pem"),
+        "{msg}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let not_pem = dir.path().join("ca.pem");
@@ -63,7 +81,10 @@ fn unreadable_certificate_names_its_variable_and_path() {
 #[test]
 fn bad_header_syntax_is_named_without_its_value() {
     let mut map = BTreeMap::new();
-    map.insert("OTEL_EXPORTER_OTLP_HEADERS".to_owned(), "authorization Bearer s3cr3t".to_owned());
+    map.insert(
+        "OTEL_EXPORTER_OTLP_HEADERS".to_owned(),
+        "authorization Bearer s3cr3t".to_owned(),
+    );
     let err = TelemetryConfig::from_lookup(|k| map.get(k).cloned()).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{msg}");
@@ -83,9 +104,15 @@ fn sampler_argument_out_of_range_is_named() {
         ("OTEL_TRACES_SAMPLER", "traceidratio"),
         ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
     ])));
-    assert_eq!(msg, "invalid OTEL_TRACES_SAMPLER_ARG `1.5`: expected a ratio between 0.0 and 1.0");
+    assert_eq!(
+        msg,
+        "invalid OTEL_TRACES_SAMPLER_ARG `1.5`: expected a ratio between 0.0 and 1.0"
+    );
     let msg = build_err(Telemetry::builder("svc").sampler("coinflip", None));
-    assert!(msg.contains("TelemetryBuilder::sampler") && msg.contains("coinflip"), "{msg}");
+    assert!(
+        msg.contains("TelemetryBuilder::sampler") && msg.contains("coinflip"),
+        "{msg}"
+    );
 }
 
 #[test]

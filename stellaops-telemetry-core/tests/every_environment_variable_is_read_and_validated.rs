@@ -19,7 +19,10 @@ fn with(vars: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
 
 type Check = Box<dyn Fn(&TelemetryConfig)>;
 
-fn otlp_cases(signal: &str, pick: fn(&TelemetryConfig) -> &OtlpSignalConfig) -> Vec<(String, String, Check)> {
+fn otlp_cases(
+    signal: &str,
+    pick: fn(&TelemetryConfig) -> &OtlpSignalConfig,
+) -> Vec<(String, String, Check)> {
     let p = |suffix: &str| {
         if signal.is_empty() {
             format!("OTEL_EXPORTER_OTLP_{suffix}")
@@ -28,80 +31,162 @@ fn otlp_cases(signal: &str, pick: fn(&TelemetryConfig) -> &OtlpSignalConfig) -> 
         }
     };
     vec![
-        (p("ENDPOINT"), "http://127.0.0.1:4317".into(), Box::new(move |c: &TelemetryConfig| {
-            assert_eq!(pick(c).endpoint.as_deref(), Some("http://127.0.0.1:4317"))
-        }) as Check),
-        (p("PROTOCOL"), "http/protobuf".into(), Box::new(move |c: &TelemetryConfig| {
-            assert_eq!(pick(c).protocol, Some(OtlpProtocol::HttpProtobuf))
-        })),
-        (p("HEADERS"), "api-key=abc%3D,x-scope=t1".into(), Box::new(move |c: &TelemetryConfig| {
-            let h = pick(c).headers.clone().unwrap();
-            assert_eq!(h["api-key"], "abc=");
-            assert_eq!(h["x-scope"], "t1");
-        })),
-        (p("TIMEOUT"), "2500".into(), Box::new(move |c: &TelemetryConfig| {
-            assert_eq!(pick(c).timeout_ms, Some(2500))
-        })),
-        (p("COMPRESSION"), "gzip".into(), Box::new(move |c: &TelemetryConfig| {
-            assert_eq!(pick(c).compression, Some(OtlpCompression::Gzip))
-        })),
-        (p("CERTIFICATE"), "/etc/pki/ca.pem".into(), Box::new(move |c: &TelemetryConfig| {
-            assert_eq!(pick(c).certificate, Some(PathBuf::from("/etc/pki/ca.pem")))
-        })),
-        (p("CLIENT_KEY"), "/etc/pki/client.key".into(), Box::new(move |c: &TelemetryConfig| {
-            assert_eq!(pick(c).client_key, Some(PathBuf::from("/etc/pki/client.key")))
-        })),
-        (p("CLIENT_CERTIFICATE"), "/etc/pki/client.pem".into(), Box::new(move |c: &TelemetryConfig| {
-            assert_eq!(pick(c).client_certificate, Some(PathBuf::from("/etc/pki/client.pem")))
-        })),
+        (
+            p("ENDPOINT"),
+            "http://127.0.0.1:4317".into(),
+            Box::new(move |c: &TelemetryConfig| {
+                assert_eq!(pick(c).endpoint.as_deref(), Some("http://127.0.0.1:4317"))
+            }) as Check,
+        ),
+        (
+            p("PROTOCOL"),
+            "http/protobuf".into(),
+            Box::new(move |c: &TelemetryConfig| {
+                assert_eq!(pick(c).protocol, Some(OtlpProtocol::HttpProtobuf))
+            }),
+        ),
+        (
+            p("HEADERS"),
+            "api-key=abc%3D,x-scope=t1".into(),
+            Box::new(move |c: &TelemetryConfig| {
+                let h = pick(c).headers.clone().unwrap();
+                assert_eq!(h["api-key"], "abc=");
+                assert_eq!(h["x-scope"], "t1");
+            }),
+        ),
+        (
+            p("TIMEOUT"),
+            "2500".into(),
+            Box::new(move |c: &TelemetryConfig| assert_eq!(pick(c).timeout_ms, Some(2500))),
+        ),
+        (
+            p("COMPRESSION"),
+            "gzip".into(),
+            Box::new(move |c: &TelemetryConfig| {
+                assert_eq!(pick(c).compression, Some(OtlpCompression::Gzip))
+            }),
+        ),
+        (
+            p("CERTIFICATE"),
+            "/etc/pki/ca.pem".into(),
+            Box::new(move |c: &TelemetryConfig| {
+                assert_eq!(pick(c).certificate, Some(PathBuf::from("/etc/pki/ca.pem")))
+            }),
+        ),
+        (
+            p("CLIENT_KEY"),
+            "/etc/pki/client.key".into(),
+            Box::new(move |c: &TelemetryConfig| {
+                assert_eq!(
+                    pick(c).client_key,
+                    Some(PathBuf::from("/etc/pki/client.key"))
+                )
+            }),
+        ),
+        (
+            p("CLIENT_CERTIFICATE"),
+            "/etc/pki/client.pem".into(),
+            Box::new(move |c: &TelemetryConfig| {
+                assert_eq!(
+                    pick(c).client_certificate,
+                    Some(PathBuf::from("/etc/pki/client.pem"))
+                )
+            }),
+        ),
     ]
 }
 
 fn cases() -> Vec<(String, String, Check)> {
     let mut cases: Vec<(String, String, Check)> = vec![
-        ("OTEL_SERVICE_NAME".into(), "scanner".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.service_name.as_deref(), Some("scanner"))
-        })),
-        ("OTEL_RESOURCE_ATTRIBUTES".into(), "team=sec,region=eu%2Dwest".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.resource_attributes["team"], "sec");
-            assert_eq!(c.resource_attributes["region"], "eu-west");
-        })),
-        ("OTEL_SDK_DISABLED".into(), "TRUE".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.disabled, Some(true))
-        })),
-        ("OTEL_PROPAGATORS".into(), "baggage,tracecontext".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.propagators, Some(vec![PropagatorKind::Baggage, PropagatorKind::TraceContext]))
-        })),
-        ("OTEL_TRACES_EXPORTER".into(), "otlp,file".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.exporters.traces, Some(vec![ExporterKind::Otlp, ExporterKind::File]))
-        })),
-        ("OTEL_METRICS_EXPORTER".into(), "none".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.exporters.metrics, Some(vec![]))
-        })),
-        ("OTEL_LOGS_EXPORTER".into(), "console".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.exporters.logs, Some(vec![ExporterKind::Stdout]))
-        })),
-        ("OTEL_LOG_LEVEL".into(), "debug".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.sdk_log_level.as_deref(), Some("debug"))
-        })),
-        ("OTEL_TRACES_SAMPLER".into(), "parentbased_traceidratio".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.sampler.as_deref(), Some("parentbased_traceidratio"))
-        })),
-        ("OTEL_TRACES_SAMPLER_ARG".into(), "0.5".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.sampler_arg.as_deref(), Some("0.5"))
-        })),
-        ("OTEL_METRIC_EXPORT_INTERVAL".into(), "15000".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.metric_export_interval_ms, Some(15000))
-        })),
-        ("STELLAOPS_TELEMETRY_PROFILE".into(), "forensic".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.profile.as_deref(), Some("forensic"))
-        })),
-        ("STELLAOPS_TELEMETRY_SEALED".into(), "true".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.sealed, Some(true))
-        })),
-        ("STELLAOPS_TELEMETRY_DIR".into(), "/var/lib/stella/telemetry".into(), Box::new(|c: &TelemetryConfig| {
-            assert_eq!(c.dir, Some(PathBuf::from("/var/lib/stella/telemetry")))
-        })),
+        (
+            "OTEL_SERVICE_NAME".into(),
+            "scanner".into(),
+            Box::new(|c: &TelemetryConfig| assert_eq!(c.service_name.as_deref(), Some("scanner"))),
+        ),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES".into(),
+            "team=sec,region=eu%2Dwest".into(),
+            Box::new(|c: &TelemetryConfig| {
+                assert_eq!(c.resource_attributes["team"], "sec");
+                assert_eq!(c.resource_attributes["region"], "eu-west");
+            }),
+        ),
+        (
+            "OTEL_SDK_DISABLED".into(),
+            "TRUE".into(),
+            Box::new(|c: &TelemetryConfig| assert_eq!(c.disabled, Some(true))),
+        ),
+        (
+            "OTEL_PROPAGATORS".into(),
+            "baggage,tracecontext".into(),
+            Box::new(|c: &TelemetryConfig| {
+                assert_eq!(
+                    c.propagators,
+                    Some(vec![PropagatorKind::Baggage, PropagatorKind::TraceContext])
+                )
+            }),
+        ),
+        (
+            "OTEL_TRACES_EXPORTER".into(),
+            "otlp,file".into(),
+            Box::new(|c: &TelemetryConfig| {
+                assert_eq!(
+                    c.exporters.traces,
+                    Some(vec![ExporterKind::Otlp, ExporterKind::File])
+                )
+            }),
+        ),
+        (
+            "OTEL_METRICS_EXPORTER".into(),
+            "none".into(),
+            Box::new(|c: &TelemetryConfig| assert_eq!(c.exporters.metrics, Some(vec![]))),
+        ),
+        (
+            "OTEL_LOGS_EXPORTER".into(),
+            "console".into(),
+            Box::new(|c: &TelemetryConfig| {
+                assert_eq!(c.exporters.logs, Some(vec![ExporterKind::Stdout]))
+            }),
+        ),
+        (
+            "OTEL_LOG_LEVEL".into(),
+            "debug".into(),
+            Box::new(|c: &TelemetryConfig| assert_eq!(c.sdk_log_level.as_deref(), Some("debug"))),
+        ),
+        (
+            "OTEL_TRACES_SAMPLER".into(),
+            "parentbased_traceidratio".into(),
+            Box::new(|c: &TelemetryConfig| {
+                assert_eq!(c.sampler.as_deref(), Some("parentbased_traceidratio"))
+            }),
+        ),
+        (
+            "OTEL_TRACES_SAMPLER_ARG".into(),
+            "0.5".into(),
+            Box::new(|c: &TelemetryConfig| assert_eq!(c.sampler_arg.as_deref(), Some("0.5"))),
+        ),
+        (
+            "OTEL_METRIC_EXPORT_INTERVAL".into(),
+            "15000".into(),
+            Box::new(|c: &TelemetryConfig| assert_eq!(c.metric_export_interval_ms, Some(15000))),
+        ),
+        (
+            "STELLAOPS_TELEMETRY_PROFILE".into(),
+            "forensic".into(),
+            Box::new(|c: &TelemetryConfig| assert_eq!(c.profile.as_deref(), Some("forensic"))),
+        ),
+        (
+            "STELLAOPS_TELEMETRY_SEALED".into(),
+            "true".into(),
+            Box::new(|c: &TelemetryConfig| assert_eq!(c.sealed, Some(true))),
+        ),
+        (
+            "STELLAOPS_TELEMETRY_DIR".into(),
+            "/var/lib/stella/telemetry".into(),
+            Box::new(|c: &TelemetryConfig| {
+                assert_eq!(c.dir, Some(PathBuf::from("/var/lib/stella/telemetry")))
+            }),
+        ),
     ];
     cases.extend(otlp_cases("", |c| &c.otlp.common));
     cases.extend(otlp_cases("TRACES", |c| &c.otlp.traces));
@@ -121,7 +206,10 @@ fn every_variable_in_the_table_has_a_case_and_changes_the_config() {
         assert!(covered.contains(&var.name), "no test case for {}", var.name);
     }
     for (name, value, check) in &cases {
-        assert!(ENVIRONMENT.iter().any(|v| v.name == name), "{name} missing from the table");
+        assert!(
+            ENVIRONMENT.iter().any(|v| v.name == name),
+            "{name} missing from the table"
+        );
         let config = with(&[(name, value)]).unwrap_or_else(|e| panic!("{name}={value}: {e}"));
         check(&config);
         assert_ne!(config, TelemetryConfig::default(), "{name} changed nothing");

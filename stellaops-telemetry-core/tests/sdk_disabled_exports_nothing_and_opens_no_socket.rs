@@ -8,7 +8,10 @@ use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_core::{Telemetry, TelemetryConfig};
 
 fn config(vars: &[(&str, String)]) -> TelemetryConfig {
-    let map: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let map: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     TelemetryConfig::from_lookup(|k| map.get(k).cloned()).unwrap()
 }
 
@@ -36,7 +39,11 @@ fn connections_after_traffic(disabled: bool) -> (usize, TestExporters) {
     tracing::dispatcher::with_default(telemetry.dispatch(), || {
         tracing::info_span!("request").in_scope(|| tracing::info!("hello"));
     });
-    telemetry.meter("m").u64_counter("c_total").build().add(1, &[]);
+    telemetry
+        .meter("m")
+        .u64_counter("c_total")
+        .build()
+        .add(1, &[]);
     telemetry.shutdown();
     let mut accepted = 0;
     while listener.accept().is_ok() {

@@ -20,9 +20,8 @@
 use std::path::PathBuf;
 
 use super::{
-    ConfigError, OtlpSignalConfig, TelemetryConfig, parse_bool, parse_compression,
-    parse_exporters, parse_headers, parse_propagators, parse_protocol, parse_resource_attributes,
-    parse_u64,
+    ConfigError, OtlpSignalConfig, TelemetryConfig, parse_bool, parse_compression, parse_exporters,
+    parse_headers, parse_propagators, parse_protocol, parse_resource_attributes, parse_u64,
 };
 
 /// One environment variable the SDK reads.
@@ -304,7 +303,8 @@ impl TelemetryConfig {
         let mut env = TelemetryConfig::default();
 
         if let Some(v) = get("OTEL_SERVICE_NAME") {
-            env.origins.insert("service_name".into(), "OTEL_SERVICE_NAME".into());
+            env.origins
+                .insert("service_name".into(), "OTEL_SERVICE_NAME".into());
             env.service_name = Some(v);
         }
         if let Some(v) = get("OTEL_RESOURCE_ATTRIBUTES") {
@@ -326,15 +326,18 @@ impl TelemetryConfig {
             env.exporters.logs = Some(parse_exporters("OTEL_LOGS_EXPORTER", &v)?);
         }
         if let Some(v) = get("OTEL_LOG_LEVEL") {
-            env.origins.insert("sdk_log_level".into(), "OTEL_LOG_LEVEL".into());
+            env.origins
+                .insert("sdk_log_level".into(), "OTEL_LOG_LEVEL".into());
             env.sdk_log_level = Some(v);
         }
         if let Some(v) = get("OTEL_TRACES_SAMPLER") {
-            env.origins.insert("sampler".into(), "OTEL_TRACES_SAMPLER".into());
+            env.origins
+                .insert("sampler".into(), "OTEL_TRACES_SAMPLER".into());
             env.sampler = Some(v);
         }
         if let Some(v) = get("OTEL_TRACES_SAMPLER_ARG") {
-            env.origins.insert("sampler_arg".into(), "OTEL_TRACES_SAMPLER_ARG".into());
+            env.origins
+                .insert("sampler_arg".into(), "OTEL_TRACES_SAMPLER_ARG".into());
             env.sampler_arg = Some(v);
         }
         if let Some(v) = get("OTEL_METRIC_EXPORT_INTERVAL") {
@@ -355,7 +358,8 @@ impl TelemetryConfig {
             read_otlp(&get, signal, field_prefix, target, &mut env.origins)?;
         }
         if let Some(v) = get("STELLAOPS_TELEMETRY_PROFILE") {
-            env.origins.insert("profile".into(), "STELLAOPS_TELEMETRY_PROFILE".into());
+            env.origins
+                .insert("profile".into(), "STELLAOPS_TELEMETRY_PROFILE".into());
             env.profile = Some(v);
         }
         if let Some(v) = get("STELLAOPS_TELEMETRY_SEALED") {

@@ -386,7 +386,10 @@ impl TelemetryConfig {
             other.log_outputs.file_max_files,
         );
         take(&mut self.files.format, other.files.format);
-        take(&mut self.files.max_segment_bytes, other.files.max_segment_bytes);
+        take(
+            &mut self.files.max_segment_bytes,
+            other.files.max_segment_bytes,
+        );
         take(
             &mut self.files.max_segment_age_secs,
             other.files.max_segment_age_secs,

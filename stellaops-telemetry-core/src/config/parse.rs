@@ -28,7 +28,6 @@ pub(crate) fn parse_u64(name: &str, value: &str) -> Result<u64, ConfigError> {
         .map_err(|_| invalid(name, value, "expected a whole number of milliseconds"))
 }
 
-
 /// Decodes `%XX` escapes (the W3C Baggage octet encoding used by the OTEL_* lists).
 fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
@@ -50,10 +49,7 @@ fn percent_decode(text: &str) -> Option<String> {
 
 /// Parses `key=value,key2=value2` (OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS).
 /// Values are percent-decoded; `mask` hides values in errors (headers carry credentials).
-fn parse_key_values(
-    value: &str,
-    mask: bool,
-) -> Result<BTreeMap<String, String>, (String, String)> {
+fn parse_key_values(value: &str, mask: bool) -> Result<BTreeMap<String, String>, (String, String)> {
     let mut out = BTreeMap::new();
     for entry in value.split(',') {
         if entry.trim().is_empty() {
@@ -94,13 +90,12 @@ pub(crate) fn parse_headers(
     name: &str,
     value: &str,
 ) -> Result<BTreeMap<String, String>, ConfigError> {
-    let headers = parse_key_values(value, true).map_err(|(entry, reason)| {
-        ConfigError::InvalidHeader {
+    let headers =
+        parse_key_values(value, true).map_err(|(entry, reason)| ConfigError::InvalidHeader {
             name: name.to_owned(),
             entry,
             reason,
-        }
-    })?;
+        })?;
     check_headers(name, &headers)?;
     Ok(headers)
 }
@@ -205,14 +200,15 @@ pub(crate) fn validate_endpoint(name: &str, value: &str) -> Result<http::Uri, Co
         value: value.to_owned(),
         reason: reason.to_owned(),
     };
-    let uri: http::Uri = value
-        .trim()
-        .parse()
-        .map_err(|_| bad("not a valid URL"))?;
+    let uri: http::Uri = value.trim().parse().map_err(|_| bad("not a valid URL"))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
         Some(_) => return Err(bad("the scheme must be http or https")),
-        None => return Err(bad("expected an absolute URL such as http://collector:4317")),
+        None => {
+            return Err(bad(
+                "expected an absolute URL such as http://collector:4317",
+            ));
+        }
     }
     match uri.host() {
         Some(h) if !h.is_empty() => {}

@@ -15,8 +15,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use opentelemetry::InstrumentationScope;
 use opentelemetry::Context;
+use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
@@ -148,7 +148,9 @@ impl<T: Send + 'static> Worker<T> {
 
 impl<T> std::fmt::Debug for Worker<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchProcessor").field("signal", &self.name).finish()
+        f.debug_struct("BatchProcessor")
+            .field("signal", &self.name)
+            .finish()
     }
 }
 

@@ -257,7 +257,10 @@ impl SegmentWriter {
     }
 }
 
-fn encode<M: Message + Serialize>(format: FileFormat, message: &M) -> Result<Vec<u8>, OTelSdkError> {
+fn encode<M: Message + Serialize>(
+    format: FileFormat,
+    message: &M,
+) -> Result<Vec<u8>, OTelSdkError> {
     match format {
         FileFormat::Json => {
             let mut line = serde_json::to_vec(message)

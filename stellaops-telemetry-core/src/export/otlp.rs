@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_otlp::{Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_otlp::{
+    Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -120,12 +122,10 @@ impl OtlpSettings {
             .unwrap_or(DEFAULT_TIMEOUT);
         let compression = specific.compression.or(common.compression);
 
-        let pick = |s: &Option<PathBuf>, c: &Option<PathBuf>, field: &str| {
-            match (s, c) {
-                (Some(p), _) => Some((p.clone(), format!("{prefix}{field}"))),
-                (None, Some(p)) => Some((p.clone(), format!("otlp.{field}"))),
-                (None, None) => None,
-            }
+        let pick = |s: &Option<PathBuf>, c: &Option<PathBuf>, field: &str| match (s, c) {
+            (Some(p), _) => Some((p.clone(), format!("{prefix}{field}"))),
+            (None, Some(p)) => Some((p.clone(), format!("otlp.{field}"))),
+            (None, None) => None,
         };
         let ca = pick(&specific.certificate, &common.certificate, "certificate");
         let key = pick(&specific.client_key, &common.client_key, "client_key");
@@ -163,9 +163,11 @@ impl OtlpSettings {
     }
 
     fn is_https(&self) -> bool {
-        self.endpoint
-            .as_ref()
-            .is_some_and(|(url, _)| url.trim_start().to_ascii_lowercase().starts_with("https://"))
+        self.endpoint.as_ref().is_some_and(|(url, _)| {
+            url.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("https://")
+        })
     }
 
     fn tonic_tls(&self) -> Option<tonic::transport::ClientTlsConfig> {
@@ -206,7 +208,10 @@ impl OtlpSettings {
         ConfigError::InvalidEndpoint {
             name,
             value,
-            reason: format!("cannot build the {} exporter: {reason}", self.signal.as_str()),
+            reason: format!(
+                "cannot build the {} exporter: {reason}",
+                self.signal.as_str()
+            ),
         }
     }
 
@@ -218,7 +223,8 @@ impl OtlpSettings {
         match &self.tls.ca {
             Some(ca) => {
                 for cert in CertificateDer::pem_slice_iter(ca) {
-                    let cert = cert.map_err(|e| self.build_error(format!("CA certificate: {e}")))?;
+                    let cert =
+                        cert.map_err(|e| self.build_error(format!("CA certificate: {e}")))?;
                     roots
                         .add(cert)
                         .map_err(|e| self.build_error(format!("CA certificate: {e}")))?;
@@ -306,11 +312,15 @@ macro_rules! build_otlp {
     }};
 }
 
-pub(crate) fn span_exporter(s: &OtlpSettings) -> Result<opentelemetry_otlp::SpanExporter, ConfigError> {
+pub(crate) fn span_exporter(
+    s: &OtlpSettings,
+) -> Result<opentelemetry_otlp::SpanExporter, ConfigError> {
     build_otlp!(opentelemetry_otlp::SpanExporter, s)
 }
 
-pub(crate) fn log_exporter(s: &OtlpSettings) -> Result<opentelemetry_otlp::LogExporter, ConfigError> {
+pub(crate) fn log_exporter(
+    s: &OtlpSettings,
+) -> Result<opentelemetry_otlp::LogExporter, ConfigError> {
     build_otlp!(opentelemetry_otlp::LogExporter, s)
 }
 

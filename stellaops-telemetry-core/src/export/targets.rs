@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord};
 use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use opentelemetry_sdk::Resource;
-use opentelemetry::InstrumentationScope;
 
 use super::file::{FileLogExporter, FileMetricExporter, FileSpanExporter};
 
@@ -30,10 +30,12 @@ where
     F: std::future::Future<Output = OTelSdkResult>,
 {
     match runtime {
-        Some(handle) => match handle.block_on(async { tokio::time::timeout(timeout, future).await }) {
-            Ok(result) => result,
-            Err(_) => Err(OTelSdkError::Timeout(timeout)),
-        },
+        Some(handle) => {
+            match handle.block_on(async { tokio::time::timeout(timeout, future).await }) {
+                Ok(result) => result,
+                Err(_) => Err(OTelSdkError::Timeout(timeout)),
+            }
+        }
         None => futures_executor::block_on(future),
     }
 }
@@ -170,12 +172,18 @@ impl std::fmt::Debug for MetricTarget {
 
 impl PushMetricExporter for MetricTarget {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        // The periodic reader already polls this inside `futures_executor::block_on`: only the
+        // gRPC exporter hops onto the export runtime (tokio's `block_on` does not nest with the
+        // futures executor's); the others are awaited in place.
         let result = match &self.kind {
-            MetricKind::Otlp(e) => run_bounded(self.runtime.as_ref(), self.timeout, e.export(metrics)),
-            MetricKind::File(e) => run_bounded(None, self.timeout, e.export(metrics)),
-            MetricKind::Stdout(e) => run_bounded(None, self.timeout, e.export(metrics)),
+            MetricKind::Otlp(e) => match &self.runtime {
+                Some(handle) => run_bounded(Some(handle), self.timeout, e.export(metrics)),
+                None => e.export(metrics).await,
+            },
+            MetricKind::File(e) => e.export(metrics).await,
+            MetricKind::Stdout(e) => e.export(metrics).await,
             #[cfg(feature = "testing")]
-            MetricKind::Memory(e) => run_bounded(None, self.timeout, e.export(metrics)),
+            MetricKind::Memory(e) => e.export(metrics).await,
         };
         match &result {
             Ok(()) => self.stats.metrics.record_exported(1),

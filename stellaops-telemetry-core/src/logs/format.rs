@@ -88,7 +88,15 @@ mod tests {
 
     #[test]
     fn escaping_matches_serde_json() {
-        for s in ["plain", "q\"uote", "back\\slash", "new\nline\r\t", "\u{0}\u{1f}\u{7f}", "ünï ☃ 𝄞", ""] {
+        for s in [
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "new\nline\r\t",
+            "\u{0}\u{1f}\u{7f}",
+            "ünï ☃ 𝄞",
+            "",
+        ] {
             let ours = esc(s);
             let back: String = serde_json::from_str(&ours).unwrap();
             assert_eq!(back, s);

@@ -14,7 +14,9 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use super::format::{Escaper, write_escaped, write_f64, write_hex, write_i64, write_str, write_u64};
+use super::format::{
+    Escaper, write_escaped, write_f64, write_hex, write_i64, write_str, write_u64,
+};
 use super::output::LogOutput;
 use crate::clock::Civil;
 
@@ -226,7 +228,10 @@ impl FieldWriter<'_> {
                 FieldValue::F64(v) => {
                     let _ = write!(Escaper(self.message), "{v}");
                 }
-                FieldValue::Bool(v) => self.message.extend_from_slice(if v { b"true" } else { b"false" }),
+                FieldValue::Bool(v) => {
+                    self.message
+                        .extend_from_slice(if v { b"true" } else { b"false" })
+                }
             }
             return;
         }
@@ -359,7 +364,10 @@ where
             _ => (&b"trace"[..], &self.tails[4]),
         };
         let span = ctx.event_span(event);
-        let ids = span.as_ref().map(|s| self.span_ids(s)).unwrap_or(SpanIds(None));
+        let ids = span
+            .as_ref()
+            .map(|s| self.span_ids(s))
+            .unwrap_or(SpanIds(None));
 
         BUFFERS.with(|cell| {
             let Ok(mut buffers) = cell.try_borrow_mut() else {
@@ -374,7 +382,9 @@ where
                 fields: &mut b.fields,
             });
 
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
             let secs = now.as_secs();
             if secs != b.second {
                 let mut prefix = Vec::with_capacity(24);
@@ -404,10 +414,17 @@ where
             }
             // Nearest span wins; tenant before correlationId whatever spans hold them.
             for (key, pick) in [
-                (&b",\"tenant\":"[..], (|c: &LogContext| c.tenant.as_deref()) as fn(&LogContext) -> Option<&str>),
-                (&b",\"correlationId\":"[..], |c: &LogContext| c.correlation.as_deref()),
+                (
+                    &b",\"tenant\":"[..],
+                    (|c: &LogContext| c.tenant.as_deref()) as fn(&LogContext) -> Option<&str>,
+                ),
+                (&b",\"correlationId\":"[..], |c: &LogContext| {
+                    c.correlation.as_deref()
+                }),
             ] {
-                let Some(scope) = ctx.event_scope(event) else { break };
+                let Some(scope) = ctx.event_scope(event) else {
+                    break;
+                };
                 for span in scope {
                     let ext = span.extensions();
                     if let Some(value) = ext.get::<LogContext>().and_then(pick) {

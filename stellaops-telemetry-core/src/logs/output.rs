@@ -172,7 +172,12 @@ impl LogOutput {
         queue: usize,
         stats: Arc<SignalStats>,
     ) -> std::io::Result<LogOutput> {
-        Self::non_blocking("writer", Buffered(std::io::BufWriter::new(writer)), queue, stats)
+        Self::non_blocking(
+            "writer",
+            Buffered(std::io::BufWriter::new(writer)),
+            queue,
+            stats,
+        )
     }
 
     /// Lines written synchronously on the calling thread. Blocks the caller on I/O: for

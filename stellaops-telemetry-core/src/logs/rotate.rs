@@ -43,7 +43,11 @@ impl RotatingFile {
     /// # Errors
     ///
     /// [`LogFileError`] naming the path.
-    pub fn new(path: impl Into<PathBuf>, max_bytes: u64, max_files: usize) -> Result<Self, LogFileError> {
+    pub fn new(
+        path: impl Into<PathBuf>,
+        max_bytes: u64,
+        max_files: usize,
+    ) -> Result<Self, LogFileError> {
         let path = path.into();
         let err = |source| LogFileError {
             path: path.clone(),

@@ -1,5 +1,7 @@
 //! Every configuration error is a typed error from `build()` naming the setting and value.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 
 use stellaops_telemetry_core::{

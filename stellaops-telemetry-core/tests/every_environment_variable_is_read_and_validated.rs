@@ -1,6 +1,8 @@
 //! Every variable of the environment table is read by `from_lookup`, changes the config as the
 //! table says, and a malformed value is an error naming the variable.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

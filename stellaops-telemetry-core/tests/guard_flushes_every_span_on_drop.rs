@@ -1,6 +1,8 @@
 //! Dropping the guard flushes everything: 10,000 spans ended just before the drop all arrive,
 //! and the drop is bounded also on a current-thread Tokio runtime.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::{Duration, Instant};
 
 use stellaops_telemetry_core::Telemetry;

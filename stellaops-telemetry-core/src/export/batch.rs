@@ -137,10 +137,10 @@ impl<T: Send + 'static> Worker<T> {
 
     fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
         let result = self.control(Message::Shutdown, timeout);
-        if result.is_ok() {
-            if let Some(handle) = self.thread.lock().take() {
-                let _ = handle.join();
-            }
+        if result.is_ok()
+            && let Some(handle) = self.thread.lock().take()
+        {
+            let _ = handle.join();
         }
         result
     }

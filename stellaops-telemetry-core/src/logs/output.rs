@@ -238,12 +238,11 @@ impl LogOutput {
     /// Flushes and stops the writer thread, waiting at most `timeout`. Lines written later
     /// are dropped and counted.
     pub fn shutdown(&self, timeout: Duration) {
-        if self.control(Message::Shutdown, timeout) {
-            if let Inner::NonBlocking(nb) = &*self.inner {
-                if let Some(handle) = nb.thread.lock().take() {
-                    let _ = handle.join();
-                }
-            }
+        if self.control(Message::Shutdown, timeout)
+            && let Inner::NonBlocking(nb) = &*self.inner
+            && let Some(handle) = nb.thread.lock().take()
+        {
+            let _ = handle.join();
         }
     }
 }

@@ -8,7 +8,6 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -45,7 +44,7 @@ fn measure(
     tracing::dispatcher::with_default(dispatch, || {
         let span = tracing::info_span!("scan.image", imageRef = "registry.example/app");
         let _entered = span.enter();
-        group.bench_function(name, |b| b.iter(|| black_box(event())));
+        group.bench_function(name, |b| b.iter(event));
     });
 }
 
@@ -55,23 +54,27 @@ fn json_log_event(c: &mut Criterion) {
 
     let ours_writer = MemoryWriter::new();
     let ours = Dispatch::new(
-        tracing_subscriber::registry().with(otel_layer(&provider)).with(
-            JsonLogLayer::builder("scanner", "1.4.0")
-                .output(LogOutput::sync_writer(
-                    ours_writer.clone(),
-                    Arc::new(SignalStats::default()),
-                ))
-                .build(),
-        ),
+        tracing_subscriber::registry()
+            .with(otel_layer(&provider))
+            .with(
+                JsonLogLayer::builder("scanner", "1.4.0")
+                    .output(LogOutput::sync_writer(
+                        ours_writer.clone(),
+                        Arc::new(SignalStats::default()),
+                    ))
+                    .build(),
+            ),
     );
     let theirs_writer = MemoryWriter::new();
     let make = theirs_writer.clone();
     let theirs = Dispatch::new(
-        tracing_subscriber::registry().with(otel_layer(&provider)).with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(move || make.clone()),
-        ),
+        tracing_subscriber::registry()
+            .with(otel_layer(&provider))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(move || make.clone()),
+            ),
     );
 
     let mut group = c.benchmark_group("json_log_event");

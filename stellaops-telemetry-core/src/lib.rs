@@ -33,6 +33,7 @@ pub use stats::{PipelineStats, SignalSnapshot, SignalStats, StatsSnapshot};
 pub use stellaops_telemetry_macros as __macros;
 
 pub use opentelemetry;
+pub use opentelemetry_proto;
 pub use opentelemetry_sdk;
 pub use tracing;
 pub use tracing_opentelemetry;

@@ -1,0 +1,253 @@
+//! Where the file exporters write, in which framing, and when they rotate.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The framing of the segment files.
+///
+/// In a configuration file it is written `"json"` or `"protobuf"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    /// JSON Lines in the OTLP/JSON encoding, one `TracesData` / `MetricsData` / `LogsData`
+    /// per line, in `*.jsonl` segments: the OpenTelemetry OTLP file exporter format.
+    #[default]
+    Json,
+    /// Varint-length-delimited binary protobuf messages in `*.binpb` segments.
+    Protobuf,
+}
+
+impl FileFormat {
+    /// The file name extension of this framing's segments, without the dot:
+    /// `jsonl` or `binpb`.
+    ///
+    /// ```
+    /// # use stellaops_telemetry_core::FileFormat;
+    /// assert_eq!(FileFormat::Json.extension(), "jsonl");
+    /// assert_eq!(FileFormat::Protobuf.extension(), "binpb");
+    /// ```
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Json => "jsonl",
+            FileFormat::Protobuf => "binpb",
+        }
+    }
+}
+
+/// Settings shared by the three file exporters.
+///
+/// Each signal writes under its own folder of `dir`: `dir/traces/`, `dir/metrics/` and
+/// `dir/logs/`. Build it with [`FileExportOptions::new`] and the setters, or deserialize it
+/// (unknown fields are refused; every field but `dir` has a default):
+///
+/// ```
+/// # use stellaops_telemetry_core::{FileExportOptions, FileFormat};
+/// # use std::time::Duration;
+/// let options: FileExportOptions = serde_json::from_str(
+///     r#"{ "dir": "telemetry-data", "format": "protobuf", "max_segment_age": "15m" }"#,
+/// )?;
+/// assert_eq!(options.format, FileFormat::Protobuf);
+/// assert_eq!(options.max_segment_age, Duration::from_secs(900));
+/// assert_eq!(options.max_segment_bytes, 64 * 1024 * 1024);
+///
+/// let same = FileExportOptions::new("telemetry-data")
+///     .format(FileFormat::Protobuf)
+///     .max_segment_age(Duration::from_secs(900));
+/// assert_eq!(options, same);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FileExportOptions {
+    /// The root folder; the SDK passes `STELLAOPS_TELEMETRY_DIR` here (`./telemetry-data`
+    /// unless set). Required.
+    pub dir: PathBuf,
+    /// The framing of every segment. Default: [`FileFormat::Json`].
+    #[serde(default)]
+    pub format: FileFormat,
+    /// A segment is closed before a record that would take it past this many bytes; a single
+    /// record larger than the bound gets a segment of its own. `0` means no size bound.
+    /// Default: 64 MiB.
+    #[serde(default = "default_max_segment_bytes")]
+    pub max_segment_bytes: u64,
+    /// A segment at least this old when the next record arrives is closed first. Zero means
+    /// no age bound. In a configuration file: whole seconds, or a string such as `"500ms"`,
+    /// `"30s"`, `"15m"`, `"1h"`. Default: one hour.
+    #[serde(
+        default = "default_max_segment_age",
+        deserialize_with = "deserialize_duration"
+    )]
+    pub max_segment_age: Duration,
+    /// How many segments to keep per signal; the oldest beyond it are deleted whenever a new
+    /// segment opens. `0` keeps them all. Default: 0.
+    #[serde(default)]
+    pub max_segments_per_signal: usize,
+}
+
+/// The default [`FileExportOptions::max_segment_bytes`]: 64 MiB.
+const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// The default [`FileExportOptions::max_segment_age`]: one hour.
+const DEFAULT_MAX_SEGMENT_AGE: Duration = Duration::from_secs(60 * 60);
+
+fn default_max_segment_bytes() -> u64 {
+    DEFAULT_MAX_SEGMENT_BYTES
+}
+
+fn default_max_segment_age() -> Duration {
+    DEFAULT_MAX_SEGMENT_AGE
+}
+
+impl FileExportOptions {
+    /// Options writing under `dir`, with every other setting at its default.
+    ///
+    /// ```
+    /// # use stellaops_telemetry_core::{FileExportOptions, FileFormat};
+    /// let options = FileExportOptions::new("telemetry-data");
+    /// assert_eq!(options.format, FileFormat::Json);
+    /// assert_eq!(options.max_segments_per_signal, 0);
+    /// ```
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FileExportOptions {
+            dir: dir.into(),
+            format: FileFormat::default(),
+            max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
+            max_segment_age: DEFAULT_MAX_SEGMENT_AGE,
+            max_segments_per_signal: 0,
+        }
+    }
+
+    /// The root folder. Required; [`FileExportOptions::new`] takes it.
+    ///
+    /// ```
+    /// # use stellaops_telemetry_core::FileExportOptions;
+    /// let options = FileExportOptions::new("a").dir("b");
+    /// assert_eq!(options.dir, std::path::Path::new("b"));
+    /// ```
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = dir.into();
+        self
+    }
+
+    /// The framing of every segment. Default: [`FileFormat::Json`].
+    ///
+    /// ```
+    /// # use stellaops_telemetry_core::{FileExportOptions, FileFormat};
+    /// let options = FileExportOptions::new("telemetry-data").format(FileFormat::Protobuf);
+    /// # assert_eq!(options.format, FileFormat::Protobuf);
+    /// ```
+    pub fn format(mut self, format: FileFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The size bound of a segment in bytes; `0` disables it. Default: 64 MiB.
+    ///
+    /// ```
+    /// # use stellaops_telemetry_core::FileExportOptions;
+    /// let options = FileExportOptions::new("telemetry-data").max_segment_bytes(1 << 20);
+    /// # assert_eq!(options.max_segment_bytes, 1 << 20);
+    /// ```
+    pub fn max_segment_bytes(mut self, bytes: u64) -> Self {
+        self.max_segment_bytes = bytes;
+        self
+    }
+
+    /// The age bound of a segment; zero disables it. Default: one hour.
+    ///
+    /// ```
+    /// # use stellaops_telemetry_core::FileExportOptions;
+    /// # use std::time::Duration;
+    /// let options = FileExportOptions::new("telemetry-data")
+    ///     .max_segment_age(Duration::from_secs(600));
+    /// # assert_eq!(options.max_segment_age, Duration::from_secs(600));
+    /// ```
+    pub fn max_segment_age(mut self, age: Duration) -> Self {
+        self.max_segment_age = age;
+        self
+    }
+
+    /// How many segments to keep per signal; `0` keeps all. Default: 0.
+    ///
+    /// ```
+    /// # use stellaops_telemetry_core::FileExportOptions;
+    /// let options = FileExportOptions::new("telemetry-data").max_segments_per_signal(24);
+    /// # assert_eq!(options.max_segments_per_signal, 24);
+    /// ```
+    pub fn max_segments_per_signal(mut self, count: usize) -> Self {
+        self.max_segments_per_signal = count;
+        self
+    }
+
+    /// The folder of one signal's segments, e.g. `dir/traces`.
+    pub(crate) fn signal_dir(&self, signal: &str) -> PathBuf {
+        Path::new(&self.dir).join(signal)
+    }
+}
+
+fn deserialize_duration<'de, D>(deserializer: D) -> Result<Duration, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(u64),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Seconds(secs) => Ok(Duration::from_secs(secs)),
+        Raw::Text(text) => parse_duration(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid duration `{text}`: expected whole seconds or a number with ms, s, m or h"
+            ))
+        }),
+    }
+}
+
+/// Parses `"<digits><unit>"` with unit `ms`, `s`, `m` or `h`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    match unit.trim() {
+        "ms" => Some(Duration::from_millis(number)),
+        "s" => Some(Duration::from_secs(number)),
+        "m" => number.checked_mul(60).map(Duration::from_secs),
+        "h" => number.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_duration("50ms"), Some(Duration::from_millis(50)));
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("2"), None);
+        assert_eq!(parse_duration("h"), None);
+        assert_eq!(parse_duration("2 days"), None);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let result = serde_json::from_str::<FileExportOptions>(r#"{ "dir": "x", "max_bytes": 1 }"#);
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn the_format_reads_its_lowercase_name() -> Result<(), serde_json::Error> {
+        let json: FileFormat = serde_json::from_str(r#""json""#)?;
+        let protobuf: FileFormat = serde_json::from_str(r#""protobuf""#)?;
+        assert_eq!((json, protobuf), (FileFormat::Json, FileFormat::Protobuf));
+        Ok(())
+    }
+}

@@ -1,4 +1,65 @@
-//! StellaOps Telemetry SDK core (work in progress: see the README).
+//! # StellaOps Telemetry SDK — core
+//!
+//! Every StellaOps service adds this crate so that it emits *compliant* telemetry: the house
+//! JSON log line, OTLP traces, metrics and logs, files for air-gapped sites, profiles, and one
+//! bootstrap that owns every global.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use stellaops_telemetry_core::{Telemetry, tracing};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let _telemetry = Telemetry::builder("scanner")
+//!         .service_version(env!("CARGO_PKG_VERSION"))
+//!         .from_env() // OTEL_* and STELLAOPS_TELEMETRY_* (table below)
+//!         .install()?; // flushes and shuts down when dropped
+//!
+//!     let span = tracing::info_span!("scan.image", imageRef = "registry.example/app:1.2");
+//!     let _entered = span.enter();
+//!     tracing::info!(findings = 3u64, "scan finished");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## The road every record takes
+//!
+//! ```text
+//! spans    tracing span ─► tracing-opentelemetry ─► SDK tracer ─► bounded batch processor ─► exporters
+//! logs     tracing event ─┬► house JSON layer ─► non-blocking writer ─► stdout / rotating file
+//!                         └► OTel log bridge ─► bounded batch processor ─► exporters
+//! metrics  SDK meter ─► periodic reader (bounded, counted exports) ─► exporters
+//! exporters: OTLP gRPC | OTLP HTTP/protobuf | OTLP files (JSON Lines / delimited protobuf) | stdout
+//! ```
+//!
+//! The calling thread never blocks on telemetry I/O: every queue is bounded, a full queue
+//! drops and counts ([`Telemetry::stats`]), every export is bounded by a timeout, and the
+//! guard's final flush is bounded by a deadline. `install()` is the only code that touches
+//! process-wide state; `build()` returns the same pipeline unregistered, for tests.
+//!
+//! ## Profiles
+//!
+//! [`Profile::default_profile`], [`Profile::forensic`] and [`Profile::airgap`] carry the
+//! settings of the specification (sampling, log level, retention tag, attribute set, export
+//! interval, exporters, sealed mode); [`Profile::diff`] lists what differs.
+//!
+//! ## Feature flags
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `testing` | [`testing::TestExporters`]: in-memory span, log and metric exporters and JSON log capture for `build()` pipelines |
+//!
+//! ## Environment variables
+//!
+//! Read only by [`TelemetryConfig::from_env`] / [`TelemetryBuilder::from_env`]; an empty
+//! value counts as unset; a malformed one is a [`ConfigError`] naming the variable.
+//!
+#![doc = include_str!("../docs/environment.md")]
+//!
+//! Values configured through the environment, a file or the builder are passed to the OTLP
+//! exporters explicitly. When no endpoint is configured, none is passed: the OTLP exporter
+//! keeps its own default (`http://localhost:4317` for gRPC, `http://localhost:4318/v1/<signal>`
+//! for HTTP).
 
 mod bootstrap;
 mod clock;
@@ -31,6 +92,11 @@ pub use stats::{PipelineStats, SignalSnapshot, SignalStats, StatsSnapshot};
 
 #[doc(hidden)]
 pub use stellaops_telemetry_macros as __macros;
+
+/// The README's code blocks, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
 
 pub use opentelemetry;
 pub use opentelemetry_proto;

@@ -409,3 +409,42 @@ fn read_otlp(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ENVIRONMENT;
+
+    /// The markdown table in the crate docs (and the README) is this list.
+    pub(crate) fn table() -> String {
+        let mut out = String::from("| variable | default | effect |\n|---|---|---|\n");
+        for v in ENVIRONMENT {
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                v.name, v.default, v.effect
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn the_documented_table_is_the_environment_list() {
+        assert_eq!(include_str!("../../docs/environment.md"), table());
+    }
+
+    #[test]
+    fn the_readme_carries_the_same_table() {
+        let readme = include_str!("../../../README.md");
+        assert!(
+            readme.contains(&table()),
+            "README.md's environment table is out of date"
+        );
+    }
+
+    #[test]
+    fn every_variable_is_listed_once() {
+        let mut names: Vec<_> = ENVIRONMENT.iter().map(|v| v.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ENVIRONMENT.len());
+    }
+}

@@ -46,7 +46,7 @@ use crate::export::{
     FileLogExporter, FileMetricExporter, FileSpanExporter, LogTarget, MetricKind, MetricTarget,
     OtlpSettings, Signal, SpanTarget,
 };
-use crate::logs::{JsonLogLayer, LogOutput, RetentionPolicy, RotatingFile};
+use crate::logs::{JsonLogLayer, LogOutput, LogOutputError, RetentionPolicy, RotatingFile};
 use crate::profile::{ExporterKind, LogLevel, Profile, SamplingMode};
 use crate::stats::{PipelineStats, StatsSnapshot};
 
@@ -75,6 +75,9 @@ pub enum TelemetryError {
         #[source]
         source: std::io::Error,
     },
+    /// A JSON log output (stdout or the log file) cannot be opened or started.
+    #[error(transparent)]
+    LogOutput(#[from] LogOutputError),
     /// `install()` found a global tracing dispatcher already set.
     #[error("a global tracing subscriber is already installed; use build() for a second pipeline")]
     AlreadyInstalled,
@@ -558,7 +561,7 @@ impl Telemetry {
             let _ = inner.logger_provider.shutdown_with_timeout(timeout);
             let _ = inner.meter_provider.shutdown_with_timeout(timeout);
             for output in &inner.log_outputs {
-                output.shutdown(timeout);
+                let _ = output.shutdown(timeout);
             }
         });
         if finished.is_none() {
@@ -972,37 +975,19 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     // House JSON log lines.
     let mut log_outputs = Vec::new();
     if outputs_config.stdout.unwrap_or(true) {
-        log_outputs.push(
-            LogOutput::stdout(stats.log_lines.clone()).map_err(|source| {
-                TelemetryError::Thread {
-                    what: "stdout log writer",
-                    source,
-                }
-            })?,
-        );
+        log_outputs.push(LogOutput::stdout(stats.log_lines.clone())?);
     }
     if let Some(path) = &outputs_config.file {
         let file = RotatingFile::new(
             path,
             outputs_config
                 .file_max_bytes
-                .unwrap_or(crate::logs::DEFAULT_MAX_BYTES),
+                .unwrap_or(RotatingFile::DEFAULT_MAX_BYTES),
             outputs_config
                 .file_max_files
-                .unwrap_or(crate::logs::DEFAULT_MAX_FILES),
-        )
-        .map_err(|e| TelemetryError::Io {
-            path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        log_outputs.push(
-            LogOutput::file(file, stats.log_lines.clone()).map_err(|source| {
-                TelemetryError::Thread {
-                    what: "log file writer",
-                    source,
-                }
-            })?,
-        );
+                .unwrap_or(RotatingFile::DEFAULT_MAX_FILES),
+        )?;
+        log_outputs.push(LogOutput::file(file, stats.log_lines.clone())?);
     }
     #[cfg(feature = "testing")]
     if let Some(t) = &test {
@@ -1028,12 +1013,16 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         bridge_filter = bridge_filter.with_target(*target, tracing_core::LevelFilter::OFF);
     }
     let tracer = tracer_provider.tracer("stellaops-telemetry");
-    let json_layer = JsonLogLayer::builder(&service_name, &service_version)
-        .retention(RetentionPolicy {
-            floor_days: (profile.retention_days > 30).then_some(profile.retention_days),
-        })
-        .outputs(log_outputs.clone())
-        .build();
+    let mut json_layer = JsonLogLayer::new(&service_name)
+        .service_version(&service_version)
+        .retention(if profile.retention_days > 30 {
+            RetentionPolicy::with_floor(profile.retention_days)
+        } else {
+            RetentionPolicy::default()
+        });
+    for output in &log_outputs {
+        json_layer = json_layer.output(output.clone());
+    }
     let subscriber = tracing_subscriber::registry()
         .with(
             tracing_opentelemetry::layer()

@@ -80,10 +80,9 @@ pub use config::{
     OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig, PropagatorKind, TelemetryConfig,
 };
 pub use export::*;
-pub use logs::{
-    DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, JsonLogLayer, JsonLogLayerBuilder, LogCapture,
-    LogFileError, LogOutput, RetentionPolicy, RotatingFile,
-};
+#[cfg(feature = "testing")]
+pub use logs::LogCapture;
+pub use logs::{JsonLogLayer, LogOutput, LogOutputError, RetentionPolicy, RotatingFile};
 pub use profile::{
     AttributeSet, ExporterKind, ExporterSelection, LogLevel, Profile, ProfileDifference,
     SamplingMode, SamplingSettings,

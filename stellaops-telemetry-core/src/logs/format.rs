@@ -1,116 +1,352 @@
-//! The JSON encoder of one log line: hand-written escaping into a reused buffer.
+//! The JSON line encoder: escaping, numbers, timestamps and the one field choke point.
+//!
+//! Everything here appends to a caller-owned `Vec<u8>` that the layer reuses from line to line,
+//! so encoding allocates nothing once the buffers have grown to the size of a typical line.
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Appends `s` as a JSON string (with quotes), escaping as RFC 8259 requires.
-pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+/// A field value on its way into a JSON line.
+#[derive(Clone, Copy)]
+pub(crate) enum FieldValue<'a> {
+    /// A string, written as a JSON string.
+    Str(&'a str),
+    /// Anything else with a `Debug` form (including `format_args!` messages), written as a JSON
+    /// string holding that form.
+    Debug(&'a dyn fmt::Debug),
+    /// A boolean.
+    Bool(bool),
+    /// A signed integer.
+    I64(i64),
+    /// An unsigned integer.
+    U64(u64),
+    /// A wide signed integer.
+    I128(i128),
+    /// A wide unsigned integer.
+    U128(u128),
+    /// A float; non-finite values become the strings `"NaN"`, `"Infinity"` and `"-Infinity"`.
+    F64(f64),
+}
+
+/// Part of a JSON object under construction: a run of `,"key":value` members.
+#[derive(Debug, Default)]
+pub(crate) struct JsonBuf {
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// The keys of the house line; event fields never take them.
+pub(crate) const HOUSE_KEYS: [&str; 11] = [
+    "timestamp",
+    "level",
+    "message",
+    "service",
+    "version",
+    "traceId",
+    "spanId",
+    "tenant",
+    "correlationId",
+    "target",
+    "retention",
+];
+
+impl JsonBuf {
+    /// Appends one member, `,"key":value`.
+    ///
+    /// This is the single choke point for values that come from the caller's code: the message,
+    /// the event's own fields and the tenant and correlation id read from spans all pass through
+    /// here, so the redaction hook (`RedactHook`, a later issue) plugs in at the top of this
+    /// function and sees every one of them before a byte is written. House values the SDK makes up
+    /// itself (timestamp, level, service, version, trace and span ids, target, retention) are
+    /// written directly and never pass through here.
+    pub(crate) fn write_field(&mut self, key: &str, value: FieldValue<'_>) {
+        let out = &mut self.bytes;
+        out.extend_from_slice(b",\"");
+        escape_into(out, key.as_bytes());
+        self.write_value(value);
+    }
+
+    /// Appends one of the event's own fields. A field named like a house key is written as
+    /// `field.<name>`, so it can never shadow (or spoof) the level, tenant or any other house
+    /// value for a reader that keeps the last of two equal keys.
+    pub(crate) fn write_event_field(&mut self, key: &str, value: FieldValue<'_>) {
+        if HOUSE_KEYS.contains(&key) {
+            self.bytes.extend_from_slice(b",\"field.");
+            escape_into(&mut self.bytes, key.as_bytes());
+            self.write_value(value);
+        } else {
+            self.write_field(key, value);
+        }
+    }
+
+    fn write_value(&mut self, value: FieldValue<'_>) {
+        let out = &mut self.bytes;
+        out.extend_from_slice(b"\":");
+        match value {
+            FieldValue::Str(s) => write_json_str(out, s),
+            FieldValue::Debug(d) => {
+                out.push(b'"');
+                // `EscapeWriter` never fails, so the only error is a `Debug` impl that returns one;
+                // the line keeps whatever it wrote before failing.
+                let _ = fmt::write(&mut EscapeWriter(out), format_args!("{d:?}"));
+                out.push(b'"');
+            }
+            FieldValue::Bool(true) => out.extend_from_slice(b"true"),
+            FieldValue::Bool(false) => out.extend_from_slice(b"false"),
+            FieldValue::I64(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            FieldValue::U64(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            FieldValue::I128(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            FieldValue::U128(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            FieldValue::F64(n) if n.is_finite() => {
+                out.extend_from_slice(ryu::Buffer::new().format_finite(n).as_bytes());
+            }
+            FieldValue::F64(n) if n.is_nan() => out.extend_from_slice(b"\"NaN\""),
+            FieldValue::F64(n) if n > 0.0 => out.extend_from_slice(b"\"Infinity\""),
+            FieldValue::F64(_) => out.extend_from_slice(b"\"-Infinity\""),
+        }
+    }
+
+    /// Appends bytes that are already valid JSON.
+    pub(crate) fn push_raw(&mut self, raw: &[u8]) {
+        self.bytes.extend_from_slice(raw);
+    }
+}
+
+/// Writes `s` as a JSON string, quotes included.
+pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
-    write_escaped(out, s);
+    escape_into(out, s.as_bytes());
     out.push(b'"');
 }
 
-/// Appends the escaped body of a JSON string (no quotes), copying runs of safe bytes at once.
-pub(crate) fn write_escaped(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
+const UU: u8 = b'u'; // \u00XX
+const BB: u8 = b'b'; // \x08
+const TT: u8 = b't'; // \x09
+const NN: u8 = b'n'; // \x0A
+const FF: u8 = b'f'; // \x0C
+const RR: u8 = b'r'; // \x0D
+const QU: u8 = b'"'; // \x22
+const BS: u8 = b'\\'; // \x5C
+const __: u8 = 0;
+
+/// For each byte, 0 when it is copied as is, otherwise the character after the backslash.
+///
+/// Only `"`, `\` and the C0 controls need escaping; multi-byte UTF-8 passes through untouched.
+static ESCAPE: [u8; 256] = [
+    //   1   2   3   4   5   6   7   8   9   A   B   C   D   E   F
+    UU, UU, UU, UU, UU, UU, UU, UU, BB, TT, NN, UU, FF, RR, UU, UU, // 0
+    UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, // 1
+    __, __, QU, __, __, __, __, __, __, __, __, __, __, __, __, __, // 2
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // 3
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // 4
+    __, __, __, __, __, __, __, __, __, __, __, __, BS, __, __, __, // 5
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // 6
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // 7
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // 8
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // 9
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // A
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // B
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // C
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // D
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // E
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // F
+];
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `bytes` JSON-escaped (without quotes), copying runs of safe bytes in one go.
+pub(crate) fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x00..=0x1f | 0x7f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-        } else {
-            out.extend_from_slice(escape);
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip eight safe bytes at a time; most strings never leave this loop.
+        while let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if needs_escape(u64::from_le_bytes(word)) {
+                break;
+            }
+            i += 8;
         }
-        start = i + 1;
+        let Some(&b) = bytes.get(i) else { break };
+        let esc = ESCAPE[b as usize];
+        if esc != 0 {
+            out.extend_from_slice(&bytes[start..i]);
+            if esc == UU {
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 0xf) as usize],
+                ]);
+            } else {
+                out.extend_from_slice(&[b'\\', esc]);
+            }
+            start = i + 1;
+        }
+        i += 1;
     }
     out.extend_from_slice(&bytes[start..]);
 }
 
-/// A `fmt::Write` that escapes into a JSON string body, so `Debug` values and format
-/// arguments are written without an intermediate `String`.
-pub(crate) struct Escaper<'a>(pub(crate) &'a mut Vec<u8>);
+/// Whether any of the eight bytes in `word` is a control character, `"` or `\`.
+///
+/// The classic "has a byte less than n" and "has a zero byte" bit tricks
+/// (<https://graphics.stanford.edu/~seander/bithacks.html#HasLessInWord>), exact as yes/no tests.
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let has_control = word.wrapping_sub(ONES * 0x20) & !word & HIGH != 0;
+    has_control
+        || has_zero(word ^ (ONES * u64::from(b'"')))
+        || has_zero(word ^ (ONES * u64::from(b'\\')))
+}
 
-impl fmt::Write for Escaper<'_> {
+/// A `fmt::Write` that JSON-escapes what it is given into a byte buffer.
+struct EscapeWriter<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for EscapeWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        write_escaped(self.0, s);
+        escape_into(self.0, s.as_bytes());
         Ok(())
     }
 }
 
-/// Appends a number.
-pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-}
-
-/// Appends a number.
-pub(crate) fn write_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-}
-
-/// Appends a float; NaN and infinities (not JSON numbers) become strings.
-pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
-    if v.is_finite() {
-        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
-    } else {
-        write_str(out, &v.to_string());
+/// Appends `bytes` as lowercase hex.
+pub(crate) fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[(b >> 4) as usize];
+        pair[1] = HEX[(b & 0xf) as usize];
     }
 }
 
-/// Appends 32 (trace id) or 16 (span id) lowercase hex digits.
-pub(crate) fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(HEX[(b >> 4) as usize]);
-        out.push(HEX[(b & 0xf) as usize]);
+/// Formats RFC 3339 UTC timestamps with milliseconds, remembering the last second it formatted.
+#[derive(Debug)]
+pub(crate) struct Clock {
+    secs: u64,
+    text: [u8; 19],
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self {
+            secs: u64::MAX,
+            text: [0; 19],
+        }
     }
+}
+
+impl Clock {
+    /// Appends `now` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (times before 1970 are written as 1970).
+    pub(crate) fn write(&mut self, out: &mut Vec<u8>, now: SystemTime) {
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since_epoch.as_secs();
+        if secs != self.secs {
+            self.text = date_time(secs);
+            self.secs = secs;
+        }
+        let ms = since_epoch.subsec_millis();
+        out.extend_from_slice(&self.text);
+        out.extend_from_slice(&[
+            b'.',
+            b'0' + (ms / 100) as u8,
+            b'0' + (ms / 10 % 10) as u8,
+            b'0' + (ms % 10) as u8,
+            b'Z',
+        ]);
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for a count of seconds since the Unix epoch.
+fn date_time(secs: u64) -> [u8; 19] {
+    let mut text = Vec::with_capacity(24);
+    crate::clock::Civil::from_unix_millis(secs.saturating_mul(1000) as i64)
+        .write_rfc3339_millis(&mut text);
+    let mut out = *b"0000-00-00T00:00:00";
+    out.copy_from_slice(&text[..19]);
+    out
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    fn esc(s: &str) -> String {
+    fn stamp(secs: u64, millis: u64) -> String {
         let mut out = Vec::new();
-        write_str(&mut out, s);
+        let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis);
+        Clock::default().write(&mut out, t);
         String::from_utf8(out).unwrap()
     }
 
     #[test]
-    fn escaping_matches_serde_json() {
-        for s in [
-            "plain",
-            "q\"uote",
-            "back\\slash",
-            "new\nline\r\t",
-            "\u{0}\u{1f}\u{7f}",
-            "ünï ☃ 𝄞",
-            "",
-        ] {
-            let ours = esc(s);
-            let back: String = serde_json::from_str(&ours).unwrap();
-            assert_eq!(back, s);
-        }
-        assert_eq!(esc("a\u{1}b"), "\"a\\u0001b\"");
+    fn timestamps_are_rfc3339_utc_with_milliseconds() {
+        assert_eq!(stamp(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(stamp(951_782_400 + 3_723, 7), "2000-02-29T01:02:03.007Z");
+        assert_eq!(
+            stamp(47_541 * 86_400 + 86_399, 999),
+            "2100-03-01T23:59:59.999Z"
+        );
+        assert_eq!(stamp(1_767_954_600, 123), "2026-01-09T10:30:00.123Z");
     }
 
     #[test]
-    fn non_finite_floats_are_strings() {
+    fn the_clock_reformats_when_the_second_changes() {
+        let mut clock = Clock::default();
         let mut out = Vec::new();
-        write_f64(&mut out, f64::NAN);
-        assert_eq!(out, b"\"NaN\"");
-        out.clear();
-        write_f64(&mut out, 1.5);
-        assert_eq!(out, b"1.5");
+        clock.write(&mut out, UNIX_EPOCH + Duration::from_millis(999));
+        clock.write(&mut out, UNIX_EPOCH + Duration::from_millis(1_001));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1970-01-01T00:00:00.999Z1970-01-01T00:00:01.001Z"
+        );
+    }
+
+    #[test]
+    fn escaping_covers_quotes_backslashes_and_controls() {
+        let mut out = Vec::new();
+        escape_into(&mut out, "a\"b\\c\nd\te\u{1}\u{1f}é😀\u{7f}".as_bytes());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"a\"b\\c\nd\te\u0001\u001fé😀"#.to_owned() + "\u{7f}"
+        );
+    }
+
+    #[test]
+    fn the_word_at_a_time_scan_agrees_with_the_table_for_every_byte_and_position() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut word = [b'a'; 8];
+                word[pos] = b;
+                assert_eq!(
+                    needs_escape(u64::from_le_bytes(word)),
+                    ESCAPE[b as usize] != 0,
+                    "byte {b:#x} at {pos}"
+                );
+            }
+        }
+        let long = "0123456789abcdef\"0123456789\n0123456789abcdef\u{2}xyz";
+        let mut out = Vec::new();
+        escape_into(&mut out, long.as_bytes());
+        let back: String = serde_json::from_slice(&[b"\"", &out[..], b"\""].concat()).unwrap();
+        assert_eq!(back, long);
+    }
+
+    #[test]
+    fn floats_and_wide_integers_are_json_numbers_or_named_strings() {
+        let mut buf = JsonBuf::default();
+        buf.write_field("a", FieldValue::F64(1.5));
+        buf.write_field("b", FieldValue::F64(f64::NAN));
+        buf.write_field("c", FieldValue::F64(f64::NEG_INFINITY));
+        buf.write_field("d", FieldValue::U128(u128::MAX));
+        buf.write_field("e", FieldValue::I64(-3));
+        assert_eq!(
+            String::from_utf8(buf.bytes).unwrap(),
+            r#","a":1.5,"b":"NaN","c":"-Infinity","d":340282366920938463463374607431768211455,"e":-3"#
+        );
     }
 }

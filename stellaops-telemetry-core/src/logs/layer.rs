@@ -1,310 +1,317 @@
-//! The tracing layer that writes the house JSON line.
+//! The tracing layer that turns each event into one JSON line.
 
-use std::cell::RefCell;
-use std::fmt::Write as _;
-use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::cell::{Cell, RefCell};
+use std::error::Error;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
-use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry::trace::TraceContextExt;
+use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Subscriber};
-use tracing_core::dispatcher::WeakDispatch;
-use tracing_subscriber::Layer;
-use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing::{Dispatch, Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use super::format::{
-    Escaper, write_escaped, write_f64, write_hex, write_i64, write_str, write_u64,
-};
-use super::output::LogOutput;
-use crate::clock::Civil;
+use super::LogOutput;
+use super::format::{Clock, FieldValue, JsonBuf, write_hex, write_json_str};
 
-/// The retention tag written on every line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Thread-local buffers larger than this are given back after the line that grew them.
+const MAX_KEPT_BUFFER: usize = 64 * 1024;
+
+/// How long each record must be kept, by level, with an optional floor.
+///
+/// The classes are error 180 days, warn 90, info 30, debug and trace 7. A floor raises every
+/// class below it (the forensic profile keeps everything for 180 days).
+///
+/// # Example
+///
+/// ```
+/// use stellaops_telemetry_core::RetentionPolicy;
+/// use tracing::Level;
+///
+/// assert_eq!(RetentionPolicy::default().days(Level::DEBUG), 7);
+/// assert_eq!(RetentionPolicy::with_floor(180).days(Level::DEBUG), 180);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RetentionPolicy {
-    /// Raises every record's retention to at least this many days (forensic: 180).
-    pub floor_days: Option<u32>,
+    floor_days: Option<u32>,
 }
 
 impl RetentionPolicy {
-    /// The retention class of a level: error 180 d, warn 90 d, info 30 d, debug/trace 7 d.
-    pub fn days(&self, level: Level) -> u32 {
-        let base = match level {
+    /// The standard classes, raised to at least `floor_days` days.
+    pub fn with_floor(floor_days: u32) -> Self {
+        Self {
+            floor_days: Some(floor_days),
+        }
+    }
+
+    /// The floor, if any. Default: none.
+    pub fn floor_days(self) -> Option<u32> {
+        self.floor_days
+    }
+
+    /// The number of days a record of `level` is kept.
+    pub fn days(self, level: Level) -> u32 {
+        let class = match level {
             Level::ERROR => 180,
             Level::WARN => 90,
             Level::INFO => 30,
             _ => 7,
         };
-        self.floor_days.map_or(base, |floor| base.max(floor))
+        class.max(self.floor_days.unwrap_or(0))
     }
 }
 
-/// Builds a [`JsonLogLayer`].
-#[derive(Debug)]
-#[must_use]
-pub struct JsonLogLayerBuilder {
+/// A [`Layer`] that writes one JSON object per line for every event.
+///
+/// Fields, in order: `timestamp` (RFC 3339 UTC, milliseconds), `level`, `message`, `service`,
+/// `version`, `traceId` and `spanId` (of the OpenTelemetry span that `tracing-opentelemetry`
+/// made for the nearest enclosing span, when there is one), `tenant` and `correlationId` (from
+/// the nearest span with a `tenant.id` or `tenant` field, and a `correlation_id`,
+/// `correlationId` or `request.id` field, when known), `target`, the event's own fields, and
+/// `retention` (see [`RetentionPolicy`]).
+///
+/// The layer filters nothing; put a filter on it (see [`transport_noise_filter`]) as needed.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use stellaops_telemetry_core::{JsonLogLayer, LogOutput, RetentionPolicy, SignalStats};
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let stats = Arc::new(SignalStats::default());
+/// let layer = JsonLogLayer::new("scanner")
+///     .service_version("1.4.2")
+///     .retention(RetentionPolicy::with_floor(180))
+///     .output(LogOutput::stdout(stats)?);
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// # Ok::<(), stellaops_telemetry_core::LogOutputError>(())
+/// ```
+pub struct JsonLogLayer {
     service: String,
     version: String,
     retention: RetentionPolicy,
     outputs: Vec<LogOutput>,
+    /// `,"service":"…","version":"…"`, escaped once.
+    service_fragment: Vec<u8>,
+    /// `,"retention":"…d"}` and the newline, by level index.
+    retention_fragments: [Vec<u8>; 5],
+    dispatch: OnceLock<WeakDispatch>,
 }
 
-impl JsonLogLayerBuilder {
-    /// The retention policy. Default: by level, no floor.
-    pub fn retention(mut self, retention: RetentionPolicy) -> Self {
-        self.retention = retention;
+impl fmt::Debug for JsonLogLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonLogLayer")
+            .field("service", &self.service)
+            .field("version", &self.version)
+            .field("retention", &self.retention)
+            .field("outputs", &self.outputs)
+            .finish_non_exhaustive()
+    }
+}
+
+const LEVELS: [Level; 5] = [
+    Level::ERROR,
+    Level::WARN,
+    Level::INFO,
+    Level::DEBUG,
+    Level::TRACE,
+];
+
+/// `","level":"…"` by level index; the timestamp's closing quote comes first.
+const LEVEL_FRAGMENTS: [&[u8]; 5] = [
+    b"\",\"level\":\"error\"",
+    b"\",\"level\":\"warn\"",
+    b"\",\"level\":\"info\"",
+    b"\",\"level\":\"debug\"",
+    b"\",\"level\":\"trace\"",
+];
+
+fn level_index(level: &Level) -> usize {
+    match *level {
+        Level::ERROR => 0,
+        Level::WARN => 1,
+        Level::INFO => 2,
+        Level::DEBUG => 3,
+        _ => 4,
+    }
+}
+
+impl JsonLogLayer {
+    /// A layer for `service`, with no outputs yet.
+    pub fn new(service: impl Into<String>) -> Self {
+        let mut layer = Self {
+            service: service.into(),
+            version: "unknown".to_owned(),
+            retention: RetentionPolicy::default(),
+            outputs: Vec::new(),
+            service_fragment: Vec::new(),
+            retention_fragments: Default::default(),
+            dispatch: OnceLock::new(),
+        };
+        layer.render_fragments();
+        layer
+    }
+
+    /// The `version` written on every line. Default: `"unknown"`.
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self.render_fragments();
         self
     }
 
-    /// Adds an output. Default: none (lines are formatted and discarded).
+    /// How retention classes are chosen. Default: [`RetentionPolicy::default`], no floor.
+    pub fn retention(mut self, retention: RetentionPolicy) -> Self {
+        self.retention = retention;
+        self.render_fragments();
+        self
+    }
+
+    /// Adds an output; every line goes to each output. Default: none (the layer writes nothing).
     pub fn output(mut self, output: LogOutput) -> Self {
         self.outputs.push(output);
         self
     }
 
-    /// Adds several outputs.
-    pub fn outputs(mut self, outputs: impl IntoIterator<Item = LogOutput>) -> Self {
-        self.outputs.extend(outputs);
-        self
+    fn render_fragments(&mut self) {
+        let mut service = JsonBuf::default();
+        service.push_raw(b",\"service\":");
+        write_json_str(&mut service.bytes, &self.service);
+        service.push_raw(b",\"version\":");
+        write_json_str(&mut service.bytes, &self.version);
+        self.service_fragment = service.bytes;
+        for (fragment, level) in self.retention_fragments.iter_mut().zip(LEVELS) {
+            *fragment =
+                format!(",\"retention\":\"{}d\"}}\n", self.retention.days(level)).into_bytes();
+        }
     }
 
-    /// The layer.
-    pub fn build(self) -> JsonLogLayer {
-        let mut identity = Vec::new();
-        identity.extend_from_slice(b",\"service\":");
-        write_str(&mut identity, &self.service);
-        identity.extend_from_slice(b",\"version\":");
-        write_str(&mut identity, &self.version);
-        let tail = |level: Level| {
-            format!(",\"retention\":\"{}d\"}}\n", self.retention.days(level)).into_bytes()
+    fn encode(&self, scratch: &mut Scratch, event: &Event<'_>, now: SystemTime, span: &SpanInfo) {
+        let Scratch {
+            line,
+            fields,
+            clock,
+        } = scratch;
+        line.bytes.clear();
+        fields.bytes.clear();
+        let meta = event.metadata();
+        let level = level_index(meta.level());
+
+        line.push_raw(b"{\"timestamp\":\"");
+        clock.write(&mut line.bytes, now);
+        line.push_raw(LEVEL_FRAGMENTS[level]);
+
+        let mut visitor = EventVisitor {
+            message: &mut *line,
+            fields: &mut *fields,
+            message_seen: false,
         };
-        JsonLogLayer {
-            identity,
-            tails: [
-                tail(Level::ERROR),
-                tail(Level::WARN),
-                tail(Level::INFO),
-                tail(Level::DEBUG),
-                tail(Level::TRACE),
-            ],
-            outputs: self.outputs,
-            dispatch: OnceLock::new(),
+        event.record(&mut visitor);
+        if !visitor.message_seen {
+            line.write_field("message", FieldValue::Str(""));
         }
-    }
-}
 
-/// A tracing layer writing one house JSON line per event to its outputs.
-///
-/// Add it to a registry that also has the `tracing-opentelemetry` layer to get `traceId` and
-/// `spanId`; without it those keys are left out.
-#[derive(Debug)]
-pub struct JsonLogLayer {
-    /// `,"service":"…","version":"…"`, escaped once.
-    identity: Vec<u8>,
-    /// `,"retention":"…d"}\n` per level (error, warn, info, debug, trace).
-    tails: [Vec<u8>; 5],
-    outputs: Vec<LogOutput>,
-    dispatch: OnceLock<WeakDispatch>,
-}
-
-impl JsonLogLayer {
-    /// Starts a builder for lines tagged with `service` and `version`.
-    pub fn builder(service: impl Into<String>, version: impl Into<String>) -> JsonLogLayerBuilder {
-        JsonLogLayerBuilder {
-            service: service.into(),
-            version: version.into(),
-            retention: RetentionPolicy::default(),
-            outputs: Vec::new(),
+        line.push_raw(&self.service_fragment);
+        if let Some(ids) = &span.ids {
+            line.push_raw(b",\"traceId\":\"");
+            line.push_raw(&ids[..32]);
+            line.push_raw(b"\",\"spanId\":\"");
+            line.push_raw(&ids[32..]);
+            line.push_raw(b"\"");
         }
-    }
-}
+        if let Some(tenant) = &span.tenant {
+            line.write_field("tenant", FieldValue::Str(tenant));
+        }
+        if let Some(correlation) = &span.correlation {
+            line.write_field("correlationId", FieldValue::Str(correlation));
+        }
+        line.push_raw(b",\"target\":");
+        write_json_str(&mut line.bytes, meta.target());
+        line.push_raw(&fields.bytes);
+        line.push_raw(&self.retention_fragments[level]);
 
-/// The OTel ids of a span, cached in its extensions after the first event.
-#[derive(Clone, Copy)]
-struct SpanIds(Option<([u8; 16], [u8; 8])>);
-
-/// `tenant` and `correlationId` recorded on a span.
-#[derive(Default)]
-struct LogContext {
-    tenant: Option<String>,
-    correlation: Option<String>,
-}
-
-impl Visit for LogContext {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "tenant.id" | "tenant" => self.tenant = Some(value.to_owned()),
-            "correlation_id" | "correlationId" | "request.id" => {
-                self.correlation = Some(value.to_owned())
-            }
-            _ => {}
+        for output in &self.outputs {
+            output.write_line(&line.bytes);
         }
     }
 
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if matches!(
-            field.name(),
-            "tenant.id" | "tenant" | "correlation_id" | "correlationId" | "request.id"
-        ) {
-            let mut text = String::new();
-            let _ = write!(text, "{value:?}");
-            // `%value` records through Display, `?value` through Debug (quoted strings).
-            let text = text.trim_matches('"').to_owned();
-            self.record_str(field, &text);
-        }
-    }
-}
-
-fn is_context_field(name: &str) -> bool {
-    matches!(
-        name,
-        "tenant.id" | "tenant" | "correlation_id" | "correlationId" | "request.id"
-    )
-}
-
-const HOUSE_KEYS: [&str; 11] = [
-    "timestamp",
-    "level",
-    "message",
-    "service",
-    "version",
-    "traceId",
-    "spanId",
-    "tenant",
-    "correlationId",
-    "target",
-    "retention",
-];
-
-/// Per-thread buffers, reused for every event.
-struct Buffers {
-    line: Vec<u8>,
-    message: Vec<u8>,
-    fields: Vec<u8>,
-    /// Whole seconds of the cached timestamp prefix, and the prefix `YYYY-MM-DDTHH:MM:SS.`.
-    second: u64,
-    prefix: [u8; 20],
-}
-
-thread_local! {
-    static BUFFERS: RefCell<Buffers> = const { RefCell::new(Buffers {
-        line: Vec::new(),
-        message: Vec::new(),
-        fields: Vec::new(),
-        second: u64::MAX,
-        prefix: [0; 20],
-    }) };
-}
-
-/// Writes the event's fields: the one place every field value passes through.
-struct FieldWriter<'a> {
-    message: &'a mut Vec<u8>,
-    fields: &'a mut Vec<u8>,
-}
-
-/// A field value on its way into the line.
-enum FieldValue<'a> {
-    Str(&'a str),
-    I64(i64),
-    U64(u64),
-    F64(f64),
-    Bool(bool),
-    Debug(&'a dyn std::fmt::Debug),
-}
-
-impl FieldWriter<'_> {
-    /// The single choke point for event fields: redaction plugs in here (redaction issue), so
-    /// no field can reach an output around it.
-    fn write_field(&mut self, key: &str, value: FieldValue<'_>) {
-        if key == "message" {
-            match value {
-                FieldValue::Str(s) => write_escaped(self.message, s),
-                FieldValue::Debug(d) => {
-                    let _ = write!(Escaper(self.message), "{d:?}");
-                }
-                FieldValue::I64(v) => write_i64(self.message, v),
-                FieldValue::U64(v) => write_u64(self.message, v),
-                FieldValue::F64(v) => {
-                    let _ = write!(Escaper(self.message), "{v}");
-                }
-                FieldValue::Bool(v) => {
-                    self.message
-                        .extend_from_slice(if v { b"true" } else { b"false" })
-                }
-            }
-            return;
-        }
-        let out = &mut *self.fields;
-        out.extend_from_slice(b",\"");
-        if HOUSE_KEYS.contains(&key) {
-            out.extend_from_slice(b"field.");
-        }
-        write_escaped(out, key);
-        out.extend_from_slice(b"\":");
-        match value {
-            FieldValue::Str(s) => write_str(out, s),
-            FieldValue::I64(v) => write_i64(out, v),
-            FieldValue::U64(v) => write_u64(out, v),
-            FieldValue::F64(v) => write_f64(out, v),
-            FieldValue::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
-            FieldValue::Debug(d) => {
-                out.push(b'"');
-                let _ = write!(Escaper(out), "{d:?}");
-                out.push(b'"');
-            }
-        }
-    }
-}
-
-impl Visit for FieldWriter<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.write_field(field.name(), FieldValue::Str(value));
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.write_field(field.name(), FieldValue::I64(value));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.write_field(field.name(), FieldValue::U64(value));
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.write_field(field.name(), FieldValue::F64(value));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.write_field(field.name(), FieldValue::Bool(value));
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.write_field(field.name(), FieldValue::Debug(&format_args!("{value}")));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.write_field(field.name(), FieldValue::Debug(value));
-    }
-}
-
-impl JsonLogLayer {
-    /// The OTel ids of `id`, from the cache or (first event in the span) from
-    /// tracing-opentelemetry's public context API.
-    fn span_ids<S>(&self, span: &tracing_subscriber::registry::SpanRef<'_, S>) -> SpanIds
+    /// Trace ids, tenant and correlation id from the event's span and its ancestors.
+    fn span_info<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> SpanInfo
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        if let Some(ids) = span.extensions().get::<SpanIds>() {
-            return *ids;
-        }
-        // Never hold the extensions while asking: the OTel layer locks them too.
-        let dispatch = self.dispatch.get().and_then(WeakDispatch::upgrade);
-        let ids = dispatch
-            .and_then(|d| tracing_opentelemetry::get_otel_context(&span.id(), &d))
-            .map(|cx| {
-                let sc = cx.span().span_context().clone();
-                if sc.is_valid() {
-                    SpanIds(Some((sc.trace_id().to_bytes(), sc.span_id().to_bytes())))
-                } else {
-                    SpanIds(None)
+        let mut info = SpanInfo::default();
+        let Some(scope) = ctx.event_scope(event) else {
+            return info;
+        };
+        for span in scope {
+            let mut resolve = false;
+            {
+                let extensions = span.extensions();
+                if info.ids.is_none() {
+                    match extensions.get::<OtelIds>() {
+                        Some(OtelIds(ids)) => info.ids = *ids,
+                        None => resolve = true,
+                    }
                 }
+                if let Some(fields) = extensions.get::<ContextFields>() {
+                    if info.tenant.is_none() {
+                        info.tenant.clone_from(&fields.tenant);
+                    }
+                    if info.correlation.is_none() {
+                        info.correlation.clone_from(&fields.correlation);
+                    }
+                }
+            }
+            if resolve {
+                info.ids = self.resolve_ids(&span);
+            }
+            if info.ids.is_some() && info.tenant.is_some() && info.correlation.is_some() {
+                break;
+            }
+        }
+        info
+    }
+
+    /// Asks `tracing-opentelemetry` for the span's OpenTelemetry ids and caches them on the span.
+    ///
+    /// Runs at the first event of a span rather than in `on_new_span`: asking activates the
+    /// OpenTelemetry span, after which `OpenTelemetrySpanExt::set_parent` no longer has any
+    /// effect. No extensions may be held here, since `get_otel_context` locks them.
+    fn resolve_ids<S>(&self, span: &SpanRef<'_, S>) -> Option<[u8; 48]>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        thread_local! {
+            static RESOLVING: Cell<bool> = const { Cell::new(false) };
+        }
+        // An event emitted while the OpenTelemetry span starts would ask for a span whose
+        // data is locked right now, so it goes out without ids (and without caching that).
+        if RESOLVING.with(|r| r.replace(true)) {
+            return None;
+        }
+        let dispatch = self.dispatch.get().and_then(WeakDispatch::upgrade);
+        let cx = dispatch
+            .as_ref()
+            .and_then(|d| tracing_opentelemetry::get_otel_context(&span.id(), d));
+        RESOLVING.with(|r| r.set(false));
+        // Not registered with a dispatcher yet: try again at the next event.
+        dispatch.as_ref()?;
+
+        let ids = cx.and_then(|cx| {
+            let otel_span = cx.span();
+            let sc = otel_span.span_context();
+            sc.is_valid().then(|| {
+                let mut hex = [0u8; 48];
+                write_hex(&mut hex[..32], &sc.trace_id().to_bytes());
+                write_hex(&mut hex[32..], &sc.span_id().to_bytes());
+                hex
             })
-            .unwrap_or(SpanIds(None));
-        span.extensions_mut().insert(ids);
+        });
+        span.extensions_mut().replace(OtelIds(ids));
         ids
     }
 }
@@ -313,40 +320,46 @@ impl<S> Layer<S> for JsonLogLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
         let _ = self.dispatch.set(subscriber.downgrade());
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !attrs.fields().iter().any(|f| is_context_field(f.name())) {
+        if !attrs
+            .metadata()
+            .fields()
+            .iter()
+            .any(|f| ContextField::of(f.name()).is_some())
+        {
             return;
         }
-        let mut context = LogContext::default();
-        attrs.record(&mut context);
-        if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(context);
+        let mut visitor = ContextFields::default();
+        attrs.record(&mut visitor);
+        if (visitor.tenant.is_some() || visitor.correlation.is_some())
+            && let Some(span) = ctx.span(id)
+        {
+            span.extensions_mut().replace(visitor);
         }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let mut update = LogContext::default();
-        values.record(&mut update);
-        if update.tenant.is_none() && update.correlation.is_none() {
+        let mut visitor = ContextFields::default();
+        values.record(&mut visitor);
+        if visitor.tenant.is_none() && visitor.correlation.is_none() {
             return;
         }
-        if let Some(span) = ctx.span(id) {
-            let mut extensions = span.extensions_mut();
-            match extensions.get_mut::<LogContext>() {
-                Some(context) => {
-                    if update.tenant.is_some() {
-                        context.tenant = update.tenant;
-                    }
-                    if update.correlation.is_some() {
-                        context.correlation = update.correlation;
-                    }
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        match extensions.get_mut::<ContextFields>() {
+            Some(fields) => {
+                if visitor.tenant.is_some() {
+                    fields.tenant = visitor.tenant;
                 }
-                None => extensions.insert(update),
+                if visitor.correlation.is_some() {
+                    fields.correlation = visitor.correlation;
+                }
             }
+            None => extensions.insert(visitor),
         }
     }
 
@@ -354,93 +367,162 @@ where
         if self.outputs.is_empty() {
             return;
         }
-        let meta = event.metadata();
-        let level = *meta.level();
-        let (level_key, tail) = match level {
-            Level::ERROR => (&b"error"[..], &self.tails[0]),
-            Level::WARN => (&b"warn"[..], &self.tails[1]),
-            Level::INFO => (&b"info"[..], &self.tails[2]),
-            Level::DEBUG => (&b"debug"[..], &self.tails[3]),
-            _ => (&b"trace"[..], &self.tails[4]),
-        };
-        let span = ctx.event_span(event);
-        let ids = span
-            .as_ref()
-            .map(|s| self.span_ids(s))
-            .unwrap_or(SpanIds(None));
+        let now = SystemTime::now();
+        let span = self.span_info(event, &ctx);
+        with_scratch(|scratch| self.encode(scratch, event, now, &span));
+    }
+}
 
-        BUFFERS.with(|cell| {
-            let Ok(mut buffers) = cell.try_borrow_mut() else {
-                return; // re-entrant event from inside an output: dropped rather than panic
-            };
-            let b = &mut *buffers;
-            b.line.clear();
-            b.message.clear();
-            b.fields.clear();
-            event.record(&mut FieldWriter {
-                message: &mut b.message,
-                fields: &mut b.fields,
-            });
+/// What an event needs from its spans.
+#[derive(Default)]
+struct SpanInfo {
+    /// Trace id then span id, as 32 + 16 lowercase hex digits.
+    ids: Option<[u8; 48]>,
+    tenant: Option<Arc<str>>,
+    correlation: Option<Arc<str>>,
+}
 
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            let secs = now.as_secs();
-            if secs != b.second {
-                let mut prefix = Vec::with_capacity(24);
-                Civil::from_unix_millis(secs as i64 * 1000).write_rfc3339_millis(&mut prefix);
-                b.prefix.copy_from_slice(&prefix[..20]);
-                b.second = secs;
+/// Span extension: the OpenTelemetry ids of the span, once asked for (`None`: it has none).
+struct OtelIds(Option<[u8; 48]>);
+
+/// Span extension, present only on spans that recorded a tenant or correlation id field.
+#[derive(Default)]
+struct ContextFields {
+    tenant: Option<Arc<str>>,
+    correlation: Option<Arc<str>>,
+}
+
+enum ContextField {
+    Tenant,
+    Correlation,
+}
+
+impl ContextField {
+    fn of(name: &str) -> Option<Self> {
+        match name {
+            "tenant.id" | "tenant" => Some(Self::Tenant),
+            "correlation_id" | "correlationId" | "request.id" => Some(Self::Correlation),
+            _ => None,
+        }
+    }
+}
+
+impl ContextFields {
+    fn set(&mut self, field: &Field, value: impl FnOnce() -> Arc<str>) {
+        match ContextField::of(field.name()) {
+            Some(ContextField::Tenant) => self.tenant = Some(value()),
+            Some(ContextField::Correlation) => self.correlation = Some(value()),
+            None => {}
+        }
+    }
+}
+
+impl Visit for ContextFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.set(field, || Arc::from(value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.set(field, || Arc::from(value.to_string()));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.set(field, || Arc::from(value.to_string()));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.set(field, || Arc::from(format!("{value:?}")));
+    }
+}
+
+/// Sends the message to the line and every other field to the field buffer, so the message
+/// lands before the house fields whatever its place among the event's fields.
+struct EventVisitor<'a> {
+    message: &'a mut JsonBuf,
+    fields: &'a mut JsonBuf,
+    message_seen: bool,
+}
+
+impl EventVisitor<'_> {
+    fn write(&mut self, field: &Field, value: FieldValue<'_>) {
+        let name = field.name();
+        if name == "message" && !self.message_seen {
+            self.message_seen = true;
+            self.message.write_field(name, value);
+        } else {
+            self.fields.write_event_field(name, value);
+        }
+    }
+}
+
+impl Visit for EventVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.write(field, FieldValue::F64(value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.write(field, FieldValue::I64(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.write(field, FieldValue::U64(value));
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.write(field, FieldValue::I128(value));
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.write(field, FieldValue::U128(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.write(field, FieldValue::Bool(value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.write(field, FieldValue::Str(value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
+        self.write(field, FieldValue::Debug(&tracing::field::display(value)));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.write(field, FieldValue::Debug(value));
+    }
+}
+
+/// Per-thread buffers reused from line to line.
+#[derive(Default)]
+struct Scratch {
+    line: JsonBuf,
+    fields: JsonBuf,
+    clock: Clock,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's buffers, or fresh ones when they are busy (an event emitted from
+/// inside a field's `Debug` impl) or gone (thread teardown).
+fn with_scratch(f: impl FnOnce(&mut Scratch)) {
+    let mut f = Some(f);
+    let _ = SCRATCH.try_with(|cell| {
+        if let Ok(mut scratch) = cell.try_borrow_mut() {
+            if let Some(f) = f.take() {
+                f(&mut scratch);
             }
-            let millis = now.subsec_millis();
-            let line = &mut b.line;
-            line.extend_from_slice(b"{\"timestamp\":\"");
-            line.extend_from_slice(&b.prefix);
-            line.push(b'0' + (millis / 100) as u8);
-            line.push(b'0' + (millis / 10 % 10) as u8);
-            line.push(b'0' + (millis % 10) as u8);
-            line.extend_from_slice(b"Z\",\"level\":\"");
-            line.extend_from_slice(level_key);
-            line.extend_from_slice(b"\",\"message\":\"");
-            line.extend_from_slice(&b.message);
-            line.push(b'"');
-            line.extend_from_slice(&self.identity);
-            if let SpanIds(Some((trace_id, span_id))) = ids {
-                line.extend_from_slice(b",\"traceId\":\"");
-                write_hex(line, &trace_id);
-                line.extend_from_slice(b"\",\"spanId\":\"");
-                write_hex(line, &span_id);
-                line.push(b'"');
+            if scratch.line.bytes.capacity() > MAX_KEPT_BUFFER {
+                scratch.line = JsonBuf::default();
             }
-            // Nearest span wins; tenant before correlationId whatever spans hold them.
-            for (key, pick) in [
-                (
-                    &b",\"tenant\":"[..],
-                    (|c: &LogContext| c.tenant.as_deref()) as fn(&LogContext) -> Option<&str>,
-                ),
-                (&b",\"correlationId\":"[..], |c: &LogContext| {
-                    c.correlation.as_deref()
-                }),
-            ] {
-                let Some(scope) = ctx.event_scope(event) else {
-                    break;
-                };
-                for span in scope {
-                    let ext = span.extensions();
-                    if let Some(value) = ext.get::<LogContext>().and_then(pick) {
-                        line.extend_from_slice(key);
-                        write_str(line, value);
-                        break;
-                    }
-                }
+            if scratch.fields.bytes.capacity() > MAX_KEPT_BUFFER {
+                scratch.fields = JsonBuf::default();
             }
-            line.extend_from_slice(b",\"target\":");
-            write_str(line, meta.target());
-            line.extend_from_slice(&b.fields);
-            line.extend_from_slice(tail);
-            for output in &self.outputs {
-                output.write_line(line);
-            }
-        });
+        }
+    });
+    if let Some(f) = f {
+        f(&mut Scratch::default());
     }
 }

@@ -1,37 +1,74 @@
-//! Structured logs: the house JSON line of SPEC §2.3 and its outputs.
+//! The house JSON log: one JSON object per line, to stdout or a size-rotated file.
 //!
 //! # Example
 //!
 //! ```
-//! use stellaops_telemetry_core::{JsonLogLayer, LogCapture};
+//! use std::sync::Arc;
+//! use stellaops_telemetry_core::{JsonLogLayer, LogOutput, SignalStats};
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
-//! let capture = LogCapture::new();
-//! let layer = JsonLogLayer::builder("scanner", "1.4.0").output(capture.output()).build();
-//! let subscriber = tracing_subscriber::registry().with(layer);
-//! tracing::subscriber::with_default(subscriber, || tracing::warn!(queue = "scans", depth = 1200, "queue is deep"));
-//! let line = &capture.json()[0];
-//! assert_eq!(line["level"], "warn");
-//! assert_eq!(line["depth"], 1200);
-//! assert_eq!(line["retention"], "90d");
+//! let stats = Arc::new(SignalStats::default());
+//! let stdout = LogOutput::stdout(stats.clone())?;
+//! let subscriber = tracing_subscriber::registry()
+//!     .with(JsonLogLayer::new("scanner").service_version("1.4.2").output(stdout));
+//! tracing::subscriber::with_default(subscriber, || {
+//!     tracing::info!(findings = 17u64, "scan finished");
+//! });
+//! # Ok::<(), stellaops_telemetry_core::LogOutputError>(())
 //! ```
 //!
-//! One JSON object per line, keys in this order: `timestamp` (RFC 3339, UTC, milliseconds),
-//! `level` (lowercase), `message`, `service`, `version`, `traceId` and `spanId` (the ids of the
-//! exported OTLP span, when the event is inside one), `tenant` (from the nearest span field
-//! `tenant.id` or `tenant`), `correlationId` (from `correlation_id`, `correlationId` or
-//! `request.id`), `target`, the event's own fields, and `retention` (error 180d, warn 90d,
-//! info 30d, debug and trace 7d, raised to the profile's floor). An event field whose name is
-//! one of those keys is written as `field.<name>`.
+//! A line looks like this (wrapped here):
 //!
-//! Outputs never block the calling thread: stdout and the rotating file are written by a
-//! background thread from a bounded queue, and a full queue drops the line and counts it.
+//! ```text
+//! {"timestamp":"2026-01-09T10:30:00.123Z","level":"info","message":"scan finished",
+//!  "service":"scanner","version":"1.4.2","traceId":"4bf92f3577b34da6a3ce929d0e0e4736",
+//!  "spanId":"00f067aa0ba902b7","tenant":"acme","correlationId":"req-7","target":"scanner::scan",
+//!  "findings":17,"retention":"30d"}
+//! ```
+//!
+//! [`JsonLogLayer`] encodes each event into a reused per-thread buffer and hands the line to its
+//! [`LogOutput`]s. Queued outputs ([`LogOutput::stdout`], [`LogOutput::file`] over a
+//! [`RotatingFile`], [`LogOutput::writer`]) never block the caller: a full queue drops the line
+//! and counts it in the output's [`SignalStats`](crate::SignalStats).
 
 mod format;
 mod layer;
 mod output;
 mod rotate;
 
-pub use layer::{JsonLogLayer, JsonLogLayerBuilder, RetentionPolicy};
-pub use output::{LogCapture, LogOutput};
-pub use rotate::{DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, LogFileError, RotatingFile};
+use std::io;
+use std::path::PathBuf;
+
+pub use layer::{JsonLogLayer, RetentionPolicy};
+#[cfg(feature = "testing")]
+pub use output::LogCapture;
+pub use output::LogOutput;
+pub use rotate::RotatingFile;
+
+/// Why a log output could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogOutputError {
+    /// The log file could not be opened or created.
+    #[error("cannot open log file `{}`", path.display())]
+    OpenFile {
+        /// The file asked for.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// Rotation limits of zero.
+    #[error(
+        "log rotation needs at least one file of at least one byte, got {max_files} files of {max_bytes} bytes"
+    )]
+    InvalidRotation {
+        /// The size limit asked for.
+        max_bytes: u64,
+        /// The file count asked for.
+        max_files: usize,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the log writer thread")]
+    SpawnWriter(#[source] io::Error),
+}

@@ -1,289 +1,411 @@
-//! Where JSON lines go: non-blocking writers (stdout, rotating file), synchronous writers and
-//! an in-memory capture for tests.
+//! Where finished JSON lines go: a bounded queue to one writer thread per output.
+//!
+//! The queue is a pair of byte buffers: callers append whole lines to the pending one under a
+//! short lock, and the writer thread swaps it for its own empty buffer and writes the batch in
+//! one call. Nothing is allocated per line once both buffers have grown, and the calling thread
+//! never waits for I/O: when `queue_capacity` lines are already waiting, the new line is dropped
+//! and counted.
 
-use std::io::Write;
+use std::io::{self, BufWriter, Write};
+use std::mem;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::thread::JoinHandle;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
-use super::rotate::RotatingFile;
+use super::{LogOutputError, RotatingFile};
 use crate::stats::SignalStats;
 
-/// Lines a non-blocking output holds before it drops new ones.
-pub const DEFAULT_QUEUE_LINES: usize = 16_384;
+/// How often a failing writer may report to stderr.
+const FAILURE_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
-/// A destination of JSON lines. Cheap to clone (clones share the destination).
-#[derive(Clone)]
+/// How long the writer waits for more lines after emptying the queue before it goes idle; lines
+/// written meanwhile reach the output at most this late.
+const LINGER: Duration = Duration::from_millis(1);
+
+/// How long dropping the last handle to an output waits for its writer thread.
+const DROP_DEADLINE: Duration = Duration::from_secs(2);
+
+/// A destination for JSON log lines, handed to
+/// [`JsonLogLayer::output`](crate::JsonLogLayer::output).
+///
+/// Clones share one output. When the last clone is dropped the output is shut down, waiting up to
+/// two seconds for queued lines to be written.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use stellaops_telemetry_core::{JsonLogLayer, LogOutput, SignalStats};
+///
+/// let stats = Arc::new(SignalStats::default());
+/// let stdout = LogOutput::stdout(stats.clone())?;
+/// let layer = JsonLogLayer::new("scanner").output(stdout.clone());
+/// // … later, before exiting:
+/// stdout.shutdown(Duration::from_secs(5));
+/// # Ok::<(), stellaops_telemetry_core::LogOutputError>(())
+/// ```
+#[derive(Clone, Debug)]
 pub struct LogOutput {
-    inner: Arc<Inner>,
+    kind: Kind,
 }
 
-enum Inner {
-    NonBlocking(NonBlocking),
-    Sync(Mutex<Box<dyn Write + Send>>, Arc<SignalStats>),
+#[derive(Clone, Debug)]
+enum Kind {
+    Queue(Arc<QueueOutput>),
+    #[cfg(feature = "testing")]
     Capture(LogCapture),
 }
 
-impl std::fmt::Debug for LogOutput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match &*self.inner {
-            Inner::NonBlocking(_) => "non-blocking",
-            Inner::Sync(..) => "sync",
-            Inner::Capture(_) => "capture",
-        };
-        f.debug_struct("LogOutput").field("kind", &kind).finish()
-    }
-}
-
-enum Message {
-    Line(Vec<u8>),
-    Flush(mpsc::Sender<()>),
-    Shutdown(mpsc::Sender<()>),
-}
-
-struct NonBlocking {
-    sender: SyncSender<Message>,
-    stats: Arc<SignalStats>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-/// Something a background writer thread writes whole lines to.
-trait LineWriter: Send + 'static {
-    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()>;
-    fn flush(&mut self) -> std::io::Result<()>;
-}
-
-struct Buffered<W: Write>(std::io::BufWriter<W>);
-
-impl<W: Write + Send + 'static> LineWriter for Buffered<W> {
-    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
-        self.0.write_all(line)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl LineWriter for RotatingFile {
-    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
-        RotatingFile::write_line(self, line)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        RotatingFile::flush(self)
-    }
-}
-
-fn writer_loop(receiver: Receiver<Message>, mut target: impl LineWriter, stats: Arc<SignalStats>) {
-    let report = Duration::from_secs(60);
-    loop {
-        // Flush whenever the queue is momentarily empty, then wait for more.
-        let message = match receiver.try_recv() {
-            Ok(m) => m,
-            Err(TryRecvError::Empty) => {
-                if let Err(e) = target.flush() {
-                    stats.record_failure(format!("log output flush: {e}"), report);
-                }
-                match receiver.recv() {
-                    Ok(m) => m,
-                    Err(_) => return,
-                }
-            }
-            Err(TryRecvError::Disconnected) => {
-                let _ = target.flush();
-                return;
-            }
-        };
-        match message {
-            Message::Line(line) => match target.write_line(&line) {
-                Ok(()) => stats.record_exported(1),
-                Err(e) => {
-                    stats.record_dropped(1);
-                    stats.record_failure(format!("log output write: {e}"), report);
-                }
-            },
-            Message::Flush(ack) => {
-                let _ = target.flush();
-                let _ = ack.send(());
-            }
-            Message::Shutdown(ack) => {
-                let _ = target.flush();
-                let _ = ack.send(());
-                return;
-            }
-        }
-    }
-}
-
 impl LogOutput {
-    fn non_blocking(
-        name: &str,
-        target: impl LineWriter,
-        queue: usize,
+    /// The number of lines an output queues before it starts dropping: 8192.
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+
+    /// Standard output, through a queue of [`DEFAULT_QUEUE_CAPACITY`](Self::DEFAULT_QUEUE_CAPACITY)
+    /// lines. Written lines are counted as exported in `stats`, lost ones as dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`LogOutputError::SpawnWriter`] when the writer thread cannot be started.
+    pub fn stdout(stats: Arc<SignalStats>) -> Result<Self, LogOutputError> {
+        Self::queue(
+            "stdout",
+            BufWriter::new(io::stdout()),
+            Self::DEFAULT_QUEUE_CAPACITY,
+            stats,
+        )
+    }
+
+    /// A size-rotated file, through a queue of
+    /// [`DEFAULT_QUEUE_CAPACITY`](Self::DEFAULT_QUEUE_CAPACITY) lines. Write and rotation errors
+    /// are counted as failures (and the line as dropped) in `stats`; they never panic.
+    ///
+    /// # Errors
+    ///
+    /// [`LogOutputError::SpawnWriter`] when the writer thread cannot be started.
+    pub fn file(file: RotatingFile, stats: Arc<SignalStats>) -> Result<Self, LogOutputError> {
+        Self::queue("file", file, Self::DEFAULT_QUEUE_CAPACITY, stats)
+    }
+
+    /// Any writer, buffered, through a queue of `queue_capacity` lines (at least one).
+    ///
+    /// # Errors
+    ///
+    /// [`LogOutputError::SpawnWriter`] when the writer thread cannot be started.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use stellaops_telemetry_core::{LogOutput, SignalStats};
+    ///
+    /// let stderr = LogOutput::writer(std::io::stderr(), 1024, Arc::new(SignalStats::default()))?;
+    /// # Ok::<(), stellaops_telemetry_core::LogOutputError>(())
+    /// ```
+    pub fn writer<W: Write + Send + 'static>(
+        writer: W,
+        queue_capacity: usize,
         stats: Arc<SignalStats>,
-    ) -> std::io::Result<LogOutput> {
-        let (sender, receiver) = mpsc::sync_channel(queue.max(1));
-        let thread_stats = stats.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("stellaops-telemetry-log-{name}"))
-            .spawn(move || writer_loop(receiver, target, thread_stats))?;
-        Ok(LogOutput {
-            inner: Arc::new(Inner::NonBlocking(NonBlocking {
-                sender,
-                stats,
+    ) -> Result<Self, LogOutputError> {
+        Self::queue("writer", BufWriter::new(writer), queue_capacity, stats)
+    }
+
+    fn queue<W: Write + Send + 'static>(
+        name: &str,
+        writer: W,
+        queue_capacity: usize,
+        stats: Arc<SignalStats>,
+    ) -> Result<Self, LogOutputError> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake_writer: Condvar::new(),
+            progress: Condvar::new(),
+            capacity: queue_capacity.max(1),
+            high_water: (queue_capacity / 2).max(1),
+            stats,
+        });
+        let worker = Arc::clone(&shared);
+        let thread = thread::Builder::new()
+            .name(format!("json-log-{name}"))
+            .spawn(move || write_loop(&worker, writer))
+            .map_err(LogOutputError::SpawnWriter)?;
+        Ok(Self {
+            kind: Kind::Queue(Arc::new(QueueOutput {
+                shared,
                 thread: Mutex::new(Some(thread)),
             })),
         })
     }
 
-    /// Lines to stdout from a background thread (buffered; flushed when the queue is empty).
-    ///
-    /// # Errors
-    ///
-    /// The writer thread cannot be started.
-    pub fn stdout(stats: Arc<SignalStats>) -> std::io::Result<LogOutput> {
-        Self::non_blocking(
-            "stdout",
-            Buffered(std::io::BufWriter::new(std::io::stdout())),
-            DEFAULT_QUEUE_LINES,
-            stats,
-        )
-    }
-
-    /// Lines to a size-rotated file from a background thread.
-    ///
-    /// # Errors
-    ///
-    /// The writer thread cannot be started.
-    pub fn file(file: RotatingFile, stats: Arc<SignalStats>) -> std::io::Result<LogOutput> {
-        Self::non_blocking("file", file, DEFAULT_QUEUE_LINES, stats)
-    }
-
-    /// Lines to any writer from a background thread holding at most `queue` lines; a full
-    /// queue drops the line and counts it.
-    ///
-    /// # Errors
-    ///
-    /// The writer thread cannot be started.
-    pub fn writer(
-        writer: impl Write + Send + 'static,
-        queue: usize,
-        stats: Arc<SignalStats>,
-    ) -> std::io::Result<LogOutput> {
-        Self::non_blocking(
-            "writer",
-            Buffered(std::io::BufWriter::new(writer)),
-            queue,
-            stats,
-        )
-    }
-
-    /// Lines written synchronously on the calling thread. Blocks the caller on I/O: for
-    /// in-memory writers in tests and benchmarks, not for services.
-    pub fn sync_writer(writer: impl Write + Send + 'static, stats: Arc<SignalStats>) -> LogOutput {
-        LogOutput {
-            inner: Arc::new(Inner::Sync(Mutex::new(Box::new(writer)), stats)),
+    /// Queues one finished line (its trailing `\n` included). Never blocks on I/O.
+    pub(crate) fn write_line(&self, line: &[u8]) {
+        match &self.kind {
+            Kind::Queue(queue) => queue.shared.push(line),
+            #[cfg(feature = "testing")]
+            Kind::Capture(capture) => capture.push(line),
         }
     }
 
-    /// Hands one finished line (with its `\n`) to the output. Never blocks on I/O for the
-    /// non-blocking outputs: a full queue drops the line and counts it.
-    pub fn write_line(&self, line: &[u8]) {
-        match &*self.inner {
-            Inner::NonBlocking(nb) => match nb.sender.try_send(Message::Line(line.to_vec())) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    nb.stats.record_dropped(1)
-                }
-            },
-            Inner::Sync(writer, stats) => match writer.lock().write_all(line) {
-                Ok(()) => stats.record_exported(1),
-                Err(_) => stats.record_dropped(1),
-            },
-            Inner::Capture(capture) => capture.push(line),
+    /// Waits until every line queued before this call has been written and flushed, or until
+    /// `deadline` has passed. Returns whether everything was flushed in time.
+    pub fn flush(&self, deadline: Duration) -> bool {
+        match &self.kind {
+            Kind::Queue(queue) => queue.shared.flush(deadline),
+            #[cfg(feature = "testing")]
+            Kind::Capture(_) => true,
         }
     }
 
-    fn control(&self, make: fn(mpsc::Sender<()>) -> Message, timeout: Duration) -> bool {
-        let Inner::NonBlocking(nb) = &*self.inner else {
-            return true;
-        };
-        let deadline = Instant::now() + timeout;
-        let (tx, rx) = mpsc::channel();
-        let mut message = make(tx);
-        loop {
-            match nb.sender.try_send(message) {
-                Ok(()) => break,
-                Err(TrySendError::Full(m)) if Instant::now() < deadline => {
-                    message = m;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(_) => return false,
-            }
-        }
-        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_ok()
-    }
-
-    /// Waits (at most `timeout`) until every queued line is written and flushed.
-    pub fn flush(&self, timeout: Duration) -> bool {
-        match &*self.inner {
-            Inner::Sync(writer, _) => writer.lock().flush().is_ok(),
-            _ => self.control(Message::Flush, timeout),
-        }
-    }
-
-    /// Flushes and stops the writer thread, waiting at most `timeout`. Lines written later
-    /// are dropped and counted.
-    pub fn shutdown(&self, timeout: Duration) {
-        if self.control(Message::Shutdown, timeout)
-            && let Inner::NonBlocking(nb) = &*self.inner
-            && let Some(handle) = nb.thread.lock().take()
-        {
-            let _ = handle.join();
+    /// Stops accepting lines, writes what is queued and stops the writer thread, waiting at most
+    /// `deadline`. Lines still queued at the deadline are counted as dropped. Returns whether the
+    /// writer finished in time; later lines are dropped and counted either way.
+    pub fn shutdown(&self, deadline: Duration) -> bool {
+        match &self.kind {
+            Kind::Queue(queue) => queue.shutdown(deadline),
+            #[cfg(feature = "testing")]
+            Kind::Capture(_) => true,
         }
     }
 }
 
-/// Captured JSON lines, for tests. Clones share the lines.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
+struct QueueOutput {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl QueueOutput {
+    fn shutdown(&self, deadline: Duration) -> bool {
+        let finished = self.shared.shutdown(deadline);
+        if finished && let Some(thread) = self.thread.lock().take() {
+            // The loop has returned; a panic inside it has nothing left for us to clean up.
+            let _ = thread.join();
+        }
+        finished
+    }
+}
+
+impl Drop for QueueOutput {
+    fn drop(&mut self) {
+        self.shutdown(DROP_DEADLINE);
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    wake_writer: Condvar,
+    /// Signalled when the writer has flushed a batch or exited.
+    progress: Condvar,
+    capacity: usize,
+    /// Queue length at which a lingering writer is woken early.
+    high_water: usize,
+    stats: Arc<SignalStats>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pending: Vec<u8>,
+    pending_lines: usize,
+    /// Lines ever accepted into the queue.
+    accepted: u64,
+    /// Lines ever taken off the queue and finished with: written and flushed, failed, or dropped
+    /// at shutdown.
+    done: u64,
+    /// The writer is asleep until woken (it found the queue empty twice in a row).
+    writer_idle: bool,
+    flush_requested: bool,
+    shutdown: bool,
+    exited: bool,
+}
+
+impl Shared {
+    fn push(&self, line: &[u8]) {
+        let mut state = self.state.lock();
+        if state.shutdown || state.pending_lines >= self.capacity {
+            drop(state);
+            self.stats.record_dropped(1);
+            return;
+        }
+        state.pending.extend_from_slice(line);
+        state.pending_lines += 1;
+        state.accepted += 1;
+        // A lingering writer comes back on its own; waking it for every line would cost a
+        // syscall per line, so only an idle writer or a half-full queue is worth a wake-up.
+        let wake = mem::take(&mut state.writer_idle) || state.pending_lines == self.high_water;
+        drop(state);
+        if wake {
+            self.wake_writer.notify_one();
+        }
+    }
+
+    fn flush(&self, deadline: Duration) -> bool {
+        let until = Instant::now() + deadline;
+        let mut state = self.state.lock();
+        let target = state.accepted;
+        if state.done < target {
+            state.flush_requested = true;
+            self.wake_writer.notify_one();
+        }
+        while state.done < target && !state.exited {
+            if self.progress.wait_until(&mut state, until).timed_out() {
+                break;
+            }
+        }
+        state.done >= target
+    }
+
+    fn shutdown(&self, deadline: Duration) -> bool {
+        let until = Instant::now() + deadline;
+        let mut state = self.state.lock();
+        state.shutdown = true;
+        self.wake_writer.notify_one();
+        while !state.exited {
+            if self.progress.wait_until(&mut state, until).timed_out() {
+                break;
+            }
+        }
+        if !state.exited {
+            // The writer is stuck; whatever it has not taken yet will not be written.
+            let lost = mem::take(&mut state.pending_lines);
+            state.pending.clear();
+            state.done += lost as u64;
+            self.stats.record_dropped(lost as u64);
+        }
+        state.exited
+    }
+
+    fn record_write_error(&self, error: &io::Error) {
+        if self
+            .stats
+            .record_failure(error.to_string(), FAILURE_REPORT_INTERVAL)
+        {
+            // The JSON log itself is what failed, so stderr is the only place left to say so.
+            eprintln!("stellaops-telemetry: writing JSON log lines failed: {error}");
+        }
+    }
+}
+
+fn write_loop<W: Write>(shared: &Shared, mut writer: W) {
+    let mut batch = Vec::new();
+    // Lines written since the last flush, and how many of them were written without error.
+    let mut unflushed = 0u64;
+    let mut unflushed_ok = 0u64;
+    loop {
+        let (lines, shutdown) = {
+            let mut state = shared.state.lock();
+            if state.pending_lines == 0 && !state.shutdown && !state.flush_requested {
+                // Linger first: under a steady stream the next lines arrive within the linger and
+                // no caller has to wake us.
+                shared.wake_writer.wait_for(&mut state, LINGER);
+            }
+            while state.pending_lines == 0 && !state.shutdown && !state.flush_requested {
+                state.writer_idle = true;
+                shared.wake_writer.wait(&mut state);
+            }
+            state.writer_idle = false;
+            mem::swap(&mut state.pending, &mut batch);
+            (mem::take(&mut state.pending_lines), state.shutdown)
+        };
+
+        // One write per batch: the batch holds whole lines, and `RotatingFile` never splits one.
+        match writer.write_all(&batch) {
+            Ok(()) => unflushed_ok += lines as u64,
+            Err(error) => {
+                // Part of the batch may have been written; count it all as lost.
+                shared.stats.record_dropped(lines as u64);
+                shared.record_write_error(&error);
+            }
+        }
+        batch.clear();
+        unflushed += lines as u64;
+
+        let mut state = shared.state.lock();
+        if state.pending_lines == 0 || state.flush_requested || shutdown {
+            state.flush_requested = false;
+            drop(state);
+            match writer.flush() {
+                Ok(()) => shared.stats.record_exported(unflushed_ok),
+                Err(error) => {
+                    shared.stats.record_dropped(unflushed_ok);
+                    shared.record_write_error(&error);
+                }
+            }
+            state = shared.state.lock();
+            state.done += mem::take(&mut unflushed);
+            unflushed_ok = 0;
+            shared.progress.notify_all();
+        }
+        if state.shutdown && state.pending_lines == 0 && unflushed == 0 {
+            state.exited = true;
+            shared.progress.notify_all();
+            return;
+        }
+    }
+}
+
+/// An output that keeps lines in memory, for tests (feature `testing`).
+///
+/// # Example
+///
+/// ```
+/// use stellaops_telemetry_core::{JsonLogLayer, LogCapture};
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let capture = LogCapture::new();
+/// let subscriber = tracing_subscriber::registry()
+///     .with(JsonLogLayer::new("scanner").output(capture.output()));
+/// tracing::subscriber::with_default(subscriber, || tracing::info!(findings = 3, "scan finished"));
+/// assert_eq!(capture.json()[0]["findings"], 3);
+/// ```
+#[cfg(feature = "testing")]
+#[derive(Clone, Debug, Default)]
 pub struct LogCapture {
     lines: Arc<Mutex<Vec<String>>>,
 }
 
+#[cfg(feature = "testing")]
 impl LogCapture {
     /// An empty capture.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// An output that appends to this capture.
+    /// An output that appends to this capture, synchronously.
     pub fn output(&self) -> LogOutput {
         LogOutput {
-            inner: Arc::new(Inner::Capture(self.clone())),
+            kind: Kind::Capture(self.clone()),
         }
     }
 
-    fn push(&self, line: &[u8]) {
-        let text = String::from_utf8_lossy(line);
-        self.lines
-            .lock()
-            .push(text.trim_end_matches('\n').to_owned());
-    }
-
-    /// Every line so far, without its `\n`.
+    /// The captured lines, without their trailing newline.
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().clone()
     }
 
-    /// Every line parsed as JSON (a line that does not parse becomes `Value::Null`).
+    /// The captured lines parsed as JSON; a line that does not parse is returned as a JSON string
+    /// holding the raw line, so the assertion that looks at it fails with the line in view.
     pub fn json(&self) -> Vec<serde_json::Value> {
         self.lines
             .lock()
             .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or(serde_json::Value::Null))
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|_| serde_json::Value::from(line.clone()))
+            })
             .collect()
+    }
+
+    /// Forgets every captured line.
+    pub fn clear(&self) {
+        self.lines.lock().clear();
+    }
+
+    fn push(&self, line: &[u8]) {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        self.lines
+            .lock()
+            .push(String::from_utf8_lossy(line).into_owned());
     }
 }

@@ -73,7 +73,8 @@ impl RetentionPolicy {
 /// `correlationId` or `request.id` field, when known), `target`, the event's own fields, and
 /// `retention` (see [`RetentionPolicy`]).
 ///
-/// The layer filters nothing; put a filter on it (see [`transport_noise_filter`]) as needed.
+/// The layer filters nothing; put a filter on it as needed (the bootstrap applies the
+/// profile's level).
 ///
 /// # Example
 ///

@@ -1,0 +1,71 @@
+//! `install()` is the one place that sets the process-wide state: the tracing dispatcher, the
+//! OpenTelemetry global tracer and meter providers and the W3C propagators. (Its own test
+//! binary, hence its own process.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::trace::{TraceContextExt, Tracer};
+use stellaops_telemetry_core::testing::TestExporters;
+use stellaops_telemetry_core::{Telemetry, TelemetryError};
+
+#[test]
+fn install_registers_globals_refuses_a_second_install_and_the_guard_flushes() {
+    let exporters = TestExporters::new();
+    let guard = Telemetry::builder("installed")
+        .exporters(&[])
+        .stdout_logs(false)
+        .test_exporters(&exporters)
+        .install()
+        .unwrap();
+
+    // The global tracing dispatcher.
+    tracing::info_span!("via.tracing").in_scope(|| tracing::info!(answer = 42, "hello"));
+    assert_eq!(exporters.json_logs().json()[0]["answer"], 42);
+
+    // The global tracer provider.
+    let tracer = opentelemetry::global::tracer("direct");
+    // The global propagator: trace context and baggage. (The span ends with the closure.)
+    let (carrier, trace_id) = tracer.in_span("via.otel.api", |cx| {
+        let mut carrier = HashMap::new();
+        opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
+        (carrier, cx.span().span_context().trace_id().to_string())
+    });
+    let traceparent = carrier.get("traceparent").expect("traceparent injected");
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")),
+        "{traceparent}"
+    );
+    let fields = opentelemetry::global::get_text_map_propagator(|p| {
+        p.fields().map(str::to_owned).collect::<Vec<_>>()
+    });
+    assert!(fields.contains(&"baggage".to_owned()), "{fields:?}");
+
+    // The global meter provider.
+    opentelemetry::global::meter("direct")
+        .u64_counter("installed_total")
+        .build()
+        .add(1, &[]);
+
+    // A second install finds the dispatcher taken and says so.
+    let second = Telemetry::builder("second")
+        .exporters(&[])
+        .stdout_logs(false)
+        .install();
+    assert!(matches!(second, Err(TelemetryError::AlreadyInstalled)));
+
+    drop(guard);
+    let names: Vec<String> = exporters
+        .finished_spans()
+        .iter()
+        .map(|s| s.name.to_string())
+        .collect();
+    assert!(
+        names.contains(&"via.tracing".to_owned()) && names.contains(&"via.otel.api".to_owned()),
+        "{names:?}"
+    );
+    let metrics = format!("{:?}", exporters.metrics());
+    assert!(metrics.contains("installed_total"));
+}

@@ -1,0 +1,153 @@
+//! Profiles, the configuration, the environment and the setters decide the pipeline's settings
+//! and exporters, in that documented order; the resource carries the identity.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use opentelemetry::Key;
+use stellaops_telemetry_core::testing::TestExporters;
+use stellaops_telemetry_core::{
+    ExporterKind, FileFormat, LogLevel, Profile, Telemetry, TelemetryConfig, segment_files,
+};
+
+fn env(vars: &[(&str, &str)]) -> TelemetryConfig {
+    let map: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    TelemetryConfig::from_lookup(|k| map.get(k).cloned()).unwrap()
+}
+
+#[test]
+fn setters_after_the_profile_win_and_the_profile_wins_over_earlier_setters() {
+    let t = Telemetry::builder("svc")
+        .profile(Profile::forensic())
+        .log_level(LogLevel::Warn)
+        .exporters(&[])
+        .stdout_logs(false)
+        .build()
+        .unwrap();
+    assert_eq!(t.profile().log_level, LogLevel::Warn);
+    assert_eq!(t.profile().export_interval_ms, 10_000);
+    let t = Telemetry::builder("svc")
+        .log_level(LogLevel::Warn)
+        .profile(Profile::forensic())
+        .exporters(&[])
+        .stdout_logs(false)
+        .build()
+        .unwrap();
+    assert_eq!(t.profile().log_level, LogLevel::Debug);
+}
+
+#[test]
+fn the_environment_selects_the_profile_and_overrides_its_values() {
+    let t = Telemetry::builder("svc")
+        .stdout_logs(false)
+        .config(env(&[
+            ("STELLAOPS_TELEMETRY_PROFILE", "forensic"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "2500"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_LOGS_EXPORTER", "none"),
+        ]))
+        .build()
+        .unwrap();
+    assert_eq!(t.profile().name, "forensic");
+    assert_eq!(t.profile().export_interval_ms, 2_500);
+    assert_eq!(t.profile().retention_days, 180);
+    assert!(t.profile().exporters.traces.is_empty());
+}
+
+#[test]
+fn the_exporters_come_from_the_profile_and_the_exporter_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Telemetry::builder("svc")
+        .stdout_logs(false)
+        .dir(dir.path())
+        .config(env(&[
+            ("STELLAOPS_TELEMETRY_PROFILE", "airgap"),
+            ("OTEL_LOGS_EXPORTER", "none"),
+        ]))
+        .build()
+        .unwrap();
+    assert!(t.profile().sealed);
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        tracing::info_span!("work").in_scope(|| tracing::info!("done"));
+    });
+    t.meter("svc").u64_counter("work_total").build().add(1, &[]);
+    t.shutdown();
+    assert!(!segment_files(dir.path(), "traces", FileFormat::Json).is_empty());
+    assert!(!segment_files(dir.path(), "metrics", FileFormat::Json).is_empty());
+    assert_eq!(t.stats().metrics.exported, 1);
+    assert!(segment_files(dir.path(), "logs", FileFormat::Json).is_empty());
+    assert_eq!(t.stats().logs.exported, 0);
+}
+
+#[test]
+fn sealed_mode_writes_files_instead_of_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let t = Telemetry::builder("svc")
+        .exporters(&[ExporterKind::Otlp])
+        .otlp_endpoint(format!("http://{}", listener.local_addr().unwrap()))
+        .sealed(true)
+        .dir(dir.path())
+        .stdout_logs(false)
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        tracing::info_span!("work").in_scope(|| tracing::info!("done"));
+    });
+    t.shutdown();
+    assert!(listener.accept().is_err(), "sealed mode connected");
+    assert!(!segment_files(dir.path(), "traces", FileFormat::Json).is_empty());
+    assert_eq!(t.stats().spans.exported, 1);
+}
+
+#[test]
+fn the_resource_carries_identity_and_the_resource_variable() {
+    let t = Telemetry::builder("builder-name")
+        .service_version("9.9.9")
+        .deployment_environment("staging")
+        .exporters(&[])
+        .stdout_logs(false)
+        .config(env(&[
+            ("OTEL_SERVICE_NAME", "policy-engine"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "team=sec,service.name=ignored"),
+        ]))
+        .build()
+        .unwrap();
+    let r = t.resource();
+    let get = |k: &'static str| r.get(&Key::from_static_str(k)).map(|v| v.to_string());
+    assert_eq!(get("service.name").as_deref(), Some("policy-engine"));
+    assert_eq!(get("service.version").as_deref(), Some("9.9.9"));
+    assert_eq!(get("deployment.environment").as_deref(), Some("staging"));
+    assert_eq!(get("team").as_deref(), Some("sec"));
+    assert!(get("host.name").is_some_and(|h| !h.is_empty()));
+    assert_eq!(get("telemetry.sdk.language").as_deref(), Some("rust"));
+}
+
+#[test]
+fn the_log_bridge_does_not_forward_the_exporters_own_transport_logs() {
+    let exporters = TestExporters::new();
+    let t = Telemetry::builder("svc")
+        .exporters(&[])
+        .stdout_logs(false)
+        .test_exporters(&exporters)
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        tracing::warn!(target: "h2::proto", "connection reset");
+        tracing::warn!(target: "tonic::transport", "reconnecting");
+        tracing::warn!(target: "opentelemetry_otlp", "export failed");
+        tracing::warn!(target: "scanner", "service event");
+    });
+    t.shutdown();
+    let records = exporters.log_records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(format!("{:?}", records[0].body()).contains("service event"));
+    // The JSON log still shows transport warnings to the operator.
+    assert_eq!(exporters.json_logs().lines().len(), 4);
+}

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::{TraceContextExt, Tracer};
 use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_core::{Telemetry, TelemetryError};

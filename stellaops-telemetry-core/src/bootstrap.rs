@@ -441,6 +441,28 @@ struct Inner {
     shut_down: AtomicBool,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropped without `shutdown()`: flush now, while the export runtime still runs. Each
+        // call is bounded by the timeout, and gRPC exports run on the export runtime's own
+        // thread, so this cannot deadlock a current-thread runtime.
+        if !self.shut_down.swap(true, Ordering::SeqCst) {
+            let timeout = self.shutdown_timeout;
+            let _ = self.tracer_provider.shutdown_with_timeout(timeout);
+            let _ = self.logger_provider.shutdown_with_timeout(timeout);
+            let _ = self.meter_provider.shutdown_with_timeout(timeout);
+            for output in &self.log_outputs {
+                let _ = output.shutdown(timeout);
+            }
+        }
+        // Dropping a runtime inside an async context panics; `shutdown_background` never
+        // blocks, so a pipeline dropped inside `#[tokio::main]` is safe.
+        if let Some(runtime) = self.runtime.get_mut().take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Telemetry")

@@ -255,10 +255,20 @@ impl OtlpSettings {
             }
             None => builder.with_no_client_auth(),
         };
-        reqwest::blocking::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .timeout(self.timeout)
-            .build()
+        // reqwest's blocking client refuses to be built inside an async runtime (a service
+        // calling `install()` from `#[tokio::main]`), so it is built on a thread of its own.
+        let timeout = self.timeout;
+        std::thread::Builder::new()
+            .name("stellaops-telemetry-http-client".to_owned())
+            .spawn(move || {
+                reqwest::blocking::Client::builder()
+                    .tls_backend_preconfigured(tls)
+                    .timeout(timeout)
+                    .build()
+            })
+            .map_err(|e| self.build_error(format!("cannot start the HTTP client thread: {e}")))?
+            .join()
+            .map_err(|_| self.build_error("the HTTP client could not be built"))?
             .map_err(|e| self.build_error(e))
     }
 

@@ -436,28 +436,74 @@ struct Inner {
     dispatch: Dispatch,
     log_outputs: Vec<LogOutput>,
     stats: Arc<PipelineStats>,
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    runtime: Mutex<Option<ExportRuntime>>,
     shutdown_timeout: Duration,
     shut_down: AtomicBool,
 }
 
+impl Inner {
+    /// Flushes and shuts every output and provider down within one deadline: the local JSON
+    /// outputs first (they cannot hang), then spans, log records and metrics, each with what
+    /// is left of the budget. Runs on its own thread; returns `false` when the deadline passed.
+    fn shut_down_parts(&self) -> bool {
+        let timeout = self.shutdown_timeout;
+        let deadline = std::time::Instant::now() + timeout;
+        let (tracer, logger, meter, outputs) = (
+            self.tracer_provider.clone(),
+            self.logger_provider.clone(),
+            self.meter_provider.clone(),
+            self.log_outputs.clone(),
+        );
+        run_with_deadline(timeout, move || {
+            let left = || deadline.saturating_duration_since(std::time::Instant::now());
+            for output in &outputs {
+                let _ = output.shutdown(left());
+            }
+            let _ = tracer.shutdown_with_timeout(left());
+            let _ = logger.shutdown_with_timeout(left());
+            let _ = meter.shutdown_with_timeout(left());
+        })
+        .is_some()
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Dropped without `shutdown()`: flush now, while the export runtime still runs. Each
-        // call is bounded by the timeout, and gRPC exports run on the export runtime's own
-        // thread, so this cannot deadlock a current-thread runtime.
+        // Dropped without `shutdown()`: flush now (bounded), while the export runtime still
+        // runs; the runtime itself then stops without blocking (see `ExportRuntime`).
         if !self.shut_down.swap(true, Ordering::SeqCst) {
-            let timeout = self.shutdown_timeout;
-            let _ = self.tracer_provider.shutdown_with_timeout(timeout);
-            let _ = self.logger_provider.shutdown_with_timeout(timeout);
-            let _ = self.meter_provider.shutdown_with_timeout(timeout);
-            for output in &self.log_outputs {
-                let _ = output.shutdown(timeout);
-            }
+            let _ = self.shut_down_parts();
         }
-        // Dropping a runtime inside an async context panics; `shutdown_background` never
-        // blocks, so a pipeline dropped inside `#[tokio::main]` is safe.
-        if let Some(runtime) = self.runtime.get_mut().take() {
+    }
+}
+
+/// The runtime gRPC exporters run on. Never dropped in place: dropping a Tokio runtime inside
+/// an async context panics, so it always stops in the background, also on `build()`'s error
+/// paths and when a pipeline is dropped inside `#[tokio::main]`.
+struct ExportRuntime(Option<tokio::runtime::Runtime>);
+
+impl ExportRuntime {
+    fn start() -> Result<Self, TelemetryError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("stellaops-telemetry-export")
+            .enable_all()
+            .build()
+            .map(|r| ExportRuntime(Some(r)))
+            .map_err(|source| TelemetryError::Thread {
+                what: "export runtime",
+                source,
+            })
+    }
+
+    fn runtime(&self) -> Option<&tokio::runtime::Runtime> {
+        self.0.as_ref()
+    }
+}
+
+impl Drop for ExportRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
             runtime.shutdown_background();
         }
     }
@@ -576,27 +622,15 @@ impl Telemetry {
         if self.inner.shut_down.swap(true, Ordering::SeqCst) {
             return;
         }
-        let inner = self.inner.clone();
-        let timeout = self.inner.shutdown_timeout;
-        let finished = run_with_deadline(timeout, move || {
-            let _ = inner.tracer_provider.shutdown_with_timeout(timeout);
-            let _ = inner.logger_provider.shutdown_with_timeout(timeout);
-            let _ = inner.meter_provider.shutdown_with_timeout(timeout);
-            for output in &inner.log_outputs {
-                let _ = output.shutdown(timeout);
-            }
-        });
-        if finished.is_none() {
+        if !self.inner.shut_down_parts() {
             tracing::warn!(
                 target: "stellaops_telemetry",
-                timeout_ms = timeout.as_millis() as u64,
-                "telemetry shutdown passed its deadline; unexported records are lost"
+                timeout_ms = self.inner.shutdown_timeout.as_millis() as u64,
+                "telemetry shutdown passed its deadline; unexported records are counted as dropped"
             );
         }
-        if let Some(runtime) = self.inner.runtime.lock().take() {
-            // Never blocks, so it is safe inside an async context.
-            runtime.shutdown_background();
-        }
+        // Stops in the background: never blocks, so it is safe inside an async context.
+        drop(self.inner.runtime.lock().take());
     }
 
     /// Wraps the pipeline in a guard that shuts it down when dropped, without installing it.
@@ -809,23 +843,19 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     }
     let needs_runtime = otlp.values().any(|s| s.protocol == OtlpProtocol::Grpc);
     let runtime = if needs_runtime {
-        Some(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("stellaops-telemetry-export")
-                .enable_all()
-                .build()
-                .map_err(|source| TelemetryError::Thread {
-                    what: "export runtime",
-                    source,
-                })?,
-        )
+        Some(ExportRuntime::start()?)
     } else {
         None
     };
-    let handle = runtime.as_ref().map(|r| r.handle().clone());
+    let handle = runtime
+        .as_ref()
+        .and_then(ExportRuntime::runtime)
+        .map(|r| r.handle().clone());
     // tonic's channel spawns its worker on the runtime current at construction.
-    let _entered = runtime.as_ref().map(|r| r.enter());
+    let _entered = runtime
+        .as_ref()
+        .and_then(ExportRuntime::runtime)
+        .map(|r| r.enter());
     let needs_files = [&exporters.traces, &exporters.metrics, &exporters.logs]
         .iter()
         .any(|l| l.contains(&ExporterKind::File));

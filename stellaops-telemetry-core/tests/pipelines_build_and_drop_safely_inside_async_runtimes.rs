@@ -84,3 +84,18 @@ async fn grpc_on_a_current_thread_runtime_builds_and_drops() {
     assert_eq!(telemetry.stats().spans.exported, 1);
     assert_eq!(receiver.span_count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_build_inside_a_runtime_returns_the_error_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("not-a-dir"), "").unwrap();
+    // The gRPC export runtime starts before the log file is opened, and must go quietly.
+    let result = Telemetry::builder("async-service")
+        .exporters(&[ExporterKind::Otlp])
+        .otlp_endpoint("http://127.0.0.1:9")
+        .log_file(dir.path().join("not-a-dir").join("service.log"), 1_000, 2)
+        .stdout_logs(false)
+        .build();
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("not-a-dir"), "{err}");
+}

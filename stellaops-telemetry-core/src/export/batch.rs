@@ -11,6 +11,7 @@
 //!   caller's deadline.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -70,7 +71,18 @@ struct Worker<T> {
     sender: SyncSender<Message<T>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<SignalStats>,
+    /// Records accepted but not yet counted as exported or dropped. Whoever takes a record
+    /// out of this count (the worker after an export, or `shutdown` when its deadline passes)
+    /// counts it, so every record is counted exactly once.
+    pending: Arc<AtomicU64>,
     name: &'static str,
+}
+
+/// Takes `n` records out of the pending count; `false` when `shutdown` already counted them.
+fn claim(pending: &AtomicU64, n: u64) -> bool {
+    pending
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| p.checked_sub(n))
+        .is_ok()
 }
 
 impl<T: Send + 'static> Worker<T> {
@@ -82,22 +94,29 @@ impl<T: Send + 'static> Worker<T> {
     ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::sync_channel(settings.max_queue.max(1));
         let worker_stats = stats.clone();
+        let pending = Arc::new(AtomicU64::new(0));
+        let worker_pending = pending.clone();
         let thread = std::thread::Builder::new()
             .name(format!("stellaops-telemetry-{name}"))
-            .spawn(move || run(receiver, targets, settings, worker_stats))?;
+            .spawn(move || run(receiver, targets, settings, worker_stats, worker_pending))?;
         Ok(Worker {
             sender,
             thread: Mutex::new(Some(thread)),
             stats,
+            pending,
             name,
         })
     }
 
     fn submit(&self, record: T) {
+        // Counted as pending before the worker can see it, so its claim always finds it.
+        self.pending.fetch_add(1, Ordering::AcqRel);
         match self.sender.try_send(Message::Record(record)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.stats.record_dropped(1);
+                if claim(&self.pending, 1) {
+                    self.stats.record_dropped(1);
+                }
             }
         }
     }
@@ -137,6 +156,12 @@ impl<T: Send + 'static> Worker<T> {
 
     fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
         let result = self.control(Message::Shutdown, timeout);
+        if result.is_err() {
+            // The deadline passed: whatever is still queued or in flight is lost. Count it
+            // now, so the final figures are right when the process reads them.
+            let lost = self.pending.swap(0, Ordering::AcqRel);
+            self.stats.record_dropped(lost);
+        }
         if result.is_ok()
             && let Some(handle) = self.thread.lock().take()
         {
@@ -159,6 +184,7 @@ fn run<T>(
     targets: impl Targets<T>,
     settings: BatchSettings,
     stats: Arc<SignalStats>,
+    pending: Arc<AtomicU64>,
 ) {
     let mut batch: Vec<T> = Vec::with_capacity(settings.max_batch);
     let mut next_export = Instant::now() + settings.delay;
@@ -170,6 +196,10 @@ fn run<T>(
         let n = items.len() as u64;
         let results = targets.export(items, &settings);
         let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        if !claim(&pending, n) {
+            // `shutdown` passed its deadline and already counted these as dropped.
+            return;
+        }
         if failures.is_empty() {
             stats.record_exported(n);
         } else {
@@ -200,27 +230,11 @@ fn run<T>(
                 }
             }
             Ok(Message::Flush(ack)) => {
-                while !batch.is_empty() {
-                    let rest = if batch.len() > settings.max_batch {
-                        batch.split_off(settings.max_batch)
-                    } else {
-                        Vec::new()
-                    };
-                    export(&mut batch);
-                    batch = rest;
-                }
+                drain(&mut batch, settings.max_batch, &export);
                 let _ = ack.send(());
             }
             Ok(Message::Shutdown(ack)) => {
-                while !batch.is_empty() {
-                    let rest = if batch.len() > settings.max_batch {
-                        batch.split_off(settings.max_batch)
-                    } else {
-                        Vec::new()
-                    };
-                    export(&mut batch);
-                    batch = rest;
-                }
+                drain(&mut batch, settings.max_batch, &export);
                 targets.shutdown(settings.export_timeout);
                 let _ = ack.send(());
                 return;
@@ -235,6 +249,19 @@ fn run<T>(
                 return;
             }
         }
+    }
+}
+
+/// Exports everything batched so far, `max_batch` records per call.
+fn drain<T>(batch: &mut Vec<T>, max_batch: usize, export: &impl Fn(&mut Vec<T>)) {
+    while !batch.is_empty() {
+        let rest = if batch.len() > max_batch {
+            batch.split_off(max_batch)
+        } else {
+            Vec::new()
+        };
+        export(batch);
+        *batch = rest;
     }
 }
 

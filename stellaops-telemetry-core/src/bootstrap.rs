@@ -7,8 +7,8 @@
 //!
 //! let _telemetry = Telemetry::builder("scanner")
 //!     .service_version(env!("CARGO_PKG_VERSION"))
-//!     .from_env()
 //!     .profile(Profile::forensic())
+//!     .from_env() // last, so the operator's environment wins over the code's choices
 //!     .install()?; // flushes and shuts every provider down when dropped
 //! tracing::info!(scan_id = "s-1", "scan started");
 //! # Ok::<(), stellaops_telemetry_core::TelemetryError>(())
@@ -90,13 +90,18 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// Setters consume the builder and are named after their setting. Setters called after
 /// [`TelemetryBuilder::profile`] win over the profile; the profile wins over setters called
-/// before it.
+/// before it. [`TelemetryBuilder::config`] and [`TelemetryBuilder::from_env`] apply like
+/// setters (call `from_env()` last so the operator's environment wins). Sealing is the
+/// exception: an explicit sealed setting wins over every profile, whatever the order, so no
+/// profile chosen later can unseal a site the operator sealed.
 #[derive(Debug)]
 #[must_use = "a builder does nothing until build() or install()"]
 pub struct TelemetryBuilder {
     service_name: String,
     config: TelemetryConfig,
     profile: Profile,
+    /// The last explicit sealed setting (setter, configuration or environment).
+    sealed: Option<bool>,
     error: Option<ConfigError>,
     batch: BatchSettings,
     shutdown_timeout: Duration,
@@ -110,6 +115,7 @@ impl TelemetryBuilder {
             service_name: service_name.into(),
             config: TelemetryConfig::default(),
             profile: Profile::default_profile(),
+            sealed: None,
             error: None,
             batch: BatchSettings::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
@@ -179,7 +185,7 @@ impl TelemetryBuilder {
             self.profile.export_interval_ms = ms;
         }
         if let Some(sealed) = config.sealed {
-            self.profile.sealed = sealed;
+            self.sealed = Some(sealed);
         }
         if let Some(list) = &config.exporters.traces {
             self.profile.exporters.traces = list.clone();
@@ -248,10 +254,11 @@ impl TelemetryBuilder {
         self
     }
 
-    /// Sealed mode: network exporters are refused and fall back to files. Default: the
-    /// profile's (false; airgap true).
+    /// Sealed mode: network exporters are refused and fall back to files. An explicit
+    /// setting wins over every profile, whatever the order. Default: the profile's (false;
+    /// airgap true).
     pub fn sealed(mut self, sealed: bool) -> Self {
-        self.profile.sealed = sealed;
+        self.sealed = Some(sealed);
         self
     }
 
@@ -709,8 +716,8 @@ impl Drop for TelemetryGuard {
 
 // ---------------------------------------------------------------------------------------------
 
-/// Targets the OTLP log bridge must not forward: the exporters' own transports (a loop) and
-/// the SDK's diagnostics.
+/// Targets never exported as spans or OTLP log records: the exporters' own transports (at
+/// trace level they would export themselves without end).
 const TRANSPORT_TARGETS: [&str; 10] = [
     "h2",
     "hyper",
@@ -731,7 +738,8 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     let TelemetryBuilder {
         service_name,
         config,
-        profile,
+        mut profile,
+        sealed,
         batch,
         shutdown_timeout,
         #[cfg(feature = "testing")]
@@ -739,6 +747,18 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         ..
     } = builder;
 
+    if let Some(sealed) = sealed {
+        profile.sealed = sealed;
+    }
+    // OTEL_SERVICE_NAME (or a configured name) wins; then `service.name` in
+    // OTEL_RESOURCE_ATTRIBUTES; then the name the code gave the builder.
+    let service_name = match (
+        &config.service_name,
+        config.resource_attributes.get("service.name"),
+    ) {
+        (None, Some(name)) if !name.trim().is_empty() => name.clone(),
+        _ => service_name,
+    };
     if service_name.trim().is_empty() {
         return Err(ConfigError::InvalidValue {
             name: config.origin("service_name"),
@@ -1057,12 +1077,15 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     ] {
         filter = filter.with_target(target, sdk_level.to_filter());
     }
-    let mut bridge_filter = filter.clone();
-    for target in TRANSPORT_TARGETS
-        .iter()
-        .chain(["stellaops_telemetry", "stellaops_telemetry_core"].iter())
-    {
-        bridge_filter = bridge_filter.with_target(*target, tracing_core::LevelFilter::OFF);
+    // What is exported must never include the exporters' own transport: at trace level their
+    // spans and events would otherwise export themselves, without end.
+    let mut span_filter = filter.clone();
+    for target in TRANSPORT_TARGETS {
+        span_filter = span_filter.with_target(target, tracing_core::LevelFilter::OFF);
+    }
+    let mut bridge_filter = span_filter.clone();
+    for target in ["stellaops_telemetry", "stellaops_telemetry_core"] {
+        bridge_filter = bridge_filter.with_target(target, tracing_core::LevelFilter::OFF);
     }
     let tracer = tracer_provider.tracer("stellaops-telemetry");
     let mut json_layer = JsonLogLayer::new(&service_name)
@@ -1079,7 +1102,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
-                .with_filter(filter.clone()),
+                .with_filter(span_filter),
         )
         .with(json_layer.with_filter(filter))
         .with(bridge_enabled.then(|| {

@@ -57,9 +57,12 @@
 #![doc = include_str!("../docs/environment.md")]
 //!
 //! Values configured through the environment, a file or the builder are passed to the OTLP
-//! exporters explicitly. When no endpoint is configured, none is passed: the OTLP exporter
-//! keeps its own default (`http://localhost:4317` for gRPC, `http://localhost:4318/v1/<signal>`
-//! for HTTP).
+//! exporters explicitly. When no endpoint is configured, none is passed: the OTLP exporter keeps
+//! its own default (`http://localhost:4317` for gRPC, `http://localhost:4318/v1/<signal>` for
+//! HTTP). The OTLP exporter crate also reads a few `OTEL_EXPORTER_OTLP_*` variables itself,
+//! whether or not `from_env()` was called: the endpoint when none is configured, the headers
+//! (merged over the configured ones), the compression when none is configured, and
+//! `OTEL_EXPORTER_OTLP_INSECURE`. With `from_env()` the values it reads agree with ours.
 
 mod bootstrap;
 mod clock;

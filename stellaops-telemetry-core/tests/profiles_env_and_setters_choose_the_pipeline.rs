@@ -151,3 +151,67 @@ fn the_log_bridge_does_not_forward_the_exporters_own_transport_logs() {
     // The JSON log still shows transport warnings to the operator.
     assert_eq!(exporters.json_logs().lines().len(), 4);
 }
+
+#[test]
+fn transport_spans_are_never_exported_even_at_trace_level() {
+    let exporters = TestExporters::new();
+    let t = Telemetry::builder("svc")
+        .log_level(LogLevel::Trace)
+        .exporters(&[])
+        .stdout_logs(false)
+        .test_exporters(&exporters)
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        tracing::trace_span!(target: "h2::codec", "FramedWrite::buffer").in_scope(|| {
+            tracing::trace!(target: "h2::codec", "send frame");
+        });
+        tracing::trace_span!(target: "hyper_util::client", "connect").in_scope(|| {});
+        tracing::trace_span!(target: "scanner", "scan.image").in_scope(|| {});
+    });
+    t.shutdown();
+    let names: Vec<String> = exporters
+        .finished_spans()
+        .iter()
+        .map(|s| s.name.to_string())
+        .collect();
+    assert_eq!(names, ["scan.image"]);
+    assert!(exporters.log_records().is_empty());
+}
+
+#[test]
+fn a_sealed_environment_stays_sealed_whatever_profile_the_code_picks_later() {
+    let t = Telemetry::builder("svc")
+        .config(env(&[("STELLAOPS_TELEMETRY_SEALED", "true")]))
+        .profile(Profile::forensic())
+        .exporters(&[])
+        .stdout_logs(false)
+        .build()
+        .unwrap();
+    assert!(t.profile().sealed);
+    let t = Telemetry::builder("svc")
+        .sealed(false)
+        .profile(Profile::airgap())
+        .exporters(&[])
+        .stdout_logs(false)
+        .build()
+        .unwrap();
+    assert!(
+        !t.profile().sealed,
+        "an explicit unseal is the operator's choice"
+    );
+}
+
+#[test]
+fn service_name_in_the_resource_variable_renames_the_service_unless_otel_service_name_is_set() {
+    let t = Telemetry::builder("from-code")
+        .exporters(&[])
+        .stdout_logs(false)
+        .config(env(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=from-attributes",
+        )]))
+        .build()
+        .unwrap();
+    assert_eq!(t.service_name(), "from-attributes");
+}

@@ -1,4 +1,4 @@
-//! The environment: the one place the SDK reads variables.
+//! The environment: the one place this crate reads variables.
 //!
 //! # Example
 //!
@@ -46,7 +46,7 @@ pub const ENVIRONMENT: &[EnvVar] = &[
     EnvVar {
         name: "OTEL_RESOURCE_ATTRIBUTES",
         default: "(none)",
-        effect: "extra resource attributes, `key=value,…` (percent-decoded)",
+        effect: "extra resource attributes, `key=value,…` (percent-decoded); its `service.name` wins over the builder's name",
     },
     EnvVar {
         name: "OTEL_SDK_DISABLED",

@@ -332,6 +332,7 @@ impl TelemetryConfig {
 
     /// Overlays `other` on `self`: every value set in `other` wins.
     pub fn merge(mut self, other: TelemetryConfig) -> TelemetryConfig {
+        let other_shape = serde_json::to_value(&other).unwrap_or_default();
         fn take<T>(into: &mut Option<T>, from: Option<T>) {
             if from.is_some() {
                 *into = from;
@@ -395,7 +396,58 @@ impl TelemetryConfig {
             other.files.max_segment_age_secs,
         );
         take(&mut self.files.max_segments, other.files.max_segments);
+        // A value `other` sets no longer comes from where the old one came from: forget the
+        // old origin, so an error names the file field (or `other`'s own origin).
+        for path in set_paths(&other_shape) {
+            self.origins.remove(&path);
+        }
         self.origins.extend(other.origins);
         self
+    }
+}
+
+/// The dotted paths of every value set in a serialized config (`otlp.endpoint`, …).
+fn set_paths(value: &serde_json::Value) -> Vec<String> {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Null => {}
+            serde_json::Value::Object(map) if !prefix.is_empty() && map.is_empty() => {}
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&path, v, out);
+                }
+                if !prefix.is_empty() {
+                    out.push(prefix.to_owned());
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", value, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merged_value_forgets_the_origin_of_the_value_it_replaced() {
+        let mut first = TelemetryConfig::default();
+        first.otlp.common.endpoint = Some("http://127.0.0.1:4317".to_owned());
+        first.origins.insert(
+            "otlp.endpoint".to_owned(),
+            "TelemetryBuilder::otlp_endpoint".to_owned(),
+        );
+        let file =
+            TelemetryConfig::from_toml_str("[otlp]\nendpoint = \"collector:4317\"\n").unwrap();
+        let merged = first.merge(file);
+        assert_eq!(merged.origin("otlp.endpoint"), "field `otlp.endpoint`");
     }
 }

@@ -342,12 +342,8 @@ impl TelemetryBuilder {
 
     /// The file exporter's framing. Default: JSON Lines.
     pub fn file_format(self, format: FileFormat) -> Self {
-        let name = match format {
-            FileFormat::Json => "json",
-            FileFormat::Protobuf => "protobuf",
-        };
         self.setter("files.format", "file_format", |c| {
-            c.files.format = Some(name.to_owned())
+            c.files.format = Some(format)
         })
     }
 
@@ -797,7 +793,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         )?),
         None => None,
     };
-    let files = file_options(&config.files, &dir, &config)?;
+    let files = file_options(&config.files, &dir);
     let outputs_config = config.log_outputs.clone();
     let resource = crate::resource::build(
         &service_name,
@@ -1147,24 +1143,10 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     })
 }
 
-fn file_options(
-    files: &FilesConfig,
-    dir: &Path,
-    config: &TelemetryConfig,
-) -> Result<FileExportOptions, ConfigError> {
+fn file_options(files: &FilesConfig, dir: &Path) -> FileExportOptions {
     let mut options = FileExportOptions::new(dir);
-    if let Some(format) = &files.format {
-        options.format = match format.trim().to_ascii_lowercase().as_str() {
-            "json" => FileFormat::Json,
-            "protobuf" => FileFormat::Protobuf,
-            _ => {
-                return Err(ConfigError::InvalidValue {
-                    name: config.origin("files.format"),
-                    value: format.clone(),
-                    reason: "expected json or protobuf".to_owned(),
-                });
-            }
-        };
+    if let Some(format) = files.format {
+        options.format = format;
     }
     if let Some(bytes) = files.max_segment_bytes {
         options.max_segment_bytes = bytes;
@@ -1175,5 +1157,5 @@ fn file_options(
     if let Some(n) = files.max_segments {
         options.max_segments_per_signal = n;
     }
-    Ok(options)
+    options
 }

@@ -127,6 +127,7 @@ pub enum ExporterKind {
     /// OTLP files under the telemetry directory (JSON Lines or delimited protobuf).
     File,
     /// Human-readable output on stdout, for development (`console` in `OTEL_*_EXPORTER`).
+    #[serde(alias = "console")]
     Stdout,
 }
 
@@ -161,13 +162,6 @@ impl ExporterSelection {
             metrics: kinds.to_vec(),
             logs: kinds.to_vec(),
         }
-    }
-
-    /// Whether any signal is sent over the network.
-    pub fn uses_network(&self) -> bool {
-        [&self.traces, &self.metrics, &self.logs]
-            .iter()
-            .any(|list| list.contains(&ExporterKind::Otlp))
     }
 }
 
@@ -381,7 +375,7 @@ mod tests {
             (LogLevel::Debug, 180, 10_000, AttributeSet::Extended)
         );
         let a = Profile::airgap();
-        assert!(a.sealed && !a.exporters.uses_network());
+        assert!(a.sealed);
         assert_eq!(a.exporters, ExporterSelection::all(&[ExporterKind::File]));
     }
 

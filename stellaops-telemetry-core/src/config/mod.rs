@@ -274,7 +274,7 @@ pub struct LogOutputsConfig {
 #[non_exhaustive]
 pub struct FilesConfig {
     /// `json` (OTLP JSON Lines, default) or `protobuf` (length-delimited).
-    pub format: Option<String>,
+    pub format: Option<crate::FileFormat>,
     /// Start a new segment when the next record would exceed this many bytes.
     pub max_segment_bytes: Option<u64>,
     /// Start a new segment when the current one is older than this many seconds.
@@ -436,6 +436,22 @@ fn set_paths(value: &serde_json::Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_file_names_exporters_and_the_file_format_like_the_environment() {
+        let config = TelemetryConfig::from_toml_str(
+            "[exporters]\ntraces = [\"console\", \"otlp\"]\nlogs = []\n[files]\nformat = \"protobuf\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.exporters.traces,
+            Some(vec![ExporterKind::Stdout, ExporterKind::Otlp])
+        );
+        assert_eq!(config.exporters.logs, Some(vec![]));
+        assert_eq!(config.files.format, Some(crate::FileFormat::Protobuf));
+        let err = TelemetryConfig::from_toml_str("[files]\nformat = \"xml\"\n").unwrap_err();
+        assert!(err.to_string().contains("xml"), "{err}");
+    }
 
     #[test]
     fn a_merged_value_forgets_the_origin_of_the_value_it_replaced() {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
 use opentelemetry::InstrumentationScope;
+use opentelemetry::logs::LogRecord as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
@@ -397,6 +398,13 @@ impl BatchLogProcessor {
 
 impl LogProcessor for BatchLogProcessor {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
+        // The tracing bridge sets only the observed time; the event happened then, and an
+        // OTLP record without a time (`timeUnixNano: 0`) sorts at 1970 in most backends.
+        if record.timestamp().is_none()
+            && let Some(observed) = record.observed_timestamp()
+        {
+            record.set_timestamp(observed);
+        }
         self.worker.submit((record.clone(), scope.clone()));
     }
 

@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The framing of the segment files.
 ///
 /// In a configuration file it is written `"json"` or `"protobuf"`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FileFormat {
     /// JSON Lines in the OTLP/JSON encoding, one `TracesData` / `MetricsData` / `LogsData`
@@ -39,51 +39,35 @@ impl FileFormat {
 /// Settings shared by the three file exporters.
 ///
 /// Each signal writes under its own folder of `dir`: `dir/traces/`, `dir/metrics/` and
-/// `dir/logs/`. Build it with [`FileExportOptions::new`] and the setters, or deserialize it
-/// (unknown fields are refused; every field but `dir` has a default):
+/// `dir/logs/`. Build it with [`FileExportOptions::new`] and the setters; in a configuration
+/// file the same settings live in the `[files]` table of
+/// [`TelemetryConfig`](crate::TelemetryConfig).
 ///
 /// ```
 /// # use stellaops_telemetry_core::{FileExportOptions, FileFormat};
 /// # use std::time::Duration;
-/// let options: FileExportOptions = serde_json::from_str(
-///     r#"{ "dir": "telemetry-data", "format": "protobuf", "max_segment_age": "15m" }"#,
-/// )?;
-/// assert_eq!(options.format, FileFormat::Protobuf);
-/// assert_eq!(options.max_segment_age, Duration::from_secs(900));
-/// assert_eq!(options.max_segment_bytes, 64 * 1024 * 1024);
-///
-/// let same = FileExportOptions::new("telemetry-data")
+/// let options = FileExportOptions::new("telemetry-data")
 ///     .format(FileFormat::Protobuf)
 ///     .max_segment_age(Duration::from_secs(900));
-/// assert_eq!(options, same);
-/// # Ok::<(), serde_json::Error>(())
+/// assert_eq!(options.max_segment_bytes, 64 * 1024 * 1024);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FileExportOptions {
     /// The root folder; the SDK passes `STELLAOPS_TELEMETRY_DIR` here (`./telemetry-data`
     /// unless set). Required.
     pub dir: PathBuf,
     /// The framing of every segment. Default: [`FileFormat::Json`].
-    #[serde(default)]
     pub format: FileFormat,
     /// A segment is closed before a record that would take it past this many bytes; a single
     /// record larger than the bound gets a segment of its own. `0` means no size bound.
     /// Default: 64 MiB.
-    #[serde(default = "default_max_segment_bytes")]
     pub max_segment_bytes: u64,
     /// A segment at least this old when the next record arrives is closed first. Zero means
-    /// no age bound. In a configuration file: whole seconds, or a string such as `"500ms"`,
-    /// `"30s"`, `"15m"`, `"1h"`. Default: one hour.
-    #[serde(
-        default = "default_max_segment_age",
-        deserialize_with = "deserialize_duration"
-    )]
+    /// no age bound. Default: one hour.
     pub max_segment_age: Duration,
     /// How many segments to keep per signal; the oldest beyond it are deleted whenever a new
     /// segment opens. `0` keeps them all. Default: 0.
-    #[serde(default)]
     pub max_segments_per_signal: usize,
 }
 
@@ -91,14 +75,6 @@ pub struct FileExportOptions {
 const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// The default [`FileExportOptions::max_segment_age`]: one hour.
 const DEFAULT_MAX_SEGMENT_AGE: Duration = Duration::from_secs(60 * 60);
-
-fn default_max_segment_bytes() -> u64 {
-    DEFAULT_MAX_SEGMENT_BYTES
-}
-
-fn default_max_segment_age() -> Duration {
-    DEFAULT_MAX_SEGMENT_AGE
-}
 
 impl FileExportOptions {
     /// Options writing under `dir`, with every other setting at its default.
@@ -187,61 +163,9 @@ impl FileExportOptions {
     }
 }
 
-fn deserialize_duration<'de, D>(deserializer: D) -> Result<Duration, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Seconds(u64),
-        Text(String),
-    }
-    match Raw::deserialize(deserializer)? {
-        Raw::Seconds(secs) => Ok(Duration::from_secs(secs)),
-        Raw::Text(text) => parse_duration(&text).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "invalid duration `{text}`: expected whole seconds or a number with ms, s, m or h"
-            ))
-        }),
-    }
-}
-
-/// Parses `"<digits><unit>"` with unit `ms`, `s`, `m` or `h`.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    match unit.trim() {
-        "ms" => Some(Duration::from_millis(number)),
-        "s" => Some(Duration::from_secs(number)),
-        "m" => number.checked_mul(60).map(Duration::from_secs),
-        "h" => number.checked_mul(3600).map(Duration::from_secs),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units_and_refuse_nonsense() {
-        assert_eq!(parse_duration("50ms"), Some(Duration::from_millis(50)));
-        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("2"), None);
-        assert_eq!(parse_duration("h"), None);
-        assert_eq!(parse_duration("2 days"), None);
-    }
-
-    #[test]
-    fn unknown_fields_are_refused() {
-        let result = serde_json::from_str::<FileExportOptions>(r#"{ "dir": "x", "max_bytes": 1 }"#);
-        assert!(result.is_err());
-    }
 
     #[test]
     fn the_format_reads_its_lowercase_name() -> Result<(), serde_json::Error> {

@@ -18,4 +18,4 @@
 
 mod request;
 
-pub use request::{RequestTelemetry, RequestTelemetryLayer, ResponseFuture};
+pub use request::{RequestTelemetry, RequestTelemetryLayer, ResponseFuture, TENANT_HEADER};

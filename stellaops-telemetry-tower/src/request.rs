@@ -69,6 +69,21 @@ pub struct RequestTelemetry<S> {
     instruments: Arc<Instruments>,
 }
 
+/// The tenant header read by this layer.
+pub const TENANT_HEADER: &str = "x-stellaops-tenant";
+
+/// A tenant id from `X-StellaOps-Tenant` when it is valid: 1–128 characters of
+/// `A–Z a–z 0–9 . _ -`. Anything else is never recorded.
+fn tenant_of<B>(request: &http::Request<B>) -> Option<&str> {
+    let value = request.headers().get(TENANT_HEADER)?.to_str().ok()?;
+    let valid = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    valid.then_some(value)
+}
+
 fn route_of<B>(request: &http::Request<B>) -> String {
     #[cfg(feature = "axum")]
     if let Some(path) = request.extensions().get::<axum::extract::MatchedPath>() {
@@ -103,15 +118,71 @@ where
             url.path = request.uri().path(),
             http.response.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
+            tenant.id = tracing::field::Empty,
         );
+        if let Some(tenant) = tenant_of(&request) {
+            span.record("tenant.id", tenant);
+        }
         let future = span.in_scope(|| self.inner.call(request));
         ResponseFuture {
             future,
-            span,
-            start: Instant::now(),
-            route,
-            instruments: self.instruments.clone(),
+            completion: Completion {
+                span,
+                start: Instant::now(),
+                route,
+                instruments: self.instruments.clone(),
+                done: false,
+            },
         }
+    }
+}
+
+/// Records the request once: when the response is ready, or, if the future is dropped first
+/// (the client went away), as status 499 so cancelled requests still count.
+struct Completion {
+    span: Span,
+    start: Instant,
+    route: String,
+    instruments: Arc<Instruments>,
+    done: bool,
+}
+
+/// The status recorded for a request whose future was dropped before it finished.
+const CLIENT_CLOSED: u16 = 499;
+
+impl Completion {
+    fn record(&mut self, status: u16) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let elapsed = self.start.elapsed().as_secs_f64();
+        // Status codes are recorded as integers (tracing-opentelemetry turns u64 into strings).
+        self.span
+            .record("http.response.status_code", i64::from(status));
+        if status >= 500 && status != CLIENT_CLOSED {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        let i = &self.instruments;
+        i.duration.record(
+            elapsed,
+            &[
+                KeyValue::new("service", i.service.clone()),
+                KeyValue::new("endpoint", std::mem::take(&mut self.route)),
+            ],
+        );
+        i.requests.add(
+            1,
+            &[
+                KeyValue::new("service", i.service.clone()),
+                KeyValue::new("status", i64::from(status)),
+            ],
+        );
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        self.record(CLIENT_CLOSED);
     }
 }
 
@@ -120,10 +191,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         future: F,
-        span: Span,
-        start: Instant,
-        route: String,
-        instruments: Arc<Instruments>,
+        completion: Completion,
     }
 }
 
@@ -135,37 +203,17 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let _entered = this.span.enter();
+        let _entered = this.completion.span.enter();
         let result = match this.future.poll(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(result) => result,
         };
-        let elapsed = this.start.elapsed().as_secs_f64();
         let status = match &result {
             Ok(response) => response.status().as_u16(),
             Err(_) => 500,
         };
-        // Status codes are recorded as integers (tracing-opentelemetry turns u64 into strings).
-        this.span
-            .record("http.response.status_code", i64::from(status));
-        if status >= 500 {
-            this.span.record("otel.status_code", "ERROR");
-        }
-        let i = &this.instruments;
-        i.duration.record(
-            elapsed,
-            &[
-                KeyValue::new("service", i.service.clone()),
-                KeyValue::new("endpoint", std::mem::take(this.route)),
-            ],
-        );
-        i.requests.add(
-            1,
-            &[
-                KeyValue::new("service", i.service.clone()),
-                KeyValue::new("status", i64::from(status)),
-            ],
-        );
+        drop(_entered);
+        this.completion.record(status);
         Poll::Ready(result)
     }
 }

@@ -2,19 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+#[path = "support/env.rs"]
+mod env_support;
+use env_support::env_config;
 
 use stellaops_telemetry_core::{
     ConfigError, ExporterKind, OtlpProtocol, Telemetry, TelemetryConfig, TelemetryError,
 };
-
-fn env(vars: &[(&str, &str)]) -> TelemetryConfig {
-    let map: BTreeMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    TelemetryConfig::from_lookup(|k| map.get(k).cloned()).unwrap()
-}
 
 fn build_err(builder: stellaops_telemetry_core::TelemetryBuilder) -> String {
     match builder.stdout_logs(false).build() {
@@ -31,7 +25,7 @@ fn unknown_profile_is_named() {
         "unknown profile `forensik` (expected one of default, forensic, airgap)"
     );
     let msg = build_err(
-        Telemetry::builder("svc").config(env(&[("STELLAOPS_TELEMETRY_PROFILE", "chaos")])),
+        Telemetry::builder("svc").config(env_config(&[("STELLAOPS_TELEMETRY_PROFILE", "chaos")])),
     );
     assert!(
         msg.contains("STELLAOPS_TELEMETRY_PROFILE") && msg.contains("chaos"),
@@ -41,7 +35,7 @@ fn unknown_profile_is_named() {
 
 #[test]
 fn malformed_endpoint_names_its_variable() {
-    let msg = build_err(Telemetry::builder("svc").config(env(&[(
+    let msg = build_err(Telemetry::builder("svc").config(env_config(&[(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
         "collector:4317",
     )])));
@@ -57,7 +51,7 @@ fn malformed_endpoint_names_its_variable() {
 fn unreadable_certificate_names_its_variable_and_path() {
     let err = Telemetry::builder("svc")
         .stdout_logs(false)
-        .config(env(&[
+        .config(env_config(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://127.0.0.1:4317"),
             ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
         ]))
@@ -82,7 +76,7 @@ fn unreadable_certificate_names_its_variable_and_path() {
 
 #[test]
 fn bad_header_syntax_is_named_without_its_value() {
-    let mut map = BTreeMap::new();
+    let mut map = std::collections::BTreeMap::new();
     map.insert(
         "OTEL_EXPORTER_OTLP_HEADERS".to_owned(),
         "authorization Bearer s3cr3t".to_owned(),
@@ -102,7 +96,7 @@ fn bad_header_syntax_is_named_without_its_value() {
 
 #[test]
 fn sampler_argument_out_of_range_is_named() {
-    let msg = build_err(Telemetry::builder("svc").config(env(&[
+    let msg = build_err(Telemetry::builder("svc").config(env_config(&[
         ("OTEL_TRACES_SAMPLER", "traceidratio"),
         ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
     ])));

@@ -6,12 +6,10 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use stellaops_telemetry_core::{
-    ExporterKind, OtlpProtocol, Telemetry, TelemetryBuilder, TelemetryConfig,
-};
+use stellaops_telemetry_core::{ExporterKind, OtlpProtocol, Telemetry, TelemetryBuilder};
+use support::env::env_config;
 use support::{OtlpReceiver, TestPki};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -109,14 +107,6 @@ fn http_protobuf_delivers_all_three_signals() {
     let trace_id = emit(&telemetry);
     telemetry.shutdown();
     assert_delivered(&receiver, &telemetry, &trace_id);
-}
-
-fn env_config(vars: &[(&str, String)]) -> TelemetryConfig {
-    let map: BTreeMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    TelemetryConfig::from_lookup(|k| map.get(k).cloned()).unwrap()
 }
 
 fn mtls(protocol: OtlpProtocol) {

@@ -3,21 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+#[path = "support/env.rs"]
+mod env_support;
+use env_support::env_config;
 
 use opentelemetry::Key;
 use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_core::{
-    ExporterKind, FileFormat, LogLevel, Profile, Telemetry, TelemetryConfig, segment_files,
+    ExporterKind, FileFormat, LogLevel, Profile, Telemetry, segment_files,
 };
-
-fn env(vars: &[(&str, &str)]) -> TelemetryConfig {
-    let map: BTreeMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    TelemetryConfig::from_lookup(|k| map.get(k).cloned()).unwrap()
-}
 
 #[test]
 fn setters_after_the_profile_win_and_the_profile_wins_over_earlier_setters() {
@@ -44,7 +38,7 @@ fn setters_after_the_profile_win_and_the_profile_wins_over_earlier_setters() {
 fn the_environment_selects_the_profile_and_overrides_its_values() {
     let t = Telemetry::builder("svc")
         .stdout_logs(false)
-        .config(env(&[
+        .config(env_config(&[
             ("STELLAOPS_TELEMETRY_PROFILE", "forensic"),
             ("OTEL_METRIC_EXPORT_INTERVAL", "2500"),
             ("OTEL_TRACES_EXPORTER", "none"),
@@ -65,7 +59,7 @@ fn the_exporters_come_from_the_profile_and_the_exporter_variables() {
     let t = Telemetry::builder("svc")
         .stdout_logs(false)
         .dir(dir.path())
-        .config(env(&[
+        .config(env_config(&[
             ("STELLAOPS_TELEMETRY_PROFILE", "airgap"),
             ("OTEL_LOGS_EXPORTER", "none"),
         ]))
@@ -113,7 +107,7 @@ fn the_resource_carries_identity_and_the_resource_variable() {
         .deployment_environment("staging")
         .exporters(&[])
         .stdout_logs(false)
-        .config(env(&[
+        .config(env_config(&[
             ("OTEL_SERVICE_NAME", "policy-engine"),
             ("OTEL_RESOURCE_ATTRIBUTES", "team=sec,service.name=ignored"),
         ]))
@@ -182,7 +176,7 @@ fn transport_spans_are_never_exported_even_at_trace_level() {
 #[test]
 fn a_sealed_environment_stays_sealed_whatever_profile_the_code_picks_later() {
     let t = Telemetry::builder("svc")
-        .config(env(&[("STELLAOPS_TELEMETRY_SEALED", "true")]))
+        .config(env_config(&[("STELLAOPS_TELEMETRY_SEALED", "true")]))
         .profile(Profile::forensic())
         .exporters(&[])
         .stdout_logs(false)
@@ -207,7 +201,7 @@ fn service_name_in_the_resource_variable_renames_the_service_unless_otel_service
     let t = Telemetry::builder("from-code")
         .exporters(&[])
         .stdout_logs(false)
-        .config(env(&[(
+        .config(env_config(&[(
             "OTEL_RESOURCE_ATTRIBUTES",
             "service.name=from-attributes",
         )]))

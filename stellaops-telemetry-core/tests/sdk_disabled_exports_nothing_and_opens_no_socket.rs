@@ -2,20 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+#[path = "support/env.rs"]
+mod env_support;
+use env_support::env_config;
+
 use std::net::TcpListener;
 use std::time::Duration;
 
+use stellaops_telemetry_core::Telemetry;
 use stellaops_telemetry_core::testing::TestExporters;
-use stellaops_telemetry_core::{Telemetry, TelemetryConfig};
-
-fn config(vars: &[(&str, String)]) -> TelemetryConfig {
-    let map: BTreeMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    TelemetryConfig::from_lookup(|k| map.get(k).cloned()).unwrap()
-}
 
 fn connections_after_traffic(disabled: bool) -> (usize, TestExporters) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -34,7 +29,7 @@ fn connections_after_traffic(disabled: bool) -> (usize, TestExporters) {
         .stdout_logs(false)
         .test_exporters(&exporters)
         .shutdown_timeout(Duration::from_secs(2))
-        .config(config(&vars))
+        .config(env_config(&vars))
         .build()
         .unwrap();
     assert_eq!(telemetry.is_disabled(), disabled);

@@ -4,6 +4,7 @@
 //! item, hence the `dead_code` / `unused_imports` allowances.
 #![allow(dead_code)]
 
+pub mod env;
 pub mod pki;
 pub mod receiver;
 

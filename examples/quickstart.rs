@@ -207,7 +207,7 @@ async fn main() -> Result<(), Error> {
         s.logs.exported, s.logs.dropped
     );
     println!(
-        "  metric exports       {} (dropped {})",
+        "  metric points        {} (dropped {})",
         s.metrics.exported, s.metrics.dropped
     );
     println!(

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-/// Counters for one signal (spans, log records, metric exports or JSON log lines).
+/// Counters for one signal (spans, log records, metric data points or JSON log lines).
 #[derive(Debug, Default)]
 pub struct SignalStats {
     exported: AtomicU64,
@@ -81,7 +81,7 @@ pub struct PipelineStats {
     pub spans: Arc<SignalStats>,
     /// OpenTelemetry log records (the OTLP log road).
     pub logs: Arc<SignalStats>,
-    /// Metric exports (one per collection, not per data point).
+    /// Metric data points (each collection exports every point again: cumulative).
     pub metrics: Arc<SignalStats>,
     /// House JSON log lines (stdout and file outputs).
     pub log_lines: Arc<SignalStats>,
@@ -107,7 +107,7 @@ pub struct StatsSnapshot {
     pub spans: SignalSnapshot,
     /// OpenTelemetry log records.
     pub logs: SignalSnapshot,
-    /// Metric exports.
+    /// Metric data points.
     pub metrics: SignalSnapshot,
     /// House JSON log lines.
     pub log_lines: SignalSnapshot,

@@ -73,7 +73,7 @@ fn the_exporters_come_from_the_profile_and_the_exporter_variables() {
     t.shutdown();
     assert!(!segment_files(dir.path(), "traces", FileFormat::Json).is_empty());
     assert!(!segment_files(dir.path(), "metrics", FileFormat::Json).is_empty());
-    assert_eq!(t.stats().metrics.exported, 1);
+    assert_eq!(t.stats().metrics.exported, 1, "one counter, one data point");
     assert!(segment_files(dir.path(), "logs", FileFormat::Json).is_empty());
     assert_eq!(t.stats().logs.exported, 0);
 }

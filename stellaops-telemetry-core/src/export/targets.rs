@@ -10,7 +10,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord};
 use opentelemetry_sdk::metrics::Temporality;
-use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
@@ -185,10 +185,11 @@ impl PushMetricExporter for MetricTarget {
             #[cfg(feature = "testing")]
             MetricKind::Memory(e) => e.export(metrics).await,
         };
+        let points = data_points(metrics);
         match &result {
-            Ok(()) => self.stats.metrics.record_exported(1),
+            Ok(()) => self.stats.metrics.record_exported(points),
             Err(error) => {
-                self.stats.metrics.record_dropped(1);
+                self.stats.metrics.record_dropped(points);
                 if self
                     .stats
                     .metrics
@@ -224,4 +225,25 @@ impl PushMetricExporter for MetricTarget {
     fn temporality(&self) -> Temporality {
         Temporality::Cumulative
     }
+}
+
+/// The number of data points in one collection: what the metric counters count.
+fn data_points(metrics: &ResourceMetrics) -> u64 {
+    fn count<T>(data: &MetricData<T>) -> usize {
+        match data {
+            MetricData::Gauge(g) => g.data_points().count(),
+            MetricData::Sum(s) => s.data_points().count(),
+            MetricData::Histogram(h) => h.data_points().count(),
+            MetricData::ExponentialHistogram(e) => e.data_points().count(),
+        }
+    }
+    metrics
+        .scope_metrics()
+        .flat_map(|scope| scope.metrics())
+        .map(|metric| match metric.data() {
+            AggregatedMetrics::F64(d) => count(d),
+            AggregatedMetrics::U64(d) => count(d),
+            AggregatedMetrics::I64(d) => count(d),
+        })
+        .sum::<usize>() as u64
 }

@@ -1,0 +1,465 @@
+//! The redaction rules: sensitive keys, and credential shapes found in any value.
+//!
+//! Key rules match case-insensitively on the whole key and on its last dot-separated segment
+//! (`http.request.header.authorization` counts as `authorization`); a last segment that ends
+//! in `_<name>` or `-<name>` for a credential name (`db_password`, `github-token`) counts too,
+//! as does any key ending in `secretRef` / `secret_ref`.
+//!
+//! Value rules apply whatever the key: bearer and basic credentials, JWTs, PEM private-key
+//! blocks, URL userinfo and the sensitive query parameters of the OpenTelemetry URL
+//! convention. A value is scanned only when it holds one of the few bytes those shapes need
+//! (`J`, a space, `-`, `@`, `?`, `&`), so ordinary values cost one pass over their bytes.
+
+use base64::Engine as _;
+
+/// The marker every redacted value becomes.
+pub const REDACTED: &str = "REDACTED";
+
+/// Why a value was redacted or dropped; each rule has its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Rule {
+    /// The key is a credential name (default or configured).
+    SensitiveKey,
+    /// `Bearer <token>`.
+    Bearer,
+    /// `Basic <base64 user:password>`.
+    Basic,
+    /// A JSON Web Token.
+    Jwt,
+    /// A PEM private-key block.
+    PrivateKey,
+    /// `scheme://user:password@host`.
+    UrlUserinfo,
+    /// A signature or credential query parameter (`sig`, `X-Amz-Signature`, …).
+    UrlQuery,
+    /// Allow-list (strict) mode dropped an attribute whose key is not allowed.
+    AllowList,
+}
+
+impl Rule {
+    /// Every rule, in counter order.
+    pub const ALL: [Rule; 8] = [
+        Rule::SensitiveKey,
+        Rule::Bearer,
+        Rule::Basic,
+        Rule::Jwt,
+        Rule::PrivateKey,
+        Rule::UrlUserinfo,
+        Rule::UrlQuery,
+        Rule::AllowList,
+    ];
+
+    /// The rule's name, as the `rule` label of the self-metric.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::SensitiveKey => "sensitive_key",
+            Rule::Bearer => "bearer",
+            Rule::Basic => "basic",
+            Rule::Jwt => "jwt",
+            Rule::PrivateKey => "private_key",
+            Rule::UrlUserinfo => "url_userinfo",
+            Rule::UrlQuery => "url_query",
+            Rule::AllowList => "allow_list",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The default sensitive key names (compared case-insensitively).
+pub const DEFAULT_KEYS: [&str; 18] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "password",
+    "passwd",
+    "pwd",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "secret",
+    "client_secret",
+    "credentials",
+    "api_key",
+    "apikey",
+    "private_key",
+];
+
+/// Credential names that also count as the suffix of a key's last segment (`db_password`).
+const SUFFIX_KEYS: [&str; 9] = [
+    "password",
+    "passwd",
+    "token",
+    "secret",
+    "credentials",
+    "api_key",
+    "apikey",
+    "private_key",
+    "authorization",
+];
+
+/// The query parameters the OpenTelemetry URL convention redacts.
+pub const SENSITIVE_QUERY_PARAMETERS: [&str; 7] = [
+    "sig",
+    "signature",
+    "x-amz-signature",
+    "x-goog-signature",
+    "awsaccesskeyid",
+    "x-amz-credential",
+    "x-goog-credential",
+];
+
+fn ends_with_ignore_case(text: &str, suffix: &str) -> bool {
+    text.len() >= suffix.len()
+        && text.as_bytes()[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
+/// Whether `key` is sensitive under the default rules or `extra` (lowercase names).
+pub(crate) fn is_sensitive_key(key: &str, extra: &[String]) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let named = |name: &str| key.eq_ignore_ascii_case(name) || last.eq_ignore_ascii_case(name);
+    if DEFAULT_KEYS.iter().any(|k| named(k)) || extra.iter().any(|k| named(k)) {
+        return true;
+    }
+    if ends_with_ignore_case(key, "secretref") || ends_with_ignore_case(key, "secret_ref") {
+        return true;
+    }
+    SUFFIX_KEYS.iter().any(|name| {
+        last.len() > name.len() + 1
+            && ends_with_ignore_case(last, name)
+            && matches!(last.as_bytes()[last.len() - name.len() - 1], b'_' | b'-')
+    })
+}
+
+/// Bytes without which no value rule can match.
+const fn trigger_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    t[b'J' as usize] = true; // eyJ… (JWT)
+    t[b' ' as usize] = true; // Bearer / Basic <credential>
+    t[b'\t' as usize] = true;
+    t[b'-' as usize] = true; // -----BEGIN … PRIVATE KEY-----
+    t[b'@' as usize] = true; // user:password@host
+    t[b'?' as usize] = true; // ?sig=…
+    t[b'&' as usize] = true; // &X-Amz-Signature=…
+    t
+}
+static TRIGGERS: [bool; 256] = trigger_table();
+
+/// Bit set of the value rules that fired.
+pub(crate) type Fired = u8;
+
+fn bit(rule: Rule) -> Fired {
+    1 << rule.index()
+}
+
+/// Applies every value rule to `value`; `None` when nothing matched (the common case, which
+/// allocates nothing).
+pub(crate) fn redact_value(value: &str) -> Option<(String, Fired)> {
+    if !value.bytes().any(|b| TRIGGERS[b as usize]) {
+        return None;
+    }
+    let mut fired: Fired = 0;
+    let mut text = std::borrow::Cow::Borrowed(value);
+    for (rule, pass) in [
+        (Rule::PrivateKey, private_keys as fn(&str) -> Option<String>),
+        (Rule::Jwt, jwts),
+        (Rule::Bearer, bearer_tokens),
+        (Rule::Basic, basic_credentials),
+        (Rule::UrlUserinfo, url_userinfo),
+        (Rule::UrlQuery, url_query),
+    ] {
+        if let Some(next) = pass(&text) {
+            text = std::borrow::Cow::Owned(next);
+            fired |= bit(rule);
+        }
+    }
+    match text {
+        std::borrow::Cow::Owned(s) => Some((s, fired)),
+        std::borrow::Cow::Borrowed(_) => None,
+    }
+}
+
+/// Replaces `text[start..end]` ranges (sorted, disjoint) by the marker.
+fn splice(text: &str, ranges: &[(usize, usize)], replacement: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for &(start, end) in ranges {
+        out.push_str(&text[at..start]);
+        out.push_str(replacement);
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+fn find_ignore_case(haystack: &str, needle: &str, from: usize) -> Option<usize> {
+    let h = haystack.as_bytes();
+    let n = needle.as_bytes();
+    if n.is_empty() || h.len() < n.len() {
+        return None;
+    }
+    (from..=h.len() - n.len()).find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
+}
+
+fn private_keys(text: &str) -> Option<String> {
+    let mut ranges = Vec::new();
+    let mut from = 0;
+    while let Some(begin) = text[from..].find("-----BEGIN").map(|i| i + from) {
+        let header_end = text[begin + 10..]
+            .find("-----")
+            .map(|i| i + begin + 10)
+            .unwrap_or(text.len());
+        if !text[begin..header_end].contains("PRIVATE KEY") {
+            from = begin + 10;
+            continue;
+        }
+        // The block ends after `-----END … PRIVATE KEY-----`; a block cut short runs to the end.
+        let end = text[header_end..]
+            .find("-----END")
+            .map(|i| i + header_end)
+            .and_then(|e| {
+                text[e + 8..]
+                    .find("-----")
+                    .map(|i| i + e + 8 + 5)
+            })
+            .unwrap_or(text.len());
+        ranges.push((begin, end));
+        from = end;
+    }
+    (!ranges.is_empty()).then(|| splice(text, &ranges, REDACTED))
+}
+
+fn is_b64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+fn jwts(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut ranges = Vec::new();
+    let mut from = 0;
+    while let Some(start) = text[from..].find("eyJ").map(|i| i + from) {
+        if start > 0 && is_b64url(bytes[start - 1]) {
+            from = start + 3;
+            continue;
+        }
+        // header . payload . signature (the signature may be empty: `alg: none`)
+        let mut i = start;
+        let mut segments = 0;
+        let mut lengths = [0usize; 3];
+        loop {
+            let seg_start = i;
+            while i < bytes.len() && is_b64url(bytes[i]) {
+                i += 1;
+            }
+            lengths[segments] = i - seg_start;
+            segments += 1;
+            if segments == 3 || i >= bytes.len() || bytes[i] != b'.' {
+                break;
+            }
+            i += 1;
+        }
+        if segments == 3 && lengths[0] >= 4 && lengths[1] >= 2 {
+            ranges.push((start, i));
+            from = i;
+        } else {
+            from = start + 3;
+        }
+    }
+    (!ranges.is_empty()).then(|| splice(text, &ranges, REDACTED))
+}
+
+fn is_token68(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+}
+
+/// `<scheme> <credential>`: the credential range after `scheme` and its spaces.
+fn credentials_after(
+    text: &str,
+    scheme: &str,
+    accept: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut ranges = Vec::new();
+    let mut from = 0;
+    while let Some(at) = find_ignore_case(text, scheme, from) {
+        from = at + scheme.len();
+        if at > 0 && bytes[at - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let mut start = from;
+        while start < bytes.len() && (bytes[start] == b' ' || bytes[start] == b'\t') {
+            start += 1;
+        }
+        if start == from {
+            continue;
+        }
+        let mut end = start;
+        while end < bytes.len() && is_token68(bytes[end]) {
+            end += 1;
+        }
+        if end > start && &text[start..end] != REDACTED && accept(&text[start..end]) {
+            ranges.push((start, end));
+            from = end;
+        }
+    }
+    (!ranges.is_empty()).then(|| splice(text, &ranges, REDACTED))
+}
+
+fn bearer_tokens(text: &str) -> Option<String> {
+    // A token, not a word: long enough, and not only lowercase letters ("Bearer authentication").
+    credentials_after(text, "bearer", |t| {
+        t.len() >= 8 && t.bytes().any(|b| !b.is_ascii_lowercase())
+    })
+}
+
+fn basic_credentials(text: &str) -> Option<String> {
+    // base64 of `user:password`: it must decode and hold the colon.
+    credentials_after(text, "basic", |t| {
+        t.len() >= 4
+            && base64::engine::general_purpose::STANDARD
+                .decode(t)
+                .is_ok_and(|raw| raw.contains(&b':'))
+    })
+}
+
+fn url_userinfo(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut ranges = Vec::new();
+    let mut replacements = Vec::new();
+    let mut from = 0;
+    while let Some(sep) = text[from..].find("://").map(|i| i + from) {
+        let start = sep + 3;
+        let mut end = start;
+        while end < bytes.len() && !matches!(bytes[end], b'/' | b'?' | b'#' | b' ' | b'\t' | b'\n' | b'"' | b'\'') {
+            end += 1;
+        }
+        from = end.max(start);
+        let Some(at) = text[start..end].rfind('@').map(|i| i + start) else {
+            continue;
+        };
+        let userinfo = &text[start..at];
+        let masked = if userinfo.contains(':') {
+            "REDACTED:REDACTED"
+        } else {
+            REDACTED
+        };
+        if userinfo != masked && !userinfo.is_empty() {
+            ranges.push((start, at));
+            replacements.push(masked);
+        }
+    }
+    if ranges.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (&(start, end), replacement) in ranges.iter().zip(replacements) {
+        out.push_str(&text[at..start]);
+        out.push_str(replacement);
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    Some(out)
+}
+
+fn url_query(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut ranges = Vec::new();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b != b'?' && b != b'&' {
+            continue;
+        }
+        let name_start = i + 1;
+        let Some(eq) = text[name_start..]
+            .find(|c: char| c == '=' || c == '&' || c == '#' || c.is_whitespace())
+            .map(|j| j + name_start)
+        else {
+            continue;
+        };
+        if bytes[eq] != b'=' {
+            continue;
+        }
+        let name = &text[name_start..eq];
+        if !SENSITIVE_QUERY_PARAMETERS
+            .iter()
+            .any(|p| name.eq_ignore_ascii_case(p))
+        {
+            continue;
+        }
+        let value_start = eq + 1;
+        let value_end = text[value_start..]
+            .find(|c: char| c == '&' || c == '#' || c.is_whitespace() || c == '"' || c == '\'')
+            .map(|j| j + value_start)
+            .unwrap_or(text.len());
+        if value_end > value_start && &text[value_start..value_end] != REDACTED {
+            ranges.push((value_start, value_end));
+        }
+    }
+    (!ranges.is_empty()).then(|| splice(text, &ranges, REDACTED))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(value: &str) -> String {
+        redact_value(value).map(|(s, _)| s).unwrap_or_else(|| value.to_owned())
+    }
+
+    #[test]
+    fn keys_match_on_the_whole_key_the_last_segment_and_credential_suffixes() {
+        for key in [
+            "Authorization",
+            "http.request.header.authorization",
+            "http.request.header.x-api-key",
+            "db.password",
+            "db_password",
+            "GITHUB-TOKEN",
+            "vault.secretRef",
+            "spec.secret_ref",
+            "client_secret",
+        ] {
+            assert!(is_sensitive_key(key, &[]), "{key}");
+        }
+        for key in ["token_count", "max_tokens", "secretary", "keyboard", "author", "http.route", "passwordless"] {
+            assert!(!is_sensitive_key(key, &[]), "{key}");
+        }
+        assert!(is_sensitive_key("x.session_id", &["session_id".to_owned()]));
+    }
+
+    #[test]
+    fn value_rules_mask_only_the_credential() {
+        assert_eq!(r("Authorization: Bearer abc.DEF-123_xyz"), "Authorization: Bearer REDACTED");
+        assert_eq!(r("Bearer authentication is required"), "Bearer authentication is required");
+        assert_eq!(r("Basic dXNlcjpwYXNz"), "Basic REDACTED");
+        assert_eq!(r("basic plan selected"), "basic plan selected");
+        assert_eq!(
+            r("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl done"),
+            "token REDACTED done"
+        );
+        assert_eq!(r("https://user:pass@host.invalid/x"), "https://REDACTED:REDACTED@host.invalid/x");
+        assert_eq!(r("ssh://git@host.invalid/repo"), "ssh://REDACTED@host.invalid/repo");
+        assert_eq!(
+            r("https://b.invalid/o?X-Amz-Signature=abc123&x=1&sig=zz#f"),
+            "https://b.invalid/o?X-Amz-Signature=REDACTED&x=1&sig=REDACTED#f"
+        );
+        assert_eq!(
+            r("key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\nafter"),
+            "key:\nREDACTED\nafter"
+        );
+        assert_eq!(r("-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----"), "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----");
+    }
+
+    #[test]
+    fn ordinary_values_pass_without_allocation() {
+        for value in ["registry.example/app:1.2", "scan finished", "GET /scans/{id}", "a-b-c", "x@y", "what?"] {
+            assert!(redact_value(value).is_none(), "{value}");
+        }
+    }
+}

@@ -46,8 +46,11 @@ use crate::export::{
     FileLogExporter, FileMetricExporter, FileSpanExporter, LogTarget, MetricKind, MetricTarget,
     OtlpSettings, Signal, SpanTarget,
 };
-use crate::logs::{JsonLogLayer, LogOutput, LogOutputError, RetentionPolicy, RotatingFile};
+use crate::logs::{
+    JsonLogLayer, LogBridge, LogOutput, LogOutputError, RetentionPolicy, RotatingFile,
+};
 use crate::profile::{ExporterKind, LogLevel, Profile, SamplingMode};
+use crate::redaction::{RedactingMeterProvider, RedactionSettings, Redactor};
 use crate::stats::{PipelineStats, StatsSnapshot};
 
 /// Errors from `build()` and `install()`.
@@ -78,6 +81,9 @@ pub enum TelemetryError {
     /// A JSON log output (stdout or the log file) cannot be opened or started.
     #[error(transparent)]
     LogOutput(#[from] LogOutputError),
+    /// A malformed redaction rule or allow-list entry.
+    #[error(transparent)]
+    Redaction(#[from] crate::redaction::RedactionError),
     /// `install()` found a global tracing dispatcher already set.
     #[error("a global tracing subscriber is already installed; use build() for a second pipeline")]
     AlreadyInstalled,
@@ -262,6 +268,13 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Redaction settings: extra sensitive keys and the strict (allow-list) mode. Default: the
+    /// profile's (default rules only, strict mode off).
+    pub fn redaction(mut self, settings: RedactionSettings) -> Self {
+        self.profile.redaction = settings;
+        self
+    }
+
     /// Builds a pipeline that records and exports nothing. Default: false.
     pub fn disabled(self, disabled: bool) -> Self {
         self.setter("disabled", "disabled", |c| c.disabled = Some(disabled))
@@ -435,6 +448,8 @@ struct Inner {
     resource: Resource,
     tracer_provider: SdkTracerProvider,
     meter_provider: SdkMeterProvider,
+    meters: RedactingMeterProvider,
+    redactor: Redactor,
     logger_provider: SdkLoggerProvider,
     dispatch: Dispatch,
     log_outputs: Vec<LogOutput>,
@@ -540,9 +555,14 @@ impl Telemetry {
         &self.inner.tracer_provider
     }
 
-    /// The meter provider.
-    pub fn meter_provider(&self) -> &SdkMeterProvider {
-        &self.inner.meter_provider
+    /// The meter provider: its instruments redact attributes before aggregation.
+    pub fn meter_provider(&self) -> &RedactingMeterProvider {
+        &self.inner.meters
+    }
+
+    /// The pipeline's redactor (for captured headers and other values a layer records).
+    pub fn redactor(&self) -> &Redactor {
+        &self.inner.redactor
     }
 
     /// The logger provider behind the OTLP log bridge.
@@ -553,7 +573,7 @@ impl Telemetry {
     /// A meter of this pipeline.
     pub fn meter(&self, name: &'static str) -> opentelemetry::metrics::Meter {
         use opentelemetry::metrics::MeterProvider as _;
-        self.inner.meter_provider.meter(name)
+        self.inner.meters.meter(name)
     }
 
     /// The resource every signal carries.
@@ -650,7 +670,7 @@ impl Telemetry {
             return Ok(());
         }
         global::set_tracer_provider(self.inner.tracer_provider.clone());
-        global::set_meter_provider(self.inner.meter_provider.clone());
+        global::set_meter_provider(self.inner.meters.clone());
         let mut propagators: Vec<
             Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync>,
         > = Vec::new();
@@ -795,11 +815,16 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     };
     let files = file_options(&config.files, &dir);
     let outputs_config = config.log_outputs.clone();
+    if let Some(redaction) = &config.redaction {
+        profile.redaction = redaction.clone();
+    }
+    let redactor = Redactor::new(&profile.redaction)?;
     let resource = crate::resource::build(
         &service_name,
         &service_version,
         config.deployment_environment.as_deref(),
         &config.resource_attributes,
+        &redactor,
     );
     let stats = Arc::new(PipelineStats::default());
 
@@ -815,6 +840,11 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 resource,
                 tracer_provider: SdkTracerProvider::builder().build(),
                 meter_provider: SdkMeterProvider::builder().build(),
+                meters: RedactingMeterProvider::new(
+                    SdkMeterProvider::builder().build(),
+                    redactor.clone(),
+                ),
+                redactor,
                 logger_provider: SdkLoggerProvider::builder().build(),
                 dispatch: Dispatch::none(),
                 log_outputs: Vec::new(),
@@ -939,6 +969,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 handle.clone(),
                 batch,
                 stats.spans.clone(),
+                redactor.clone(),
             )
             .map_err(|source| TelemetryError::Thread {
                 what: "span processor",
@@ -1094,6 +1125,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     for output in &log_outputs {
         json_layer = json_layer.output(output.clone());
     }
+    json_layer = json_layer.redactor(redactor.clone());
     let subscriber = tracing_subscriber::registry()
         .with(
             tracing_opentelemetry::layer()
@@ -1102,8 +1134,12 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         )
         .with(json_layer.with_filter(filter))
         .with(bridge_enabled.then(|| {
-            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&logger_provider)
-                .with_filter(bridge_filter)
+            use opentelemetry::logs::LoggerProvider as _;
+            LogBridge::new(
+                logger_provider.logger("stellaops-telemetry"),
+                redactor.clone(),
+            )
+            .with_filter(bridge_filter)
         }));
     let dispatch = Dispatch::new(subscriber);
 
@@ -1131,7 +1167,9 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
             propagators,
             resource,
             tracer_provider,
+            meters: RedactingMeterProvider::new(meter_provider.clone(), redactor.clone()),
             meter_provider,
+            redactor,
             logger_provider,
             dispatch,
             log_outputs,

@@ -70,6 +70,7 @@ mod config;
 mod export;
 mod logs;
 mod profile;
+mod redaction;
 mod resource;
 mod stats;
 #[cfg(feature = "testing")]
@@ -89,6 +90,10 @@ pub use logs::{JsonLogLayer, LogOutput, LogOutputError, RetentionPolicy, Rotatin
 pub use profile::{
     AttributeSet, ExporterKind, ExporterSelection, LogLevel, Profile, ProfileDifference,
     SamplingMode, SamplingSettings,
+};
+pub use redaction::{
+    DEFAULT_KEYS, REDACTED, RedactingMeterProvider, RedactionError, RedactionSettings, Redactor,
+    Rule, SENSITIVE_QUERY_PARAMETERS, Sensitive, Verdict,
 };
 pub use stats::{PipelineStats, SignalSnapshot, SignalStats, StatsSnapshot};
 

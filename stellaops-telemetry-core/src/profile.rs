@@ -189,6 +189,10 @@ pub struct Profile {
     pub prometheus_scrape: bool,
     /// Sealed mode: no exporter may leave the host (network exporters fall back to files).
     pub sealed: bool,
+    /// Redaction: extra sensitive keys and the strict (allow-list) mode, off in every
+    /// built-in profile.
+    #[serde(default)]
+    pub redaction: crate::redaction::RedactionSettings,
 }
 
 impl Profile {
@@ -214,6 +218,7 @@ impl Profile {
             exporters: ExporterSelection::all(&[ExporterKind::Otlp]),
             prometheus_scrape: true,
             sealed: false,
+            redaction: crate::redaction::RedactionSettings::default(),
         }
     }
 

@@ -11,17 +11,30 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 
+use crate::redaction::Redactor;
+
 /// Builds the resource. Explicit settings win over the same keys in `extra`.
 pub(crate) fn build(
     service_name: &str,
     service_version: &str,
     environment: Option<&str>,
     extra: &BTreeMap<String, String>,
+    redactor: &Redactor,
 ) -> Resource {
+    // Masked like any attribute (a token in OTEL_RESOURCE_ATTRIBUTES never leaves), but never
+    // dropped: strict mode applies to records, not to the identity of the service.
     let mut attributes: Vec<KeyValue> = extra
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "service.name" | "service.version"))
-        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+        .map(|(k, v)| {
+            let value = if redactor.is_sensitive_key(k) {
+                redactor.count(crate::redaction::Rule::SensitiveKey, 1);
+                crate::redaction::REDACTED.to_owned()
+            } else {
+                redactor.redact_str(v).into_owned()
+            };
+            KeyValue::new(k.clone(), value)
+        })
         .collect();
     attributes.push(KeyValue::new("service.version", service_version.to_owned()));
     if let Some(env) = environment {

@@ -164,6 +164,8 @@ pub struct TelemetryConfig {
     pub log_outputs: LogOutputsConfig,
     /// File exporter settings.
     pub files: FilesConfig,
+    /// Redaction settings (replace the profile's).
+    pub redaction: Option<crate::redaction::RedactionSettings>,
     /// Where each field's value came from (variable name or field path), for error messages.
     #[serde(skip)]
     pub(crate) origins: BTreeMap<String, String>,
@@ -396,6 +398,7 @@ impl TelemetryConfig {
             other.files.max_segment_age_secs,
         );
         take(&mut self.files.max_segments, other.files.max_segments);
+        take(&mut self.redaction, other.redaction);
         // A value `other` sets no longer comes from where the old one came from: forget the
         // old origin, so an error names the file field (or `other`'s own origin).
         for path in set_paths(&other_shape) {

@@ -16,6 +16,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use super::LogOutput;
 use super::format::{Clock, FieldValue, JsonBuf, write_hex, write_json_str};
+use crate::redaction::{REDACTED, Redactor, Verdict};
 
 /// Thread-local buffers larger than this are given back after the line that grew them.
 const MAX_KEPT_BUFFER: usize = 64 * 1024;
@@ -100,6 +101,7 @@ pub struct JsonLogLayer {
     service_fragment: Vec<u8>,
     /// `,"retention":"…d"}` and the newline, by level index.
     retention_fragments: [Vec<u8>; 5],
+    redactor: Option<Redactor>,
     dispatch: OnceLock<WeakDispatch>,
 }
 
@@ -151,6 +153,7 @@ impl JsonLogLayer {
             outputs: Vec::new(),
             service_fragment: Vec::new(),
             retention_fragments: Default::default(),
+            redactor: None,
             dispatch: OnceLock::new(),
         };
         layer.render_fragments();
@@ -168,6 +171,13 @@ impl JsonLogLayer {
     pub fn retention(mut self, retention: RetentionPolicy) -> Self {
         self.retention = retention;
         self.render_fragments();
+        self
+    }
+
+    /// Redacts every field, the message, the tenant and the correlation id through
+    /// `redactor` before they are written. Default: none (the pipeline always sets one).
+    pub fn redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = Some(redactor);
         self
     }
 
@@ -195,6 +205,7 @@ impl JsonLogLayer {
             line,
             fields,
             clock,
+            text,
         } = scratch;
         line.bytes.clear();
         fields.bytes.clear();
@@ -209,6 +220,8 @@ impl JsonLogLayer {
             message: &mut *line,
             fields: &mut *fields,
             message_seen: false,
+            redactor: self.redactor.as_ref(),
+            text,
         };
         event.record(&mut visitor);
         if !visitor.message_seen {
@@ -223,11 +236,17 @@ impl JsonLogLayer {
             line.push_raw(&ids[32..]);
             line.push_raw(b"\"");
         }
+        let redact = |value: &str| -> String {
+            match &self.redactor {
+                Some(r) => r.redact_str(value).into_owned(),
+                None => value.to_owned(),
+            }
+        };
         if let Some(tenant) = &span.tenant {
-            line.write_field("tenant", FieldValue::Str(tenant));
+            line.write_field("tenant", FieldValue::Str(&redact(tenant)));
         }
         if let Some(correlation) = &span.correlation {
-            line.write_field("correlationId", FieldValue::Str(correlation));
+            line.write_field("correlationId", FieldValue::Str(&redact(correlation)));
         }
         line.push_raw(b",\"target\":");
         write_json_str(&mut line.bytes, meta.target());
@@ -277,43 +296,11 @@ impl JsonLogLayer {
         info
     }
 
-    /// Asks `tracing-opentelemetry` for the span's OpenTelemetry ids and caches them on the span.
-    ///
-    /// Runs at the first event of a span rather than in `on_new_span`: asking activates the
-    /// OpenTelemetry span, after which `OpenTelemetrySpanExt::set_parent` no longer has any
-    /// effect. No extensions may be held here, since `get_otel_context` locks them.
     fn resolve_ids<S>(&self, span: &SpanRef<'_, S>) -> Option<[u8; 48]>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        thread_local! {
-            static RESOLVING: Cell<bool> = const { Cell::new(false) };
-        }
-        // An event emitted while the OpenTelemetry span starts would ask for a span whose
-        // data is locked right now, so it goes out without ids (and without caching that).
-        if RESOLVING.with(|r| r.replace(true)) {
-            return None;
-        }
-        let dispatch = self.dispatch.get().and_then(WeakDispatch::upgrade);
-        let cx = dispatch
-            .as_ref()
-            .and_then(|d| tracing_opentelemetry::get_otel_context(&span.id(), d));
-        RESOLVING.with(|r| r.set(false));
-        // Not registered with a dispatcher yet: try again at the next event.
-        dispatch.as_ref()?;
-
-        let ids = cx.and_then(|cx| {
-            let otel_span = cx.span();
-            let sc = otel_span.span_context();
-            sc.is_valid().then(|| {
-                let mut hex = [0u8; 48];
-                write_hex(&mut hex[..32], &sc.trace_id().to_bytes());
-                write_hex(&mut hex[32..], &sc.span_id().to_bytes());
-                hex
-            })
-        });
-        span.extensions_mut().replace(OtelIds(ids));
-        ids
+        resolve_span_ids(&self.dispatch, span)
     }
 }
 
@@ -442,12 +429,46 @@ struct EventVisitor<'a> {
     message: &'a mut JsonBuf,
     fields: &'a mut JsonBuf,
     message_seen: bool,
+    redactor: Option<&'a Redactor>,
+    /// Reused buffer for `Debug`/`Display` values that the redactor must read as text.
+    text: &'a mut String,
 }
 
 impl EventVisitor<'_> {
     fn write(&mut self, field: &Field, value: FieldValue<'_>) {
         let name = field.name();
-        if name == "message" && !self.message_seen {
+        let is_message = name == "message" && !self.message_seen;
+        let Some(redactor) = self.redactor else {
+            return self.emit(name, is_message, value);
+        };
+        // The redaction choke point: every value from the caller's code passes here.
+        if !is_message {
+            match redactor.check_key(name) {
+                Verdict::Drop => return,
+                Verdict::Replace(()) => return self.emit(name, false, FieldValue::Str(REDACTED)),
+                Verdict::Keep => {}
+            }
+        }
+        match value {
+            FieldValue::Str(s) => {
+                let redacted = redactor.redact_str(s);
+                self.emit(name, is_message, FieldValue::Str(&redacted));
+            }
+            FieldValue::Debug(d) => {
+                let mut text = std::mem::take(self.text);
+                text.clear();
+                let _ = fmt::write(&mut text, format_args!("{d:?}"));
+                let redacted = redactor.redact_str(&text);
+                self.emit(name, is_message, FieldValue::Str(&redacted));
+                drop(redacted);
+                *self.text = text;
+            }
+            other => self.emit(name, is_message, other),
+        }
+    }
+
+    fn emit(&mut self, name: &str, is_message: bool, value: FieldValue<'_>) {
+        if is_message {
             self.message_seen = true;
             self.message.write_field(name, value);
         } else {
@@ -500,6 +521,7 @@ struct Scratch {
     line: JsonBuf,
     fields: JsonBuf,
     clock: Clock,
+    text: String,
 }
 
 thread_local! {
@@ -526,4 +548,68 @@ fn with_scratch(f: impl FnOnce(&mut Scratch)) {
     if let Some(f) = f {
         f(&mut Scratch::default());
     }
+}
+
+/// Asks `tracing-opentelemetry` for the span's OpenTelemetry ids and caches them on the span.
+///
+/// Runs at the first event of a span rather than in `on_new_span`: asking activates the
+/// OpenTelemetry span, after which `OpenTelemetrySpanExt::set_parent` no longer has any
+/// effect. No extensions may be held here, since `get_otel_context` locks them.
+pub(super) fn resolve_span_ids<S>(
+    dispatch: &OnceLock<WeakDispatch>,
+    span: &SpanRef<'_, S>,
+) -> Option<[u8; 48]>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    thread_local! {
+        static RESOLVING: Cell<bool> = const { Cell::new(false) };
+    }
+    // An event emitted while the OpenTelemetry span starts would ask for a span whose
+    // data is locked right now, so it goes out without ids (and without caching that).
+    if RESOLVING.with(|r| r.replace(true)) {
+        return None;
+    }
+    let dispatch = dispatch.get().and_then(WeakDispatch::upgrade);
+    let cx = dispatch
+        .as_ref()
+        .and_then(|d| tracing_opentelemetry::get_otel_context(&span.id(), d));
+    RESOLVING.with(|r| r.set(false));
+    // Not registered with a dispatcher yet: try again at the next event.
+    dispatch.as_ref()?;
+
+    let ids = cx.and_then(|cx| {
+        let otel_span = cx.span();
+        let sc = otel_span.span_context();
+        sc.is_valid().then(|| {
+            let mut hex = [0u8; 48];
+            write_hex(&mut hex[..32], &sc.trace_id().to_bytes());
+            write_hex(&mut hex[32..], &sc.span_id().to_bytes());
+            hex
+        })
+    });
+    span.extensions_mut().replace(OtelIds(ids));
+    ids
+}
+
+/// The OpenTelemetry ids (32 + 16 hex digits) of the nearest span of `event` that has them.
+pub(super) fn event_span_ids<S>(
+    dispatch: &OnceLock<WeakDispatch>,
+    event: &Event<'_>,
+    ctx: &Context<'_, S>,
+) -> Option<[u8; 48]>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    for span in ctx.event_scope(event)? {
+        let cached = span.extensions().get::<OtelIds>().map(|OtelIds(ids)| *ids);
+        let ids = match cached {
+            Some(ids) => ids,
+            None => resolve_span_ids(dispatch, &span),
+        };
+        if ids.is_some() {
+            return ids;
+        }
+    }
+    None
 }

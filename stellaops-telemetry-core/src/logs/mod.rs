@@ -31,6 +31,7 @@
 //! [`RotatingFile`], [`LogOutput::writer`]) never block the caller: a full queue drops the line
 //! and counts it in the output's [`SignalStats`](crate::SignalStats).
 
+mod bridge;
 mod format;
 mod layer;
 mod output;
@@ -39,6 +40,7 @@ mod rotate;
 use std::io;
 use std::path::PathBuf;
 
+pub(crate) use bridge::LogBridge;
 pub use layer::{JsonLogLayer, RetentionPolicy};
 #[cfg(feature = "testing")]
 pub use output::LogCapture;

@@ -151,6 +151,11 @@ const fn trigger_table() -> [bool; 256] {
 }
 static TRIGGERS: [bool; 256] = trigger_table();
 
+/// Whether any value rule could match `value` (one pass over its bytes).
+pub(crate) fn needs_scan(value: &str) -> bool {
+    value.bytes().any(|b| TRIGGERS[b as usize])
+}
+
 /// Bit set of the value rules that fired.
 pub(crate) type Fired = u8;
 
@@ -161,7 +166,7 @@ fn bit(rule: Rule) -> Fired {
 /// Applies every value rule to `value`; `None` when nothing matched (the common case, which
 /// allocates nothing).
 pub(crate) fn redact_value(value: &str) -> Option<(String, Fired)> {
-    if !value.bytes().any(|b| TRIGGERS[b as usize]) {
+    if !needs_scan(value) {
         return None;
     }
     let mut fired: Fired = 0;
@@ -223,11 +228,7 @@ fn private_keys(text: &str) -> Option<String> {
         let end = text[header_end..]
             .find("-----END")
             .map(|i| i + header_end)
-            .and_then(|e| {
-                text[e + 8..]
-                    .find("-----")
-                    .map(|i| i + e + 8 + 5)
-            })
+            .and_then(|e| text[e + 8..].find("-----").map(|i| i + e + 8 + 5))
             .unwrap_or(text.len());
         ranges.push((begin, end));
         from = end;
@@ -279,11 +280,7 @@ fn is_token68(b: u8) -> bool {
 }
 
 /// `<scheme> <credential>`: the credential range after `scheme` and its spaces.
-fn credentials_after(
-    text: &str,
-    scheme: &str,
-    accept: impl Fn(&str) -> bool,
-) -> Option<String> {
+fn credentials_after(text: &str, scheme: &str, accept: impl Fn(&str) -> bool) -> Option<String> {
     let bytes = text.as_bytes();
     let mut ranges = Vec::new();
     let mut from = 0;
@@ -336,7 +333,12 @@ fn url_userinfo(text: &str) -> Option<String> {
     while let Some(sep) = text[from..].find("://").map(|i| i + from) {
         let start = sep + 3;
         let mut end = start;
-        while end < bytes.len() && !matches!(bytes[end], b'/' | b'?' | b'#' | b' ' | b'\t' | b'\n' | b'"' | b'\'') {
+        while end < bytes.len()
+            && !matches!(
+                bytes[end],
+                b'/' | b'?' | b'#' | b' ' | b'\t' | b'\n' | b'"' | b'\''
+            )
+        {
             end += 1;
         }
         from = end.max(start);
@@ -409,7 +411,9 @@ mod tests {
     use super::*;
 
     fn r(value: &str) -> String {
-        redact_value(value).map(|(s, _)| s).unwrap_or_else(|| value.to_owned())
+        redact_value(value)
+            .map(|(s, _)| s)
+            .unwrap_or_else(|| value.to_owned())
     }
 
     #[test]
@@ -427,7 +431,15 @@ mod tests {
         ] {
             assert!(is_sensitive_key(key, &[]), "{key}");
         }
-        for key in ["token_count", "max_tokens", "secretary", "keyboard", "author", "http.route", "passwordless"] {
+        for key in [
+            "token_count",
+            "max_tokens",
+            "secretary",
+            "keyboard",
+            "author",
+            "http.route",
+            "passwordless",
+        ] {
             assert!(!is_sensitive_key(key, &[]), "{key}");
         }
         assert!(is_sensitive_key("x.session_id", &["session_id".to_owned()]));
@@ -435,16 +447,28 @@ mod tests {
 
     #[test]
     fn value_rules_mask_only_the_credential() {
-        assert_eq!(r("Authorization: Bearer abc.DEF-123_xyz"), "Authorization: Bearer REDACTED");
-        assert_eq!(r("Bearer authentication is required"), "Bearer authentication is required");
+        assert_eq!(
+            r("Authorization: Bearer abc.DEF-123_xyz"),
+            "Authorization: Bearer REDACTED"
+        );
+        assert_eq!(
+            r("Bearer authentication is required"),
+            "Bearer authentication is required"
+        );
         assert_eq!(r("Basic dXNlcjpwYXNz"), "Basic REDACTED");
         assert_eq!(r("basic plan selected"), "basic plan selected");
         assert_eq!(
             r("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl done"),
             "token REDACTED done"
         );
-        assert_eq!(r("https://user:pass@host.invalid/x"), "https://REDACTED:REDACTED@host.invalid/x");
-        assert_eq!(r("ssh://git@host.invalid/repo"), "ssh://REDACTED@host.invalid/repo");
+        assert_eq!(
+            r("https://user:pass@host.invalid/x"),
+            "https://REDACTED:REDACTED@host.invalid/x"
+        );
+        assert_eq!(
+            r("ssh://git@host.invalid/repo"),
+            "ssh://REDACTED@host.invalid/repo"
+        );
         assert_eq!(
             r("https://b.invalid/o?X-Amz-Signature=abc123&x=1&sig=zz#f"),
             "https://b.invalid/o?X-Amz-Signature=REDACTED&x=1&sig=REDACTED#f"
@@ -453,12 +477,22 @@ mod tests {
             r("key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\nafter"),
             "key:\nREDACTED\nafter"
         );
-        assert_eq!(r("-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----"), "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----");
+        assert_eq!(
+            r("-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----"),
+            "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----"
+        );
     }
 
     #[test]
     fn ordinary_values_pass_without_allocation() {
-        for value in ["registry.example/app:1.2", "scan finished", "GET /scans/{id}", "a-b-c", "x@y", "what?"] {
+        for value in [
+            "registry.example/app:1.2",
+            "scan finished",
+            "GET /scans/{id}",
+            "a-b-c",
+            "x@y",
+            "what?",
+        ] {
             assert!(redact_value(value).is_none(), "{value}");
         }
     }

@@ -33,13 +33,16 @@ pub enum Rule {
     UrlUserinfo,
     /// A signature or credential query parameter (`sig`, `X-Amz-Signature`, …).
     UrlQuery,
+    /// A sensitive key written inside a value: `password=…`, `"token": "…"`,
+    /// `Config { secret: … }` (a `Debug` struct, a JSON body, a query string).
+    EmbeddedKey,
     /// Allow-list (strict) mode dropped an attribute whose key is not allowed.
     AllowList,
 }
 
 impl Rule {
     /// Every rule, in counter order.
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::SensitiveKey,
         Rule::Bearer,
         Rule::Basic,
@@ -47,6 +50,7 @@ impl Rule {
         Rule::PrivateKey,
         Rule::UrlUserinfo,
         Rule::UrlQuery,
+        Rule::EmbeddedKey,
         Rule::AllowList,
     ];
 
@@ -60,6 +64,7 @@ impl Rule {
             Rule::PrivateKey => "private_key",
             Rule::UrlUserinfo => "url_userinfo",
             Rule::UrlQuery => "url_query",
+            Rule::EmbeddedKey => "embedded_key",
             Rule::AllowList => "allow_list",
         }
     }
@@ -147,6 +152,8 @@ const fn trigger_table() -> [bool; 256] {
     t[b'@' as usize] = true; // user:password@host
     t[b'?' as usize] = true; // ?sig=…
     t[b'&' as usize] = true; // &X-Amz-Signature=…
+    t[b':' as usize] = true; // password: … (Debug structs, JSON, headers in text)
+    t[b'=' as usize] = true; // password=…
     t
 }
 static TRIGGERS: [bool; 256] = trigger_table();
@@ -157,7 +164,7 @@ pub(crate) fn needs_scan(value: &str) -> bool {
 }
 
 /// Bit set of the value rules that fired.
-pub(crate) type Fired = u8;
+pub(crate) type Fired = u16;
 
 fn bit(rule: Rule) -> Fired {
     1 << rule.index()
@@ -178,6 +185,7 @@ pub(crate) fn redact_value(value: &str) -> Option<(String, Fired)> {
         (Rule::Basic, basic_credentials),
         (Rule::UrlUserinfo, url_userinfo),
         (Rule::UrlQuery, url_query),
+        (Rule::EmbeddedKey, embedded_keys),
     ] {
         if let Some(next) = pass(&text) {
             text = std::borrow::Cow::Owned(next);
@@ -402,6 +410,83 @@ fn url_query(text: &str) -> Option<String> {
         if value_end > value_start && &text[value_start..value_end] != REDACTED {
             ranges.push((value_start, value_end));
         }
+    }
+    (!ranges.is_empty()).then(|| splice(text, &ranges, REDACTED))
+}
+
+fn is_key_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+}
+
+/// `<sensitive key><sep><value>` inside a value, where the key may be quoted and `sep` is `:`
+/// or `=`. The value (quoted, or up to the next delimiter) becomes the marker.
+fn embedded_keys(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let sep = bytes[i];
+        if sep != b':' && sep != b'=' {
+            i += 1;
+            continue;
+        }
+        // The word before the separator, skipping a closing quote and spaces.
+        let mut end = i;
+        while end > 0 && matches!(bytes[end - 1], b' ' | b'"' | b'\'' | b'\\') {
+            end -= 1;
+        }
+        let mut start = end;
+        while start > 0 && is_key_char(bytes[start - 1]) {
+            start -= 1;
+        }
+        // `://` is a URL, not a key: the URL rules own it.
+        let url = sep == b':' && bytes.get(i + 1..i + 3) == Some(b"//");
+        if start == end || url || !is_sensitive_key(&text[start..end], &[]) {
+            i += 1;
+            continue;
+        }
+        // The value after the separator, skipping spaces and an opening quote.
+        let mut v = i + 1;
+        while v < bytes.len() && matches!(bytes[v], b' ' | b'\\') {
+            v += 1;
+        }
+        let quote = match bytes.get(v) {
+            Some(&q @ (b'"' | b'\'')) => {
+                v += 1;
+                Some(q)
+            }
+            _ => None,
+        };
+        let mut e = v;
+        match quote {
+            Some(q) => {
+                while e < bytes.len() && bytes[e] != q && bytes[e] != b'\\' {
+                    e += 1;
+                }
+            }
+            None => {
+                while e < bytes.len()
+                    && !matches!(
+                        bytes[e],
+                        b' ' | b',' | b';' | b'&' | b'}' | b')' | b']' | b'\n' | b'\r' | b'\t'
+                    )
+                {
+                    e += 1;
+                }
+            }
+        }
+        // `Authorization: Bearer …` is the scheme rules' business: they keep the scheme word.
+        let scheme = quote.is_none()
+            && (text[v..e].eq_ignore_ascii_case("bearer")
+                || text[v..e].eq_ignore_ascii_case("basic"));
+        if e > v
+            && !scheme
+            && &text[v..e] != REDACTED
+            && ranges.last().is_none_or(|&(_, last)| v >= last)
+        {
+            ranges.push((v, e));
+        }
+        i = e.max(i + 1);
     }
     (!ranges.is_empty()).then(|| splice(text, &ranges, REDACTED))
 }

@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
+use stellaops_telemetry_core::Redactor;
+use stellaops_telemetry_core::tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tower::{Layer, Service};
 use tracing::Span;
 
@@ -21,6 +23,9 @@ struct Instruments {
     service: String,
     duration: Histogram<f64>,
     requests: Counter<u64>,
+    /// Request headers recorded on the span, by lowercase name; nothing else is recorded.
+    captured_headers: Vec<http::HeaderName>,
+    redactor: Redactor,
 }
 
 /// Wraps services in [`RequestTelemetry`].
@@ -46,8 +51,43 @@ impl RequestTelemetryLayer {
                     .u64_counter("stellaops_request_total")
                     .with_description("HTTP requests served, by status code")
                     .build(),
+                captured_headers: Vec::new(),
+                redactor: Redactor::default(),
             }),
         }
+    }
+
+    /// Records these request headers on the span as `http.request.header.<name>`, always
+    /// through the redactor. Names that are not valid header names are skipped. Default: none.
+    pub fn capture_request_headers<I, N>(self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        let names = names
+            .into_iter()
+            .filter_map(|n| http::HeaderName::from_bytes(n.as_ref().trim().as_bytes()).ok())
+            .collect();
+        self.with_instruments(|i| i.captured_headers = names)
+    }
+
+    /// The redactor captured headers pass (use the pipeline's: `telemetry.redactor()`).
+    /// Default: the default rules.
+    pub fn redactor(self, redactor: Redactor) -> Self {
+        self.with_instruments(|i| i.redactor = redactor)
+    }
+
+    fn with_instruments(mut self, f: impl FnOnce(&mut Instruments)) -> Self {
+        let mut instruments = Instruments {
+            service: self.instruments.service.clone(),
+            duration: self.instruments.duration.clone(),
+            requests: self.instruments.requests.clone(),
+            captured_headers: self.instruments.captured_headers.clone(),
+            redactor: self.instruments.redactor.clone(),
+        };
+        f(&mut instruments);
+        self.instruments = Arc::new(instruments);
+        self
     }
 }
 
@@ -122,6 +162,26 @@ where
         );
         if let Some(tenant) = tenant_of(&request) {
             span.record("tenant.id", tenant);
+        }
+        for name in &self.instruments.captured_headers {
+            let values: Vec<opentelemetry::StringValue> = request
+                .headers()
+                .get_all(name)
+                .iter()
+                .map(|v| {
+                    self.instruments
+                        .redactor
+                        .redact_header(name.as_str(), v.as_bytes())
+                        .into_owned()
+                        .into()
+                })
+                .collect();
+            if !values.is_empty() {
+                span.set_attribute(
+                    format!("http.request.header.{}", name.as_str()),
+                    opentelemetry::Value::Array(opentelemetry::Array::String(values)),
+                );
+            }
         }
         let future = span.in_scope(|| self.inner.call(request));
         ResponseFuture {

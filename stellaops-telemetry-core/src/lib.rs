@@ -67,6 +67,7 @@
 mod bootstrap;
 mod clock;
 mod config;
+mod egress;
 mod export;
 mod logs;
 mod profile;
@@ -82,6 +83,10 @@ pub use bootstrap::{
 pub use config::{
     ConfigError, ENVIRONMENT, EnvVar, ExportersConfig, FilesConfig, LogOutputsConfig,
     OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig, PropagatorKind, TelemetryConfig,
+};
+pub use egress::{
+    AllowList, EgressDecision, EgressError, EgressPolicy, EgressTarget, Host, LoopbackOnly,
+    OpenPolicy, PolicyFn, parse_endpoint, sealed_policy,
 };
 pub use export::*;
 #[cfg(feature = "testing")]

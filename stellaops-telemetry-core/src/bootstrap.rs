@@ -41,6 +41,10 @@ use crate::config::{
     ConfigError, FilesConfig, HeadSampler, OtlpProtocol, PropagatorKind, TelemetryConfig,
     parse_sampler,
 };
+use crate::egress::{
+    AllowList, EgressDecision, EgressError, EgressPolicy, EgressTarget, OpenPolicy, parse_endpoint,
+    sealed_policy,
+};
 use crate::export::{
     BatchLogProcessor, BatchSettings, BatchSpanProcessor, FileExportOptions, FileFormat,
     FileLogExporter, FileMetricExporter, FileSpanExporter, LogTarget, MetricKind, MetricTarget,
@@ -81,6 +85,9 @@ pub enum TelemetryError {
     /// A JSON log output (stdout or the log file) cannot be opened or started.
     #[error(transparent)]
     LogOutput(#[from] LogOutputError),
+    /// A malformed egress allow-list entry.
+    #[error(transparent)]
+    Egress(#[from] EgressError),
     /// A malformed redaction rule or allow-list entry.
     #[error(transparent)]
     Redaction(#[from] crate::redaction::RedactionError),
@@ -108,6 +115,8 @@ pub struct TelemetryBuilder {
     profile: Profile,
     /// The last explicit sealed setting (setter, configuration or environment).
     sealed: Option<bool>,
+    /// A policy set in code (outside sealed mode).
+    egress_policy: Option<Arc<dyn EgressPolicy>>,
     error: Option<ConfigError>,
     batch: BatchSettings,
     shutdown_timeout: Duration,
@@ -122,6 +131,7 @@ impl TelemetryBuilder {
             config: TelemetryConfig::default(),
             profile: Profile::default_profile(),
             sealed: None,
+            egress_policy: None,
             error: None,
             batch: BatchSettings::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
@@ -273,6 +283,26 @@ impl TelemetryBuilder {
     pub fn redaction(mut self, settings: RedactionSettings) -> Self {
         self.profile.redaction = settings;
         self
+    }
+
+    /// The egress policy asked before any exporter is built (outside sealed mode; sealed mode
+    /// is loopback only, or the allow-list). Default: open, or the allow-list when one is set.
+    pub fn egress_policy(mut self, policy: impl EgressPolicy + 'static) -> Self {
+        self.egress_policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// Hosts, `*.domain` patterns and CIDRs exporters may reach (loopback always may). A
+    /// malformed entry fails `build()`, naming it. Default: none.
+    pub fn egress_allow<I, E>(self, entries: I) -> Self
+    where
+        I: IntoIterator<Item = E>,
+        E: Into<String>,
+    {
+        let entries: Vec<String> = entries.into_iter().map(Into::into).collect();
+        self.setter("egress.allow", "egress_allow", |c| {
+            c.egress.allow = Some(entries)
+        })
     }
 
     /// Builds a pipeline that records and exports nothing. Default: false.
@@ -756,6 +786,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         config,
         mut profile,
         sealed,
+        egress_policy: custom_policy,
         batch,
         shutdown_timeout,
         #[cfg(feature = "testing")]
@@ -856,35 +887,59 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         });
     }
 
-    // Sealed mode: no exporter may leave the host. Network exporters fall back to files.
+    // The egress policy is asked before any exporter is built, for the exact endpoint each
+    // one would dial. A refused exporter is replaced by the file exporter. Sealed mode means
+    // loopback only unless an allow-list is configured.
+    let allow = match &config.egress.allow {
+        Some(entries) => Some(AllowList::parse(entries)?),
+        None => None,
+    };
+    let policy: Arc<dyn EgressPolicy> = match (profile.sealed, custom_policy, allow) {
+        (true, _, allow) => Arc::from(sealed_policy(allow)),
+        (false, Some(policy), _) => policy,
+        (false, None, Some(list)) => Arc::new(list),
+        (false, None, None) => Arc::new(OpenPolicy),
+    };
     let mut exporters = profile.exporters.clone();
+    let mut otlp = BTreeMap::new();
     let mut refused = Vec::new();
-    if profile.sealed {
-        for (signal, list) in [
-            ("traces", &mut exporters.traces),
-            ("metrics", &mut exporters.metrics),
-            ("logs", &mut exporters.logs),
-        ] {
-            if let Some(pos) = list.iter().position(|k| *k == ExporterKind::Otlp) {
+    for (signal, list) in [
+        (Signal::Traces, &mut exporters.traces),
+        (Signal::Metrics, &mut exporters.metrics),
+        (Signal::Logs, &mut exporters.logs),
+    ] {
+        let Some(pos) = list.iter().position(|k| *k == ExporterKind::Otlp) else {
+            continue;
+        };
+        let mut settings = OtlpSettings::resolve(&config, signal)?;
+        let url = settings.pin_endpoint()?;
+        let (host, port) = parse_endpoint(&url).map_err(|e| ConfigError::InvalidEndpoint {
+            name: settings
+                .endpoint
+                .as_ref()
+                .map(|(_, origin)| origin.clone())
+                .unwrap_or_else(|| "otlp.endpoint".to_owned()),
+            value: url.clone(),
+            reason: e.to_string(),
+        })?;
+        let target = EgressTarget {
+            signal: signal.as_str(),
+            url: &url,
+            host: &host,
+            port,
+        };
+        match policy.check(&target) {
+            EgressDecision::Allow => {
+                otlp.insert(signal.as_str(), settings);
+            }
+            EgressDecision::Refuse { reason } => {
                 list.remove(pos);
                 if !list.contains(&ExporterKind::File) {
                     list.push(ExporterKind::File);
                 }
-                refused.push(signal);
+                stats.egress_refusals.fetch_add(1, Ordering::Relaxed);
+                refused.push((signal.as_str(), url, reason));
             }
-        }
-    }
-
-    // The OTLP settings are validated before anything starts, so a bad value leaves nothing
-    // running.
-    let mut otlp = BTreeMap::new();
-    for (signal, list) in [
-        (Signal::Traces, &exporters.traces),
-        (Signal::Metrics, &exporters.metrics),
-        (Signal::Logs, &exporters.logs),
-    ] {
-        if list.contains(&ExporterKind::Otlp) {
-            otlp.insert(signal.as_str(), OtlpSettings::resolve(&config, signal)?);
         }
     }
     let needs_runtime = otlp.values().any(|s| s.protocol == OtlpProtocol::Grpc);
@@ -1143,15 +1198,23 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         }));
     let dispatch = Dispatch::new(subscriber);
 
-    for signal in &refused {
+    // One structured warning per refused endpoint; no DNS lookup was made for it.
+    for (signal, endpoint, reason) in &refused {
+        let remedy = format!(
+            "allow the host in the egress allow-list ([egress] allow = [\"<host or CIDR>\"] or \
+             TelemetryBuilder::egress_allow), or collect the OTLP files under {}/{signal}/",
+            dir.display()
+        );
         tracing::dispatcher::with_default(&dispatch, || {
             tracing::warn!(
                 target: "stellaops_telemetry",
                 signal = *signal,
-                policy = "sealed",
-                fallback_dir = %dir.display(),
-                remedy = "collect the OTLP files under the telemetry directory, or unseal with STELLAOPS_TELEMETRY_SEALED=false",
-                "sealed mode refused the OTLP exporter; writing files instead"
+                endpoint = %endpoint,
+                policy = policy.name(),
+                sealed = profile.sealed,
+                reason = %reason,
+                remedy = %remedy,
+                "egress policy refused the OTLP exporter; writing files instead"
             );
         });
     }

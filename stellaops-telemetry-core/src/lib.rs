@@ -81,7 +81,7 @@ pub use bootstrap::{
     DEFAULT_SHUTDOWN_TIMEOUT, Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard,
 };
 pub use config::{
-    ConfigError, ENVIRONMENT, EnvVar, ExportersConfig, FilesConfig, LogOutputsConfig,
+    ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LogOutputsConfig,
     OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig, PropagatorKind, TelemetryConfig,
 };
 pub use egress::{

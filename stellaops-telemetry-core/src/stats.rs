@@ -85,6 +85,8 @@ pub struct PipelineStats {
     pub metrics: Arc<SignalStats>,
     /// House JSON log lines (stdout and file outputs).
     pub log_lines: Arc<SignalStats>,
+    /// Exporters the egress policy refused (each replaced by the file exporter).
+    pub egress_refusals: AtomicU64,
 }
 
 impl PipelineStats {
@@ -95,6 +97,7 @@ impl PipelineStats {
             logs: self.logs.snapshot(),
             metrics: self.metrics.snapshot(),
             log_lines: self.log_lines.snapshot(),
+            egress_refusals: self.egress_refusals.load(Ordering::Relaxed),
         }
     }
 }
@@ -111,6 +114,8 @@ pub struct StatsSnapshot {
     pub metrics: SignalSnapshot,
     /// House JSON log lines.
     pub log_lines: SignalSnapshot,
+    /// Exporters the egress policy refused.
+    pub egress_refusals: u64,
 }
 
 #[cfg(test)]

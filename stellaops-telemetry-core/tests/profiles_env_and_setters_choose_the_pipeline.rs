@@ -79,28 +79,6 @@ fn the_exporters_come_from_the_profile_and_the_exporter_variables() {
 }
 
 #[test]
-fn sealed_mode_writes_files_instead_of_connecting() {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let t = Telemetry::builder("svc")
-        .exporters(&[ExporterKind::Otlp])
-        .otlp_endpoint(format!("http://{}", listener.local_addr().unwrap()))
-        .sealed(true)
-        .dir(dir.path())
-        .stdout_logs(false)
-        .build()
-        .unwrap();
-    tracing::dispatcher::with_default(t.dispatch(), || {
-        tracing::info_span!("work").in_scope(|| tracing::info!("done"));
-    });
-    t.shutdown();
-    assert!(listener.accept().is_err(), "sealed mode connected");
-    assert!(!segment_files(dir.path(), "traces", FileFormat::Json).is_empty());
-    assert_eq!(t.stats().spans.exported, 1);
-}
-
-#[test]
 fn the_resource_carries_identity_and_the_resource_variable() {
     let t = Telemetry::builder("builder-name")
         .service_version("9.9.9")

@@ -166,6 +166,8 @@ pub struct TelemetryConfig {
     pub files: FilesConfig,
     /// Redaction settings (replace the profile's).
     pub redaction: Option<crate::redaction::RedactionSettings>,
+    /// Egress settings.
+    pub egress: EgressConfig,
     /// Where each field's value came from (variable name or field path), for error messages.
     #[serde(skip)]
     pub(crate) origins: BTreeMap<String, String>,
@@ -268,6 +270,15 @@ pub struct LogOutputsConfig {
     pub file_max_bytes: Option<u64>,
     /// Keep at most this many files, the current one included (default 10).
     pub file_max_files: Option<usize>,
+}
+
+/// Egress settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct EgressConfig {
+    /// Hosts, `*.domain` patterns and CIDRs exporters may reach (loopback always may).
+    pub allow: Option<Vec<String>>,
 }
 
 /// File exporter settings.
@@ -399,6 +410,7 @@ impl TelemetryConfig {
         );
         take(&mut self.files.max_segments, other.files.max_segments);
         take(&mut self.redaction, other.redaction);
+        take(&mut self.egress.allow, other.egress.allow);
         // A value `other` sets no longer comes from where the old one came from: forget the
         // old origin, so an error names the file field (or `other`'s own origin).
         for path in set_paths(&other_shape) {

@@ -162,6 +162,45 @@ impl OtlpSettings {
         })
     }
 
+    /// The endpoint the exporter will dial: the configured one; else the one the OTLP
+    /// exporter would read from the process environment itself (then pinned, so what the
+    /// egress policy checks is what gets dialled); else the OTLP exporter's own default,
+    /// which is not passed to it.
+    pub(crate) fn pin_endpoint(&mut self) -> Result<String, ConfigError> {
+        if let Some((url, _)) = &self.endpoint {
+            return Ok(url.clone());
+        }
+        let signal_var = format!(
+            "OTEL_EXPORTER_OTLP_{}_ENDPOINT",
+            self.signal.as_str().to_ascii_uppercase()
+        );
+        let read = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let from_env = match read(&signal_var) {
+            Some(url) => Some((url.trim().to_owned(), signal_var)),
+            None => read("OTEL_EXPORTER_OTLP_ENDPOINT").map(|url| {
+                let url = url.trim().trim_end_matches('/').to_owned();
+                let url = match self.protocol {
+                    OtlpProtocol::Grpc => url,
+                    OtlpProtocol::HttpProtobuf => format!("{url}/v1/{}", self.signal.as_str()),
+                };
+                (url, "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned())
+            }),
+        };
+        match from_env {
+            Some((url, origin)) => {
+                validate_endpoint(&origin, &url)?;
+                self.endpoint = Some((url.clone(), origin));
+                Ok(url)
+            }
+            None => Ok(match self.protocol {
+                OtlpProtocol::Grpc => "http://localhost:4317".to_owned(),
+                OtlpProtocol::HttpProtobuf => {
+                    format!("http://localhost:4318/v1/{}", self.signal.as_str())
+                }
+            }),
+        }
+    }
+
     fn is_https(&self) -> bool {
         self.endpoint.as_ref().is_some_and(|(url, _)| {
             url.trim_start()

@@ -9,9 +9,7 @@ use env_support::env_config;
 
 use opentelemetry::Key;
 use stellaops_telemetry_core::testing::TestExporters;
-use stellaops_telemetry_core::{
-    ExporterKind, FileFormat, LogLevel, Profile, Telemetry, segment_files,
-};
+use stellaops_telemetry_core::{FileFormat, LogLevel, Profile, Telemetry, segment_files};
 
 #[test]
 fn setters_after_the_profile_win_and_the_profile_wins_over_earlier_setters() {

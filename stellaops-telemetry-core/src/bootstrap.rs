@@ -1125,6 +1125,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         );
     }
     let meter_provider = meter_builder.build();
+    crate::self_metrics::register(&meter_provider, stats.clone(), redactor.clone());
 
     // House JSON log lines.
     let mut log_outputs = Vec::new();

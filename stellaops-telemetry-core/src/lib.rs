@@ -73,6 +73,7 @@ mod logs;
 mod profile;
 mod redaction;
 mod resource;
+mod self_metrics;
 mod stats;
 #[cfg(feature = "testing")]
 pub mod testing;

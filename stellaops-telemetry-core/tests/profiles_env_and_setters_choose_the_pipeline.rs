@@ -70,8 +70,18 @@ fn the_exporters_come_from_the_profile_and_the_exporter_variables() {
     t.meter("svc").u64_counter("work_total").build().add(1, &[]);
     t.shutdown();
     assert!(!segment_files(dir.path(), "traces", FileFormat::Json).is_empty());
-    assert!(!segment_files(dir.path(), "metrics", FileFormat::Json).is_empty());
-    assert_eq!(t.stats().metrics.exported, 1, "one counter, one data point");
+    let metrics = stellaops_telemetry_core::read_metrics(dir.path(), FileFormat::Json).unwrap();
+    let names: Vec<String> = metrics
+        .iter()
+        .flat_map(|m| &m.resource_metrics)
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| m.name.clone())
+        .collect();
+    assert!(names.contains(&"work_total".to_owned()), "{names:?}");
+    // The SDK's own counters travel with the service's metrics.
+    assert!(names.contains(&"stellaops_telemetry_redactions_total".to_owned()));
+    assert!(names.contains(&"stellaops_telemetry_exported_total".to_owned()));
     assert!(segment_files(dir.path(), "logs", FileFormat::Json).is_empty());
     assert_eq!(t.stats().logs.exported, 0);
 }

@@ -10,6 +10,8 @@
 mod env_support;
 
 use env_support::env_config;
+use stellaops_telemetry_core::opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use stellaops_telemetry_core::opentelemetry_proto::tonic::metrics::v1::number_data_point;
 use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_core::{FileFormat, Telemetry, segment_files};
 
@@ -57,6 +59,20 @@ fn refused_endpoints_fall_back_to_files_without_any_connection() {
         );
     }
     assert_eq!(stats.spans.exported, 1);
+    // The refusals are also a self-metric, exported with the service's metrics.
+    let metrics = stellaops_telemetry_core::read_metrics(dir.path(), FileFormat::Json).unwrap();
+    let refusals = metrics
+        .iter()
+        .flat_map(|m| &m.resource_metrics)
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .filter(|m| m.name == "stellaops_telemetry_egress_refusals_total")
+        .filter_map(|m| match &m.data {
+            Some(Data::Sum(sum)) => sum.data_points.last().and_then(|p| p.value),
+            _ => None,
+        })
+        .last();
+    assert_eq!(refusals, Some(number_data_point::Value::AsInt(3)));
     assert_eq!(stats.spans.export_failures + stats.logs.export_failures, 0);
 
     // One structured warning per refused endpoint, naming it, the policy and the remedy.

@@ -1,0 +1,83 @@
+//! The SDK's own metrics, under one prefix, exported with the service's: every loss, every
+//! redaction and every egress refusal is visible where the service's metrics are.
+//!
+//! | metric | labels |
+//! |---|---|
+//! | `stellaops_telemetry_exported_total` | `signal` (spans, logs, metrics, log_lines) |
+//! | `stellaops_telemetry_dropped_total` | `signal` |
+//! | `stellaops_telemetry_export_failures_total` | `signal` |
+//! | `stellaops_telemetry_redactions_total` | `rule` |
+//! | `stellaops_telemetry_egress_refusals_total` | — |
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+
+use crate::redaction::Redactor;
+use crate::stats::{PipelineStats, StatsSnapshot};
+
+fn per_signal(
+    s: &StatsSnapshot,
+    pick: fn(&crate::stats::SignalSnapshot) -> u64,
+) -> [(&'static str, u64); 4] {
+    [
+        ("spans", pick(&s.spans)),
+        ("logs", pick(&s.logs)),
+        ("metrics", pick(&s.metrics)),
+        ("log_lines", pick(&s.log_lines)),
+    ]
+}
+
+/// Registers the self-metrics on the pipeline's (non-redacting: the labels are the SDK's
+/// own) meter. The instruments live as long as the provider.
+pub(crate) fn register(provider: &SdkMeterProvider, stats: Arc<PipelineStats>, redactor: Redactor) {
+    let meter = provider.meter("stellaops-telemetry");
+    for (name, description, pick) in [
+        (
+            "stellaops_telemetry_exported_total",
+            "Records accepted by every exporter of the signal",
+            (|s: &crate::stats::SignalSnapshot| s.exported)
+                as fn(&crate::stats::SignalSnapshot) -> u64,
+        ),
+        (
+            "stellaops_telemetry_dropped_total",
+            "Records lost: full queue, failed or timed-out export, shutdown deadline",
+            |s| s.dropped,
+        ),
+        (
+            "stellaops_telemetry_export_failures_total",
+            "Export calls that failed or timed out",
+            |s| s.export_failures,
+        ),
+    ] {
+        let stats = stats.clone();
+        let _ = meter
+            .u64_observable_counter(name)
+            .with_description(description)
+            .with_callback(move |observer| {
+                for (signal, value) in per_signal(&stats.snapshot(), pick) {
+                    observer.observe(value, &[KeyValue::new("signal", signal)]);
+                }
+            })
+            .build();
+    }
+    let _ = meter
+        .u64_observable_counter("stellaops_telemetry_redactions_total")
+        .with_description("Values redacted or dropped, by rule")
+        .with_callback(move |observer| {
+            for (rule, count) in redactor.counts() {
+                observer.observe(count, &[KeyValue::new("rule", rule.as_str())]);
+            }
+        })
+        .build();
+    let _ = meter
+        .u64_observable_counter("stellaops_telemetry_egress_refusals_total")
+        .with_description("Exporters the egress policy refused (replaced by files)")
+        .with_callback(move |observer| {
+            observer.observe(stats.egress_refusals.load(Ordering::Relaxed), &[]);
+        })
+        .build();
+}

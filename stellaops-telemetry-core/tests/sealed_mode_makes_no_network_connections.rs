@@ -71,7 +71,7 @@ fn refused_endpoints_fall_back_to_files_without_any_connection() {
             Some(Data::Sum(sum)) => sum.data_points.last().and_then(|p| p.value),
             _ => None,
         })
-        .last();
+        .next_back();
     assert_eq!(refusals, Some(number_data_point::Value::AsInt(3)));
     assert_eq!(stats.spans.export_failures + stats.logs.export_failures, 0);
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider};
-use stellaops_telemetry_core::{JsonLogLayer, LogOutput, SignalStats};
+use stellaops_telemetry_core::{JsonLogLayer, LogOutput, Redactor, SignalStats};
 use tracing::Dispatch;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -102,7 +102,21 @@ fn json_log_event(c: &mut Criterion) {
             ),
     );
 
+    // The pipeline's configuration: the same layer with the default redaction rules on.
+    let redacted_provider = provider();
+    let redacted = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(redacted_provider.tracer("bench")))
+            .with(
+                JsonLogLayer::new("scanner")
+                    .service_version("1.4.2")
+                    .redactor(Redactor::default())
+                    .output(output.clone()),
+            ),
+    );
+
     run(c, "stellaops_json_layer", &ours);
+    run(c, "stellaops_json_layer_redaction_on", &redacted);
     run(c, "tracing_subscriber_fmt_json", &fmt);
 
     output.flush(Duration::from_secs(10));

@@ -236,17 +236,21 @@ impl JsonLogLayer {
             line.push_raw(&ids[32..]);
             line.push_raw(b"\"");
         }
-        let redact = |value: &str| -> String {
-            match &self.redactor {
-                Some(r) => r.redact_str(value).into_owned(),
-                None => value.to_owned(),
+        fn redact<'v>(redactor: Option<&Redactor>, value: &'v str) -> std::borrow::Cow<'v, str> {
+            match redactor {
+                Some(r) => r.redact_str(value),
+                None => std::borrow::Cow::Borrowed(value),
             }
-        };
+        }
+        let redactor = self.redactor.as_ref();
         if let Some(tenant) = &span.tenant {
-            line.write_field("tenant", FieldValue::Str(&redact(tenant)));
+            line.write_field("tenant", FieldValue::Str(&redact(redactor, tenant)));
         }
         if let Some(correlation) = &span.correlation {
-            line.write_field("correlationId", FieldValue::Str(&redact(correlation)));
+            line.write_field(
+                "correlationId",
+                FieldValue::Str(&redact(redactor, correlation)),
+            );
         }
         line.push_raw(b",\"target\":");
         write_json_str(&mut line.bytes, meta.target());

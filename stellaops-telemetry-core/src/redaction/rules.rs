@@ -120,26 +120,112 @@ pub const SENSITIVE_QUERY_PARAMETERS: [&str; 7] = [
     "x-goog-credential",
 ];
 
-fn ends_with_ignore_case(text: &str, suffix: &str) -> bool {
-    text.len() >= suffix.len()
-        && text.as_bytes()[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+/// Lowercases `text` into `buf` when it fits; `None` for longer text (compared slowly).
+fn lower<'b>(text: &str, buf: &'b mut [u8; 48]) -> Option<&'b [u8]> {
+    let bytes = text.as_bytes();
+    let out = buf.get_mut(..bytes.len())?;
+    for (o, b) in out.iter_mut().zip(bytes) {
+        *o = b.to_ascii_lowercase();
+    }
+    Some(out)
+}
+
+fn is_default_key(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"authorization"
+            | b"proxy-authorization"
+            | b"cookie"
+            | b"set-cookie"
+            | b"x-api-key"
+            | b"password"
+            | b"passwd"
+            | b"pwd"
+            | b"token"
+            | b"access_token"
+            | b"refresh_token"
+            | b"id_token"
+            | b"secret"
+            | b"client_secret"
+            | b"credentials"
+            | b"api_key"
+            | b"apikey"
+            | b"private_key"
+    )
+}
+
+/// `…_password`, `…-token`, `…_api_key`, … (a separator, then a credential name).
+fn has_credential_suffix(name: &[u8]) -> bool {
+    SUFFIX_KEYS.iter().any(|suffix| {
+        let s = suffix.as_bytes();
+        name.len() > s.len() + 1
+            && name.ends_with(s)
+            && matches!(name[name.len() - s.len() - 1], b'_' | b'-')
+    })
+}
+
+/// Every default name and credential suffix ends in one of these (lowercase): a key whose
+/// last three bytes are none of them cannot match a default rule, which settles most keys
+/// after three byte comparisons.
+const TAILS: [&[u8; 3]; 10] = [
+    b"ion", b"kie", b"key", b"ord", b"swd", b"pwd", b"ken", b"ret", b"als", b"ref",
+];
+
+fn may_match_default(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    let Some(tail) = bytes
+        .get(bytes.len().saturating_sub(3)..)
+        .filter(|t| t.len() == 3)
+    else {
+        return false;
+    };
+    let tail = [
+        tail[0].to_ascii_lowercase(),
+        tail[1].to_ascii_lowercase(),
+        tail[2].to_ascii_lowercase(),
+    ];
+    TAILS.iter().any(|t| **t == tail)
 }
 
 /// Whether `key` is sensitive under the default rules or `extra` (lowercase names).
 pub(crate) fn is_sensitive_key(key: &str, extra: &[String]) -> bool {
+    if !may_match_default(key) {
+        return !extra.is_empty()
+            && extra.iter().any(|name| {
+                key.eq_ignore_ascii_case(name)
+                    || key
+                        .rsplit('.')
+                        .next()
+                        .is_some_and(|l| l.eq_ignore_ascii_case(name))
+            });
+    }
     let last = key.rsplit('.').next().unwrap_or(key);
-    let named = |name: &str| key.eq_ignore_ascii_case(name) || last.eq_ignore_ascii_case(name);
-    if DEFAULT_KEYS.iter().any(|k| named(k)) || extra.iter().any(|k| named(k)) {
-        return true;
+    let (mut key_buf, mut last_buf) = ([0u8; 48], [0u8; 48]);
+    match (lower(key, &mut key_buf), lower(last, &mut last_buf)) {
+        (Some(k), Some(l)) => {
+            if is_default_key(l) || is_default_key(k) || has_credential_suffix(l) {
+                return true;
+            }
+            if k.ends_with(b"secretref") || k.ends_with(b"secret_ref") {
+                return true;
+            }
+        }
+        _ => {
+            // Longer than any name we know whole: only the suffix rules can apply.
+            let l = last.to_ascii_lowercase();
+            if is_default_key(l.as_bytes()) || has_credential_suffix(l.as_bytes()) {
+                return true;
+            }
+            let k = key.to_ascii_lowercase();
+            if k.ends_with("secretref") || k.ends_with("secret_ref") {
+                return true;
+            }
+        }
     }
-    if ends_with_ignore_case(key, "secretref") || ends_with_ignore_case(key, "secret_ref") {
-        return true;
-    }
-    SUFFIX_KEYS.iter().any(|name| {
-        last.len() > name.len() + 1
-            && ends_with_ignore_case(last, name)
-            && matches!(last.as_bytes()[last.len() - name.len() - 1], b'_' | b'-')
-    })
+    !extra.is_empty()
+        && extra
+            .iter()
+            .any(|name| key.eq_ignore_ascii_case(name) || last.eq_ignore_ascii_case(name))
 }
 
 /// Bytes without which no value rule can match.
@@ -158,9 +244,89 @@ const fn trigger_table() -> [bool; 256] {
 }
 static TRIGGERS: [bool; 256] = trigger_table();
 
-/// Whether any value rule could match `value` (one pass over its bytes).
+/// Whether any value rule could match `value`: one pass over its bytes, and at each trigger
+/// byte a local look at its neighbours (is this `J` the start of `eyJ`? is the word before
+/// this space `bearer`? does the word before this `:` name a secret?). Ordinary text, even
+/// full of spaces and colons, costs that one pass.
 pub(crate) fn needs_scan(value: &str) -> bool {
-    value.bytes().any(|b| TRIGGERS[b as usize])
+    let bytes = value.as_bytes();
+    // The shortest shape any value rule matches is `pwd=x`.
+    if bytes.len() < 5 {
+        return false;
+    }
+    let mut from = 0;
+    while let Some(i) = next_trigger(bytes, from) {
+        from = i + 1;
+        let b = bytes[i];
+        let candidate = match b {
+            b'J' => i >= 2 && &bytes[i - 2..i] == b"ey",
+            b' ' | b'\t' => {
+                let word = word_before(bytes, i);
+                word.eq_ignore_ascii_case(b"bearer") || word.eq_ignore_ascii_case(b"basic")
+            }
+            b'-' => bytes[i..].starts_with(b"-----BEGIN"),
+            b'@' => value[..i].contains("://"),
+            b'?' | b'&' => {
+                let rest = &value[i + 1..];
+                let name = rest.split(['=', '&', '#']).next().unwrap_or("");
+                rest.len() > name.len()
+                    && SENSITIVE_QUERY_PARAMETERS
+                        .iter()
+                        .any(|p| name.eq_ignore_ascii_case(p))
+            }
+            b':' | b'=' => {
+                let mut end = i;
+                while end > 0 && matches!(bytes[end - 1], b' ' | b'"' | b'\'' | b'\\') {
+                    end -= 1;
+                }
+                let word = word_before(bytes, end);
+                !word.is_empty()
+                    && std::str::from_utf8(word).is_ok_and(|w| is_sensitive_key(w, &[]))
+            }
+            _ => false,
+        };
+        if candidate {
+            return true;
+        }
+    }
+    false
+}
+
+/// The index of the next trigger byte at or after `from`. Eight bytes at a time: every
+/// trigger byte is below `K` (0x4B), so a word with no byte below it is skipped whole
+/// (lowercase text mostly is).
+fn next_trigger(bytes: &[u8], mut from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    while from + 8 <= bytes.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[from..from + 8]);
+        let x = u64::from_le_bytes(word);
+        // "Has a byte less than 0x4B" (valid for ASCII; a byte ≥ 0x80 is never flagged,
+        // and no trigger is one).
+        let below = x.wrapping_sub(ONES * 0x4B) & !x & HIGHS;
+        if below != 0
+            && let Some(j) = bytes[from..from + 8]
+                .iter()
+                .position(|&b| TRIGGERS[b as usize])
+        {
+            return Some(from + j);
+        }
+        from += 8;
+    }
+    bytes[from..]
+        .iter()
+        .position(|&b| TRIGGERS[b as usize])
+        .map(|j| from + j)
+}
+
+/// The run of key characters (`A–Z a–z 0–9 _ - .`) that ends at `end`.
+fn word_before(bytes: &[u8], end: usize) -> &[u8] {
+    let mut start = end;
+    while start > 0 && is_key_char(bytes[start - 1]) {
+        start -= 1;
+    }
+    &bytes[start..end]
 }
 
 /// Bit set of the value rules that fired.
@@ -502,6 +668,20 @@ mod tests {
     }
 
     #[test]
+    fn every_default_name_and_suffix_ends_in_a_known_tail() {
+        for name in DEFAULT_KEYS
+            .iter()
+            .chain(SUFFIX_KEYS.iter())
+            .chain(["secretref", "secret_ref"].iter())
+        {
+            assert!(
+                may_match_default(name),
+                "{name} would be skipped by the fast path"
+            );
+        }
+    }
+
+    #[test]
     fn keys_match_on_the_whole_key_the_last_segment_and_credential_suffixes() {
         for key in [
             "Authorization",
@@ -565,6 +745,26 @@ mod tests {
         assert_eq!(
             r("-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----"),
             "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----"
+        );
+    }
+
+    #[test]
+    fn the_word_skip_never_misses_a_trigger() {
+        // Every position and every trigger byte, around lowercase filler and high bytes.
+        for trigger in [b'J', b' ', b'\t', b'-', b'@', b'?', b'&', b':', b'='] {
+            for len in 1..40 {
+                for at in 0..len {
+                    let mut text = vec![b'q'; len];
+                    text[at] = trigger;
+                    let slow = text.iter().position(|&b| TRIGGERS[b as usize]);
+                    assert_eq!(next_trigger(&text, 0), slow, "{trigger} at {at} of {len}");
+                }
+            }
+        }
+        let text = "é€ unicode ünï".as_bytes();
+        assert_eq!(
+            next_trigger(text, 0),
+            text.iter().position(|&b| TRIGGERS[b as usize])
         );
     }
 

@@ -177,11 +177,13 @@ impl Redactor {
     }
 
     /// Whether `key` names a credential (default rules and configured keys).
+    #[inline]
     pub fn is_sensitive_key(&self, key: &str) -> bool {
         rules::is_sensitive_key(key, &self.inner.extra_keys)
     }
 
     /// Whether `key` keeps its value: always, unless strict mode does not list it.
+    #[inline]
     pub fn is_allowed(&self, key: &str) -> bool {
         match &self.inner.allow {
             None => true,
@@ -195,6 +197,7 @@ impl Redactor {
     }
 
     /// Applies the value rules to free text (a message, a span name, a status message).
+    #[inline]
     pub fn redact_str<'a>(&self, value: &'a str) -> Cow<'a, str> {
         match rules::redact_value(value) {
             None => Cow::Borrowed(value),
@@ -207,6 +210,7 @@ impl Redactor {
 
     /// The verdict on one attribute key and its value before it is dropped, masked or kept.
     /// Only the key decides in strict mode and for sensitive keys (whatever the value's type).
+    #[inline]
     pub fn check_key(&self, key: &str) -> Verdict<()> {
         if !self.is_allowed(key) {
             self.count(Rule::AllowList, 1);
@@ -220,6 +224,7 @@ impl Redactor {
     }
 
     /// The verdict on one OpenTelemetry attribute.
+    #[inline]
     pub fn redact_value(&self, key: &str, value: &Value) -> Verdict<Value> {
         match self.check_key(key) {
             Verdict::Drop => return Verdict::Drop,

@@ -171,6 +171,7 @@ const TAILS: [&[u8; 3]; 10] = [
     b"ion", b"kie", b"key", b"ord", b"swd", b"pwd", b"ken", b"ret", b"als", b"ref",
 ];
 
+#[inline]
 fn may_match_default(key: &str) -> bool {
     let bytes = key.as_bytes();
     let Some(tail) = bytes
@@ -188,6 +189,7 @@ fn may_match_default(key: &str) -> bool {
 }
 
 /// Whether `key` is sensitive under the default rules or `extra` (lowercase names).
+#[inline]
 pub(crate) fn is_sensitive_key(key: &str, extra: &[String]) -> bool {
     if !may_match_default(key) {
         return !extra.is_empty()
@@ -248,6 +250,7 @@ static TRIGGERS: [bool; 256] = trigger_table();
 /// byte a local look at its neighbours (is this `J` the start of `eyJ`? is the word before
 /// this space `bearer`? does the word before this `:` name a secret?). Ordinary text, even
 /// full of spaces and colons, costs that one pass.
+#[inline]
 pub(crate) fn needs_scan(value: &str) -> bool {
     let bytes = value.as_bytes();
     // The shortest shape any value rule matches is `pwd=x`.
@@ -295,6 +298,7 @@ pub(crate) fn needs_scan(value: &str) -> bool {
 /// The index of the next trigger byte at or after `from`. Eight bytes at a time: every
 /// trigger byte is below `K` (0x4B), so a word with no byte below it is skipped whole
 /// (lowercase text mostly is).
+#[inline]
 fn next_trigger(bytes: &[u8], mut from: usize) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -338,6 +342,7 @@ fn bit(rule: Rule) -> Fired {
 
 /// Applies every value rule to `value`; `None` when nothing matched (the common case, which
 /// allocates nothing).
+#[inline]
 pub(crate) fn redact_value(value: &str) -> Option<(String, Fired)> {
     if !needs_scan(value) {
         return None;

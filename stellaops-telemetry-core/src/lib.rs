@@ -25,12 +25,18 @@
 //! ## The road every record takes
 //!
 //! ```text
-//! spans    tracing span ─► tracing-opentelemetry ─► SDK tracer ─► bounded batch processor ─► exporters
-//! logs     tracing event ─┬► house JSON layer ─► non-blocking writer ─► stdout / rotating file
-//!                         └► OTel log bridge ─► bounded batch processor ─► exporters
-//! metrics  SDK meter ─► periodic reader (bounded, counted exports) ─► exporters
+//! spans    tracing span ─► tracing-opentelemetry ─► SDK tracer ─► bounded batch processor ─► redact ─► exporters
+//! logs     tracing event ─┬► house JSON layer (redact) ─► non-blocking writer ─► stdout / rotating file
+//!                         └► our OTel log bridge (redact) ─► bounded batch processor ─► exporters
+//! metrics  redacting meter ─► SDK meter ─► periodic reader (bounded, counted exports) ─► exporters
 //! exporters: OTLP gRPC | OTLP HTTP/protobuf | OTLP files (JSON Lines / delimited protobuf) | stdout
+//!            (each network exporter only after the egress policy allowed its endpoint)
 //! ```
+//!
+//! Every record passes the pipeline's [`Redactor`] before it reaches an exporter, a file or
+//! a JSON line (see [`redaction`](crate::Redactor)), and every exporter's endpoint passes the
+//! [`EgressPolicy`] before the exporter is built (sealed mode: loopback only, or the
+//! allow-list; refused exporters fall back to files).
 //!
 //! The calling thread never blocks on telemetry I/O: every queue is bounded, a full queue
 //! drops and counts ([`Telemetry::stats`]), every export is bounded by a timeout, and the
@@ -62,7 +68,9 @@
 //! HTTP). The OTLP exporter crate also reads a few `OTEL_EXPORTER_OTLP_*` variables itself,
 //! whether or not `from_env()` was called: the endpoint when none is configured, the headers
 //! (merged over the configured ones), the compression when none is configured, and
-//! `OTEL_EXPORTER_OTLP_INSECURE`. With `from_env()` the values it reads agree with ours.
+//! `OTEL_EXPORTER_OTLP_INSECURE`. With `from_env()` the values it reads agree with ours. So
+//! that the egress policy checks exactly the endpoint that will be dialled, `build()` reads
+//! `OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT` the same way when no endpoint is configured, and pins it.
 
 mod bootstrap;
 mod clock;

@@ -86,6 +86,7 @@ fn json_log_event(c: &mut Criterion) {
             .with(
                 JsonLogLayer::new("scanner")
                     .service_version("1.4.2")
+                    .without_redaction()
                     .output(output.clone()),
             ),
     );

@@ -595,11 +595,6 @@ impl Telemetry {
         &self.inner.redactor
     }
 
-    /// The logger provider behind the OTLP log bridge.
-    pub fn logger_provider(&self) -> &SdkLoggerProvider {
-        &self.inner.logger_provider
-    }
-
     /// A meter of this pipeline.
     pub fn meter(&self, name: &'static str) -> opentelemetry::metrics::Meter {
         use opentelemetry::metrics::MeterProvider as _;

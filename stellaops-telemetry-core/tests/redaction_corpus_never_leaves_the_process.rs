@@ -1,4 +1,4 @@
-//! A corpus of 1,200 generated secrets — every kind of rule, as string, int, array and
+//! A corpus of 1,600 generated secrets — every kind of rule, as string, int, array and
 //! nested values — injected through every channel (span name, span attributes, span events,
 //! status message, log body and fields, metric attributes, URLs) is found 0 times, by byte
 //! search, in the in-memory OTLP exporters, the file exporter's files and the JSON log lines;
@@ -82,7 +82,7 @@ fn corpus(n: usize) -> Vec<Secret> {
     for i in 0..n {
         let tok = rng.token(28);
         let key = rng.pick(KEYS).to_owned();
-        let secret = match i % 12 {
+        let secret = match i % 16 {
             // Sensitive keys, every value type.
             0 => Secret {
                 value: Value::from(tok.clone()),
@@ -285,13 +285,13 @@ fn no_generated_secret_is_found_in_any_output() {
         .test_exporters(&exporters)
         .build()
         .unwrap();
-    let secrets = corpus(1_200);
+    let secrets = corpus(1_600);
     let meter = telemetry.meter("corpus");
     tracing::dispatcher::with_default(telemetry.dispatch(), || {
         for (i, secret) in secrets.iter().enumerate() {
-            // Kinds cycle every 12 secrets; the channel moves on every 12, so each of the 12
-            // kinds crosses each of the 6 channels (1,200 secrets: every pair 16 or 17 times).
-            inject(secret, (i / 12 + i) % 6, &meter);
+            // Kinds cycle every 16 secrets and the channel shifts by one more each cycle, so
+            // each of the 16 kinds crosses each of the 6 channels (16 or 17 times each).
+            inject(secret, (i / 16 + i) % 6, &meter);
         }
     });
     telemetry.shutdown();

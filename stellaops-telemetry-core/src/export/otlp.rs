@@ -300,8 +300,12 @@ impl OtlpSettings {
         std::thread::Builder::new()
             .name("stellaops-telemetry-http-client".to_owned())
             .spawn(move || {
+                // No proxy from the environment and no redirects: the egress policy checked
+                // this endpoint, and only this endpoint may be dialled.
                 reqwest::blocking::Client::builder()
                     .tls_backend_preconfigured(tls)
+                    .no_proxy()
+                    .redirect(reqwest::redirect::Policy::none())
                     .timeout(timeout)
                     .build()
             })

@@ -57,9 +57,11 @@ impl<R: opentelemetry::logs::LogRecord> Fields<'_, R> {
         let name = field.name();
         if name == "message" && !self.body_seen {
             self.body_seen = true;
-            let body = match self.redactor.redact_any_value("", &value) {
-                Verdict::Replace(v) => v,
-                _ => value,
+            // The body is free text: the value rules apply; key rules and strict mode are
+            // about attributes and do not drop the message.
+            let body = match self.redactor.redact_text_value(&value) {
+                Some(redacted) => redacted,
+                None => value,
             };
             self.record.set_body(body);
             return;

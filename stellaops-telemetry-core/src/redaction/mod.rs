@@ -14,8 +14,9 @@
 //! ```
 //!
 //! One [`Redactor`] per pipeline sits on every road a record takes before it leaves the
-//! process: spans (name, attributes, events, links, status message) and OTLP log records are
-//! redacted by the export workers, JSON log lines at their one field choke point, metric
+//! process: spans (name, attributes, events, links, status message) are redacted by the
+//! export workers, OTLP log records while the SDK's tracing bridge builds them, JSON log
+//! lines at their one field choke point, metric
 //! attributes when they are recorded (before aggregation: see [`RedactingMeterProvider`]),
 //! resource attributes when the pipeline is built, and captured headers by the tower layer.
 //! No exporter or output can be configured around it.

@@ -326,6 +326,14 @@ impl Redactor {
         self.redact_any_inner(value)
     }
 
+    /// The value rules alone (no key, no allow-list) on a log body: `None` when unchanged.
+    pub fn redact_text_value(&self, value: &AnyValue) -> Option<AnyValue> {
+        match self.redact_any_inner(value) {
+            Verdict::Replace(v) => Some(v),
+            Verdict::Keep | Verdict::Drop => None,
+        }
+    }
+
     fn redact_any_inner(&self, value: &AnyValue) -> Verdict<AnyValue> {
         match value {
             AnyValue::String(s) => match self.redact_str(s.as_str()) {

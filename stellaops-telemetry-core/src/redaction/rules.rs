@@ -188,6 +188,26 @@ fn may_match_default(key: &str) -> bool {
     TAILS.iter().any(|t| **t == tail)
 }
 
+/// `accessToken`, `clientSecret`, `dbPassword`, `privateKey`: a camelCase credential suffix
+/// after a lowercase letter or a digit (common in JSON bodies and SDK option names).
+fn has_camel_credential_suffix(last: &str) -> bool {
+    [
+        "Token",
+        "Secret",
+        "Password",
+        "Passwd",
+        "Credentials",
+        "ApiKey",
+        "PrivateKey",
+    ]
+    .iter()
+    .any(|suffix| {
+        last.len() > suffix.len()
+            && last.ends_with(suffix)
+            && last.as_bytes()[last.len() - suffix.len() - 1].is_ascii_lowercase()
+    }) || ["apiKey", "privateKey"].contains(&last)
+}
+
 /// Whether `key` is sensitive under the default rules or `extra` (lowercase names).
 #[inline]
 pub(crate) fn is_sensitive_key(key: &str, extra: &[String]) -> bool {
@@ -206,6 +226,9 @@ pub(crate) fn is_sensitive_key(key: &str, extra: &[String]) -> bool {
     match (lower(key, &mut key_buf), lower(last, &mut last_buf)) {
         (Some(k), Some(l)) => {
             if is_default_key(l) || is_default_key(k) || has_credential_suffix(l) {
+                return true;
+            }
+            if has_camel_credential_suffix(last) {
                 return true;
             }
             if k.ends_with(b"secretref") || k.ends_with(b"secret_ref") {
@@ -284,7 +307,13 @@ pub(crate) fn needs_scan(value: &str) -> bool {
                 }
                 let word = word_before(bytes, end);
                 !word.is_empty()
-                    && std::str::from_utf8(word).is_ok_and(|w| is_sensitive_key(w, &[]))
+                    && std::str::from_utf8(word).is_ok_and(|w| {
+                        is_sensitive_key(w, &[])
+                            || (b == b'='
+                                && SENSITIVE_QUERY_PARAMETERS
+                                    .iter()
+                                    .any(|p| w.eq_ignore_ascii_case(p)))
+                    })
             }
             _ => false,
         };
@@ -505,19 +534,27 @@ fn credentials_after(text: &str, scheme: &str, accept: impl Fn(&str) -> bool) ->
 }
 
 fn bearer_tokens(text: &str) -> Option<String> {
-    // A token, not a word: long enough, and not only lowercase letters ("Bearer authentication").
+    // A token, not a word ("Bearer Authentication is required"): a digit or a token symbol,
+    // or too long to be a word.
     credentials_after(text, "bearer", |t| {
-        t.len() >= 8 && t.bytes().any(|b| !b.is_ascii_lowercase())
+        t.len() >= 20
+            || (t.len() >= 6
+                && t.bytes().any(|b| {
+                    b.is_ascii_digit()
+                        || matches!(b, b'.' | b'_' | b'~' | b'+' | b'/' | b'=' | b'-')
+                }))
     })
 }
 
 fn basic_credentials(text: &str) -> Option<String> {
     // base64 of `user:password`: it must decode and hold the colon.
     credentials_after(text, "basic", |t| {
+        let decode = |engine: &base64::engine::GeneralPurpose| {
+            engine.decode(t).is_ok_and(|raw| raw.contains(&b':'))
+        };
         t.len() >= 4
-            && base64::engine::general_purpose::STANDARD
-                .decode(t)
-                .is_ok_and(|raw| raw.contains(&b':'))
+            && (decode(&base64::engine::general_purpose::STANDARD)
+                || decode(&base64::engine::general_purpose::STANDARD_NO_PAD))
     })
 }
 
@@ -569,11 +606,15 @@ fn url_userinfo(text: &str) -> Option<String> {
 fn url_query(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut ranges = Vec::new();
-    for (i, &b) in bytes.iter().enumerate() {
-        if b != b'?' && b != b'&' {
-            continue;
-        }
-        let name_start = i + 1;
+    // A parameter starts after `?` or `&`, or at the very start (a bare `url.query` value).
+    let starts = std::iter::once(0).chain(
+        bytes
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'?' || b == b'&')
+            .map(|(i, _)| i + 1),
+    );
+    for name_start in starts {
         let Some(eq) = text[name_start..]
             .find(|c: char| c == '=' || c == '&' || c == '#' || c.is_whitespace())
             .map(|j| j + name_start)
@@ -635,7 +676,7 @@ fn embedded_keys(text: &str) -> Option<String> {
         }
         // The value after the separator, skipping spaces and an opening quote.
         let mut v = i + 1;
-        while v < bytes.len() && matches!(bytes[v], b' ' | b'\\') {
+        while v < bytes.len() && matches!(bytes[v], b' ' | b'\t' | b'\\') {
             v += 1;
         }
         let quote = match bytes.get(v) {
@@ -645,14 +686,56 @@ fn embedded_keys(text: &str) -> Option<String> {
             }
             _ => None,
         };
+        let key = &text[start..end];
+        let whole_line = [
+            "cookie",
+            "set-cookie",
+            "authorization",
+            "proxy-authorization",
+        ]
+        .iter()
+        .any(|k| key.eq_ignore_ascii_case(k));
         let mut e = v;
-        match quote {
-            Some(q) => {
-                while e < bytes.len() && bytes[e] != q && bytes[e] != b'\\' {
+        match (quote, bytes.get(v)) {
+            (Some(q), _) => {
+                // Up to the closing quote; `\"` inside the value does not close it.
+                while e < bytes.len() && bytes[e] != q {
+                    e += if bytes[e] == b'\\' { 2 } else { 1 };
+                }
+                e = e.min(bytes.len());
+                // The escape that closes a quote in escaped JSON (`\"`) is not the value's.
+                if e > v && bytes[e - 1] == b'\\' {
+                    e -= 1;
+                }
+            }
+            (None, Some(&open @ (b'[' | b'{' | b'('))) => {
+                // A bracketed value (a `Debug` list or struct): up to its matching bracket.
+                let close = match open {
+                    b'[' => b']',
+                    b'{' => b'}',
+                    _ => b')',
+                };
+                let mut depth = 0usize;
+                while e < bytes.len() {
+                    if bytes[e] == open {
+                        depth += 1;
+                    } else if bytes[e] == close {
+                        depth -= 1;
+                        if depth == 0 {
+                            e += 1;
+                            break;
+                        }
+                    }
                     e += 1;
                 }
             }
-            None => {
+            (None, _) if whole_line => {
+                // A header in text: its value is the rest of the line (`a=1; session=…`).
+                while e < bytes.len() && !matches!(bytes[e], b'\n' | b'\r' | b'"') {
+                    e += 1;
+                }
+            }
+            (None, _) => {
                 while e < bytes.len()
                     && !matches!(
                         bytes[e],
@@ -719,6 +802,18 @@ mod tests {
             assert!(is_sensitive_key(key, &[]), "{key}");
         }
         for key in [
+            "accessToken",
+            "clientSecret",
+            "privateKey",
+            "refreshToken",
+            "idToken",
+            "dbPassword",
+            "apiKey",
+        ] {
+            assert!(is_sensitive_key(key, &[]), "{key}");
+        }
+        for key in [
+            "monkey",
             "token_count",
             "max_tokens",
             "secretary",
@@ -736,8 +831,30 @@ mod tests {
     fn value_rules_mask_only_the_credential() {
         assert_eq!(
             r("Authorization: Bearer abc.DEF-123_xyz"),
-            "Authorization: Bearer REDACTED"
+            "Authorization: REDACTED"
         );
+        assert_eq!(r("sent Bearer abc.DEF-123_xyz"), "sent Bearer REDACTED");
+        assert_eq!(r("Bearer secretlowercasetokenvalue"), "Bearer REDACTED");
+        assert_eq!(
+            r("Bearer Authentication is required"),
+            "Bearer Authentication is required"
+        );
+        assert_eq!(r("Basic dXNlcjpwYXNzd29yZA"), "Basic REDACTED");
+        assert_eq!(r("sig=SECRET&x=1"), "sig=REDACTED&x=1");
+        assert_eq!(
+            r("X-Amz-Signature=SECRET&a=b"),
+            "X-Amz-Signature=REDACTED&a=b"
+        );
+        assert_eq!(r("Cookie: theme=dark; session=SECRET"), "Cookie: REDACTED");
+        assert_eq!(
+            r("password: [83, 69, 67, 82] next"),
+            "password: REDACTED next"
+        );
+        assert_eq!(
+            r(r#"{"password":"ab\"SECRETPW","n":1}"#),
+            r#"{"password":"REDACTED","n":1}"#
+        );
+        assert_eq!(r("password=\tX1"), "password=\tREDACTED");
         assert_eq!(
             r("Bearer authentication is required"),
             "Bearer authentication is required"

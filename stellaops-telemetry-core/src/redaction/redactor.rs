@@ -260,6 +260,15 @@ impl Redactor {
 
     /// Redacts a list of attributes in place (masking, and dropping in strict mode).
     pub fn redact_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        if self.inner.allow.is_none() {
+            // Nothing can be dropped outside strict mode: mask in place.
+            for kv in attributes.iter_mut() {
+                if let Verdict::Replace(value) = self.redact_value(kv.key.as_str(), &kv.value) {
+                    kv.value = value;
+                }
+            }
+            return;
+        }
         attributes.retain_mut(|kv| match self.redact_value(kv.key.as_str(), &kv.value) {
             Verdict::Keep => true,
             Verdict::Replace(value) => {

@@ -82,6 +82,9 @@ pub enum TelemetryError {
         #[source]
         source: std::io::Error,
     },
+    /// The file exporter cannot create its directory under the telemetry directory.
+    #[error(transparent)]
+    FileExport(#[from] crate::export::FileExportError),
     /// A JSON log output (stdout or the log file) cannot be opened or started.
     #[error(transparent)]
     LogOutput(#[from] LogOutputError),
@@ -312,13 +315,15 @@ impl TelemetryBuilder {
 
     /// The head sampler by its `OTEL_TRACES_SAMPLER` name, with an optional argument.
     /// Default: the profile's sampling (every span kept until tail sampling lands).
-    pub fn sampler(self, name: impl Into<String>, arg: Option<f64>) -> Self {
-        let name = name.into();
-        self.setter("sampler", "sampler", |c| {
-            c.sampler = Some(name);
-            c.sampler_arg = arg.map(|a| a.to_string());
-        })
-        .setter("sampler_arg", "sampler", |_| {})
+    pub fn sampler(mut self, name: impl Into<String>, arg: Option<f64>) -> Self {
+        self.config.sampler = Some(name.into());
+        self.config.sampler_arg = arg.map(|a| a.to_string());
+        for field in ["sampler", "sampler_arg"] {
+            self.config
+                .origins
+                .insert(field.to_owned(), "TelemetryBuilder::sampler".to_owned());
+        }
+        self
     }
 
     /// The OTLP endpoint of every signal. Default: the OTLP exporter's own default.
@@ -961,11 +966,6 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
             source,
         })?;
     }
-    let file_error = |e: crate::export::FileExportError| TelemetryError::Io {
-        path: dir.clone(),
-        source: std::io::Error::other(e.to_string()),
-    };
-
     // Spans.
     let mut span_targets = Vec::new();
     for kind in &exporters.traces {
@@ -977,9 +977,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 ),
                 None => continue,
             },
-            ExporterKind::File => {
-                SpanTarget::File(FileSpanExporter::new(files.clone()).map_err(file_error)?)
-            }
+            ExporterKind::File => SpanTarget::File(FileSpanExporter::new(files.clone())?),
             ExporterKind::Stdout => {
                 SpanTarget::Stdout(opentelemetry_stdout::SpanExporter::default())
             }
@@ -1040,9 +1038,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 ),
                 None => continue,
             },
-            ExporterKind::File => {
-                LogTarget::File(FileLogExporter::new(files.clone()).map_err(file_error)?)
-            }
+            ExporterKind::File => LogTarget::File(FileLogExporter::new(files.clone())?),
             ExporterKind::Stdout => LogTarget::Stdout(opentelemetry_stdout::LogExporter::default()),
         });
     }
@@ -1086,7 +1082,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 None => continue,
             },
             ExporterKind::File => (
-                MetricKind::File(FileMetricExporter::new(files.clone()).map_err(file_error)?),
+                MetricKind::File(FileMetricExporter::new(files.clone())?),
                 None,
                 batch.export_timeout,
             ),

@@ -261,8 +261,12 @@ impl Redactor {
     /// Redacts a list of attributes in place (masking, and dropping in strict mode).
     pub fn redact_attributes(&self, attributes: &mut Vec<KeyValue>) {
         if self.inner.allow.is_none() {
-            // Nothing can be dropped outside strict mode: mask in place.
+            // Nothing can be dropped outside strict mode: mask in place. A clean attribute
+            // (the common case) is settled inline, without building a verdict.
             for kv in attributes.iter_mut() {
+                if self.is_clean(kv.key.as_str(), &kv.value) {
+                    continue;
+                }
                 if let Verdict::Replace(value) = self.redact_value(kv.key.as_str(), &kv.value) {
                     kv.value = value;
                 }
@@ -279,19 +283,25 @@ impl Redactor {
         });
     }
 
+    /// Whether an attribute passes unchanged outside strict mode: no sensitive key, and no
+    /// string that any value rule could match.
+    #[inline(always)]
+    fn is_clean(&self, key: &str, value: &Value) -> bool {
+        !self.is_sensitive_key(key)
+            && match value {
+                Value::String(s) => !rules::needs_scan(s.as_str()),
+                Value::Array(Array::String(items)) => {
+                    items.iter().all(|s| !rules::needs_scan(s.as_str()))
+                }
+                _ => true,
+            }
+    }
+
     /// Redacts attributes handed over by reference; `None` (and no allocation) when
     /// nothing changes, which is the common case.
     pub fn redact_attribute_slice(&self, attributes: &[KeyValue]) -> Option<Vec<KeyValue>> {
         let clean = attributes.iter().all(|kv| {
-            self.is_allowed(kv.key.as_str())
-                && !self.is_sensitive_key(kv.key.as_str())
-                && match &kv.value {
-                    Value::String(s) => !rules::needs_scan(s.as_str()),
-                    Value::Array(Array::String(items)) => {
-                        items.iter().all(|s| !rules::needs_scan(s.as_str()))
-                    }
-                    _ => true,
-                }
+            self.is_allowed(kv.key.as_str()) && self.is_clean(kv.key.as_str(), &kv.value)
         });
         if clean {
             return None;

@@ -8,7 +8,8 @@
 //! Value rules apply whatever the key: bearer and basic credentials, JWTs, PEM private-key
 //! blocks, URL userinfo and the sensitive query parameters of the OpenTelemetry URL
 //! convention. A value is scanned only when it holds one of the few bytes those shapes need
-//! (`J`, a space, `-`, `@`, `?`, `&`), so ordinary values cost one pass over their bytes.
+//! (`J`, `B`, a space, `@`, `?`, `&`, `:`, `=`) where it could start one, so ordinary values
+//! cost one pass over their bytes.
 
 use base64::Engine as _;
 
@@ -171,21 +172,45 @@ const TAILS: [&[u8; 3]; 10] = [
     b"ion", b"kie", b"key", b"ord", b"swd", b"pwd", b"ken", b"ret", b"als", b"ref",
 ];
 
-#[inline]
-fn may_match_default(key: &str) -> bool {
-    let bytes = key.as_bytes();
-    let Some(tail) = bytes
-        .get(bytes.len().saturating_sub(3)..)
-        .filter(|t| t.len() == 3)
-    else {
-        return false;
+/// The last three bytes of `key`, lowercased, packed little-endian (`None` when shorter).
+/// `| 0x20` lowercases exactly: the only bytes it maps onto `a`–`z` are `A`–`Z`, and every
+/// tail compared against is letters.
+#[inline(always)]
+fn packed_tail(key: &[u8]) -> Option<u32> {
+    let n = key.len();
+    if n < 3 {
+        return None;
+    }
+    Some(u32::from_le_bytes([key[n - 3], key[n - 2], key[n - 1], 0]) | 0x0020_2020)
+}
+
+const fn pack(tail: &[u8; 3]) -> u32 {
+    u32::from_le_bytes([tail[0], tail[1], tail[2], 0])
+}
+
+#[inline(always)]
+fn may_match_default(key: &[u8]) -> bool {
+    const T: [u32; TAILS.len()] = {
+        let mut out = [0u32; TAILS.len()];
+        let mut i = 0;
+        while i < TAILS.len() {
+            out[i] = pack(TAILS[i]);
+            i += 1;
+        }
+        out
     };
-    let tail = [
-        tail[0].to_ascii_lowercase(),
-        tail[1].to_ascii_lowercase(),
-        tail[2].to_ascii_lowercase(),
-    ];
-    TAILS.iter().any(|t| **t == tail)
+    packed_tail(key).is_some_and(|t| {
+        t == T[0]
+            || t == T[1]
+            || t == T[2]
+            || t == T[3]
+            || t == T[4]
+            || t == T[5]
+            || t == T[6]
+            || t == T[7]
+            || t == T[8]
+            || t == T[9]
+    })
 }
 
 /// `accessToken`, `clientSecret`, `dbPassword`, `privateKey`: a camelCase credential suffix
@@ -209,18 +234,25 @@ fn has_camel_credential_suffix(last: &str) -> bool {
 }
 
 /// Whether `key` is sensitive under the default rules or `extra` (lowercase names).
-#[inline]
+///
+/// Most keys are settled by their last three bytes, inline; the rest go out of line.
+#[inline(always)]
 pub(crate) fn is_sensitive_key(key: &str, extra: &[String]) -> bool {
-    if !may_match_default(key) {
-        return !extra.is_empty()
-            && extra.iter().any(|name| {
-                key.eq_ignore_ascii_case(name)
-                    || key
-                        .rsplit('.')
-                        .next()
-                        .is_some_and(|l| l.eq_ignore_ascii_case(name))
-            });
+    if may_match_default(key.as_bytes()) {
+        return matches_default_or_extra(key, extra);
     }
+    !extra.is_empty() && matches_extra(key, key.rsplit('.').next().unwrap_or(key), extra)
+}
+
+#[inline(never)]
+fn matches_extra(key: &str, last: &str, extra: &[String]) -> bool {
+    extra
+        .iter()
+        .any(|name| key.eq_ignore_ascii_case(name) || last.eq_ignore_ascii_case(name))
+}
+
+#[inline(never)]
+fn matches_default_or_extra(key: &str, extra: &[String]) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key);
     let (mut key_buf, mut last_buf) = ([0u8; 48], [0u8; 48]);
     match (lower(key, &mut key_buf), lower(last, &mut last_buf)) {
@@ -247,10 +279,7 @@ pub(crate) fn is_sensitive_key(key: &str, extra: &[String]) -> bool {
             }
         }
     }
-    !extra.is_empty()
-        && extra
-            .iter()
-            .any(|name| key.eq_ignore_ascii_case(name) || last.eq_ignore_ascii_case(name))
+    !extra.is_empty() && matches_extra(key, last, extra)
 }
 
 /// Bytes without which no value rule can match.
@@ -259,7 +288,7 @@ const fn trigger_table() -> [bool; 256] {
     t[b'J' as usize] = true; // eyJ… (JWT)
     t[b' ' as usize] = true; // Bearer / Basic <credential>
     t[b'\t' as usize] = true;
-    t[b'-' as usize] = true; // -----BEGIN … PRIVATE KEY-----
+    t[b'B' as usize] = true; // -----BEGIN … PRIVATE KEY----- (not `-`: dates and UUIDs)
     t[b'@' as usize] = true; // user:password@host
     t[b'?' as usize] = true; // ?sig=…
     t[b'&' as usize] = true; // &X-Amz-Signature=…
@@ -275,82 +304,150 @@ static TRIGGERS: [bool; 256] = trigger_table();
 /// full of spaces and colons, costs that one pass.
 #[inline]
 pub(crate) fn needs_scan(value: &str) -> bool {
-    let bytes = value.as_bytes();
-    // The shortest shape any value rule matches is `pwd=x`.
-    if bytes.len() < 5 {
-        return false;
-    }
+    // The shortest shape any value rule matches is `pwd=x`; shorter values (methods,
+    // status words, small ids) are settled here without a call.
+    value.len() >= 5 && has_shape_start(value.as_bytes())
+}
+
+#[inline(never)]
+fn has_shape_start(bytes: &[u8]) -> bool {
     let mut from = 0;
     while let Some(i) = next_trigger(bytes, from) {
-        from = i + 1;
-        let b = bytes[i];
-        let candidate = match b {
-            b'J' => i >= 2 && &bytes[i - 2..i] == b"ey",
-            b' ' | b'\t' => {
-                let word = word_before(bytes, i);
-                word.eq_ignore_ascii_case(b"bearer") || word.eq_ignore_ascii_case(b"basic")
-            }
-            b'-' => bytes[i..].starts_with(b"-----BEGIN"),
-            b'@' => value[..i].contains("://"),
-            b'?' | b'&' => {
-                let rest = &value[i + 1..];
-                let name = rest.split(['=', '&', '#']).next().unwrap_or("");
-                rest.len() > name.len()
-                    && SENSITIVE_QUERY_PARAMETERS
-                        .iter()
-                        .any(|p| name.eq_ignore_ascii_case(p))
-            }
-            b':' | b'=' => {
-                let mut end = i;
-                while end > 0 && matches!(bytes[end - 1], b' ' | b'"' | b'\'' | b'\\') {
-                    end -= 1;
-                }
-                let word = word_before(bytes, end);
-                !word.is_empty()
-                    && std::str::from_utf8(word).is_ok_and(|w| {
-                        is_sensitive_key(w, &[])
-                            || (b == b'='
-                                && SENSITIVE_QUERY_PARAMETERS
-                                    .iter()
-                                    .any(|p| w.eq_ignore_ascii_case(p)))
-                    })
-            }
-            _ => false,
-        };
-        if candidate {
+        if starts_a_shape(bytes, i) {
             return true;
         }
+        from = i + 1;
     }
     false
 }
 
-/// The index of the next trigger byte at or after `from`. Eight bytes at a time: every
-/// trigger byte is below `K` (0x4B), so a word with no byte below it is skipped whole
-/// (lowercase text mostly is).
-#[inline]
-fn next_trigger(bytes: &[u8], mut from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    while from + 8 <= bytes.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&bytes[from..from + 8]);
-        let x = u64::from_le_bytes(word);
-        // "Has a byte less than 0x4B" (valid for ASCII; a byte ≥ 0x80 is never flagged,
-        // and no trigger is one).
-        let below = x.wrapping_sub(ONES * 0x4B) & !x & HIGHS;
-        if below != 0
-            && let Some(j) = bytes[from..from + 8]
-                .iter()
-                .position(|&b| TRIGGERS[b as usize])
-        {
-            return Some(from + j);
+/// Whether the trigger byte at `i` can be part of a shape a value rule matches (out of
+/// line: the scan loop around it stays small enough to inline).
+#[inline(never)]
+fn starts_a_shape(bytes: &[u8], i: usize) -> bool {
+    let b = bytes[i];
+    match b {
+        b'J' => i >= 2 && &bytes[i - 2..i] == b"ey",
+        b' ' | b'\t' => {
+            // The scheme rules match `bearer` / `basic` after any non-alphanumeric byte.
+            let scheme_before = |scheme: &[u8]| {
+                i >= scheme.len()
+                    && bytes[i - scheme.len()..i].eq_ignore_ascii_case(scheme)
+                    && (i == scheme.len() || !bytes[i - scheme.len() - 1].is_ascii_alphanumeric())
+            };
+            scheme_before(b"bearer") || scheme_before(b"basic")
         }
-        from += 8;
+        b'B' => i >= 5 && bytes[i - 5..].starts_with(b"-----BEGIN"),
+        b'@' => bytes[..i].windows(3).any(|w| w == b"://"),
+        b'?' | b'&' => {
+            let rest = &bytes[i + 1..];
+            let name_len = rest
+                .iter()
+                .position(|&c| matches!(c, b'=' | b'&' | b'#'))
+                .unwrap_or(rest.len());
+            rest.len() > name_len
+                && SENSITIVE_QUERY_PARAMETERS
+                    .iter()
+                    .any(|p| rest[..name_len].eq_ignore_ascii_case(p.as_bytes()))
+        }
+        b':' | b'=' => {
+            let mut end = i;
+            while end > 0 && matches!(bytes[end - 1], b' ' | b'"' | b'\'' | b'\\') {
+                end -= 1;
+            }
+            let word = word_before(bytes, end);
+            // A word of key characters is ASCII, so `from_utf8` cannot fail; it is only
+            // reached when the tail already looks like a credential name.
+            (may_match_default(word)
+                && std::str::from_utf8(word).is_ok_and(|w| is_sensitive_key(w, &[])))
+                || (b == b'='
+                    && SENSITIVE_QUERY_PARAMETERS
+                        .iter()
+                        .any(|p| word.eq_ignore_ascii_case(p.as_bytes())))
+        }
+        _ => false,
     }
-    bytes[from..]
-        .iter()
-        .position(|&b| TRIGGERS[b as usize])
-        .map(|j| from + j)
+}
+
+/// The trigger bytes of `chunk` as a bit mask (bit `k` for byte `k`): table lookups, no
+/// branch.
+#[inline(always)]
+fn trigger_bits<const N: usize>(chunk: [u8; N]) -> u32 {
+    let mut bits = 0;
+    for (k, b) in chunk.into_iter().enumerate() {
+        bits |= u32::from(TRIGGERS[b as usize]) << k;
+    }
+    bits
+}
+
+/// Whether the eight bytes of `x` may hold a trigger: a byte below `-` (0x2D) or from `:` to
+/// `J` (0x3A–0x4A). Every trigger is one, and a word of letters, digits, `-`, `.`, `/` and
+/// `_` (most identifiers, paths, host names and versions) is none. The two tests are the
+/// classic SWAR "has less than" and "has between"; as booleans over the word they are exact,
+/// and a byte ≥ 0x80 (UTF-8) never counts (no trigger is one).
+#[inline(always)]
+fn may_hold_trigger(x: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = ONES * 0x80;
+    const LOW7: u64 = ONES * 0x7F;
+    let below_dash = x.wrapping_sub(ONES * 0x2D) & !x & HIGHS;
+    let low7 = x & LOW7;
+    // Bytes b with 0x39 < b < 0x4B.
+    let between = (ONES * (127 + 0x4B)).wrapping_sub(low7)
+        & !x
+        & low7.wrapping_add(ONES * (127 - 0x39))
+        & HIGHS;
+    below_dash | between != 0
+}
+
+/// The index of the next trigger byte at or after `from`, eight bytes at a time: a word
+/// that [`may_hold_trigger`] clears is skipped whole; any other word becomes a bit mask of
+/// its triggers in one branch-free step.
+/// The last word overlaps the one before it rather than falling back to a byte loop, and
+/// values shorter than a word are read as two overlapping halves.
+#[inline]
+fn next_trigger(bytes: &[u8], from: usize) -> Option<usize> {
+    let n = bytes.len();
+    if from >= n {
+        return None;
+    }
+    if n < 8 {
+        let bits = if n >= 4 {
+            let lo = [bytes[0], bytes[1], bytes[2], bytes[3]];
+            let hi = [bytes[n - 4], bytes[n - 3], bytes[n - 2], bytes[n - 1]];
+            // Both halves in one word (a byte may be there twice) for the prefilter.
+            if !may_hold_trigger(
+                u64::from(u32::from_le_bytes(lo)) | u64::from(u32::from_le_bytes(hi)) << 32,
+            ) {
+                return None;
+            }
+            trigger_bits(lo) | trigger_bits(hi) << (n - 4)
+        } else {
+            bytes
+                .iter()
+                .enumerate()
+                .fold(0, |acc, (k, &b)| acc | u32::from(TRIGGERS[b as usize]) << k)
+        };
+        let bits = bits & (u32::MAX << from);
+        return (bits != 0).then(|| bits.trailing_zeros() as usize);
+    }
+    let mut at = from;
+    loop {
+        let start = at.min(n - 8);
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[start..start + 8]);
+        let x = u64::from_le_bytes(word);
+        if may_hold_trigger(x) {
+            let bits = trigger_bits(word) & (u32::MAX << (at - start));
+            if bits != 0 {
+                return Some(start + bits.trailing_zeros() as usize);
+            }
+        }
+        if start + 8 >= n {
+            return None;
+        }
+        at = start + 8;
+    }
 }
 
 /// The run of key characters (`A–Z a–z 0–9 _ - .`) that ends at `end`.
@@ -376,6 +473,11 @@ pub(crate) fn redact_value(value: &str) -> Option<(String, Fired)> {
     if !needs_scan(value) {
         return None;
     }
+    apply_value_rules(value)
+}
+
+/// Every value rule in turn, without the prefilter.
+fn apply_value_rules(value: &str) -> Option<(String, Fired)> {
     let mut fired: Fired = 0;
     let mut text = std::borrow::Cow::Borrowed(value);
     for (rule, pass) in [
@@ -780,7 +882,8 @@ mod tests {
             .chain(["secretref", "secret_ref"].iter())
         {
             assert!(
-                may_match_default(name),
+                may_match_default(name.as_bytes())
+                    && may_match_default(name.to_ascii_uppercase().as_bytes()),
                 "{name} would be skipped by the fast path"
             );
         }
@@ -889,7 +992,8 @@ mod tests {
 
     #[test]
     fn random_mixes_of_trigger_fragments_and_unicode_never_panic_and_never_unmask() {
-        const FRAGMENTS: [&str; 30] = [
+        const FUZZ_CASES: usize = 50_000;
+        const FRAGMENTS: [&str; 44] = [
             "Bearer ",
             "basic ",
             "eyJ",
@@ -920,6 +1024,20 @@ mod tests {
             "\n",
             "dXNlcjpwYXNz",
             "}",
+            "\t",
+            "x-api-key",
+            "AWSAccessKeyId",
+            "Cookie",
+            "db_password",
+            "accessToken",
+            "-",
+            "/",
+            "{",
+            "[",
+            "#",
+            "B",
+            "J",
+            "ey",
         ];
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = || {
@@ -928,11 +1046,16 @@ mod tests {
             state ^= state << 17;
             state
         };
-        for _ in 0..50_000 {
+        for _ in 0..FUZZ_CASES {
             let n = 1 + (next() % 16) as usize;
             let text: String = (0..n)
                 .map(|_| FRAGMENTS[(next() % FRAGMENTS.len() as u64) as usize])
                 .collect();
+            // The prefilter never skips a value some rule would change.
+            assert!(
+                needs_scan(&text) || apply_value_rules(&text).is_none(),
+                "the prefilter skipped {text:?}"
+            );
             if let Some((once, _)) = redact_value(&text) {
                 assert!(once.contains(REDACTED), "{text:?} changed without a marker");
                 // A second pass may mask more (two masked pieces can merge), never unmask.
@@ -945,15 +1068,53 @@ mod tests {
     }
 
     #[test]
+    fn the_word_prefilter_is_exact_for_every_byte() {
+        for b in 0..=255u8 {
+            let expected = b < 0x2D || (0x3A..0x4B).contains(&b);
+            for at in 0..8 {
+                let mut word = [b'q'; 8];
+                word[at] = b;
+                assert_eq!(
+                    may_hold_trigger(u64::from_le_bytes(word)),
+                    expected,
+                    "{b:#x}"
+                );
+                // Beside bytes of every other kind, including UTF-8 continuation bytes.
+                word[(at + 1) % 8] = 0xC3;
+                word[(at + 2) % 8] = b'/';
+                assert_eq!(
+                    may_hold_trigger(u64::from_le_bytes(word)),
+                    expected,
+                    "{b:#x}"
+                );
+            }
+            assert!(
+                !TRIGGERS[b as usize] || expected,
+                "trigger {b:#x} not prefiltered"
+            );
+        }
+    }
+
+    #[test]
     fn the_word_skip_never_misses_a_trigger() {
         // Every position and every trigger byte, around lowercase filler and high bytes.
-        for trigger in [b'J', b' ', b'\t', b'-', b'@', b'?', b'&', b':', b'='] {
-            for len in 1..40 {
-                for at in 0..len {
-                    let mut text = vec![b'q'; len];
-                    text[at] = trigger;
-                    let slow = text.iter().position(|&b| TRIGGERS[b as usize]);
-                    assert_eq!(next_trigger(&text, 0), slow, "{trigger} at {at} of {len}");
+        let triggers: Vec<u8> = (0..=255u8).filter(|&b| TRIGGERS[b as usize]).collect();
+        assert_eq!(triggers, b"\t &:=?@BJ");
+        for trigger in triggers {
+            for filler in [b'q', b'/', b'0'] {
+                for len in 1..40 {
+                    for at in 0..len {
+                        let mut text = vec![filler; len];
+                        text[at] = trigger;
+                        for from in 0..=len {
+                            let slow = (at >= from).then_some(at);
+                            assert_eq!(
+                                next_trigger(&text, from),
+                                slow,
+                                "{trigger} at {at} of {len} from {from}"
+                            );
+                        }
+                    }
                 }
             }
         }

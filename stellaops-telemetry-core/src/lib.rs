@@ -78,6 +78,7 @@ mod config;
 mod egress;
 mod export;
 mod logs;
+pub mod metrics;
 mod profile;
 mod redaction;
 mod resource;

@@ -97,6 +97,9 @@ pub enum TelemetryError {
     /// `install()` found a global tracing dispatcher already set.
     #[error("a global tracing subscriber is already installed; use build() for a second pipeline")]
     AlreadyInstalled,
+    /// The Prometheus exposition could not be set up.
+    #[error(transparent)]
+    Exposition(#[from] crate::metrics::ExpositionError),
 }
 
 /// How long a guard's drop waits for the final flush by default.
@@ -123,6 +126,7 @@ pub struct TelemetryBuilder {
     error: Option<ConfigError>,
     batch: BatchSettings,
     shutdown_timeout: Duration,
+    cardinality_limit: usize,
     #[cfg(feature = "testing")]
     test: Option<crate::testing::TestExporters>,
 }
@@ -138,6 +142,7 @@ impl TelemetryBuilder {
             error: None,
             batch: BatchSettings::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            cardinality_limit: crate::metrics::DEFAULT_CARDINALITY_LIMIT,
             #[cfg(feature = "testing")]
             test: None,
         }
@@ -433,6 +438,21 @@ impl TelemetryBuilder {
         self
     }
 
+    /// The number of series each catalogue metric keeps before further label sets fold into
+    /// its overflow series (counted by `stellaops_telemetry_cardinality_overflow_total`).
+    /// Default: [`DEFAULT_CARDINALITY_LIMIT`](crate::metrics::DEFAULT_CARDINALITY_LIMIT).
+    pub fn metric_cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = limit.max(1);
+        self
+    }
+
+    /// Whether the pipeline serves the Prometheus exposition
+    /// ([`Telemetry::metrics_service`]). Default: the profile's (on; airgap off).
+    pub fn prometheus_scrape(mut self, enabled: bool) -> Self {
+        self.profile.prometheus_scrape = enabled;
+        self
+    }
+
     /// Sends every signal to in-memory exporters and captures the JSON log lines, in
     /// addition to the configured exporters (feature `testing`).
     #[cfg(feature = "testing")]
@@ -489,6 +509,8 @@ struct Inner {
     dispatch: Dispatch,
     log_outputs: Vec<LogOutput>,
     stats: Arc<PipelineStats>,
+    metrics: crate::metrics::Metrics,
+    prometheus: Option<crate::metrics::PrometheusExposition>,
     runtime: Mutex<Option<ExportRuntime>>,
     shutdown_timeout: Duration,
     shut_down: AtomicBool,
@@ -595,6 +617,21 @@ impl Telemetry {
         &self.inner.meters
     }
 
+    /// The pipeline's metrics: handles of the catalogue and of service-declared metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// The Prometheus exposition, when the profile scrapes.
+    pub fn prometheus(&self) -> Option<&crate::metrics::PrometheusExposition> {
+        self.inner.prometheus.as_ref()
+    }
+
+    /// `GET /metrics` as a tower service (404 when the profile does not scrape).
+    pub fn metrics_service(&self) -> crate::metrics::MetricsService {
+        crate::metrics::MetricsService::new(self.inner.prometheus.clone())
+    }
+
     /// The pipeline's redactor (for captured headers and other values a layer records).
     pub fn redactor(&self) -> &Redactor {
         &self.inner.redactor
@@ -699,6 +736,7 @@ impl Telemetry {
         if self.inner.disabled {
             return Ok(());
         }
+        crate::metrics::set_global(self.inner.metrics.clone());
         global::set_tracer_provider(self.inner.tracer_provider.clone());
         global::set_meter_provider(self.inner.meters.clone());
         let mut propagators: Vec<
@@ -789,6 +827,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         egress_policy: custom_policy,
         batch,
         shutdown_timeout,
+        cardinality_limit,
         #[cfg(feature = "testing")]
         test,
         ..
@@ -880,6 +919,8 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 dispatch: Dispatch::none(),
                 log_outputs: Vec::new(),
                 stats,
+                metrics: crate::metrics::Metrics::detached(),
+                prometheus: None,
                 runtime: Mutex::new(None),
                 shutdown_timeout,
                 shut_down: AtomicBool::new(false),
@@ -1115,8 +1156,24 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 .build(),
         );
     }
+    // The Prometheus exposition is one more reader: a scrape collects like an export does.
+    let prometheus = if profile.prometheus_scrape {
+        let (exposition, reader) = crate::metrics::PrometheusExposition::new()?;
+        meter_builder = meter_builder.with_reader(reader);
+        Some(exposition)
+    } else {
+        None
+    };
     let meter_provider = meter_builder.build();
     crate::self_metrics::register(&meter_provider, stats.clone(), redactor.clone());
+    let meters = RedactingMeterProvider::new(meter_provider.clone(), redactor.clone());
+    let metrics = crate::metrics::Metrics::new(
+        Some(opentelemetry::metrics::MeterProvider::meter(
+            &meters,
+            "stellaops-telemetry",
+        )),
+        cardinality_limit,
+    );
 
     // House JSON log lines.
     let mut log_outputs = Vec::new();
@@ -1222,13 +1279,15 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
             propagators,
             resource,
             tracer_provider,
-            meters: RedactingMeterProvider::new(meter_provider.clone(), redactor.clone()),
+            meters,
             meter_provider,
             redactor,
             logger_provider,
             dispatch,
             log_outputs,
             stats,
+            metrics,
+            prometheus,
             runtime: Mutex::new(runtime),
             shutdown_timeout,
             shut_down: AtomicBool::new(false),

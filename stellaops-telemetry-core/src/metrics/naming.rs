@@ -298,8 +298,10 @@ pub const fn check(d: &MetricDescriptor) -> Result<(), NamingViolation> {
     Ok(())
 }
 
-/// [`check`], failing compilation when it is used in a constant.
+/// [`check`], failing compilation when it is used in a constant (it is only ever evaluated
+/// at compile time, by `declare_metrics!`).
 #[doc(hidden)]
+#[allow(clippy::panic)]
 pub const fn assert_valid(d: &MetricDescriptor) {
     if let Err(violation) = check(d) {
         panic!("{}", violation.message())

@@ -1,6 +1,8 @@
 //! Catalogue metrics recorded through bound handles arrive, exact, in the OTLP exporters and
 //! in the Prometheus exposition, under exactly the catalogue's names and labels.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
 use stellaops_telemetry_core::metrics::catalogue::{
     ActiveJobsLabels, AttestationsLoggedLabels, QueueDepthLabels, RequestDurationLabels,

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example quickstart                       # serve, drive a burst of traffic, summarise, exit
 //! cargo run --example quickstart -- --serve [--addr 127.0.0.1:8080]   # serve until Ctrl-C
+//! cargo run --example quickstart -- --scrape-out metrics.txt  # also save GET /metrics after the burst
 //! ```
 //!
 //! No collector is needed: JSON log lines go to stdout and every signal is written as OTLP
@@ -14,29 +15,75 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use stellaops_telemetry_core::metrics::catalogue::{
+    POLICY_RULES_FIRED_TOTAL, POLICY_RUN_SECONDS, PolicyRulesFiredLabels, PolicyRunLabels,
+    SCANNER_VULNERABILITIES_FOUND_TOTAL, STELLAOPS_SCAN_DURATION_SECONDS, ScanDurationLabels,
+    VulnerabilitiesFoundLabels,
+};
+use stellaops_telemetry_core::metrics::{Counter, Histogram};
 use stellaops_telemetry_core::{ExporterKind, Telemetry, tracing};
 use stellaops_telemetry_tower::RequestTelemetryLayer;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// The catalogue metrics the handlers record, resolved once.
 #[derive(Clone)]
 struct App {
     telemetry: Telemetry,
+    scan_duration: Histogram<ScanDurationLabels<'static>>,
+    vulnerabilities: Counter<VulnerabilitiesFoundLabels<'static>>,
+    policy_run: Histogram<PolicyRunLabels<'static>>,
+    rules_fired: Counter<PolicyRulesFiredLabels<'static>>,
 }
 
-async fn scan(Path(id): Path<String>) -> Result<String, (StatusCode, String)> {
+impl App {
+    fn new(telemetry: Telemetry) -> Self {
+        let m = telemetry.metrics().clone();
+        App {
+            scan_duration: m.histogram(&STELLAOPS_SCAN_DURATION_SECONDS),
+            vulnerabilities: m.counter(&SCANNER_VULNERABILITIES_FOUND_TOTAL),
+            policy_run: m.histogram(&POLICY_RUN_SECONDS),
+            rules_fired: m.counter(&POLICY_RULES_FIRED_TOTAL),
+            telemetry,
+        }
+    }
+}
+
+fn tenant(headers: &HeaderMap) -> &str {
+    headers
+        .get("x-stellaops-tenant")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none")
+}
+
+async fn scan(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<String, (StatusCode, String)> {
+    let started = Instant::now();
     let span = tracing::info_span!("scan.image", imageRef = %format!("registry.example/{id}"), digest = "sha256:0f1e");
     let _entered = span.enter();
+    let tenant = tenant(&headers);
+    let finished = |findings: u64| {
+        app.scan_duration.record(
+            started.elapsed().as_secs_f64(),
+            ScanDurationLabels { tenant },
+        );
+        app.vulnerabilities
+            .add(findings, VulnerabilitiesFoundLabels { severity: "high" });
+    };
     match id.as_str() {
         "slow" => {
             tokio::time::sleep(Duration::from_millis(300)).await;
             tracing::info!(scan_id = %id, findings = 12u64, "scan finished slowly");
+            finished(12);
             Ok(format!("scan {id}: 12 findings"))
         }
         "broken" => {
@@ -45,12 +92,18 @@ async fn scan(Path(id): Path<String>) -> Result<String, (StatusCode, String)> {
         }
         _ => {
             tracing::info!(scan_id = %id, findings = 3u64, "scan finished");
+            finished(3);
             Ok(format!("scan {id}: 3 findings"))
         }
     }
 }
 
-async fn evaluate(body: String) -> (StatusCode, String) {
+async fn evaluate(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, String) {
+    let started = Instant::now();
     let span = tracing::info_span!("policy.evaluate", policyId = "baseline", version = 7i64);
     let _entered = span.enter();
     match serde_json::from_str::<serde_json::Value>(&body) {
@@ -60,6 +113,21 @@ async fn evaluate(body: String) -> (StatusCode, String) {
             } else {
                 "allow"
             };
+            app.rules_fired.add(
+                1,
+                PolicyRulesFiredLabels {
+                    policy: "baseline",
+                    rule: verdict,
+                },
+            );
+            app.policy_run.record(
+                started.elapsed().as_secs_f64(),
+                PolicyRunLabels {
+                    mode: "enforce",
+                    tenant: tenant(&headers),
+                    policy: "baseline",
+                },
+            );
             tracing::info!(verdict, "policy evaluated");
             (StatusCode::OK, format!("{{\"verdict\":\"{verdict}\"}}"))
         }
@@ -70,37 +138,12 @@ async fn evaluate(body: String) -> (StatusCode, String) {
     }
 }
 
-/// The SDK's own counters in the Prometheus text format (the catalogue issue replaces this
-/// with the full exposition).
-async fn metrics(State(app): State<App>) -> ([(http::HeaderName, &'static str); 1], String) {
-    let s = app.telemetry.stats();
-    let mut body = String::new();
-    for (signal, snap) in [
-        ("spans", &s.spans),
-        ("logs", &s.logs),
-        ("metrics", &s.metrics),
-        ("log_lines", &s.log_lines),
-    ] {
-        body.push_str(&format!(
-            "stellaops_telemetry_exported_total{{signal=\"{signal}\"}} {}\nstellaops_telemetry_dropped_total{{signal=\"{signal}\"}} {}\n",
-            snap.exported, snap.dropped
-        ));
-    }
-    (
-        [(
-            http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-}
-
 fn router(app: App) -> Router {
-    let layer = RequestTelemetryLayer::new("quickstart", &app.telemetry.meter("stellaops"));
+    let layer = RequestTelemetryLayer::new("quickstart", app.telemetry.metrics());
     Router::new()
         .route("/scans/{id}", get(scan))
         .route("/policy/evaluate", post(evaluate))
-        .route("/metrics", get(metrics))
+        .route_service("/metrics", app.telemetry.metrics_service())
         .layer(layer)
         .with_state(app)
 }
@@ -143,10 +186,26 @@ async fn drive_traffic(addr: SocketAddr) -> Result<(usize, usize), Error> {
     Ok((ok, failed))
 }
 
+/// `GET /metrics` after the burst: what Prometheus would scrape.
+async fn scrape(addr: SocketAddr) -> Result<String, Error> {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let response = client
+        .request(
+            http::Request::get(format!("http://{addr}/metrics")).body(Full::new(Bytes::new()))?,
+        )
+        .await?;
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8(body.to_vec())?)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let serve = args.iter().any(|a| a == "--serve");
+    let scrape_out = match args.iter().position(|a| a == "--scrape-out") {
+        Some(i) => Some(args.get(i + 1).ok_or("--scrape-out needs a file")?.clone()),
+        None => None,
+    };
     let addr: SocketAddr = match args.iter().position(|a| a == "--addr") {
         Some(i) => args.get(i + 1).ok_or("--addr needs a value")?.parse()?,
         None if serve => "127.0.0.1:8080".parse()?,
@@ -168,9 +227,7 @@ async fn main() -> Result<(), Error> {
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let app = router(App {
-        telemetry: telemetry.clone(),
-    });
+    let app = router(App::new(telemetry.clone()));
     let started = Instant::now();
     if serve {
         tracing::info!(addr = %local, "quickstart serving; Ctrl-C to stop");
@@ -185,6 +242,10 @@ async fn main() -> Result<(), Error> {
 
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let (ok, failed) = drive_traffic(local).await?;
+    let exposition = scrape(local).await?;
+    if let Some(path) = &scrape_out {
+        std::fs::write(path, &exposition)?;
+    }
     server.abort();
     drop(guard); // flushes every signal, bounded by the shutdown timeout
 
@@ -213,6 +274,17 @@ async fn main() -> Result<(), Error> {
     println!(
         "  JSON log lines       {} (dropped {})",
         s.log_lines.exported, s.log_lines.dropped
+    );
+    println!(
+        "  GET /metrics         {} series lines{}",
+        exposition
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .count(),
+        scrape_out
+            .as_deref()
+            .map(|p| format!(", saved to {p}"))
+            .unwrap_or_default()
     );
     println!(
         "  files under          {}",

@@ -6,7 +6,7 @@
 //! ```
 //! use stellaops_telemetry_tower::RequestTelemetryLayer;
 //! # let telemetry = stellaops_telemetry_core::Telemetry::builder("svc").exporters(&[]).stdout_logs(false).build()?;
-//! let layer = RequestTelemetryLayer::new("scanner", &telemetry.meter("stellaops"));
+//! let layer = RequestTelemetryLayer::new("scanner", telemetry.metrics());
 //! let app: axum::Router = axum::Router::new()
 //!     .route("/health", axum::routing::get(|| async { "ok" }))
 //!     .layer(layer);

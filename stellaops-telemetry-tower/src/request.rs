@@ -6,23 +6,21 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram, Meter};
 use stellaops_telemetry_core::Redactor;
+use stellaops_telemetry_core::metrics::catalogue::{
+    RequestDurationLabels, RequestTotalLabels, STELLAOPS_REQUEST_DURATION_SECONDS,
+    STELLAOPS_REQUEST_TOTAL,
+};
+use stellaops_telemetry_core::metrics::{Counter, Histogram, Metrics};
 use stellaops_telemetry_core::tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tower::{Layer, Service};
 use tracing::Span;
 
-/// Seconds-scale boundaries for request durations (the SDK default is milliseconds-scale).
-const DURATION_BUCKETS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
 #[derive(Debug)]
 struct Instruments {
     service: String,
-    duration: Histogram<f64>,
-    requests: Counter<u64>,
+    duration: Histogram<RequestDurationLabels<'static>>,
+    requests: Counter<RequestTotalLabels<'static>>,
     /// Request headers recorded on the span, by lowercase name; nothing else is recorded.
     captured_headers: Vec<http::HeaderName>,
     redactor: Redactor,
@@ -35,22 +33,14 @@ pub struct RequestTelemetryLayer {
 }
 
 impl RequestTelemetryLayer {
-    /// A layer recording `stellaops_request_duration_seconds{service,endpoint}` and
-    /// `stellaops_request_total{service,status}` on `meter`.
-    pub fn new(service: impl Into<String>, meter: &Meter) -> Self {
+    /// A layer recording the catalogue's `stellaops_request_duration_seconds{service,endpoint}`
+    /// and `stellaops_request_total{service,status}` into `metrics` (the pipeline's).
+    pub fn new(service: impl Into<String>, metrics: &Metrics) -> Self {
         RequestTelemetryLayer {
             instruments: Arc::new(Instruments {
                 service: service.into(),
-                duration: meter
-                    .f64_histogram("stellaops_request_duration_seconds")
-                    .with_unit("s")
-                    .with_description("Duration of HTTP requests")
-                    .with_boundaries(DURATION_BUCKETS.to_vec())
-                    .build(),
-                requests: meter
-                    .u64_counter("stellaops_request_total")
-                    .with_description("HTTP requests served, by status code")
-                    .build(),
+                duration: metrics.histogram(&STELLAOPS_REQUEST_DURATION_SECONDS),
+                requests: metrics.counter(&STELLAOPS_REQUEST_TOTAL),
                 captured_headers: Vec::new(),
                 redactor: Redactor::default(),
             }),
@@ -225,17 +215,18 @@ impl Completion {
         let i = &self.instruments;
         i.duration.record(
             elapsed,
-            &[
-                KeyValue::new("service", i.service.clone()),
-                KeyValue::new("endpoint", std::mem::take(&mut self.route)),
-            ],
+            RequestDurationLabels {
+                service: &i.service,
+                endpoint: &self.route,
+            },
         );
+        let mut code = itoa::Buffer::new();
         i.requests.add(
             1,
-            &[
-                KeyValue::new("service", i.service.clone()),
-                KeyValue::new("status", i64::from(status)),
-            ],
+            RequestTotalLabels {
+                service: &i.service,
+                status: code.format(status),
+            },
         );
     }
 }

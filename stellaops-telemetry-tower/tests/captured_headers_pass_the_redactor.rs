@@ -24,7 +24,7 @@ async fn no_secret_from_a_captured_header_is_exported() {
         .unwrap();
     let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
     let app = Router::new().route("/", get(|| async { "ok" })).layer(
-        RequestTelemetryLayer::new("headers", &telemetry.meter("stellaops"))
+        RequestTelemetryLayer::new("headers", telemetry.metrics())
             .capture_request_headers([
                 "authorization",
                 "cookie",

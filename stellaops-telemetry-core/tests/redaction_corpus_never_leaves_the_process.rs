@@ -1,8 +1,9 @@
 //! A corpus of 1,600 generated secrets — every kind of rule, as string, int, array and
 //! nested values — injected through every channel (span name, span attributes, span events,
-//! status message, log body and fields, metric attributes, URLs) is found 0 times, by byte
-//! search, in the in-memory OTLP exporters, the file exporter's files and the JSON log lines;
-//! 600 ordinary key/values pass through unchanged.
+//! status message, log body and fields, metric attributes and catalogue label values, URLs)
+//! is found 0 times, by byte search, in the in-memory OTLP exporters, the file exporter's
+//! files, the JSON log lines and the Prometheus exposition; 600 ordinary key/values pass
+//! through unchanged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 
 use opentelemetry::trace::Status;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
+use stellaops_telemetry_core::metrics::catalogue::{RequestTotalLabels, STELLAOPS_REQUEST_TOTAL};
 use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_core::tracing_opentelemetry::OpenTelemetrySpanExt;
 use stellaops_telemetry_core::{ExporterKind, Rule, Sensitive, Telemetry};
@@ -221,7 +223,12 @@ fn base64_of(text: &str) -> String {
 }
 
 /// Six channels; `channel` is chosen so every kind of secret goes through every channel.
-fn inject(secret: &Secret, channel: usize, meter: &opentelemetry::metrics::Meter) {
+fn inject(
+    secret: &Secret,
+    channel: usize,
+    meter: &opentelemetry::metrics::Meter,
+    catalogue: &stellaops_telemetry_core::metrics::Metrics,
+) {
     let counter = meter.u64_counter("corpus_events_total").build();
     match channel {
         // Span name (dynamic `otel.name`), attributes, an event, the status message.
@@ -242,7 +249,14 @@ fn inject(secret: &Secret, channel: usize, meter: &opentelemetry::metrics::Meter
         }),
         // Metric attributes.
         3 => counter.add(1, &[KeyValue::new(secret.key.clone(), secret.value.clone()), KeyValue::new("kind", "corpus")]),
-        4 => counter.add(1, &[KeyValue::new("url.full", secret.text.clone())]),
+        4 => {
+            counter.add(1, &[KeyValue::new("url.full", secret.text.clone())]);
+            // A catalogue label value (typed handles replay into the same redacting meter).
+            catalogue.counter(&STELLAOPS_REQUEST_TOTAL).add(
+                1,
+                RequestTotalLabels { service: "corpus", status: &secret.text },
+            );
+        }
         // The wrapper a service uses for values it knows are secret.
         _ => {
             let wrapped = Sensitive::new(secret.needle.clone());
@@ -282,6 +296,8 @@ fn no_generated_secret_is_found_in_any_output() {
         .exporters(&[ExporterKind::File])
         .dir(dir.path())
         .stdout_logs(false)
+        .prometheus_scrape(true)
+        .metric_cardinality_limit(10_000)
         .test_exporters(&exporters)
         .build()
         .unwrap();
@@ -291,12 +307,15 @@ fn no_generated_secret_is_found_in_any_output() {
         for (i, secret) in secrets.iter().enumerate() {
             // Kinds cycle every 16 secrets and the channel shifts by one more each cycle, so
             // each of the 16 kinds crosses each of the 6 channels (16 or 17 times each).
-            inject(secret, (i / 16 + i) % 6, &meter);
+            inject(secret, (i / 16 + i) % 6, &meter, telemetry.metrics());
         }
     });
+    let exposition = telemetry.prometheus().unwrap().render().unwrap();
+    assert!(exposition.contains(r#"stellaops_request_total{service="corpus""#));
     telemetry.shutdown();
 
-    let output = all_output(&exporters, dir.path());
+    let mut output = all_output(&exporters, dir.path());
+    output.push_str(&exposition);
     assert!(
         output.len() > 100_000,
         "the outputs hold the injected records"

@@ -83,6 +83,7 @@ mod profile;
 mod redaction;
 mod resource;
 mod self_metrics;
+pub mod spans;
 mod stats;
 #[cfg(feature = "testing")]
 pub mod testing;

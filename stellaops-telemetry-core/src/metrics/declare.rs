@@ -30,7 +30,7 @@
 ///
 /// A counter that does not end in `_total` (or any other broken rule) fails to compile:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// stellaops_telemetry_core::declare_metrics! {
 ///     pub counter REQUESTS = "vault_requests" {
 ///         unit: "{request}",

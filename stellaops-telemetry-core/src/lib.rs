@@ -28,7 +28,9 @@
 //! spans    tracing span ─► tracing-opentelemetry ─► SDK tracer ─► bounded batch processor ─► redact ─► exporters
 //! logs     tracing event ─┬► house JSON layer (redact) ─► non-blocking writer ─► stdout / rotating file
 //!                         └► our OTel log bridge (redact) ─► bounded batch processor ─► exporters
-//! metrics  redacting meter ─► SDK meter ─► periodic reader (bounded, counted exports) ─► exporters
+//! metrics  catalogue handle ─► bound series (atomics) ─┐ flushed at each collection
+//!          OpenTelemetry API ──────────────────────────┴► redacting meter ─► SDK meter ─┬► periodic reader (bounded, counted) ─► exporters
+//!                                                                                      └► Prometheus reader ─► GET /metrics
 //! exporters: OTLP gRPC | OTLP HTTP/protobuf | OTLP files (JSON Lines / delimited protobuf) | stdout
 //!            (each network exporter only after the egress policy allowed its endpoint)
 //! ```

@@ -239,3 +239,71 @@ async fn without_scraping_the_service_answers_404_and_detached_metrics_record_qu
     detached.flush();
     telemetry.shutdown();
 }
+
+#[test]
+fn registering_handles_while_scrapes_run_never_deadlocks() {
+    use stellaops_telemetry_core::metrics::catalogue as c;
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..20 {
+            let telemetry = Telemetry::builder("race")
+                .exporters(&[])
+                .stdout_logs(false)
+                .prometheus_scrape(true)
+                .build()
+                .unwrap();
+            let exposition = telemetry.prometheus().unwrap().clone();
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let scraper = {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        exposition.render().unwrap();
+                    }
+                })
+            };
+            let m = telemetry.metrics();
+            m.counter(&c::STELLAOPS_REQUEST_TOTAL).add(
+                1,
+                c::RequestTotalLabels {
+                    service: "s",
+                    status: "200",
+                },
+            );
+            m.histogram(&c::STELLAOPS_SCAN_DURATION_SECONDS)
+                .record(1.0, c::ScanDurationLabels { tenant: "t" });
+            m.histogram(&c::POLICY_RUN_SECONDS).record(
+                0.1,
+                c::PolicyRunLabels {
+                    mode: "m",
+                    tenant: "t",
+                    policy: "p",
+                },
+            );
+            m.gauge(&c::STELLA_APPROVAL_PENDING_COUNT).set(
+                3.0,
+                c::ApprovalPendingLabels {
+                    tenant: "t",
+                    env: "e",
+                },
+            );
+            m.up_down_counter(&c::STELLA_HTTP_REQUESTS_IN_FLIGHT)
+                .add(1, c::HttpInFlightLabels { method: "GET" });
+            m.counter(&c::STELLA_AGENT_TASKS_TOTAL).add(
+                1,
+                c::AgentTasksLabels {
+                    agent: "a",
+                    r#type: "deploy",
+                    status: "ok",
+                },
+            );
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            scraper.join().unwrap();
+            telemetry.shutdown();
+        }
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("registering handles during scrapes deadlocked");
+}

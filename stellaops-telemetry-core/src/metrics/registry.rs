@@ -204,28 +204,24 @@ impl Metrics {
         descriptor: &MetricDescriptor,
         instrument: impl FnOnce(&Meter, &MetricDescriptor) -> C::Instrument,
     ) -> Arc<Family<C>> {
-        let mut families = self.inner.families.lock();
-        if let Some(entry) = families.get(descriptor.name) {
-            if entry.descriptor == *descriptor
-                && let Ok(family) = Arc::clone(&entry.family).downcast::<Family<C>>()
-            {
-                return family;
-            }
-            // The same name declared twice, differently: the first declaration owns the
-            // name; this one records into a detached family, and says so once.
-            tracing::warn!(
-                target: "stellaops_telemetry",
-                metric = descriptor.name,
-                "a metric of this name is already registered with another kind, unit, help, \
-                 labels or buckets; this handle records nothing that is exported"
-            );
-            return Arc::new(Family::new(*descriptor, None, self.inner.limit));
+        if let Some(found) = self.existing::<C>(descriptor) {
+            return found;
         }
+        // The SDK instrument is built outside the registry lock: a collection holds the SDK
+        // pipeline's lock while its callback flushes (and takes the registry lock), and
+        // building an instrument takes the pipeline's lock.
         let sdk = self
             .inner
             .meter
             .as_ref()
             .map(|meter| instrument(meter, descriptor));
+        let mut families = self.inner.families.lock();
+        if families.contains_key(descriptor.name) {
+            drop(families);
+            return self
+                .existing::<C>(descriptor)
+                .unwrap_or_else(|| Arc::new(Family::new(*descriptor, None, self.inner.limit)));
+        }
         let family = Arc::new(Family::<C>::new(*descriptor, sdk, self.inner.limit));
         families.insert(
             descriptor.name,
@@ -236,6 +232,28 @@ impl Metrics {
             },
         );
         family
+    }
+
+    /// The registered family of `descriptor`; a detached one (and a warning) when the name is
+    /// registered with another kind, unit, help, labels or buckets; `None` when unregistered.
+    fn existing<C: Cell>(&self, descriptor: &MetricDescriptor) -> Option<Arc<Family<C>>> {
+        let families = self.inner.families.lock();
+        let entry = families.get(descriptor.name)?;
+        if entry.descriptor == *descriptor
+            && let Ok(family) = Arc::clone(&entry.family).downcast::<Family<C>>()
+        {
+            return Some(family);
+        }
+        drop(families);
+        // The same name declared twice, differently: the first declaration owns the name;
+        // this one records into a detached family.
+        tracing::warn!(
+            target: "stellaops_telemetry",
+            metric = descriptor.name,
+            "a metric of this name is already registered with another kind, unit, help, \
+             labels or buckets; this handle records nothing that is exported"
+        );
+        Some(Arc::new(Family::new(*descriptor, None, self.inner.limit)))
     }
 }
 

@@ -1169,10 +1169,11 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     let meters = RedactingMeterProvider::new(meter_provider.clone(), redactor.clone());
     let metrics = crate::metrics::Metrics::new(
         Some(opentelemetry::metrics::MeterProvider::meter(
-            &meters,
+            &meter_provider,
             "stellaops-telemetry",
         )),
         cardinality_limit,
+        redactor.clone(),
     );
 
     // House JSON log lines.

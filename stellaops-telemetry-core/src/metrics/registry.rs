@@ -23,6 +23,8 @@ use opentelemetry::metrics::{Counter as SdkCounter, Gauge as SdkGauge, Histogram
 use opentelemetry::metrics::{Meter, UpDownCounter as SdkUpDownCounter};
 use parking_lot::{Mutex, RwLock};
 
+use crate::redaction::Redactor;
+
 use super::descriptor::{
     CounterDef, GaugeDef, HistogramDef, LabelValues, Labels, MetricDescriptor, UpDownCounterDef,
 };
@@ -53,6 +55,7 @@ impl std::fmt::Debug for Metrics {
 
 struct Registry {
     meter: Option<Meter>,
+    redactor: Redactor,
     limit: usize,
     families: Mutex<HashMap<&'static str, Entry>>,
 }
@@ -84,16 +87,20 @@ impl Metrics {
     /// Metrics that are recorded but never exported (what [`global()`] gives before
     /// `install()`).
     pub fn detached() -> Metrics {
-        Metrics::new(None, DEFAULT_CARDINALITY_LIMIT)
+        Metrics::new(None, DEFAULT_CARDINALITY_LIMIT, Redactor::default())
     }
 
-    /// Metrics exported through `meter`, with at most `limit` series per metric. Registers
-    /// the `stellaops_telemetry_cardinality_overflow_total` self-metric on `meter`; its
-    /// callback is also what flushes the series into the SDK at every collection.
-    pub(crate) fn new(meter: Option<Meter>, limit: usize) -> Metrics {
+    /// Metrics exported through `meter`, with at most `limit` series per metric. Each
+    /// series' attributes pass `redactor` once, when the series is created, so `meter` is
+    /// the SDK's own (not the redacting wrapper: the flush would pay the redaction again per
+    /// replayed observation). Registers the `stellaops_telemetry_cardinality_overflow_total`
+    /// self-metric on `meter`; its callback is also what flushes the series into the SDK at
+    /// every collection.
+    pub(crate) fn new(meter: Option<Meter>, limit: usize, redactor: Redactor) -> Metrics {
         let metrics = Metrics {
             inner: Arc::new(Registry {
                 meter,
+                redactor,
                 limit: limit.max(1),
                 families: Mutex::new(HashMap::new()),
             }),
@@ -218,11 +225,21 @@ impl Metrics {
         let mut families = self.inner.families.lock();
         if families.contains_key(descriptor.name) {
             drop(families);
-            return self
-                .existing::<C>(descriptor)
-                .unwrap_or_else(|| Arc::new(Family::new(*descriptor, None, self.inner.limit)));
+            return self.existing::<C>(descriptor).unwrap_or_else(|| {
+                Arc::new(Family::new(
+                    *descriptor,
+                    None,
+                    self.inner.limit,
+                    self.inner.redactor.clone(),
+                ))
+            });
         }
-        let family = Arc::new(Family::<C>::new(*descriptor, sdk, self.inner.limit));
+        let family = Arc::new(Family::<C>::new(
+            *descriptor,
+            sdk,
+            self.inner.limit,
+            self.inner.redactor.clone(),
+        ));
         families.insert(
             descriptor.name,
             Entry {
@@ -253,7 +270,12 @@ impl Metrics {
             "a metric of this name is already registered with another kind, unit, help, \
              labels or buckets; this handle records nothing that is exported"
         );
-        Some(Arc::new(Family::new(*descriptor, None, self.inner.limit)))
+        Some(Arc::new(Family::new(
+            *descriptor,
+            None,
+            self.inner.limit,
+            self.inner.redactor.clone(),
+        )))
     }
 }
 
@@ -311,6 +333,7 @@ type SeriesMap<C> = HashMap<u64, Vec<Arc<Series<C>>>, BuildHasherDefault<PassThr
 
 struct Family<C: Cell> {
     descriptor: MetricDescriptor,
+    redactor: Redactor,
     sdk: Option<C::Instrument>,
     limit: usize,
     series: RwLock<SeriesMap<C>>,
@@ -342,9 +365,15 @@ fn same_values(series: &[Box<str>], values: &dyn LabelValues) -> bool {
 }
 
 impl<C: Cell> Family<C> {
-    fn new(descriptor: MetricDescriptor, sdk: Option<C::Instrument>, limit: usize) -> Self {
+    fn new(
+        descriptor: MetricDescriptor,
+        sdk: Option<C::Instrument>,
+        limit: usize,
+        redactor: Redactor,
+    ) -> Self {
         Family {
             descriptor,
+            redactor,
             sdk,
             limit,
             series: RwLock::new(HashMap::default()),
@@ -382,13 +411,15 @@ impl<C: Cell> Family<C> {
         }
         let mut owned = Vec::with_capacity(self.descriptor.labels.len());
         values.each_value(&mut |v| owned.push(Box::<str>::from(v)));
-        let attributes = self
+        let mut attributes = self
             .descriptor
             .labels
             .iter()
             .zip(&owned)
             .map(|(k, v)| KeyValue::new(*k, v.to_string()))
             .collect();
+        // Redacted once per series, before anything reaches the SDK.
+        self.redactor.redact_attributes(&mut attributes);
         let series = Arc::new(Series {
             values: owned.into_boxed_slice(),
             attributes,

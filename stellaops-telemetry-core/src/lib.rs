@@ -54,6 +54,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `testing` | [`testing::TestExporters`]: in-memory span, log and metric exporters and JSON log capture for `build()` pipelines |
+//! | `cli` | the `stella-telemetry` command-line tool and its library entry point, `cli::run` |
 //!
 //! ## Environment variables
 //!
@@ -72,7 +73,10 @@
 //! that the egress policy checks exactly the endpoint that will be dialled, `build()` reads
 //! `OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT` the same way when no endpoint is configured, and pins it.
 
+pub mod artefacts;
 mod bootstrap;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod clock;
 mod config;
 mod egress;

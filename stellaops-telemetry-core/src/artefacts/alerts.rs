@@ -445,7 +445,7 @@ fn table() -> Result<Vec<Alert>, ArtefactError> {
 }
 
 fn header(command: &str, about: &[&str]) -> Vec<String> {
-    let mut lines = vec![generated_notice(command)];
+    let mut lines = vec![generated_notice(command, "the metric catalogue")];
     lines.extend(about.iter().map(|l| (*l).to_owned()));
     lines
 }

@@ -452,7 +452,10 @@ pub fn collector(profile: &Profile) -> Result<Artefact, ArtefactError> {
         "Tempo, Prometheus (remote write) and Loki over mTLS"
     };
     let header = vec![
-        generated_notice(&format!("generate collector --profile {}", profile.name)),
+        generated_notice(
+            &format!("generate collector --profile {}", profile.name),
+            "the profile and the SDK's redaction rules",
+        ),
         format!(
             "Profile `{}`: {sampling}; metrics every {}; {destinations}.",
             profile.name,

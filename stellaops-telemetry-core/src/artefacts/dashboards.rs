@@ -755,7 +755,7 @@ fn dashboard_json(d: &Dashboard) -> Result<Value, ArtefactError> {
         }
         id += 1;
     }
-    let notice = generated_notice("generate dashboards");
+    let notice = generated_notice("generate dashboards", "the metric catalogue");
     let mut tags = vec!["stellaops", "generated"];
     tags.extend(d.tags);
     Ok(json!({

@@ -34,10 +34,16 @@ fn every_alert_has_its_severity_a_summary_and_a_description() {
     let names: Vec<&str> = rules.iter().map(|r| r["alert"].as_str().unwrap()).collect();
     assert_eq!(names, ALERTS.map(|(n, _)| n));
     for (rule, (name, severity)) in rules.iter().zip(ALERTS) {
-        assert_eq!(rule["labels"]["severity"].as_str(), Some(severity), "{name}");
+        assert_eq!(
+            rule["labels"]["severity"].as_str(),
+            Some(severity),
+            "{name}"
+        );
         for field in ["summary", "description"] {
             assert!(
-                rule["annotations"][field].as_str().is_some_and(|s| !s.is_empty()),
+                rule["annotations"][field]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty()),
                 "{name} has no {field}"
             );
         }
@@ -60,16 +66,25 @@ fn the_seed_rules_keep_their_thresholds_and_the_broken_ones_are_fixed() {
     assert!(expr("HighErrorRate").ends_with("> 0.05"));
     assert!(expr("SlowScans").ends_with("> 300"));
     assert!(expr("DeploymentFailureRateHigh").ends_with("> 0.1"));
-    assert!(expr("AgentPoolLow").starts_with("sum("), "counts agents, not series");
+    assert!(
+        expr("AgentPoolLow").starts_with("sum("),
+        "counts agents, not series"
+    );
     assert!(expr("RollbackRateHigh").contains("increase("));
-    assert!(expr("ApprovalWaitLong").contains("sum(rate(stella_approval_duration_seconds_bucket[1h])) by (le"));
+    assert!(
+        expr("ApprovalWaitLong")
+            .contains("sum(rate(stella_approval_duration_seconds_bucket[1h])) by (le")
+    );
 }
 
 #[test]
 fn unit_tests_make_every_alert_fire_once_and_stay_quiet_once() {
     let tests = artefacts::alert_rule_tests().unwrap();
     let doc: Value = serde_norway::from_str(&tests.contents).unwrap();
-    assert_eq!(doc["rule_files"][0].as_str(), Some(artefacts::ALERT_RULES_FILE));
+    assert_eq!(
+        doc["rule_files"][0].as_str(),
+        Some(artefacts::ALERT_RULES_FILE)
+    );
     let cases = doc["tests"].as_sequence().unwrap();
     for (name, severity) in ALERTS {
         let mine: Vec<&Value> = cases
@@ -86,6 +101,9 @@ fn unit_tests_make_every_alert_fire_once_and_stay_quiet_once() {
         let alert = &fired[0][0];
         assert_eq!(alert["exp_labels"]["severity"].as_str(), Some(severity));
         let summary = alert["exp_annotations"]["summary"].as_str().unwrap();
-        assert!(!summary.contains("{{"), "{name}: unexpanded template in `{summary}`");
+        assert!(
+            !summary.contains("{{"),
+            "{name}: unexpanded template in `{summary}`"
+        );
     }
 }

@@ -48,7 +48,10 @@ fn pipelines_reference_exactly_the_defined_components() {
                 }
             }
             let processors = names(&pipeline["processors"]);
-            assert_eq!(processors.first().map(String::as_str), Some("memory_limiter"));
+            assert_eq!(
+                processors.first().map(String::as_str),
+                Some("memory_limiter")
+            );
             assert!(processors.contains(&"transform/redact-keys".to_owned()));
         }
         for section in ["extensions", "receivers", "processors", "exporters"] {
@@ -63,7 +66,11 @@ fn pipelines_reference_exactly_the_defined_components() {
         for proto in ["grpc", "http"] {
             let tls = &doc["receivers"]["otlp"]["protocols"][proto]["tls"];
             for field in ["cert_file", "key_file", "client_ca_file"] {
-                assert!(tls[field].is_string(), "{}: {proto} receiver lacks mTLS {field}", profile.name);
+                assert!(
+                    tls[field].is_string(),
+                    "{}: {proto} receiver lacks mTLS {field}",
+                    profile.name
+                );
             }
         }
     }
@@ -78,7 +85,10 @@ fn default_and_forensic_export_to_tempo_prometheus_and_loki() {
         assert_eq!(names(&p["metrics"]["exporters"]), ["prometheusremotewrite"]);
         assert_eq!(names(&p["logs"]["exporters"]), ["otlphttp/loki"]);
         let seconds = profile.export_interval_ms / 1000;
-        assert_eq!(doc["processors"]["batch/metrics"]["timeout"].as_str(), Some(&*format!("{seconds}s")));
+        assert_eq!(
+            doc["processors"]["batch/metrics"]["timeout"].as_str(),
+            Some(&*format!("{seconds}s"))
+        );
     }
 }
 
@@ -86,9 +96,19 @@ fn default_and_forensic_export_to_tempo_prometheus_and_loki() {
 fn sampling_numbers_come_from_the_profile() {
     let default = Profile::default_profile();
     let doc = parse(&default);
-    let policies = doc["processors"]["tail_sampling"]["policies"].as_sequence().unwrap();
-    let by_type = |t: &str| policies.iter().find(|p| p["type"].as_str() == Some(t)).unwrap();
-    assert_eq!(by_type("status_code")["status_code"]["status_codes"][0].as_str(), Some("ERROR"));
+    let policies = doc["processors"]["tail_sampling"]["policies"]
+        .as_sequence()
+        .unwrap();
+    let by_type = |t: &str| {
+        policies
+            .iter()
+            .find(|p| p["type"].as_str() == Some(t))
+            .unwrap()
+    };
+    assert_eq!(
+        by_type("status_code")["status_code"]["status_codes"][0].as_str(),
+        Some("ERROR")
+    );
     assert_eq!(
         by_type("latency")["latency"]["threshold_ms"].as_u64(),
         Some(default.sampling.slow_threshold_ms)
@@ -99,10 +119,15 @@ fn sampling_numbers_come_from_the_profile() {
     );
 
     let forensic = parse(&Profile::forensic());
-    let policies = forensic["processors"]["tail_sampling"]["policies"].as_sequence().unwrap();
+    let policies = forensic["processors"]["tail_sampling"]["policies"]
+        .as_sequence()
+        .unwrap();
     assert_eq!(policies.len(), 1);
     assert_eq!(policies[0]["type"].as_str(), Some("always_sample"));
-    assert_eq!(forensic["processors"]["batch/metrics"]["timeout"].as_str(), Some("10s"));
+    assert_eq!(
+        forensic["processors"]["batch/metrics"]["timeout"].as_str(),
+        Some("10s")
+    );
 }
 
 #[test]
@@ -118,13 +143,28 @@ fn redaction_mirrors_the_sdk_keys_and_value_shapes() {
     let statement = span["statements"][0].as_str().unwrap();
     assert!(statement.starts_with("delete_matching_keys(attributes, \""));
     for key in DEFAULT_KEYS {
-        assert!(statement.contains(&format!("|{key}|")) || statement.contains(&format!("({key}|")) || statement.contains(&format!("|{key})")), "{key} missing from {statement}");
+        assert!(
+            statement.contains(&format!("|{key}|"))
+                || statement.contains(&format!("({key}|"))
+                || statement.contains(&format!("|{key})")),
+            "{key} missing from {statement}"
+        );
     }
     let redaction = &doc["processors"]["redaction"];
     assert_eq!(redaction["allow_all_keys"].as_bool(), Some(true));
     let blocked = names(&redaction["blocked_values"]);
-    for shape in ["bearer", "basic", "eyJ", "PRIVATE KEY", "://", "x-amz-signature"] {
-        assert!(blocked.iter().any(|b| b.contains(shape)), "no blocked value for {shape}");
+    for shape in [
+        "bearer",
+        "basic",
+        "eyJ",
+        "PRIVATE KEY",
+        "://",
+        "x-amz-signature",
+    ] {
+        assert!(
+            blocked.iter().any(|b| b.contains(shape)),
+            "no blocked value for {shape}"
+        );
     }
 }
 

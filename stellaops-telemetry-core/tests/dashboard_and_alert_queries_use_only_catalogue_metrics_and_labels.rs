@@ -39,12 +39,23 @@ fn every_dashboard_query_fits_the_catalogue_and_every_metric_is_shown() {
         let json: Value = serde_json::from_str(&d.contents).unwrap();
         assert_eq!(json["schemaVersion"], 39, "{}", d.file_name);
         assert!(json["uid"].as_str().unwrap().starts_with("stellaops-"));
-        assert!(json["description"].as_str().unwrap().contains("do not edit"));
+        assert!(
+            json["description"]
+                .as_str()
+                .unwrap()
+                .contains("do not edit")
+        );
         let vars = json["templating"]["list"].as_array().unwrap();
-        assert!(vars.iter().any(|v| v["name"] == "datasource" && v["type"] == "datasource" && v["query"] == "prometheus"));
+        assert!(vars.iter().any(|v| v["name"] == "datasource"
+            && v["type"] == "datasource"
+            && v["query"] == "prometheus"));
         let mut ids = BTreeSet::new();
         for p in panels(&json) {
-            assert!(ids.insert(p["id"].as_u64().unwrap()), "duplicate panel id in {}", d.file_name);
+            assert!(
+                ids.insert(p["id"].as_u64().unwrap()),
+                "duplicate panel id in {}",
+                d.file_name
+            );
             let grid = &p["gridPos"];
             assert!(grid["w"].as_u64().unwrap() + grid["x"].as_u64().unwrap() <= 24);
             if p["type"] == "row" {
@@ -52,7 +63,12 @@ fn every_dashboard_query_fits_the_catalogue_and_every_metric_is_shown() {
             }
             assert_eq!(p["datasource"]["uid"], "${datasource}");
             let targets = p["targets"].as_array().unwrap();
-            assert!(!targets.is_empty(), "{}: panel {} has no query", d.file_name, p["title"]);
+            assert!(
+                !targets.is_empty(),
+                "{}: panel {} has no query",
+                d.file_name,
+                p["title"]
+            );
             for t in targets {
                 let expr = t["expr"].as_str().unwrap();
                 assert!(t["refId"].is_string());

@@ -2,6 +2,8 @@
 //! defines and use every one, its numbers come from the profile, and airgap has no network
 //! exporter.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use serde_norway::Value;
 use stellaops_telemetry_core::{DEFAULT_KEYS, Profile, artefacts};
 

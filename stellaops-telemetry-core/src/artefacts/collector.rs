@@ -54,7 +54,7 @@ fn flow(items: &[&str]) -> Yaml {
 
 /// Milliseconds as a collector duration (`10s`, `1500ms`).
 fn duration(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -217,7 +217,7 @@ pub fn write(dir: &Path, artefacts: &[Artefact]) -> Result<Vec<PathBuf>, Artefac
 ///
 /// # Errors
 ///
-/// As [`all`] and [`write`].
+/// As [`all()`] and [`write()`].
 pub fn write_all(dir: &Path) -> Result<Vec<PathBuf>, ArtefactError> {
     let mut written = Vec::new();
     for kind in ArtefactKind::ALL {

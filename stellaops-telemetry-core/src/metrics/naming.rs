@@ -300,6 +300,7 @@ pub const fn check(d: &MetricDescriptor) -> Result<(), NamingViolation> {
 
 /// [`check`], failing compilation when it is used in a constant.
 #[doc(hidden)]
+#[allow(clippy::panic)]
 pub const fn assert_valid(d: &MetricDescriptor) {
     if let Err(violation) = check(d) {
         panic!("{}", violation.message())

@@ -91,6 +91,7 @@ mod stats;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use artefacts::{Artefact, ArtefactError, ArtefactKind};
 pub use bootstrap::{
     DEFAULT_SHUTDOWN_TIMEOUT, Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard,
 };

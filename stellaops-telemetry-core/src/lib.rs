@@ -56,6 +56,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `testing` | [`testing::TestExporters`]: in-memory span, log and metric exporters and JSON log capture for `build()` pipelines |
+//! | `cli` | the `stella-telemetry` command-line tool and its library entry point, `cli::run` |
 //!
 //! ## Environment variables
 //!
@@ -74,7 +75,10 @@
 //! that the egress policy checks exactly the endpoint that will be dialled, `build()` reads
 //! `OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT` the same way when no endpoint is configured, and pins it.
 
+pub mod artefacts;
 mod bootstrap;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod clock;
 mod config;
 mod egress;
@@ -90,6 +94,7 @@ mod stats;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use artefacts::{Artefact, ArtefactError, ArtefactKind};
 pub use bootstrap::{
     DEFAULT_SHUTDOWN_TIMEOUT, Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard,
 };

@@ -1,0 +1,839 @@
+//! Grafana dashboards (seed 003 §11.1, seed 004 "Dashboards"): platform health, scan
+//! operations, policy engine, job orchestration and release orchestrator.
+
+use serde_json::{Value, json};
+
+use super::{Artefact, ArtefactError, ArtefactKind, checked, generated_notice};
+use crate::metrics::MetricDescriptor;
+use crate::metrics::catalogue::{
+    self, AUTHORITY_DPOP_NONCE_MISS_TOTAL, AUTHORITY_TOKEN_ISSUED_TOTAL,
+    AUTHORITY_TOKEN_REJECTED_TOTAL, POLICY_RULES_FIRED_TOTAL, POLICY_RUN_SECONDS,
+    POLICY_VEX_OVERRIDES_TOTAL, SCANNER_ATTESTATIONS_LOGGED_TOTAL, SCANNER_SBOM_COMPONENTS_TOTAL,
+    SCANNER_VULNERABILITIES_FOUND_TOTAL, STELLA_AGENT_HEARTBEAT_AGE_SECONDS,
+    STELLA_AGENT_TASK_DURATION_SECONDS, STELLA_AGENT_TASKS_TOTAL, STELLA_AGENTS_CONNECTED,
+    STELLA_APPROVAL_DURATION_SECONDS, STELLA_APPROVAL_PENDING_COUNT,
+    STELLA_DEPLOYMENT_DURATION_SECONDS, STELLA_DEPLOYMENTS_TOTAL,
+    STELLA_HTTP_REQUEST_DURATION_SECONDS, STELLA_HTTP_REQUESTS_IN_FLIGHT,
+    STELLA_HTTP_REQUESTS_TOTAL, STELLA_PROMOTIONS_TOTAL, STELLA_RELEASES_TOTAL,
+    STELLA_ROLLBACKS_TOTAL, STELLA_TARGETS_TOTAL, STELLA_WORKFLOW_RUNS_TOTAL,
+    STELLA_WORKFLOW_STEP_DURATION_SECONDS, STELLAOPS_ACTIVE_JOBS, STELLAOPS_CIRCUIT_BREAKER_OPEN,
+    STELLAOPS_QUEUE_DEPTH, STELLAOPS_REQUEST_DURATION_SECONDS, STELLAOPS_REQUEST_TOTAL,
+    STELLAOPS_SCAN_DURATION_SECONDS,
+};
+
+/// The range of every `rate`/`increase`: Grafana's own choice for the panel's resolution.
+const RANGE: &str = "[$__rate_interval]";
+
+#[derive(Clone, Copy)]
+enum Viz {
+    TimeSeries,
+    Stat,
+}
+
+struct Panel {
+    title: &'static str,
+    description: &'static str,
+    viz: Viz,
+    unit: &'static str,
+    width: u32,
+    targets: Vec<(String, String)>,
+}
+
+enum Item {
+    Row(&'static str),
+    Panel(Panel),
+}
+
+struct Dashboard {
+    file: &'static str,
+    uid: &'static str,
+    title: &'static str,
+    description: &'static str,
+    tags: &'static [&'static str],
+    items: Vec<Item>,
+}
+
+fn name(d: &MetricDescriptor) -> &'static str {
+    d.name
+}
+
+/// `sum by (by) (rate(metric{selector}[range]))`.
+fn rate(d: &MetricDescriptor, selector: &str, by: &str) -> String {
+    let sel = if selector.is_empty() {
+        String::new()
+    } else {
+        format!("{{{selector}}}")
+    };
+    let group = if by.is_empty() {
+        String::new()
+    } else {
+        format!(" by ({by})")
+    };
+    format!("sum{group} (rate({}{sel}{RANGE}))", name(d))
+}
+
+/// `sum by (by) (metric)`.
+fn total(d: &MetricDescriptor, by: &str) -> String {
+    if by.is_empty() {
+        format!("sum({})", name(d))
+    } else {
+        format!("sum by ({by}) ({})", name(d))
+    }
+}
+
+/// The P50, P95 and P99 targets of histogram `d`, grouped by `by` (besides `le`).
+fn quantiles(d: &MetricDescriptor, by: &str) -> Vec<(String, String)> {
+    let group = if by.is_empty() {
+        "le".to_owned()
+    } else {
+        format!("le, {by}")
+    };
+    let suffix: String = by
+        .split(", ")
+        .filter(|l| !l.is_empty())
+        .map(|l| format!(" {{{{{l}}}}}"))
+        .collect();
+    [("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99")]
+        .into_iter()
+        .map(|(q, label)| {
+            (
+                format!(
+                    "histogram_quantile({q}, sum by ({group}) (rate({}_bucket{RANGE})))",
+                    name(d)
+                ),
+                format!("{label}{suffix}"),
+            )
+        })
+        .collect()
+}
+
+fn legend(by: &str) -> String {
+    by.split(", ")
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{{{{{l}}}}}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn ts(
+    title: &'static str,
+    description: &'static str,
+    unit: &'static str,
+    targets: Vec<(String, String)>,
+) -> Item {
+    Item::Panel(Panel {
+        title,
+        description,
+        viz: Viz::TimeSeries,
+        unit,
+        width: 12,
+        targets,
+    })
+}
+
+fn stat(
+    title: &'static str,
+    description: &'static str,
+    unit: &'static str,
+    targets: Vec<(String, String)>,
+) -> Item {
+    Item::Panel(Panel {
+        title,
+        description,
+        viz: Viz::Stat,
+        unit,
+        width: 6,
+        targets,
+    })
+}
+
+fn one(expr: String, by: &str) -> Vec<(String, String)> {
+    vec![(expr, legend(by))]
+}
+
+fn sdk_health() -> Vec<Item> {
+    let sdk = |metric: &str| catalogue::SDK.iter().find(|d| d.name.ends_with(metric));
+    let mut items = vec![Item::Row("Telemetry SDK health")];
+    let panels: [(&str, &'static str, &'static str, &str); 6] = [
+        (
+            "_exported_total",
+            "Records exported",
+            "Records accepted by every exporter, by signal",
+            "signal",
+        ),
+        (
+            "_dropped_total",
+            "Records dropped",
+            "Records lost to a full queue, a failed or timed-out export or the shutdown deadline",
+            "signal",
+        ),
+        (
+            "_export_failures_total",
+            "Export failures",
+            "Export calls that failed or timed out, by signal",
+            "signal",
+        ),
+        (
+            "_redactions_total",
+            "Redactions",
+            "Values redacted or dropped before export, by rule",
+            "rule",
+        ),
+        (
+            "_egress_refusals_total",
+            "Egress refusals",
+            "Exporters the egress policy refused (replaced by files)",
+            "",
+        ),
+        (
+            "_cardinality_overflow_total",
+            "Cardinality overflow",
+            "Label sets beyond a metric's cardinality limit, by metric",
+            "metric",
+        ),
+    ];
+    for (suffix, title, description, by) in panels {
+        if let Some(d) = sdk(suffix) {
+            let mut item = ts(title, description, "cps", one(rate(d, "", by), by));
+            if let Item::Panel(p) = &mut item {
+                p.width = 8;
+            }
+            items.push(item);
+        }
+    }
+    items
+}
+
+#[allow(clippy::too_many_lines)]
+fn table() -> Vec<Dashboard> {
+    let requests = STELLAOPS_REQUEST_TOTAL.descriptor();
+    let latency = STELLAOPS_REQUEST_DURATION_SECONDS.descriptor();
+    let breaker = STELLAOPS_CIRCUIT_BREAKER_OPEN.descriptor();
+    let scans = STELLAOPS_SCAN_DURATION_SECONDS.descriptor();
+    let vulns = SCANNER_VULNERABILITIES_FOUND_TOTAL.descriptor();
+    let components = SCANNER_SBOM_COMPONENTS_TOTAL.descriptor();
+    let attestations = SCANNER_ATTESTATIONS_LOGGED_TOTAL.descriptor();
+    let policy_run = POLICY_RUN_SECONDS.descriptor();
+    let rules_fired = POLICY_RULES_FIRED_TOTAL.descriptor();
+    let vex = POLICY_VEX_OVERRIDES_TOTAL.descriptor();
+    let queue = STELLAOPS_QUEUE_DEPTH.descriptor();
+    let active_jobs = STELLAOPS_ACTIVE_JOBS.descriptor();
+    let workflow_runs = STELLA_WORKFLOW_RUNS_TOTAL.descriptor();
+    let step_duration = STELLA_WORKFLOW_STEP_DURATION_SECONDS.descriptor();
+    let tasks = STELLA_AGENT_TASKS_TOTAL.descriptor();
+    let task_duration = STELLA_AGENT_TASK_DURATION_SECONDS.descriptor();
+    let deployments = STELLA_DEPLOYMENTS_TOTAL.descriptor();
+    let deployment_duration = STELLA_DEPLOYMENT_DURATION_SECONDS.descriptor();
+    let rollbacks = STELLA_ROLLBACKS_TOTAL.descriptor();
+    let releases = STELLA_RELEASES_TOTAL.descriptor();
+    let promotions = STELLA_PROMOTIONS_TOTAL.descriptor();
+    let agents = STELLA_AGENTS_CONNECTED.descriptor();
+    let heartbeat = STELLA_AGENT_HEARTBEAT_AGE_SECONDS.descriptor();
+    let targets = STELLA_TARGETS_TOTAL.descriptor();
+    let pending = STELLA_APPROVAL_PENDING_COUNT.descriptor();
+    let approval = STELLA_APPROVAL_DURATION_SECONDS.descriptor();
+    let http = STELLA_HTTP_REQUESTS_TOTAL.descriptor();
+    let http_latency = STELLA_HTTP_REQUEST_DURATION_SECONDS.descriptor();
+    let in_flight = STELLA_HTTP_REQUESTS_IN_FLIGHT.descriptor();
+    let issued = AUTHORITY_TOKEN_ISSUED_TOTAL.descriptor();
+    let rejected = AUTHORITY_TOKEN_REJECTED_TOTAL.descriptor();
+    let nonce = AUTHORITY_DPOP_NONCE_MISS_TOTAL.descriptor();
+
+    let ratio = |d: &MetricDescriptor, bad: &str, by: &str| {
+        format!("{}\n  /\n{}", rate(d, bad, by), rate(d, "", by))
+    };
+
+    let mut platform = vec![
+        Item::Row("Requests"),
+        ts(
+            "Request rate",
+            "Requests per second, by service",
+            "reqps",
+            one(rate(requests, "", "service"), "service"),
+        ),
+        ts(
+            "Error rate",
+            "Share of requests answered with a 5xx status, by service (alert: above 5 %)",
+            "percentunit",
+            one(ratio(requests, "status=~\"5..\"", "service"), "service"),
+        ),
+        ts(
+            "Latency",
+            "Request latency percentiles over every service",
+            "s",
+            quantiles(latency, ""),
+        ),
+        ts(
+            "Latency P95 by endpoint",
+            "95th percentile of request latency, by service and endpoint",
+            "s",
+            vec![(
+                format!(
+                    "histogram_quantile(0.95, sum by (le, service, endpoint) (rate({}_bucket{RANGE})))",
+                    name(latency)
+                ),
+                "{{service}} {{endpoint}}".to_owned(),
+            )],
+        ),
+        ts(
+            "Open circuit breakers",
+            "Circuit breakers open (1) or closed (0), by service and breaker",
+            "short",
+            one(total(breaker, "service, breaker"), "service, breaker"),
+        ),
+        ts(
+            "Requests by status",
+            "Requests per second, by service and status",
+            "reqps",
+            one(rate(requests, "", "service, status"), "service, status"),
+        ),
+        Item::Row("Authority"),
+        ts(
+            "Tokens issued",
+            "Tokens issued per second, by grant type",
+            "cps",
+            one(rate(issued, "", "grant_type"), "grant_type"),
+        ),
+        ts(
+            "Tokens rejected",
+            "Token requests rejected per second, by reason",
+            "cps",
+            one(rate(rejected, "", "reason"), "reason"),
+        ),
+        ts(
+            "DPoP nonce misses",
+            "DPoP proofs that missed their nonce, per second",
+            "cps",
+            one(rate(nonce, "", ""), ""),
+        ),
+    ];
+    platform.extend(sdk_health());
+
+    vec![
+        Dashboard {
+            file: "platform-health.json",
+            uid: "stellaops-platform-health",
+            title: "StellaOps / Platform Health",
+            description: "Overall status: request rate, error rate, latency, circuit breakers, Authority, and the telemetry SDK's own health",
+            tags: &["platform"],
+            items: platform,
+        },
+        Dashboard {
+            file: "scan-operations.json",
+            uid: "stellaops-scan-operations",
+            title: "StellaOps / Scan Operations",
+            description: "Scanner: scan rate, scan duration, findings, SBOM components and attestations",
+            tags: &["scanner"],
+            items: vec![
+                Item::Row("Scans"),
+                ts(
+                    "Scan rate",
+                    "Scans finished per second, by tenant",
+                    "ops",
+                    one(
+                        format!("sum by (tenant) (rate({}_count{RANGE}))", name(scans)),
+                        "tenant",
+                    ),
+                ),
+                ts(
+                    "Scan duration",
+                    "Scan duration percentiles (alert: P95 above 5 minutes)",
+                    "s",
+                    quantiles(scans, ""),
+                ),
+                ts(
+                    "Scan duration P95 by tenant",
+                    "95th percentile of scan duration, by tenant",
+                    "s",
+                    vec![(
+                        format!(
+                            "histogram_quantile(0.95, sum by (le, tenant) (rate({}_bucket{RANGE})))",
+                            name(scans)
+                        ),
+                        "{{tenant}}".to_owned(),
+                    )],
+                ),
+                ts(
+                    "Average scan duration",
+                    "Mean scan duration, by tenant",
+                    "s",
+                    one(
+                        format!(
+                            "sum by (tenant) (rate({s}_sum{RANGE}))\n  /\nsum by (tenant) (rate({s}_count{RANGE}))",
+                            s = name(scans)
+                        ),
+                        "tenant",
+                    ),
+                ),
+                Item::Row("Findings"),
+                ts(
+                    "Findings by severity",
+                    "Vulnerabilities found per second, by severity",
+                    "cps",
+                    one(rate(vulns, "", "severity"), "severity"),
+                ),
+                stat(
+                    "Findings in range",
+                    "Vulnerabilities found over the dashboard's time range, by severity",
+                    "short",
+                    one(
+                        format!("sum by (severity) (increase({}[$__range]))", name(vulns)),
+                        "severity",
+                    ),
+                ),
+                stat(
+                    "Attestations logged",
+                    "Attestations written to the transparency log over the time range",
+                    "short",
+                    one(
+                        format!("sum(increase({}[$__range]))", name(attestations)),
+                        "",
+                    ),
+                ),
+                ts(
+                    "SBOM components by ecosystem",
+                    "SBOM components found per second, by ecosystem",
+                    "cps",
+                    one(rate(components, "", "ecosystem"), "ecosystem"),
+                ),
+            ],
+        },
+        Dashboard {
+            file: "policy-engine.json",
+            uid: "stellaops-policy-engine",
+            title: "StellaOps / Policy Engine",
+            description: "Policy engine: evaluation rate and duration, rule hits, VEX overrides",
+            tags: &["policy"],
+            items: vec![
+                Item::Row("Evaluations"),
+                ts(
+                    "Evaluation rate",
+                    "Policy runs per second, by mode",
+                    "ops",
+                    one(
+                        format!("sum by (mode) (rate({}_count{RANGE}))", name(policy_run)),
+                        "mode",
+                    ),
+                ),
+                ts(
+                    "Evaluation duration",
+                    "Policy run duration percentiles",
+                    "s",
+                    quantiles(policy_run, ""),
+                ),
+                ts(
+                    "Evaluation duration P95 by policy",
+                    "95th percentile of policy run duration, by policy",
+                    "s",
+                    vec![(
+                        format!(
+                            "histogram_quantile(0.95, sum by (le, policy) (rate({}_bucket{RANGE})))",
+                            name(policy_run)
+                        ),
+                        "{{policy}}".to_owned(),
+                    )],
+                ),
+                Item::Row("Rules and overrides"),
+                ts(
+                    "Rule hits (top 10)",
+                    "Rules fired per second: the ten busiest policy and rule pairs",
+                    "cps",
+                    one(
+                        format!("topk(10, {})", rate(rules_fired, "", "policy, rule")),
+                        "policy, rule",
+                    ),
+                ),
+                ts(
+                    "VEX overrides by vendor",
+                    "VEX overrides applied per second, by vendor",
+                    "cps",
+                    one(rate(vex, "", "vendor"), "vendor"),
+                ),
+                ts(
+                    "VEX overrides by policy",
+                    "VEX overrides applied per second, by policy",
+                    "cps",
+                    one(rate(vex, "", "policy"), "policy"),
+                ),
+            ],
+        },
+        Dashboard {
+            file: "job-orchestration.json",
+            uid: "stellaops-job-orchestration",
+            title: "StellaOps / Job Orchestration",
+            description: "Queues and jobs: queue depth, active jobs, job latency, failures",
+            tags: &["orchestrator"],
+            items: vec![
+                Item::Row("Queues and jobs"),
+                ts(
+                    "Queue depth",
+                    "Items waiting, by queue (alert: above 1000)",
+                    "short",
+                    one(total(queue, "queue"), "queue"),
+                ),
+                ts(
+                    "Active jobs",
+                    "Jobs running now, by job type",
+                    "short",
+                    one(total(active_jobs, "jobType"), "jobType"),
+                ),
+                ts(
+                    "Active jobs by tenant",
+                    "Jobs running now, by tenant",
+                    "short",
+                    one(total(active_jobs, "tenant"), "tenant"),
+                ),
+                Item::Row("Latency and failures"),
+                ts(
+                    "Job step latency P95",
+                    "95th percentile of workflow step duration, by step type",
+                    "s",
+                    vec![(
+                        format!(
+                            "histogram_quantile(0.95, sum by (le, step_type) (rate({}_bucket{RANGE})))",
+                            name(step_duration)
+                        ),
+                        "{{step_type}}".to_owned(),
+                    )],
+                ),
+                ts(
+                    "Task latency P95",
+                    "95th percentile of agent task duration, by task type",
+                    "s",
+                    vec![(
+                        format!(
+                            "histogram_quantile(0.95, sum by (le, type) (rate({}_bucket{RANGE})))",
+                            name(task_duration)
+                        ),
+                        "{{type}}".to_owned(),
+                    )],
+                ),
+                ts(
+                    "Workflow runs by status",
+                    "Workflow runs per second, by status",
+                    "ops",
+                    one(rate(workflow_runs, "", "status"), "status"),
+                ),
+                ts(
+                    "Workflow failures",
+                    "Failed workflow runs per second, by template",
+                    "ops",
+                    one(
+                        rate(workflow_runs, "status=\"failed\"", "template"),
+                        "template",
+                    ),
+                ),
+                ts(
+                    "Task failures",
+                    "Failed agent tasks per second, by task type",
+                    "ops",
+                    one(rate(tasks, "status=\"failed\"", "type"), "type"),
+                ),
+            ],
+        },
+        Dashboard {
+            file: "release-orchestrator.json",
+            uid: "stellaops-release-orchestrator",
+            title: "StellaOps / Release Orchestrator",
+            description: "Release orchestrator: deployments, rollbacks, agents, approvals and the API",
+            tags: &["release"],
+            items: vec![
+                Item::Row("Deployments"),
+                ts(
+                    "Deployment rate",
+                    "Deployments per second, by environment",
+                    "ops",
+                    one(rate(deployments, "", "env"), "env"),
+                ),
+                ts(
+                    "Deployment success ratio",
+                    "Share of deployments that did not fail, by environment (alert: failures above 10 %)",
+                    "percentunit",
+                    one(ratio(deployments, "status!=\"failed\"", "env"), "env"),
+                ),
+                ts(
+                    "Average deployment duration",
+                    "Mean deployment duration, by environment",
+                    "s",
+                    one(
+                        format!(
+                            "sum by (env) (rate({d}_sum{RANGE}))\n  /\nsum by (env) (rate({d}_count{RANGE}))",
+                            d = name(deployment_duration)
+                        ),
+                        "env",
+                    ),
+                ),
+                ts(
+                    "Deployment duration",
+                    "Deployment duration percentiles (alert: P95 above 10 minutes)",
+                    "s",
+                    quantiles(deployment_duration, ""),
+                ),
+                ts(
+                    "Rollbacks by reason",
+                    "Rollbacks per second, by reason (alert: more than 3 an hour)",
+                    "ops",
+                    one(rate(rollbacks, "", "reason"), "reason"),
+                ),
+                ts(
+                    "Releases and promotions",
+                    "Releases and promotions per second, by status",
+                    "ops",
+                    vec![
+                        (
+                            rate(releases, "", "status"),
+                            "release {{status}}".to_owned(),
+                        ),
+                        (
+                            rate(promotions, "", "status"),
+                            "promotion {{status}}".to_owned(),
+                        ),
+                    ],
+                ),
+                Item::Row("Agents"),
+                stat(
+                    "Connected agents",
+                    "Agents connected now, by status",
+                    "short",
+                    one(total(agents, "status"), "status"),
+                ),
+                stat(
+                    "Targets",
+                    "Deployment targets registered, by environment",
+                    "short",
+                    one(total(targets, "env"), "env"),
+                ),
+                ts(
+                    "Heartbeat age",
+                    "Seconds since each agent's last heartbeat (alert: above 2 minutes)",
+                    "s",
+                    one(format!("max by (agent) ({})", name(heartbeat)), "agent"),
+                ),
+                ts(
+                    "Tasks per agent",
+                    "Agent tasks per second, by agent",
+                    "ops",
+                    one(rate(tasks, "", "agent"), "agent"),
+                ),
+                ts(
+                    "Task success rate by agent",
+                    "Share of each agent's tasks that did not fail",
+                    "percentunit",
+                    one(ratio(tasks, "status!=\"failed\"", "agent"), "agent"),
+                ),
+                Item::Row("Approvals"),
+                ts(
+                    "Pending approvals",
+                    "Approvals pending now, by environment (alert: above 10 for an hour)",
+                    "short",
+                    one(total(pending, "env"), "env"),
+                ),
+                ts(
+                    "Approval response time",
+                    "Time from approval request to decision (alert: P90 above 24 hours)",
+                    "s",
+                    quantiles(approval, "env"),
+                ),
+                Item::Row("API"),
+                ts(
+                    "HTTP request rate",
+                    "HTTP requests per second, by route",
+                    "reqps",
+                    one(rate(http, "", "path"), "path"),
+                ),
+                ts(
+                    "HTTP error rate",
+                    "Share of HTTP requests answered with a 5xx status, by route",
+                    "percentunit",
+                    one(ratio(http, "status=~\"5..\"", "path"), "path"),
+                ),
+                ts(
+                    "HTTP latency P95",
+                    "95th percentile of HTTP request latency, by method and route",
+                    "s",
+                    vec![(
+                        format!(
+                            "histogram_quantile(0.95, sum by (le, method, path) (rate({}_bucket{RANGE})))",
+                            name(http_latency)
+                        ),
+                        "{{method}} {{path}}".to_owned(),
+                    )],
+                ),
+                ts(
+                    "HTTP requests in flight",
+                    "HTTP requests being served now, by method",
+                    "short",
+                    one(total(in_flight, "method"), "method"),
+                ),
+            ],
+        },
+    ]
+}
+
+fn datasource() -> Value {
+    json!({ "type": "prometheus", "uid": "${datasource}" })
+}
+
+fn panel_json(panel: &Panel, id: u32, x: u32, y: u32, file: &str) -> Result<Value, ArtefactError> {
+    let mut targets = Vec::new();
+    for (i, (expr, legend)) in panel.targets.iter().enumerate() {
+        let ref_id = char::from(b'A' + u8::try_from(i % 26).unwrap_or(0)).to_string();
+        targets.push(json!({
+            "datasource": datasource(),
+            "expr": checked(file, expr.clone())?,
+            "legendFormat": if legend.is_empty() { "__auto" } else { legend.as_str() },
+            "range": true,
+            "refId": ref_id,
+        }));
+    }
+    let (kind, options, custom) = match panel.viz {
+        Viz::TimeSeries => (
+            "timeseries",
+            json!({
+                "legend": { "calcs": [], "displayMode": "list", "placement": "bottom", "showLegend": true },
+                "tooltip": { "mode": "multi", "sort": "desc" },
+            }),
+            json!({ "drawStyle": "line", "fillOpacity": 10, "lineWidth": 1, "showPoints": "never", "spanNulls": false }),
+        ),
+        Viz::Stat => (
+            "stat",
+            json!({
+                "colorMode": "value",
+                "graphMode": "area",
+                "justifyMode": "auto",
+                "orientation": "auto",
+                "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false },
+                "textMode": "auto",
+            }),
+            json!({}),
+        ),
+    };
+    Ok(json!({
+        "datasource": datasource(),
+        "description": panel.description,
+        "fieldConfig": {
+            "defaults": { "custom": custom, "unit": panel.unit },
+            "overrides": [],
+        },
+        "gridPos": { "h": 8, "w": panel.width, "x": x, "y": y },
+        "id": id,
+        "options": options,
+        "targets": targets,
+        "title": panel.title,
+        "type": kind,
+    }))
+}
+
+fn dashboard_json(d: &Dashboard) -> Result<Value, ArtefactError> {
+    let mut panels = Vec::new();
+    let (mut x, mut y, mut id) = (0u32, 0u32, 1u32);
+    for item in &d.items {
+        match item {
+            Item::Row(title) => {
+                if x > 0 {
+                    y += 8;
+                    x = 0;
+                }
+                panels.push(json!({
+                    "collapsed": false,
+                    "gridPos": { "h": 1, "w": 24, "x": 0, "y": y },
+                    "id": id,
+                    "panels": [],
+                    "title": title,
+                    "type": "row",
+                }));
+                y += 1;
+            }
+            Item::Panel(panel) => {
+                if x + panel.width > 24 {
+                    x = 0;
+                    y += 8;
+                }
+                panels.push(panel_json(panel, id, x, y, d.file)?);
+                x += panel.width;
+            }
+        }
+        id += 1;
+    }
+    let notice = generated_notice("generate dashboards", "the metric catalogue");
+    let mut tags = vec!["stellaops", "generated"];
+    tags.extend(d.tags);
+    Ok(json!({
+        "__generated": notice,
+        "annotations": { "list": [] },
+        "description": format!("{}. {notice}.", d.description),
+        "editable": false,
+        "fiscalYearStartMonth": 0,
+        "graphTooltip": 1,
+        "id": null,
+        "links": [],
+        "panels": panels,
+        "refresh": "1m",
+        "schemaVersion": 39,
+        "tags": tags,
+        "templating": {
+            "list": [{
+                "current": {},
+                "hide": 0,
+                "includeAll": false,
+                "label": "Data source",
+                "multi": false,
+                "name": "datasource",
+                "options": [],
+                "query": "prometheus",
+                "refresh": 1,
+                "regex": "",
+                "type": "datasource",
+            }],
+        },
+        "time": { "from": "now-6h", "to": "now" },
+        "timepicker": {},
+        "timezone": "utc",
+        "title": d.title,
+        "uid": d.uid,
+        "version": 1,
+    }))
+}
+
+/// Sorts every object's keys, so the output is the same whether or not serde_json's
+/// `preserve_order` feature is on somewhere in the build (it puts `__generated` first).
+fn sort_keys(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.sort_keys();
+            for v in map.values_mut() {
+                sort_keys(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(sort_keys),
+        _ => {}
+    }
+}
+
+/// The Grafana dashboards, one JSON file each, using a `${datasource}` Prometheus data-source
+/// variable. The first key of each, `__generated`, says the file is generated (JSON has no
+/// comments); the dashboard's description says so too.
+///
+/// # Errors
+///
+/// [`ArtefactError::Query`] when a panel's query no longer fits the catalogue,
+/// [`ArtefactError::Json`] when a dashboard cannot be rendered.
+pub fn dashboards() -> Result<Vec<Artefact>, ArtefactError> {
+    let mut out = Vec::new();
+    for d in table() {
+        let mut value = dashboard_json(&d)?;
+        sort_keys(&mut value);
+        let mut text =
+            serde_json::to_string_pretty(&value).map_err(|source| ArtefactError::Json {
+                file: d.file.to_owned(),
+                source,
+            })?;
+        text.push('\n');
+        out.push(Artefact {
+            kind: ArtefactKind::Dashboards,
+            file_name: d.file.to_owned(),
+            contents: text,
+        });
+    }
+    Ok(out)
+}

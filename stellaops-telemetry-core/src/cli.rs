@@ -1,0 +1,298 @@
+//! The `stella-telemetry` command line (feature `cli`): profiles, the catalogue, and the
+//! generated artefacts. The binary is a thin `main` around [`run`].
+//!
+//! # Example
+//!
+//! ```
+//! use stellaops_telemetry_core::cli;
+//!
+//! let (mut out, mut err) = (Vec::new(), Vec::new());
+//! let code = cli::run(["stella-telemetry", "profile", "diff", "default", "forensic"], &mut out, &mut err);
+//! assert_eq!(code, 0);
+//! assert!(String::from_utf8(out)?.contains("log_level: \"info\" -> \"debug\""));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ```text
+//! stella-telemetry profile list
+//! stella-telemetry profile show forensic
+//! stella-telemetry profile diff default forensic
+//! stella-telemetry generate rules --out DIR
+//! stella-telemetry generate dashboards --out DIR
+//! stella-telemetry generate collector [--profile NAME] --out DIR
+//! stella-telemetry generate all --out DIR          # DIR/alerts, DIR/dashboards, DIR/collector
+//! stella-telemetry catalogue [--json]
+//! ```
+//!
+//! Results go to standard output; errors go to standard error with exit status 1 (2 for a
+//! malformed command line, as clap reports it).
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::Profile;
+use crate::artefacts::{self, ArtefactKind};
+use crate::metrics::catalogue;
+
+/// The exit status of a successful command.
+pub const SUCCESS: u8 = 0;
+/// The exit status of a command that failed (unknown profile, unwritable directory, …).
+pub const FAILURE: u8 = 1;
+/// The exit status of a malformed command line.
+pub const USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stella-telemetry",
+    version,
+    about = "StellaOps telemetry: profiles, the metric catalogue, and generated alert rules, dashboards and collector configurations"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Lists, shows and compares the built-in profiles.
+    Profile {
+        #[command(subcommand)]
+        command: ProfileCommand,
+    },
+    /// Generates alert rules, dashboards or collector configurations from the catalogue.
+    Generate {
+        #[command(subcommand)]
+        what: GenerateCommand,
+    },
+    /// Prints the metric catalogue: name, kind, unit, labels and help of every metric.
+    Catalogue {
+        /// Print JSON (an array of metric descriptors) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProfileCommand {
+    /// Lists the built-in profiles with a one-line summary each.
+    List,
+    /// Prints a profile's settings as JSON.
+    Show {
+        /// The profile: default, forensic or airgap.
+        name: String,
+    },
+    /// Prints the settings that differ between two profiles.
+    Diff {
+        /// The first profile.
+        a: String,
+        /// The second profile.
+        b: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GenerateCommand {
+    /// Prometheus alert rules and their `promtool test rules` unit tests.
+    Rules {
+        /// The directory to write to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Grafana dashboards, one JSON file each.
+    Dashboards {
+        /// The directory to write to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// OpenTelemetry Collector configurations: one profile's, or every built-in profile's.
+    Collector {
+        /// The profile (default, forensic, airgap); every built-in profile when left out.
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
+        /// The directory to write to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Every artefact, into DIR/alerts, DIR/dashboards and DIR/collector.
+    All {
+        /// The directory to write to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// Runs the command line `args` (the program name first), writing results to `stdout` and
+/// errors to `stderr`; returns the exit status ([`SUCCESS`], [`FAILURE`] or [`USAGE`]).
+pub fn run<I, T>(args: I, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let text = err.render().to_string();
+            return if err.use_stderr() {
+                let _ = write!(stderr, "{text}");
+                USAGE
+            } else {
+                // --help and --version
+                let _ = write!(stdout, "{text}");
+                SUCCESS
+            };
+        }
+    };
+    match execute(cli.command, stdout) {
+        Ok(()) => SUCCESS,
+        Err(message) => {
+            let _ = writeln!(stderr, "error: {message}");
+            FAILURE
+        }
+    }
+}
+
+type Outcome = Result<(), String>;
+
+fn io(err: std::io::Error) -> String {
+    format!("cannot write the output: {err}")
+}
+
+/// The error's message followed by its causes.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+fn execute(command: Command, out: &mut dyn Write) -> Outcome {
+    match command {
+        Command::Profile { command } => profile(command, out),
+        Command::Generate { what } => generate(what, out),
+        Command::Catalogue { json } => catalogue_table(json, out),
+    }
+}
+
+fn by_name(name: &str) -> Result<Profile, String> {
+    Profile::by_name(name).map_err(|e| chain(&e))
+}
+
+fn profile(command: ProfileCommand, out: &mut dyn Write) -> Outcome {
+    match command {
+        ProfileCommand::List => {
+            for p in Profile::builtin() {
+                let sampling = match p.sampling.mode {
+                    crate::SamplingMode::AlwaysOn => "every trace".to_owned(),
+                    crate::SamplingMode::Tail => format!(
+                        "tail ({} % of ordinary traces)",
+                        p.sampling.base_ratio * 100.0
+                    ),
+                };
+                let exporters: Vec<&str> = p.exporters.traces.iter().map(|e| e.as_str()).collect();
+                writeln!(
+                    out,
+                    "{:<10} sampling {sampling}, log level {}, retention {} d, export every {} s, exporters {}{}",
+                    p.name,
+                    p.log_level,
+                    p.retention_days,
+                    p.export_interval_ms / 1000,
+                    exporters.join("+"),
+                    if p.sealed { ", sealed" } else { "" }
+                )
+                .map_err(io)?;
+            }
+            Ok(())
+        }
+        ProfileCommand::Show { name } => {
+            let p = by_name(&name)?;
+            let text = serde_json::to_string_pretty(&p).map_err(|e| e.to_string())?;
+            writeln!(out, "{text}").map_err(io)
+        }
+        ProfileCommand::Diff { a, b } => {
+            let (left, right) = (by_name(&a)?, by_name(&b)?);
+            let diff = Profile::diff(&left, &right);
+            if diff.is_empty() {
+                writeln!(
+                    out,
+                    "profiles `{}` and `{}` are the same",
+                    left.name, right.name
+                )
+                .map_err(io)?;
+            }
+            for d in diff {
+                writeln!(out, "{d}").map_err(io)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn generate(what: GenerateCommand, out: &mut dyn Write) -> Outcome {
+    let written = match what {
+        GenerateCommand::Rules { out: dir } => {
+            artefacts::generate(ArtefactKind::Alerts).and_then(|a| artefacts::write(&dir, &a))
+        }
+        GenerateCommand::Dashboards { out: dir } => {
+            artefacts::generate(ArtefactKind::Dashboards).and_then(|a| artefacts::write(&dir, &a))
+        }
+        GenerateCommand::Collector { profile, out: dir } => {
+            let profiles = match profile {
+                Some(name) => vec![by_name(&name)?],
+                None => Profile::builtin(),
+            };
+            artefacts::collectors(&profiles).and_then(|a| artefacts::write(&dir, &a))
+        }
+        GenerateCommand::All { out: dir } => artefacts::write_all(&dir),
+    }
+    .map_err(|e| chain(&e))?;
+    for path in written {
+        writeln!(out, "{}", path.display()).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn catalogue_table(json: bool, out: &mut dyn Write) -> Outcome {
+    let metrics: Vec<_> = catalogue::all().collect();
+    if json {
+        let text = serde_json::to_string_pretty(&metrics).map_err(|e| e.to_string())?;
+        return writeln!(out, "{text}").map_err(io);
+    }
+    let rows: Vec<[String; 5]> = metrics
+        .iter()
+        .map(|d| {
+            [
+                d.name.to_owned(),
+                d.kind.as_str().to_owned(),
+                d.unit.to_owned(),
+                d.labels.join(","),
+                d.help.to_owned(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "KIND", "UNIT", "LABELS", "HELP"].map(str::to_owned);
+    let mut widths = [0usize; 4];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let [name, kind, unit, labels, help] = row;
+        writeln!(
+            out,
+            "{name:<w0$}  {kind:<w1$}  {unit:<w2$}  {labels:<w3$}  {help}",
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+        )
+        .map_err(io)?;
+    }
+    Ok(())
+}

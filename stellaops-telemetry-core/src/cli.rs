@@ -67,7 +67,8 @@ enum Command {
         #[command(subcommand)]
         what: GenerateCommand,
     },
-    /// Prints the metric catalogue: name, kind, unit, labels and help of every metric.
+    /// Prints the catalogue: name, kind, unit, labels and help of every metric, then every
+    /// span with its required attributes.
     Catalogue {
         /// Print JSON (an array of metric descriptors) instead of a table.
         #[arg(long)]
@@ -259,8 +260,13 @@ fn generate(what: GenerateCommand, out: &mut dyn Write) -> Outcome {
 
 fn catalogue_table(json: bool, out: &mut dyn Write) -> Outcome {
     let metrics: Vec<_> = catalogue::all().collect();
+    let spans = &crate::spans::catalogue::ALL;
     if json {
-        let text = serde_json::to_string_pretty(&metrics).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "metrics": metrics,
+            "spans": spans,
+        }))
+        .map_err(|e| e.to_string())?;
         return writeln!(out, "{text}").map_err(io);
     }
     let rows: Vec<[String; 5]> = metrics
@@ -293,6 +299,22 @@ fn catalogue_table(json: bool, out: &mut dyn Write) -> Outcome {
             w3 = widths[3],
         )
         .map_err(io)?;
+    }
+    writeln!(out).map_err(io)?;
+    let width = spans
+        .iter()
+        .map(|d| d.name.len())
+        .chain(["SPAN".len()])
+        .max()
+        .unwrap_or(0);
+    writeln!(
+        out,
+        "{:<width$}  REQUIRED ATTRIBUTES (and tenant.id when known)",
+        "SPAN"
+    )
+    .map_err(io)?;
+    for d in spans {
+        writeln!(out, "{:<width$}  {}", d.name, d.attributes.join(",")).map_err(io)?;
     }
     Ok(())
 }

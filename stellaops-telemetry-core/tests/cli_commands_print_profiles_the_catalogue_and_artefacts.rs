@@ -76,13 +76,21 @@ fn catalogue_prints_a_table_or_json() {
         row.contains("counter") && row.contains("service,status") && row.contains("Request count"),
         "{row}"
     );
+    let span = out.lines().find(|l| l.starts_with("scan.image ")).unwrap();
+    assert!(span.ends_with("imageRef,digest"), "{span}");
 
     let (code, out, _) = run(&["catalogue", "--json"]);
     assert_eq!(code, SUCCESS);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let count = stellaops_telemetry_core::metrics::catalogue::all().count();
-    assert_eq!(json.as_array().unwrap().len(), count);
-    assert_eq!(json[0]["name"], "stellaops_request_duration_seconds");
+    assert_eq!(json["metrics"].as_array().unwrap().len(), count);
+    assert_eq!(
+        json["metrics"][0]["name"],
+        "stellaops_request_duration_seconds"
+    );
+    assert_eq!(json["spans"].as_array().unwrap().len(), 12);
+    assert_eq!(json["spans"][2]["name"], "policy.evaluate");
+    assert_eq!(json["spans"][2]["attributes"][0], "policyId");
 }
 
 #[test]

@@ -24,7 +24,10 @@ fn install_registers_globals_refuses_a_second_install_and_the_guard_flushes() {
     tracing::info_span!("via.tracing").in_scope(|| tracing::info!(answer = 42, "hello"));
     // (The SDK's own diagnostics, at OTEL_LOG_LEVEL, may come first: "global tracer set".)
     let lines = exporters.json_logs().json();
-    let hello = lines.iter().find(|l| l["message"] == "hello").expect("the event");
+    let hello = lines
+        .iter()
+        .find(|l| l["message"] == "hello")
+        .expect("the event");
     assert_eq!(hello["answer"], 42);
 
     // The global tracer provider.

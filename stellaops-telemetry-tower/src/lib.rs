@@ -1,21 +1,25 @@
-//! Tower middleware for StellaOps services: one `http.request` span and the house request
-//! metrics per request.
+//! Tower middleware for StellaOps services: the server layer (the `http.request` span, strict
+//! W3C trace context, tenant, request id and request metrics), the client layer (trace
+//! context, baggage and tenant injected into outgoing requests) and the health endpoints.
 //!
 //! # Example
 //!
 //! ```
-//! use stellaops_telemetry_tower::RequestTelemetryLayer;
+//! use stellaops_telemetry_tower::server::ServerTelemetryLayer;
 //! # let telemetry = stellaops_telemetry_core::Telemetry::builder("svc").exporters(&[]).stdout_logs(false).build()?;
-//! let layer = RequestTelemetryLayer::new("scanner", telemetry.metrics());
 //! let app: axum::Router = axum::Router::new()
-//!     .route("/health", axum::routing::get(|| async { "ok" }))
-//!     .layer(layer);
+//!     .route("/scans/{id}", axum::routing::get(|| async { "ok" }))
+//!     .layer(ServerTelemetryLayer::new(&telemetry));
 //! # Ok::<(), stellaops_telemetry_core::TelemetryError>(())
 //! ```
 //!
-//! This is the foundation's small layer; strict W3C extraction, tenant handling, the client
-//! layer and health endpoints come with the tower issue.
+//! | module | what |
+//! |---|---|
+//! | [`server`] | `ServerTelemetryLayer`: span, trace context in, tenant, request id, request metrics |
+//! | [`client`] | `ClientTelemetryLayer`: client span, trace context, baggage and tenant out |
+//! | [`propagation`] | the strict W3C Trace Context (Level 1 and 2) and Baggage parser and writer |
+//! | [`services`] | `/health`, `/health/ready`, `/health/live` |
 
-mod request;
-
-pub use request::{RequestTelemetry, RequestTelemetryLayer, ResponseFuture, TENANT_HEADER};
+pub mod client;
+pub mod propagation;
+pub mod server;

@@ -10,7 +10,7 @@ use axum::http::Request;
 use axum::routing::get;
 use stellaops_telemetry_core::Telemetry;
 use stellaops_telemetry_core::testing::TestExporters;
-use stellaops_telemetry_tower::RequestTelemetryLayer;
+use stellaops_telemetry_tower::server::ServerTelemetryLayer;
 use tower::ServiceExt;
 
 #[tokio::test(flavor = "current_thread")]
@@ -24,16 +24,14 @@ async fn no_secret_from_a_captured_header_is_exported() {
         .unwrap();
     let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
     let app = Router::new().route("/", get(|| async { "ok" })).layer(
-        RequestTelemetryLayer::new("headers", telemetry.metrics())
-            .capture_request_headers([
-                "authorization",
-                "cookie",
-                "x-api-key",
-                "x-forwarded-url",
-                "x-note",
-                "accept",
-            ])
-            .redactor(telemetry.redactor().clone()),
+        ServerTelemetryLayer::new(&telemetry).capture_request_headers([
+            "authorization",
+            "cookie",
+            "x-api-key",
+            "x-forwarded-url",
+            "x-note",
+            "accept",
+        ]),
     );
     let mut needles = Vec::new();
     for i in 0..1_000u64 {

@@ -14,7 +14,7 @@ use opentelemetry::Value;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use stellaops_telemetry_core::Telemetry;
 use stellaops_telemetry_core::testing::TestExporters;
-use stellaops_telemetry_tower::RequestTelemetryLayer;
+use stellaops_telemetry_tower::server::ServerTelemetryLayer;
 use tower::ServiceExt;
 
 fn app(telemetry: &Telemetry) -> Router {
@@ -28,7 +28,7 @@ fn app(telemetry: &Telemetry) -> Router {
                 "never"
             }),
         )
-        .layer(RequestTelemetryLayer::new("scanner", telemetry.metrics()))
+        .layer(ServerTelemetryLayer::new(telemetry))
 }
 
 fn attr<'a>(span: &'a opentelemetry_sdk::trace::SpanData, key: &str) -> Option<&'a Value> {
@@ -63,12 +63,15 @@ async fn spans_and_metrics_follow_each_request() {
         .await
         .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
+    // The request is recorded when its body ends (here: when it is dropped unread).
+    drop(ok);
     let failed = app
         .clone()
         .oneshot(request("/fail", Some("bad tenant; drop")))
         .await
         .unwrap();
     assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
+    drop(failed);
     // A client that goes away: the future is dropped before the handler answers.
     let hang = app.clone().oneshot(request("/hang", None));
     assert!(

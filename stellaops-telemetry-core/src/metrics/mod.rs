@@ -70,6 +70,7 @@ pub mod catalogue;
 mod declare;
 mod descriptor;
 pub mod naming;
+pub mod semconv;
 
 pub use descriptor::{
     CounterDef, GaugeDef, HistogramDef, LabelValues, Labels, MetricDescriptor, MetricKind,

@@ -1,0 +1,117 @@
+//! [`ClientTelemetryLayer`] and [`ClientTelemetry`].
+
+use std::task::{Context, Poll};
+
+use stellaops_telemetry_core::Redactor;
+use stellaops_telemetry_core::tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tower::{Layer, Service};
+use tracing::field::Empty;
+
+use super::future::ResponseFuture;
+use crate::propagation;
+use crate::server::{TENANT_HEADER, Tenant};
+
+/// Wraps clients in [`ClientTelemetry`].
+#[derive(Debug, Clone, Default)]
+pub struct ClientTelemetryLayer {
+    redactor: Redactor,
+}
+
+impl ClientTelemetryLayer {
+    /// A layer with the default redaction rules for `url.full`.
+    pub fn new() -> Self {
+        ClientTelemetryLayer::default()
+    }
+
+    /// The redactor `url.full` passes (the pipeline's: `telemetry.redactor().clone()`).
+    pub fn redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+}
+
+impl<S> Layer<S> for ClientTelemetryLayer {
+    type Service = ClientTelemetry<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientTelemetry {
+            inner,
+            redactor: self.redactor.clone(),
+        }
+    }
+}
+
+/// A client that opens a client span per request and injects the trace context.
+#[derive(Debug, Clone)]
+pub struct ClientTelemetry<S> {
+    inner: S,
+    redactor: Redactor,
+}
+
+/// Writes `traceparent`, `tracestate`, `baggage` (from `span`'s context) and
+/// `X-StellaOps-Tenant` (from `tenant`, else from that context) into `headers`, for clients
+/// that are not tower services.
+pub fn inject_headers(
+    span: &tracing::Span,
+    tenant: Option<&Tenant>,
+    headers: &mut http::HeaderMap,
+) {
+    let cx = span.context();
+    propagation::inject(&cx, headers);
+    if headers.contains_key(TENANT_HEADER) {
+        return;
+    }
+    if let Some(tenant) = tenant.or_else(|| cx.get::<Tenant>())
+        && let Ok(value) = http::HeaderValue::from_str(tenant.as_str())
+    {
+        headers.insert(TENANT_HEADER, value);
+    }
+}
+
+impl<S, B, RB> Service<http::Request<B>> for ClientTelemetry<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<RB>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let method = crate::server::method_label(request.method());
+        let span = tracing::info_span!(
+            "http.client.request",
+            otel.name = method,
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = method,
+            server.address = Empty,
+            server.port = Empty,
+            url.full = Empty,
+            http.response.status_code = Empty,
+            error.type = Empty,
+        );
+        let uri = request.uri();
+        if let Some(host) = uri.host() {
+            span.record(
+                "server.address",
+                host.trim_start_matches('[').trim_end_matches(']'),
+            );
+        }
+        if let Some(port) = uri.port_u16().or(match uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        }) {
+            span.record("server.port", i64::from(port));
+        }
+        span.record("url.full", &*self.redactor.redact_str(&uri.to_string()));
+        let tenant = request.extensions().get::<Tenant>().cloned();
+        inject_headers(&span, tenant.as_ref(), request.headers_mut());
+        let future = span.in_scope(|| self.inner.call(request));
+        ResponseFuture::new(future, span)
+    }
+}

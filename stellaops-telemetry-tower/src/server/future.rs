@@ -1,0 +1,288 @@
+//! [`ResponseFuture`] and [`ResponseBody`]: the request is recorded when its response body
+//! ends, so the duration covers the body stream, not only the head.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use stellaops_telemetry_core::metrics::BoundUpDownCounter;
+use stellaops_telemetry_core::opentelemetry::trace::TraceContextExt as _;
+use stellaops_telemetry_core::tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing::Span;
+
+use super::layer::Shared;
+use super::metrics::Outcome;
+use super::request_id::{REQUEST_ID_HEADER, RequestId};
+
+/// The status recorded for a request whose response future was dropped before it produced a
+/// response (the client went away).
+pub const CLIENT_CLOSED: u16 = 499;
+
+/// gRPC codes that are errors on the server side (the semantic conventions' list).
+fn grpc_server_error(code: u16) -> bool {
+    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<u16> {
+    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+}
+
+/// Everything needed to record a request once, whichever way it ends.
+pub(crate) struct Completion {
+    shared: Arc<Shared>,
+    span: Span,
+    start: Instant,
+    method: &'static str,
+    route: Arc<str>,
+    scheme: &'static str,
+    grpc: bool,
+    in_flight: BoundUpDownCounter,
+    request_id: RequestId,
+    status: Option<u16>,
+    grpc_status: Option<u16>,
+    error: &'static str,
+    done: bool,
+}
+
+impl Completion {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        span: Span,
+        start: Instant,
+        method: &'static str,
+        route: Arc<str>,
+        scheme: &'static str,
+        grpc: bool,
+        in_flight: BoundUpDownCounter,
+        request_id: RequestId,
+    ) -> Self {
+        Completion {
+            shared,
+            span,
+            start,
+            method,
+            route,
+            scheme,
+            grpc,
+            in_flight,
+            request_id,
+            status: None,
+            grpc_status: None,
+            error: "",
+            done: false,
+        }
+    }
+
+    /// The response head: status on the span, our headers on the response.
+    fn on_head<RB>(&mut self, response: &mut http::Response<RB>) {
+        let status = response.status().as_u16();
+        self.status = Some(status);
+        self.span
+            .record("http.response.status_code", i64::from(status));
+        if self.grpc {
+            // A trailers-only response carries its status in the head.
+            self.grpc_status = grpc_status(response.headers());
+        }
+        if let Ok(value) = http::HeaderValue::from_str(self.request_id.as_str()) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        if self.shared.echo_traceparent {
+            let cx = self.span.context();
+            let sc = cx.span().span_context().clone();
+            if sc.is_valid() {
+                let flags = if sc.is_sampled() { "01" } else { "00" };
+                let traceparent = format!("00-{}-{}-{flags}", sc.trace_id(), sc.span_id());
+                if let Ok(value) = http::HeaderValue::from_str(&traceparent) {
+                    response.headers_mut().insert("traceparent", value);
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        self.in_flight.add(-1);
+        let http_status = self.status.unwrap_or(CLIENT_CLOSED);
+        let (status, failed, error) = if self.grpc && self.status.is_some() {
+            // No grpc-status at all: the stream ended without one (UNKNOWN).
+            let code = self.grpc_status.unwrap_or(2);
+            self.span.record("rpc.grpc.status_code", i64::from(code));
+            let failed = grpc_server_error(code) || !self.error.is_empty();
+            (
+                code,
+                failed,
+                if failed && self.error.is_empty() {
+                    "grpc_error"
+                } else {
+                    self.error
+                },
+            )
+        } else {
+            let failed = (500..600).contains(&http_status) || !self.error.is_empty();
+            let error = if !self.error.is_empty() {
+                self.error
+            } else if failed {
+                status_text(http_status)
+            } else {
+                ""
+            };
+            (http_status, failed, error)
+        };
+        if failed {
+            self.span.record("otel.status_code", "ERROR");
+            self.span.record("error.type", error);
+        }
+        self.shared.metrics.record(&Outcome {
+            method: self.method,
+            route: &self.route,
+            status,
+            scheme: self.scheme,
+            error,
+            seconds: self.start.elapsed().as_secs_f64(),
+        });
+    }
+}
+
+/// `error.type` of a 5xx response: its status code, as the conventions say.
+fn status_text(status: u16) -> &'static str {
+    match status {
+        500 => "500",
+        501 => "501",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        505..=599 => "5xx",
+        _ => "_OTHER",
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        // The body ended (or was dropped: hyper drops a body once it reports its end), or the
+        // response never came (CLIENT_CLOSED).
+        self.finish();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`ServerTelemetry`](super::ServerTelemetry).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        future: F,
+        completion: Option<Completion>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(future: F, completion: Completion) -> Self {
+        ResponseFuture {
+            future,
+            completion: Some(completion),
+        }
+    }
+}
+
+impl<F, RB, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<http::Response<RB>, E>>,
+{
+    type Output = Result<http::Response<ResponseBody<RB>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _entered = this.completion.as_ref().map(|c| c.span.enter());
+            ready!(this.future.poll(cx))
+        };
+        let mut completion = this.completion.take();
+        Poll::Ready(match result {
+            Ok(mut response) => {
+                if let Some(c) = completion.as_mut() {
+                    c.on_head(&mut response);
+                }
+                let (parts, body) = response.into_parts();
+                Ok(http::Response::from_parts(
+                    parts,
+                    ResponseBody {
+                        inner: body,
+                        completion,
+                    },
+                ))
+            }
+            Err(e) => {
+                // The inner service's error passes through untouched; it is recorded as a
+                // failed request (500).
+                if let Some(mut c) = completion {
+                    c.status = Some(500);
+                    c.error = "_OTHER";
+                    c.finish();
+                }
+                Err(e)
+            }
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response body: passed through frame by frame, never buffered; the request is
+    /// recorded when it ends (or is dropped).
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: B,
+        completion: Option<Completion>,
+    }
+}
+
+impl<B> ResponseBody<B> {
+    /// The wrapped body.
+    pub fn into_inner(self) -> B {
+        self.inner
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for ResponseBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let (Some(trailers), Some(c)) = (frame.trailers_ref(), this.completion.as_mut())
+                    && c.grpc
+                {
+                    c.grpc_status = grpc_status(trailers).or(c.grpc_status);
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(mut c) = this.completion.take() {
+                    c.error = "body_error";
+                    c.finish();
+                }
+            }
+            None => {
+                if let Some(mut c) = this.completion.take() {
+                    c.finish();
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

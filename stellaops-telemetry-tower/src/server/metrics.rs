@@ -1,0 +1,126 @@
+//! The request metrics of the server layer, with bound series cached per (method, route,
+//! status): the hot path is a cache hit and a few atomics, not a label lookup per metric.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use stellaops_telemetry_core::metrics::catalogue::{
+    HttpInFlightLabels, RequestDurationLabels, RequestTotalLabels, STELLA_HTTP_REQUESTS_IN_FLIGHT,
+    STELLAOPS_REQUEST_DURATION_SECONDS, STELLAOPS_REQUEST_TOTAL,
+};
+use stellaops_telemetry_core::metrics::semconv::{
+    HTTP_SERVER_REQUEST_DURATION, HttpServerDurationLabels,
+};
+use stellaops_telemetry_core::metrics::{
+    BoundCounter, BoundHistogram, BoundUpDownCounter, Counter, Histogram, Metrics, UpDownCounter,
+};
+
+/// More distinct (method, route, status) keys than this are recorded without caching.
+const CACHE_LIMIT: usize = 4096;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    method: &'static str,
+    route: Arc<str>,
+    status: u16,
+    scheme: &'static str,
+    error: &'static str,
+}
+
+struct Finished {
+    duration: BoundHistogram,
+    total: BoundCounter,
+    semconv: BoundHistogram,
+}
+
+pub(crate) struct ServerMetrics {
+    service: String,
+    duration: Histogram<RequestDurationLabels<'static>>,
+    total: Counter<RequestTotalLabels<'static>>,
+    in_flight: UpDownCounter<HttpInFlightLabels<'static>>,
+    semconv: Histogram<HttpServerDurationLabels<'static>>,
+    in_flight_bound: RwLock<HashMap<&'static str, BoundUpDownCounter>>,
+    finished: RwLock<HashMap<Key, Arc<Finished>>>,
+}
+
+/// What is known about a request when it is recorded.
+pub(crate) struct Outcome<'a> {
+    pub method: &'static str,
+    pub route: &'a Arc<str>,
+    /// The HTTP status code, or the gRPC status code for gRPC requests.
+    pub status: u16,
+    pub scheme: &'static str,
+    /// `error.type`, empty when the request did not fail.
+    pub error: &'static str,
+    pub seconds: f64,
+}
+
+impl ServerMetrics {
+    pub(crate) fn new(service: String, metrics: &Metrics) -> Self {
+        ServerMetrics {
+            service,
+            duration: metrics.histogram(&STELLAOPS_REQUEST_DURATION_SECONDS),
+            total: metrics.counter(&STELLAOPS_REQUEST_TOTAL),
+            in_flight: metrics.up_down_counter(&STELLA_HTTP_REQUESTS_IN_FLIGHT),
+            semconv: metrics.histogram(&HTTP_SERVER_REQUEST_DURATION),
+            in_flight_bound: RwLock::new(HashMap::new()),
+            finished: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The in-flight series of `method` (bounded: `method` is one of ten labels).
+    pub(crate) fn in_flight(&self, method: &'static str) -> BoundUpDownCounter {
+        if let Some(bound) = self.in_flight_bound.read().get(method) {
+            return bound.clone();
+        }
+        self.in_flight_bound
+            .write()
+            .entry(method)
+            .or_insert_with(|| self.in_flight.bind(HttpInFlightLabels { method }))
+            .clone()
+    }
+
+    pub(crate) fn record(&self, o: &Outcome<'_>) {
+        let key = Key {
+            method: o.method,
+            route: o.route.clone(),
+            status: o.status,
+            scheme: o.scheme,
+            error: o.error,
+        };
+        let cached = self.finished.read().get(&key).cloned();
+        let finished = match cached {
+            Some(f) => f,
+            None => {
+                let mut code = itoa::Buffer::new();
+                let status = code.format(o.status);
+                let f = Arc::new(Finished {
+                    duration: self.duration.bind(RequestDurationLabels {
+                        service: &self.service,
+                        endpoint: o.route,
+                    }),
+                    total: self.total.bind(RequestTotalLabels {
+                        service: &self.service,
+                        status,
+                    }),
+                    semconv: self.semconv.bind(HttpServerDurationLabels {
+                        method: o.method,
+                        route: o.route,
+                        status_code: status,
+                        scheme: o.scheme,
+                        error_type: o.error,
+                    }),
+                });
+                let mut map = self.finished.write();
+                if map.len() < CACHE_LIMIT {
+                    map.insert(key, f.clone());
+                }
+                f
+            }
+        };
+        finished.duration.record(o.seconds);
+        finished.total.inc();
+        finished.semconv.record(o.seconds);
+    }
+}

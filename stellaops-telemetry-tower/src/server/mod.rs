@@ -1,0 +1,60 @@
+//! The server layer: one `http.request` span per request, strict W3C trace context in,
+//! tenant and request id, and the request metrics from one clock.
+//!
+//! # Example
+//!
+//! ```
+//! use stellaops_telemetry_tower::server::{ServerTelemetryLayer, Tenant};
+//! # let telemetry = stellaops_telemetry_core::Telemetry::builder("scanner").exporters(&[]).stdout_logs(false).build()?;
+//! async fn scan(tenant: Option<axum::Extension<Tenant>>) -> String {
+//!     format!("tenant: {:?}", tenant.map(|t| t.0.as_str().to_owned()))
+//! }
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/scans/{id}", axum::routing::get(scan))
+//!     .layer(ServerTelemetryLayer::new(&telemetry));
+//! # Ok::<(), stellaops_telemetry_core::TelemetryError>(())
+//! ```
+//!
+//! Per request:
+//!
+//! - **Trace context** comes from `traceparent` / `tracestate` / `baggage`, parsed strictly
+//!   ([`propagation`](crate::propagation)). A malformed header starts a new trace; it never
+//!   fails the request.
+//! - **The span** is a tracing span, so the handler's spans nest under it. It is named
+//!   `http.request`, with the OpenTelemetry display name `{method} {route}` and the stable
+//!   HTTP semantic-convention attributes. Status codes are integers. On the server a 5xx is an
+//!   error and a 4xx is not.
+//! - **The route** comes from the [`MakeRoute`] hook, else axum's `MatchedPath`, else
+//!   [`UNMATCHED_ROUTE`]. The raw path is never a metric label.
+//! - **Tenant:** a valid `X-StellaOps-Tenant` becomes `tenant.id` on the span and in the JSON
+//!   log context, and reaches handlers as a [`Tenant`] extension. An invalid one is never
+//!   recorded.
+//! - **Request id:** a valid `x-request-id` is kept, otherwise one is generated
+//!   ([`MakeRequestId`]). It is echoed in the response, handed over as a [`RequestId`]
+//!   extension, and becomes `correlationId` in the JSON log lines.
+//! - **Metrics:** `stellaops_request_duration_seconds{service,endpoint}`,
+//!   `stellaops_request_total{service,status}`, `stella_http_requests_in_flight{method}` and
+//!   `http.server.request.duration`. All come from one clock, read when the response body
+//!   ends, so the **duration covers the body stream**.
+//! - **gRPC (tonic):** the `grpc-status` (from the head or the trailers) becomes the `status`
+//!   label and `rpc.grpc.status_code`. UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
+//!   UNAVAILABLE and DATA_LOSS are span errors.
+//!
+//! The layer never alters a response because telemetry failed. It never buffers a body. It
+//! passes the inner service's error through untouched.
+
+mod future;
+mod layer;
+mod metrics;
+mod request_id;
+mod route;
+mod service;
+mod tenant;
+
+pub use future::{CLIENT_CLOSED, ResponseBody, ResponseFuture};
+pub use layer::ServerTelemetryLayer;
+pub use request_id::{DefaultMakeRequestId, MakeRequestId, REQUEST_ID_HEADER, RequestId};
+pub(crate) use route::method_label;
+pub use route::{DefaultMakeRoute, MakeRoute, UNMATCHED_ROUTE};
+pub use service::ServerTelemetry;
+pub use tenant::{MAX_TENANT_LEN, TENANT_HEADER, Tenant};

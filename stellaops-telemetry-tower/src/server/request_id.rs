@@ -1,0 +1,75 @@
+//! `x-request-id`: accepted when valid, generated otherwise, echoed in the response and
+//! recorded as the log context's `correlationId`.
+
+use std::sync::Arc;
+
+/// The request id header.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A request id, handed to handlers as a request extension.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(Arc<str>);
+
+impl RequestId {
+    /// A request id when `value` is 1–128 bytes of `A–Z a–z 0–9 . _ - :` (UUIDs, ULIDs,
+    /// hex); `None` otherwise.
+    ///
+    /// ```
+    /// use stellaops_telemetry_tower::server::RequestId;
+    /// assert!(RequestId::parse(b"9f1c2a3b-0000-4000-8000-000000000001").is_some());
+    /// assert!(RequestId::parse(b"<script>").is_none());
+    /// ```
+    pub fn parse(value: &[u8]) -> Option<RequestId> {
+        let valid = !value.is_empty()
+            && value.len() <= 128
+            && value
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
+        valid
+            .then(|| {
+                std::str::from_utf8(value)
+                    .ok()
+                    .map(|s| RequestId(Arc::from(s)))
+            })
+            .flatten()
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Makes the request id of a request that brought none (or an invalid one).
+pub trait MakeRequestId: Send + Sync + 'static {
+    /// A fresh id.
+    fn make_request_id(&self) -> RequestId;
+}
+
+/// 128 random bits as 32 lowercase hex digits (the SDK's random id generator).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultMakeRequestId;
+
+impl MakeRequestId for DefaultMakeRequestId {
+    fn make_request_id(&self) -> RequestId {
+        use stellaops_telemetry_core::opentelemetry_sdk::trace::{
+            IdGenerator as _, RandomIdGenerator,
+        };
+        let id = RandomIdGenerator::default().new_trace_id();
+        RequestId(Arc::from(id.to_string()))
+    }
+}
+
+pub(crate) fn read(headers: &http::HeaderMap) -> Option<RequestId> {
+    let mut values = headers.get_all(REQUEST_ID_HEADER).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => RequestId::parse(v.as_bytes()),
+        _ => None,
+    }
+}

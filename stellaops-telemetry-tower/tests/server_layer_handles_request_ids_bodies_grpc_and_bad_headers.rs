@@ -1,0 +1,281 @@
+//! The server layer: request ids kept or generated and echoed, malformed trace context and
+//! tenants never fail a request nor get recorded, the duration covers the body stream, and
+//! gRPC statuses (in the head or the trailers) become the status label and span status.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::convert::Infallible;
+
+use axum::body::Body;
+use http::{Request, Response};
+use http_body_util::{BodyExt as _, StreamBody};
+use opentelemetry::Value;
+use opentelemetry_sdk::trace::SpanData;
+use stellaops_telemetry_core::Telemetry;
+use stellaops_telemetry_core::testing::TestExporters;
+use stellaops_telemetry_tower::server::ServerTelemetryLayer;
+use tower::{ServiceBuilder, ServiceExt as _, service_fn};
+
+fn pipeline(exporters: &TestExporters) -> Telemetry {
+    Telemetry::builder("svc")
+        .exporters(&[])
+        .stdout_logs(false)
+        .prometheus_scrape(true)
+        .test_exporters(exporters)
+        .build()
+        .unwrap()
+}
+
+fn attr(span: &SpanData, key: &str) -> Option<Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.clone())
+}
+
+fn ok_service() -> impl tower::Service<
+    Request<Body>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
+> + Clone {
+    service_fn(|_req: Request<Body>| async { Ok::<_, Infallible>(Response::new(Body::from("ok"))) })
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn request_ids_are_kept_when_valid_and_generated_otherwise() {
+    let exporters = TestExporters::new();
+    let telemetry = pipeline(&exporters);
+    let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
+    let svc = ServiceBuilder::new()
+        .layer(ServerTelemetryLayer::new(&telemetry).echo_traceparent(true))
+        .service(ok_service());
+
+    let kept = svc
+        .clone()
+        .oneshot(
+            Request::get("/")
+                .header("x-request-id", "abc-123")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "abc-123");
+    let traceparent = kept.headers()["traceparent"].to_str().unwrap().to_owned();
+    drop(kept);
+
+    for bad in ["<script>", "a b"] {
+        let generated = svc
+            .clone()
+            .oneshot(
+                Request::get("/")
+                    .header("x-request-id", bad)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let id = generated.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+    telemetry.flush(std::time::Duration::from_secs(5)).unwrap();
+    let spans = exporters.finished_spans();
+    let first = spans
+        .iter()
+        .find(|s| attr(s, "request.id") == Some(Value::from("abc-123")))
+        .unwrap();
+    assert_eq!(
+        traceparent,
+        format!(
+            "00-{}-{}-01",
+            first.span_context.trace_id(),
+            first.span_context.span_id()
+        )
+    );
+    telemetry.shutdown();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn malformed_trace_context_and_tenants_start_a_new_trace_and_are_not_recorded() {
+    let exporters = TestExporters::new();
+    let telemetry = pipeline(&exporters);
+    let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
+    let svc = ServiceBuilder::new()
+        .layer(ServerTelemetryLayer::new(&telemetry))
+        .service(ok_service());
+    for (traceparent, tenant) in [
+        (
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
+            "acme\tx",
+        ),
+        (
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "a".repeat(129).as_str(),
+        ),
+        (
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "acme corp",
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "tenant;drop",
+        ),
+    ] {
+        let response = svc
+            .clone()
+            .oneshot(
+                Request::get("/")
+                    .header("traceparent", traceparent)
+                    .header(
+                        "x-stellaops-tenant",
+                        http::HeaderValue::from_bytes(tenant.as_bytes()).unwrap(),
+                    )
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    telemetry.flush(std::time::Duration::from_secs(5)).unwrap();
+    let spans = exporters.finished_spans();
+    assert_eq!(spans.len(), 4);
+    for span in &spans {
+        assert_eq!(
+            span.parent_span_id,
+            opentelemetry::trace::SpanId::INVALID,
+            "a new trace"
+        );
+        assert_ne!(
+            span.span_context.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(
+            attr(span, "tenant.id"),
+            None,
+            "an invalid tenant is never recorded"
+        );
+        assert_eq!(attr(span, "http.route"), Some(Value::from("unmatched")));
+    }
+    telemetry.shutdown();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_request_is_recorded_when_its_body_ends_not_when_its_head_is_sent() {
+    let exporters = TestExporters::new();
+    let telemetry = pipeline(&exporters);
+    let (chunks, stream) = tokio::sync::mpsc::channel::<Result<&'static str, Infallible>>(4);
+    let stream = std::sync::Mutex::new(Some(stream));
+    let svc = ServiceBuilder::new()
+        .layer(ServerTelemetryLayer::new(&telemetry))
+        .service(service_fn(move |_req: Request<Body>| {
+            let stream = stream.lock().unwrap().take().unwrap();
+            async move {
+                Ok::<_, Infallible>(Response::new(Body::from_stream(
+                    tokio_stream::wrappers::ReceiverStream::new(stream),
+                )))
+            }
+        }));
+    let response = svc
+        .oneshot(Request::get("/stream").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let count = |t: &Telemetry| {
+        t.prometheus()
+            .unwrap()
+            .render()
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("stellaops_request_total{"))
+            .count()
+    };
+    chunks.send(Ok("first ")).await.unwrap();
+    assert_eq!(
+        count(&telemetry),
+        0,
+        "the head alone does not finish the request"
+    );
+    chunks.send(Ok("second")).await.unwrap();
+    drop(chunks);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"first second");
+    assert_eq!(count(&telemetry), 1);
+    telemetry.shutdown();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn grpc_statuses_from_the_head_or_the_trailers_become_the_status() {
+    let exporters = TestExporters::new();
+    let telemetry = pipeline(&exporters);
+    let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
+    let svc = ServiceBuilder::new()
+        .layer(ServerTelemetryLayer::new(&telemetry))
+        .service(service_fn(|req: Request<Body>| async move {
+            let response = if req.uri().path() == "/svc/Fail" {
+                // Trailers-only: the status in the head.
+                Response::builder()
+                    .header("content-type", "application/grpc")
+                    .header("grpc-status", "13")
+                    .body(Body::empty())
+                    .unwrap()
+            } else {
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("grpc-status", "0".parse().unwrap());
+                let frames = vec![
+                    Ok::<_, Infallible>(http_body::Frame::data(hyper::body::Bytes::from_static(
+                        b"\0\0\0\0\0",
+                    ))),
+                    Ok(http_body::Frame::trailers(trailers)),
+                ];
+                Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(Body::new(StreamBody::new(tokio_stream::iter(frames))))
+                    .unwrap()
+            };
+            Ok::<_, Infallible>(response)
+        }));
+    for path in ["/svc/Fail", "/svc/Ok"] {
+        let response = svc
+            .clone()
+            .oneshot(
+                Request::post(path)
+                    .header("content-type", "application/grpc")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        response.into_body().collect().await.unwrap();
+    }
+    let exposition = telemetry.prometheus().unwrap().render().unwrap();
+    telemetry.flush(std::time::Duration::from_secs(5)).unwrap();
+    assert!(
+        exposition.contains(r#"stellaops_request_total{service="svc",status="13"} 1"#),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains(r#"stellaops_request_total{service="svc",status="0"} 1"#),
+        "{exposition}"
+    );
+    let spans = exporters.finished_spans();
+    let by_code = |code: i64| {
+        spans
+            .iter()
+            .find(|s| attr(s, "rpc.grpc.status_code") == Some(Value::I64(code)))
+            .unwrap()
+    };
+    assert!(matches!(
+        by_code(13).status,
+        opentelemetry::trace::Status::Error { .. }
+    ));
+    assert!(!matches!(
+        by_code(0).status,
+        opentelemetry::trace::Status::Error { .. }
+    ));
+    telemetry.shutdown();
+}

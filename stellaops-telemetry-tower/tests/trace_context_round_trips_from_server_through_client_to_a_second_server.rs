@@ -1,0 +1,148 @@
+//! server layer → handler → client layer → second server: one trace, the client span between
+//! the two server spans, and the tenant, tracestate and baggage carried across.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Request};
+use axum::routing::get;
+use http_body_util::BodyExt as _;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use stellaops_telemetry_core::Telemetry;
+use stellaops_telemetry_core::testing::TestExporters;
+use stellaops_telemetry_tower::client::ClientTelemetryLayer;
+use stellaops_telemetry_tower::server::ServerTelemetryLayer;
+use tower::{Service as _, ServiceBuilder, ServiceExt as _};
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// The second server answers with the propagation headers it received.
+async fn echo(headers: HeaderMap) -> String {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    serde_json::json!({
+        "traceparent": get("traceparent"),
+        "tracestate": get("tracestate"),
+        "baggage": get("baggage"),
+        "tenant": get("x-stellaops-tenant"),
+    })
+    .to_string()
+}
+
+async fn call(State(downstream): State<String>) -> String {
+    let client = Client::builder(TokioExecutor::new())
+        .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
+    let mut client = ServiceBuilder::new()
+        .layer(ClientTelemetryLayer::new())
+        .service(client);
+    let request = Request::get(format!("http://{downstream}/echo"))
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let response = client.ready().await.unwrap().call(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn one_trace_spans_both_servers_and_the_client() {
+    let exporters = TestExporters::new();
+    let telemetry = Telemetry::builder("roundtrip")
+        .exporters(&[])
+        .stdout_logs(false)
+        .test_exporters(&exporters)
+        .build()
+        .unwrap();
+    // current_thread: the spawned server runs on this thread, under this dispatcher.
+    let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
+
+    let second = Router::new()
+        .route("/echo", get(echo))
+        .layer(ServerTelemetryLayer::new(&telemetry));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let downstream = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move { axum::serve(listener, second).await });
+
+    let first = Router::new()
+        .route("/call", get(call))
+        .with_state(downstream)
+        .layer(ServerTelemetryLayer::new(&telemetry));
+    let response = first
+        .oneshot(
+            Request::get("/call")
+                .header("traceparent", format!("00-{TRACE}-00f067aa0ba902b7-01"))
+                .header("tracestate", "rojo=00f067aa0ba902b7")
+                .header("tracestate", "congo=t61rcWkgMzE")
+                .header("baggage", "userId=alice,isProduction=false")
+                .header("X-StellaOps-Tenant", "acme")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    server.abort();
+    telemetry.flush(std::time::Duration::from_secs(5)).unwrap();
+
+    // What the second server received.
+    assert_eq!(seen["tenant"], "acme");
+    assert_eq!(
+        seen["tracestate"],
+        "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
+    );
+    let baggage = seen["baggage"].as_str().unwrap();
+    assert!(
+        baggage.contains("userId=alice") && baggage.contains("isProduction=false"),
+        "{baggage}"
+    );
+    let traceparent = seen["traceparent"].as_str().unwrap();
+    assert!(
+        traceparent.starts_with(&format!("00-{TRACE}-")),
+        "{traceparent}"
+    );
+    assert!(traceparent.ends_with("-01"), "{traceparent}");
+
+    // The spans: first server ← client ← second server, one trace.
+    let spans = exporters.finished_spans();
+    let find = |name: &str| {
+        spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
+            panic!(
+                "{name} not exported: {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
+    };
+    let first_server = find("GET /call");
+    let client = find("GET");
+    let second_server = find("GET /echo");
+    for s in [first_server, client, second_server] {
+        assert_eq!(s.span_context.trace_id().to_string(), TRACE, "{}", s.name);
+    }
+    assert_eq!(client.parent_span_id, first_server.span_context.span_id());
+    assert_eq!(client.span_kind, opentelemetry::trace::SpanKind::Client);
+    assert_eq!(second_server.parent_span_id, client.span_context.span_id());
+    assert!(second_server.parent_span_is_remote);
+    assert_eq!(
+        traceparent,
+        format!("00-{TRACE}-{}-01", client.span_context.span_id())
+    );
+    let tenant_of = |s: &opentelemetry_sdk::trace::SpanData| {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "tenant.id")
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(tenant_of(first_server).as_deref(), Some("acme"));
+    assert_eq!(tenant_of(second_server).as_deref(), Some("acme"));
+    telemetry.shutdown();
+}

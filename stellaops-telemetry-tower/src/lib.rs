@@ -17,5 +17,6 @@
 //! layer and health endpoints come with the tower issue.
 
 mod request;
+pub mod services;
 
 pub use request::{RequestTelemetry, RequestTelemetryLayer, ResponseFuture, TENANT_HEADER};

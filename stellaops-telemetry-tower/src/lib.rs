@@ -23,3 +23,4 @@
 pub mod client;
 pub mod propagation;
 pub mod server;
+pub mod services;

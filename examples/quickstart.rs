@@ -28,14 +28,26 @@ use stellaops_telemetry_core::metrics::catalogue::{
 };
 use stellaops_telemetry_core::metrics::{Counter, Histogram};
 use stellaops_telemetry_core::{ExporterKind, Telemetry, tracing};
-use stellaops_telemetry_tower::RequestTelemetryLayer;
+use stellaops_telemetry_tower::client::ClientTelemetryLayer;
+use stellaops_telemetry_tower::server::ServerTelemetryLayer;
+use stellaops_telemetry_tower::services::Health;
+use tower::{Service as _, ServiceBuilder, ServiceExt as _};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The catalogue metrics the handlers record, resolved once.
+/// An HTTP client with the client layer: trace context, baggage and tenant go out with every
+/// request it sends.
+type TracedClient = stellaops_telemetry_tower::client::ClientTelemetry<
+    Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+>;
+
 #[derive(Clone)]
 struct App {
     telemetry: Telemetry,
+    /// This service's own address: `/scans/{id}/verdict` asks its own policy endpoint.
+    own_addr: SocketAddr,
+    client: TracedClient,
     scan_duration: Histogram<ScanDurationLabels<'static>>,
     vulnerabilities: Counter<VulnerabilitiesFoundLabels<'static>>,
     policy_run: Histogram<PolicyRunLabels<'static>>,
@@ -43,9 +55,14 @@ struct App {
 }
 
 impl App {
-    fn new(telemetry: Telemetry) -> Self {
+    fn new(telemetry: Telemetry, own_addr: SocketAddr) -> Self {
         let m = telemetry.metrics().clone();
+        let client = ServiceBuilder::new()
+            .layer(ClientTelemetryLayer::new().redactor(telemetry.redactor().clone()))
+            .service(Client::builder(TokioExecutor::new()).build_http());
         App {
+            own_addr,
+            client,
             scan_duration: m.histogram(&STELLAOPS_SCAN_DURATION_SECONDS),
             vulnerabilities: m.counter(&SCANNER_VULNERABILITIES_FOUND_TOTAL),
             policy_run: m.histogram(&POLICY_RUN_SECONDS),
@@ -138,12 +155,50 @@ async fn evaluate(
     }
 }
 
+/// Scans, then asks this service's own policy endpoint through the client layer: the two
+/// requests share one trace, and the tenant travels with the call.
+async fn verdict(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<String, (StatusCode, String)> {
+    let span = tracing::info_span!("scan.image", imageRef = %format!("registry.example/{id}"), digest = "sha256:0f1e");
+    let severity = if id.contains("critical") {
+        "critical"
+    } else {
+        "low"
+    };
+    let request = http::Request::post(format!("http://{}/policy/evaluate", app.own_addr))
+        .body(Full::new(Bytes::from(format!(
+            "{{\"severity\":\"{severity}\"}}"
+        ))))
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut client = app.client.clone();
+    let call = async move {
+        let response = client.ready().await?.call(request).await?;
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok::<_, Error>(String::from_utf8_lossy(&body).into_owned())
+    };
+    let answer = tracing::Instrument::instrument(call, span)
+        .await
+        .map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
+    Ok(format!("scan {id}: policy says {answer}"))
+}
+
 fn router(app: App) -> Router {
-    let layer = RequestTelemetryLayer::new("quickstart", app.telemetry.metrics());
+    let layer = ServerTelemetryLayer::new(&app.telemetry).echo_traceparent(true);
+    let own_addr = app.own_addr;
+    let health = Health::for_telemetry(&app.telemetry)
+        .check("policy_endpoint", move || async move {
+            // Readiness: this service's own listener accepts connections.
+            tokio::net::TcpStream::connect(own_addr).await.map(drop)
+        })
+        .build();
     Router::new()
         .route("/scans/{id}", get(scan))
+        .route("/scans/{id}/verdict", get(verdict))
         .route("/policy/evaluate", post(evaluate))
         .route_service("/metrics", app.telemetry.metrics_service())
+        .nest_service("/health", health)
         .layer(layer)
         .with_state(app)
 }
@@ -151,9 +206,15 @@ fn router(app: App) -> Router {
 async fn drive_traffic(addr: SocketAddr) -> Result<(usize, usize), Error> {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut requests = Vec::new();
-    for i in 0..20 {
-        let (method, path, body, tenant) = match i % 5 {
+    for i in 0..24 {
+        let (method, path, body, tenant) = match i % 6 {
             0 => ("GET", format!("/scans/img-{i}"), "", Some("acme")),
+            5 => (
+                "GET",
+                format!("/scans/critical-{i}/verdict"),
+                "",
+                Some("acme"),
+            ),
             1 => ("GET", "/scans/slow".to_owned(), "", Some("globex")),
             2 => ("GET", "/scans/broken".to_owned(), "", None),
             3 => (
@@ -186,13 +247,11 @@ async fn drive_traffic(addr: SocketAddr) -> Result<(usize, usize), Error> {
     Ok((ok, failed))
 }
 
-/// `GET /metrics` after the burst: what Prometheus would scrape.
-async fn scrape(addr: SocketAddr) -> Result<String, Error> {
+/// `GET path` after the burst (`/metrics`: what Prometheus would scrape; `/health`).
+async fn get_text(addr: SocketAddr, path: &str) -> Result<String, Error> {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let response = client
-        .request(
-            http::Request::get(format!("http://{addr}/metrics")).body(Full::new(Bytes::new()))?,
-        )
+        .request(http::Request::get(format!("http://{addr}{path}")).body(Full::new(Bytes::new()))?)
         .await?;
     let body = response.into_body().collect().await?.to_bytes();
     Ok(String::from_utf8(body.to_vec())?)
@@ -227,7 +286,7 @@ async fn main() -> Result<(), Error> {
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let app = router(App::new(telemetry.clone()));
+    let app = router(App::new(telemetry.clone(), local));
     let started = Instant::now();
     if serve {
         tracing::info!(addr = %local, "quickstart serving; Ctrl-C to stop");
@@ -242,7 +301,8 @@ async fn main() -> Result<(), Error> {
 
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let (ok, failed) = drive_traffic(local).await?;
-    let exposition = scrape(local).await?;
+    let health = get_text(local, "/health").await?;
+    let exposition = get_text(local, "/metrics").await?;
     if let Some(path) = &scrape_out {
         std::fs::write(path, &exposition)?;
     }
@@ -274,6 +334,11 @@ async fn main() -> Result<(), Error> {
     println!(
         "  JSON log lines       {} (dropped {})",
         s.log_lines.exported, s.log_lines.dropped
+    );
+    let health: serde_json::Value = serde_json::from_str(&health)?;
+    println!(
+        "  GET /health          {}",
+        health["status"].as_str().unwrap_or("?")
     );
     println!(
         "  GET /metrics         {} series lines{}",

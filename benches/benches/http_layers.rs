@@ -55,7 +55,9 @@ fn round_trip(app: &Router) {
             )
             .await
             .unwrap();
-        let body = axum::body::to_bytes(response.into_body(), 64).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 64)
+            .await
+            .unwrap();
         std::hint::black_box(body);
     });
 }

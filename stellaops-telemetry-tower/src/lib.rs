@@ -16,6 +16,7 @@
 //! This is the foundation's small layer; strict W3C extraction, tenant handling, the client
 //! layer and health endpoints come with the tower issue.
 
+pub mod propagation;
 mod request;
 
 pub use request::{RequestTelemetry, RequestTelemetryLayer, ResponseFuture, TENANT_HEADER};

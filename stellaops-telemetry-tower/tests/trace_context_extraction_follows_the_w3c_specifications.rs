@@ -70,18 +70,34 @@ impl Case {
         self.tracestate = state.into();
         self
     }
-    fn member(mut self, key: impl Into<String>, value: impl Into<String>, properties: &str) -> Self {
-        self.baggage.push((key.into(), value.into(), properties.to_owned()));
+    fn member(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+        properties: &str,
+    ) -> Self {
+        self.baggage
+            .push((key.into(), value.into(), properties.to_owned()));
         self
     }
     /// What `inject` writes: `traceparent`, `tracestate`, `baggage` (`None`: no header).
-    fn sends(mut self, traceparent: Option<&str>, tracestate: Option<&str>, baggage: Option<&str>) -> Self {
+    fn sends(
+        mut self,
+        traceparent: Option<&str>,
+        tracestate: Option<&str>,
+        baggage: Option<&str>,
+    ) -> Self {
         self.sends_traceparent = traceparent.map(str::to_owned);
         self.sends_tracestate = tracestate.map(str::to_owned);
         self.sends_baggage = baggage.map(str::to_owned);
         self
     }
-    fn sends_owned(mut self, traceparent: Option<String>, tracestate: Option<String>, baggage: Option<String>) -> Self {
+    fn sends_owned(
+        mut self,
+        traceparent: Option<String>,
+        tracestate: Option<String>,
+        baggage: Option<String>,
+    ) -> Self {
         self.sends_traceparent = traceparent;
         self.sends_tracestate = tracestate;
         self.sends_baggage = baggage;
@@ -96,8 +112,12 @@ impl Case {
 fn headers(lines: &[(String, Vec<u8>)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (name, value) in lines {
-        let name = HeaderName::from_bytes(name.as_bytes()).expect("test header name");
-        let value = HeaderValue::from_bytes(value).expect("test header value");
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) else {
+            unreachable!("the table only holds valid header names and values: {name}");
+        };
         map.append(name, value);
     }
     map
@@ -105,12 +125,18 @@ fn headers(lines: &[(String, Vec<u8>)]) -> HeaderMap {
 
 fn header(map: &HeaderMap, name: &str) -> Option<String> {
     let mut all = map.get_all(name).iter();
-    let first = all.next().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let first = all
+        .next()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     assert!(all.next().is_none(), "inject wrote `{name}` more than once");
     first
 }
 
-type Seen = (Option<(String, String, bool, bool)>, String, Vec<(String, String, String)>);
+type Seen = (
+    Option<(String, String, bool, bool)>,
+    String,
+    Vec<(String, String, String)>,
+);
 
 fn seen(extracted: &Extracted) -> Seen {
     let parent = extracted.parent.as_ref().map(|p| {
@@ -130,7 +156,13 @@ fn seen(extracted: &Extracted) -> Seen {
     let baggage = extracted
         .baggage
         .iter()
-        .map(|m| (m.key().to_owned(), m.value().to_owned(), m.properties().to_owned()))
+        .map(|m| {
+            (
+                m.key().to_owned(),
+                m.value().to_owned(),
+                m.properties().to_owned(),
+            )
+        })
         .collect();
     (parent, tracestate, baggage)
 }
@@ -144,53 +176,136 @@ fn check(case: &Case) {
 
     let mut out = HeaderMap::new();
     extracted.inject(&mut out);
-    assert_eq!(header(&out, "traceparent"), case.sends_traceparent, "{}: sent traceparent", case.name);
-    assert_eq!(header(&out, "tracestate"), case.sends_tracestate, "{}: sent tracestate", case.name);
-    assert_eq!(header(&out, "baggage"), case.sends_baggage, "{}: sent baggage", case.name);
-    assert_eq!(out.len(), out.keys_len(), "{}: one line per header", case.name);
+    assert_eq!(
+        header(&out, "traceparent"),
+        case.sends_traceparent,
+        "{}: sent traceparent",
+        case.name
+    );
+    assert_eq!(
+        header(&out, "tracestate"),
+        case.sends_tracestate,
+        "{}: sent tracestate",
+        case.name
+    );
+    assert_eq!(
+        header(&out, "baggage"),
+        case.sends_baggage,
+        "{}: sent baggage",
+        case.name
+    );
+    assert_eq!(
+        out.len(),
+        out.keys_len(),
+        "{}: one line per header",
+        case.name
+    );
 
     // What was sent reads back the same.
     assert_eq!(extract(&out), extracted, "{}: round trip", case.name);
 
     // Through an opentelemetry Context (what the layers do), the trace headers are the same.
     let cx = extracted.clone().into_context(&Context::new());
-    assert_eq!(cx.span().span_context().is_valid(), extracted.parent.is_some(), "{}", case.name);
+    assert_eq!(
+        cx.span().span_context().is_valid(),
+        extracted.parent.is_some(),
+        "{}",
+        case.name
+    );
     let mut via_cx = HeaderMap::new();
     inject(&cx, &mut via_cx);
-    assert_eq!(header(&via_cx, "traceparent"), case.sends_traceparent, "{}: via context", case.name);
-    assert_eq!(header(&via_cx, "tracestate"), case.sends_tracestate, "{}: via context", case.name);
+    assert_eq!(
+        header(&via_cx, "traceparent"),
+        case.sends_traceparent,
+        "{}: via context",
+        case.name
+    );
+    assert_eq!(
+        header(&via_cx, "tracestate"),
+        case.sends_tracestate,
+        "{}: via context",
+        case.name
+    );
 }
 
 fn traceparent_cases() -> Vec<Case> {
     let sent = |flags: &str| Some(tp(flags));
     vec![
         // Level 1 §3.2 examples and flags.
-        case("sampled").traceparent(tp("01")).parent_ts(true, false).sends_owned(sent("01"), None, None),
-        case("not sampled").traceparent(tp("00")).parent_ts(false, false).sends_owned(sent("00"), None, None),
+        case("sampled")
+            .traceparent(tp("01"))
+            .parent_ts(true, false)
+            .sends_owned(sent("01"), None, None),
+        case("not sampled")
+            .traceparent(tp("00"))
+            .parent_ts(false, false)
+            .sends_owned(sent("00"), None, None),
         case("spec example")
             .traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-            .parent("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", true, false)
-            .sends(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), None, None),
+            .parent(
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "00f067aa0ba902b7",
+                true,
+                false,
+            )
+            .sends(
+                Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                None,
+                None,
+            ),
         // Level 2: the random trace-id flag is read and propagated.
-        case("random").traceparent(tp("02")).parent_ts(false, true).sends_owned(sent("02"), None, None),
-        case("sampled and random").traceparent(tp("03")).parent_ts(true, true).sends_owned(sent("03"), None, None),
+        case("random")
+            .traceparent(tp("02"))
+            .parent_ts(false, true)
+            .sends_owned(sent("02"), None, None),
+        case("sampled and random")
+            .traceparent(tp("03"))
+            .parent_ts(true, true)
+            .sends_owned(sent("03"), None, None),
         // Other flags are ignored and zeroed when propagating.
-        case("unknown flag 0x08").traceparent(tp("09")).parent_ts(true, false).sends_owned(sent("01"), None, None),
-        case("all flags").traceparent(tp("ff")).parent_ts(true, true).sends_owned(sent("03"), None, None),
-        case("only unknown flags").traceparent(tp("fc")).parent_ts(false, false).sends_owned(sent("00"), None, None),
+        case("unknown flag 0x08")
+            .traceparent(tp("09"))
+            .parent_ts(true, false)
+            .sends_owned(sent("01"), None, None),
+        case("all flags")
+            .traceparent(tp("ff"))
+            .parent_ts(true, true)
+            .sends_owned(sent("03"), None, None),
+        case("only unknown flags")
+            .traceparent(tp("fc"))
+            .parent_ts(false, false)
+            .sends_owned(sent("00"), None, None),
         // Lowercase hex only.
-        case("uppercase trace-id").traceparent(format!("00-{}-{S}-01", "ABCDEF78901234567890123456789012")).rejected(),
-        case("uppercase parent-id").traceparent(format!("00-{T}-{}-01", "ABCDEF7890123456")).rejected(),
+        case("uppercase trace-id")
+            .traceparent(format!("00-{}-{S}-01", "ABCDEF78901234567890123456789012"))
+            .rejected(),
+        case("uppercase parent-id")
+            .traceparent(format!("00-{T}-{}-01", "ABCDEF7890123456"))
+            .rejected(),
         case("uppercase flags").traceparent(tp("0A")).rejected(),
-        case("uppercase version").traceparent(format!("0A-{T}-{S}-01")).rejected(),
-        case("plus sign in trace-id").traceparent(format!("00-+{}-{S}-01", &T[1..])).rejected(),
+        case("uppercase version")
+            .traceparent(format!("0A-{T}-{S}-01"))
+            .rejected(),
+        case("plus sign in trace-id")
+            .traceparent(format!("00-+{}-{S}-01", &T[1..]))
+            .rejected(),
         case("plus sign in flags").traceparent(tp("+1")).rejected(),
-        case("non-hex letter").traceparent(format!("00-{}-{S}-01", "g2345678901234567890123456789012")).rejected(),
+        case("non-hex letter")
+            .traceparent(format!("00-{}-{S}-01", "g2345678901234567890123456789012"))
+            .rejected(),
         // Versions.
-        case("version ff").traceparent(format!("ff-{T}-{S}-01")).rejected(),
-        case("version 00 with a trailing dot").traceparent(format!("{}.", tp("01"))).rejected(),
-        case("version 00 with extra fields").traceparent(format!("{}-what-the-future-will-be-like", tp("01"))).rejected(),
-        case("version 00 with a trailing dash").traceparent(format!("{}-", tp("01"))).rejected(),
+        case("version ff")
+            .traceparent(format!("ff-{T}-{S}-01"))
+            .rejected(),
+        case("version 00 with a trailing dot")
+            .traceparent(format!("{}.", tp("01")))
+            .rejected(),
+        case("version 00 with extra fields")
+            .traceparent(format!("{}-what-the-future-will-be-like", tp("01")))
+            .rejected(),
+        case("version 00 with a trailing dash")
+            .traceparent(format!("{}-", tp("01")))
+            .rejected(),
         case("future version cc")
             .traceparent(format!("cc-{T}-{S}-01"))
             .parent_ts(true, false)
@@ -210,63 +325,142 @@ fn traceparent_cases() -> Vec<Case> {
         case("future version without a dash after the flags")
             .traceparent(format!("cc-{T}-{S}-01.what-the-future-will-be-like"))
             .rejected(),
-        case("future version, flags too long").traceparent(format!("cc-{T}-{S}-012")).rejected(),
-        case("future version, too short").traceparent(format!("cc-{T}-{S}-1")).rejected(),
+        case("future version, flags too long")
+            .traceparent(format!("cc-{T}-{S}-012"))
+            .rejected(),
+        case("future version, too short")
+            .traceparent(format!("cc-{T}-{S}-1"))
+            .rejected(),
         case("future version, zero trace-id")
             .traceparent(format!("cc-{}-{S}-01-x", "0".repeat(32)))
             .rejected(),
-        case("version too long").traceparent(format!("000-{T}-{S}-01")).rejected(),
-        case("version much too long").traceparent(format!("0000-{T}-{S}-01")).rejected(),
-        case("version too short").traceparent(format!("0-{T}-{S}-01")).rejected(),
-        case("version with a leading dot").traceparent(format!(".0-{T}-{S}-01")).rejected(),
-        case("version with a trailing dot").traceparent(format!("0.-{T}-{S}-01")).rejected(),
+        case("version too long")
+            .traceparent(format!("000-{T}-{S}-01"))
+            .rejected(),
+        case("version much too long")
+            .traceparent(format!("0000-{T}-{S}-01"))
+            .rejected(),
+        case("version too short")
+            .traceparent(format!("0-{T}-{S}-01"))
+            .rejected(),
+        case("version with a leading dot")
+            .traceparent(format!(".0-{T}-{S}-01"))
+            .rejected(),
+        case("version with a trailing dot")
+            .traceparent(format!("0.-{T}-{S}-01"))
+            .rejected(),
         // Zero ids.
-        case("all-zero trace-id").traceparent(format!("00-{}-{S}-01", "0".repeat(32))).rejected(),
-        case("all-zero parent-id").traceparent(format!("00-{T}-{}-01", "0".repeat(16))).rejected(),
+        case("all-zero trace-id")
+            .traceparent(format!("00-{}-{S}-01", "0".repeat(32)))
+            .rejected(),
+        case("all-zero parent-id")
+            .traceparent(format!("00-{T}-{}-01", "0".repeat(16)))
+            .rejected(),
         case("trace-id 1 and parent-id 1")
             .traceparent(format!("00-{:032x}-{:016x}-01", 1, 1))
             .parent(&format!("{:032x}", 1), &format!("{:016x}", 1), true, false)
             .sends_owned(Some(format!("00-{:032x}-{:016x}-01", 1, 1)), None, None),
         // Field lengths and characters.
-        case("trace-id with a leading dot").traceparent(format!("00-.{}-{S}-01", &T[1..])).rejected(),
-        case("trace-id with a trailing dot").traceparent(format!("00-{}.-{S}-01", &T[..31])).rejected(),
-        case("trace-id too long").traceparent(format!("00-{T}3-{S}-01")).rejected(),
-        case("trace-id too short").traceparent(format!("00-{}-{S}-01", &T[..31])).rejected(),
-        case("parent-id with a leading dot").traceparent(format!("00-{T}-.{}-01", &S[1..])).rejected(),
-        case("parent-id with a trailing dot").traceparent(format!("00-{T}-{}.-01", &S[..15])).rejected(),
-        case("parent-id too long").traceparent(format!("00-{T}-{S}7-01")).rejected(),
-        case("parent-id too short").traceparent(format!("00-{T}-{}-01", &S[..15])).rejected(),
-        case("flags with a leading dot").traceparent(tp(".0")).rejected(),
-        case("flags with a trailing dot").traceparent(tp("0.")).rejected(),
+        case("trace-id with a leading dot")
+            .traceparent(format!("00-.{}-{S}-01", &T[1..]))
+            .rejected(),
+        case("trace-id with a trailing dot")
+            .traceparent(format!("00-{}.-{S}-01", &T[..31]))
+            .rejected(),
+        case("trace-id too long")
+            .traceparent(format!("00-{T}3-{S}-01"))
+            .rejected(),
+        case("trace-id too short")
+            .traceparent(format!("00-{}-{S}-01", &T[..31]))
+            .rejected(),
+        case("parent-id with a leading dot")
+            .traceparent(format!("00-{T}-.{}-01", &S[1..]))
+            .rejected(),
+        case("parent-id with a trailing dot")
+            .traceparent(format!("00-{T}-{}.-01", &S[..15]))
+            .rejected(),
+        case("parent-id too long")
+            .traceparent(format!("00-{T}-{S}7-01"))
+            .rejected(),
+        case("parent-id too short")
+            .traceparent(format!("00-{T}-{}-01", &S[..15]))
+            .rejected(),
+        case("flags with a leading dot")
+            .traceparent(tp(".0"))
+            .rejected(),
+        case("flags with a trailing dot")
+            .traceparent(tp("0."))
+            .rejected(),
         case("flags too long").traceparent(tp("001")).rejected(),
         case("flags too short").traceparent(tp("1")).rejected(),
-        case("underscore separators").traceparent(format!("00_{T}_{S}_01")).rejected(),
-        case("space after a dash").traceparent(format!("00- {}-{S}-01", &T[1..])).rejected(),
+        case("underscore separators")
+            .traceparent(format!("00_{T}_{S}_01"))
+            .rejected(),
+        case("space after a dash")
+            .traceparent(format!("00- {}-{S}-01", &T[1..]))
+            .rejected(),
         case("empty value").traceparent("").rejected(),
         case("only whitespace").traceparent(" \t ").rejected(),
-        case("non-ASCII bytes").traceparent(format!("00-{T}-{S}-0\u{e9}")).rejected(),
+        case("non-ASCII bytes")
+            .traceparent(format!("00-{T}-{S}-0\u{e9}"))
+            .rejected(),
         // Optional whitespace around the field value is not part of it.
-        case("leading space").traceparent(format!(" {}", tp("01"))).parent_ts(true, false).sends_owned(sent("01"), None, None),
-        case("leading tab").traceparent(format!("\t{}", tp("01"))).parent_ts(true, false).sends_owned(sent("01"), None, None),
-        case("trailing space").traceparent(format!("{} ", tp("01"))).parent_ts(true, false).sends_owned(sent("01"), None, None),
-        case("trailing tab").traceparent(format!("{}\t", tp("01"))).parent_ts(true, false).sends_owned(sent("01"), None, None),
-        case("both").traceparent(format!("\t {} \t", tp("01"))).parent_ts(true, false).sends_owned(sent("01"), None, None),
+        case("leading space")
+            .traceparent(format!(" {}", tp("01")))
+            .parent_ts(true, false)
+            .sends_owned(sent("01"), None, None),
+        case("leading tab")
+            .traceparent(format!("\t{}", tp("01")))
+            .parent_ts(true, false)
+            .sends_owned(sent("01"), None, None),
+        case("trailing space")
+            .traceparent(format!("{} ", tp("01")))
+            .parent_ts(true, false)
+            .sends_owned(sent("01"), None, None),
+        case("trailing tab")
+            .traceparent(format!("{}\t", tp("01")))
+            .parent_ts(true, false)
+            .sends_owned(sent("01"), None, None),
+        case("both")
+            .traceparent(format!("\t {} \t", tp("01")))
+            .parent_ts(true, false)
+            .sends_owned(sent("01"), None, None),
         // Header names are case-insensitive; other spellings are other headers.
-        case("name TRACEPARENT").line("TRACEPARENT", tp("01")).parent_ts(true, false).sends_owned(sent("01"), None, None),
-        case("name TraceParent").line("TraceParent", tp("01")).parent_ts(true, false).sends_owned(sent("01"), None, None),
-        case("name trace-parent").line("trace-parent", tp("01")).rejected(),
-        case("name trace.parent").line("trace.parent", tp("01")).rejected(),
+        case("name TRACEPARENT")
+            .line("TRACEPARENT", tp("01"))
+            .parent_ts(true, false)
+            .sends_owned(sent("01"), None, None),
+        case("name TraceParent")
+            .line("TraceParent", tp("01"))
+            .parent_ts(true, false)
+            .sends_owned(sent("01"), None, None),
+        case("name trace-parent")
+            .line("trace-parent", tp("01"))
+            .rejected(),
+        case("name trace.parent")
+            .line("trace.parent", tp("01"))
+            .rejected(),
         // Exactly one traceparent line.
         case("two traceparent lines")
             .traceparent(format!("00-{}1-{S}-01", &T[..31]))
             .traceparent(tp("01"))
             .tracestate_line("foo=1")
             .rejected(),
-        case("the same traceparent twice").traceparent(tp("01")).traceparent(tp("01")).rejected(),
-        case("a valid and an invalid traceparent line").traceparent(tp("01")).traceparent("junk").rejected(),
-        case("two traceparents in one line").traceparent(format!("{},{}", tp("01"), tp("01"))).rejected(),
+        case("the same traceparent twice")
+            .traceparent(tp("01"))
+            .traceparent(tp("01"))
+            .rejected(),
+        case("a valid and an invalid traceparent line")
+            .traceparent(tp("01"))
+            .traceparent("junk")
+            .rejected(),
+        case("two traceparents in one line")
+            .traceparent(format!("{},{}", tp("01"), tp("01")))
+            .rejected(),
         // tracestate is ignored without a valid traceparent.
-        case("tracestate without traceparent").tracestate_line("foo=1,bar=2").rejected(),
+        case("tracestate without traceparent")
+            .tracestate_line("foo=1,bar=2")
+            .rejected(),
         case("tracestate with an invalid traceparent")
             .traceparent(format!("ff-{T}-{S}-01"))
             .tracestate_line("foo=1")
@@ -288,7 +482,10 @@ fn with_state(name: &'static str, lines: &[&str], state: &str) -> Case {
 }
 
 fn members(range: std::ops::RangeInclusive<usize>) -> String {
-    range.map(|i| format!("bar{i:02}={i:02}")).collect::<Vec<_>>().join(",")
+    range
+        .map(|i| format!("bar{i:02}={i:02}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn tracestate_cases() -> Vec<Case> {
@@ -302,7 +499,11 @@ fn tracestate_cases() -> Vec<Case> {
     let t256 = "z".repeat(256);
     vec![
         with_state("two members", &["foo=1,bar=2"], "foo=1,bar=2"),
-        with_state("spec example", &["rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"], "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"),
+        with_state(
+            "spec example",
+            &["rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"],
+            "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+        ),
         // Header names are case-insensitive; other spellings are other headers.
         case("names TraceState and TRACESTATE")
             .traceparent(tp("00"))
@@ -324,28 +525,58 @@ fn tracestate_cases() -> Vec<Case> {
             &["foo=1,bar=2", "rojo=1,congo=2", "baz=3"],
             "foo=1,bar=2,rojo=1,congo=2,baz=3",
         ),
-        with_state("OWS around members", &["foo=1 \t , \t bar=2, \t baz=3"], "foo=1,bar=2,baz=3"),
-        with_state("OWS with tabs", &["foo=1\t \t,\t \tbar=2,\t \tbaz=3"], "foo=1,bar=2,baz=3"),
+        with_state(
+            "OWS around members",
+            &["foo=1 \t , \t bar=2, \t baz=3"],
+            "foo=1,bar=2,baz=3",
+        ),
+        with_state(
+            "OWS with tabs",
+            &["foo=1\t \t,\t \tbar=2,\t \tbaz=3"],
+            "foo=1,bar=2,baz=3",
+        ),
         with_state("leading space", &[" foo=1"], "foo=1"),
         with_state("trailing tab", &["foo=1\t"], "foo=1"),
         with_state("empty members", &[",,foo=1, ,\t,bar=2,"], "foo=1,bar=2"),
         with_state("only empty members", &[" , ,"], ""),
-        with_state("leading spaces belong to the value", &["foo=  1"], "foo=  1"),
+        with_state(
+            "leading spaces belong to the value",
+            &["foo=  1"],
+            "foo=  1",
+        ),
         with_state("inner spaces belong to the value", &["foo=a b"], "foo=a b"),
         with_state("trailing spaces are OWS", &["foo=1   "], "foo=1"),
         // 32 members at most; more makes the whole list invalid.
         with_state(
             "32 members over four lines",
-            &[&members(1..=10), &members(11..=20), &members(21..=30), &members(31..=32)],
+            &[
+                &members(1..=10),
+                &members(11..=20),
+                &members(21..=30),
+                &members(31..=32),
+            ],
             &members(1..=32),
         ),
         with_state(
             "33 members",
-            &[&members(1..=10), &members(11..=20), &members(21..=30), &members(31..=33)],
+            &[
+                &members(1..=10),
+                &members(11..=20),
+                &members(21..=30),
+                &members(31..=33),
+            ],
             "",
         ),
-        with_state("32 members and empty ones", &[&members(1..=32), ",, ,"], &members(1..=32)),
-        with_state("33 members, one key twice", &[&members(1..=32), "bar01=x"], ""),
+        with_state(
+            "32 members and empty ones",
+            &[&members(1..=32), ",, ,"],
+            &members(1..=32),
+        ),
+        with_state(
+            "33 members, one key twice",
+            &[&members(1..=32), "bar01=x"],
+            "",
+        ),
         // Keys.
         with_state("space before =", &["foo =1"], ""),
         with_state("uppercase key", &["FOO=1"], ""),
@@ -355,15 +586,47 @@ fn tracestate_cases() -> Vec<Case> {
         with_state("key starting with a digit", &["1foo=1"], "1foo=1"),
         with_state("no = sign", &["foo,bar=2"], ""),
         with_state("empty key", &["=1,bar=2"], ""),
-        with_state("invalid member after valid lines", &["foo=1", "bar=2", "BAZ=3"], ""),
-        with_state("key of 256 characters", &["foo=1", &format!("{t256}=1")], &format!("foo=1,{t256}=1")),
-        with_state("key of 257 characters", &["foo=1", &format!("z{t256}=1")], ""),
-        with_state("all key and value characters", &[&format!("{key}={value}")], &format!("{key}={value}")),
+        with_state(
+            "invalid member after valid lines",
+            &["foo=1", "bar=2", "BAZ=3"],
+            "",
+        ),
+        with_state(
+            "key of 256 characters",
+            &["foo=1", &format!("{t256}=1")],
+            &format!("foo=1,{t256}=1"),
+        ),
+        with_state(
+            "key of 257 characters",
+            &["foo=1", &format!("z{t256}=1")],
+            "",
+        ),
+        with_state(
+            "all key and value characters",
+            &[&format!("{key}={value}")],
+            &format!("{key}={value}"),
+        ),
         // Multi-tenant keys (Level 1 `tenant@system`; Level 2 allows `@` after the first character).
-        with_state("tenant@vendor", &["tenant@vendor=1,bar=2"], "tenant@vendor=1,bar=2"),
-        with_state("spec tenant example", &["fw529a3039@dt=1"], "fw529a3039@dt=1"),
-        with_state("tenant starting with a digit", &["1tenant@vendor=1"], "1tenant@vendor=1"),
-        with_state("all characters with a vendor", &[&format!("{key_with_vendor}={value}")], &format!("{key_with_vendor}={value}")),
+        with_state(
+            "tenant@vendor",
+            &["tenant@vendor=1,bar=2"],
+            "tenant@vendor=1,bar=2",
+        ),
+        with_state(
+            "spec tenant example",
+            &["fw529a3039@dt=1"],
+            "fw529a3039@dt=1",
+        ),
+        with_state(
+            "tenant starting with a digit",
+            &["1tenant@vendor=1"],
+            "1tenant@vendor=1",
+        ),
+        with_state(
+            "all characters with a vendor",
+            &[&format!("{key_with_vendor}={value}")],
+            &format!("{key_with_vendor}={value}"),
+        ),
         with_state(
             "241-character tenant, 13-character vendor",
             &[&format!("{}@{}=1", "t".repeat(241), "v".repeat(13))],
@@ -374,25 +637,49 @@ fn tracestate_cases() -> Vec<Case> {
             &["foo=1", &format!("{}@v=1", "t".repeat(242))],
             &format!("foo=1,{}@v=1", "t".repeat(242)),
         ),
-        with_state("key ending with @ (Level 2)", &["foo@=1,bar=2"], "foo@=1,bar=2"),
+        with_state(
+            "key ending with @ (Level 2)",
+            &["foo@=1,bar=2"],
+            "foo@=1,bar=2",
+        ),
         // Valid Level 2 keys that opentelemetry's TraceState cannot hold are dropped alone.
         with_state("two @ signs", &["foo@@bar=1,bar=2"], "bar=2"),
         with_state("three parts", &["foo@bar@baz=1,bar=2"], "bar=2"),
-        with_state("14-character vendor", &["foo=1", &format!("t@{}=1", "v".repeat(14))], "foo=1"),
-        with_state("15-character vendor", &["foo=1", &format!("t@{}=1", "v".repeat(15))], "foo=1"),
+        with_state(
+            "14-character vendor",
+            &["foo=1", &format!("t@{}=1", "v".repeat(14))],
+            "foo=1",
+        ),
+        with_state(
+            "15-character vendor",
+            &["foo=1", &format!("t@{}=1", "v".repeat(15))],
+            "foo=1",
+        ),
         // Values.
         with_state("= in value", &["foo=bar=baz"], ""),
         with_state("empty value", &["foo=,bar=3"], ""),
         with_state("only spaces in value", &["foo=   ,bar=3"], ""),
         with_state("tab in value", &["foo=a\tb"], ""),
         with_state("non-ASCII value", &["foo=\u{e9}"], ""),
-        with_state("value of 256 characters", &[&format!("foo={}", "v".repeat(256))], &format!("foo={}", "v".repeat(256))),
-        with_state("value of 257 characters", &[&format!("foo={}", "v".repeat(257))], ""),
+        with_state(
+            "value of 256 characters",
+            &[&format!("foo={}", "v".repeat(256))],
+            &format!("foo={}", "v".repeat(256)),
+        ),
+        with_state(
+            "value of 257 characters",
+            &[&format!("foo={}", "v".repeat(257))],
+            "",
+        ),
         // Repeated keys: the first is kept.
         with_state("same member twice", &["foo=1,foo=1"], "foo=1"),
         with_state("key twice", &["foo=1,foo=2"], "foo=1"),
         with_state("key twice over two lines", &["foo=1", "foo=2"], "foo=1"),
-        with_state("key twice among others", &["foo=1,bar=2,foo=3,baz=4"], "foo=1,bar=2,baz=4"),
+        with_state(
+            "key twice among others",
+            &["foo=1,bar=2,foo=3,baz=4"],
+            "foo=1,bar=2,baz=4",
+        ),
     ]
 }
 
@@ -407,7 +694,12 @@ fn baggage_case(name: &'static str, lines: &[&str]) -> Case {
 fn baggage_cases() -> Vec<Case> {
     let value_4095 = "v".repeat(4095);
     let value_8190 = "v".repeat(8190);
-    let many = |n: usize| (0..n).map(|i| format!("k{i}={i}")).collect::<Vec<_>>().join(",");
+    let many = |n: usize| {
+        (0..n)
+            .map(|i| format!("k{i}={i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let mut c180 = baggage_case("180 members", &[&many(180)]);
     for i in 0..180 {
         c180 = c180.member(format!("k{i}"), i.to_string(), "");
@@ -419,7 +711,8 @@ fn baggage_cases() -> Vec<Case> {
     }
     let c181 = c181.sends(None, None, Some(&many(180)));
     let with_invalid = format!("{},bad key=1", many(180));
-    let mut c180_invalid = baggage_case("invalid members don't count", &["bad key=0", &with_invalid]);
+    let mut c180_invalid =
+        baggage_case("invalid members don't count", &["bad key=0", &with_invalid]);
     for i in 0..180 {
         c180_invalid = c180_invalid.member(format!("k{i}"), i.to_string(), "");
     }
@@ -565,7 +858,10 @@ fn a_stale_tracestate_is_replaced_or_removed_on_inject() {
     let incoming = headers(&[("traceparent".to_owned(), tp("01").into_bytes())]);
     let mut outgoing = headers(&[
         ("tracestate".to_owned(), b"stale=1".to_vec()),
-        ("traceparent".to_owned(), format!("00-{T}-{}-00", "f".repeat(16)).into_bytes()),
+        (
+            "traceparent".to_owned(),
+            format!("00-{T}-{}-00", "f".repeat(16)).into_bytes(),
+        ),
     ]);
     extract(&incoming).inject(&mut outgoing);
     assert_eq!(header(&outgoing, "traceparent"), Some(tp("01")));

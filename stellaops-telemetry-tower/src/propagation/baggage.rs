@@ -182,7 +182,10 @@ fn parse_member(member: &[u8]) -> Option<BaggageMember> {
 /// Splits `key OWS "=" OWS value` (or a bare `key OWS`, value `None`) and checks both parts.
 fn split_pair(pair: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     let (key, value) = match pair.iter().position(|&b| b == b'=') {
-        Some(eq) => (trim_ows(pair.get(..eq)?), Some(trim_ows(pair.get(eq + 1..)?))),
+        Some(eq) => (
+            trim_ows(pair.get(..eq)?),
+            Some(trim_ows(pair.get(eq + 1..)?)),
+        ),
         None => (trim_ows(pair), None),
     };
     let value_ok = value.is_none_or(|v| v.iter().all(|&b| is_baggage_octet(b)));
@@ -221,7 +224,20 @@ fn is_token(key: &[u8]) -> bool {
             b.is_ascii_alphanumeric()
                 || matches!(
                     b,
-                    b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
                 )
         })
 }

@@ -249,8 +249,13 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
         _ => None,
     };
     let parent = parent.map(|tp| {
-        let state = tracestate::parse(headers.get_all(TRACESTATE).iter().map(HeaderValue::as_bytes))
-            .unwrap_or(TraceState::NONE);
+        let state = tracestate::parse(
+            headers
+                .get_all(TRACESTATE)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+        .unwrap_or(TraceState::NONE);
         SpanContext::new(tp.trace_id, tp.parent_id, tp.flags, true, state)
     });
     let baggage = baggage::parse(|| headers.get_all(BAGGAGE).iter().map(HeaderValue::as_bytes));
@@ -366,6 +371,9 @@ fn set_or_keep(headers: &mut HeaderMap, name: HeaderName, value: String) {
 fn trim_ows(bytes: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !is_ows(b)).map_or(start, |last| last + 1);
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |last| last + 1);
     bytes.get(start..end).unwrap_or_default()
 }

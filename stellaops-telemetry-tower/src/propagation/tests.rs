@@ -1,7 +1,7 @@
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
 use proptest::prelude::*;
 
-use super::{baggage, traceparent, trim_ows, tracestate};
+use super::{baggage, traceparent, tracestate, trim_ows};
 
 #[test]
 fn ows_is_trimmed_from_both_ends_only() {
@@ -19,11 +19,18 @@ fn traceparent_format_is_what_parse_reads() {
         SpanId::from(u64::MAX),
         TraceFlags::new(0xff),
     );
-    assert_eq!(value, "00-00000000000000000000000000000001-ffffffffffffffff-03");
+    assert_eq!(
+        value,
+        "00-00000000000000000000000000000001-ffffffffffffffff-03"
+    );
     let parsed = traceparent::parse(value.as_bytes());
     assert_eq!(
         parsed.map(|p| (p.trace_id, p.parent_id, p.flags)),
-        Some((TraceId::from(1u128), SpanId::from(u64::MAX), TraceFlags::new(0x03)))
+        Some((
+            TraceId::from(1u128),
+            SpanId::from(u64::MAX),
+            TraceFlags::new(0x03)
+        ))
     );
 }
 
@@ -40,7 +47,14 @@ fn tracestate_value_ends_in_a_non_blank() {
 
 #[test]
 fn tracestate_keys_follow_the_level_2_rule() {
-    for key in ["a", "1abc", "foo@", "a@b@c", "t@vvvvvvvvvvvvvv", "a-z0_9*/@x"] {
+    for key in [
+        "a",
+        "1abc",
+        "foo@",
+        "a@b@c",
+        "t@vvvvvvvvvvvvvv",
+        "a-z0_9*/@x",
+    ] {
         assert!(tracestate::is_key(key.as_bytes()), "{key}");
     }
     for key in ["", "@a", "_a", "A", "a.b", "a b", "é"] {
@@ -53,7 +67,11 @@ fn tracestate_keys_follow_the_level_2_rule() {
 #[test]
 fn baggage_format_never_cuts_a_member() {
     let big = "v".repeat(5000);
-    let members = [("a", big.as_str(), ""), ("b", big.as_str(), ""), ("c", "1", "")];
+    let members = [
+        ("a", big.as_str(), ""),
+        ("b", big.as_str(), ""),
+        ("c", "1", ""),
+    ];
     let out = baggage::format(members);
     assert_eq!(out.len(), 2 + 5000 + 4);
     assert!(out.ends_with(",c=1"));

@@ -62,7 +62,10 @@ fn split_member(member: &[u8]) -> Option<(&str, &str)> {
         return None;
     }
     // Both are ASCII by now.
-    Some((std::str::from_utf8(key).ok()?, std::str::from_utf8(value).ok()?))
+    Some((
+        std::str::from_utf8(key).ok()?,
+        std::str::from_utf8(value).ok()?,
+    ))
 }
 
 /// `key = ( lcalpha / DIGIT ) 0*255 ( keychar )`,
@@ -77,7 +80,9 @@ pub(super) fn is_key(key: &[u8]) -> bool {
     key.len() <= MAX_KEY_LEN
         && (first.is_ascii_lowercase() || first.is_ascii_digit())
         && rest.iter().all(|&b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/' | b'@')
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'_' | b'-' | b'*' | b'/' | b'@')
         })
 }
 

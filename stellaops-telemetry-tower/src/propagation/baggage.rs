@@ -6,10 +6,38 @@ use opentelemetry::baggage::Baggage;
 use super::trim_ows;
 
 /// The most list-members kept: the grammar's `list-member 0*179( OWS "," OWS list-member )`.
+/// Members past it are dropped; the specification only requires 64 ("a platform MAY drop
+/// `list-member`s until both conditions are met").
+///
+/// # Example
+///
+/// ```
+/// # use http::{HeaderMap, HeaderValue};
+/// use stellaops_telemetry_tower::propagation::{MAX_BAGGAGE_MEMBERS, extract};
+///
+/// let many: Vec<String> = (0..200).map(|i| format!("k{i}=v")).collect();
+/// let mut headers = HeaderMap::new();
+/// headers.insert("baggage", HeaderValue::try_from(many.join(","))?);
+/// assert_eq!(extract(&headers).baggage.len(), MAX_BAGGAGE_MEMBERS);
+/// # Ok::<(), http::header::InvalidHeaderValue>(())
+/// ```
 pub const MAX_BAGGAGE_MEMBERS: usize = 180;
 
 /// The largest combined `baggage` value (all field lines joined with `,`) that is read, and the
-/// largest one written.
+/// largest one written. A longer one is ignored whole when read; when written, members that
+/// would not fit are left out whole.
+///
+/// # Example
+///
+/// ```
+/// # use http::{HeaderMap, HeaderValue};
+/// use stellaops_telemetry_tower::propagation::{MAX_BAGGAGE_BYTES, extract};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("baggage", HeaderValue::try_from(format!("k={}", "v".repeat(MAX_BAGGAGE_BYTES)))?);
+/// assert!(extract(&headers).baggage.is_empty());
+/// # Ok::<(), http::header::InvalidHeaderValue>(())
+/// ```
 pub const MAX_BAGGAGE_BYTES: usize = 8192;
 
 /// Baggage received in `baggage` headers: its list-members in the order they came, duplicates
@@ -60,12 +88,34 @@ pub struct BaggageMember {
 
 impl BaggageMember {
     /// The key, an RFC 7230 `token`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use http::{HeaderMap, HeaderValue};
+    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # let mut headers = HeaderMap::new();
+    /// # headers.insert("baggage", HeaderValue::from_static("user=al%20ice;pii"));
+    /// let member = extract(&headers).baggage.iter().next().cloned();
+    /// assert_eq!(member.as_ref().map(|m| m.key()), Some("user"));
+    /// ```
     pub fn key(&self) -> &str {
         &self.key
     }
 
     /// The value, percent-decoded. Percent-encoded octets that are not UTF-8 became U+FFFD; a
     /// `%` not followed by two hex digits is kept as it is.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use http::{HeaderMap, HeaderValue};
+    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # let mut headers = HeaderMap::new();
+    /// # headers.insert("baggage", HeaderValue::from_static("user=al%20ice;pii"));
+    /// let member = extract(&headers).baggage.iter().next().cloned();
+    /// assert_eq!(member.as_ref().map(|m| m.value()), Some("al ice"));
+    /// ```
     pub fn value(&self) -> &str {
         &self.value
     }
@@ -74,6 +124,17 @@ impl BaggageMember {
     /// `p1;p2=v2`, empty when there are none. Their values keep their percent-encoding, since
     /// the specification gives properties no meaning; this is also how `opentelemetry` stores
     /// them (`BaggageMetadata`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use http::{HeaderMap, HeaderValue};
+    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # let mut headers = HeaderMap::new();
+    /// # headers.insert("baggage", HeaderValue::from_static("user=al%20ice;pii"));
+    /// let member = extract(&headers).baggage.iter().next().cloned();
+    /// assert_eq!(member.as_ref().map(|m| m.properties()), Some("pii"));
+    /// ```
     pub fn properties(&self) -> &str {
         &self.properties
     }
@@ -81,11 +142,35 @@ impl BaggageMember {
 
 impl BaggageList {
     /// The list-members, in the order received.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use http::{HeaderMap, HeaderValue};
+    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("baggage", HeaderValue::from_static("a=1,b=2,a=3"));
+    /// let baggage = extract(&headers).baggage;
+    /// let keys: Vec<&str> = baggage.iter().map(|m| m.key()).collect();
+    /// assert_eq!(keys, ["a", "b", "a"]);
+    /// ```
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &BaggageMember> {
         self.members.iter()
     }
 
     /// The value of the first member named `key`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use http::{HeaderMap, HeaderValue};
+    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("baggage", HeaderValue::from_static("a=1,b=2,a=3"));
+    /// let baggage = extract(&headers).baggage;
+    /// assert_eq!(baggage.get("a"), Some("1"));
+    /// assert_eq!(baggage.get("c"), None);
+    /// ```
     pub fn get(&self, key: &str) -> Option<&str> {
         self.members
             .iter()
@@ -93,12 +178,30 @@ impl BaggageList {
             .map(|m| m.value.as_str())
     }
 
-    /// How many list-members there are.
+    /// How many list-members there are, repeated keys included.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use http::{HeaderMap, HeaderValue};
+    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("baggage", HeaderValue::from_static("a=1,b=2,a=3"));
+    /// let baggage = extract(&headers).baggage;
+    /// assert_eq!(baggage.len(), 3);
+    /// ```
     pub fn len(&self) -> usize {
         self.members.len()
     }
 
     /// Whether there are none.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// assert!(extract(&http::HeaderMap::new()).baggage.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
@@ -107,6 +210,19 @@ impl BaggageList {
     ///
     /// That map keeps one value per key (the last one wins) and at most 64 entries and 8,192
     /// bytes; what does not fit is left out.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use http::{HeaderMap, HeaderValue};
+    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("baggage", HeaderValue::from_static("a=1,b=2,a=3"));
+    /// let baggage = extract(&headers).baggage;
+    /// let otel = baggage.to_baggage();
+    /// assert_eq!(otel.len(), 2);
+    /// assert_eq!(otel.get("a").map(|v| v.as_str()), Some("3"));
+    /// ```
     pub fn to_baggage(&self) -> Baggage {
         let mut baggage = Baggage::new();
         for m in &self.members {

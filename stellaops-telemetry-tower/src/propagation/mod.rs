@@ -93,10 +93,38 @@ use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState}
 pub use baggage::{BaggageList, BaggageMember, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS};
 
 /// The `traceparent` header name.
+///
+/// # Example
+///
+/// ```
+/// use stellaops_telemetry_tower::propagation::TRACEPARENT;
+///
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert(TRACEPARENT, http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+/// assert!(headers.contains_key("TraceParent"));
+/// ```
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
 /// The `tracestate` header name.
+///
+/// # Example
+///
+/// ```
+/// use stellaops_telemetry_tower::propagation::TRACESTATE;
+///
+/// assert_eq!(TRACESTATE, "tracestate");
+/// ```
 pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
 /// The `baggage` header name.
+///
+/// # Example
+///
+/// ```
+/// use stellaops_telemetry_tower::propagation::BAGGAGE;
+///
+/// assert_eq!(BAGGAGE, "baggage");
+/// ```
 pub const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 
 /// The Level 2 random trace-id flag (`0x02`): at least the right-most 7 bytes of the trace-id

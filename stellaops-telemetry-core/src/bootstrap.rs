@@ -511,6 +511,7 @@ struct Inner {
     stats: Arc<PipelineStats>,
     metrics: crate::metrics::Metrics,
     prometheus: Option<crate::metrics::PrometheusExposition>,
+    direct_spans: crate::__private::DirectSpans,
     runtime: Mutex<Option<ExportRuntime>>,
     shutdown_timeout: Duration,
     shut_down: AtomicBool,
@@ -620,6 +621,11 @@ impl Telemetry {
     /// The pipeline's metrics: handles of the catalogue and of service-declared metrics.
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.inner.metrics
+    }
+
+    #[doc(hidden)]
+    pub fn __direct_spans(&self) -> &crate::__private::DirectSpans {
+        &self.inner.direct_spans
     }
 
     /// The Prometheus exposition, when the profile scrapes.
@@ -815,6 +821,11 @@ const TRANSPORT_TARGETS: [&str; 10] = [
     "opentelemetry_otlp",
 ];
 
+/// The target of tracing spans whose OpenTelemetry span the SDK records directly (the server
+/// layer's request span): seen by the JSON log layer for its context, never turned into a
+/// second OpenTelemetry span.
+pub const DIRECT_SPAN_TARGET: &str = "stellaops_telemetry_tower::request";
+
 fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     if let Some(error) = builder.error {
         return Err(error.into());
@@ -921,6 +932,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 stats,
                 metrics: crate::metrics::Metrics::detached(),
                 prometheus: None,
+                direct_spans: crate::__private::DirectSpans::disabled(),
                 runtime: Mutex::new(None),
                 shutdown_timeout,
                 shut_down: AtomicBool::new(false),
@@ -1047,24 +1059,26 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
             }
         },
     };
+    let mut direct_spans = crate::__private::DirectSpans::disabled();
+    direct_spans.sampler = sampler.clone();
     let mut tracer_builder = SdkTracerProvider::builder()
         .with_resource(resource.clone())
         .with_sampler(sampler);
     if !span_targets.is_empty() {
-        tracer_builder = tracer_builder.with_span_processor(
-            BatchSpanProcessor::start(
-                span_targets,
-                &resource,
-                handle.clone(),
-                batch,
-                stats.spans.clone(),
-                redactor.clone(),
-            )
-            .map_err(|source| TelemetryError::Thread {
-                what: "span processor",
-                source,
-            })?,
-        );
+        let processor = BatchSpanProcessor::start(
+            span_targets,
+            &resource,
+            handle.clone(),
+            batch,
+            stats.spans.clone(),
+            redactor.clone(),
+        )
+        .map_err(|source| TelemetryError::Thread {
+            what: "span processor",
+            source,
+        })?;
+        direct_spans.sink = Some(processor.sink());
+        tracer_builder = tracer_builder.with_span_processor(processor);
     }
     let tracer_provider = tracer_builder.build();
 
@@ -1212,8 +1226,8 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     // What is exported must never include the exporters' own transport: at trace level their
     // spans and events would otherwise export themselves, without end.
     let mut span_filter = filter.clone();
-    for target in TRANSPORT_TARGETS {
-        span_filter = span_filter.with_target(target, tracing_core::LevelFilter::OFF);
+    for target in TRANSPORT_TARGETS.iter().chain(&[DIRECT_SPAN_TARGET]) {
+        span_filter = span_filter.with_target(*target, tracing_core::LevelFilter::OFF);
     }
     let mut bridge_filter = span_filter.clone();
     for target in ["stellaops_telemetry", "stellaops_telemetry_core"] {
@@ -1289,6 +1303,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
             stats,
             metrics,
             prometheus,
+            direct_spans,
             runtime: Mutex::new(runtime),
             shutdown_timeout,
             shut_down: AtomicBool::new(false),

@@ -86,6 +86,9 @@ mod export;
 mod logs;
 pub mod metrics;
 mod profile;
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod redaction;
 mod resource;
 mod self_metrics;
@@ -96,7 +99,7 @@ pub mod testing;
 
 pub use artefacts::{Artefact, ArtefactError, ArtefactKind};
 pub use bootstrap::{
-    DEFAULT_SHUTDOWN_TIMEOUT, Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard,
+    DEFAULT_SHUTDOWN_TIMEOUT, DIRECT_SPAN_TARGET, Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard,
 };
 pub use config::{
     ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LogOutputsConfig,

@@ -313,7 +313,23 @@ impl Targets<SpanData> for SpanTargets {
 /// The span processor every pipeline uses: bounded queue, counted drops, bounded exports.
 #[derive(Debug)]
 pub(crate) struct BatchSpanProcessor {
-    worker: Worker<SpanData>,
+    worker: Arc<Worker<SpanData>>,
+}
+
+/// Hands finished spans to a pipeline's span worker directly (spans recorded without an SDK
+/// `Span`, such as the server layer's request span): the same queue, redaction, bounds and
+/// counts as every other span.
+#[derive(Debug, Clone)]
+pub(crate) struct SpanSink {
+    worker: Arc<Worker<SpanData>>,
+}
+
+impl SpanSink {
+    pub(crate) fn submit(&self, span: SpanData) {
+        if span.span_context.is_sampled() {
+            self.worker.submit(span);
+        }
+    }
 }
 
 impl BatchSpanProcessor {
@@ -333,8 +349,14 @@ impl BatchSpanProcessor {
             runtime,
             redactor,
         };
-        let worker = Worker::start("spans", targets, settings, stats)?;
+        let worker = Arc::new(Worker::start("spans", targets, settings, stats)?);
         Ok(BatchSpanProcessor { worker })
+    }
+
+    pub(crate) fn sink(&self) -> SpanSink {
+        SpanSink {
+            worker: self.worker.clone(),
+        }
     }
 }
 

@@ -17,7 +17,7 @@ mod file;
 mod otlp;
 mod targets;
 
-pub(crate) use batch::{BatchLogProcessor, BatchSettings, BatchSpanProcessor};
+pub(crate) use batch::{BatchLogProcessor, BatchSettings, BatchSpanProcessor, SpanSink};
 pub use file::*;
 pub(crate) use otlp::{
     OtlpSettings, Signal, log_exporter as otlp_log_exporter,

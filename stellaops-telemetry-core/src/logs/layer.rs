@@ -278,6 +278,7 @@ impl JsonLogLayer {
     {
         let mut info = SpanInfo::default();
         let Some(scope) = ctx.event_scope(event) else {
+            info.ids = current_context_ids();
             return info;
         };
         for span in scope {
@@ -305,6 +306,9 @@ impl JsonLogLayer {
             if info.ids.is_some() && info.tenant.is_some() && info.correlation.is_some() {
                 break;
             }
+        }
+        if info.ids.is_none() {
+            info.ids = current_context_ids();
         }
         info
     }
@@ -614,15 +618,34 @@ pub(super) fn event_span_ids<S>(
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    for span in ctx.event_scope(event)? {
-        let cached = span.extensions().get::<OtelIds>().map(|OtelIds(ids)| *ids);
-        let ids = match cached {
-            Some(ids) => ids,
-            None => resolve_span_ids(dispatch, &span),
-        };
-        if ids.is_some() {
-            return ids;
+    if let Some(scope) = ctx.event_scope(event) {
+        for span in scope {
+            let cached = span.extensions().get::<OtelIds>().map(|OtelIds(ids)| *ids);
+            let ids = match cached {
+                Some(ids) => ids,
+                None => resolve_span_ids(dispatch, &span),
+            };
+            if ids.is_some() {
+                return ids;
+            }
         }
     }
-    None
+    current_context_ids()
+}
+
+/// The ids of the current OpenTelemetry context, for events whose enclosing spans are none of
+/// them OpenTelemetry spans (the server layer records its request span directly and attaches
+/// its context while the handler runs).
+fn current_context_ids() -> Option<[u8; 48]> {
+    opentelemetry::Context::map_current(|cx| {
+        use opentelemetry::trace::TraceContextExt as _;
+        let span = cx.span();
+        let sc = span.span_context();
+        sc.is_valid().then(|| {
+            let mut hex = [0u8; 48];
+            write_hex(&mut hex[..32], &sc.trace_id().to_bytes());
+            write_hex(&mut hex[32..], &sc.span_id().to_bytes());
+            hex
+        })
+    })
 }

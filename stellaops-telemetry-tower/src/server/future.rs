@@ -5,11 +5,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use stellaops_telemetry_core::metrics::BoundUpDownCounter;
-use stellaops_telemetry_core::opentelemetry::trace::TraceContextExt as _;
-use stellaops_telemetry_core::tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use stellaops_telemetry_core::opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
+use stellaops_telemetry_core::opentelemetry::{Context as OtelContext, KeyValue};
+use stellaops_telemetry_core::opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use tracing::Span;
 
 use super::layer::Shared;
@@ -29,10 +30,23 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<u16> {
     headers.get("grpc-status")?.to_str().ok()?.parse().ok()
 }
 
+/// The request span, recorded directly (no SDK `Span`): what is known when it starts.
+pub(crate) struct Recording {
+    pub(crate) parent_span_id: SpanId,
+    pub(crate) parent_is_remote: bool,
+    pub(crate) start_time: SystemTime,
+    pub(crate) attributes: Vec<KeyValue>,
+}
+
 /// Everything needed to record a request once, whichever way it ends.
 pub(crate) struct Completion {
     shared: Arc<Shared>,
     span: Span,
+    /// The request's OpenTelemetry context: its span, baggage and tenant. Attached while the
+    /// inner service runs, so the handler's spans are its children.
+    cx: OtelContext,
+    span_context: SpanContext,
+    recording: Option<Recording>,
     start: Instant,
     method: &'static str,
     route: Arc<str>,
@@ -51,6 +65,9 @@ impl Completion {
     pub(crate) fn new(
         shared: Arc<Shared>,
         span: Span,
+        cx: OtelContext,
+        span_context: SpanContext,
+        recording: Option<Recording>,
         start: Instant,
         method: &'static str,
         route: Arc<str>,
@@ -62,6 +79,9 @@ impl Completion {
         Completion {
             shared,
             span,
+            cx,
+            span_context,
+            recording,
             start,
             method,
             route,
@@ -76,12 +96,24 @@ impl Completion {
         }
     }
 
+    /// Runs `f` with the request's context attached and its tracing span entered.
+    pub(crate) fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _cx = self.cx.clone().attach();
+        let _entered = self.span.enter();
+        f()
+    }
+
+    fn attribute(&mut self, kv: KeyValue) {
+        if let Some(r) = self.recording.as_mut() {
+            r.attributes.push(kv);
+        }
+    }
+
     /// The response head: status on the span, our headers on the response.
     fn on_head<RB>(&mut self, response: &mut http::Response<RB>) {
         let status = response.status().as_u16();
         self.status = Some(status);
-        self.span
-            .record("http.response.status_code", i64::from(status));
+        self.attribute(KeyValue::new("http.response.status_code", i64::from(status)));
         if self.grpc {
             // A trailers-only response carries its status in the head.
             self.grpc_status = grpc_status(response.headers());
@@ -90,8 +122,7 @@ impl Completion {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
         if self.shared.echo_traceparent {
-            let cx = self.span.context();
-            let sc = cx.span().span_context().clone();
+            let sc = &self.span_context;
             if sc.is_valid() {
                 let flags = if sc.is_sampled() { "01" } else { "00" };
                 let traceparent = format!("00-{}-{}-{flags}", sc.trace_id(), sc.span_id());
@@ -111,7 +142,7 @@ impl Completion {
         let (status, failed, error) = if self.grpc && self.status.is_some() {
             // No grpc-status at all: the stream ended without one (UNKNOWN).
             let code = self.grpc_status.unwrap_or(2);
-            self.span.record("rpc.grpc.status_code", i64::from(code));
+            self.attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
             let failed = grpc_server_error(code) || !self.error.is_empty();
             (
                 code,
@@ -134,8 +165,28 @@ impl Completion {
             (http_status, failed, error)
         };
         if failed {
-            self.span.record("otel.status_code", "ERROR");
-            self.span.record("error.type", error);
+            self.attribute(KeyValue::new("error.type", error));
+        }
+        if let Some(r) = self.recording.take() {
+            self.shared.direct.submit(SpanData {
+                span_context: self.span_context.clone(),
+                parent_span_id: r.parent_span_id,
+                parent_span_is_remote: r.parent_is_remote,
+                span_kind: SpanKind::Server,
+                name: format!("{} {}", self.method, self.route).into(),
+                start_time: r.start_time,
+                end_time: SystemTime::now(),
+                attributes: r.attributes,
+                dropped_attributes_count: 0,
+                events: SpanEvents::default(),
+                links: SpanLinks::default(),
+                status: if failed {
+                    Status::error("")
+                } else {
+                    Status::Unset
+                },
+                instrumentation_scope: self.shared.direct.scope().clone(),
+            });
         }
         self.shared.metrics.record(&Outcome {
             method: self.method,
@@ -195,9 +246,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = {
-            let _entered = this.completion.as_ref().map(|c| c.span.enter());
-            ready!(this.future.poll(cx))
+        let result = match this.completion.as_ref() {
+            Some(c) => ready!(c.in_scope(|| this.future.poll(cx))),
+            None => ready!(this.future.poll(cx)),
         };
         let mut completion = this.completion.take();
         Poll::Ready(match result {

@@ -34,6 +34,7 @@ pub(crate) struct Shared {
     pub(crate) make_route: Arc<dyn MakeRoute>,
     pub(crate) make_request_id: Arc<dyn MakeRequestId>,
     pub(crate) echo_traceparent: bool,
+    pub(crate) direct: stellaops_telemetry_core::__private::DirectSpans,
 }
 
 impl std::fmt::Debug for ServerTelemetryLayer {
@@ -60,6 +61,7 @@ impl ServerTelemetryLayer {
                 make_route: Arc::new(DefaultMakeRoute),
                 make_request_id: Arc::new(DefaultMakeRequestId),
                 echo_traceparent: false,
+                direct: telemetry.__direct_spans().clone(),
             }),
         }
     }

@@ -38,6 +38,10 @@ impl RequestId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub(crate) fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
 }
 
 impl std::fmt::Display for RequestId {

@@ -2,13 +2,19 @@
 
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use stellaops_telemetry_core::tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use stellaops_telemetry_core::opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags,
+};
+use stellaops_telemetry_core::opentelemetry::{Array, KeyValue, StringValue, Value};
+use stellaops_telemetry_core::opentelemetry_sdk::trace::{
+    IdGenerator as _, RandomIdGenerator, SamplingDecision,
+};
 use tower::Service;
 use tracing::field::Empty;
 
-use super::future::{Completion, ResponseFuture};
+use super::future::{Completion, Recording, ResponseFuture};
 use super::layer::Shared;
 use super::request_id;
 use super::route::{DefaultMakeRoute, MakeRoute as _, UNMATCHED_ROUTE, method_label};
@@ -54,10 +60,7 @@ fn server_address<B>(request: &http::Request<B>) -> (Option<&str>, Option<u16>) 
         Some((host, port)) if !port.contains(']') => (host, port.parse().ok()),
         _ => (authority, None),
     };
-    (
-        Some(host.trim_start_matches('[').trim_end_matches(']')),
-        port,
-    )
+    (Some(host.trim_start_matches('[').trim_end_matches(']')), port)
 }
 
 /// Whether the request is gRPC (tonic): its status is then the `grpc-status`.
@@ -67,6 +70,9 @@ fn is_grpc<B>(request: &http::Request<B>) -> bool {
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
+
+/// The Level 2 random flag: set on the traces this layer starts (their ids are random).
+const RANDOM: TraceFlags = TraceFlags::new(0x02);
 
 impl<S, B, RB> Service<http::Request<B>> for ServerTelemetry<S>
 where
@@ -99,101 +105,123 @@ where
         };
         let request_id = request_id::read(request.headers())
             .unwrap_or_else(|| shared.make_request_id.make_request_id());
+        let tenant = match tenant::read(request.headers()) {
+            TenantHeader::Valid(tenant) => Some(tenant),
+            // An invalid tenant is never recorded, raw or otherwise.
+            TenantHeader::Invalid | TenantHeader::Absent => None,
+        };
+
+        // Trace context in: a malformed header starts a new trace, it never fails the request.
+        let base = propagation::extract(request.headers())
+            .into_context(&stellaops_telemetry_core::opentelemetry::Context::new());
+        let remote = base.span().span_context().clone();
+        let ids = RandomIdGenerator::default();
+        let (trace_id, inherited) = if remote.is_valid() {
+            (remote.trace_id(), remote.trace_flags() & RANDOM)
+        } else {
+            (ids.new_trace_id(), RANDOM)
+        };
+        let direct = &shared.direct;
+        let sampling = direct.should_sample(&base, trace_id, "http.request", &SpanKind::Server, &[]);
+        let flags = inherited.with_sampled(sampling.decision == SamplingDecision::RecordAndSample);
+        let span_context =
+            SpanContext::new(trace_id, ids.new_span_id(), flags, false, sampling.trace_state);
+        let recording = (direct.enabled() && sampling.decision == SamplingDecision::RecordAndSample)
+            .then(|| {
+                let mut attributes = Vec::with_capacity(12 + shared.captured_headers.len());
+                attributes.extend(sampling.attributes);
+                attributes.push(KeyValue::new("http.request.method", method));
+                attributes.push(KeyValue::new("http.route", StringValue::from(route.clone())));
+                attributes.push(KeyValue::new("url.path", request.uri().path().to_owned()));
+                attributes.push(KeyValue::new("url.scheme", scheme));
+                let (address, port) = server_address(&request);
+                if let Some(address) = address {
+                    attributes.push(KeyValue::new("server.address", address.to_owned()));
+                }
+                if let Some(port) = port {
+                    attributes.push(KeyValue::new("server.port", i64::from(port)));
+                }
+                if let Some(ua) = request
+                    .headers()
+                    .get(http::header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                {
+                    attributes.push(KeyValue::new("user_agent.original", ua.to_owned()));
+                }
+                if let Some(tenant) = &tenant {
+                    attributes.push(KeyValue::new("tenant.id", StringValue::from(tenant.shared())));
+                }
+                // The correlation id of the JSON log lines, so a span and its lines meet.
+                attributes.push(KeyValue::new("request.id", StringValue::from(request_id.shared())));
+                for name in &shared.captured_headers {
+                    let values: Vec<StringValue> = request
+                        .headers()
+                        .get_all(name)
+                        .iter()
+                        .map(|v| {
+                            shared
+                                .redactor
+                                .redact_header(name.as_str(), v.as_bytes())
+                                .into_owned()
+                                .into()
+                        })
+                        .collect();
+                    if !values.is_empty() {
+                        attributes.push(KeyValue::new(
+                            format!("http.request.header.{}", name.as_str()),
+                            Value::Array(Array::String(values)),
+                        ));
+                    }
+                }
+                Recording {
+                    parent_span_id: if remote.is_valid() {
+                        remote.span_id()
+                    } else {
+                        SpanId::INVALID
+                    },
+                    parent_is_remote: remote.is_valid(),
+                    start_time: SystemTime::now(),
+                    attributes,
+                }
+            });
+        let mut cx = base.with_remote_span_context(span_context.clone());
+        if let Some(tenant) = &tenant {
+            cx = cx.with_value(tenant.clone());
+        }
+
+        // The tracing span carries the log context (tenant, correlation id); its OpenTelemetry
+        // span is the one recorded above, so the OpenTelemetry layer does not see this target.
         let span = tracing::info_span!(
+            target: "stellaops_telemetry_tower::request",
             "http.request",
-            otel.name = %format_args!("{method} {route}"),
-            otel.kind = "server",
-            otel.status_code = Empty,
-            http.request.method = method,
-            http.route = &*route,
-            url.path = request.uri().path(),
-            url.scheme = scheme,
-            server.address = Empty,
-            server.port = Empty,
-            user_agent.original = Empty,
-            http.response.status_code = Empty,
-            error.type = Empty,
-            rpc.grpc.status_code = Empty,
             tenant.id = Empty,
             request.id = request_id.as_str(),
         );
-        let (address, port) = server_address(&request);
-        if let Some(address) = address {
-            span.record("server.address", address);
+        if let Some(tenant) = tenant {
+            span.record("tenant.id", tenant.as_str());
+            request.extensions_mut().insert(tenant);
         }
-        if let Some(port) = port {
-            span.record("server.port", i64::from(port));
-        }
-        if let Some(ua) = request
-            .headers()
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-        {
-            span.record("user_agent.original", ua);
-        }
-
-        // Trace context in: a malformed header starts a new trace, it never fails the request.
-        let mut parent = propagation::extract(request.headers())
-            .into_context(&stellaops_telemetry_core::opentelemetry::Context::new());
-        match tenant::read(request.headers()) {
-            TenantHeader::Valid(tenant) => {
-                span.record("tenant.id", tenant.as_str());
-                parent = parent.with_value(tenant.clone());
-                request.extensions_mut().insert(tenant);
-            }
-            TenantHeader::Invalid => {
-                tracing::debug!(
-                    target: "stellaops_telemetry",
-                    parent: &span,
-                    "X-StellaOps-Tenant refused: not 1-128 characters of A-Z a-z 0-9 . _ - @ :"
-                );
-            }
-            TenantHeader::Absent => {}
-        }
-        let _ = span.set_parent(parent);
         request.extensions_mut().insert(request_id.clone());
-
-        for name in &shared.captured_headers {
-            let values: Vec<stellaops_telemetry_core::opentelemetry::StringValue> = request
-                .headers()
-                .get_all(name)
-                .iter()
-                .map(|v| {
-                    shared
-                        .redactor
-                        .redact_header(name.as_str(), v.as_bytes())
-                        .into_owned()
-                        .into()
-                })
-                .collect();
-            if !values.is_empty() {
-                span.set_attribute(
-                    format!("http.request.header.{}", name.as_str()),
-                    stellaops_telemetry_core::opentelemetry::Value::Array(
-                        stellaops_telemetry_core::opentelemetry::Array::String(values),
-                    ),
-                );
-            }
-        }
 
         let in_flight = shared.metrics.in_flight(method);
         in_flight.add(1);
         let grpc = is_grpc(&request);
-        let future = span.in_scope(|| self.inner.call(request));
-        ResponseFuture::new(
-            future,
-            Completion::new(
-                Arc::clone(shared),
-                span,
-                start,
-                method,
-                route,
-                scheme,
-                grpc,
-                in_flight,
-                request_id,
-            ),
-        )
+        let completion = Completion::new(
+            Arc::clone(shared),
+            span,
+            cx,
+            span_context,
+            recording,
+            start,
+            method,
+            route,
+            scheme,
+            grpc,
+            in_flight,
+            request_id,
+        );
+        let future = completion.in_scope(|| self.inner.call(request));
+        ResponseFuture::new(future, completion)
     }
 }
 
@@ -203,21 +231,18 @@ mod tests {
 
     #[test]
     fn server_address_handles_ipv6_and_missing_ports() {
-        let req = |host: &str| {
-            http::Request::builder()
-                .header("host", host)
-                .body(())
-                .unwrap()
-        };
-        assert_eq!(
-            server_address(&req("[::1]:8080")),
-            (Some("::1"), Some(8080))
-        );
-        assert_eq!(
-            server_address(&req("scanner.internal")),
-            (Some("scanner.internal"), None)
-        );
+        let req = |host: &str| http::Request::builder().header("host", host).body(()).unwrap();
+        assert_eq!(server_address(&req("[::1]:8080")), (Some("::1"), Some(8080)));
+        assert_eq!(server_address(&req("scanner.internal")), (Some("scanner.internal"), None));
         assert_eq!(server_address(&req("[::1]")), (Some("::1"), None));
         assert_eq!(server_address(&req("h:99999")), (Some("h"), None));
+    }
+
+    #[test]
+    fn the_request_span_target_is_the_one_the_pipeline_keeps_from_opentelemetry() {
+        assert_eq!(
+            "stellaops_telemetry_tower::request",
+            stellaops_telemetry_core::DIRECT_SPAN_TARGET
+        );
     }
 }

@@ -35,6 +35,7 @@ pub(crate) struct Shared {
     pub(crate) make_request_id: Arc<dyn MakeRequestId>,
     pub(crate) echo_traceparent: bool,
     pub(crate) direct: stellaops_telemetry_core::__private::DirectSpans,
+    pub(crate) routes: Arc<super::route::Routes>,
 }
 
 impl std::fmt::Debug for ServerTelemetryLayer {
@@ -62,6 +63,7 @@ impl ServerTelemetryLayer {
                 make_request_id: Arc::new(DefaultMakeRequestId),
                 echo_traceparent: false,
                 direct: telemetry.__direct_spans().clone(),
+                routes: Arc::default(),
             }),
         }
     }

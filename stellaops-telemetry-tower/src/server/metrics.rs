@@ -19,7 +19,9 @@ use stellaops_telemetry_core::metrics::{
 /// More distinct (method, route, status) keys than this are recorded without caching.
 const CACHE_LIMIT: usize = 4096;
 
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// What a request is recorded under. Routes are interned and the rest are static strings
+/// or numbers, so keys compare and hash by pointer: no string is read per request.
+#[derive(Clone)]
 struct Key {
     method: &'static str,
     route: Arc<str>,
@@ -27,6 +29,56 @@ struct Key {
     scheme: &'static str,
     error: &'static str,
 }
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.method, other.method)
+            && Arc::ptr_eq(&self.route, &other.route)
+            && self.status == other.status
+            && std::ptr::eq(self.scheme, other.scheme)
+            && std::ptr::eq(self.error, other.error)
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.method.as_ptr() as usize);
+        state.write_usize(Arc::as_ptr(&self.route) as *const u8 as usize);
+        state.write_u16(self.status);
+        state.write_usize(self.scheme.as_ptr() as usize);
+        state.write_usize(self.error.as_ptr() as usize);
+    }
+}
+
+/// A multiply-rotate hasher for pointer-sized keys (the std hasher is built for hostile
+/// input; these keys are addresses and small numbers).
+#[derive(Default)]
+struct PointerHasher(u64);
+
+impl std::hash::Hasher for PointerHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+}
+
+type FinishedMap =
+    HashMap<Key, Arc<Finished>, std::hash::BuildHasherDefault<PointerHasher>>;
 
 struct Finished {
     duration: BoundHistogram,
@@ -41,7 +93,7 @@ pub(crate) struct ServerMetrics {
     in_flight: UpDownCounter<HttpInFlightLabels<'static>>,
     semconv: Histogram<HttpServerDurationLabels<'static>>,
     in_flight_bound: RwLock<HashMap<&'static str, BoundUpDownCounter>>,
-    finished: RwLock<HashMap<Key, Arc<Finished>>>,
+    finished: RwLock<FinishedMap>,
 }
 
 /// What is known about a request when it is recorded.
@@ -65,7 +117,7 @@ impl ServerMetrics {
             in_flight: metrics.up_down_counter(&STELLA_HTTP_REQUESTS_IN_FLIGHT),
             semconv: metrics.histogram(&HTTP_SERVER_REQUEST_DURATION),
             in_flight_bound: RwLock::new(HashMap::new()),
-            finished: RwLock::new(HashMap::new()),
+            finished: RwLock::new(FinishedMap::default()),
         }
     }
 

@@ -65,8 +65,15 @@ impl MakeRequestId for DefaultMakeRequestId {
         use stellaops_telemetry_core::opentelemetry_sdk::trace::{
             IdGenerator as _, RandomIdGenerator,
         };
-        let id = RandomIdGenerator::default().new_trace_id();
-        RequestId(Arc::from(id.to_string()))
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let id = RandomIdGenerator::default().new_trace_id().to_bytes();
+        let mut text = [0u8; 32];
+        for (pair, byte) in text.chunks_exact_mut(2).zip(id) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xf)];
+        }
+        // Hex digits are ASCII: the conversion cannot fail.
+        RequestId(Arc::from(std::str::from_utf8(&text).unwrap_or("0")))
     }
 }
 

@@ -1,17 +1,22 @@
 //! The route a request is recorded under: a template, never the raw path.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 /// The route recorded when no template is known (the raw path is never a metric label).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
-/// Gives the route template of a request (`/scans/{id}`), or `None` when unknown.
+/// Gives the route template of a request (`/scans/{id}`), or `None` when unknown. Templates
+/// are interned by the layer (up to 1,024 distinct ones; beyond that, [`UNMATCHED_ROUTE`]), so
+/// returning a borrowed one costs no allocation.
 pub trait MakeRoute: Send + Sync + 'static {
     /// The template for this request.
-    fn make_route(
+    fn make_route<'a>(
         &self,
         method: &http::Method,
-        uri: &http::Uri,
-        extensions: &http::Extensions,
-    ) -> Option<String>;
+        uri: &'a http::Uri,
+        extensions: &'a http::Extensions,
+    ) -> Option<Cow<'a, str>>;
 }
 
 /// axum's `MatchedPath` when present (feature `axum`); `None` otherwise.
@@ -19,32 +24,62 @@ pub trait MakeRoute: Send + Sync + 'static {
 pub struct DefaultMakeRoute;
 
 impl MakeRoute for DefaultMakeRoute {
-    fn make_route(
+    fn make_route<'a>(
         &self,
         _method: &http::Method,
-        _uri: &http::Uri,
-        extensions: &http::Extensions,
-    ) -> Option<String> {
+        _uri: &'a http::Uri,
+        extensions: &'a http::Extensions,
+    ) -> Option<Cow<'a, str>> {
         #[cfg(feature = "axum")]
         if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
-            return Some(path.as_str().to_owned());
+            return Some(Cow::Borrowed(path.as_str()));
         }
         let _ = extensions;
         None
     }
 }
 
+/// A closure as a route hook (it returns an owned template).
 impl<F> MakeRoute for F
 where
     F: Fn(&http::Method, &http::Uri, &http::Extensions) -> Option<String> + Send + Sync + 'static,
 {
-    fn make_route(
+    fn make_route<'a>(
         &self,
         method: &http::Method,
-        uri: &http::Uri,
-        extensions: &http::Extensions,
-    ) -> Option<String> {
-        self(method, uri, extensions)
+        uri: &'a http::Uri,
+        extensions: &'a http::Extensions,
+    ) -> Option<Cow<'a, str>> {
+        self(method, uri, extensions).map(Cow::Owned)
+    }
+}
+
+/// Route templates, interned: one `Arc<str>` per distinct template, so recording a request
+/// allocates nothing for its route and the metric cache compares routes by pointer.
+#[derive(Default)]
+pub(crate) struct Routes {
+    interned: parking_lot::RwLock<std::collections::HashMap<Box<str>, Arc<str>>>,
+}
+
+/// At most this many distinct templates are interned; more fold into [`UNMATCHED_ROUTE`].
+const MAX_ROUTES: usize = 1024;
+
+impl Routes {
+    pub(crate) fn intern(&self, route: Option<&str>) -> Arc<str> {
+        let route = route.unwrap_or(UNMATCHED_ROUTE);
+        if let Some(found) = self.interned.read().get(route) {
+            return found.clone();
+        }
+        let mut map = self.interned.write();
+        if map.len() >= MAX_ROUTES && !map.contains_key(route) {
+            return map
+                .entry(UNMATCHED_ROUTE.into())
+                .or_insert_with(|| Arc::from(UNMATCHED_ROUTE))
+                .clone();
+        }
+        map.entry(route.into())
+            .or_insert_with(|| Arc::from(route))
+            .clone()
     }
 }
 

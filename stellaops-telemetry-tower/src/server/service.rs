@@ -1,6 +1,6 @@
 //! [`ServerTelemetry`]: what happens when a request comes in.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
@@ -12,12 +12,11 @@ use stellaops_telemetry_core::opentelemetry_sdk::trace::{
     IdGenerator as _, RandomIdGenerator, SamplingDecision,
 };
 use tower::Service;
-use tracing::field::Empty;
 
 use super::future::{Completion, Recording, ResponseFuture};
 use super::layer::Shared;
 use super::request_id;
-use super::route::{DefaultMakeRoute, MakeRoute as _, UNMATCHED_ROUTE, method_label};
+use super::route::{DefaultMakeRoute, MakeRoute as _, method_label};
 use super::tenant::{self, TenantHeader};
 use crate::propagation;
 
@@ -38,11 +37,6 @@ impl<S> ServerTelemetry<S> {
     pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
         ServerTelemetry { inner, shared }
     }
-}
-
-fn unmatched() -> Arc<str> {
-    static UNMATCHED: OnceLock<Arc<str>> = OnceLock::new();
-    UNMATCHED.get_or_init(|| Arc::from(UNMATCHED_ROUTE)).clone()
 }
 
 /// `server.address` and `server.port` from the `Host` header, else the URI's authority.
@@ -90,14 +84,14 @@ where
         let start = Instant::now();
         let shared = &self.shared;
         let method = method_label(request.method());
-        let route: Arc<str> = shared
-            .make_route
-            .make_route(request.method(), request.uri(), request.extensions())
-            .or_else(|| {
-                DefaultMakeRoute.make_route(request.method(), request.uri(), request.extensions())
-            })
-            .map(Arc::from)
-            .unwrap_or_else(unmatched);
+        let route = {
+            let (method, uri, extensions) = (request.method(), request.uri(), request.extensions());
+            let made = shared
+                .make_route
+                .make_route(method, uri, extensions)
+                .or_else(|| DefaultMakeRoute.make_route(method, uri, extensions));
+            shared.routes.intern(made.as_deref())
+        };
         let scheme = if request.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
             "https"
         } else {
@@ -194,11 +188,10 @@ where
         let span = tracing::info_span!(
             target: "stellaops_telemetry_tower::request",
             "http.request",
-            tenant.id = Empty,
+            tenant.id = tenant.as_ref().map(|t| t.as_str()),
             request.id = request_id.as_str(),
         );
         if let Some(tenant) = tenant {
-            span.record("tenant.id", tenant.as_str());
             request.extensions_mut().insert(tenant);
         }
         request.extensions_mut().insert(request_id.clone());

@@ -75,6 +75,9 @@
 //! that the egress policy checks exactly the endpoint that will be dialled, `build()` reads
 //! `OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT` the same way when no endpoint is configured, and pins it.
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 pub mod artefacts;
 mod bootstrap;
 #[cfg(feature = "cli")]
@@ -86,9 +89,6 @@ mod export;
 mod logs;
 pub mod metrics;
 mod profile;
-#[doc(hidden)]
-#[path = "private.rs"]
-pub mod __private;
 mod redaction;
 mod resource;
 mod self_metrics;
@@ -99,7 +99,8 @@ pub mod testing;
 
 pub use artefacts::{Artefact, ArtefactError, ArtefactKind};
 pub use bootstrap::{
-    DEFAULT_SHUTDOWN_TIMEOUT, DIRECT_SPAN_TARGET, Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard,
+    DEFAULT_SHUTDOWN_TIMEOUT, DIRECT_SPAN_TARGET, Telemetry, TelemetryBuilder, TelemetryError,
+    TelemetryGuard,
 };
 pub use config::{
     ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LogOutputsConfig,

@@ -81,4 +81,12 @@ impl TestExporters {
     pub fn json_logs(&self) -> &LogCapture {
         &self.json_logs
     }
+
+    /// Forgets the spans, log records and metric collections exported so far (long-running
+    /// benchmarks keep memory bounded this way).
+    pub fn clear(&self) {
+        self.spans.reset();
+        self.logs.reset();
+        self.metrics.reset();
+    }
 }

@@ -11,8 +11,8 @@
 //!   caller's deadline.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,13 @@ trait Targets<T>: Send + 'static {
 struct Worker<T> {
     sender: SyncSender<Message<T>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The worker thread, to wake it. It never blocks on the channel (a receiver blocked on
+    /// it would make every send a futex wake on the caller's thread): it parks until its
+    /// export delay, and callers wake it only when a batch is full or for a control message.
+    waker: std::thread::Thread,
+    /// Records queued and not yet taken by the worker (decides when a batch is full).
+    queued: Arc<AtomicUsize>,
+    wake_at: usize,
     stats: Arc<SignalStats>,
     /// Records accepted but not yet counted as exported or dropped. Whoever takes a record
     /// out of this count (the worker after an export, or `shutdown` when its deadline passes)
@@ -98,11 +105,25 @@ impl<T: Send + 'static> Worker<T> {
         let worker_stats = stats.clone();
         let pending = Arc::new(AtomicU64::new(0));
         let worker_pending = pending.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let worker_queued = queued.clone();
         let thread = std::thread::Builder::new()
             .name(format!("stellaops-telemetry-{name}"))
-            .spawn(move || run(receiver, targets, settings, worker_stats, worker_pending))?;
+            .spawn(move || {
+                run(
+                    receiver,
+                    targets,
+                    settings,
+                    worker_stats,
+                    worker_pending,
+                    worker_queued,
+                )
+            })?;
         Ok(Worker {
             sender,
+            waker: thread.thread().clone(),
+            queued,
+            wake_at: settings.max_batch.max(1),
             thread: Mutex::new(Some(thread)),
             stats,
             pending,
@@ -113,9 +134,16 @@ impl<T: Send + 'static> Worker<T> {
     fn submit(&self, record: T) {
         // Counted as pending before the worker can see it, so its claim always finds it.
         self.pending.fetch_add(1, Ordering::AcqRel);
+        let queued = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
         match self.sender.try_send(Message::Record(record)) {
-            Ok(()) => {}
+            Ok(()) => {
+                if queued >= self.wake_at {
+                    self.waker.unpark();
+                }
+            }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                self.waker.unpark();
                 if claim(&self.pending, 1) {
                     self.stats.record_dropped(1);
                 }
@@ -135,8 +163,12 @@ impl<T: Send + 'static> Worker<T> {
         // A full queue is drained by the worker; retry until the deadline rather than block.
         loop {
             match self.sender.try_send(message) {
-                Ok(()) => break,
+                Ok(()) => {
+                    self.waker.unpark();
+                    break;
+                }
                 Err(TrySendError::Full(m)) => {
+                    self.waker.unpark();
                     if Instant::now() >= deadline {
                         return Err(OTelSdkError::Timeout(timeout));
                     }
@@ -173,6 +205,14 @@ impl<T: Send + 'static> Worker<T> {
     }
 }
 
+impl<T> Drop for Worker<T> {
+    fn drop(&mut self) {
+        // The sender goes with `self`: wake the worker so it sees the disconnection now
+        // rather than at its next export delay.
+        self.waker.unpark();
+    }
+}
+
 impl<T> std::fmt::Debug for Worker<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BatchProcessor")
@@ -187,6 +227,7 @@ fn run<T>(
     settings: BatchSettings,
     stats: Arc<SignalStats>,
     pending: Arc<AtomicU64>,
+    queued: Arc<AtomicUsize>,
 ) {
     let mut batch: Vec<T> = Vec::with_capacity(settings.max_batch);
     let mut next_export = Instant::now() + settings.delay;
@@ -222,35 +263,41 @@ fn run<T>(
         }
     };
     loop {
-        let wait = next_export.saturating_duration_since(Instant::now());
-        match receiver.recv_timeout(wait) {
-            Ok(Message::Record(record)) => {
-                batch.push(record);
-                if batch.len() >= settings.max_batch {
-                    export(&mut batch);
-                    next_export = Instant::now() + settings.delay;
+        // Take everything queued, then park until the export delay (or a wake-up).
+        loop {
+            match receiver.try_recv() {
+                Ok(Message::Record(record)) => {
+                    queued.fetch_sub(1, Ordering::AcqRel);
+                    batch.push(record);
+                    if batch.len() >= settings.max_batch {
+                        export(&mut batch);
+                        next_export = Instant::now() + settings.delay;
+                    }
+                }
+                Ok(Message::Flush(ack)) => {
+                    drain(&mut batch, settings.max_batch, &export);
+                    let _ = ack.send(());
+                }
+                Ok(Message::Shutdown(ack)) => {
+                    drain(&mut batch, settings.max_batch, &export);
+                    targets.shutdown(settings.export_timeout);
+                    let _ = ack.send(());
+                    return;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    drain(&mut batch, settings.max_batch, &export);
+                    targets.shutdown(settings.export_timeout);
+                    return;
                 }
             }
-            Ok(Message::Flush(ack)) => {
-                drain(&mut batch, settings.max_batch, &export);
-                let _ = ack.send(());
-            }
-            Ok(Message::Shutdown(ack)) => {
-                drain(&mut batch, settings.max_batch, &export);
-                targets.shutdown(settings.export_timeout);
-                let _ = ack.send(());
-                return;
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                export(&mut batch);
-                next_export = Instant::now() + settings.delay;
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                export(&mut batch);
-                targets.shutdown(settings.export_timeout);
-                return;
-            }
         }
+        let now = Instant::now();
+        if now >= next_export {
+            export(&mut batch);
+            next_export = now + settings.delay;
+        }
+        std::thread::park_timeout(next_export.saturating_duration_since(Instant::now()));
     }
 }
 

@@ -113,7 +113,10 @@ impl Completion {
     fn on_head<RB>(&mut self, response: &mut http::Response<RB>) {
         let status = response.status().as_u16();
         self.status = Some(status);
-        self.attribute(KeyValue::new("http.response.status_code", i64::from(status)));
+        self.attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        ));
         if self.grpc {
             // A trailers-only response carries its status in the head.
             self.grpc_status = grpc_status(response.headers());

@@ -16,6 +16,11 @@ use stellaops_telemetry_core::metrics::{
     BoundCounter, BoundHistogram, BoundUpDownCounter, Counter, Histogram, Metrics, UpDownCounter,
 };
 
+/// The method labels, `_OTHER` last.
+const METHODS: [&str; 10] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT", "_OTHER",
+];
+
 /// More distinct (method, route, status) keys than this are recorded without caching.
 const CACHE_LIMIT: usize = 4096;
 
@@ -77,8 +82,7 @@ impl std::hash::Hasher for PointerHasher {
     }
 }
 
-type FinishedMap =
-    HashMap<Key, Arc<Finished>, std::hash::BuildHasherDefault<PointerHasher>>;
+type FinishedMap = HashMap<Key, Arc<Finished>, std::hash::BuildHasherDefault<PointerHasher>>;
 
 struct Finished {
     duration: BoundHistogram,
@@ -92,7 +96,8 @@ pub(crate) struct ServerMetrics {
     total: Counter<RequestTotalLabels<'static>>,
     in_flight: UpDownCounter<HttpInFlightLabels<'static>>,
     semconv: Histogram<HttpServerDurationLabels<'static>>,
-    in_flight_bound: RwLock<HashMap<&'static str, BoundUpDownCounter>>,
+    /// One bound series per method label (`method_label` gives ten).
+    in_flight_bound: [std::sync::OnceLock<BoundUpDownCounter>; METHODS.len()],
     finished: RwLock<FinishedMap>,
 }
 
@@ -116,20 +121,19 @@ impl ServerMetrics {
             total: metrics.counter(&STELLAOPS_REQUEST_TOTAL),
             in_flight: metrics.up_down_counter(&STELLA_HTTP_REQUESTS_IN_FLIGHT),
             semconv: metrics.histogram(&HTTP_SERVER_REQUEST_DURATION),
-            in_flight_bound: RwLock::new(HashMap::new()),
+            in_flight_bound: Default::default(),
             finished: RwLock::new(FinishedMap::default()),
         }
     }
 
-    /// The in-flight series of `method` (bounded: `method` is one of ten labels).
+    /// The in-flight series of `method` (one of the ten method labels).
     pub(crate) fn in_flight(&self, method: &'static str) -> BoundUpDownCounter {
-        if let Some(bound) = self.in_flight_bound.read().get(method) {
-            return bound.clone();
-        }
-        self.in_flight_bound
-            .write()
-            .entry(method)
-            .or_insert_with(|| self.in_flight.bind(HttpInFlightLabels { method }))
+        let slot = METHODS
+            .iter()
+            .position(|m| *m == method)
+            .unwrap_or(METHODS.len() - 1);
+        self.in_flight_bound[slot]
+            .get_or_init(|| self.in_flight.bind(HttpInFlightLabels { method }))
             .clone()
     }
 

@@ -58,7 +58,32 @@ where
 /// allocates nothing for its route and the metric cache compares routes by pointer.
 #[derive(Default)]
 pub(crate) struct Routes {
-    interned: parking_lot::RwLock<std::collections::HashMap<Box<str>, Arc<str>>>,
+    interned: parking_lot::RwLock<
+        std::collections::HashMap<Box<str>, Arc<str>, std::hash::BuildHasherDefault<FxLike>>,
+    >,
+}
+
+/// A small multiplicative string hasher: route templates come from the application, not
+/// from clients, so the std hasher's flood resistance buys nothing here.
+#[derive(Default)]
+pub(crate) struct FxLike(u64);
+
+impl std::hash::Hasher for FxLike {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
 }
 
 /// At most this many distinct templates are interned; more fold into [`UNMATCHED_ROUTE`].

@@ -54,7 +54,10 @@ fn server_address<B>(request: &http::Request<B>) -> (Option<&str>, Option<u16>) 
         Some((host, port)) if !port.contains(']') => (host, port.parse().ok()),
         _ => (authority, None),
     };
-    (Some(host.trim_start_matches('[').trim_end_matches(']')), port)
+    (
+        Some(host.trim_start_matches('[').trim_end_matches(']')),
+        port,
+    )
 }
 
 /// Whether the request is gRPC (tonic): its status is then the `grpc-status`.
@@ -116,16 +119,26 @@ where
             (ids.new_trace_id(), RANDOM)
         };
         let direct = &shared.direct;
-        let sampling = direct.should_sample(&base, trace_id, "http.request", &SpanKind::Server, &[]);
+        let sampling =
+            direct.should_sample(&base, trace_id, "http.request", &SpanKind::Server, &[]);
         let flags = inherited.with_sampled(sampling.decision == SamplingDecision::RecordAndSample);
-        let span_context =
-            SpanContext::new(trace_id, ids.new_span_id(), flags, false, sampling.trace_state);
-        let recording = (direct.enabled() && sampling.decision == SamplingDecision::RecordAndSample)
+        let span_context = SpanContext::new(
+            trace_id,
+            ids.new_span_id(),
+            flags,
+            false,
+            sampling.trace_state,
+        );
+        let recording = (direct.enabled()
+            && sampling.decision == SamplingDecision::RecordAndSample)
             .then(|| {
                 let mut attributes = Vec::with_capacity(12 + shared.captured_headers.len());
                 attributes.extend(sampling.attributes);
                 attributes.push(KeyValue::new("http.request.method", method));
-                attributes.push(KeyValue::new("http.route", StringValue::from(route.clone())));
+                attributes.push(KeyValue::new(
+                    "http.route",
+                    StringValue::from(route.clone()),
+                ));
                 attributes.push(KeyValue::new("url.path", request.uri().path().to_owned()));
                 attributes.push(KeyValue::new("url.scheme", scheme));
                 let (address, port) = server_address(&request);
@@ -143,10 +156,16 @@ where
                     attributes.push(KeyValue::new("user_agent.original", ua.to_owned()));
                 }
                 if let Some(tenant) = &tenant {
-                    attributes.push(KeyValue::new("tenant.id", StringValue::from(tenant.shared())));
+                    attributes.push(KeyValue::new(
+                        "tenant.id",
+                        StringValue::from(tenant.shared()),
+                    ));
                 }
                 // The correlation id of the JSON log lines, so a span and its lines meet.
-                attributes.push(KeyValue::new("request.id", StringValue::from(request_id.shared())));
+                attributes.push(KeyValue::new(
+                    "request.id",
+                    StringValue::from(request_id.shared()),
+                ));
                 for name in &shared.captured_headers {
                     let values: Vec<StringValue> = request
                         .headers()
@@ -224,9 +243,20 @@ mod tests {
 
     #[test]
     fn server_address_handles_ipv6_and_missing_ports() {
-        let req = |host: &str| http::Request::builder().header("host", host).body(()).unwrap();
-        assert_eq!(server_address(&req("[::1]:8080")), (Some("::1"), Some(8080)));
-        assert_eq!(server_address(&req("scanner.internal")), (Some("scanner.internal"), None));
+        let req = |host: &str| {
+            http::Request::builder()
+                .header("host", host)
+                .body(())
+                .unwrap()
+        };
+        assert_eq!(
+            server_address(&req("[::1]:8080")),
+            (Some("::1"), Some(8080))
+        );
+        assert_eq!(
+            server_address(&req("scanner.internal")),
+            (Some("scanner.internal"), None)
+        );
         assert_eq!(server_address(&req("[::1]")), (Some("::1"), None));
         assert_eq!(server_address(&req("h:99999")), (Some("h"), None));
     }

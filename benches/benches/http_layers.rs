@@ -93,7 +93,7 @@ fn http_layers(c: &mut Criterion) {
             b.iter(|| {
                 round_trip(&ours);
                 served += 1;
-                if served % 10_000 == 0 {
+                if served.is_multiple_of(10_000) {
                     memory.clear();
                 }
             })

@@ -100,6 +100,20 @@ fn http_layers(c: &mut Criterion) {
         });
     });
 
+    // (a2) Ours with no span exporter at all: the layer's own cost, without the span handoff.
+    let bare_pipeline = Telemetry::builder("bench")
+        .exporters(&[])
+        .stdout_logs(false)
+        .prometheus_scrape(true)
+        .build()
+        .unwrap();
+    let ours_no_export = routes().layer(ServerTelemetryLayer::new(&bare_pipeline));
+    tracing::dispatcher::with_default(bare_pipeline.dispatch(), || {
+        group.bench_function("a2_stellaops_server_layer_no_span_exporter", |b| {
+            b.iter(|| round_trip(&ours_no_export))
+        });
+    });
+
     // (b) opentelemetry-instrumentation-tower: it reads the global providers.
     let tracer_b = sdk_tracer_provider();
     let meters_b = SdkMeterProvider::builder()
@@ -169,6 +183,7 @@ fn http_layers(c: &mut Criterion) {
     assert!(body.contains("stellaops_request_total"), "{body}");
     let _ = started;
     telemetry.shutdown();
+    bare_pipeline.shutdown();
     let _ = tracer_b.shutdown();
     let _ = tracer_c.shutdown();
     let _ = meters_b.shutdown();

@@ -5,11 +5,18 @@
 //! # Example
 //!
 //! ```
-//! use stellaops_telemetry_tower::server::ServerTelemetryLayer;
-//! # let telemetry = stellaops_telemetry_core::Telemetry::builder("svc").exporters(&[]).stdout_logs(false).build()?;
+//! use stellaops_telemetry_tower::{client::ClientTelemetryLayer, server::ServerTelemetryLayer, services::Health};
+//! # let telemetry = stellaops_telemetry_core::Telemetry::builder("scanner").exporters(&[]).stdout_logs(false).build()?;
 //! let app: axum::Router = axum::Router::new()
 //!     .route("/scans/{id}", axum::routing::get(|| async { "ok" }))
+//!     .route_service("/metrics", telemetry.metrics_service())
+//!     .nest_service("/health", Health::for_telemetry(&telemetry).build())
 //!     .layer(ServerTelemetryLayer::new(&telemetry));
+//! let client = tower::ServiceBuilder::new()
+//!     .layer(ClientTelemetryLayer::new().redactor(telemetry.redactor().clone()))
+//!     .service(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+//!         .build_http::<http_body_util::Empty<hyper::body::Bytes>>());
+//! # let _ = (app, client);
 //! # Ok::<(), stellaops_telemetry_core::TelemetryError>(())
 //! ```
 //!

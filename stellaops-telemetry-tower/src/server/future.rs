@@ -308,7 +308,11 @@ impl<B: http_body::Body> http_body::Body for ResponseBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
+        let frame = match this.completion.as_ref() {
+            // A streaming handler still runs in the request's context.
+            Some(c) => ready!(c.in_scope(|| this.inner.poll_frame(cx))),
+            None => ready!(this.inner.poll_frame(cx)),
+        };
         match &frame {
             Some(Ok(frame)) => {
                 if let (Some(trailers), Some(c)) = (frame.trailers_ref(), this.completion.as_mut())

@@ -20,10 +20,15 @@
 //! - **Trace context** comes from `traceparent` / `tracestate` / `baggage`, parsed strictly
 //!   ([`propagation`](crate::propagation)). A malformed header starts a new trace; it never
 //!   fails the request.
-//! - **The span** is a tracing span, so the handler's spans nest under it. It is named
-//!   `http.request`, with the OpenTelemetry display name `{method} {route}` and the stable
-//!   HTTP semantic-convention attributes. Status codes are integers. On the server a 5xx is an
-//!   error and a 4xx is not.
+//! - **The span** `http.request` has the OpenTelemetry display name `{method} {route}` and the
+//!   stable HTTP semantic-convention attributes. Status codes are integers. On the server a
+//!   5xx is an error and a 4xx is not. The layer records it directly: the pipeline's sampler
+//!   decides, and the finished span joins the pipeline's span queue (same redaction, bounds and
+//!   counts) without a detour through tracing-opentelemetry. A tracing span of the same name
+//!   (target [`DIRECT_SPAN_TARGET`](stellaops_telemetry_core::DIRECT_SPAN_TARGET)) carries the
+//!   log context. The request's OpenTelemetry context is attached while the handler runs and
+//!   while its body streams, so the spans opened in the handler are its children and its log
+//!   lines carry its ids.
 //! - **The route** comes from the [`MakeRoute`] hook, else axum's `MatchedPath`, else
 //!   [`UNMATCHED_ROUTE`]. The raw path is never a metric label.
 //! - **Tenant:** a valid `X-StellaOps-Tenant` becomes `tenant.id` on the span and in the JSON

@@ -21,13 +21,16 @@ pub const REQUEST_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
+/// Task and workflow-step buckets (seconds): a tenth of a second to half an hour.
+pub const TASK_BUCKETS: [f64; 10] = [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0];
+
 crate::declare_metrics! {
     /// Request latency, by service and endpoint (the route, never the raw path).
     pub histogram STELLAOPS_REQUEST_DURATION_SECONDS = "stellaops_request_duration_seconds" {
         unit: "s",
         help: "Request latency",
         labels: RequestDurationLabels { service, endpoint },
-        buckets: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0],
+        buckets: &REQUEST_BUCKETS,
     }
     /// Requests, by service and status code.
     pub counter STELLAOPS_REQUEST_TOTAL = "stellaops_request_total" {
@@ -52,7 +55,7 @@ crate::declare_metrics! {
         unit: "s",
         help: "Scan duration",
         labels: ScanDurationLabels { tenant },
-        buckets: [1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0],
+        buckets: &[1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0],
     }
     /// 1 while a circuit breaker is open, 0 while it is closed.
     pub gauge STELLAOPS_CIRCUIT_BREAKER_OPEN = "stellaops_circuit_breaker_open" {
@@ -68,7 +71,7 @@ crate::declare_metrics! {
         unit: "s",
         help: "Policy run duration",
         labels: PolicyRunLabels { mode, tenant, policy },
-        buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+        buckets: &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
     }
     /// Rules fired, by policy and rule.
     pub counter POLICY_RULES_FIRED_TOTAL = "policy_rules_fired_total" {
@@ -144,7 +147,7 @@ crate::declare_metrics! {
         unit: "s",
         help: "Deployment duration",
         labels: DeploymentDurationLabels { tenant, env, strategy },
-        buckets: [10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0],
+        buckets: &[10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0],
     }
     /// Rollbacks, by tenant, environment and reason.
     pub counter STELLA_ROLLBACKS_TOTAL = "stella_rollbacks_total" {
@@ -175,7 +178,7 @@ crate::declare_metrics! {
         unit: "s",
         help: "Workflow step duration",
         labels: WorkflowStepDurationLabels { step_type },
-        buckets: [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0],
+        buckets: &TASK_BUCKETS,
     }
     /// Approvals pending now, by tenant and environment.
     pub gauge STELLA_APPROVAL_PENDING_COUNT = "stella_approval_pending_count" {
@@ -188,7 +191,7 @@ crate::declare_metrics! {
         unit: "s",
         help: "Approval wait",
         labels: ApprovalDurationLabels { tenant, env },
-        buckets: [60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 43200.0, 86400.0, 172800.0, 604800.0],
+        buckets: &[60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 43200.0, 86400.0, 172800.0, 604800.0],
     }
     /// HTTP requests, by method, route and status.
     pub counter STELLA_HTTP_REQUESTS_TOTAL = "stella_http_requests_total" {
@@ -201,7 +204,7 @@ crate::declare_metrics! {
         unit: "s",
         help: "HTTP request latency",
         labels: HttpRequestDurationLabels { method, path },
-        buckets: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0],
+        buckets: &REQUEST_BUCKETS,
     }
     /// HTTP requests in flight, by method.
     pub updown_counter STELLA_HTTP_REQUESTS_IN_FLIGHT = "stella_http_requests_in_flight" {
@@ -220,7 +223,7 @@ crate::declare_metrics! {
         unit: "s",
         help: "Agent task duration",
         labels: AgentTaskDurationLabels { agent, r#type },
-        buckets: [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0],
+        buckets: &TASK_BUCKETS,
     }
     /// Seconds since each agent's last heartbeat.
     pub gauge STELLA_AGENT_HEARTBEAT_AGE_SECONDS = "stella_agent_heartbeat_age_seconds" {

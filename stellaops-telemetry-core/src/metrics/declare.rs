@@ -20,7 +20,7 @@
 ///         unit: "s",
 ///         help: "Secret rotation duration",
 ///         labels: VaultRotationDurationLabels {},
-///         buckets: [0.1, 0.5, 1.0, 5.0, 30.0],
+///         buckets: &[0.1, 0.5, 1.0, 5.0, 30.0],
 ///     }
 /// }
 ///
@@ -47,7 +47,7 @@ macro_rules! declare_metrics {
             unit: $unit:literal,
             help: $help:literal,
             labels: $labels:ident { $($label:ident),* $(,)? }
-            $(, buckets: [$($bucket:expr),+ $(,)?])?
+            $(, buckets: $buckets:expr)?
             $(,)?
         }
     )*) => {
@@ -59,10 +59,21 @@ macro_rules! declare_metrics {
                     $name,
                     $unit,
                     $help,
-                    &[$($($bucket),+)?],
+                    $crate::__metric_buckets!($($buckets)?),
                 );
             const _: () = $crate::metrics::naming::assert_valid($ident.descriptor());
         )*
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __metric_buckets {
+    () => {
+        &[]
+    };
+    ($buckets:expr) => {
+        $buckets
     };
 }
 

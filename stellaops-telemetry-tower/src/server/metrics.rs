@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+
+use super::route::FastHasher;
 use stellaops_telemetry_core::metrics::catalogue::{
     HttpInFlightLabels, RequestDurationLabels, RequestTotalLabels, STELLA_HTTP_REQUESTS_IN_FLIGHT,
     STELLAOPS_REQUEST_DURATION_SECONDS, STELLAOPS_REQUEST_TOTAL,
@@ -57,37 +59,20 @@ impl std::hash::Hash for Key {
     }
 }
 
-/// A multiply-rotate hasher for pointer-sized keys (the std hasher is built for hostile
-/// input; these keys are addresses and small numbers).
-#[derive(Default)]
-struct PointerHasher(u64);
-
-impl std::hash::Hasher for PointerHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-    fn write_u16(&mut self, n: u16) {
-        self.write_u64(u64::from(n));
-    }
-}
-
-type FinishedMap = HashMap<Key, Arc<Finished>, std::hash::BuildHasherDefault<PointerHasher>>;
+type FinishedMap = HashMap<Key, Finished, std::hash::BuildHasherDefault<FastHasher>>;
 
 struct Finished {
     duration: BoundHistogram,
     total: BoundCounter,
     semconv: BoundHistogram,
+}
+
+impl Finished {
+    fn record(&self, seconds: f64) {
+        self.duration.record(seconds);
+        self.total.inc();
+        self.semconv.record(seconds);
+    }
 }
 
 pub(crate) struct ServerMetrics {
@@ -145,38 +130,34 @@ impl ServerMetrics {
             scheme: o.scheme,
             error: o.error,
         };
-        let cached = self.finished.read().get(&key).cloned();
-        let finished = match cached {
-            Some(f) => f,
-            None => {
-                let mut code = itoa::Buffer::new();
-                let status = code.format(o.status);
-                let f = Arc::new(Finished {
-                    duration: self.duration.bind(RequestDurationLabels {
-                        service: &self.service,
-                        endpoint: o.route,
-                    }),
-                    total: self.total.bind(RequestTotalLabels {
-                        service: &self.service,
-                        status,
-                    }),
-                    semconv: self.semconv.bind(HttpServerDurationLabels {
-                        method: o.method,
-                        route: o.route,
-                        status_code: status,
-                        scheme: o.scheme,
-                        error_type: o.error,
-                    }),
-                });
-                let mut map = self.finished.write();
-                if map.len() < CACHE_LIMIT {
-                    map.insert(key, f.clone());
-                }
-                f
-            }
+        // The common case: the series are bound already; record under the read lock.
+        if let Some(finished) = self.finished.read().get(&key) {
+            finished.record(o.seconds);
+            return;
+        }
+        let mut code = itoa::Buffer::new();
+        let status = code.format(o.status);
+        let finished = Finished {
+            duration: self.duration.bind(RequestDurationLabels {
+                service: &self.service,
+                endpoint: o.route,
+            }),
+            total: self.total.bind(RequestTotalLabels {
+                service: &self.service,
+                status,
+            }),
+            semconv: self.semconv.bind(HttpServerDurationLabels {
+                method: o.method,
+                route: o.route,
+                status_code: status,
+                scheme: o.scheme,
+                error_type: o.error,
+            }),
         };
-        finished.duration.record(o.seconds);
-        finished.total.inc();
-        finished.semconv.record(o.seconds);
+        finished.record(o.seconds);
+        let mut map = self.finished.write();
+        if map.len() < CACHE_LIMIT {
+            map.insert(key, finished);
+        }
     }
 }

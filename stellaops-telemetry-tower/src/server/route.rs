@@ -59,16 +59,23 @@ where
 #[derive(Default)]
 pub(crate) struct Routes {
     interned: parking_lot::RwLock<
-        std::collections::HashMap<Box<str>, Arc<str>, std::hash::BuildHasherDefault<FxLike>>,
+        std::collections::HashMap<Box<str>, Arc<str>, std::hash::BuildHasherDefault<FastHasher>>,
     >,
 }
 
-/// A small multiplicative string hasher: route templates come from the application, not
-/// from clients, so the std hasher's flood resistance buys nothing here.
+/// A small multiply-rotate hasher for the layer's own tables: route templates (which come
+/// from the application, not from clients) and the metric cache's pointer-sized keys. The
+/// std hasher's flood resistance buys nothing there.
 #[derive(Default)]
-pub(crate) struct FxLike(u64);
+pub(crate) struct FastHasher(u64);
 
-impl std::hash::Hasher for FxLike {
+impl FastHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for FastHasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -77,12 +84,20 @@ impl std::hash::Hasher for FxLike {
         for chunk in &mut chunks {
             let mut word = [0u8; 8];
             word.copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            self.mix(u64::from_le_bytes(word));
         }
         for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            self.mix(u64::from(b));
         }
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.mix(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
     }
 }
 

@@ -822,8 +822,9 @@ const TRANSPORT_TARGETS: [&str; 10] = [
 ];
 
 /// The target of tracing spans whose OpenTelemetry span the SDK records directly (the server
-/// layer's request span): seen by the JSON log layer for its context, never turned into a
-/// second OpenTelemetry span.
+/// layer's request span). No layer of the pipeline enables it: its OpenTelemetry span is
+/// recorded directly, and its log context travels in the [`RequestContext`](crate::RequestContext).
+/// A subscriber of the service's own still sees it.
 pub const DIRECT_SPAN_TARGET: &str = "stellaops_telemetry_tower::request";
 
 fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
@@ -1038,7 +1039,11 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     }
     #[cfg(feature = "testing")]
     if let Some(t) = &test {
-        span_targets.push(SpanTarget::Memory(t.spans.clone()));
+        span_targets.push(if t.keep_spans {
+            SpanTarget::Memory(t.spans.clone())
+        } else {
+            SpanTarget::Discard
+        });
     }
     let sampler = match sampler {
         Some(HeadSampler::AlwaysOn) => Sampler::AlwaysOn,
@@ -1072,6 +1077,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
             batch,
             stats.spans.clone(),
             redactor.clone(),
+            direct_spans.scope.clone(),
         )
         .map_err(|source| TelemetryError::Thread {
             what: "span processor",
@@ -1229,6 +1235,11 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     for target in TRANSPORT_TARGETS.iter().chain(&[DIRECT_SPAN_TARGET]) {
         span_filter = span_filter.with_target(*target, tracing_core::LevelFilter::OFF);
     }
+    // The request span of the tower layer is recorded directly and its log context travels
+    // in the request context: no layer of the pipeline needs it, so it is never enabled.
+    let json_filter = filter
+        .clone()
+        .with_target(DIRECT_SPAN_TARGET, tracing_core::LevelFilter::OFF);
     let mut bridge_filter = span_filter.clone();
     for target in ["stellaops_telemetry", "stellaops_telemetry_core"] {
         bridge_filter = bridge_filter.with_target(target, tracing_core::LevelFilter::OFF);
@@ -1251,15 +1262,22 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 .with_tracer(tracer)
                 .with_filter(span_filter),
         )
-        .with(json_layer.with_filter(filter))
-        .with(bridge_enabled.then(|| {
+        .with(json_layer.with_filter(json_filter))
+        // Without log targets the bridge is filtered to nothing rather than left out: an
+        // absent (`None`) layer would make every callsite "sometimes" interesting, and the
+        // callsites every layer refuses would no longer be skipped where they are.
+        .with({
             use opentelemetry::logs::LoggerProvider as _;
             LogBridge::new(
                 logger_provider.logger("stellaops-telemetry"),
                 redactor.clone(),
             )
-            .with_filter(bridge_filter)
-        }));
+            .with_filter(if bridge_enabled {
+                bridge_filter
+            } else {
+                Targets::new()
+            })
+        });
     let dispatch = Dispatch::new(subscriber);
 
     // One structured warning per refused endpoint; no DNS lookup was made for it.

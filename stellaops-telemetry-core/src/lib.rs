@@ -84,6 +84,7 @@ mod bootstrap;
 pub mod cli;
 mod clock;
 mod config;
+mod context;
 mod egress;
 mod export;
 mod logs;
@@ -106,6 +107,7 @@ pub use config::{
     ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LogOutputsConfig,
     OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig, PropagatorKind, TelemetryConfig,
 };
+pub use context::RequestContext;
 pub use egress::{
     AllowList, EgressDecision, EgressError, EgressPolicy, EgressTarget, Host, LoopbackOnly,
     OpenPolicy, PolicyFn, parse_endpoint, sealed_policy,

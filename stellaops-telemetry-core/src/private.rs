@@ -6,6 +6,7 @@ use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{Sampler, SamplingResult, ShouldSample as _, SpanData};
 
 use crate::export::SpanSink;
+pub use crate::export::record::SpanRecord;
 
 /// Records spans without an SDK `Span`: the pipeline's sampler decides, and the finished
 /// [`SpanData`] joins the pipeline's span queue (same redaction, bounds and counts).
@@ -52,6 +53,14 @@ impl DirectSpans {
     pub fn submit(&self, span: SpanData) {
         if let Some(sink) = &self.sink {
             sink.submit(span);
+        }
+    }
+
+    /// Queues a finished span recorded as a [`SpanRecord`] (dropped unless it is sampled):
+    /// the worker builds its `SpanData` with [`scope`](Self::scope).
+    pub fn submit_record(&self, record: SpanRecord) {
+        if let Some(sink) = &self.sink {
+            sink.submit_record(record);
         }
     }
 }

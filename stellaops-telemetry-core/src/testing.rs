@@ -38,6 +38,8 @@ pub struct TestExporters {
     pub(crate) logs: InMemoryLogExporter,
     pub(crate) metrics: InMemoryMetricExporter,
     pub(crate) json_logs: LogCapture,
+    /// Whether exported spans are kept (see [`TestExporters::discarding_spans`]).
+    pub(crate) keep_spans: bool,
 }
 
 impl Default for TestExporters {
@@ -54,6 +56,19 @@ impl TestExporters {
             logs: InMemoryLogExporter::default(),
             metrics: InMemoryMetricExporter::default(),
             json_logs: LogCapture::new(),
+            keep_spans: true,
+        }
+    }
+
+    /// Exporters whose span exporter keeps nothing: spans still go all the way through the
+    /// pipeline (queue, redaction, export, the exported count in
+    /// [`Telemetry::stats`](crate::Telemetry::stats)) and are dropped on the export worker.
+    /// For load tests and benchmarks, whose memory then stays flat; `finished_spans` stays
+    /// empty.
+    pub fn discarding_spans() -> Self {
+        TestExporters {
+            keep_spans: false,
+            ..Self::new()
         }
     }
 

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use parking_lot::Mutex;
 
+use super::record::SpanRecord;
 use super::targets::{LogTarget, SpanTarget, run_bounded};
 use crate::redaction::Redactor;
 use crate::stats::SignalStats;
@@ -70,7 +71,10 @@ trait Targets<T>: Send + 'static {
 }
 
 struct Worker<T> {
-    sender: SyncSender<Message<T>>,
+    /// An unbounded list channel bounded by `queued`: memory follows the backlog instead of
+    /// being reserved for a full queue of the largest record up front.
+    sender: Sender<Message<T>>,
+    max_queue: usize,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The worker thread, to wake it. It never blocks on the channel (a receiver blocked on
     /// it would make every send a futex wake on the caller's thread): it parks until its
@@ -101,7 +105,7 @@ impl<T: Send + 'static> Worker<T> {
         settings: BatchSettings,
         stats: Arc<SignalStats>,
     ) -> std::io::Result<Self> {
-        let (sender, receiver) = mpsc::sync_channel(settings.max_queue.max(1));
+        let (sender, receiver) = mpsc::channel();
         let worker_stats = stats.clone();
         let pending = Arc::new(AtomicU64::new(0));
         let worker_pending = pending.clone();
@@ -121,6 +125,7 @@ impl<T: Send + 'static> Worker<T> {
             })?;
         Ok(Worker {
             sender,
+            max_queue: settings.max_queue.max(1),
             waker: thread.thread().clone(),
             queued,
             wake_at: settings.max_batch.max(1),
@@ -135,18 +140,18 @@ impl<T: Send + 'static> Worker<T> {
         // Counted as pending before the worker can see it, so its claim always finds it.
         self.pending.fetch_add(1, Ordering::AcqRel);
         let queued = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
-        match self.sender.try_send(Message::Record(record)) {
-            Ok(()) => {
-                if queued >= self.wake_at {
-                    self.waker.unpark();
-                }
-            }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.queued.fetch_sub(1, Ordering::AcqRel);
+        // A full queue drops the record (here, on the calling thread) and counts it.
+        let accepted =
+            queued <= self.max_queue && self.sender.send(Message::Record(record)).is_ok();
+        if accepted {
+            if queued >= self.wake_at {
                 self.waker.unpark();
-                if claim(&self.pending, 1) {
-                    self.stats.record_dropped(1);
-                }
+            }
+        } else {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.waker.unpark();
+            if claim(&self.pending, 1) {
+                self.stats.record_dropped(1);
             }
         }
     }
@@ -159,25 +164,12 @@ impl<T: Send + 'static> Worker<T> {
     ) -> OTelSdkResult {
         let deadline = Instant::now() + timeout;
         let (ack_tx, ack_rx) = mpsc::channel();
-        let mut message = make(ack_tx);
-        // A full queue is drained by the worker; retry until the deadline rather than block.
-        loop {
-            match self.sender.try_send(message) {
-                Ok(()) => {
-                    self.waker.unpark();
-                    break;
-                }
-                Err(TrySendError::Full(m)) => {
-                    self.waker.unpark();
-                    if Instant::now() >= deadline {
-                        return Err(OTelSdkError::Timeout(timeout));
-                    }
-                    message = m;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(TrySendError::Disconnected(_)) => return Err(OTelSdkError::AlreadyShutdown),
-            }
-        }
+        // Control messages are not bounded by the record queue: they always get in, behind
+        // the records sent before them.
+        self.sender
+            .send(make(ack_tx))
+            .map_err(|_| OTelSdkError::AlreadyShutdown)?;
+        self.waker.unpark();
         let remaining = deadline.saturating_duration_since(Instant::now());
         ack_rx
             .recv_timeout(remaining)
@@ -316,17 +308,33 @@ fn drain<T>(batch: &mut Vec<T>, max_batch: usize, export: &impl Fn(&mut Vec<T>))
 
 struct SpanTargets {
     targets: Vec<SpanTarget>,
+    /// The scope of the spans recorded as [`SpanRecord`]s.
+    scope: InstrumentationScope,
     runtime: Option<tokio::runtime::Handle>,
     redactor: Redactor,
 }
 
-impl Targets<SpanData> for SpanTargets {
-    fn export(&self, mut batch: Vec<SpanData>, settings: &BatchSettings) -> Vec<OTelSdkResult> {
-        // Redacted here, on the worker: nothing reaches a target unredacted, and the
-        // request path does not pay for it.
-        for span in &mut batch {
-            self.redactor.redact_span(span);
-        }
+/// What the span worker queues: SDK spans, and records filled on the request path.
+pub(crate) enum SpanItem {
+    Data(SpanData),
+    Record(SpanRecord),
+}
+
+impl Targets<SpanItem> for SpanTargets {
+    fn export(&self, batch: Vec<SpanItem>, settings: &BatchSettings) -> Vec<OTelSdkResult> {
+        // Built and redacted here, on the worker: nothing reaches a target unredacted, and
+        // the request path pays for neither.
+        let batch: Vec<SpanData> = batch
+            .into_iter()
+            .map(|item| {
+                let mut span = match item {
+                    SpanItem::Data(span) => span,
+                    SpanItem::Record(record) => record.into_span_data(&self.scope),
+                };
+                self.redactor.redact_span(&mut span);
+                span
+            })
+            .collect();
         let mut results = Vec::with_capacity(self.targets.len());
         let last = self.targets.len().saturating_sub(1);
         let mut batch = Some(batch);
@@ -360,7 +368,7 @@ impl Targets<SpanData> for SpanTargets {
 /// The span processor every pipeline uses: bounded queue, counted drops, bounded exports.
 #[derive(Debug)]
 pub(crate) struct BatchSpanProcessor {
-    worker: Arc<Worker<SpanData>>,
+    worker: Arc<Worker<SpanItem>>,
 }
 
 /// Hands finished spans to a pipeline's span worker directly (spans recorded without an SDK
@@ -368,13 +376,19 @@ pub(crate) struct BatchSpanProcessor {
 /// counts as every other span.
 #[derive(Debug, Clone)]
 pub(crate) struct SpanSink {
-    worker: Arc<Worker<SpanData>>,
+    worker: Arc<Worker<SpanItem>>,
 }
 
 impl SpanSink {
     pub(crate) fn submit(&self, span: SpanData) {
         if span.span_context.is_sampled() {
-            self.worker.submit(span);
+            self.worker.submit(SpanItem::Data(span));
+        }
+    }
+
+    pub(crate) fn submit_record(&self, record: SpanRecord) {
+        if record.span_context.is_sampled() {
+            self.worker.submit(SpanItem::Record(record));
         }
     }
 }
@@ -387,12 +401,14 @@ impl BatchSpanProcessor {
         settings: BatchSettings,
         stats: Arc<SignalStats>,
         redactor: Redactor,
+        scope: InstrumentationScope,
     ) -> std::io::Result<Self> {
         for target in &mut targets {
             target.set_resource(resource);
         }
         let targets = SpanTargets {
             targets,
+            scope,
             runtime,
             redactor,
         };
@@ -412,7 +428,7 @@ impl SpanProcessor for BatchSpanProcessor {
 
     fn on_end(&self, span: SpanData) {
         if span.span_context.is_sampled() {
-            self.worker.submit(span);
+            self.worker.submit(SpanItem::Data(span));
         }
     }
 

@@ -15,6 +15,7 @@
 mod batch;
 mod file;
 mod otlp;
+pub(crate) mod record;
 mod targets;
 
 pub(crate) use batch::{BatchLogProcessor, BatchSettings, BatchSpanProcessor, SpanSink};

@@ -48,6 +48,9 @@ pub(crate) enum SpanTarget {
     Stdout(opentelemetry_stdout::SpanExporter),
     #[cfg(feature = "testing")]
     Memory(opentelemetry_sdk::trace::InMemorySpanExporter),
+    /// Accepts every batch and keeps nothing (`TestExporters::discarding_spans`).
+    #[cfg(feature = "testing")]
+    Discard,
 }
 
 impl SpanTarget {
@@ -63,6 +66,11 @@ impl SpanTarget {
             SpanTarget::Stdout(e) => e.export(batch).await,
             #[cfg(feature = "testing")]
             SpanTarget::Memory(e) => e.export(batch).await,
+            #[cfg(feature = "testing")]
+            SpanTarget::Discard => {
+                drop(batch);
+                Ok(())
+            }
         }
     }
 
@@ -73,6 +81,8 @@ impl SpanTarget {
             SpanTarget::Stdout(e) => e.set_resource(resource),
             #[cfg(feature = "testing")]
             SpanTarget::Memory(e) => e.set_resource(resource),
+            #[cfg(feature = "testing")]
+            SpanTarget::Discard => {}
         }
     }
 
@@ -83,7 +93,7 @@ impl SpanTarget {
             SpanTarget::Stdout(e) => e.shutdown_with_timeout(timeout),
             // The in-memory exporter's shutdown clears what tests want to read.
             #[cfg(feature = "testing")]
-            SpanTarget::Memory(_) => Ok(()),
+            SpanTarget::Memory(_) | SpanTarget::Discard => Ok(()),
         }
     }
 }

@@ -277,11 +277,7 @@ impl JsonLogLayer {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let mut info = SpanInfo::default();
-        let Some(scope) = ctx.event_scope(event) else {
-            info.ids = current_context_ids();
-            return info;
-        };
-        for span in scope {
+        for span in ctx.event_scope(event).into_iter().flatten() {
             let mut resolve = false;
             {
                 let extensions = span.extensions();
@@ -309,6 +305,19 @@ impl JsonLogLayer {
         }
         if info.ids.is_none() {
             info.ids = current_context_ids();
+        }
+        if info.tenant.is_none() || info.correlation.is_none() {
+            // The request's own context (the server layer attaches one per request).
+            crate::RequestContext::map_current(|cx| {
+                if let Some(cx) = cx {
+                    if info.tenant.is_none() {
+                        info.tenant = cx.shared_tenant().cloned();
+                    }
+                    if info.correlation.is_none() {
+                        info.correlation = cx.shared_correlation_id().cloned();
+                    }
+                }
+            });
         }
         info
     }

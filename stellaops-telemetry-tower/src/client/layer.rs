@@ -61,8 +61,12 @@ pub fn inject_headers(
     if headers.contains_key(TENANT_HEADER) {
         return;
     }
-    if let Some(tenant) = tenant.or_else(|| cx.get::<Tenant>())
-        && let Ok(value) = http::HeaderValue::from_str(tenant.as_str())
+    let tenant = tenant.map(Tenant::as_str).or_else(|| {
+        cx.get::<stellaops_telemetry_core::RequestContext>()
+            .and_then(|r| r.tenant())
+    });
+    if let Some(tenant) = tenant
+        && let Ok(value) = http::HeaderValue::from_str(tenant)
     {
         headers.insert(TENANT_HEADER, value);
     }

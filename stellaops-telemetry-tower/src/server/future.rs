@@ -5,12 +5,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
+use stellaops_telemetry_core::__private::SpanRecord;
 use stellaops_telemetry_core::metrics::BoundUpDownCounter;
-use stellaops_telemetry_core::opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
-use stellaops_telemetry_core::opentelemetry::{Context as OtelContext, KeyValue};
-use stellaops_telemetry_core::opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use stellaops_telemetry_core::opentelemetry::Context as OtelContext;
+use stellaops_telemetry_core::opentelemetry::trace::SpanContext;
 use tracing::Span;
 
 use super::layer::Shared;
@@ -30,12 +30,9 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<u16> {
     headers.get("grpc-status")?.to_str().ok()?.parse().ok()
 }
 
-/// The request span, recorded directly (no SDK `Span`): what is known when it starts.
-pub(crate) struct Recording {
-    pub(crate) parent_span_id: SpanId,
-    pub(crate) parent_is_remote: bool,
-    pub(crate) start_time: SystemTime,
-    pub(crate) attributes: Vec<KeyValue>,
+enum AttributeValue {
+    Int(i64),
+    Static(&'static str),
 }
 
 /// Everything needed to record a request once, whichever way it ends.
@@ -46,10 +43,11 @@ pub(crate) struct Completion {
     /// inner service runs, so the handler's spans are its children.
     cx: OtelContext,
     span_context: SpanContext,
-    recording: Option<Recording>,
+    /// The request span, recorded directly (no SDK `Span`), when it is sampled.
+    record: Option<SpanRecord>,
     start: Instant,
     method: &'static str,
-    route: Arc<str>,
+    route: &'static str,
     scheme: &'static str,
     grpc: bool,
     in_flight: BoundUpDownCounter,
@@ -67,10 +65,10 @@ impl Completion {
         span: Span,
         cx: OtelContext,
         span_context: SpanContext,
-        recording: Option<Recording>,
+        record: Option<SpanRecord>,
         start: Instant,
         method: &'static str,
-        route: Arc<str>,
+        route: &'static str,
         scheme: &'static str,
         grpc: bool,
         in_flight: BoundUpDownCounter,
@@ -81,7 +79,7 @@ impl Completion {
             span,
             cx,
             span_context,
-            recording,
+            record,
             start,
             method,
             route,
@@ -103,9 +101,12 @@ impl Completion {
         f()
     }
 
-    fn attribute(&mut self, kv: KeyValue) {
-        if let Some(r) = self.recording.as_mut() {
-            r.attributes.push(kv);
+    fn attribute(&mut self, key: &'static str, value: AttributeValue) {
+        if let Some(r) = self.record.as_mut() {
+            match value {
+                AttributeValue::Int(v) => r.push_int(key, v),
+                AttributeValue::Static(v) => r.push_static(key, v),
+            }
         }
     }
 
@@ -113,10 +114,10 @@ impl Completion {
     fn on_head<RB>(&mut self, response: &mut http::Response<RB>) {
         let status = response.status().as_u16();
         self.status = Some(status);
-        self.attribute(KeyValue::new(
+        self.attribute(
             "http.response.status_code",
-            i64::from(status),
-        ));
+            AttributeValue::Int(i64::from(status)),
+        );
         if self.grpc {
             // A trailers-only response carries its status in the head.
             self.grpc_status = grpc_status(response.headers());
@@ -141,11 +142,13 @@ impl Completion {
             return;
         }
         self.in_flight.add(-1);
+        // One clock reading for the metrics and the span's end.
+        let elapsed = self.start.elapsed();
         let http_status = self.status.unwrap_or(CLIENT_CLOSED);
         let (status, failed, error) = if self.grpc && self.status.is_some() {
             // No grpc-status at all: the stream ended without one (UNKNOWN).
             let code = self.grpc_status.unwrap_or(2);
-            self.attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
+            self.attribute("rpc.grpc.status_code", AttributeValue::Int(i64::from(code)));
             let failed = grpc_server_error(code) || !self.error.is_empty();
             (
                 code,
@@ -168,36 +171,21 @@ impl Completion {
             (http_status, failed, error)
         };
         if failed {
-            self.attribute(KeyValue::new("error.type", error));
+            self.attribute("error.type", AttributeValue::Static(error));
         }
-        if let Some(r) = self.recording.take() {
-            self.shared.direct.submit(SpanData {
-                span_context: self.span_context.clone(),
-                parent_span_id: r.parent_span_id,
-                parent_span_is_remote: r.parent_is_remote,
-                span_kind: SpanKind::Server,
-                name: format!("{} {}", self.method, self.route).into(),
-                start_time: r.start_time,
-                end_time: SystemTime::now(),
-                attributes: r.attributes,
-                dropped_attributes_count: 0,
-                events: SpanEvents::default(),
-                links: SpanLinks::default(),
-                status: if failed {
-                    Status::error("")
-                } else {
-                    Status::Unset
-                },
-                instrumentation_scope: self.shared.direct.scope().clone(),
-            });
+        if let Some(mut r) = self.record.take() {
+            r.name = (self.method, self.route);
+            r.end_time = r.start_time + elapsed;
+            r.error = failed;
+            self.shared.direct.submit_record(r);
         }
         self.shared.metrics.record(&Outcome {
             method: self.method,
-            route: &self.route,
+            route: self.route,
             status,
             scheme: self.scheme,
             error,
-            seconds: self.start.elapsed().as_secs_f64(),
+            seconds: elapsed.as_secs_f64(),
         });
     }
 }

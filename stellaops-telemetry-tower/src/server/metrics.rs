@@ -2,7 +2,6 @@
 //! status): the hot path is a cache hit and a few atomics, not a label lookup per metric.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use parking_lot::RwLock;
 
@@ -31,7 +30,7 @@ const CACHE_LIMIT: usize = 4096;
 #[derive(Clone)]
 struct Key {
     method: &'static str,
-    route: Arc<str>,
+    route: &'static str,
     status: u16,
     scheme: &'static str,
     error: &'static str,
@@ -40,7 +39,7 @@ struct Key {
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
         std::ptr::eq(self.method, other.method)
-            && Arc::ptr_eq(&self.route, &other.route)
+            && std::ptr::eq(self.route, other.route)
             && self.status == other.status
             && std::ptr::eq(self.scheme, other.scheme)
             && std::ptr::eq(self.error, other.error)
@@ -52,7 +51,7 @@ impl Eq for Key {}
 impl std::hash::Hash for Key {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_usize(self.method.as_ptr() as usize);
-        state.write_usize(Arc::as_ptr(&self.route) as *const u8 as usize);
+        state.write_usize(self.route.as_ptr() as usize);
         state.write_u16(self.status);
         state.write_usize(self.scheme.as_ptr() as usize);
         state.write_usize(self.error.as_ptr() as usize);
@@ -87,9 +86,9 @@ pub(crate) struct ServerMetrics {
 }
 
 /// What is known about a request when it is recorded.
-pub(crate) struct Outcome<'a> {
+pub(crate) struct Outcome {
     pub method: &'static str,
-    pub route: &'a Arc<str>,
+    pub route: &'static str,
     /// The HTTP status code, or the gRPC status code for gRPC requests.
     pub status: u16,
     pub scheme: &'static str,
@@ -122,10 +121,10 @@ impl ServerMetrics {
             .clone()
     }
 
-    pub(crate) fn record(&self, o: &Outcome<'_>) {
+    pub(crate) fn record(&self, o: &Outcome) {
         let key = Key {
             method: o.method,
-            route: o.route.clone(),
+            route: o.route,
             status: o.status,
             scheme: o.scheme,
             error: o.error,

@@ -1,7 +1,6 @@
 //! The route a request is recorded under: a template, never the raw path.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 /// The route recorded when no template is known (the raw path is never a metric label).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -54,13 +53,42 @@ where
     }
 }
 
-/// Route templates, interned: one `Arc<str>` per distinct template, so recording a request
-/// allocates nothing for its route and the metric cache compares routes by pointer.
+/// Route templates, interned as `&'static str`: recording a request allocates nothing for its
+/// route, touches no reference count (the export worker reads the same string), and the metric
+/// cache compares routes by pointer.
+///
+/// The strings live for the process: one copy per distinct template across every layer
+/// ([`MAX_TEMPLATES_PER_PROCESS`]), each layer using at most [`MAX_ROUTES`]; beyond either
+/// bound a request is recorded under [`UNMATCHED_ROUTE`].
 #[derive(Default)]
 pub(crate) struct Routes {
     interned: parking_lot::RwLock<
-        std::collections::HashMap<Box<str>, Arc<str>, std::hash::BuildHasherDefault<FastHasher>>,
+        std::collections::HashMap<&'static str, (), std::hash::BuildHasherDefault<FastHasher>>,
     >,
+}
+
+/// Every template interned by any layer of the process.
+static TEMPLATES: std::sync::LazyLock<
+    parking_lot::Mutex<
+        std::collections::HashSet<&'static str, std::hash::BuildHasherDefault<FastHasher>>,
+    >,
+> = std::sync::LazyLock::new(Default::default);
+
+/// At most this many distinct templates are kept for the whole process.
+const MAX_TEMPLATES_PER_PROCESS: usize = 16_384;
+
+/// The process-wide copy of `route`, or `None` when the process bound is reached.
+fn leak_once(route: &str) -> Option<&'static str> {
+    let mut templates = TEMPLATES.lock();
+    if let Some(found) = templates.get(route) {
+        return Some(found);
+    }
+    if templates.len() >= MAX_TEMPLATES_PER_PROCESS {
+        return None;
+    }
+    let leaked: &'static str = Box::leak(Box::from(route));
+    templates.insert(leaked);
+    Some(leaked)
 }
 
 /// A small multiply-rotate hasher for the layer's own tables: route templates (which come
@@ -105,21 +133,48 @@ impl std::hash::Hasher for FastHasher {
 const MAX_ROUTES: usize = 1024;
 
 impl Routes {
-    pub(crate) fn intern(&self, route: Option<&str>) -> Arc<str> {
-        let route = route.unwrap_or(UNMATCHED_ROUTE);
-        if let Some(found) = self.interned.read().get(route) {
-            return found.clone();
+    pub(crate) fn intern(&self, route: Option<&str>) -> &'static str {
+        let Some(route) = route else {
+            return UNMATCHED_ROUTE;
+        };
+        if let Some((found, ())) = self.interned.read().get_key_value(route) {
+            return found;
         }
         let mut map = self.interned.write();
-        if map.len() >= MAX_ROUTES && !map.contains_key(route) {
-            return map
-                .entry(UNMATCHED_ROUTE.into())
-                .or_insert_with(|| Arc::from(UNMATCHED_ROUTE))
-                .clone();
+        if let Some((found, ())) = map.get_key_value(route) {
+            return found;
         }
-        map.entry(route.into())
-            .or_insert_with(|| Arc::from(route))
-            .clone()
+        if map.len() >= MAX_ROUTES {
+            return UNMATCHED_ROUTE;
+        }
+        match leak_once(route) {
+            Some(template) => {
+                map.insert(template, ());
+                template
+            }
+            None => UNMATCHED_ROUTE,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_is_one_string_for_every_layer_and_the_bound_folds_the_rest() {
+        let (a, b) = (Routes::default(), Routes::default());
+        let first = a.intern(Some("/scans/{id}"));
+        assert!(std::ptr::eq(first, a.intern(Some("/scans/{id}"))));
+        assert!(std::ptr::eq(first, b.intern(Some("/scans/{id}"))));
+        assert_eq!(a.intern(None), UNMATCHED_ROUTE);
+        for i in 0..MAX_ROUTES {
+            let _ = a.intern(Some(&format!("/r/{i}")));
+        }
+        assert_eq!(a.intern(Some("/one/too/many")), UNMATCHED_ROUTE);
+        // Templates already interned still resolve.
+        assert!(std::ptr::eq(first, a.intern(Some("/scans/{id}"))));
+        assert_eq!(b.intern(Some("/one/too/many")), "/one/too/many");
     }
 }
 

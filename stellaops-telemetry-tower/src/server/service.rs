@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
+use stellaops_telemetry_core::__private::SpanRecord;
+use stellaops_telemetry_core::RequestContext;
 use stellaops_telemetry_core::opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags,
 };
@@ -13,7 +15,7 @@ use stellaops_telemetry_core::opentelemetry_sdk::trace::{
 };
 use tower::Service;
 
-use super::future::{Completion, Recording, ResponseFuture};
+use super::future::{Completion, ResponseFuture};
 use super::layer::Shared;
 use super::request_id;
 use super::route::{DefaultMakeRoute, MakeRoute as _, method_label};
@@ -129,43 +131,47 @@ where
             false,
             sampling.trace_state,
         );
-        let recording = (direct.enabled()
-            && sampling.decision == SamplingDecision::RecordAndSample)
+        let record = (direct.enabled() && sampling.decision == SamplingDecision::RecordAndSample)
             .then(|| {
-                let mut attributes = Vec::with_capacity(12 + shared.captured_headers.len());
-                attributes.extend(sampling.attributes);
-                attributes.push(KeyValue::new("http.request.method", method));
-                attributes.push(KeyValue::new(
-                    "http.route",
-                    StringValue::from(route.clone()),
-                ));
-                attributes.push(KeyValue::new("url.path", request.uri().path().to_owned()));
-                attributes.push(KeyValue::new("url.scheme", scheme));
+                // Texts are copied into the record (no allocation, nothing for the export
+                // worker to free that this thread allocated).
+                let mut r = SpanRecord::new(
+                    span_context.clone(),
+                    if remote.is_valid() {
+                        remote.span_id()
+                    } else {
+                        SpanId::INVALID
+                    },
+                    remote.is_valid(),
+                    SpanKind::Server,
+                    SystemTime::now(),
+                );
+                for attribute in sampling.attributes {
+                    r.push_key_value(attribute);
+                }
+                r.push_static("http.request.method", method);
+                r.push_static("http.route", route);
+                r.push_text("url.path", request.uri().path());
+                r.push_static("url.scheme", scheme);
                 let (address, port) = server_address(&request);
                 if let Some(address) = address {
-                    attributes.push(KeyValue::new("server.address", address.to_owned()));
+                    r.push_text("server.address", address);
                 }
                 if let Some(port) = port {
-                    attributes.push(KeyValue::new("server.port", i64::from(port)));
+                    r.push_int("server.port", i64::from(port));
                 }
                 if let Some(ua) = request
                     .headers()
                     .get(http::header::USER_AGENT)
                     .and_then(|v| v.to_str().ok())
                 {
-                    attributes.push(KeyValue::new("user_agent.original", ua.to_owned()));
+                    r.push_text("user_agent.original", ua);
                 }
                 if let Some(tenant) = &tenant {
-                    attributes.push(KeyValue::new(
-                        "tenant.id",
-                        StringValue::from(tenant.shared()),
-                    ));
+                    r.push_text("tenant.id", tenant.as_str());
                 }
                 // The correlation id of the JSON log lines, so a span and its lines meet.
-                attributes.push(KeyValue::new(
-                    "request.id",
-                    StringValue::from(request_id.shared()),
-                ));
+                r.push_text("request.id", request_id.as_str());
                 for name in &shared.captured_headers {
                     let values: Vec<StringValue> = request
                         .headers()
@@ -180,30 +186,27 @@ where
                         })
                         .collect();
                     if !values.is_empty() {
-                        attributes.push(KeyValue::new(
+                        r.push_key_value(KeyValue::new(
                             format!("http.request.header.{}", name.as_str()),
                             Value::Array(Array::String(values)),
                         ));
                     }
                 }
-                Recording {
-                    parent_span_id: if remote.is_valid() {
-                        remote.span_id()
-                    } else {
-                        SpanId::INVALID
-                    },
-                    parent_is_remote: remote.is_valid(),
-                    start_time: SystemTime::now(),
-                    attributes,
-                }
+                r
             });
-        let mut cx = base.with_remote_span_context(span_context.clone());
+        // The request's log context (tenant, correlation id) and the tenant the client layer
+        // propagates, in the context attached while the handler runs.
+        let mut request_context = RequestContext::new().with_correlation_id(request_id.shared());
         if let Some(tenant) = &tenant {
-            cx = cx.with_value(tenant.clone());
+            request_context = request_context.with_tenant(tenant.shared());
         }
+        let cx = base
+            .with_remote_span_context(span_context.clone())
+            .with_value(request_context);
 
-        // The tracing span carries the log context (tenant, correlation id); its OpenTelemetry
-        // span is the one recorded above, so the OpenTelemetry layer does not see this target.
+        // The tracing span, for subscribers of the service's own; the pipeline's layers skip
+        // its target (its OpenTelemetry span is the record above, and the log context is the
+        // request context), so under the pipeline it costs nothing.
         let span = tracing::info_span!(
             target: "stellaops_telemetry_tower::request",
             "http.request",
@@ -223,7 +226,7 @@ where
             span,
             cx,
             span_context,
-            recording,
+            record,
             start,
             method,
             route,

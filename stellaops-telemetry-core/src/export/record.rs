@@ -1,0 +1,297 @@
+//! [`SpanRecord`]: a finished span in a fixed-size form, filled on the request path without
+//! allocating and turned into `SpanData` on the export worker.
+//!
+//! Handing an SDK `SpanData` to the worker moves half a dozen heap blocks (name, attribute
+//! vector, owned strings) from the thread that allocated them to the one that frees them; the
+//! allocator then serialises both threads on its arena lock. A record keeps its short texts
+//! inline and its attributes in a fixed array, so the worker frees nothing the request thread
+//! allocated, and builds (and frees) the `SpanData` itself.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
+use opentelemetry::{InstrumentationScope, Key, KeyValue, StringValue, Value};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+
+/// Attributes held inline; more go to the overflow vector.
+const INLINE_ATTRIBUTES: usize = 12;
+/// Bytes of attribute text held inline; longer texts go to the overflow vector.
+const INLINE_TEXT: usize = 256;
+
+#[derive(Default)]
+enum Attribute {
+    #[default]
+    Empty,
+    Static(&'static str, &'static str),
+    Shared(&'static str, Arc<str>),
+    Int(&'static str, i64),
+    /// A text stored in the record's inline buffer: key, start, length.
+    Text(&'static str, u16, u16),
+}
+
+/// A finished span in a fixed-size form (see the module docs). Filled with `push_*`, then
+/// handed to [`DirectSpans::submit_record`](crate::__private::DirectSpans::submit_record).
+pub struct SpanRecord {
+    /// The span's context (ids, flags, trace state).
+    pub span_context: SpanContext,
+    /// The parent's span id, `SpanId::INVALID` for a root.
+    pub parent_span_id: SpanId,
+    /// Whether the parent came from another process.
+    pub parent_is_remote: bool,
+    /// The span kind.
+    pub kind: SpanKind,
+    /// The name: the first part, then a space and the second part unless it is empty.
+    pub name: (&'static str, &'static str),
+    /// When the span started.
+    pub start_time: SystemTime,
+    /// When the span ended.
+    pub end_time: SystemTime,
+    /// Whether the span's status is an error.
+    pub error: bool,
+    attributes: [Attribute; INLINE_ATTRIBUTES],
+    attribute_count: u8,
+    text: [u8; INLINE_TEXT],
+    text_len: u16,
+    overflow: Vec<KeyValue>,
+}
+
+impl std::fmt::Debug for SpanRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanRecord")
+            .field("span_context", &self.span_context)
+            .field("name", &self.name)
+            .field(
+                "attributes",
+                &(self.attribute_count as usize + self.overflow.len()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl SpanRecord {
+    /// A record with no attributes; the end time is the start time until it is set.
+    pub fn new(
+        span_context: SpanContext,
+        parent_span_id: SpanId,
+        parent_is_remote: bool,
+        kind: SpanKind,
+        start_time: SystemTime,
+    ) -> Self {
+        SpanRecord {
+            span_context,
+            parent_span_id,
+            parent_is_remote,
+            kind,
+            name: ("", ""),
+            start_time,
+            end_time: start_time,
+            error: false,
+            attributes: Default::default(),
+            attribute_count: 0,
+            text: [0; INLINE_TEXT],
+            text_len: 0,
+            overflow: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, attribute: Attribute) -> Result<(), Attribute> {
+        match self.attributes.get_mut(usize::from(self.attribute_count)) {
+            Some(slot) => {
+                *slot = attribute;
+                self.attribute_count += 1;
+                Ok(())
+            }
+            None => Err(attribute),
+        }
+    }
+
+    /// A static string attribute.
+    pub fn push_static(&mut self, key: &'static str, value: &'static str) {
+        if self.push(Attribute::Static(key, value)).is_err() {
+            self.overflow.push(KeyValue::new(key, value));
+        }
+    }
+
+    /// A shared string attribute (no copy).
+    pub fn push_shared(&mut self, key: &'static str, value: Arc<str>) {
+        if let Err(Attribute::Shared(key, value)) = self.push(Attribute::Shared(key, value)) {
+            self.overflow
+                .push(KeyValue::new(key, StringValue::from(value)));
+        }
+    }
+
+    /// An integer attribute.
+    pub fn push_int(&mut self, key: &'static str, value: i64) {
+        if self.push(Attribute::Int(key, value)).is_err() {
+            self.overflow.push(KeyValue::new(key, value));
+        }
+    }
+
+    /// A string attribute, copied: inline when it fits, else into the overflow vector.
+    pub fn push_text(&mut self, key: &'static str, value: &str) {
+        let start = usize::from(self.text_len);
+        let end = start + value.len();
+        if let Some(buffer) = self.text.get_mut(start..end)
+            && usize::from(self.attribute_count) < INLINE_ATTRIBUTES
+        {
+            buffer.copy_from_slice(value.as_bytes());
+            // Both fit in u16: `end` is at most INLINE_TEXT.
+            self.text_len = end as u16;
+            let _ = self.push(Attribute::Text(key, start as u16, value.len() as u16));
+        } else {
+            self.overflow.push(KeyValue::new(key, value.to_owned()));
+        }
+    }
+
+    /// Any attribute (kept in the overflow vector, which allocates).
+    pub fn push_key_value(&mut self, attribute: KeyValue) {
+        self.overflow.push(attribute);
+    }
+
+    fn text(&self, start: u16, len: u16) -> &str {
+        let range = usize::from(start)..usize::from(start) + usize::from(len);
+        // Always whole `&str`s copied in by `push_text`; a failure would be a bug here, and
+        // yields an empty value rather than a panic.
+        self.text
+            .get(range)
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// The `SpanData` this record describes.
+    pub(crate) fn into_span_data(mut self, scope: &InstrumentationScope) -> SpanData {
+        let mut attributes =
+            Vec::with_capacity(usize::from(self.attribute_count) + self.overflow.len());
+        let inline = std::mem::take(&mut self.attributes);
+        for attribute in inline.into_iter().take(usize::from(self.attribute_count)) {
+            let kv = match attribute {
+                Attribute::Empty => continue,
+                Attribute::Static(k, v) => KeyValue::new(k, v),
+                Attribute::Shared(k, v) => KeyValue::new(k, StringValue::from(v)),
+                Attribute::Int(k, v) => KeyValue::new(k, v),
+                Attribute::Text(k, start, len) => KeyValue::new(
+                    Key::from_static_str(k),
+                    Value::from(self.text(start, len).to_owned()),
+                ),
+            };
+            attributes.push(kv);
+        }
+        attributes.append(&mut self.overflow);
+        let name = match self.name {
+            (first, "") => std::borrow::Cow::Borrowed(first),
+            (first, second) => {
+                let mut name = String::with_capacity(first.len() + 1 + second.len());
+                name.push_str(first);
+                name.push(' ');
+                name.push_str(second);
+                std::borrow::Cow::Owned(name)
+            }
+        };
+        SpanData {
+            span_context: self.span_context,
+            parent_span_id: self.parent_span_id,
+            parent_span_is_remote: self.parent_is_remote,
+            span_kind: self.kind,
+            name,
+            start_time: self.start_time,
+            end_time: self.end_time,
+            attributes,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: if self.error {
+                Status::error("")
+            } else {
+                Status::Unset
+            },
+            instrumentation_scope: scope.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{TraceFlags, TraceId, TraceState};
+
+    fn record() -> SpanRecord {
+        let cx = SpanContext::new(
+            TraceId::from(7u128),
+            SpanId::from(9u64),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        );
+        SpanRecord::new(
+            cx,
+            SpanId::from(3u64),
+            true,
+            SpanKind::Server,
+            SystemTime::UNIX_EPOCH,
+        )
+    }
+
+    fn value<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| &kv.value)
+    }
+
+    #[test]
+    fn every_kind_of_attribute_comes_out_in_order_with_its_value() {
+        let mut r = record();
+        r.name = ("GET", "/scans/{id}");
+        r.push_static("http.request.method", "GET");
+        r.push_shared("http.route", Arc::from("/scans/{id}"));
+        r.push_text("url.path", "/scans/s-1");
+        r.push_int("http.response.status_code", 200);
+        r.push_key_value(KeyValue::new("extra", true));
+        r.error = true;
+        let span = r.into_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(span.name, "GET /scans/{id}");
+        let keys: Vec<_> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "http.request.method",
+                "http.route",
+                "url.path",
+                "http.response.status_code",
+                "extra"
+            ]
+        );
+        assert_eq!(value(&span, "url.path"), Some(&Value::from("/scans/s-1")));
+        assert_eq!(
+            value(&span, "http.response.status_code"),
+            Some(&Value::I64(200))
+        );
+        assert_eq!(span.parent_span_id, SpanId::from(3u64));
+        assert!(span.parent_span_is_remote);
+        assert_eq!(span.status, Status::error(""));
+    }
+
+    #[test]
+    fn texts_and_attributes_beyond_the_inline_room_are_kept_in_the_overflow() {
+        let mut r = record();
+        let long = "x".repeat(INLINE_TEXT + 1);
+        r.push_text("long", &long);
+        let fits = "y".repeat(INLINE_TEXT);
+        r.push_text("fits", &fits);
+        r.push_text("no_room_left", "z");
+        for i in 0..INLINE_ATTRIBUTES + 3 {
+            r.push_int(["a", "b", "c"][i % 3], i as i64);
+        }
+        r.push_static("last", "s");
+        r.push_shared("shared", Arc::from("t"));
+        let span = r.into_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(span.attributes.len(), 3 + INLINE_ATTRIBUTES + 3 + 2);
+        assert_eq!(value(&span, "long"), Some(&Value::from(long)));
+        assert_eq!(value(&span, "fits"), Some(&Value::from(fits)));
+        assert_eq!(value(&span, "no_room_left"), Some(&Value::from("z")));
+        assert_eq!(value(&span, "last"), Some(&Value::from("s")));
+        assert_eq!(value(&span, "shared"), Some(&Value::from("t")));
+        assert_eq!(span.name, "");
+    }
+}

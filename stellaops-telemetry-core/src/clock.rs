@@ -136,3 +136,106 @@ mod tests {
         }
     }
 }
+
+/// Wall-clock times derived from `Instant`s: one monotonic clock reading per span instead of
+/// two, the offset between the two clocks being re-measured at most once a second (so a
+/// stepped system clock is followed within a second, and slewing drifts by microseconds at
+/// most between measurements).
+#[derive(Debug)]
+pub struct WallClock {
+    base: std::time::Instant,
+    /// Wall-clock nanoseconds since the epoch minus monotonic nanoseconds since `base`.
+    offset_ns: std::sync::atomic::AtomicU64,
+    /// Monotonic nanoseconds since `base` when the offset was last measured.
+    measured_at_ns: std::sync::atomic::AtomicU64,
+}
+
+/// How long an offset is used before it is measured again.
+const REMEASURE_NS: u64 = 1_000_000_000;
+
+impl Default for WallClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WallClock {
+    /// A clock measured now.
+    pub fn new() -> Self {
+        let clock = WallClock {
+            base: std::time::Instant::now(),
+            offset_ns: std::sync::atomic::AtomicU64::new(0),
+            measured_at_ns: std::sync::atomic::AtomicU64::new(0),
+        };
+        clock.measure();
+        clock
+    }
+
+    fn since_base(&self, instant: std::time::Instant) -> u64 {
+        u64::try_from(instant.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Measures the offset; `None` when the system clock is before 1970.
+    fn measure(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+        let mono = self.since_base(std::time::Instant::now());
+        let offset = u64::try_from(wall.as_nanos()).ok()?.checked_sub(mono)?;
+        self.offset_ns.store(offset, Relaxed);
+        self.measured_at_ns.store(mono, Relaxed);
+        Some(offset)
+    }
+
+    /// The wall-clock time of `instant`.
+    pub fn system_time(&self, instant: std::time::Instant) -> SystemTime {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mono = self.since_base(instant);
+        let offset = if mono.saturating_sub(self.measured_at_ns.load(Relaxed)) > REMEASURE_NS {
+            self.measure()
+        } else {
+            Some(self.offset_ns.load(Relaxed))
+        };
+        match offset.and_then(|offset| offset.checked_add(mono)) {
+            Some(nanos) => UNIX_EPOCH + std::time::Duration::from_nanos(nanos),
+            None => SystemTime::now(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod wall_clock_tests {
+    use super::*;
+
+    #[test]
+    fn derived_times_agree_with_the_system_clock() {
+        let clock = WallClock::new();
+        for _ in 0..3 {
+            let derived = clock.system_time(std::time::Instant::now());
+            let now = SystemTime::now();
+            let gap = now.duration_since(derived).unwrap_or_else(|e| e.duration());
+            // A generous bound: a preempted test thread must not fail it; a wrong offset
+            // (sign, unit) is off by decades.
+            assert!(gap < std::time::Duration::from_secs(1), "{gap:?}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn an_old_offset_is_measured_again() {
+        let clock = WallClock::new();
+        // Pretend the offset is stale and wrong by an hour.
+        clock
+            .offset_ns
+            .fetch_sub(3_600_000_000_000, std::sync::atomic::Ordering::Relaxed);
+        clock
+            .measured_at_ns
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let derived = clock.system_time(later);
+        let expected = SystemTime::now() + std::time::Duration::from_secs(2);
+        let gap = expected
+            .duration_since(derived)
+            .unwrap_or_else(|e| e.duration());
+        assert!(gap < std::time::Duration::from_secs(1), "{gap:?}");
+    }
+}

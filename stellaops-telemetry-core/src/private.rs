@@ -1,10 +1,13 @@
 //! What the tower layers and the macros call, hidden from the documented API: its shape may
 //! change with them.
 
-use opentelemetry::trace::{SpanKind, TraceId};
+use std::time::SystemTime;
+
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceId};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{Sampler, SamplingResult, ShouldSample as _, SpanData};
 
+pub use crate::clock::WallClock;
 use crate::export::SpanSink;
 pub use crate::export::record::SpanRecord;
 
@@ -56,9 +59,38 @@ impl DirectSpans {
         }
     }
 
+    /// A record for a new span, to fill and hand to [`submit_record`](Self::submit_record):
+    /// one the export worker gave back when there is one, so the request path allocates
+    /// nothing for it.
+    pub fn new_record(
+        &self,
+        span_context: SpanContext,
+        parent_span_id: SpanId,
+        parent_is_remote: bool,
+        kind: SpanKind,
+        start_time: SystemTime,
+    ) -> Box<SpanRecord> {
+        match &self.sink {
+            Some(sink) => sink.take_record(
+                span_context,
+                parent_span_id,
+                parent_is_remote,
+                kind,
+                start_time,
+            ),
+            None => Box::new(SpanRecord::new(
+                span_context,
+                parent_span_id,
+                parent_is_remote,
+                kind,
+                start_time,
+            )),
+        }
+    }
+
     /// Queues a finished span recorded as a [`SpanRecord`] (dropped unless it is sampled):
     /// the worker builds its `SpanData` with [`scope`](Self::scope).
-    pub fn submit_record(&self, record: SpanRecord) {
+    pub fn submit_record(&self, record: Box<SpanRecord>) {
         if let Some(sink) = &self.sink {
             sink.submit_record(record);
         }

@@ -101,6 +101,66 @@ async fn request_ids_are_kept_when_valid_and_generated_otherwise() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn handlers_extract_the_request_id_that_the_response_echoes() {
+    use stellaops_telemetry_tower::server::RequestId;
+    let exporters = TestExporters::new();
+    let telemetry = pipeline(&exporters);
+    let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
+    let app = axum::Router::new()
+        .route(
+            "/id",
+            axum::routing::get(|id: RequestId| async move {
+                // The same id from the request context, in a task spawned with the context.
+                let spawned =
+                    tokio::spawn(opentelemetry::context::FutureExt::with_current_context(
+                        async { RequestId::current() },
+                    ))
+                    .await
+                    .unwrap();
+                assert_eq!(spawned.as_ref(), Some(&id));
+                id.to_string()
+            }),
+        )
+        .layer(ServerTelemetryLayer::new(&telemetry));
+    for sent in [Some("req-7"), None] {
+        let mut request = Request::get("/id");
+        if let Some(sent) = sent {
+            request = request.header("x-request-id", sent);
+        }
+        let response = app
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let echoed = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, echoed.as_bytes());
+        if let Some(sent) = sent {
+            assert_eq!(echoed, sent);
+        }
+    }
+    assert_eq!(RequestId::current(), None);
+
+    // Without the layer the extractor answers 500 and says why.
+    let bare = axum::Router::new().route(
+        "/id",
+        axum::routing::get(|id: RequestId| async move { id.to_string() }),
+    );
+    let response = bare
+        .oneshot(Request::get("/id").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("server telemetry layer"));
+    telemetry.shutdown();
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn malformed_trace_context_and_tenants_start_a_new_trace_and_are_not_recorded() {
     let exporters = TestExporters::new();
     let telemetry = pipeline(&exporters);

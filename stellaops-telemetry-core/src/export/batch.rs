@@ -25,7 +25,7 @@ use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use parking_lot::Mutex;
 
-use super::record::SpanRecord;
+use super::record::{RecordPool, SpanRecord};
 use super::targets::{LogTarget, SpanTarget, run_bounded};
 use crate::redaction::Redactor;
 use crate::stats::SignalStats;
@@ -254,19 +254,25 @@ fn run<T>(
             }
         }
     };
+    // Records taken off the channel, not yet taken off `queued`: the shared counter is
+    // updated once per run of records rather than once per record (its cache line would
+    // otherwise bounce between the worker and every submitting thread).
+    let mut taken = 0usize;
     loop {
         // Take everything queued, then park until the export delay (or a wake-up).
         loop {
             match receiver.try_recv() {
                 Ok(Message::Record(record)) => {
-                    queued.fetch_sub(1, Ordering::AcqRel);
+                    taken += 1;
                     batch.push(record);
                     if batch.len() >= settings.max_batch {
+                        queued.fetch_sub(std::mem::take(&mut taken), Ordering::AcqRel);
                         export(&mut batch);
                         next_export = Instant::now() + settings.delay;
                     }
                 }
                 Ok(Message::Flush(ack)) => {
+                    queued.fetch_sub(std::mem::take(&mut taken), Ordering::AcqRel);
                     drain(&mut batch, settings.max_batch, &export);
                     let _ = ack.send(());
                 }
@@ -276,7 +282,10 @@ fn run<T>(
                     let _ = ack.send(());
                     return;
                 }
-                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Empty) => {
+                    queued.fetch_sub(std::mem::take(&mut taken), Ordering::AcqRel);
+                    break;
+                }
                 Err(TryRecvError::Disconnected) => {
                     drain(&mut batch, settings.max_batch, &export);
                     targets.shutdown(settings.export_timeout);
@@ -310,6 +319,8 @@ struct SpanTargets {
     targets: Vec<SpanTarget>,
     /// The scope of the spans recorded as [`SpanRecord`]s.
     scope: InstrumentationScope,
+    /// Where emptied records go back to.
+    pool: Arc<RecordPool>,
     runtime: Option<tokio::runtime::Handle>,
     redactor: Redactor,
 }
@@ -317,7 +328,7 @@ struct SpanTargets {
 /// What the span worker queues: SDK spans, and records filled on the request path.
 pub(crate) enum SpanItem {
     Data(SpanData),
-    Record(SpanRecord),
+    Record(Box<SpanRecord>),
 }
 
 impl Targets<SpanItem> for SpanTargets {
@@ -329,7 +340,11 @@ impl Targets<SpanItem> for SpanTargets {
             .map(|item| {
                 let mut span = match item {
                     SpanItem::Data(span) => span,
-                    SpanItem::Record(record) => record.into_span_data(&self.scope),
+                    SpanItem::Record(mut record) => {
+                        let span = record.take_span_data(&self.scope);
+                        self.pool.give_back(record);
+                        span
+                    }
                 };
                 self.redactor.redact_span(&mut span);
                 span
@@ -369,6 +384,7 @@ impl Targets<SpanItem> for SpanTargets {
 #[derive(Debug)]
 pub(crate) struct BatchSpanProcessor {
     worker: Arc<Worker<SpanItem>>,
+    pool: Arc<RecordPool>,
 }
 
 /// Hands finished spans to a pipeline's span worker directly (spans recorded without an SDK
@@ -377,6 +393,7 @@ pub(crate) struct BatchSpanProcessor {
 #[derive(Debug, Clone)]
 pub(crate) struct SpanSink {
     worker: Arc<Worker<SpanItem>>,
+    pool: Arc<RecordPool>,
 }
 
 impl SpanSink {
@@ -386,7 +403,25 @@ impl SpanSink {
         }
     }
 
-    pub(crate) fn submit_record(&self, record: SpanRecord) {
+    /// A record for a new span (recycled when one is free).
+    pub(crate) fn take_record(
+        &self,
+        span_context: opentelemetry::trace::SpanContext,
+        parent_span_id: opentelemetry::trace::SpanId,
+        parent_is_remote: bool,
+        kind: opentelemetry::trace::SpanKind,
+        start_time: std::time::SystemTime,
+    ) -> Box<SpanRecord> {
+        self.pool.take(
+            span_context,
+            parent_span_id,
+            parent_is_remote,
+            kind,
+            start_time,
+        )
+    }
+
+    pub(crate) fn submit_record(&self, record: Box<SpanRecord>) {
         if record.span_context.is_sampled() {
             self.worker.submit(SpanItem::Record(record));
         }
@@ -406,19 +441,23 @@ impl BatchSpanProcessor {
         for target in &mut targets {
             target.set_resource(resource);
         }
+        // Enough records for a few full batches in flight; beyond it they are freed.
+        let pool = Arc::new(RecordPool::new(4 * settings.max_batch.max(1)));
         let targets = SpanTargets {
             targets,
             scope,
+            pool: pool.clone(),
             runtime,
             redactor,
         };
         let worker = Arc::new(Worker::start("spans", targets, settings, stats)?);
-        Ok(BatchSpanProcessor { worker })
+        Ok(BatchSpanProcessor { worker, pool })
     }
 
     pub(crate) fn sink(&self) -> SpanSink {
         SpanSink {
             worker: self.worker.clone(),
+            pool: self.pool.clone(),
         }
     }
 }

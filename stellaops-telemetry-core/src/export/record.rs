@@ -4,12 +4,14 @@
 //! Handing an SDK `SpanData` to the worker moves half a dozen heap blocks (name, attribute
 //! vector, owned strings) from the thread that allocated them to the one that frees them; the
 //! allocator then serialises both threads on its arena lock. A record keeps its short texts
-//! inline and its attributes in a fixed array, so the worker frees nothing the request thread
-//! allocated, and builds (and frees) the `SpanData` itself.
+//! inline and its attributes in a fixed array; the worker builds (and frees) the `SpanData`
+//! itself, then gives the emptied record back to a [`RecordPool`] for the next request, so in
+//! the steady state nothing is allocated or freed for it at all.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crossbeam_queue::ArrayQueue;
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
 use opentelemetry::{InstrumentationScope, Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
@@ -19,12 +21,12 @@ const INLINE_ATTRIBUTES: usize = 12;
 /// Bytes of attribute text held inline; longer texts go to the overflow vector.
 const INLINE_TEXT: usize = 256;
 
-#[derive(Default)]
+/// Without drop glue (no owned values), so filling a slot is a plain store.
+#[derive(Default, Clone, Copy)]
 enum Attribute {
     #[default]
     Empty,
     Static(&'static str, &'static str),
-    Shared(&'static str, Arc<str>),
     Int(&'static str, i64),
     /// A text stored in the record's inline buffer: key, start, length.
     Text(&'static str, u16, u16),
@@ -113,12 +115,10 @@ impl SpanRecord {
         }
     }
 
-    /// A shared string attribute (no copy).
+    /// A shared string attribute (kept in the overflow vector, which allocates).
     pub fn push_shared(&mut self, key: &'static str, value: Arc<str>) {
-        if let Err(Attribute::Shared(key, value)) = self.push(Attribute::Shared(key, value)) {
-            self.overflow
-                .push(KeyValue::new(key, StringValue::from(value)));
-        }
+        self.overflow
+            .push(KeyValue::new(key, StringValue::from(value)));
     }
 
     /// An integer attribute.
@@ -159,16 +159,15 @@ impl SpanRecord {
             .unwrap_or_default()
     }
 
-    /// The `SpanData` this record describes.
-    pub(crate) fn into_span_data(mut self, scope: &InstrumentationScope) -> SpanData {
-        let mut attributes =
-            Vec::with_capacity(usize::from(self.attribute_count) + self.overflow.len());
-        let inline = std::mem::take(&mut self.attributes);
-        for attribute in inline.into_iter().take(usize::from(self.attribute_count)) {
+    /// The `SpanData` this record describes; the record is left empty, ready for reuse.
+    pub(crate) fn take_span_data(&mut self, scope: &InstrumentationScope) -> SpanData {
+        let count = usize::from(std::mem::take(&mut self.attribute_count));
+        let mut attributes = Vec::with_capacity(count + self.overflow.len());
+        // Slots past the count are stale and never read again.
+        for attribute in self.attributes.iter().take(count).copied() {
             let kv = match attribute {
                 Attribute::Empty => continue,
                 Attribute::Static(k, v) => KeyValue::new(k, v),
-                Attribute::Shared(k, v) => KeyValue::new(k, StringValue::from(v)),
                 Attribute::Int(k, v) => KeyValue::new(k, v),
                 Attribute::Text(k, start, len) => KeyValue::new(
                     Key::from_static_str(k),
@@ -178,6 +177,7 @@ impl SpanRecord {
             attributes.push(kv);
         }
         attributes.append(&mut self.overflow);
+        self.text_len = 0;
         let name = match self.name {
             (first, "") => std::borrow::Cow::Borrowed(first),
             (first, second) => {
@@ -188,11 +188,12 @@ impl SpanRecord {
                 std::borrow::Cow::Owned(name)
             }
         };
+        let span_context = std::mem::replace(&mut self.span_context, SpanContext::empty_context());
         SpanData {
-            span_context: self.span_context,
+            span_context,
             parent_span_id: self.parent_span_id,
             parent_span_is_remote: self.parent_is_remote,
-            span_kind: self.kind,
+            span_kind: self.kind.clone(),
             name,
             start_time: self.start_time,
             end_time: self.end_time,
@@ -207,6 +208,53 @@ impl SpanRecord {
             },
             instrumentation_scope: scope.clone(),
         }
+    }
+}
+
+/// Emptied records, handed back by the export worker and taken again by the request path
+/// (bounded: beyond its capacity a record is simply freed).
+#[derive(Debug)]
+pub(crate) struct RecordPool(ArrayQueue<Box<SpanRecord>>);
+
+impl RecordPool {
+    pub(crate) fn new(capacity: usize) -> Self {
+        RecordPool(ArrayQueue::new(capacity.max(1)))
+    }
+
+    /// A record for a new span: a recycled one when there is one.
+    pub(crate) fn take(
+        &self,
+        span_context: SpanContext,
+        parent_span_id: SpanId,
+        parent_is_remote: bool,
+        kind: SpanKind,
+        start_time: SystemTime,
+    ) -> Box<SpanRecord> {
+        match self.0.pop() {
+            Some(mut record) => {
+                record.span_context = span_context;
+                record.parent_span_id = parent_span_id;
+                record.parent_is_remote = parent_is_remote;
+                record.kind = kind;
+                record.name = ("", "");
+                record.start_time = start_time;
+                record.end_time = start_time;
+                record.error = false;
+                record
+            }
+            None => Box::new(SpanRecord::new(
+                span_context,
+                parent_span_id,
+                parent_is_remote,
+                kind,
+                start_time,
+            )),
+        }
+    }
+
+    /// Gives an emptied record back.
+    pub(crate) fn give_back(&self, record: Box<SpanRecord>) {
+        let _ = self.0.push(record);
     }
 }
 
@@ -249,7 +297,7 @@ mod tests {
         r.push_int("http.response.status_code", 200);
         r.push_key_value(KeyValue::new("extra", true));
         r.error = true;
-        let span = r.into_span_data(&InstrumentationScope::builder("t").build());
+        let span = r.take_span_data(&InstrumentationScope::builder("t").build());
         assert_eq!(span.name, "GET /scans/{id}");
         let keys: Vec<_> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
         assert_eq!(
@@ -285,13 +333,40 @@ mod tests {
         }
         r.push_static("last", "s");
         r.push_shared("shared", Arc::from("t"));
-        let span = r.into_span_data(&InstrumentationScope::builder("t").build());
+        let span = r.take_span_data(&InstrumentationScope::builder("t").build());
         assert_eq!(span.attributes.len(), 3 + INLINE_ATTRIBUTES + 3 + 2);
         assert_eq!(value(&span, "long"), Some(&Value::from(long)));
         assert_eq!(value(&span, "fits"), Some(&Value::from(fits)));
         assert_eq!(value(&span, "no_room_left"), Some(&Value::from("z")));
         assert_eq!(value(&span, "last"), Some(&Value::from("s")));
         assert_eq!(value(&span, "shared"), Some(&Value::from("t")));
+        assert_eq!(span.name, "");
+    }
+
+    #[test]
+    fn a_recycled_record_starts_empty_and_keeps_nothing_of_its_last_span() {
+        let pool = RecordPool::new(2);
+        let mut r = record();
+        r.push_text("url.path", "/secret/old/path");
+        r.push_key_value(KeyValue::new("old", 1));
+        r.error = true;
+        r.name = ("GET", "/old");
+        let first = r.take_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(first.attributes.len(), 2);
+        pool.give_back(Box::new(r));
+        let mut again = pool.take(
+            SpanContext::empty_context(),
+            SpanId::INVALID,
+            false,
+            SpanKind::Internal,
+            SystemTime::UNIX_EPOCH,
+        );
+        again.push_text("url.path", "/new");
+        let span = again.take_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(span.attributes.len(), 1);
+        assert_eq!(value(&span, "url.path"), Some(&Value::from("/new")));
+        assert_eq!(span.status, Status::Unset);
+        assert_eq!(span.span_kind, SpanKind::Internal);
         assert_eq!(span.name, "");
     }
 }

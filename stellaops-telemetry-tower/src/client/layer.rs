@@ -9,7 +9,7 @@ use tracing::field::Empty;
 
 use super::future::ResponseFuture;
 use crate::propagation;
-use crate::server::{TENANT_HEADER, Tenant};
+use crate::server::Tenant;
 
 /// Wraps clients in [`ClientTelemetry`].
 #[derive(Debug, Clone, Default)]
@@ -58,7 +58,7 @@ pub fn inject_headers(
 ) {
     let cx = span.context();
     propagation::inject(&cx, headers);
-    if headers.contains_key(TENANT_HEADER) {
+    if headers.contains_key(crate::server::TENANT_HEADER_NAME) {
         return;
     }
     let tenant = tenant.map(Tenant::as_str).or_else(|| {
@@ -68,7 +68,7 @@ pub fn inject_headers(
     if let Some(tenant) = tenant
         && let Ok(value) = http::HeaderValue::from_str(tenant)
     {
-        headers.insert(TENANT_HEADER, value);
+        headers.insert(crate::server::TENANT_HEADER_NAME, value);
     }
 }
 

@@ -15,7 +15,7 @@ use tracing::Span;
 
 use super::layer::Shared;
 use super::metrics::Outcome;
-use super::request_id::{REQUEST_ID_HEADER, RequestId};
+use super::request_id::{REQUEST_ID_HEADER_NAME, RequestId};
 
 /// The status recorded for a request whose response future was dropped before it produced a
 /// response (the client went away).
@@ -27,7 +27,8 @@ fn grpc_server_error(code: u16) -> bool {
 }
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<u16> {
-    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+    const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+    headers.get(GRPC_STATUS)?.to_str().ok()?.parse().ok()
 }
 
 enum AttributeValue {
@@ -44,7 +45,7 @@ pub(crate) struct Completion {
     cx: OtelContext,
     span_context: SpanContext,
     /// The request span, recorded directly (no SDK `Span`), when it is sampled.
-    record: Option<SpanRecord>,
+    record: Option<Box<SpanRecord>>,
     start: Instant,
     method: &'static str,
     route: &'static str,
@@ -65,7 +66,7 @@ impl Completion {
         span: Span,
         cx: OtelContext,
         span_context: SpanContext,
-        record: Option<SpanRecord>,
+        record: Option<Box<SpanRecord>>,
         start: Instant,
         method: &'static str,
         route: &'static str,
@@ -123,7 +124,7 @@ impl Completion {
             self.grpc_status = grpc_status(response.headers());
         }
         if let Ok(value) = http::HeaderValue::from_str(self.request_id.as_str()) {
-            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+            response.headers_mut().insert(REQUEST_ID_HEADER_NAME, value);
         }
         if self.shared.echo_traceparent {
             let sc = &self.span_context;
@@ -131,7 +132,9 @@ impl Completion {
                 let flags = if sc.is_sampled() { "01" } else { "00" };
                 let traceparent = format!("00-{}-{}-{flags}", sc.trace_id(), sc.span_id());
                 if let Ok(value) = http::HeaderValue::from_str(&traceparent) {
-                    response.headers_mut().insert("traceparent", value);
+                    response
+                        .headers_mut()
+                        .insert(crate::propagation::TRACEPARENT, value);
                 }
             }
         }
@@ -297,9 +300,12 @@ impl<B: http_body::Body> http_body::Body for ResponseBody<B> {
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         let frame = match this.completion.as_ref() {
-            // A streaming handler still runs in the request's context.
-            Some(c) => ready!(c.in_scope(|| this.inner.poll_frame(cx))),
-            None => ready!(this.inner.poll_frame(cx)),
+            // A streaming handler still runs in the request's context (a body at its end
+            // runs no code of the handler's: it only answers `None`).
+            Some(c) if !this.inner.is_end_stream() => {
+                ready!(c.in_scope(|| this.inner.poll_frame(cx)))
+            }
+            _ => ready!(this.inner.poll_frame(cx)),
         };
         match &frame {
             Some(Ok(frame)) => {

@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) echo_traceparent: bool,
     pub(crate) direct: stellaops_telemetry_core::__private::DirectSpans,
     pub(crate) routes: Arc<super::route::Routes>,
+    /// Span start times from the request's `Instant` (one clock reading, not two).
+    pub(crate) clock: Arc<stellaops_telemetry_core::__private::WallClock>,
 }
 
 impl std::fmt::Debug for ServerTelemetryLayer {
@@ -64,6 +66,7 @@ impl ServerTelemetryLayer {
                 echo_traceparent: false,
                 direct: telemetry.__direct_spans().clone(),
                 routes: Arc::default(),
+                clock: Arc::default(),
             }),
         }
     }

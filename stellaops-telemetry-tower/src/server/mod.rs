@@ -35,8 +35,8 @@
 //!   log context, and reaches handlers as a [`Tenant`] extension. An invalid one is never
 //!   recorded.
 //! - **Request id:** a valid `x-request-id` is kept, otherwise one is generated
-//!   ([`MakeRequestId`]). It is echoed in the response, handed over as a [`RequestId`]
-//!   extension, and becomes `correlationId` in the JSON log lines.
+//!   ([`MakeRequestId`]). It is echoed in the response, becomes `correlationId` in the JSON
+//!   log lines, and reaches handlers through [`RequestId::current`] (an axum extractor too).
 //! - **Metrics:** `stellaops_request_duration_seconds{service,endpoint}`,
 //!   `stellaops_request_total{service,status}`, `stella_http_requests_in_flight{method}` and
 //!   `http.server.request.duration`. All come from one clock, read when the response body
@@ -62,4 +62,5 @@ pub use request_id::{DefaultMakeRequestId, MakeRequestId, REQUEST_ID_HEADER, Req
 pub(crate) use route::method_label;
 pub use route::{DefaultMakeRoute, MakeRoute, UNMATCHED_ROUTE};
 pub use service::ServerTelemetry;
+pub(crate) use tenant::TENANT_HEADER_NAME;
 pub use tenant::{MAX_TENANT_LEN, TENANT_HEADER, Tenant};

@@ -6,6 +6,10 @@ use std::sync::Arc;
 /// The request id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// [`REQUEST_ID_HEADER`] as a header name: looked up without parsing the name per request.
+pub(crate) const REQUEST_ID_HEADER_NAME: http::HeaderName =
+    http::HeaderName::from_static(REQUEST_ID_HEADER);
+
 /// A request id, handed to handlers as a request extension.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(Arc<str>);
@@ -32,6 +36,18 @@ impl RequestId {
                     .map(|s| RequestId(Arc::from(s)))
             })
             .flatten()
+    }
+
+    /// The request id of the request being served: the correlation id of the current
+    /// [`RequestContext`](stellaops_telemetry_core::RequestContext), which the server layer
+    /// attaches while the handler runs (and which follows the OpenTelemetry context into
+    /// tasks spawned with it). `None` outside a request, or when that id is not a valid
+    /// request id. With the `axum` feature, `RequestId` is also an extractor.
+    pub fn current() -> Option<RequestId> {
+        stellaops_telemetry_core::RequestContext::map_current(|cx| {
+            cx.and_then(|cx| cx.correlation_id())
+                .and_then(|id| RequestId::parse(id.as_bytes()))
+        })
     }
 
     /// The id.
@@ -78,9 +94,26 @@ impl MakeRequestId for DefaultMakeRequestId {
 }
 
 pub(crate) fn read(headers: &http::HeaderMap) -> Option<RequestId> {
-    let mut values = headers.get_all(REQUEST_ID_HEADER).iter();
+    let mut values = headers.get_all(REQUEST_ID_HEADER_NAME).iter();
     match (values.next(), values.next()) {
         (Some(v), None) => RequestId::parse(v.as_bytes()),
         _ => None,
+    }
+}
+
+/// `RequestId` as an axum extractor: the id of the request being served
+/// ([`RequestId::current`]); a 500 when the server layer is not installed.
+#[cfg(feature = "axum")]
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestId {
+    type Rejection = (http::StatusCode, &'static str);
+
+    async fn from_request_parts(
+        _parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        RequestId::current().ok_or((
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "no request id: the StellaOps server telemetry layer is not installed",
+        ))
     }
 }

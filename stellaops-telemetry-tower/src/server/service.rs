@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
-use stellaops_telemetry_core::__private::SpanRecord;
 use stellaops_telemetry_core::RequestContext;
 use stellaops_telemetry_core::opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags,
@@ -135,7 +134,7 @@ where
             .then(|| {
                 // Texts are copied into the record (no allocation, nothing for the export
                 // worker to free that this thread allocated).
-                let mut r = SpanRecord::new(
+                let mut r = direct.new_record(
                     span_context.clone(),
                     if remote.is_valid() {
                         remote.span_id()
@@ -144,7 +143,7 @@ where
                     },
                     remote.is_valid(),
                     SpanKind::Server,
-                    SystemTime::now(),
+                    shared.clock.system_time(start),
                 );
                 for attribute in sampling.attributes {
                     r.push_key_value(attribute);
@@ -216,7 +215,6 @@ where
         if let Some(tenant) = tenant {
             request.extensions_mut().insert(tenant);
         }
-        request.extensions_mut().insert(request_id.clone());
 
         let in_flight = shared.metrics.in_flight(method);
         in_flight.add(1);

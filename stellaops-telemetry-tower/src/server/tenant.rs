@@ -5,6 +5,10 @@ use std::sync::Arc;
 /// The tenant header read by the server layer and written by the client layer.
 pub const TENANT_HEADER: &str = "x-stellaops-tenant";
 
+/// [`TENANT_HEADER`] as a header name: looked up without parsing the name per request.
+pub(crate) const TENANT_HEADER_NAME: http::HeaderName =
+    http::HeaderName::from_static(TENANT_HEADER);
+
 /// The longest tenant id accepted.
 pub const MAX_TENANT_LEN: usize = 128;
 
@@ -62,7 +66,7 @@ pub(crate) enum TenantHeader {
 }
 
 pub(crate) fn read(headers: &http::HeaderMap) -> TenantHeader {
-    let mut values = headers.get_all(TENANT_HEADER).iter();
+    let mut values = headers.get_all(TENANT_HEADER_NAME).iter();
     match (values.next(), values.next()) {
         (None, _) => TenantHeader::Absent,
         (Some(v), None) => {

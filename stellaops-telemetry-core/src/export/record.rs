@@ -292,10 +292,11 @@ mod tests {
         let mut r = record();
         r.name = ("GET", "/scans/{id}");
         r.push_static("http.request.method", "GET");
-        r.push_shared("http.route", Arc::from("/scans/{id}"));
+        r.push_static("http.route", "/scans/{id}");
         r.push_text("url.path", "/scans/s-1");
         r.push_int("http.response.status_code", 200);
         r.push_key_value(KeyValue::new("extra", true));
+        r.push_shared("tenant.id", Arc::from("acme"));
         r.error = true;
         let span = r.take_span_data(&InstrumentationScope::builder("t").build());
         assert_eq!(span.name, "GET /scans/{id}");
@@ -307,7 +308,8 @@ mod tests {
                 "http.route",
                 "url.path",
                 "http.response.status_code",
-                "extra"
+                "extra",
+                "tenant.id"
             ]
         );
         assert_eq!(value(&span, "url.path"), Some(&Value::from("/scans/s-1")));

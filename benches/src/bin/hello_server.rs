@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::routing::get;
 use stellaops_telemetry_core::Telemetry;
+use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_tower::server::ServerTelemetryLayer;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -35,10 +36,13 @@ fn main() -> Result<(), Error> {
     let app = match layer.as_str() {
         "none" => app,
         "stellaops" => {
+            // Spans go all the way through the pipeline (queue, export worker, redaction)
+            // to an exporter that discards them: the worker's CPU counts too.
             guard = Telemetry::builder("hello")
                 .exporters(&[])
                 .stdout_logs(false)
                 .prometheus_scrape(true)
+                .test_exporters(&TestExporters::discarding_spans())
                 .install()?;
             let telemetry = guard.telemetry().ok_or("telemetry is not available")?;
             app.layer(ServerTelemetryLayer::new(telemetry))

@@ -24,11 +24,14 @@
 //!   stable HTTP semantic-convention attributes. Status codes are integers. On the server a
 //!   5xx is an error and a 4xx is not. The layer records it directly: the pipeline's sampler
 //!   decides, and the finished span joins the pipeline's span queue (same redaction, bounds and
-//!   counts) without a detour through tracing-opentelemetry. A tracing span of the same name
-//!   (target [`DIRECT_SPAN_TARGET`](stellaops_telemetry_core::DIRECT_SPAN_TARGET)) carries the
-//!   log context. The request's OpenTelemetry context is attached while the handler runs and
-//!   while its body streams, so the spans opened in the handler are its children and its log
-//!   lines carry its ids.
+//!   counts) without a detour through tracing-opentelemetry. The request's OpenTelemetry
+//!   context (its span, baggage and a
+//!   [`RequestContext`](stellaops_telemetry_core::RequestContext) with tenant and request id)
+//!   is attached while the handler runs and while its body streams, so the spans opened in the
+//!   handler are its children and its log lines carry its ids, tenant and correlation id. A
+//!   tracing span of the same name (target
+//!   [`DIRECT_SPAN_TARGET`](stellaops_telemetry_core::DIRECT_SPAN_TARGET)) is opened for
+//!   subscribers of the service's own; the pipeline's layers skip it.
 //! - **The route** comes from the [`MakeRoute`] hook, else axum's `MatchedPath`, else
 //!   [`UNMATCHED_ROUTE`]. The raw path is never a metric label.
 //! - **Tenant:** a valid `X-StellaOps-Tenant` becomes `tenant.id` on the span and in the JSON

@@ -157,6 +157,23 @@ impl Routes {
     }
 }
 
+/// The method as a bounded label: the nine standard methods, `_OTHER` for the rest (the
+/// semantic conventions' rule, which also keeps a client from inventing label values).
+pub(crate) fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        http::Method::PATCH => "PATCH",
+        http::Method::HEAD => "HEAD",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::TRACE => "TRACE",
+        http::Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,22 +192,5 @@ mod tests {
         // Templates already interned still resolve.
         assert!(std::ptr::eq(first, a.intern(Some("/scans/{id}"))));
         assert_eq!(b.intern(Some("/one/too/many")), "/one/too/many");
-    }
-}
-
-/// The method as a bounded label: the nine standard methods, `_OTHER` for the rest (the
-/// semantic conventions' rule, which also keeps a client from inventing label values).
-pub(crate) fn method_label(method: &http::Method) -> &'static str {
-    match *method {
-        http::Method::GET => "GET",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::PATCH => "PATCH",
-        http::Method::HEAD => "HEAD",
-        http::Method::OPTIONS => "OPTIONS",
-        http::Method::TRACE => "TRACE",
-        http::Method::CONNECT => "CONNECT",
-        _ => "_OTHER",
     }
 }

@@ -1,29 +1,29 @@
-//! [`RequestContext`]: the tenant and correlation id of the work in progress, carried in the
-//! OpenTelemetry context.
-//!
-//! The server layer of `stellaops-telemetry-tower` attaches one for each request; a queue
-//! consumer or a batch job can attach its own. The house JSON log lines take `tenant` and
-//! `correlationId` from it when no enclosing tracing span records `tenant.id` / `request.id`,
-//! and the client layer propagates its tenant.
-//!
-//! ```
-//! use stellaops_telemetry_core::RequestContext;
-//!
-//! let _guard = RequestContext::new()
-//!     .with_tenant("acme")
-//!     .with_correlation_id("job-42")
-//!     .attach();
-//! assert_eq!(
-//!     RequestContext::map_current(|cx| cx.and_then(|cx| cx.tenant().map(str::to_owned))),
-//!     Some("acme".to_owned())
-//! );
-//! ```
+//! [`RequestContext`]: the tenant and correlation id of the work in progress.
 
 use std::sync::Arc;
 
 use opentelemetry::{Context, ContextGuard};
 
-/// The tenant and correlation id of the work in progress (see the [module docs](self)).
+/// The tenant and correlation id of the work in progress, carried in the OpenTelemetry
+/// context.
+///
+/// The server layer of `stellaops-telemetry-tower` attaches one for each request; a queue
+/// consumer or a batch job can attach its own. The house JSON log lines take `tenant` and
+/// `correlationId` from it when no enclosing tracing span records `tenant.id` / `request.id`,
+/// and the client layer propagates its tenant.
+///
+/// ```
+/// use stellaops_telemetry_core::RequestContext;
+///
+/// let _guard = RequestContext::new()
+///     .with_tenant("acme")
+///     .with_correlation_id("job-42")
+///     .attach();
+/// assert_eq!(
+///     RequestContext::map_current(|cx| cx.and_then(|cx| cx.tenant().map(str::to_owned))),
+///     Some("acme".to_owned())
+/// );
+/// ```
 ///
 /// Values are recorded as given, through the pipeline's redactor; validate what comes from
 /// outside first (the server layer accepts only well-formed `X-StellaOps-Tenant` and

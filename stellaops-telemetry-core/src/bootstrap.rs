@@ -1277,7 +1277,16 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
             } else {
                 Targets::new()
             })
-        });
+        })
+        // What `#[instrument]` finds through the dispatcher: this pipeline's direct spans and
+        // metrics. It sees no callsite.
+        .with(
+            crate::instrument::PipelineLayer(crate::instrument::Pipeline::new(
+                direct_spans.clone(),
+                metrics.clone(),
+            ))
+            .with_filter(Targets::new()),
+        );
     let dispatch = Dispatch::new(subscriber);
 
     // One structured warning per refused endpoint; no DNS lookup was made for it.

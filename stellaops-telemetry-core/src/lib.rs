@@ -87,6 +87,7 @@ mod config;
 mod context;
 mod egress;
 mod export;
+mod instrument;
 mod logs;
 pub mod metrics;
 mod profile;
@@ -126,8 +127,10 @@ pub use redaction::{
 };
 pub use stats::{PipelineStats, SignalSnapshot, SignalStats, StatsSnapshot};
 
+pub use instrument::ErrorKind;
 #[doc(hidden)]
 pub use stellaops_telemetry_macros as __macros;
+pub use stellaops_telemetry_macros::instrument;
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]

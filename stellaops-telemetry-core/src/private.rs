@@ -10,6 +10,10 @@ use opentelemetry_sdk::trace::{Sampler, SamplingResult, ShouldSample as _, SpanD
 pub use crate::clock::WallClock;
 use crate::export::SpanSink;
 pub use crate::export::record::SpanRecord;
+pub use crate::instrument::{
+    Call, InContext, Kind, KindByName, KindByTrait, Pipeline, Returned, ReturnedErr, ReturnedValue,
+    assert_seconds, count_call, error_kind_label, outcome_label, record_duration, record_field,
+};
 
 /// Records spans without an SDK `Span`: the pipeline's sampler decides, and the finished
 /// [`SpanData`] joins the pipeline's span queue (same redaction, bounds and counts).

@@ -28,6 +28,8 @@ enum Attribute {
     Empty,
     Static(&'static str, &'static str),
     Int(&'static str, i64),
+    Float(&'static str, f64),
+    Bool(&'static str, bool),
     /// A text stored in the record's inline buffer: key, start, length.
     Text(&'static str, u16, u16),
 }
@@ -128,6 +130,20 @@ impl SpanRecord {
         }
     }
 
+    /// A floating-point attribute.
+    pub fn push_float(&mut self, key: &'static str, value: f64) {
+        if self.push(Attribute::Float(key, value)).is_err() {
+            self.overflow.push(KeyValue::new(key, value));
+        }
+    }
+
+    /// A boolean attribute.
+    pub fn push_bool(&mut self, key: &'static str, value: bool) {
+        if self.push(Attribute::Bool(key, value)).is_err() {
+            self.overflow.push(KeyValue::new(key, value));
+        }
+    }
+
     /// A string attribute, copied: inline when it fits, else into the overflow vector.
     pub fn push_text(&mut self, key: &'static str, value: &str) {
         let start = usize::from(self.text_len);
@@ -142,6 +158,22 @@ impl SpanRecord {
         } else {
             self.overflow.push(KeyValue::new(key, value.to_owned()));
         }
+    }
+
+    /// Whether an attribute named `key` was pushed.
+    pub fn has_attribute(&self, key: &str) -> bool {
+        self.attributes
+            .iter()
+            .take(usize::from(self.attribute_count))
+            .any(|a| match a {
+                Attribute::Empty => false,
+                Attribute::Static(k, _)
+                | Attribute::Int(k, _)
+                | Attribute::Float(k, _)
+                | Attribute::Bool(k, _)
+                | Attribute::Text(k, _, _) => *k == key,
+            })
+            || self.overflow.iter().any(|kv| kv.key.as_str() == key)
     }
 
     /// Any attribute (kept in the overflow vector, which allocates).
@@ -169,6 +201,8 @@ impl SpanRecord {
                 Attribute::Empty => continue,
                 Attribute::Static(k, v) => KeyValue::new(k, v),
                 Attribute::Int(k, v) => KeyValue::new(k, v),
+                Attribute::Float(k, v) => KeyValue::new(k, v),
+                Attribute::Bool(k, v) => KeyValue::new(k, v),
                 Attribute::Text(k, start, len) => KeyValue::new(
                     Key::from_static_str(k),
                     Value::from(self.text(start, len).to_owned()),
@@ -295,6 +329,8 @@ mod tests {
         r.push_static("http.route", "/scans/{id}");
         r.push_text("url.path", "/scans/s-1");
         r.push_int("http.response.status_code", 200);
+        r.push_float("ratio", 0.5);
+        r.push_bool("cached", true);
         r.push_key_value(KeyValue::new("extra", true));
         r.push_shared("tenant.id", Arc::from("acme"));
         r.error = true;
@@ -308,6 +344,8 @@ mod tests {
                 "http.route",
                 "url.path",
                 "http.response.status_code",
+                "ratio",
+                "cached",
                 "extra",
                 "tenant.id"
             ]

@@ -52,7 +52,7 @@ macro_rules! declare_metrics {
         }
     )*) => {
         $(
-            $crate::__metric_labels!($vis $labels { $($label),* });
+            $crate::__metric_labels!($vis $ident $labels { $($label),* });
             $(#[$meta])*
             $vis const $ident: $crate::__metric_def!($kind $labels { $($label),* }) =
                 <$crate::__metric_def!($kind $labels { $($label),* })>::__new(
@@ -93,41 +93,53 @@ macro_rules! __metric_def {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __metric_labels {
-    ($vis:vis $labels:ident {}) => {
-        /// The (empty) label set of a metric without labels.
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-        $vis struct $labels {}
-
-        impl $crate::metrics::Labels for $labels {
-            const NAMES: &'static [&'static str] = &[];
-            type At<'a> = $labels;
-        }
-
-        impl $crate::metrics::LabelValues for $labels {
-            fn each_value(&self, _f: &mut dyn FnMut(&str)) {}
-        }
-    };
-    ($vis:vis $labels:ident { $($label:ident),+ }) => {
-        /// The labels of one series, one field per label.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    ($vis:vis $ident:ident $labels:ident {}) => {
+        // In a module named like the metric, so `#[instrument]` finds the label struct from
+        // the metric's path alone; re-exported under its own name.
+        #[doc(hidden)]
         #[allow(non_snake_case)]
-        $vis struct $labels<'a> {
-            $(
-                #[allow(missing_docs)]
-                pub $label: &'a str,
-            )+
-        }
+        $vis mod $ident {
+            /// The (empty) label set of a metric without labels.
+            #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+            pub struct Labels {}
 
-        impl $crate::metrics::Labels for $labels<'static> {
-            const NAMES: &'static [&'static str] =
-                &[$($crate::metrics::label_name(stringify!($label))),+];
-            type At<'a> = $labels<'a>;
-        }
+            impl $crate::metrics::Labels for Labels {
+                const NAMES: &'static [&'static str] = &[];
+                type At<'a> = Labels;
+            }
 
-        impl $crate::metrics::LabelValues for $labels<'_> {
-            fn each_value(&self, f: &mut dyn FnMut(&str)) {
-                $(f(self.$label);)+
+            impl $crate::metrics::LabelValues for Labels {
+                fn each_value(&self, _f: &mut dyn FnMut(&str)) {}
             }
         }
+        $vis use $ident::Labels as $labels;
+    };
+    ($vis:vis $ident:ident $labels:ident { $($label:ident),+ }) => {
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        $vis mod $ident {
+            /// The labels of one series, one field per label.
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+            #[allow(non_snake_case)]
+            pub struct Labels<'a> {
+                $(
+                    #[allow(missing_docs)]
+                    pub $label: &'a str,
+                )+
+            }
+
+            impl $crate::metrics::Labels for Labels<'static> {
+                const NAMES: &'static [&'static str] =
+                    &[$($crate::metrics::label_name(stringify!($label))),+];
+                type At<'a> = Labels<'a>;
+            }
+
+            impl $crate::metrics::LabelValues for Labels<'_> {
+                fn each_value(&self, f: &mut dyn FnMut(&str)) {
+                    $(f(self.$label);)+
+                }
+            }
+        }
+        $vis use $ident::Labels as $labels;
     };
 }

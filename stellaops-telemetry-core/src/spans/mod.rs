@@ -13,6 +13,9 @@
 //! `tenant.id` that [`SpanTenantExt::with_tenant`] fills when the tenant is known.
 
 pub mod catalogue;
+mod value;
+
+pub use value::AttributeValue;
 
 /// A span of the catalogue: its name and required attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -103,6 +106,31 @@ macro_rules! declare_spans {
                 attributes: &[$(stringify!($attr)),*],
             };
             const _: () = $crate::spans::assert_valid_name($name);
+
+            #[doc = concat!("`", $name, "` for `#[instrument]`: its name and its required attributes, one field each.")]
+            #[allow(non_snake_case, non_camel_case_types, missing_docs)]
+            $vis mod $fn_name {
+                /// The span's name.
+                pub const NAME: &str = $name;
+
+                /// The required attributes, one field (and one type parameter) each: a
+                /// missing one does not compile.
+                pub struct Attributes<$($attr),*> {
+                    $(pub $attr: $attr,)*
+                }
+
+                impl<$($attr: $crate::spans::AttributeValue),*> Attributes<$($attr),*> {
+                    /// Adds the attributes to `record`.
+                    #[inline]
+                    pub fn record(self, record: &mut $crate::__private::SpanRecord) {
+                        let _ = &record;
+                        $({
+                            const KEY: &str = $crate::metrics::label_name(stringify!($attr));
+                            $crate::spans::AttributeValue::push_to(&self.$attr, KEY, record);
+                        })*
+                    }
+                }
+            }
 
             $(#[$meta])*
             #[doc = ""]

@@ -1,0 +1,443 @@
+//! The runtime of [`#[instrument]`](crate::instrument): what its generated code calls, through
+//! `__private`. Its shape changes with the macro; nothing here is a stable API except
+//! [`ErrorKind`].
+//!
+//! One call: [`Call::start`] finds the current pipeline (through the tracing dispatcher, so
+//! `build()` pipelines in tests work as well as `install()`ed ones), asks its sampler, and
+//! only when the span is recorded evaluates the attribute expressions into a recycled
+//! [`SpanRecord`]. The body runs with the span's context attached (children nest under it,
+//! log lines carry its ids); [`Call::finish`] sets the error status and `error.type` from a
+//! returned `Err` and queues the record. A call dropped without `finish` (a panic, or a
+//! cancelled future) still ends its span.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use opentelemetry::Context;
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags};
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, SamplingDecision};
+use tracing_subscriber::Layer;
+
+use crate::__private::{DirectSpans, SpanRecord, WallClock};
+use crate::metrics::{CounterDef, HistogramDef, Labels, MetricDescriptor, Metrics};
+
+/// Classifies an error for `error.type` and the `error_kind` metric label: a short, bounded
+/// name (`timeout`, `not_found`). Without an implementation, an error is classified by its
+/// type's name (`ScanError`).
+///
+/// ```
+/// use stellaops_telemetry_core::ErrorKind;
+///
+/// enum ScanError { Timeout, Registry(String) }
+///
+/// impl ErrorKind for ScanError {
+///     fn error_kind(&self) -> &'static str {
+///         match self {
+///             ScanError::Timeout => "timeout",
+///             ScanError::Registry(_) => "registry",
+///         }
+///     }
+/// }
+/// # let _ = ScanError::Registry(String::new());
+/// assert_eq!(ScanError::Timeout.error_kind(), "timeout");
+/// ```
+pub trait ErrorKind {
+    /// The kind of this error: a low-cardinality name.
+    fn error_kind(&self) -> &'static str;
+}
+
+/// What a pipeline lends instrumented code.
+#[derive(Clone)]
+pub struct Pipeline(Arc<PipelineParts>);
+
+struct PipelineParts {
+    direct: DirectSpans,
+    metrics: Metrics,
+    clock: WallClock,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    pub(crate) fn new(direct: DirectSpans, metrics: Metrics) -> Self {
+        Pipeline(Arc::new(PipelineParts {
+            direct,
+            metrics,
+            clock: WallClock::new(),
+        }))
+    }
+
+    /// The pipeline of the current tracing dispatcher, if it is one of ours.
+    pub fn current() -> Option<Pipeline> {
+        tracing::dispatcher::get_default(|dispatch| {
+            dispatch
+                .downcast_ref::<PipelineLayer>()
+                .map(|layer| layer.0.clone())
+        })
+    }
+
+    /// The pipeline's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+}
+
+/// A layer that only carries the [`Pipeline`], for [`Pipeline::current`] to find by downcast.
+/// It is filtered to nothing, so it sees no callsite.
+pub(crate) struct PipelineLayer(pub(crate) Pipeline);
+
+impl<S: tracing::Subscriber> Layer<S> for PipelineLayer {}
+
+/// The Level 2 random flag: set on the traces a call starts.
+const RANDOM: TraceFlags = TraceFlags::new(0x02);
+
+/// One instrumented call (see the module docs).
+#[derive(Debug)]
+pub struct Call {
+    pipeline: Option<Pipeline>,
+    record: Option<Box<SpanRecord>>,
+    /// The current context with this call's span: attached while the body runs.
+    cx: Option<Context>,
+    start: Instant,
+    finished: bool,
+}
+
+impl Call {
+    /// Starts a call of span `name`; `fill` records its attributes, and runs only when the
+    /// span is recorded. The tenant of the current [`RequestContext`](crate::RequestContext)
+    /// becomes `tenant.id` unless `fill` sets one.
+    #[inline]
+    pub fn start(name: &'static str, fill: impl FnOnce(&mut SpanRecord)) -> Call {
+        let start = Instant::now();
+        let pipeline = Pipeline::current();
+        let mut call = Call {
+            pipeline,
+            record: None,
+            cx: None,
+            start,
+            finished: false,
+        };
+        let Some(pipeline) = &call.pipeline else {
+            return call;
+        };
+        let direct = &pipeline.0.direct;
+        if !direct.enabled() {
+            return call;
+        }
+        let parent = Context::current();
+        let (parent_context, remote) = {
+            let span = parent.span();
+            let sc = span.span_context();
+            (sc.clone(), sc.is_remote())
+        };
+        let ids = RandomIdGenerator::default();
+        let (trace_id, inherited) = if parent_context.is_valid() {
+            (
+                parent_context.trace_id(),
+                parent_context.trace_flags() & RANDOM,
+            )
+        } else {
+            (ids.new_trace_id(), RANDOM)
+        };
+        let sampling = direct.should_sample(&parent, trace_id, name, &SpanKind::Internal, &[]);
+        let sampled = sampling.decision == SamplingDecision::RecordAndSample;
+        let span_context = SpanContext::new(
+            trace_id,
+            ids.new_span_id(),
+            inherited.with_sampled(sampled),
+            false,
+            if parent_context.is_valid() {
+                parent_context.trace_state().clone()
+            } else {
+                sampling.trace_state
+            },
+        );
+        if sampled {
+            let mut record = direct.new_record(
+                span_context.clone(),
+                if parent_context.is_valid() {
+                    parent_context.span_id()
+                } else {
+                    SpanId::INVALID
+                },
+                remote,
+                SpanKind::Internal,
+                pipeline.0.clock.system_time(start),
+            );
+            record.name = (name, "");
+            for attribute in sampling.attributes {
+                record.push_key_value(attribute);
+            }
+            fill(&mut record);
+            if !record.has_attribute("tenant.id")
+                && let Some(tenant) = crate::RequestContext::map_current(|cx| {
+                    cx.and_then(|cx| cx.shared_tenant().cloned())
+                })
+            {
+                record.push_text("tenant.id", &tenant);
+            }
+            call.record = Some(record);
+        }
+        // Unsampled spans still carry their context, so children inherit the decision.
+        call.cx = Some(parent.with_remote_span_context(span_context));
+        call
+    }
+
+    /// A call that records no span (metrics only).
+    #[inline]
+    pub fn untraced() -> Call {
+        Call {
+            pipeline: Pipeline::current(),
+            record: None,
+            cx: None,
+            start: Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// Attaches the call's context until the guard drops (sync functions).
+    #[inline]
+    pub fn enter(&self) -> Option<opentelemetry::ContextGuard> {
+        self.cx.clone().map(Context::attach)
+    }
+
+    /// Runs `future` with the call's context attached at every poll (async functions).
+    #[inline]
+    pub fn in_context<F: Future>(&self, future: F) -> InContext<F> {
+        InContext {
+            cx: self.cx.clone(),
+            future,
+        }
+    }
+
+    /// The pipeline's metrics, when there is a pipeline: the metric labels are evaluated
+    /// only then.
+    #[inline]
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.pipeline.as_ref().map(Pipeline::metrics)
+    }
+
+    /// Time since the call started.
+    #[inline]
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Ends the span: an `error` kind sets the error status and `error.type`.
+    #[inline]
+    pub fn finish(&mut self, error: Option<&'static str>) {
+        self.end(error);
+    }
+
+    fn end(&mut self, error: Option<&'static str>) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let (Some(pipeline), Some(mut record)) = (&self.pipeline, self.record.take()) else {
+            return;
+        };
+        record.end_time = record.start_time + self.start.elapsed();
+        if let Some(kind) = error {
+            record.error = true;
+            record.push_static("error.type", kind);
+        }
+        pipeline.0.direct.submit_record(record);
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // A panic unwinding through the body, or a future dropped before it finished: the
+        // span still ends (a panic is an error; a cancellation is not).
+        let error = std::thread::panicking().then_some("panic");
+        self.end(error);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future run with a call's context attached at every poll.
+    #[derive(Debug)]
+    pub struct InContext<F> {
+        cx: Option<Context>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for InContext<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _guard = this.cx.clone().map(Context::attach);
+        this.future.poll(task)
+    }
+}
+
+// ---- error kinds: autoref specialisation at the call site -------------------------------
+
+/// A function's return value, asked whether it is an `Err` (see [`ReturnedErr`]).
+pub struct Returned<'a, R>(pub &'a R);
+
+/// `Err` of a returned `Result`.
+pub trait ReturnedErr<'a> {
+    /// The error type (`Infallible` for values that are not `Result`s).
+    type Error;
+    /// The returned error, if any.
+    fn returned_err(&self) -> Option<&'a Self::Error>;
+}
+
+impl<'a, T, E> ReturnedErr<'a> for Returned<'a, Result<T, E>> {
+    type Error = E;
+    fn returned_err(&self) -> Option<&'a E> {
+        self.0.as_ref().err()
+    }
+}
+
+/// The fallback of [`ReturnedErr`]: a value that is not a `Result` is never an error.
+pub trait ReturnedValue {
+    /// Always `None`.
+    fn returned_err(&self) -> Option<&'static std::convert::Infallible>;
+}
+
+impl<R> ReturnedValue for &Returned<'_, R> {
+    fn returned_err(&self) -> Option<&'static std::convert::Infallible> {
+        None
+    }
+}
+
+/// An error, asked for its kind (see [`KindByTrait`]).
+pub struct Kind<'a, E: ?Sized>(pub &'a E);
+
+/// The kind of an error that implements [`ErrorKind`].
+pub trait KindByTrait {
+    /// Its [`ErrorKind::error_kind`].
+    fn kind(&self) -> &'static str;
+}
+
+impl<E: ErrorKind + ?Sized> KindByTrait for Kind<'_, E> {
+    fn kind(&self) -> &'static str {
+        self.0.error_kind()
+    }
+}
+
+/// The fallback of [`KindByTrait`]: the error type's name, without its path or generics.
+pub trait KindByName {
+    /// The short type name (`ScanError`).
+    fn kind(&self) -> &'static str;
+}
+
+impl<E: ?Sized> KindByName for &Kind<'_, E> {
+    fn kind(&self) -> &'static str {
+        short_type_name(std::any::type_name::<E>())
+    }
+}
+
+/// `a::b::ScanError<c::D>` → `ScanError`.
+fn short_type_name(name: &'static str) -> &'static str {
+    let base = name.split('<').next().unwrap_or(name);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+/// Adds an attribute named in `fields(...)` (or `tenant = ...`).
+#[inline]
+pub fn record_field<T: crate::spans::AttributeValue + ?Sized>(
+    record: &mut SpanRecord,
+    key: &'static str,
+    value: &T,
+) {
+    value.push_to(key, record);
+}
+
+/// The `outcome` metric label of a call.
+#[inline]
+pub fn outcome_label(error: Option<&'static str>) -> &'static str {
+    if error.is_some() { "error" } else { "ok" }
+}
+
+/// The `error_kind` metric label of a call (`none` when it succeeded).
+#[inline]
+pub fn error_kind_label(error: Option<&'static str>) -> &'static str {
+    error.unwrap_or("none")
+}
+
+// ---- metrics ----------------------------------------------------------------------------
+
+/// Records a call's duration, in seconds.
+#[inline]
+pub fn record_duration<L: Labels>(
+    metrics: &Metrics,
+    def: &HistogramDef<L>,
+    labels: L::At<'_>,
+    elapsed: Duration,
+) {
+    metrics.histogram(def).record(elapsed.as_secs_f64(), labels);
+}
+
+/// Counts a call.
+#[inline]
+pub fn count_call<L: Labels>(metrics: &Metrics, def: &CounterDef<L>, labels: L::At<'_>) {
+    metrics.counter(def).add(1, labels);
+}
+
+/// A duration metric is in seconds (evaluated at compile time by the generated code).
+#[allow(clippy::panic)]
+pub const fn assert_seconds(descriptor: &MetricDescriptor) {
+    let unit = descriptor.unit.as_bytes();
+    if !(unit.len() == 1 && unit[0] == b's') {
+        panic!("a `duration` metric records seconds: its unit must be \"s\"");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Plain;
+
+    #[derive(Debug)]
+    enum Classified {
+        Timeout,
+    }
+
+    impl ErrorKind for Classified {
+        fn error_kind(&self) -> &'static str {
+            match self {
+                Classified::Timeout => "timeout",
+            }
+        }
+    }
+
+    // The borrows select the impl (autoref specialisation), as in the generated code.
+    #[allow(clippy::needless_borrow)]
+    #[test]
+    fn errors_are_classified_by_their_kind_else_by_their_type_name() {
+        let r: Result<(), Classified> = Err(Classified::Timeout);
+        let kind = (&Returned(&r)).returned_err().map(|e| (&Kind(e)).kind());
+        assert_eq!(kind, Some("timeout"));
+        let r: Result<(), Plain> = Err(Plain);
+        let kind = (&Returned(&r)).returned_err().map(|e| (&Kind(e)).kind());
+        assert_eq!(kind, Some("Plain"));
+        let r: Result<(), Plain> = Ok(());
+        assert!((&Returned(&r)).returned_err().is_none());
+        let not_a_result = 3u8;
+        assert!((&Returned(&not_a_result)).returned_err().is_none());
+        assert_eq!(short_type_name("a::b::Wrapper<c::D>"), "Wrapper");
+    }
+
+    #[test]
+    fn labels_for_outcomes() {
+        assert_eq!(outcome_label(None), "ok");
+        assert_eq!(outcome_label(Some("x")), "error");
+        assert_eq!(error_kind_label(None), "none");
+        assert_eq!(error_kind_label(Some("timeout")), "timeout");
+    }
+}

@@ -21,13 +21,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use stellaops_telemetry_core::metrics::Counter;
 use stellaops_telemetry_core::metrics::catalogue::{
-    POLICY_RULES_FIRED_TOTAL, POLICY_RUN_SECONDS, PolicyRulesFiredLabels, PolicyRunLabels,
-    SCANNER_VULNERABILITIES_FOUND_TOTAL, STELLAOPS_SCAN_DURATION_SECONDS, ScanDurationLabels,
+    POLICY_RULES_FIRED_TOTAL, POLICY_RUN_SECONDS, PolicyRulesFiredLabels,
+    SCANNER_VULNERABILITIES_FOUND_TOTAL, STELLAOPS_SCAN_DURATION_SECONDS,
     VulnerabilitiesFoundLabels,
 };
-use stellaops_telemetry_core::metrics::{Counter, Histogram};
-use stellaops_telemetry_core::{ExporterKind, Telemetry, tracing};
+use stellaops_telemetry_core::{ErrorKind, ExporterKind, Telemetry, instrument, tracing};
 use stellaops_telemetry_tower::client::ClientTelemetryLayer;
 use stellaops_telemetry_tower::server::ServerTelemetryLayer;
 use stellaops_telemetry_tower::services::Health;
@@ -35,7 +35,6 @@ use tower::{Service as _, ServiceBuilder, ServiceExt as _};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// The catalogue metrics the handlers record, resolved once.
 /// An HTTP client with the client layer: trace context, baggage and tenant go out with every
 /// request it sends.
 type TracedClient = stellaops_telemetry_tower::client::ClientTelemetry<
@@ -48,9 +47,9 @@ struct App {
     /// This service's own address: `/scans/{id}/verdict` asks its own policy endpoint.
     own_addr: SocketAddr,
     client: TracedClient,
-    scan_duration: Histogram<ScanDurationLabels<'static>>,
+    /// Catalogue metrics whose labels depend on the outcome, resolved once (the durations are
+    /// recorded by `#[instrument]`).
     vulnerabilities: Counter<VulnerabilitiesFoundLabels<'static>>,
-    policy_run: Histogram<PolicyRunLabels<'static>>,
     rules_fired: Counter<PolicyRulesFiredLabels<'static>>,
 }
 
@@ -63,9 +62,7 @@ impl App {
         App {
             own_addr,
             client,
-            scan_duration: m.histogram(&STELLAOPS_SCAN_DURATION_SECONDS),
             vulnerabilities: m.counter(&SCANNER_VULNERABILITIES_FOUND_TOTAL),
-            policy_run: m.histogram(&POLICY_RUN_SECONDS),
             rules_fired: m.counter(&POLICY_RULES_FIRED_TOTAL),
             telemetry,
         }
@@ -79,40 +76,79 @@ fn tenant(headers: &HeaderMap) -> &str {
         .unwrap_or("none")
 }
 
+/// Why a scan failed; its kind becomes the span's `error.type`.
+#[derive(Debug)]
+enum ScanError {
+    RegistryUnreachable,
+}
+
+impl ErrorKind for ScanError {
+    fn error_kind(&self) -> &'static str {
+        match self {
+            ScanError::RegistryUnreachable => "registry_unreachable",
+        }
+    }
+}
+
+/// The scan itself: the catalogue span `scan.image` (a child of the request's span) and the
+/// catalogue scan duration, recorded by `#[instrument]`.
+#[instrument(
+    span = "scan.image",
+    imageRef = format!("registry.example/{id}"),
+    digest = "sha256:0f1e",
+    duration = STELLAOPS_SCAN_DURATION_SECONDS(tenant = tenant),
+)]
+async fn run_scan(id: &str, tenant: &str) -> Result<u64, ScanError> {
+    match id {
+        "slow" => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            tracing::info!(scan_id = %id, findings = 12u64, "scan finished slowly");
+            Ok(12)
+        }
+        "broken" => {
+            tracing::error!(scan_id = %id, "scan failed: registry unreachable");
+            Err(ScanError::RegistryUnreachable)
+        }
+        _ => {
+            tracing::info!(scan_id = %id, findings = 3u64, "scan finished");
+            Ok(3)
+        }
+    }
+}
+
 async fn scan(
     State(app): State<App>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<String, (StatusCode, String)> {
-    let started = Instant::now();
-    let span = tracing::info_span!("scan.image", imageRef = %format!("registry.example/{id}"), digest = "sha256:0f1e");
-    let _entered = span.enter();
-    let tenant = tenant(&headers);
-    let finished = |findings: u64| {
-        app.scan_duration.record(
-            started.elapsed().as_secs_f64(),
-            ScanDurationLabels { tenant },
-        );
-        app.vulnerabilities
-            .add(findings, VulnerabilitiesFoundLabels { severity: "high" });
-    };
-    match id.as_str() {
-        "slow" => {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            tracing::info!(scan_id = %id, findings = 12u64, "scan finished slowly");
-            finished(12);
-            Ok(format!("scan {id}: 12 findings"))
+    match run_scan(&id, tenant(&headers)).await {
+        Ok(findings) => {
+            app.vulnerabilities
+                .add(findings, VulnerabilitiesFoundLabels { severity: "high" });
+            Ok(format!("scan {id}: {findings} findings"))
         }
-        "broken" => {
-            tracing::error!(scan_id = %id, error.type = "registry_unreachable", "scan failed");
+        Err(ScanError::RegistryUnreachable) => {
             Err((StatusCode::BAD_GATEWAY, "registry unreachable".to_owned()))
         }
-        _ => {
-            tracing::info!(scan_id = %id, findings = 3u64, "scan finished");
-            finished(3);
-            Ok(format!("scan {id}: 3 findings"))
-        }
     }
+}
+
+/// The policy run: the catalogue span `policy.evaluate` and the catalogue policy run
+/// duration. The body is recorded only as its size, never as itself.
+#[instrument(
+    span = "policy.evaluate",
+    policyId = "baseline",
+    version = "7",
+    fields(input_bytes = body.len()),
+    duration = POLICY_RUN_SECONDS(mode = "enforce", tenant = tenant, policy = "baseline"),
+)]
+fn evaluate_policy(body: &str, tenant: &str) -> Result<&'static str, serde_json::Error> {
+    let input = serde_json::from_str::<serde_json::Value>(body)?;
+    Ok(if input["severity"] == "critical" {
+        "deny"
+    } else {
+        "allow"
+    })
 }
 
 async fn evaluate(
@@ -120,29 +156,13 @@ async fn evaluate(
     headers: HeaderMap,
     body: String,
 ) -> (StatusCode, String) {
-    let started = Instant::now();
-    let span = tracing::info_span!("policy.evaluate", policyId = "baseline", version = 7i64);
-    let _entered = span.enter();
-    match serde_json::from_str::<serde_json::Value>(&body) {
-        Ok(input) => {
-            let verdict = if input["severity"] == "critical" {
-                "deny"
-            } else {
-                "allow"
-            };
+    match evaluate_policy(&body, tenant(&headers)) {
+        Ok(verdict) => {
             app.rules_fired.add(
                 1,
                 PolicyRulesFiredLabels {
                     policy: "baseline",
                     rule: verdict,
-                },
-            );
-            app.policy_run.record(
-                started.elapsed().as_secs_f64(),
-                PolicyRunLabels {
-                    mode: "enforce",
-                    tenant: tenant(&headers),
-                    policy: "baseline",
                 },
             );
             tracing::info!(verdict, "policy evaluated");
@@ -155,30 +175,37 @@ async fn evaluate(
     }
 }
 
-/// Scans, then asks this service's own policy endpoint through the client layer: the two
-/// requests share one trace, and the tenant travels with the call.
-async fn verdict(
-    State(app): State<App>,
-    Path(id): Path<String>,
-) -> Result<String, (StatusCode, String)> {
-    let span = tracing::info_span!("scan.image", imageRef = %format!("registry.example/{id}"), digest = "sha256:0f1e");
+/// Asks this service's own policy endpoint through the client layer, inside the catalogue
+/// span `scan.image`: the two requests share one trace, and the tenant travels with the call.
+#[instrument(
+    span = "scan.image",
+    imageRef = format!("registry.example/{id}"),
+    digest = "sha256:0f1e",
+)]
+async fn ask_policy(
+    client: &TracedClient,
+    own_addr: SocketAddr,
+    id: &str,
+) -> Result<String, Error> {
     let severity = if id.contains("critical") {
         "critical"
     } else {
         "low"
     };
-    let request = http::Request::post(format!("http://{}/policy/evaluate", app.own_addr))
-        .body(Full::new(Bytes::from(format!(
-            "{{\"severity\":\"{severity}\"}}"
-        ))))
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let mut client = app.client.clone();
-    let call = async move {
-        let response = client.ready().await?.call(request).await?;
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok::<_, Error>(String::from_utf8_lossy(&body).into_owned())
-    };
-    let answer = tracing::Instrument::instrument(call, span)
+    let request = http::Request::post(format!("http://{own_addr}/policy/evaluate")).body(
+        Full::new(Bytes::from(format!("{{\"severity\":\"{severity}\"}}"))),
+    )?;
+    let mut client = client.clone();
+    let response = client.ready().await?.call(request).await?;
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn verdict(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<String, (StatusCode, String)> {
+    let answer = ask_policy(&app.client, app.own_addr, &id)
         .await
         .map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
     Ok(format!("scan {id}: policy says {answer}"))

@@ -340,10 +340,17 @@ impl<E: ?Sized> KindByName for &Kind<'_, E> {
     }
 }
 
-/// `a::b::ScanError<c::D>` → `ScanError`.
+/// `a::b::ScanError<c::D>` → `ScanError`. Tuples, references, slices and smart pointers
+/// (`Box<dyn Error>`) say nothing useful: `_OTHER`, the conventions' fallback.
 fn short_type_name(name: &'static str) -> &'static str {
     let base = name.split('<').next().unwrap_or(name);
-    base.rsplit("::").next().unwrap_or(base)
+    let last = base.rsplit("::").next().unwrap_or(base);
+    let plain = !last.is_empty() && last.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if plain && !matches!(last, "Box" | "Arc" | "Rc" | "Cow") {
+        last
+    } else {
+        "_OTHER"
+    }
 }
 
 /// Adds an attribute named in `fields(...)` (or `tenant = ...`).
@@ -431,6 +438,15 @@ mod tests {
         let not_a_result = 3u8;
         assert!((&Returned(&not_a_result)).returned_err().is_none());
         assert_eq!(short_type_name("a::b::Wrapper<c::D>"), "Wrapper");
+        assert_eq!(
+            short_type_name("(http::StatusCode, alloc::string::String)"),
+            "_OTHER"
+        );
+        assert_eq!(
+            short_type_name("alloc::boxed::Box<dyn core::error::Error>"),
+            "_OTHER"
+        );
+        assert_eq!(short_type_name("&str"), "_OTHER");
     }
 
     #[test]

@@ -17,16 +17,42 @@ use proc_macro::TokenStream;
 /// Instruments a function — sync or async, free function or method, generic or not — with a
 /// catalogue span and, optionally, catalogue metrics for the call.
 ///
-/// ```ignore
-/// #[stellaops_telemetry_core::instrument(
-///     span = "scan.image",                 // a catalogue span (or a path to a `declare_spans!` one)
-///     imageRef = image.reference(),        // its required attributes: `name = expr` ...
-///     digest,                              // ... or an argument of that name
-///     fields(layers = image.layers.len()), // more attributes, by name only
+/// ```
+/// use stellaops_telemetry_core::metrics::catalogue::{
+///     STELLA_DEPLOYMENTS_TOTAL, STELLAOPS_SCAN_DURATION_SECONDS,
+/// };
+/// use stellaops_telemetry_core::{Sensitive, instrument};
+///
+/// #[derive(Debug)]
+/// struct ScanError;
+///
+/// #[instrument(
+///     span = "scan.image",     // a catalogue span (or a path to a `declare_spans!` one)
+///     imageRef = image,        // its required attributes: `name = expr` ...
+///     digest,                  // ... or the argument of that name
+///     fields(layers = layers.len(), token = Sensitive::new(token)), // more, by name only
 ///     duration = STELLAOPS_SCAN_DURATION_SECONDS(tenant = tenant),
-///     outcome = SCANS_TOTAL(status = outcome, reason = error_kind),
 /// )]
-/// async fn scan(image: &Image, digest: &str, tenant: &str) -> Result<Report, ScanError> { … }
+/// async fn scan(
+///     image: &str,
+///     digest: &str,
+///     layers: &[u8],
+///     token: &str,
+///     tenant: &str,
+/// ) -> Result<usize, ScanError> {
+///     Ok(layers.len())
+/// }
+///
+/// #[instrument(
+///     span = "deployment.execute",
+///     release_id,
+///     environment = env,
+///     outcome = STELLA_DEPLOYMENTS_TOTAL(tenant = "acme", env = env, strategy = "rolling", status = outcome),
+/// )]
+/// fn deploy(release_id: &str, env: &str) -> Result<(), std::io::Error> {
+///     Ok(())
+/// }
+/// # fn main() { let _ = deploy("r-1", "prod"); }
 /// ```
 ///
 /// - The span opens when the function is called and ends when it returns (or panics, or its

@@ -210,3 +210,34 @@ fn without_a_pipeline_nothing_is_evaluated_and_the_function_still_runs() {
     assert_eq!(sign("slsa"), 4);
     assert_eq!(UNRECORDED.load(Ordering::SeqCst), 0);
 }
+
+static SAMPLED_OUT: AtomicUsize = AtomicUsize::new(0);
+
+fn observed(value: &str) -> &str {
+    SAMPLED_OUT.fetch_add(1, Ordering::SeqCst);
+    value
+}
+
+#[instrument(span = "agent.execute", task_type = observed(kind))]
+fn execute(kind: &str) -> usize {
+    kind.len()
+}
+
+#[test]
+fn a_sampled_out_span_evaluates_no_attribute_and_exports_nothing() {
+    let exporters = TestExporters::new();
+    let telemetry = Telemetry::builder("agent")
+        .exporters(&[])
+        .stdout_logs(false)
+        .sampler("always_off", None)
+        .test_exporters(&exporters)
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        assert_eq!(execute("deploy"), 6);
+    });
+    telemetry.flush(Duration::from_secs(5)).unwrap();
+    assert_eq!(SAMPLED_OUT.load(Ordering::SeqCst), 0);
+    assert!(exporters.finished_spans().is_empty());
+    telemetry.shutdown();
+}

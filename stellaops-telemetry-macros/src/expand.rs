@@ -16,8 +16,20 @@ pub(crate) fn instrument(args: TokenStream, item: TokenStream) -> TokenStream {
     let function = match syn::parse2::<ItemFn>(item.clone()) {
         Ok(function) => function,
         Err(_) => {
+            // Pointed at the item's name when it has one.
+            let at = match syn::parse2::<syn::Item>(item.clone()) {
+                Ok(syn::Item::Struct(i)) => i.ident.span(),
+                Ok(syn::Item::Enum(i)) => i.ident.span(),
+                Ok(syn::Item::Union(i)) => i.ident.span(),
+                Ok(syn::Item::Trait(i)) => i.ident.span(),
+                Ok(syn::Item::Type(i)) => i.ident.span(),
+                Ok(syn::Item::Const(i)) => i.ident.span(),
+                Ok(syn::Item::Static(i)) => i.ident.span(),
+                Ok(syn::Item::Mod(i)) => i.ident.span(),
+                _ => item.span(),
+            };
             let error = syn::Error::new(
-                item.span(),
+                at,
                 "`#[instrument]` goes on a function or a method with a body",
             );
             let mut out = error.to_compile_error();
@@ -68,7 +80,7 @@ fn annotation(output: &ReturnType) -> Option<TokenStream> {
 /// `Labels { label: value, .. }` of a metric; `outcome` and `error_kind` stand for the call's
 /// result.
 fn labels(alias: &Ident, metric: &MetricUse, private: &TokenStream) -> TokenStream {
-    let path_span = metric.path.span();
+    let path_span = last_span(&metric.path);
     let fields = metric.labels.iter().map(|label| {
         let name = match &label.name {
             args::FieldName::Ident(i) => i.clone(),
@@ -86,10 +98,32 @@ fn labels(alias: &Ident, metric: &MetricUse, private: &TokenStream) -> TokenStre
             }
             _ => label.value_tokens(),
         };
-        quote!(#name: #value)
+        // In parentheses: `tenant = tenant` is not a redundant field name of the user's.
+        quote!(#name: (#value))
     });
-    let labels = quote_spanned!(path_span=> #alias::Labels);
-    quote!(#labels { #(#fields),* })
+    // The whole literal on the metric's name, so the compiler's notes on a wrong label see a
+    // literal written there.
+    quote_spanned!(path_span=> #alias::Labels { #(#fields),* })
+}
+
+/// The span of a path's last segment (stable Rust cannot join spans): where a misspelled
+/// name is reported.
+fn last_span(path: &syn::Path) -> proc_macro2::Span {
+    path.segments
+        .last()
+        .map(|s| s.ident.span())
+        .unwrap_or_else(|| path.span())
+}
+
+/// A path as a `use` path: a single name is looked up in the enclosing module (`self::`), not
+/// among crates.
+fn use_path(path: &syn::Path) -> TokenStream {
+    if path.leading_colon.is_none() && path.segments.len() == 1 {
+        let span = last_span(path);
+        quote_spanned!(span=> self::#path)
+    } else {
+        quote!(#path)
+    }
 }
 
 fn record_fields(fields: &[Field], private: &TokenStream) -> TokenStream {
@@ -117,13 +151,19 @@ fn expand(args: &Args, mut function: ItemFn) -> TokenStream {
             let path = match span {
                 SpanRef::Name(name) => {
                     let ident = Ident::new(&name.value().replace('.', "_"), name.span());
+                    // Every token of the path on the name, so an unknown span is reported
+                    // there (and not as a missing crate on the attribute).
+                    let core = match &args.krate {
+                        Some(path) => quote_spanned!(name.span()=> #path),
+                        None => quote_spanned!(name.span()=> ::stellaops_telemetry_core),
+                    };
                     quote_spanned!(name.span()=> #core::spans::catalogue::#ident)
                 }
-                SpanRef::Path(path) => quote!(#path),
+                SpanRef::Path(path) => use_path(path),
             };
             let span_token = match span {
                 SpanRef::Name(name) => name.span(),
-                SpanRef::Path(path) => path.span(),
+                SpanRef::Path(path) => last_span(path),
             };
             prelude.extend(quote_spanned!(span_token=>
                 #[allow(unused_imports)]
@@ -137,14 +177,15 @@ fn expand(args: &Args, mut function: ItemFn) -> TokenStream {
                 let value = field.value_tokens();
                 quote!(#name: &(#value))
             });
-            let attributes_struct = quote_spanned!(span_token=> __stella_span::Attributes);
+            let attributes_struct =
+                quote_spanned!(span_token=> __stella_span::Attributes { #(#attributes),* });
             let fields = record_fields(&args.fields, &private);
             let tenant = args.tenant.as_ref().map(
                 |tenant| quote!(#private::record_field(__stella_record, "tenant.id", &(#tenant));),
             );
             quote! {
                 #private::Call::start(__stella_span::NAME, |__stella_record| {
-                    #attributes_struct { #(#attributes),* }.record(__stella_record);
+                    #attributes_struct.record(__stella_record);
                     #fields
                     #tenant
                 })
@@ -163,17 +204,25 @@ fn expand(args: &Args, mut function: ItemFn) -> TokenStream {
     .enumerate()
     {
         let Some(metric) = metric else { continue };
-        let alias = format_ident!("__stella_metric_{}", i, span = metric.path.span());
-        let path = &metric.path;
-        prelude.extend(quote_spanned!(path.span()=>
+        let name_span = last_span(&metric.path);
+        let alias = format_ident!("__stella_metric_{}", i, span = name_span);
+        let path = use_path(&metric.path);
+        prelude.extend(quote_spanned!(name_span=>
             #[allow(unused_imports)]
             use #path as #alias;
         ));
         let labels = labels(&alias, metric, &private);
-        let def = quote_spanned!(path.span()=> &#alias);
+        let def = quote_spanned!(name_span=> &#alias);
         if i == 0 {
-            prelude.extend(quote_spanned!(path.span()=>
-                const _: () = #private::assert_seconds(#alias.descriptor());
+            // On the metric's name: a metric that is not in seconds is reported there.
+            let assert = match &args.krate {
+                Some(path) => quote_spanned!(name_span=> #path::__private::assert_seconds),
+                None => {
+                    quote_spanned!(name_span=> ::stellaops_telemetry_core::__private::assert_seconds)
+                }
+            };
+            prelude.extend(quote_spanned!(name_span=>
+                const _: () = #assert(#alias.descriptor());
             ));
             metrics.extend(quote! {
                 #private::#record(__stella_metrics, #def, #labels, __stella_elapsed);

@@ -743,6 +743,9 @@ impl Telemetry {
             return Ok(());
         }
         crate::metrics::set_global(self.inner.metrics.clone());
+        if let Some(pipeline) = crate::instrument::Pipeline::of(&self.inner.dispatch) {
+            pipeline.install();
+        }
         global::set_tracer_provider(self.inner.tracer_provider.clone());
         global::set_meter_provider(self.inner.meters.clone());
         let mut propagators: Vec<

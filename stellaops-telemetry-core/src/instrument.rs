@@ -74,13 +74,28 @@ impl Pipeline {
         }))
     }
 
-    /// The pipeline of the current tracing dispatcher, if it is one of ours.
+    /// The pipeline of the current tracing dispatcher when it is one of ours, else the
+    /// `install()`ed one (a service may put a subscriber of its own in front of it).
     pub fn current() -> Option<Pipeline> {
         tracing::dispatcher::get_default(|dispatch| {
             dispatch
                 .downcast_ref::<PipelineLayer>()
                 .map(|layer| layer.0.clone())
         })
+        .or_else(|| INSTALLED.get().cloned())
+    }
+
+    /// The pipeline `dispatch` carries, if it is one of ours.
+    pub(crate) fn of(dispatch: &tracing::Dispatch) -> Option<Pipeline> {
+        dispatch
+            .downcast_ref::<PipelineLayer>()
+            .map(|layer| layer.0.clone())
+    }
+
+    /// Makes this the pipeline found when the current dispatcher is not one of ours (once,
+    /// by `install()`).
+    pub(crate) fn install(self) {
+        let _ = INSTALLED.set(self);
     }
 
     /// The pipeline's metrics.
@@ -88,6 +103,9 @@ impl Pipeline {
         &self.0.metrics
     }
 }
+
+/// The `install()`ed pipeline.
+static INSTALLED: std::sync::OnceLock<Pipeline> = std::sync::OnceLock::new();
 
 /// A layer that only carries the [`Pipeline`], for [`Pipeline::current`] to find by downcast.
 /// It is filtered to nothing, so it sees no callsite.

@@ -1,5 +1,6 @@
 //! `install()` is the one place that sets the process-wide state: the tracing dispatcher, the
-//! OpenTelemetry global tracer and meter providers and the W3C propagators. (Its own test
+//! OpenTelemetry global tracer and meter providers, the W3C propagators and the pipeline
+//! `#[instrument]` falls back to. (Its own test
 //! binary, hence its own process.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -9,6 +10,11 @@ use std::collections::HashMap;
 use opentelemetry::trace::{TraceContextExt, Tracer};
 use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_core::{Telemetry, TelemetryError};
+
+#[stellaops_telemetry_core::instrument(span = "gate.evaluate", gate_type, result = "pass")]
+fn instrumented(gate_type: &str) -> usize {
+    gate_type.len()
+}
 
 #[test]
 fn install_registers_globals_refuses_a_second_install_and_the_guard_flushes() {
@@ -54,6 +60,12 @@ fn install_registers_globals_refuses_a_second_install_and_the_guard_flushes() {
         .build()
         .add(1, &[]);
 
+    // `#[instrument]`: under the global dispatcher, and under a subscriber of the service's
+    // own scoped in front of it (the installed pipeline still records the span).
+    assert_eq!(instrumented("global"), 6);
+    let own = tracing_subscriber::registry();
+    tracing::subscriber::with_default(own, || assert_eq!(instrumented("scoped"), 6));
+
     // A second install finds the dispatcher taken and says so.
     let second = Telemetry::builder("second")
         .exporters(&[])
@@ -71,6 +83,12 @@ fn install_registers_globals_refuses_a_second_install_and_the_guard_flushes() {
         names.contains(&"via.tracing".to_owned()) && names.contains(&"via.otel.api".to_owned()),
         "{names:?}"
     );
+    let gates = exporters
+        .finished_spans()
+        .into_iter()
+        .filter(|s| s.name == "gate.evaluate")
+        .count();
+    assert_eq!(gates, 2, "{names:?}");
     let metrics = format!("{:?}", exporters.metrics());
     assert!(metrics.contains("installed_total"));
 }

@@ -49,6 +49,41 @@ pub trait ErrorKind {
     fn error_kind(&self) -> &'static str;
 }
 
+impl<E: ErrorKind + ?Sized> ErrorKind for Box<E> {
+    fn error_kind(&self) -> &'static str {
+        (**self).error_kind()
+    }
+}
+
+impl ErrorKind for std::io::Error {
+    /// The I/O error's kind, in snake case (`not_found`, `timed_out`; `io` for the rest).
+    fn error_kind(&self) -> &'static str {
+        use std::io::ErrorKind as K;
+        match self.kind() {
+            K::NotFound => "not_found",
+            K::PermissionDenied => "permission_denied",
+            K::ConnectionRefused => "connection_refused",
+            K::ConnectionReset => "connection_reset",
+            K::ConnectionAborted => "connection_aborted",
+            K::NotConnected => "not_connected",
+            K::AddrInUse => "addr_in_use",
+            K::AddrNotAvailable => "addr_not_available",
+            K::BrokenPipe => "broken_pipe",
+            K::AlreadyExists => "already_exists",
+            K::WouldBlock => "would_block",
+            K::InvalidInput => "invalid_input",
+            K::InvalidData => "invalid_data",
+            K::TimedOut => "timed_out",
+            K::WriteZero => "write_zero",
+            K::Interrupted => "interrupted",
+            K::Unsupported => "unsupported",
+            K::UnexpectedEof => "unexpected_eof",
+            K::OutOfMemory => "out_of_memory",
+            _ => "io",
+        }
+    }
+}
+
 /// What a pipeline lends instrumented code.
 #[derive(Clone)]
 pub struct Pipeline(Arc<PipelineParts>);
@@ -149,7 +184,11 @@ impl Call {
         if !direct.enabled() {
             return call;
         }
-        let parent = Context::current();
+        // Called from a thread-local's destructor, the context's own thread-local may be gone:
+        // the call then records nothing rather than take the process down.
+        let Ok(parent) = std::panic::catch_unwind(Context::current) else {
+            return call;
+        };
         let (parent_context, remote) = {
             let span = parent.span();
             let sc = span.span_context();
@@ -223,7 +262,9 @@ impl Call {
     /// Attaches the call's context until the guard drops (sync functions).
     #[inline]
     pub fn enter(&self) -> Option<opentelemetry::ContextGuard> {
-        self.cx.clone().map(Context::attach)
+        let cx = self.cx.clone()?;
+        // See `start`: a destroyed context thread-local means no attach.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cx.attach())).ok()
     }
 
     /// Runs `future` with the call's context attached at every poll (async functions).
@@ -261,7 +302,10 @@ impl Call {
         let (Some(pipeline), Some(mut record)) = (&self.pipeline, self.record.take()) else {
             return;
         };
-        record.end_time = record.start_time + self.start.elapsed();
+        record.end_time = record
+            .start_time
+            .checked_add(self.start.elapsed())
+            .unwrap_or(record.start_time);
         if let Some(kind) = error {
             record.error = true;
             record.push_static("error.type", kind);
@@ -379,6 +423,12 @@ pub fn record_field<T: crate::spans::AttributeValue + ?Sized>(
     value: &T,
 ) {
     value.push_to(key, record);
+}
+
+/// Runs a sync function's body (a `FnOnce`, so it may return borrows of `&mut` arguments).
+#[inline(always)]
+pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
+    body()
 }
 
 /// The `outcome` metric label of a call.

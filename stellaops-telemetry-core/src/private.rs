@@ -12,7 +12,8 @@ use crate::export::SpanSink;
 pub use crate::export::record::SpanRecord;
 pub use crate::instrument::{
     Call, InContext, Kind, KindByName, KindByTrait, Pipeline, Returned, ReturnedErr, ReturnedValue,
-    assert_seconds, count_call, error_kind_label, outcome_label, record_duration, record_field,
+    assert_seconds, call_once, count_call, error_kind_label, outcome_label, record_duration,
+    record_field,
 };
 
 /// Records spans without an SDK `Span`: the pipeline's sampler decides, and the finished

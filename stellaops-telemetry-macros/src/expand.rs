@@ -53,53 +53,101 @@ fn with_error(error: syn::Error, function: &ItemFn) -> TokenStream {
     out
 }
 
-/// The return type to annotate the result with, unless it cannot be written in a `let`.
+/// The return type to annotate the body's value with: `impl Trait` parts become `_` (so a
+/// `Result<impl Trait, E>` still tells `?` its error type). `None` for `-> !`.
 fn annotation(output: &ReturnType) -> Option<TokenStream> {
-    fn has_impl(ty: &Type) -> bool {
-        let mut found = false;
-        // A token-level scan is enough: `impl` appears only as `impl Trait` in a type.
-        for token in ty.to_token_stream() {
-            found |= has_impl_token(&token);
-        }
-        found
-    }
-    fn has_impl_token(token: &proc_macro2::TokenTree) -> bool {
-        match token {
-            proc_macro2::TokenTree::Ident(i) => i == "impl",
-            proc_macro2::TokenTree::Group(g) => g.stream().into_iter().any(|t| has_impl_token(&t)),
-            _ => false,
+    struct Infer;
+    impl syn::visit_mut::VisitMut for Infer {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::ImplTrait(i) = ty {
+                *ty = Type::Infer(syn::TypeInfer {
+                    underscore_token: syn::Token![_](i.impl_token.span),
+                });
+            } else {
+                syn::visit_mut::visit_type_mut(self, ty);
+            }
         }
     }
     match output {
         ReturnType::Default => Some(quote!(())),
-        ReturnType::Type(_, ty) if !has_impl(ty) => Some(quote!(#ty)),
-        ReturnType::Type(..) => None,
+        ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)) => None,
+        ReturnType::Type(_, ty) => {
+            let mut ty = (**ty).clone();
+            syn::visit_mut::VisitMut::visit_type_mut(&mut Infer, &mut ty);
+            Some(quote!(#ty))
+        }
     }
 }
 
-/// `Labels { label: value, .. }` of a metric; `outcome` and `error_kind` stand for the call's
-/// result.
-fn labels(alias: &Ident, metric: &MetricUse, private: &TokenStream) -> TokenStream {
+/// A label's field name; keywords (`type`) as raw identifiers.
+fn label_ident(name: &args::FieldName) -> Ident {
+    match name {
+        args::FieldName::Ident(i) => {
+            let text = i.to_string();
+            if !text.starts_with("r#") && syn::parse_str::<Ident>(&text).is_err() {
+                Ident::new_raw(&text, i.span())
+            } else {
+                i.clone()
+            }
+        }
+        // `validate` rejects string-named labels.
+        args::FieldName::Lit(l) => Ident::new("_", l.span()),
+    }
+}
+
+/// Whether a label's value is the call's result (`outcome`, `error_kind`), and which.
+fn result_word(label: &Field) -> Option<&'static str> {
+    let word = match &label.value {
+        None => label.name.key(),
+        Some(syn::Expr::Path(p)) if p.qself.is_none() => p.path.get_ident()?.to_string(),
+        Some(_) => return None,
+    };
+    match word.as_str() {
+        "outcome" => Some("outcome_label"),
+        "error_kind" => Some("error_kind_label"),
+        _ => None,
+    }
+}
+
+/// The statements evaluating a metric's labels before the body runs (arguments may be moved
+/// or consumed by it), into owned strings and only when there is a pipeline; string literals
+/// and the result words are left for after.
+fn label_values(index: usize, metric: &MetricUse) -> TokenStream {
+    let lets = metric.labels.iter().enumerate().filter_map(|(j, label)| {
+        if result_word(label).is_some()
+            || matches!(&label.value, Some(syn::Expr::Lit(l)) if matches!(l.lit, syn::Lit::Str(_)))
+        {
+            return None;
+        }
+        let local = format_ident!("__stella_label_{}_{}", index, j);
+        let value = label.value_tokens();
+        Some(quote! {
+            let #local: ::core::option::Option<::std::string::String> = __stella_call
+                .metrics()
+                .map(|_| ::std::string::ToString::to_string(&(#value)));
+        })
+    });
+    quote!(#(#lets)*)
+}
+
+/// `Labels { label: value, .. }` of a metric, from the values evaluated before the body;
+/// `outcome` and `error_kind` stand for the call's result.
+fn labels(index: usize, alias: &Ident, metric: &MetricUse, private: &TokenStream) -> TokenStream {
     let path_span = last_span(&metric.path);
-    let fields = metric.labels.iter().map(|label| {
-        let name = match &label.name {
-            args::FieldName::Ident(i) => i.clone(),
-            // `validate` rejects string-named labels.
-            args::FieldName::Lit(l) => Ident::new("_", l.span()),
+    let fields = metric.labels.iter().enumerate().map(|(j, label)| {
+        let name = label_ident(&label.name);
+        let value = if let Some(function) = result_word(label) {
+            let function = Ident::new(function, name.span());
+            quote!(#private::#function(__stella_error))
+        } else if let Some(syn::Expr::Lit(l)) = &label.value
+            && matches!(l.lit, syn::Lit::Str(_))
+        {
+            quote!(#l)
+        } else {
+            let local = format_ident!("__stella_label_{}_{}", index, j);
+            quote!(#local.as_deref().unwrap_or_default())
         };
-        let value = match &label.value {
-            None if name == "outcome" => quote!(#private::outcome_label(__stella_error)),
-            None if name == "error_kind" => quote!(#private::error_kind_label(__stella_error)),
-            Some(syn::Expr::Path(p)) if p.path.is_ident("outcome") => {
-                quote_spanned!(p.span()=> #private::outcome_label(__stella_error))
-            }
-            Some(syn::Expr::Path(p)) if p.path.is_ident("error_kind") => {
-                quote_spanned!(p.span()=> #private::error_kind_label(__stella_error))
-            }
-            _ => label.value_tokens(),
-        };
-        // In parentheses: `tenant = tenant` is not a redundant field name of the user's.
-        quote!(#name: (#value))
+        quote!(#name: #value)
     });
     // The whole literal on the metric's name, so the compiler's notes on a wrong label see a
     // literal written there.
@@ -115,17 +163,6 @@ fn last_span(path: &syn::Path) -> proc_macro2::Span {
         .unwrap_or_else(|| path.span())
 }
 
-/// A path as a `use` path: a single name is looked up in the enclosing module (`self::`), not
-/// among crates.
-fn use_path(path: &syn::Path) -> TokenStream {
-    if path.leading_colon.is_none() && path.segments.len() == 1 {
-        let span = last_span(path);
-        quote_spanned!(span=> self::#path)
-    } else {
-        quote!(#path)
-    }
-}
-
 fn record_fields(fields: &[Field], private: &TokenStream) -> TokenStream {
     let pushes = fields.iter().map(|field| {
         let key = field.name.key();
@@ -135,7 +172,7 @@ fn record_fields(fields: &[Field], private: &TokenStream) -> TokenStream {
     quote!(#(#pushes)*)
 }
 
-fn expand(args: &Args, mut function: ItemFn) -> TokenStream {
+fn expand(args: &Args, function: ItemFn) -> TokenStream {
     let core = args
         .krate
         .as_ref()
@@ -159,7 +196,7 @@ fn expand(args: &Args, mut function: ItemFn) -> TokenStream {
                     };
                     quote_spanned!(name.span()=> #core::spans::catalogue::#ident)
                 }
-                SpanRef::Path(path) => use_path(path),
+                SpanRef::Path(path) => quote!(#path),
             };
             let span_token = match span {
                 SpanRef::Name(name) => name.span(),
@@ -196,6 +233,7 @@ fn expand(args: &Args, mut function: ItemFn) -> TokenStream {
 
     // The metrics: each imported under an alias (its definition and its label module).
     let mut metrics = TokenStream::new();
+    let mut label_lets = TokenStream::new();
     for (i, (metric, record)) in [
         (args.duration.as_ref(), quote!(record_duration)),
         (args.outcome.as_ref(), quote!(count_call)),
@@ -206,12 +244,13 @@ fn expand(args: &Args, mut function: ItemFn) -> TokenStream {
         let Some(metric) = metric else { continue };
         let name_span = last_span(&metric.path);
         let alias = format_ident!("__stella_metric_{}", i, span = name_span);
-        let path = use_path(&metric.path);
+        let path = &metric.path;
         prelude.extend(quote_spanned!(name_span=>
             #[allow(unused_imports)]
             use #path as #alias;
         ));
-        let labels = labels(&alias, metric, &private);
+        label_lets.extend(label_values(i, metric));
+        let labels = labels(i, &alias, metric, &private);
         let def = quote_spanned!(name_span=> &#alias);
         if i == 0 {
             // On the metric's name: a metric that is not in seconds is reported there.
@@ -236,28 +275,35 @@ fn expand(args: &Args, mut function: ItemFn) -> TokenStream {
 
     let block = &function.block;
     let return_type = annotation(&function.sig.output);
-    let annotated = return_type.as_ref().map(|ty| quote!(: #ty));
-    // The body runs in a closure or an async block typed as the function returns (so `?` and
-    // `return` inside it convert as they would in the function itself).
-    let run = match (function.sig.asyncness.is_some(), &return_type) {
-        (true, Some(ty)) => quote! {
+    let Some(return_type) = return_type else {
+        // `-> !`: nothing comes back to record; the span ends as the call unwinds or exits.
+        let body = quote! {{
+            #prelude
+            let __stella_call = #start;
+            let __stella_guard = __stella_call.enter();
+            #block
+        }};
+        return replace_body(function, body);
+    };
+    // The body runs in a closure or an `async move` block typed as the function returns (so
+    // `?` and `return` inside it convert as they would in the function itself). The async
+    // block owns the arguments, as the function's own future would: it is `Send` whenever
+    // the uninstrumented function's future is.
+    let run = if function.sig.asyncness.is_some() {
+        quote! {
             __stella_call
-                .in_context(async {
-                    let __stella_value: #ty = #block;
+                .in_context(async move {
+                    let __stella_value: #return_type = #block;
                     #[allow(unreachable_code)]
                     return __stella_value;
                 })
                 .await
-        },
-        (true, None) => quote!(__stella_call.in_context(async #block).await),
-        (false, Some(ty)) => quote! {{
+        }
+    } else {
+        quote! {{
             let __stella_guard = __stella_call.enter();
-            (|| -> #ty #block)()
-        }},
-        (false, None) => quote! {{
-            let __stella_guard = __stella_call.enter();
-            (|| #block)()
-        }},
+            #private::call_once(|| -> #return_type #block)
+        }}
     };
     let has_metrics = !metrics.is_empty();
     let elapsed = has_metrics.then(|| quote!(let __stella_elapsed = __stella_call.elapsed();));
@@ -271,8 +317,8 @@ fn expand(args: &Args, mut function: ItemFn) -> TokenStream {
     let body = quote! {{
         #prelude
         let mut __stella_call = #start;
-        #[allow(clippy::redundant_closure_call)]
-        let __stella_result #annotated = #run;
+        #label_lets
+        let __stella_result: #return_type = #run;
         #elapsed
         // The borrows select the impl (autoref specialisation): `Err`s of `Result`s, by
         // `ErrorKind` when the error implements it.
@@ -288,6 +334,11 @@ fn expand(args: &Args, mut function: ItemFn) -> TokenStream {
         #record_metrics
         __stella_result
     }};
+    replace_body(function, body)
+}
+
+/// `function` with `body` as its block.
+fn replace_body(mut function: ItemFn, body: TokenStream) -> TokenStream {
     let body: syn::Block = match syn::parse2(body) {
         Ok(block) => block,
         Err(error) => return with_error(error, &function),

@@ -35,6 +35,51 @@ fn is_marked(expr: &Expr) -> bool {
     ) || matches!(segments.as_slice(), [.., ty, new] if ty == "Sensitive" && new == "new")
 }
 
+/// The first identifier in `expr` that looks like a secret: a variable, a field
+/// (`self.api_token`), a method receiver, or an argument inside a macro (`format!("{password}")`
+/// names it in its string).
+fn secret_in(expr: &Expr) -> Option<String> {
+    fn walk(tokens: proc_macro2::TokenStream) -> Option<String> {
+        for token in tokens {
+            match token {
+                proc_macro2::TokenTree::Ident(i) => {
+                    let name = i.to_string();
+                    if looks_sensitive(&name) {
+                        return Some(name);
+                    }
+                }
+                proc_macro2::TokenTree::Group(g) => {
+                    if let Some(found) = walk(g.stream()) {
+                        return Some(found);
+                    }
+                }
+                proc_macro2::TokenTree::Literal(l) => {
+                    // Inline format arguments: `"{password}"`.
+                    let text = l.to_string();
+                    if text.starts_with('"') {
+                        for part in text.split('{').skip(1) {
+                            let name: String = part
+                                .chars()
+                                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                                .collect();
+                            if !name.is_empty() && looks_sensitive(&name) {
+                                return Some(name);
+                            }
+                        }
+                    }
+                }
+                proc_macro2::TokenTree::Punct(_) => {}
+            }
+        }
+        None
+    }
+    match expr {
+        // A string literal is written in the source: nothing secret is read.
+        Expr::Lit(l) if matches!(l.lit, syn::Lit::Str(_)) => None,
+        _ => walk(quote::ToTokens::to_token_stream(expr)),
+    }
+}
+
 /// The name of the argument `expr` reads, when it is a bare identifier.
 fn bare_ident(expr: &Expr) -> Option<String> {
     match expr {
@@ -48,12 +93,12 @@ fn bare_ident(expr: &Expr) -> Option<String> {
 /// A recorded field whose name, or the argument it reads, looks like a secret must be marked.
 fn check_secret(field: &Field, errors: &mut Option<syn::Error>) {
     let key = field.name.key();
-    let reads = field.value.as_ref().and_then(bare_ident);
     let marked = field.value.as_ref().is_some_and(is_marked);
-    let suspect = if looks_sensitive(&key) {
+    let literal = matches!(&field.value, Some(Expr::Lit(l)) if matches!(l.lit, syn::Lit::Str(_)));
+    let suspect = if looks_sensitive(&key) && !literal {
         Some(key.clone())
     } else {
-        reads.filter(|name| looks_sensitive(name))
+        field.value.as_ref().and_then(secret_in)
     };
     if let (Some(suspect), false) = (suspect, marked) {
         let value = field
@@ -185,6 +230,20 @@ pub(crate) fn check(args: &Args, function: &ItemFn) -> Option<syn::Error> {
         }
         check_secret(field, &mut errors);
     }
+    if let Some(attr) = function
+        .attrs
+        .iter()
+        .find(|a| a.path().is_ident("track_caller"))
+    {
+        push(
+            &mut errors,
+            syn::Error::new_spanned(
+                attr,
+                "`#[track_caller]` cannot be instrumented: the body runs in a closure, so the \
+                 caller's location would be lost",
+            ),
+        );
+    }
     if let Some(constness) = &function.sig.constness {
         push(
             &mut errors,
@@ -234,6 +293,16 @@ mod tests {
             .is_empty()
         );
         assert!(errors(quote!(span = "a.b", fields(token = core::Sensitive(t)))).is_empty());
+        // Secrets read through fields, methods and format strings; literals are not read.
+        for hidden in [
+            quote!(span = "a.b", fields(auth = self.api_token)),
+            quote!(span = "a.b", fields(a = api_password.as_str())),
+            quote!(span = "a.b", fields(b = format!("{api_password}"))),
+            quote!(span = "a.b", task_type = client_secret.clone()),
+        ] {
+            assert_eq!(errors(hidden.clone()).len(), 1, "{hidden}");
+        }
+        assert!(errors(quote!(span = "a.b", fields(secret_name = "db"))).is_empty());
     }
 
     #[test]

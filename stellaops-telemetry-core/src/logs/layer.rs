@@ -277,6 +277,10 @@ impl JsonLogLayer {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let mut info = SpanInfo::default();
+        // The current OpenTelemetry context is the innermost span (see `event_span_ids`).
+        if event.is_contextual() {
+            info.ids = current_context_ids();
+        }
         for span in ctx.event_scope(event).into_iter().flatten() {
             let mut resolve = false;
             {
@@ -627,6 +631,14 @@ pub(super) fn event_span_ids<S>(
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    // The current OpenTelemetry context is the innermost span (tracing-opentelemetry attaches
+    // each entered span's, and spans recorded directly attach theirs): it wins for contextual
+    // events.
+    if event.is_contextual()
+        && let Some(ids) = current_context_ids()
+    {
+        return Some(ids);
+    }
     if let Some(scope) = ctx.event_scope(event) {
         for span in scope {
             let cached = span.extensions().get::<OtelIds>().map(|OtelIds(ids)| *ids);

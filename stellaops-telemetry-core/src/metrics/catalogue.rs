@@ -3,10 +3,11 @@
 //!
 //! ```
 //! use stellaops_telemetry_core::metrics::catalogue::{STELLAOPS_REQUEST_TOTAL, RequestTotalLabels};
-//! # let telemetry = stellaops_telemetry_core::Telemetry::builder("scanner").build().unwrap();
+//! # let telemetry = stellaops_telemetry_core::Telemetry::builder("scanner").build()?;
 //! let requests = telemetry.metrics().counter(&STELLAOPS_REQUEST_TOTAL);
 //! let ok = requests.bind(RequestTotalLabels { service: "scanner", status: "200" });
 //! ok.add(1);
+//! # Ok::<(), stellaops_telemetry_core::TelemetryError>(())
 //! ```
 //!
 //! Beyond the specification's tables: `stellaops_circuit_breaker_open` (the "circuit open"

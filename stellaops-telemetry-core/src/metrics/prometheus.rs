@@ -76,9 +76,10 @@ impl PrometheusExposition {
 /// rendering fails. It ignores the request path, so mount it where you like.
 ///
 /// ```
-/// # let telemetry = stellaops_telemetry_core::Telemetry::builder("scanner").build().unwrap();
+/// # let telemetry = stellaops_telemetry_core::Telemetry::builder("scanner").build()?;
 /// let app: axum::Router = axum::Router::new()
 ///     .route_service("/metrics", telemetry.metrics_service());
+/// # Ok::<(), stellaops_telemetry_core::TelemetryError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct MetricsService {

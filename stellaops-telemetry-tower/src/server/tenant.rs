@@ -16,7 +16,7 @@ pub const MAX_TENANT_LEN: usize = 128;
 ///
 /// ```
 /// use stellaops_telemetry_tower::server::Tenant;
-/// assert_eq!(Tenant::parse(b"acme-corp").unwrap().as_str(), "acme-corp");
+/// assert_eq!(Tenant::parse(b"acme-corp").as_ref().map(Tenant::as_str), Some("acme-corp"));
 /// assert!(Tenant::parse(b"acme\r\nx-admin: 1").is_none());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -112,12 +112,7 @@ impl Pipeline {
     /// The pipeline of the current tracing dispatcher when it is one of ours, else the
     /// `install()`ed one (a service may put a subscriber of its own in front of it).
     pub fn current() -> Option<Pipeline> {
-        tracing::dispatcher::get_default(|dispatch| {
-            dispatch
-                .downcast_ref::<PipelineLayer>()
-                .map(|layer| layer.0.clone())
-        })
-        .or_else(|| INSTALLED.get().cloned())
+        tracing::dispatcher::get_default(Pipeline::of).or_else(|| INSTALLED.get().cloned())
     }
 
     /// The pipeline `dispatch` carries, if it is one of ours.

@@ -75,14 +75,17 @@ impl DirectSpans {
         kind: SpanKind,
         start_time: SystemTime,
     ) -> Box<SpanRecord> {
-        match &self.sink {
-            Some(sink) => sink.take_record(
-                span_context,
-                parent_span_id,
-                parent_is_remote,
-                kind,
-                start_time,
-            ),
+        match self.sink.as_ref().and_then(SpanSink::take_record) {
+            Some(mut record) => {
+                record.begin(
+                    span_context,
+                    parent_span_id,
+                    parent_is_remote,
+                    kind,
+                    start_time,
+                );
+                record
+            }
             None => Box::new(SpanRecord::new(
                 span_context,
                 parent_span_id,

@@ -407,22 +407,9 @@ impl SpanSink {
         }
     }
 
-    /// A record for a new span (recycled when one is free).
-    pub(crate) fn take_record(
-        &self,
-        span_context: opentelemetry::trace::SpanContext,
-        parent_span_id: opentelemetry::trace::SpanId,
-        parent_is_remote: bool,
-        kind: opentelemetry::trace::SpanKind,
-        start_time: std::time::SystemTime,
-    ) -> Box<SpanRecord> {
-        self.pool.take(
-            span_context,
-            parent_span_id,
-            parent_is_remote,
-            kind,
-            start_time,
-        )
+    /// An emptied record given back by the worker, if one is free.
+    pub(crate) fn take_record(&self) -> Option<Box<SpanRecord>> {
+        self.pool.take()
     }
 
     pub(crate) fn submit_record(&self, record: Box<SpanRecord>) {

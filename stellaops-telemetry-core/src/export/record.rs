@@ -82,11 +82,11 @@ impl SpanRecord {
         kind: SpanKind,
         start_time: SystemTime,
     ) -> Self {
-        SpanRecord {
-            span_context,
-            parent_span_id,
-            parent_is_remote,
-            kind,
+        let mut record = SpanRecord {
+            span_context: SpanContext::empty_context(),
+            parent_span_id: SpanId::INVALID,
+            parent_is_remote: false,
+            kind: SpanKind::Internal,
             name: ("", ""),
             start_time,
             end_time: start_time,
@@ -96,7 +96,35 @@ impl SpanRecord {
             text: [0; INLINE_TEXT],
             text_len: 0,
             overflow: Vec::new(),
-        }
+        };
+        record.begin(
+            span_context,
+            parent_span_id,
+            parent_is_remote,
+            kind,
+            start_time,
+        );
+        record
+    }
+
+    /// Starts a new span in this (empty or emptied) record: its context, parent, kind and
+    /// start; no name, no error, the end time at the start.
+    pub(crate) fn begin(
+        &mut self,
+        span_context: SpanContext,
+        parent_span_id: SpanId,
+        parent_is_remote: bool,
+        kind: SpanKind,
+        start_time: SystemTime,
+    ) {
+        self.span_context = span_context;
+        self.parent_span_id = parent_span_id;
+        self.parent_is_remote = parent_is_remote;
+        self.kind = kind;
+        self.name = ("", "");
+        self.start_time = start_time;
+        self.end_time = start_time;
+        self.error = false;
     }
 
     fn push(&mut self, attribute: Attribute) -> Result<(), Attribute> {
@@ -255,35 +283,9 @@ impl RecordPool {
         RecordPool(ArrayQueue::new(capacity.max(1)))
     }
 
-    /// A record for a new span: a recycled one when there is one.
-    pub(crate) fn take(
-        &self,
-        span_context: SpanContext,
-        parent_span_id: SpanId,
-        parent_is_remote: bool,
-        kind: SpanKind,
-        start_time: SystemTime,
-    ) -> Box<SpanRecord> {
-        match self.0.pop() {
-            Some(mut record) => {
-                record.span_context = span_context;
-                record.parent_span_id = parent_span_id;
-                record.parent_is_remote = parent_is_remote;
-                record.kind = kind;
-                record.name = ("", "");
-                record.start_time = start_time;
-                record.end_time = start_time;
-                record.error = false;
-                record
-            }
-            None => Box::new(SpanRecord::new(
-                span_context,
-                parent_span_id,
-                parent_is_remote,
-                kind,
-                start_time,
-            )),
-        }
+    /// An emptied record: a recycled one when there is one (start it with `begin`).
+    pub(crate) fn take(&self) -> Option<Box<SpanRecord>> {
+        self.0.pop()
     }
 
     /// Gives an emptied record back.
@@ -394,7 +396,8 @@ mod tests {
         let first = r.take_span_data(&InstrumentationScope::builder("t").build());
         assert_eq!(first.attributes.len(), 2);
         pool.give_back(Box::new(r));
-        let mut again = pool.take(
+        let mut again = pool.take().unwrap();
+        again.begin(
             SpanContext::empty_context(),
             SpanId::INVALID,
             false,

@@ -36,23 +36,28 @@ enum AttributeValue {
     Static(&'static str),
 }
 
-/// Everything needed to record a request once, whichever way it ends.
-pub(crate) struct Completion {
-    shared: Arc<Shared>,
-    span: Span,
+/// What is known about a request when the layer hands it to the inner service.
+pub(crate) struct Started {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) span: Span,
     /// The request's OpenTelemetry context: its span, baggage and tenant. Attached while the
     /// inner service runs, so the handler's spans are its children.
-    cx: OtelContext,
-    span_context: SpanContext,
+    pub(crate) cx: OtelContext,
+    pub(crate) span_context: SpanContext,
     /// The request span, recorded directly (no SDK `Span`), when it is sampled.
-    record: Option<Box<SpanRecord>>,
-    start: Instant,
-    method: &'static str,
-    route: &'static str,
-    scheme: &'static str,
-    grpc: bool,
-    in_flight: BoundUpDownCounter,
-    request_id: RequestId,
+    pub(crate) record: Option<Box<SpanRecord>>,
+    pub(crate) start: Instant,
+    pub(crate) method: &'static str,
+    pub(crate) route: &'static str,
+    pub(crate) scheme: &'static str,
+    pub(crate) grpc: bool,
+    pub(crate) in_flight: BoundUpDownCounter,
+    pub(crate) request_id: RequestId,
+}
+
+/// Everything needed to record a request once, whichever way it ends.
+pub(crate) struct Completion {
+    started: Started,
     status: Option<u16>,
     grpc_status: Option<u16>,
     error: &'static str,
@@ -60,34 +65,9 @@ pub(crate) struct Completion {
 }
 
 impl Completion {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        span: Span,
-        cx: OtelContext,
-        span_context: SpanContext,
-        record: Option<Box<SpanRecord>>,
-        start: Instant,
-        method: &'static str,
-        route: &'static str,
-        scheme: &'static str,
-        grpc: bool,
-        in_flight: BoundUpDownCounter,
-        request_id: RequestId,
-    ) -> Self {
+    pub(crate) fn new(started: Started) -> Self {
         Completion {
-            shared,
-            span,
-            cx,
-            span_context,
-            record,
-            start,
-            method,
-            route,
-            scheme,
-            grpc,
-            in_flight,
-            request_id,
+            started,
             status: None,
             grpc_status: None,
             error: "",
@@ -97,13 +77,13 @@ impl Completion {
 
     /// Runs `f` with the request's context attached and its tracing span entered.
     pub(crate) fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _cx = self.cx.clone().attach();
-        let _entered = self.span.enter();
+        let _cx = self.started.cx.clone().attach();
+        let _entered = self.started.span.enter();
         f()
     }
 
     fn attribute(&mut self, key: &'static str, value: AttributeValue) {
-        if let Some(r) = self.record.as_mut() {
+        if let Some(r) = self.started.record.as_mut() {
             match value {
                 AttributeValue::Int(v) => r.push_int(key, v),
                 AttributeValue::Static(v) => r.push_static(key, v),
@@ -119,15 +99,15 @@ impl Completion {
             "http.response.status_code",
             AttributeValue::Int(i64::from(status)),
         );
-        if self.grpc {
+        if self.started.grpc {
             // A trailers-only response carries its status in the head.
             self.grpc_status = grpc_status(response.headers());
         }
-        if let Ok(value) = http::HeaderValue::from_str(self.request_id.as_str()) {
+        if let Ok(value) = http::HeaderValue::from_str(self.started.request_id.as_str()) {
             response.headers_mut().insert(REQUEST_ID_HEADER_NAME, value);
         }
-        if self.shared.echo_traceparent {
-            let sc = &self.span_context;
+        if self.started.shared.echo_traceparent {
+            let sc = &self.started.span_context;
             if sc.is_valid() {
                 let flags = if sc.is_sampled() { "01" } else { "00" };
                 let traceparent = format!("00-{}-{}-{flags}", sc.trace_id(), sc.span_id());
@@ -144,11 +124,11 @@ impl Completion {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        self.in_flight.add(-1);
+        self.started.in_flight.add(-1);
         // One clock reading for the metrics and the span's end.
-        let elapsed = self.start.elapsed();
+        let elapsed = self.started.start.elapsed();
         let http_status = self.status.unwrap_or(CLIENT_CLOSED);
-        let (status, failed, error) = if self.grpc && self.status.is_some() {
+        let (status, failed, error) = if self.started.grpc && self.status.is_some() {
             // No grpc-status at all: the stream ended without one (UNKNOWN).
             let code = self.grpc_status.unwrap_or(2);
             self.attribute("rpc.grpc.status_code", AttributeValue::Int(i64::from(code)));
@@ -176,17 +156,17 @@ impl Completion {
         if failed {
             self.attribute("error.type", AttributeValue::Static(error));
         }
-        if let Some(mut r) = self.record.take() {
-            r.name = (self.method, self.route);
+        if let Some(mut r) = self.started.record.take() {
+            r.name = (self.started.method, self.started.route);
             r.end_time = r.start_time + elapsed;
             r.error = failed;
-            self.shared.direct.submit_record(r);
+            self.started.shared.direct.submit_record(r);
         }
-        self.shared.metrics.record(&Outcome {
-            method: self.method,
-            route: self.route,
+        self.started.shared.metrics.record(&Outcome {
+            method: self.started.method,
+            route: self.started.route,
             status,
-            scheme: self.scheme,
+            scheme: self.started.scheme,
             error,
             seconds: elapsed.as_secs_f64(),
         });
@@ -310,7 +290,7 @@ impl<B: http_body::Body> http_body::Body for ResponseBody<B> {
         match &frame {
             Some(Ok(frame)) => {
                 if let (Some(trailers), Some(c)) = (frame.trailers_ref(), this.completion.as_mut())
-                    && c.grpc
+                    && c.started.grpc
                 {
                     c.grpc_status = grpc_status(trailers).or(c.grpc_status);
                 }

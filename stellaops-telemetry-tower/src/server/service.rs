@@ -14,7 +14,7 @@ use stellaops_telemetry_core::opentelemetry_sdk::trace::{
 };
 use tower::Service;
 
-use super::future::{Completion, ResponseFuture};
+use super::future::{Completion, ResponseFuture, Started};
 use super::layer::Shared;
 use super::request_id;
 use super::route::{DefaultMakeRoute, MakeRoute as _, method_label};
@@ -219,8 +219,8 @@ where
         let in_flight = shared.metrics.in_flight(method);
         in_flight.add(1);
         let grpc = is_grpc(&request);
-        let completion = Completion::new(
-            Arc::clone(shared),
+        let completion = Completion::new(Started {
+            shared: Arc::clone(shared),
             span,
             cx,
             span_context,
@@ -232,7 +232,7 @@ where
             grpc,
             in_flight,
             request_id,
-        );
+        });
         let future = completion.in_scope(|| self.inner.call(request));
         ResponseFuture::new(future, completion)
     }

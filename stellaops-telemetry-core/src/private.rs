@@ -75,25 +75,19 @@ impl DirectSpans {
         kind: SpanKind,
         start_time: SystemTime,
     ) -> Box<SpanRecord> {
-        match self.sink.as_ref().and_then(SpanSink::take_record) {
-            Some(mut record) => {
-                record.begin(
-                    span_context,
-                    parent_span_id,
-                    parent_is_remote,
-                    kind,
-                    start_time,
-                );
-                record
-            }
-            None => Box::new(SpanRecord::new(
-                span_context,
-                parent_span_id,
-                parent_is_remote,
-                kind,
-                start_time,
-            )),
-        }
+        let mut record = self
+            .sink
+            .as_ref()
+            .and_then(SpanSink::take_record)
+            .unwrap_or_else(|| Box::new(SpanRecord::empty()));
+        record.begin(
+            span_context,
+            parent_span_id,
+            parent_is_remote,
+            kind,
+            start_time,
+        );
+        record
     }
 
     /// Queues a finished span recorded as a [`SpanRecord`] (dropped unless it is sampled):

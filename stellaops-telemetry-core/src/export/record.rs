@@ -82,21 +82,7 @@ impl SpanRecord {
         kind: SpanKind,
         start_time: SystemTime,
     ) -> Self {
-        let mut record = SpanRecord {
-            span_context: SpanContext::empty_context(),
-            parent_span_id: SpanId::INVALID,
-            parent_is_remote: false,
-            kind: SpanKind::Internal,
-            name: ("", ""),
-            start_time,
-            end_time: start_time,
-            error: false,
-            attributes: Default::default(),
-            attribute_count: 0,
-            text: [0; INLINE_TEXT],
-            text_len: 0,
-            overflow: Vec::new(),
-        };
+        let mut record = SpanRecord::empty();
         record.begin(
             span_context,
             parent_span_id,
@@ -105,6 +91,25 @@ impl SpanRecord {
             start_time,
         );
         record
+    }
+
+    /// A record with no span in it yet (start one with `begin`).
+    pub(crate) fn empty() -> Self {
+        SpanRecord {
+            span_context: SpanContext::empty_context(),
+            parent_span_id: SpanId::INVALID,
+            parent_is_remote: false,
+            kind: SpanKind::Internal,
+            name: ("", ""),
+            start_time: SystemTime::UNIX_EPOCH,
+            end_time: SystemTime::UNIX_EPOCH,
+            error: false,
+            attributes: Default::default(),
+            attribute_count: 0,
+            text: [0; INLINE_TEXT],
+            text_len: 0,
+            overflow: Vec::new(),
+        }
     }
 
     /// Starts a new span in this (empty or emptied) record: its context, parent, kind and

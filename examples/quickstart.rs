@@ -13,10 +13,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -29,7 +29,7 @@ use stellaops_telemetry_core::metrics::catalogue::{
 };
 use stellaops_telemetry_core::{ErrorKind, ExporterKind, Telemetry, instrument, tracing};
 use stellaops_telemetry_tower::client::ClientTelemetryLayer;
-use stellaops_telemetry_tower::server::ServerTelemetryLayer;
+use stellaops_telemetry_tower::server::{ServerTelemetryLayer, Tenant};
 use stellaops_telemetry_tower::services::Health;
 use tower::{Service as _, ServiceBuilder, ServiceExt as _};
 
@@ -69,11 +69,11 @@ impl App {
     }
 }
 
-fn tenant(headers: &HeaderMap) -> &str {
-    headers
-        .get("x-stellaops-tenant")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("none")
+/// The tenant label of a request: the tenant the server layer validated (1–128 bytes of a
+/// small alphabet), or `none`. Never the raw `X-StellaOps-Tenant` header: a label made from
+/// an unvalidated header lets any client create series of any size.
+fn tenant(tenant: &Option<Extension<Tenant>>) -> &str {
+    tenant.as_ref().map_or("none", |Extension(t)| t.as_str())
 }
 
 /// Why a scan failed; its kind becomes the span's `error.type`.
@@ -118,10 +118,10 @@ async fn run_scan(id: &str, tenant: &str) -> Result<u64, ScanError> {
 
 async fn scan(
     State(app): State<App>,
-    headers: HeaderMap,
+    validated: Option<Extension<Tenant>>,
     Path(id): Path<String>,
 ) -> Result<String, (StatusCode, String)> {
-    match run_scan(&id, tenant(&headers)).await {
+    match run_scan(&id, tenant(&validated)).await {
         Ok(findings) => {
             app.vulnerabilities
                 .add(findings, VulnerabilitiesFoundLabels { severity: "high" });
@@ -153,10 +153,10 @@ fn evaluate_policy(body: &str, tenant: &str) -> Result<&'static str, serde_json:
 
 async fn evaluate(
     State(app): State<App>,
-    headers: HeaderMap,
+    validated: Option<Extension<Tenant>>,
     body: String,
 ) -> (StatusCode, String) {
-    match evaluate_policy(&body, tenant(&headers)) {
+    match evaluate_policy(&body, tenant(&validated)) {
         Ok(verdict) => {
             app.rules_fired.add(
                 1,

@@ -50,6 +50,7 @@ use crate::export::{
     FileLogExporter, FileMetricExporter, FileSpanExporter, LogTarget, MetricKind, MetricTarget,
     OtlpSettings, Signal, SpanTarget,
 };
+use crate::limits::{ValueBounds, ValueLimits};
 use crate::logs::{
     JsonLogLayer, LogBridge, LogOutput, LogOutputError, RetentionPolicy, RotatingFile,
 };
@@ -94,6 +95,9 @@ pub enum TelemetryError {
     /// A malformed redaction rule or allow-list entry.
     #[error(transparent)]
     Redaction(#[from] crate::redaction::RedactionError),
+    /// A value limit too small to be useful.
+    #[error(transparent)]
+    Limits(#[from] crate::limits::LimitError),
     /// `install()` found a global tracing dispatcher already set.
     #[error("a global tracing subscriber is already installed; use build() for a second pipeline")]
     AlreadyInstalled,
@@ -127,6 +131,7 @@ pub struct TelemetryBuilder {
     batch: BatchSettings,
     shutdown_timeout: Duration,
     cardinality_limit: usize,
+    limits: ValueLimits,
     #[cfg(feature = "testing")]
     test: Option<crate::testing::TestExporters>,
 }
@@ -143,6 +148,7 @@ impl TelemetryBuilder {
             batch: BatchSettings::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             cardinality_limit: crate::metrics::DEFAULT_CARDINALITY_LIMIT,
+            limits: ValueLimits::default(),
             #[cfg(feature = "testing")]
             test: None,
         }
@@ -222,6 +228,9 @@ impl TelemetryBuilder {
         }
         if let Some(name) = &config.service_name {
             self.service_name = name.clone();
+        }
+        if let Some(limits) = config.limits {
+            self.limits = limits;
         }
         self.config = std::mem::take(&mut self.config).merge(config);
         self
@@ -446,6 +455,16 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Length limits of the values the pipeline keeps: span attribute values (including what
+    /// the tower layer takes from a request), log field values and metric label values. An
+    /// over-long value is redacted whole, then cut and marked with
+    /// [`TRUNCATED`](crate::TRUNCATED), and counted. Default: [`ValueLimits::default`]
+    /// (2048, 8192 and 256 bytes).
+    pub fn value_limits(mut self, limits: ValueLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Whether the pipeline serves the Prometheus exposition
     /// ([`Telemetry::metrics_service`]). Default: the profile's (on; airgap off).
     pub fn prometheus_scrape(mut self, enabled: bool) -> Self {
@@ -505,6 +524,7 @@ struct Inner {
     meter_provider: SdkMeterProvider,
     meters: RedactingMeterProvider,
     redactor: Redactor,
+    bounds: ValueBounds,
     logger_provider: SdkLoggerProvider,
     dispatch: Dispatch,
     log_outputs: Vec<LogOutput>,
@@ -643,6 +663,12 @@ impl Telemetry {
         &self.inner.redactor
     }
 
+    /// The pipeline's value limits and their truncation counts (for values a layer takes from
+    /// a request).
+    pub fn value_bounds(&self) -> &ValueBounds {
+        &self.inner.bounds
+    }
+
     /// A meter of this pipeline.
     pub fn meter(&self, name: &'static str) -> opentelemetry::metrics::Meter {
         use opentelemetry::metrics::MeterProvider as _;
@@ -681,7 +707,9 @@ impl Telemetry {
 
     /// A copy of the pipeline's counters: exported, dropped and failed per signal.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot()
+        let mut snapshot = self.inner.stats.snapshot();
+        snapshot.truncated = self.inner.bounds.counts();
+        snapshot
     }
 
     /// Exports everything recorded so far, waiting at most `timeout` in total.
@@ -843,10 +871,12 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         batch,
         shutdown_timeout,
         cardinality_limit,
+        limits,
         #[cfg(feature = "testing")]
         test,
         ..
     } = builder;
+    let bounds = ValueBounds::new(limits)?;
 
     if let Some(sealed) = sealed {
         profile.sealed = sealed;
@@ -930,6 +960,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                     redactor.clone(),
                 ),
                 redactor,
+                bounds,
                 logger_provider: SdkLoggerProvider::builder().build(),
                 dispatch: Dispatch::none(),
                 log_outputs: Vec::new(),
@@ -1069,6 +1100,8 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     };
     let mut direct_spans = crate::__private::DirectSpans::disabled();
     direct_spans.sampler = sampler.clone();
+    direct_spans.bounds = bounds.clone();
+    direct_spans.redactor = redactor.clone();
     let mut tracer_builder = SdkTracerProvider::builder()
         .with_resource(resource.clone())
         .with_sampler(sampler);
@@ -1189,6 +1222,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     };
     let meter_provider = meter_builder.build();
     crate::self_metrics::register(&meter_provider, stats.clone(), redactor.clone());
+    crate::limits::register(&meter_provider, &bounds);
     let meters = RedactingMeterProvider::new(meter_provider.clone(), redactor.clone());
     let metrics = crate::metrics::Metrics::new(
         Some(opentelemetry::metrics::MeterProvider::meter(
@@ -1197,6 +1231,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         )),
         cardinality_limit,
         redactor.clone(),
+        bounds.clone(),
     );
 
     // House JSON log lines.
@@ -1258,7 +1293,9 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     for output in &log_outputs {
         json_layer = json_layer.output(output.clone());
     }
-    json_layer = json_layer.redactor(redactor.clone());
+    json_layer = json_layer
+        .redactor(redactor.clone())
+        .value_bounds(bounds.clone());
     let subscriber = tracing_subscriber::registry()
         .with(
             tracing_opentelemetry::layer()
@@ -1274,6 +1311,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
             LogBridge::new(
                 logger_provider.logger("stellaops-telemetry"),
                 redactor.clone(),
+                bounds.clone(),
             )
             .with_filter(if bridge_enabled {
                 bridge_filter
@@ -1327,6 +1365,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
             meters,
             meter_provider,
             redactor,
+            bounds,
             logger_provider,
             dispatch,
             log_outputs,

@@ -88,6 +88,7 @@ mod context;
 mod egress;
 mod export;
 mod instrument;
+mod limits;
 mod logs;
 pub mod metrics;
 mod profile;
@@ -114,6 +115,9 @@ pub use egress::{
     OpenPolicy, PolicyFn, parse_endpoint, sealed_policy,
 };
 pub use export::*;
+pub use limits::{
+    LimitError, MIN_VALUE_LIMIT, TRUNCATED, TruncationCounts, ValueBounds, ValueLimits,
+};
 #[cfg(feature = "testing")]
 pub use logs::LogCapture;
 pub use logs::{JsonLogLayer, LogOutput, LogOutputError, RetentionPolicy, RotatingFile};

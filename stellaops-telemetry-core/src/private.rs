@@ -15,6 +15,8 @@ pub use crate::instrument::{
     assert_seconds, call_once, count_call, error_kind_label, outcome_label, record_duration,
     record_field,
 };
+use crate::limits::ValueBounds;
+use crate::redaction::Redactor;
 
 /// Records spans without an SDK `Span`: the pipeline's sampler decides, and the finished
 /// [`SpanData`] joins the pipeline's span queue (same redaction, bounds and counts).
@@ -23,6 +25,8 @@ pub struct DirectSpans {
     pub(crate) sink: Option<SpanSink>,
     pub(crate) sampler: Sampler,
     pub(crate) scope: InstrumentationScope,
+    pub(crate) bounds: ValueBounds,
+    pub(crate) redactor: Redactor,
 }
 
 impl DirectSpans {
@@ -31,6 +35,8 @@ impl DirectSpans {
             sink: None,
             sampler: Sampler::AlwaysOff,
             scope: InstrumentationScope::builder("stellaops-telemetry").build(),
+            bounds: ValueBounds::default(),
+            redactor: Redactor::default(),
         }
     }
 
@@ -58,8 +64,9 @@ impl DirectSpans {
     }
 
     /// Queues a finished span (dropped unless it is sampled).
-    pub fn submit(&self, span: SpanData) {
+    pub fn submit(&self, mut span: SpanData) {
         if let Some(sink) = &self.sink {
+            self.bounds.bound_span(&mut span, &self.redactor);
             sink.submit(span);
         }
     }
@@ -92,8 +99,9 @@ impl DirectSpans {
 
     /// Queues a finished span recorded as a [`SpanRecord`] (dropped unless it is sampled):
     /// the worker builds its `SpanData` with [`scope`](Self::scope).
-    pub fn submit_record(&self, record: Box<SpanRecord>) {
+    pub fn submit_record(&self, mut record: Box<SpanRecord>) {
         if let Some(sink) = &self.sink {
+            record.bound_values(&self.bounds, &self.redactor);
             sink.submit_record(record);
         }
     }

@@ -8,6 +8,7 @@
 //! | `stellaops_telemetry_export_failures_total` | `signal` |
 //! | `stellaops_telemetry_redactions_total` | `rule` |
 //! | `stellaops_telemetry_egress_refusals_total` | — |
+//! | `stellaops_telemetry_truncated_total` | `kind` (attribute_value, log_value, label_value) |
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

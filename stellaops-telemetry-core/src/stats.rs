@@ -98,6 +98,7 @@ impl PipelineStats {
             metrics: self.metrics.snapshot(),
             log_lines: self.log_lines.snapshot(),
             egress_refusals: self.egress_refusals.load(Ordering::Relaxed),
+            truncated: crate::limits::TruncationCounts::default(),
         }
     }
 }
@@ -116,6 +117,8 @@ pub struct StatsSnapshot {
     pub log_lines: SignalSnapshot,
     /// Exporters the egress policy refused.
     pub egress_refusals: u64,
+    /// Values cut to the pipeline's value limits, per kind.
+    pub truncated: crate::limits::TruncationCounts,
 }
 
 #[cfg(test)]

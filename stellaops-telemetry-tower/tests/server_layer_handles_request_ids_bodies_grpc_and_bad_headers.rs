@@ -339,3 +339,84 @@ async fn grpc_statuses_from_the_head_or_the_trailers_become_the_status() {
     ));
     telemetry.shutdown();
 }
+
+/// Path, host, user agent and captured headers of any length are cut to the attribute value
+/// limit before they are kept: redacted whole first, marked, counted.
+#[tokio::test(flavor = "current_thread")]
+async fn request_texts_of_any_length_are_cut_to_the_attribute_limit() {
+    use stellaops_telemetry_core::{TRUNCATED, ValueLimits};
+    let exporters = TestExporters::new();
+    let telemetry = Telemetry::builder("svc")
+        .exporters(&[])
+        .stdout_logs(false)
+        .value_limits(ValueLimits::default().attribute_value_bytes(512))
+        .test_exporters(&exporters)
+        .build()
+        .unwrap();
+    let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
+    let svc = ServiceBuilder::new()
+        .layer(ServerTelemetryLayer::new(&telemetry).capture_request_headers(["x-note"]))
+        .service(ok_service());
+
+    // A secret placed just across the cut must still be masked (redaction runs first).
+    let note = format!(
+        "{}password=hunter2hunter2 {}",
+        "n".repeat(500),
+        "@".repeat(200_000)
+    );
+    let path = format!("/{}", "@".repeat(60_000));
+    let host = format!("{}.example", "h".repeat(2_000));
+    let response = svc
+        .clone()
+        .oneshot(
+            Request::get(path.as_str())
+                .header("host", host.as_str())
+                .header("user-agent", "@".repeat(200_000))
+                .header("x-note", note.as_str())
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    drop(response);
+    // A request within the limits is recorded as it came.
+    let plain = svc
+        .oneshot(
+            Request::get("/scans/42")
+                .header("user-agent", "curl/8.5")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    drop(plain);
+
+    telemetry.flush(std::time::Duration::from_secs(5)).unwrap();
+    let spans = exporters.finished_spans();
+    let long = spans
+        .iter()
+        .find(|s| attr(s, "url.path") != Some(Value::from("/scans/42")))
+        .expect("the long request's span");
+    for key in ["url.path", "server.address", "user_agent.original"] {
+        let value = attr(long, key).unwrap().as_str().into_owned();
+        assert!(value.len() <= 512, "{key}: {} bytes", value.len());
+        assert!(value.ends_with(TRUNCATED), "{key}: {value:?}");
+    }
+    let Some(Value::Array(opentelemetry::Array::String(notes))) =
+        attr(long, "http.request.header.x-note")
+    else {
+        panic!("the captured header is missing");
+    };
+    assert!(notes[0].as_str().len() <= 512);
+    assert!(!notes[0].as_str().contains("hunter2"), "{}", notes[0]);
+    let short = spans
+        .iter()
+        .find(|s| attr(s, "url.path") == Some(Value::from("/scans/42")))
+        .unwrap();
+    assert_eq!(
+        attr(short, "user_agent.original"),
+        Some(Value::from("curl/8.5"))
+    );
+    assert_eq!(telemetry.stats().truncated.attribute_values, 4);
+}

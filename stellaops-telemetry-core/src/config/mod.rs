@@ -168,6 +168,9 @@ pub struct TelemetryConfig {
     pub redaction: Option<crate::redaction::RedactionSettings>,
     /// Egress settings.
     pub egress: EgressConfig,
+    /// Length limits of kept values (`[limits]`: `attribute_value_bytes`, `log_value_bytes`,
+    /// `label_value_bytes`; replace the defaults as a whole, unset fields keep theirs).
+    pub limits: Option<crate::limits::ValueLimits>,
     /// Where each field's value came from (variable name or field path), for error messages.
     #[serde(skip)]
     pub(crate) origins: BTreeMap<String, String>,
@@ -371,6 +374,7 @@ impl TelemetryConfig {
             &mut self.metric_export_interval_ms,
             other.metric_export_interval_ms,
         );
+        take(&mut self.limits, other.limits);
         take(&mut self.exporters.traces, other.exporters.traces);
         take(&mut self.exporters.metrics, other.exporters.metrics);
         take(&mut self.exporters.logs, other.exporters.logs);

@@ -209,6 +209,18 @@ impl SpanRecord {
             || self.overflow.iter().any(|kv| kv.key.as_str() == key)
     }
 
+    /// Bounds the attribute values kept outside the inline buffer (the inline texts are
+    /// short by construction).
+    pub(crate) fn bound_values(
+        &mut self,
+        bounds: &crate::limits::ValueBounds,
+        redactor: &crate::redaction::Redactor,
+    ) {
+        if !self.overflow.is_empty() {
+            bounds.bound_attributes(&mut self.overflow, redactor);
+        }
+    }
+
     /// Any attribute (kept in the overflow vector, which allocates).
     pub fn push_key_value(&mut self, attribute: KeyValue) {
         self.overflow.push(attribute);

@@ -15,6 +15,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::layer::event_span_ids;
+use crate::limits::ValueBounds;
 use crate::redaction::{Redactor, Verdict};
 
 /// Turns every tracing event into an OpenTelemetry log record: the message is the body,
@@ -23,14 +24,16 @@ use crate::redaction::{Redactor, Verdict};
 pub(crate) struct LogBridge {
     logger: SdkLogger,
     redactor: Redactor,
+    bounds: ValueBounds,
     dispatch: OnceLock<WeakDispatch>,
 }
 
 impl LogBridge {
-    pub(crate) fn new(logger: SdkLogger, redactor: Redactor) -> Self {
+    pub(crate) fn new(logger: SdkLogger, redactor: Redactor, bounds: ValueBounds) -> Self {
         LogBridge {
             logger,
             redactor,
+            bounds,
             dispatch: OnceLock::new(),
         }
     }
@@ -49,6 +52,7 @@ fn severity(level: &Level) -> (Severity, &'static str) {
 struct Fields<'a, R> {
     record: &'a mut R,
     redactor: &'a Redactor,
+    bounds: &'a ValueBounds,
     body_seen: bool,
 }
 
@@ -63,13 +67,25 @@ impl<R: opentelemetry::logs::LogRecord> Fields<'_, R> {
                 Some(redacted) => redacted,
                 None => value,
             };
-            self.record.set_body(body);
+            self.record.set_body(self.bounded(body));
             return;
         }
         match self.redactor.redact_any_value(name, &value) {
-            Verdict::Keep => self.record.add_attribute(name, value),
-            Verdict::Replace(v) => self.record.add_attribute(name, v),
+            Verdict::Keep => self.record.add_attribute(name, self.bounded(value)),
+            Verdict::Replace(v) => self.record.add_attribute(name, self.bounded(v)),
             Verdict::Drop => {}
+        }
+    }
+
+    /// A redacted value within the log value limit.
+    fn bounded(&self, value: AnyValue) -> AnyValue {
+        match value {
+            AnyValue::String(s) if s.as_str().len() > self.bounds.limits().log_value_bytes => {
+                let mut text = s.as_str().to_owned();
+                self.bounds.cut_log_value(&mut text);
+                AnyValue::from(text)
+            }
+            other => other,
         }
     }
 }
@@ -122,6 +138,7 @@ where
         let mut fields = Fields {
             record: &mut record,
             redactor: &self.redactor,
+            bounds: &self.bounds,
             body_seen: false,
         };
         event.record(&mut fields);

@@ -16,6 +16,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use super::LogOutput;
 use super::format::{Clock, FieldValue, JsonBuf, write_hex, write_json_str};
+use crate::limits::ValueBounds;
 use crate::redaction::{REDACTED, Redactor, Verdict};
 
 /// Thread-local buffers larger than this are given back after the line that grew them.
@@ -102,6 +103,7 @@ pub struct JsonLogLayer {
     /// `,"retention":"…d"}` and the newline, by level index.
     retention_fragments: [Vec<u8>; 5],
     redactor: Option<Redactor>,
+    bounds: ValueBounds,
     dispatch: OnceLock<WeakDispatch>,
 }
 
@@ -154,6 +156,7 @@ impl JsonLogLayer {
             service_fragment: Vec::new(),
             retention_fragments: Default::default(),
             redactor: Some(Redactor::default()),
+            bounds: ValueBounds::default(),
             dispatch: OnceLock::new(),
         };
         layer.render_fragments();
@@ -179,6 +182,14 @@ impl JsonLogLayer {
     /// pipeline passes its own, with the profile's settings and counters).
     pub fn redactor(mut self, redactor: Redactor) -> Self {
         self.redactor = Some(redactor);
+        self
+    }
+
+    /// Cuts every field value (the message included) longer than the bounds' log value limit,
+    /// after redaction, and counts the cut. Default: [`ValueBounds::default`] (8192 bytes; the
+    /// pipeline passes its own, with its limits and counters).
+    pub fn value_bounds(mut self, bounds: ValueBounds) -> Self {
+        self.bounds = bounds;
         self
     }
 
@@ -230,6 +241,7 @@ impl JsonLogLayer {
             fields: &mut *fields,
             message_seen: false,
             redactor: self.redactor.as_ref(),
+            bounds: &self.bounds,
             text,
         };
         event.record(&mut visitor);
@@ -460,6 +472,7 @@ struct EventVisitor<'a> {
     fields: &'a mut JsonBuf,
     message_seen: bool,
     redactor: Option<&'a Redactor>,
+    bounds: &'a ValueBounds,
     /// Reused buffer for `Debug`/`Display` values that the redactor must read as text.
     text: &'a mut String,
 }
@@ -498,6 +511,17 @@ impl EventVisitor<'_> {
     }
 
     fn emit(&mut self, name: &str, is_message: bool, value: FieldValue<'_>) {
+        if let FieldValue::Str(s) = value
+            && s.len() > self.bounds.limits().log_value_bytes
+        {
+            let mut text = s.to_owned();
+            self.bounds.cut_log_value(&mut text);
+            return self.emit_bounded(name, is_message, FieldValue::Str(&text));
+        }
+        self.emit_bounded(name, is_message, value);
+    }
+
+    fn emit_bounded(&mut self, name: &str, is_message: bool, value: FieldValue<'_>) {
         if is_message {
             self.message_seen = true;
             self.message.write_field(name, value);

@@ -23,6 +23,7 @@ use opentelemetry::metrics::{Counter as SdkCounter, Gauge as SdkGauge, Histogram
 use opentelemetry::metrics::{Meter, UpDownCounter as SdkUpDownCounter};
 use parking_lot::{Mutex, RwLock};
 
+use crate::limits::ValueBounds;
 use crate::redaction::Redactor;
 
 use super::descriptor::{
@@ -56,6 +57,7 @@ impl std::fmt::Debug for Metrics {
 struct Registry {
     meter: Option<Meter>,
     redactor: Redactor,
+    bounds: ValueBounds,
     limit: usize,
     families: Mutex<HashMap<&'static str, Entry>>,
 }
@@ -87,20 +89,32 @@ impl Metrics {
     /// Metrics that are recorded but never exported (what [`global()`] gives before
     /// `install()`).
     pub fn detached() -> Metrics {
-        Metrics::new(None, DEFAULT_CARDINALITY_LIMIT, Redactor::default())
+        Metrics::new(
+            None,
+            DEFAULT_CARDINALITY_LIMIT,
+            Redactor::default(),
+            ValueBounds::default(),
+        )
     }
 
-    /// Metrics exported through `meter`, with at most `limit` series per metric. Each
+    /// Metrics exported through `meter`, with at most `limit` series per metric and label
+    /// values cut to `bounds`. Each
     /// series' attributes pass `redactor` once, when the series is created, so `meter` is
     /// the SDK's own (not the redacting wrapper: the flush would pay the redaction again per
     /// replayed observation). Registers the `stellaops_telemetry_cardinality_overflow_total`
     /// self-metric on `meter`; its callback is also what flushes the series into the SDK at
     /// every collection.
-    pub(crate) fn new(meter: Option<Meter>, limit: usize, redactor: Redactor) -> Metrics {
+    pub(crate) fn new(
+        meter: Option<Meter>,
+        limit: usize,
+        redactor: Redactor,
+        bounds: ValueBounds,
+    ) -> Metrics {
         let metrics = Metrics {
             inner: Arc::new(Registry {
                 meter,
                 redactor,
+                bounds,
                 limit: limit.max(1),
                 families: Mutex::new(HashMap::new()),
             }),
@@ -231,6 +245,7 @@ impl Metrics {
                     None,
                     self.inner.limit,
                     self.inner.redactor.clone(),
+                    self.inner.bounds.clone(),
                 ))
             });
         }
@@ -239,6 +254,7 @@ impl Metrics {
             sdk,
             self.inner.limit,
             self.inner.redactor.clone(),
+            self.inner.bounds.clone(),
         ));
         families.insert(
             descriptor.name,
@@ -275,6 +291,7 @@ impl Metrics {
             None,
             self.inner.limit,
             self.inner.redactor.clone(),
+            self.inner.bounds.clone(),
         )))
     }
 }
@@ -334,6 +351,7 @@ type SeriesMap<C> = HashMap<u64, Vec<Arc<Series<C>>>, BuildHasherDefault<PassThr
 struct Family<C: Cell> {
     descriptor: MetricDescriptor,
     redactor: Redactor,
+    bounds: ValueBounds,
     sdk: Option<C::Instrument>,
     limit: usize,
     series: RwLock<SeriesMap<C>>,
@@ -370,10 +388,12 @@ impl<C: Cell> Family<C> {
         sdk: Option<C::Instrument>,
         limit: usize,
         redactor: Redactor,
+        bounds: ValueBounds,
     ) -> Self {
         Family {
             descriptor,
             redactor,
+            bounds,
             sdk,
             limit,
             series: RwLock::new(HashMap::default()),
@@ -388,23 +408,47 @@ impl<C: Cell> Family<C> {
     }
 
     /// The series of `values`: found, created, or (beyond the limit) the overflow series.
+    /// Label values over the label value limit are cut first (redacted whole, then cut), so
+    /// a value of any length costs at most the limit to hash and to keep.
     fn series(&self, values: &dyn LabelValues) -> Arc<Series<C>> {
+        let mut over = false;
+        values.each_value(&mut |v| over |= self.bounds.label_over(v));
+        if over {
+            return self.series_of_long_values(values);
+        }
         let hash = hash_values(values);
-        if let Some(found) = self
-            .series
+        if let Some(found) = self.find(hash, values) {
+            return found;
+        }
+        self.create(hash, values)
+    }
+
+    #[inline(never)]
+    fn series_of_long_values(&self, values: &dyn LabelValues) -> Arc<Series<C>> {
+        let mut bounded: Vec<String> = Vec::with_capacity(self.descriptor.labels.len());
+        values.each_value(&mut |v| {
+            bounded.push(self.bounds.label_value(v, &self.redactor).into_owned());
+        });
+        let bounded = Bounded(bounded);
+        let hash = hash_values(&bounded);
+        if let Some(found) = self.find(hash, &bounded) {
+            return found;
+        }
+        self.create(hash, &bounded)
+    }
+
+    fn find(&self, hash: u64, values: &dyn LabelValues) -> Option<Arc<Series<C>>> {
+        self.series
             .read()
             .get(&hash)
             .and_then(|bucket| bucket.iter().find(|s| same_values(&s.values, values)))
-        {
-            return found.clone();
-        }
-        let mut map = self.series.write();
-        if let Some(found) = map
-            .get(&hash)
-            .and_then(|bucket| bucket.iter().find(|s| same_values(&s.values, values)))
-        {
-            return found.clone();
-        }
+            .cloned()
+    }
+
+    /// A new series for `values`, built and redacted before the write lock is taken, so no
+    /// recording thread waits on another thread's redaction.
+    #[inline(never)]
+    fn create(&self, hash: u64, values: &dyn LabelValues) -> Arc<Series<C>> {
         if self.count.load(Ordering::Relaxed) >= self.limit as u64 {
             self.overflowed.fetch_add(1, Ordering::Relaxed);
             return self.overflow.clone();
@@ -425,9 +469,32 @@ impl<C: Cell> Family<C> {
             attributes,
             cell: C::with_descriptor(&self.descriptor),
         });
+        let mut map = self.series.write();
+        if let Some(found) = map
+            .get(&hash)
+            .and_then(|bucket| bucket.iter().find(|s| same_values(&s.values, values)))
+        {
+            return found.clone();
+        }
+        // Checked again under the lock: the limit holds however many threads raced here.
+        if self.count.load(Ordering::Relaxed) >= self.limit as u64 {
+            self.overflowed.fetch_add(1, Ordering::Relaxed);
+            return self.overflow.clone();
+        }
         map.entry(hash).or_default().push(series.clone());
         self.count.fetch_add(1, Ordering::Relaxed);
         series
+    }
+}
+
+/// Label values after the label value limit.
+struct Bounded(Vec<String>);
+
+impl LabelValues for Bounded {
+    fn each_value(&self, f: &mut dyn FnMut(&str)) {
+        for v in &self.0 {
+            f(v);
+        }
     }
 }
 

@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<ServerMetrics>,
     pub(crate) captured_headers: Vec<http::HeaderName>,
     pub(crate) redactor: Redactor,
+    /// The pipeline's value limits: every text taken from the request is cut to them.
+    pub(crate) bounds: stellaops_telemetry_core::ValueBounds,
     pub(crate) make_route: Arc<dyn MakeRoute>,
     pub(crate) make_request_id: Arc<dyn MakeRequestId>,
     pub(crate) echo_traceparent: bool,
@@ -61,6 +63,7 @@ impl ServerTelemetryLayer {
                 )),
                 captured_headers: Vec::new(),
                 redactor: telemetry.redactor().clone(),
+                bounds: telemetry.value_bounds().clone(),
                 make_route: Arc::new(DefaultMakeRoute),
                 make_request_id: Arc::new(DefaultMakeRequestId),
                 echo_traceparent: false,
@@ -77,7 +80,8 @@ impl ServerTelemetryLayer {
     }
 
     /// Records these request headers on the span as `http.request.header.<name>`, always
-    /// through the pipeline's redactor. Default: none. Invalid names are ignored.
+    /// through the pipeline's redactor and cut to its attribute value limit. Default: none.
+    /// Invalid names are ignored.
     pub fn capture_request_headers<I, N>(self, names: I) -> Self
     where
         I: IntoIterator<Item = N>,

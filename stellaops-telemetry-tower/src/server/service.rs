@@ -150,11 +150,14 @@ where
                 }
                 r.push_static("http.request.method", method);
                 r.push_static("http.route", route);
-                r.push_text("url.path", request.uri().path());
+                // Every text taken from the request is cut to the attribute value limit
+                // before it is kept (an over-long one is redacted whole first).
+                let bounded = |text| shared.bounds.attribute_value(text, &shared.redactor);
+                r.push_text("url.path", &bounded(request.uri().path()));
                 r.push_static("url.scheme", scheme);
                 let (address, port) = server_address(&request);
                 if let Some(address) = address {
-                    r.push_text("server.address", address);
+                    r.push_text("server.address", &bounded(address));
                 }
                 if let Some(port) = port {
                     r.push_int("server.port", i64::from(port));
@@ -164,7 +167,7 @@ where
                     .get(http::header::USER_AGENT)
                     .and_then(|v| v.to_str().ok())
                 {
-                    r.push_text("user_agent.original", ua);
+                    r.push_text("user_agent.original", &bounded(ua));
                 }
                 if let Some(tenant) = &tenant {
                     r.push_text("tenant.id", tenant.as_str());
@@ -177,9 +180,11 @@ where
                         .get_all(name)
                         .iter()
                         .map(|v| {
+                            let redacted =
+                                shared.redactor.redact_header(name.as_str(), v.as_bytes());
                             shared
-                                .redactor
-                                .redact_header(name.as_str(), v.as_bytes())
+                                .bounds
+                                .attribute_value(&redacted, &shared.redactor)
                                 .into_owned()
                                 .into()
                         })

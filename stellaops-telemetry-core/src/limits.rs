@@ -1,0 +1,441 @@
+//! Length limits on the values a pipeline keeps: span attributes, log field values and metric
+//! label values.
+//!
+//! # Example
+//!
+//! ```
+//! use stellaops_telemetry_core::{Redactor, ValueBounds, ValueLimits, TRUNCATED};
+//!
+//! let bounds = ValueBounds::new(ValueLimits::default().label_value_bytes(64))?;
+//! let redactor = Redactor::default();
+//! let tenant = "t".repeat(60_000);
+//! let kept = bounds.label_value(&tenant, &redactor);
+//! assert!(kept.len() <= 64 && kept.ends_with(TRUNCATED));
+//! assert_eq!(bounds.counts().label_values, 1);
+//! # Ok::<(), stellaops_telemetry_core::LimitError>(())
+//! ```
+//!
+//! Anything a request controls (its path, host, user agent, headers, tenant, body) may be
+//! hostile and arbitrarily long: hyper accepts header blocks of hundreds of kilobytes. Every
+//! value the pipeline keeps is bounded before it is kept, so one request can neither grow the
+//! export queues nor make a metric series out of a megabyte.
+//!
+//! A value over its limit is redacted whole first (so a secret cut in two by the limit is
+//! still found), then cut on a character boundary and ended with the marker [`TRUNCATED`]; the
+//! result, marker included, is at most the limit. Each cut is counted per kind
+//! ([`ValueBounds::counts`], the `stellaops_telemetry_truncated_total{kind}` self-metric).
+//! Values within their limit are returned as they are, without a copy.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::Status;
+use opentelemetry::{Array, KeyValue, StringValue, Value};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SpanData;
+use serde::{Deserialize, Serialize};
+
+use crate::redaction::Redactor;
+
+/// The marker that ends every truncated value.
+pub const TRUNCATED: &str = "…[truncated]";
+
+/// The smallest limit accepted: room for the marker and a useful prefix.
+pub const MIN_VALUE_LIMIT: usize = 32;
+
+/// Length limits, in bytes of UTF-8, of the values a pipeline keeps.
+///
+/// Set with [`TelemetryBuilder::value_limits`](crate::TelemetryBuilder::value_limits) or the
+/// `[limits]` section of a configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ValueLimits {
+    /// Longest string value of a span attribute, including the attributes a layer takes from
+    /// a request (`url.path`, `server.address`, `user_agent.original`, captured headers).
+    /// Default: 2048.
+    pub attribute_value_bytes: usize,
+    /// Longest value of a JSON log line field (the message included) and of an OTLP log
+    /// record's body and attributes. Default: 8192.
+    pub log_value_bytes: usize,
+    /// Longest metric label value. Default: 256.
+    pub label_value_bytes: usize,
+}
+
+impl Default for ValueLimits {
+    fn default() -> Self {
+        ValueLimits {
+            attribute_value_bytes: 2048,
+            log_value_bytes: 8192,
+            label_value_bytes: 256,
+        }
+    }
+}
+
+impl ValueLimits {
+    /// Sets [`ValueLimits::attribute_value_bytes`].
+    pub fn attribute_value_bytes(mut self, bytes: usize) -> Self {
+        self.attribute_value_bytes = bytes;
+        self
+    }
+
+    /// Sets [`ValueLimits::log_value_bytes`].
+    pub fn log_value_bytes(mut self, bytes: usize) -> Self {
+        self.log_value_bytes = bytes;
+        self
+    }
+
+    /// Sets [`ValueLimits::label_value_bytes`].
+    pub fn label_value_bytes(mut self, bytes: usize) -> Self {
+        self.label_value_bytes = bytes;
+        self
+    }
+
+    /// Checks every limit against [`MIN_VALUE_LIMIT`].
+    ///
+    /// # Errors
+    ///
+    /// [`LimitError`] naming the first limit below the minimum.
+    pub fn validate(&self) -> Result<(), LimitError> {
+        for (setting, value) in [
+            ("attribute_value_bytes", self.attribute_value_bytes),
+            ("log_value_bytes", self.log_value_bytes),
+            ("label_value_bytes", self.label_value_bytes),
+        ] {
+            if value < MIN_VALUE_LIMIT {
+                return Err(LimitError { setting, value });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A value limit too small to hold the truncation marker and a prefix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("value limit `{setting}` is {value} bytes; it must be at least {MIN_VALUE_LIMIT}")]
+pub struct LimitError {
+    /// The setting (`attribute_value_bytes`, `log_value_bytes` or `label_value_bytes`).
+    pub setting: &'static str,
+    /// The value it was given.
+    pub value: usize,
+}
+
+/// How many values were truncated, per kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TruncationCounts {
+    /// Span attribute values (and span names and event texts).
+    pub attribute_values: u64,
+    /// JSON log line field values and OTLP log record values.
+    pub log_values: u64,
+    /// Metric label values.
+    pub label_values: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    attribute_values: AtomicU64,
+    log_values: AtomicU64,
+    label_values: AtomicU64,
+}
+
+/// A pipeline's [`ValueLimits`] and the counts of what they cut: what every layer, log line
+/// and metric series applies before it keeps a value. Cheap to clone; clones share counts.
+#[derive(Debug, Clone)]
+pub struct ValueBounds {
+    limits: ValueLimits,
+    counters: Arc<Counters>,
+}
+
+impl Default for ValueBounds {
+    fn default() -> Self {
+        ValueBounds {
+            limits: ValueLimits::default(),
+            counters: Arc::default(),
+        }
+    }
+}
+
+impl ValueBounds {
+    /// Bounds applying `limits`.
+    ///
+    /// # Errors
+    ///
+    /// [`LimitError`] when a limit is below [`MIN_VALUE_LIMIT`].
+    pub fn new(limits: ValueLimits) -> Result<ValueBounds, LimitError> {
+        limits.validate()?;
+        Ok(ValueBounds {
+            limits,
+            counters: Arc::default(),
+        })
+    }
+
+    /// The limits applied.
+    pub fn limits(&self) -> &ValueLimits {
+        &self.limits
+    }
+
+    /// A span attribute value within [`ValueLimits::attribute_value_bytes`].
+    #[inline]
+    pub fn attribute_value<'a>(&self, value: &'a str, redactor: &Redactor) -> Cow<'a, str> {
+        bound(
+            value,
+            self.limits.attribute_value_bytes,
+            redactor,
+            &self.counters.attribute_values,
+        )
+    }
+
+    /// A log field value within [`ValueLimits::log_value_bytes`].
+    #[inline]
+    pub fn log_value<'a>(&self, value: &'a str, redactor: &Redactor) -> Cow<'a, str> {
+        bound(
+            value,
+            self.limits.log_value_bytes,
+            redactor,
+            &self.counters.log_values,
+        )
+    }
+
+    /// A metric label value within [`ValueLimits::label_value_bytes`].
+    #[inline]
+    pub fn label_value<'a>(&self, value: &'a str, redactor: &Redactor) -> Cow<'a, str> {
+        bound(
+            value,
+            self.limits.label_value_bytes,
+            redactor,
+            &self.counters.label_values,
+        )
+    }
+
+    /// Whether a label value is over its limit (and would be cut by
+    /// [`ValueBounds::label_value`]).
+    #[inline]
+    pub(crate) fn label_over(&self, value: &str) -> bool {
+        value.len() > self.limits.label_value_bytes
+    }
+
+    /// Truncates an already redacted log value in place, counting the cut.
+    pub(crate) fn cut_log_value(&self, value: &mut String) {
+        if value.len() > self.limits.log_value_bytes {
+            cut(value, self.limits.log_value_bytes);
+            self.counters.log_values.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Bounds every string attribute value of `attributes` (arrays of strings element by
+    /// element), redacting an over-long value whole before it is cut.
+    pub(crate) fn bound_attributes(&self, attributes: &mut [KeyValue], redactor: &Redactor) {
+        let limit = self.limits.attribute_value_bytes;
+        for attribute in attributes {
+            match &mut attribute.value {
+                Value::String(s) if s.as_str().len() > limit => {
+                    let kept = redact_and_cut(s.as_str(), limit, redactor);
+                    *s = StringValue::from(kept);
+                    self.counters
+                        .attribute_values
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Value::Array(Array::String(values)) => {
+                    for s in values.iter_mut().filter(|s| s.as_str().len() > limit) {
+                        let kept = redact_and_cut(s.as_str(), limit, redactor);
+                        *s = StringValue::from(kept);
+                        self.counters
+                            .attribute_values
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Bounds a finished span's name, attribute values, event names and attributes, link
+    /// attributes and status message, before it is queued for export.
+    pub(crate) fn bound_span(&self, span: &mut SpanData, redactor: &Redactor) {
+        let limit = self.limits.attribute_value_bytes;
+        let cut_text = |text: &mut Cow<'static, str>| {
+            if text.len() > limit {
+                *text = Cow::Owned(redact_and_cut(text, limit, redactor));
+                self.counters
+                    .attribute_values
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        cut_text(&mut span.name);
+        if let Status::Error { description } = &mut span.status {
+            cut_text(description);
+        }
+        for event in &mut span.events.events {
+            cut_text(&mut event.name);
+        }
+        self.bound_attributes(&mut span.attributes, redactor);
+        for event in &mut span.events.events {
+            self.bound_attributes(&mut event.attributes, redactor);
+        }
+        for link in &mut span.links.links {
+            self.bound_attributes(&mut link.attributes, redactor);
+        }
+    }
+
+    /// How many values were cut so far.
+    pub fn counts(&self) -> TruncationCounts {
+        TruncationCounts {
+            attribute_values: self.counters.attribute_values.load(Ordering::Relaxed),
+            log_values: self.counters.log_values.load(Ordering::Relaxed),
+            label_values: self.counters.label_values.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Registers `stellaops_telemetry_truncated_total{kind}` (kinds `attribute_value`,
+/// `log_value`, `label_value`) on the pipeline's own meter.
+pub(crate) fn register(provider: &SdkMeterProvider, bounds: &ValueBounds) {
+    let counters = bounds.counters.clone();
+    let _ = provider
+        .meter("stellaops-telemetry")
+        .u64_observable_counter("stellaops_telemetry_truncated_total")
+        .with_description("Values cut to the pipeline's value limits, by kind")
+        .with_callback(move |observer| {
+            for (kind, counter) in [
+                ("attribute_value", &counters.attribute_values),
+                ("log_value", &counters.log_values),
+                ("label_value", &counters.label_values),
+            ] {
+                observer.observe(
+                    counter.load(Ordering::Relaxed),
+                    &[KeyValue::new("kind", kind)],
+                );
+            }
+        })
+        .build();
+}
+
+#[inline]
+fn bound<'a>(
+    value: &'a str,
+    limit: usize,
+    redactor: &Redactor,
+    counter: &AtomicU64,
+) -> Cow<'a, str> {
+    if value.len() <= limit {
+        return Cow::Borrowed(value);
+    }
+    counter.fetch_add(1, Ordering::Relaxed);
+    Cow::Owned(redact_and_cut(value, limit, redactor))
+}
+
+#[inline(never)]
+fn redact_and_cut(value: &str, limit: usize, redactor: &Redactor) -> String {
+    let mut out = redactor.redact_str(value).into_owned();
+    cut(&mut out, limit);
+    out
+}
+
+/// Cuts `value` so that it ends with [`TRUNCATED`] and is at most `limit` bytes (a limit too
+/// small for the marker keeps a prefix of the marker, never more than `limit`).
+fn cut(value: &mut String, limit: usize) {
+    if value.len() <= limit {
+        return;
+    }
+    let mut keep = limit.saturating_sub(TRUNCATED.len());
+    while keep > 0 && !value.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    value.truncate(keep);
+    let mut marker = TRUNCATED.len().min(limit - keep);
+    while !TRUNCATED.is_char_boundary(marker) {
+        marker -= 1;
+    }
+    value.push_str(&TRUNCATED[..marker]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_within_the_limit_are_borrowed_and_not_counted() {
+        let bounds = ValueBounds::default();
+        let r = Redactor::default();
+        assert!(matches!(
+            bounds.attribute_value("/scans/42", &r),
+            Cow::Borrowed("/scans/42")
+        ));
+        let exact = "a".repeat(256);
+        assert!(matches!(bounds.label_value(&exact, &r), Cow::Borrowed(_)));
+        assert_eq!(bounds.counts(), TruncationCounts::default());
+    }
+
+    #[test]
+    fn long_values_end_with_the_marker_within_the_limit_on_a_char_boundary() {
+        let r = Redactor::default();
+        let bounds = ValueBounds::new(ValueLimits::default().attribute_value_bytes(40)).unwrap();
+        for filler in ["a", "é", "€", "𝄞", "a€"] {
+            for len in 10..60 {
+                let value = filler.repeat(len);
+                let kept = bounds.attribute_value(&value, &r);
+                assert!(kept.len() <= 40, "{kept:?}");
+                if value.len() > 40 {
+                    assert!(kept.ends_with(TRUNCATED), "{kept:?}");
+                    assert!(value.starts_with(kept.trim_end_matches(TRUNCATED)));
+                } else {
+                    assert_eq!(kept, value);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_secret_across_the_cut_is_redacted_before_the_cut() {
+        let r = Redactor::default();
+        let bounds = ValueBounds::new(ValueLimits::default().log_value_bytes(40)).unwrap();
+        let value = format!(
+            "{}password=hunter2-and-more {}",
+            "x".repeat(20),
+            "y".repeat(100)
+        );
+        let kept = bounds.log_value(&value, &r);
+        assert!(!kept.contains("hunter"), "{kept:?}");
+        assert_eq!(bounds.counts().log_values, 1);
+    }
+
+    #[test]
+    fn attribute_lists_are_cut_value_by_value_and_counted() {
+        let r = Redactor::default();
+        let bounds = ValueBounds::new(ValueLimits::default().attribute_value_bytes(32)).unwrap();
+        let mut attributes = vec![
+            KeyValue::new("short", "kept"),
+            KeyValue::new("long", "z".repeat(1_000)),
+            KeyValue::new("n", 7),
+            KeyValue::new(
+                "list",
+                Value::Array(Array::String(vec!["ok".into(), "y".repeat(99).into()])),
+            ),
+        ];
+        bounds.bound_attributes(&mut attributes, &r);
+        assert_eq!(attributes[0].value.as_str(), "kept");
+        let long = attributes[1].value.as_str();
+        assert_eq!(long.len(), 32);
+        assert!(long.ends_with(TRUNCATED));
+        assert_eq!(attributes[2].value, Value::I64(7));
+        let Value::Array(Array::String(list)) = &attributes[3].value else {
+            panic!("not a list");
+        };
+        assert_eq!(list[0].as_str(), "ok");
+        assert!(list[1].as_str().len() <= 32);
+        assert_eq!(bounds.counts().attribute_values, 2);
+    }
+
+    #[test]
+    fn limits_below_the_minimum_are_errors_naming_the_setting() {
+        let err = ValueBounds::new(ValueLimits::default().label_value_bytes(8)).unwrap_err();
+        assert_eq!(err.setting, "label_value_bytes");
+        assert_eq!(
+            err.to_string(),
+            "value limit `label_value_bytes` is 8 bytes; it must be at least 32"
+        );
+    }
+}

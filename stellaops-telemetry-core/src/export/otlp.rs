@@ -42,6 +42,22 @@ impl Signal {
     }
 }
 
+/// The shared HTTP endpoint with `/v1/<signal>` appended to its path (before any query or
+/// fragment).
+fn signal_url(base: &str, signal: Signal) -> String {
+    let end = base
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|after| base[after..].find(['?', '#']).map(|j| after + j))
+        .unwrap_or(base.len());
+    let (path, tail) = base.split_at(end);
+    format!(
+        "{}/v1/{}{tail}",
+        path.trim_end_matches('/'),
+        signal.as_str()
+    )
+}
+
 /// PEM material read from the certificate variables.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TlsMaterial {
@@ -205,9 +221,7 @@ impl OtlpSettings {
                 let url = url.trim();
                 let url = match protocol {
                     OtlpProtocol::Grpc => url.to_owned(),
-                    OtlpProtocol::HttpProtobuf => {
-                        format!("{}/v1/{}", url.trim_end_matches('/'), signal.as_str())
-                    }
+                    OtlpProtocol::HttpProtobuf => signal_url(url, signal),
                 };
                 Some((url, origin))
             }
@@ -280,10 +294,9 @@ impl OtlpSettings {
         let from_env = match read(&signal_var) {
             Some(url) => Some((url.trim().to_owned(), signal_var)),
             None => read("OTEL_EXPORTER_OTLP_ENDPOINT").map(|url| {
-                let url = url.trim().trim_end_matches('/').to_owned();
                 let url = match self.protocol {
-                    OtlpProtocol::Grpc => url,
-                    OtlpProtocol::HttpProtobuf => format!("{url}/v1/{}", self.signal.as_str()),
+                    OtlpProtocol::Grpc => url.trim().trim_end_matches('/').to_owned(),
+                    OtlpProtocol::HttpProtobuf => signal_url(url.trim(), self.signal),
                 };
                 (url, "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned())
             }),
@@ -515,4 +528,23 @@ pub(crate) fn metric_exporter(
     s: &OtlpSettings,
 ) -> Result<opentelemetry_otlp::MetricExporter, ConfigError> {
     build_otlp!(opentelemetry_otlp::MetricExporter, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signal_path_goes_before_the_query() {
+        let cases = [
+            ("http://127.0.0.1:4318", "http://127.0.0.1:4318/v1/logs"),
+            ("http://127.0.0.1:4318/", "http://127.0.0.1:4318/v1/logs"),
+            ("http://h:4318/otlp/", "http://h:4318/otlp/v1/logs"),
+            ("http://h:4318/?sig=x", "http://h:4318/v1/logs?sig=x"),
+            ("http://h:4318#f", "http://h:4318/v1/logs#f"),
+        ];
+        for (base, url) in cases {
+            assert_eq!(signal_url(base, Signal::Logs), url, "{base}");
+        }
+    }
 }

@@ -1,5 +1,8 @@
 //! Egress policies decide from the endpoint URL alone: names are never resolved, so a name is
-//! judged as a name, and closures and `()` work as policies through the public API.
+//! judged as a name, and closures and `()` work as policies through the public API. Sealed
+//! policies decide every spelling of loopback (trailing dots, case, `*.localhost`,
+//! IPv4-mapped), refuse the unspecified addresses and every name but loopback ones, listed
+//! or not, while listed addresses and networks still pass; zone ids never parse.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;

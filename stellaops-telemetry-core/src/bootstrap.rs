@@ -41,14 +41,11 @@ use crate::config::{
     ConfigError, FilesConfig, HeadSampler, OtlpProtocol, PropagatorKind, TelemetryConfig,
     parse_sampler,
 };
-use crate::egress::{
-    AllowList, EgressDecision, EgressError, EgressPolicy, EgressTarget, OpenPolicy, parse_endpoint,
-    sealed_policy,
-};
+use crate::egress::{AllowList, EgressError, EgressPolicy, OpenPolicy, sealed_policy};
 use crate::export::{
-    BatchLogProcessor, BatchSettings, BatchSpanProcessor, FileExportOptions, FileFormat,
+    BatchLogProcessor, BatchSettings, BatchSpanProcessor, Egress, FileExportOptions, FileFormat,
     FileLogExporter, FileMetricExporter, FileSpanExporter, LogTarget, MetricKind, MetricTarget,
-    OtlpSettings, Signal, SpanTarget,
+    Signal, SpanTarget,
 };
 use crate::limits::{ValueBounds, ValueLimits};
 use crate::logs::{
@@ -999,34 +996,17 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         let Some(pos) = list.iter().position(|k| *k == ExporterKind::Otlp) else {
             continue;
         };
-        let mut settings = OtlpSettings::resolve(&config, signal)?;
-        let url = settings.pin_endpoint()?;
-        let (host, port) = parse_endpoint(&url).map_err(|e| ConfigError::InvalidEndpoint {
-            name: settings
-                .endpoint
-                .as_ref()
-                .map(|(_, origin)| origin.clone())
-                .unwrap_or_else(|| "otlp.endpoint".to_owned()),
-            value: url.clone(),
-            reason: e.to_string(),
-        })?;
-        let target = EgressTarget {
-            signal: signal.as_str(),
-            url: &url,
-            host: &host,
-            port,
-        };
-        match policy.check(&target) {
-            EgressDecision::Allow => {
-                otlp.insert(signal.as_str(), settings);
+        match crate::export::check_egress(&config, signal, &*policy, profile.sealed)? {
+            Egress::Allowed(settings) => {
+                otlp.insert(signal.as_str(), *settings);
             }
-            EgressDecision::Refuse { reason } => {
+            Egress::Refused { endpoint, reason } => {
                 list.remove(pos);
                 if !list.contains(&ExporterKind::File) {
                     list.push(ExporterKind::File);
                 }
                 stats.egress_refusals.fetch_add(1, Ordering::Relaxed);
-                refused.push((signal.as_str(), url, reason));
+                refused.push((signal.as_str(), endpoint, reason));
             }
         }
     }
@@ -1332,9 +1312,16 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
 
     // One structured warning per refused endpoint; no DNS lookup was made for it.
     for (signal, endpoint, reason) in &refused {
-        let remedy = format!(
+        let allow = if profile.sealed {
+            "use the collector's IP address in the endpoint and allow it in the egress allow-list \
+             ([egress] allow = [\"<IP or CIDR>\"] or TelemetryBuilder::egress_allow; sealed mode \
+             resolves no host names)"
+        } else {
             "allow the host in the egress allow-list ([egress] allow = [\"<host or CIDR>\"] or \
-             TelemetryBuilder::egress_allow), or collect the OTLP files under {}/{signal}/",
+             TelemetryBuilder::egress_allow)"
+        };
+        let remedy = format!(
+            "{allow}, or collect the OTLP files under {}/{signal}/",
             dir.display()
         );
         tracing::dispatcher::with_default(&dispatch, || {

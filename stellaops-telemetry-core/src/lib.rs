@@ -38,7 +38,8 @@
 //! Every record passes the pipeline's [`Redactor`] before it reaches an exporter, a file or
 //! a JSON line (see [`redaction`](crate::Redactor)), and every exporter's endpoint passes the
 //! [`EgressPolicy`] before the exporter is built (sealed mode: loopback only, or the
-//! allow-list; refused exporters fall back to files).
+//! allow-list's addresses and networks, and no host name is resolved; refused exporters fall
+//! back to files).
 //!
 //! The calling thread never blocks on telemetry I/O: every queue is bounded, a full queue
 //! drops and counts ([`Telemetry::stats`]), every export is bounded by a timeout, and the
@@ -68,7 +69,7 @@
 //! Values configured through the environment, a file or the builder are passed to the OTLP
 //! exporters explicitly. When no endpoint is configured, none is passed: the OTLP exporter keeps
 //! its own default (`http://localhost:4317` for gRPC, `http://localhost:4318/v1/<signal>` for
-//! HTTP). The OTLP exporter crate also reads a few `OTEL_EXPORTER_OTLP_*` variables itself,
+//! HTTP; in sealed mode that default is passed, so that it is dialled without a lookup). The OTLP exporter crate also reads a few `OTEL_EXPORTER_OTLP_*` variables itself,
 //! whether or not `from_env()` was called: the endpoint when none is configured, the headers
 //! (merged over the configured ones), the compression when none is configured, and
 //! `OTEL_EXPORTER_OTLP_INSECURE`. With `from_env()` the values it reads agree with ours. So

@@ -261,7 +261,7 @@ pub const ENVIRONMENT: &[EnvVar] = &[
     EnvVar {
         name: "STELLAOPS_TELEMETRY_SEALED",
         default: "false (airgap: true)",
-        effect: "`true` refuses every network exporter; refused exporters fall back to files",
+        effect: "`true`: exporters reach loopback (or allow-listed IP addresses and networks) only, and no host name is resolved; refused exporters fall back to files",
     },
     EnvVar {
         name: "STELLAOPS_TELEMETRY_DIR",

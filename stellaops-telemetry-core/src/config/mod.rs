@@ -49,7 +49,8 @@ pub enum ConfigError {
     InvalidValue {
         /// The variable, field or setter the value came from.
         name: String,
-        /// The value given (never a header value or other secret).
+        /// The value given, with URL credentials and credential shapes masked (never a header
+        /// value).
         value: String,
         /// What was expected.
         reason: String,
@@ -59,7 +60,8 @@ pub enum ConfigError {
     InvalidEndpoint {
         /// The variable, field or setter the endpoint came from.
         name: String,
-        /// The endpoint given.
+        /// The endpoint given, with its userinfo (`REDACTED:REDACTED`), query values and
+        /// fragment masked.
         value: String,
         /// Why it was refused.
         reason: String,
@@ -100,7 +102,7 @@ pub enum ConfigError {
     SamplerArgOutOfRange {
         /// The variable or field.
         name: String,
-        /// The value given.
+        /// The value given (credential shapes masked).
         value: String,
     },
     /// A configuration file that cannot be read.
@@ -117,7 +119,9 @@ pub enum ConfigError {
     InvalidFile {
         /// The path, or `<string>` for in-memory text.
         path: String,
-        /// The parser's message (names the field and line).
+        /// Where (`line L, column C`) and the parser's message, without the text at fault:
+        /// a quoted string in the message is left out and credential shapes are masked, so a
+        /// secret on the offending line is never echoed.
         message: String,
     },
 }
@@ -237,7 +241,24 @@ pub struct OtlpConfig {
 }
 
 /// OTLP settings for one signal (or all of them).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Its `Debug` shows the endpoint with credentials and query values masked and the header
+/// names only:
+///
+/// ```
+/// use stellaops_telemetry_core::TelemetryConfig;
+///
+/// let config = TelemetryConfig::from_toml_str(r#"
+///     [otlp]
+///     endpoint = "https://collector.example.com:4318/?sig=hunter2"
+///     headers = { authorization = "Bearer hunter2" }
+/// "#)?;
+/// let shown = format!("{:?}", config.otlp.common);
+/// assert!(shown.contains("sig=REDACTED") && shown.contains("authorization"));
+/// assert!(!shown.contains("hunter2"));
+/// # Ok::<(), stellaops_telemetry_core::ConfigError>(())
+/// ```
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct OtlpSignalConfig {
@@ -258,6 +279,27 @@ pub struct OtlpSignalConfig {
     pub client_key: Option<PathBuf>,
     /// PEM file of the client certificate chain (mTLS).
     pub client_certificate: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for OtlpSignalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers = self.headers.as_ref().map(|headers| {
+            headers
+                .keys()
+                .map(|k| (k.as_str(), crate::redaction::REDACTED))
+                .collect::<BTreeMap<_, _>>()
+        });
+        f.debug_struct("OtlpSignalConfig")
+            .field("endpoint", &self.endpoint.as_deref().map(shown))
+            .field("protocol", &self.protocol)
+            .field("headers", &headers)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("compression", &self.compression)
+            .field("certificate", &self.certificate)
+            .field("client_key", &self.client_key)
+            .field("client_certificate", &self.client_certificate)
+            .finish()
+    }
 }
 
 /// House JSON log outputs.
@@ -320,21 +362,43 @@ impl TelemetryConfig {
             path: path.to_owned(),
             source,
         })?;
-        let shown = path.display().to_string();
+        let shown_path = path.display().to_string();
         if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str::<TelemetryConfig>(&text).map_err(|e| ConfigError::InvalidFile {
-                path: shown.clone(),
-                message: e.to_string(),
+            serde_json::from_str::<TelemetryConfig>(&text).map_err(|e| {
+                // serde_json's message ends with the position; it is said first instead.
+                let full = e.to_string();
+                let suffix = format!(" at line {} column {}", e.line(), e.column());
+                let message = full.strip_suffix(&suffix).unwrap_or(&full);
+                ConfigError::InvalidFile {
+                    path: shown_path.clone(),
+                    message: format!(
+                        "line {}, column {}: {}",
+                        e.line(),
+                        e.column(),
+                        shown_parser_message(message)
+                    ),
+                }
             })
         } else {
-            Self::parse_toml(&text, &shown)
+            Self::parse_toml(&text, &shown_path)
         }
     }
 
+    /// TOML's own `Display` quotes the offending line; only its position and the message
+    /// are kept.
     fn parse_toml(text: &str, path: &str) -> Result<TelemetryConfig, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::InvalidFile {
-            path: path.to_owned(),
-            message: e.to_string().trim().replace('\n', " "),
+        toml::from_str(text).map_err(|e| {
+            let position = match e.span() {
+                Some(span) => {
+                    let (line, column) = line_and_column(text, span.start);
+                    format!("line {line}, column {column}: ")
+                }
+                None => String::new(),
+            };
+            ConfigError::InvalidFile {
+                path: path.to_owned(),
+                message: format!("{position}{}", shown_parser_message(e.message())),
+            }
         })
     }
 
@@ -423,6 +487,14 @@ impl TelemetryConfig {
         self.origins.extend(other.origins);
         self
     }
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
 }
 
 /// The dotted paths of every value set in a serialized config (`otlp.endpoint`, …).

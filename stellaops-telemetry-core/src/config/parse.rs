@@ -3,13 +3,68 @@
 use std::collections::BTreeMap;
 
 use super::{ConfigError, OtlpCompression, OtlpProtocol, PropagatorKind};
+use crate::egress::mask_url;
 use crate::profile::ExporterKind;
+use crate::redaction::{REDACTED, Redactor};
+
+/// A configured value as an error shows it: a URL (or anything with an `@`) with its
+/// userinfo, query values and fragment masked, and any credential shape (bearer tokens,
+/// `password=…`, JWTs, signed-URL parameters) masked by the redaction rules.
+pub(crate) fn shown(value: &str) -> String {
+    let masked = if value.contains("://") || value.contains('@') {
+        mask_url(value)
+    } else {
+        value.to_owned()
+    };
+    Redactor::default().redact_str(&masked).into_owned()
+}
+
+/// A parser's message as an error shows it: serde's rendering of an unexpected string
+/// (`invalid type: string "…"`) loses the string, and credential shapes are masked. The
+/// message still says what was expected, and the caller adds where.
+pub(crate) fn shown_parser_message(message: &str) -> String {
+    const STRING: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(STRING) {
+        out.push_str(&rest[..at]);
+        out.push_str("string");
+        // Skip the Debug-escaped string up to its closing quote.
+        let body = &rest[at + STRING.len()..];
+        let mut escaped = false;
+        let mut end = body.len();
+        for (i, c) in body.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &body[end..];
+    }
+    out.push_str(rest);
+    Redactor::default().redact_str(out.trim()).into_owned()
+}
 
 fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::InvalidValue {
         name: name.to_owned(),
-        value: value.to_owned(),
+        value: shown(value),
         reason: reason.into(),
+    }
+}
+
+/// A header name as an error shows it: as given when it is a valid header name, else masked
+/// by the redaction rules (a malformed entry may be `authorization:Basic …`).
+fn shown_header_name(key: &str) -> String {
+    if http::HeaderName::from_bytes(key.as_bytes()).is_ok() {
+        key.to_owned()
+    } else {
+        shown(key)
     }
 }
 
@@ -56,9 +111,9 @@ fn parse_key_values(value: &str, mask: bool) -> Result<BTreeMap<String, String>,
             continue;
         }
         let shown = || match (mask, entry.split_once('=')) {
-            (true, Some((k, _))) => format!("{}=***", k.trim()),
-            (true, None) => "***".to_owned(),
-            (false, _) => entry.trim().to_owned(),
+            (true, Some((k, _))) => format!("{}={REDACTED}", shown_header_name(k.trim())),
+            (true, None) => REDACTED.to_owned(),
+            (false, _) => shown(entry.trim()),
         };
         let Some((key, val)) = entry.split_once('=') else {
             return Err((shown(), "expected `key=value`".to_owned()));
@@ -109,14 +164,14 @@ pub(crate) fn check_headers(
         if http::HeaderName::from_bytes(key.as_bytes()).is_err() {
             return Err(ConfigError::InvalidHeader {
                 name: name.to_owned(),
-                entry: format!("{key}=***"),
+                entry: format!("{}={REDACTED}", shown_header_name(key)),
                 reason: "not a valid header name".to_owned(),
             });
         }
         if http::HeaderValue::from_str(val).is_err() {
             return Err(ConfigError::InvalidHeader {
                 name: name.to_owned(),
-                entry: format!("{key}=***"),
+                entry: format!("{key}={REDACTED}"),
                 reason: "the value holds characters a header cannot carry".to_owned(),
             });
         }
@@ -197,7 +252,7 @@ pub(crate) fn parse_compression(name: &str, value: &str) -> Result<OtlpCompressi
 pub(crate) fn validate_endpoint(name: &str, value: &str) -> Result<http::Uri, ConfigError> {
     let bad = |reason: &str| ConfigError::InvalidEndpoint {
         name: name.to_owned(),
-        value: value.to_owned(),
+        value: shown(value.trim()),
         reason: reason.to_owned(),
     };
     let uri: http::Uri = value.trim().parse().map_err(|_| bad("not a valid URL"))?;
@@ -244,12 +299,12 @@ pub(crate) fn parse_sampler(
             .parse()
             .map_err(|_| ConfigError::SamplerArgOutOfRange {
                 name: arg_name.to_owned(),
-                value: arg.to_owned(),
+                value: shown(arg),
             })?;
         if !(0.0..=1.0).contains(&parsed) {
             return Err(ConfigError::SamplerArgOutOfRange {
                 name: arg_name.to_owned(),
-                value: arg.to_owned(),
+                value: shown(arg),
             });
         }
         Ok(parsed)
@@ -284,7 +339,42 @@ mod tests {
         let err = parse_headers("H", "bad header=secret").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid header entry in H `bad header=***`: not a valid header name"
+            "invalid header entry in H `bad header=REDACTED`: not a valid header name"
+        );
+        // A `:` for `=` makes the credential part of the "name": it is masked there too.
+        let err = parse_headers("H", "authorization:Basic dXNlcjpodW50ZXIy=").unwrap_err();
+        assert!(!err.to_string().contains("dXNlcjpodW50ZXIy"), "{err}");
+    }
+
+    #[test]
+    fn shown_values_lose_credentials_and_keep_the_rest() {
+        assert_eq!(
+            shown("http://user:hunter2@192.0.2.1:4317"),
+            "http://REDACTED:REDACTED@192.0.2.1:4317"
+        );
+        assert_eq!(
+            shown("http://user:hunter2@[bad"),
+            "http://REDACTED:REDACTED@[bad"
+        );
+        assert_eq!(shown("traceidratio"), "traceidratio");
+        assert!(!shown("Bearer hunter2hunter2").contains("hunter2"));
+    }
+
+    #[test]
+    fn parser_messages_lose_the_strings_they_quote() {
+        assert_eq!(
+            shown_parser_message(
+                "invalid type: string \"authorization=Bearer hun\\\"ter2\", expected a map"
+            ),
+            "invalid type: string, expected a map"
+        );
+        assert_eq!(
+            shown_parser_message("unknown field `hunter`, expected one of `endpoint`"),
+            "unknown field `hunter`, expected one of `endpoint`"
+        );
+        assert_eq!(
+            shown_parser_message("invalid type: string \"unterminated"),
+            "invalid type: string"
         );
     }
 

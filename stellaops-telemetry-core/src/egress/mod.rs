@@ -7,7 +7,8 @@
 //!     AllowList, EgressDecision, EgressPolicy, EgressTarget, parse_endpoint, sealed_policy,
 //! };
 //!
-//! // Sealed mode with an allow-list: the listed hosts and loopback, nothing else.
+//! // Sealed mode with an allow-list: loopback and the listed addresses and networks, nothing
+//! // else; a listed name is refused, since sealed mode resolves no names.
 //! let policy = sealed_policy(Some(AllowList::parse(&["collector.example.com", "10.0.0.0/8"])?));
 //!
 //! let url = "https://collector.invalid:4318/v1/traces";
@@ -27,19 +28,31 @@
 //! name, so a host name is never matched against an address or a network, and deciding makes no
 //! network traffic of its own.
 //!
+//! In sealed mode nothing the exporters dial is looked up either: an IP address is dialled as
+//! written, `localhost` and `*.localhost` (any case, with or without a trailing dot) as
+//! 127.0.0.1 and then ::1 by the SDK itself, and every other name is refused before any lookup
+//! — even one on the allow-list, whose IP addresses and networks still work. IPv4-mapped
+//! addresses are judged as their IPv4 address (`[::ffff:127.0.0.1]` is loopback) and dialled
+//! as written; the unspecified addresses (`0.0.0.0`, `[::]`) are not loopback; IPv6 zone ids
+//! (`[fe80::1%25eth0]`) are refused by [`parse_endpoint`]. Outside sealed mode names are
+//! resolved by the system as usual, after the policy allowed them.
+//!
 //! Shipped policies: [`OpenPolicy`] (everything; the default outside sealed mode),
 //! [`LoopbackOnly`] and [`AllowList`] (loopback plus listed hosts and networks);
 //! [`sealed_policy`] picks sealed mode's. Any closure wrapped in [`PolicyFn`] is a policy, and
 //! `()` is one that allows everything. [`EgressPolicy::name`] is the `policy` field of the
 //! warning a refusal is reported with.
 
+mod dial;
 mod policies;
 mod target;
 
 use std::fmt;
 use std::sync::Arc;
 
+pub(crate) use dial::SealedResolver;
 pub use policies::{AllowList, LoopbackOnly, OpenPolicy};
+pub(crate) use target::mask_url;
 pub use target::{EgressTarget, Host, parse_endpoint};
 
 /// Errors in egress configuration: each names the entry or URL at fault.
@@ -47,6 +60,7 @@ pub use target::{EgressTarget, Host, parse_endpoint};
 #[non_exhaustive]
 pub enum EgressError {
     /// An allow-list entry that is not an IP address, a CIDR, a host name or `*.` + host name.
+    /// A URL given as an entry is shown with its credentials and query values masked.
     #[error("invalid egress allow-list entry `{entry}`: {reason}")]
     InvalidEntry {
         /// The entry as given.
@@ -57,7 +71,7 @@ pub enum EgressError {
     /// An endpoint URL whose host and port cannot be read with certainty.
     #[error("invalid endpoint `{url}`: {reason}")]
     InvalidEndpoint {
-        /// The URL as given, with any credentials masked.
+        /// The URL as given, with its userinfo, query values and fragment masked.
         url: String,
         /// What is wrong with it.
         reason: String,
@@ -205,7 +219,8 @@ where
 }
 
 /// Sealed mode's policy: [`LoopbackOnly`] when no allow-list is configured, otherwise the
-/// [`AllowList`] (which allows loopback too).
+/// [`AllowList`] as [`AllowList::sealed`] applies it (loopback, listed addresses and
+/// networks; no names but loopback ones).
 ///
 /// ```
 /// use stellaops_telemetry_core::{AllowList, EgressPolicy, sealed_policy};
@@ -217,7 +232,7 @@ where
 /// ```
 pub fn sealed_policy(allow: Option<AllowList>) -> Box<dyn EgressPolicy> {
     match allow {
-        Some(list) => Box::new(list),
+        Some(list) => Box::new(list.sealed()),
         None => Box::new(LoopbackOnly),
     }
 }
@@ -249,9 +264,10 @@ mod tests {
             assert!(loopback.check(t).is_allowed());
             assert!(listed.check(t).is_allowed());
         });
+        // Listed, but a name: reaching it would need DNS, which sealed mode never asks.
         target_for("https://collector.example.com", |t| {
             assert!(!loopback.check(t).is_allowed());
-            assert!(listed.check(t).is_allowed());
+            assert!(!listed.check(t).is_allowed());
         });
         target_for("https://collector.invalid", |t| {
             assert!(!loopback.check(t).is_allowed());

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::target::check_name;
+use super::target::{check_name, mask_url};
 use super::{EgressDecision, EgressError, EgressPolicy, EgressTarget, Host};
 
 /// Allows every connection. The policy of a pipeline that is not sealed.
@@ -35,8 +35,12 @@ impl EgressPolicy for OpenPolicy {
 /// (127.0.0.0/8, `::1`, and `::ffff:127.0.0.0/104`, IPv4-mapped loopback) and the names
 /// `localhost` and `*.localhost` (RFC 6761). Sealed mode's policy when no allow-list is set.
 ///
-/// The names are trusted to mean loopback as RFC 6761 asks; a resolver that does not
-/// special-case `*.localhost` may still send such a name to DNS when the exporter dials it.
+/// The unspecified addresses (`0.0.0.0`, `::`) are refused: they are not loopback, although
+/// some systems dial them as this host.
+///
+/// The names are trusted to mean loopback as RFC 6761 asks. In sealed mode the SDK dials them
+/// as 127.0.0.1 and ::1 itself, so they never reach the system resolver; a pipeline that is
+/// not sealed lets the system resolve them as it resolves any name.
 ///
 /// ```
 /// use stellaops_telemetry_core::{EgressDecision, EgressPolicy, LoopbackOnly, parse_endpoint};
@@ -64,10 +68,7 @@ impl EgressPolicy for LoopbackOnly {
             EgressDecision::Allow
         } else {
             EgressDecision::Refuse {
-                reason: format!(
-                    "`{}` is not a loopback address; only 127.0.0.0/8, ::1, localhost and *.localhost are allowed",
-                    target.host
-                ),
+                reason: format!("{}; {LOOPBACK_ONLY}", not_loopback(target.host)),
             }
         }
     }
@@ -78,7 +79,12 @@ impl EgressPolicy for LoopbackOnly {
 }
 
 /// Allows loopback hosts (as [`LoopbackOnly`]) and the hosts and networks listed. No DNS lookup
-/// is ever made.
+/// is ever made by the policy.
+///
+/// Sealed mode applies the list as [`AllowList::sealed`] does: listed addresses and networks
+/// and loopback only. A listed host name is refused there, because reaching it would need the
+/// system resolver: put the collector's IP address in the endpoint and list that address or
+/// its network instead.
 ///
 /// Entries, as accepted by [`AllowList::parse`]:
 ///
@@ -111,6 +117,8 @@ impl EgressPolicy for LoopbackOnly {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowList {
     entries: Vec<Entry>,
+    /// Names other than loopback ones are refused, listed or not (sealed mode).
+    sealed: bool,
 }
 
 /// One parsed allow-list entry.
@@ -161,7 +169,41 @@ impl AllowList {
             .iter()
             .map(|entry| parse_entry(entry.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(AllowList { entries })
+        Ok(AllowList {
+            entries,
+            sealed: false,
+        })
+    }
+
+    /// The list as sealed mode applies it: loopback and the listed addresses and networks
+    /// only. Host names other than `localhost` and `*.localhost` are refused even when listed,
+    /// since reaching them would need a DNS lookup; the refusal says to use an IP address.
+    /// [`sealed_policy`](crate::sealed_policy) applies this. Default: not sealed.
+    ///
+    /// ```
+    /// use stellaops_telemetry_core::{AllowList, EgressDecision, EgressPolicy, EgressTarget, parse_endpoint};
+    ///
+    /// let list = AllowList::parse(&["collector.example.com", "192.0.2.0/24"])?.sealed();
+    /// let check = |url: &str| -> Result<EgressDecision, Box<dyn std::error::Error>> {
+    ///     let (host, port) = parse_endpoint(url)?;
+    ///     Ok(list.check(&EgressTarget { signal: "traces", url, host: &host, port }))
+    /// };
+    /// assert!(check("http://192.0.2.10:4317")?.is_allowed());
+    /// assert!(check("http://localhost.:4317")?.is_allowed());
+    /// let EgressDecision::Refuse { reason } = check("http://collector.example.com:4317")? else {
+    ///     panic!("a listed name was allowed in sealed mode");
+    /// };
+    /// assert!(reason.contains("use the collector's IP address"), "{reason}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sealed(mut self) -> AllowList {
+        self.sealed = true;
+        self
+    }
+
+    /// Whether names other than loopback ones are refused ([`AllowList::sealed`]).
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
     }
 
     /// Whether the list has no entries (it then allows loopback only).
@@ -208,29 +250,29 @@ impl fmt::Display for AllowList {
 
 impl EgressPolicy for AllowList {
     fn check(&self, target: &EgressTarget<'_>) -> EgressDecision {
-        if is_loopback(target.host) || self.matches(target.host) {
+        let host = target.host;
+        let unspecified = is_unspecified(host);
+        if !unspecified && is_loopback(host) {
             return EgressDecision::Allow;
         }
-        let mut reason = if self.entries.is_empty() {
+        let listed = self.matches(host);
+        let name = matches!(host, Host::Name(_));
+        if listed && !(self.sealed && (name || unspecified)) {
+            return EgressDecision::Allow;
+        }
+        let reason = if listed && name {
             format!(
-                "`{}` is not a loopback address and the egress allow-list is empty",
-                target.host
+                "{} is on the egress allow-list, but {SEALED_NAMES}",
+                quoted(host)
+            )
+        } else if listed {
+            format!(
+                "{}, so sealed mode refuses it even though it is listed",
+                not_loopback(host)
             )
         } else {
-            format!(
-                "`{}` is not a loopback address and matches no egress allow-list entry ({self})",
-                target.host
-            )
+            self.unlisted_reason(host)
         };
-        let has_networks = self
-            .entries
-            .iter()
-            .any(|e| matches!(e, Entry::Ip(_) | Entry::Net(_)));
-        if matches!(target.host, Host::Name(_)) && has_networks {
-            reason.push_str(
-                "; host names are never matched against address entries, since no DNS lookup is made",
-            );
-        }
         EgressDecision::Refuse { reason }
     }
 
@@ -239,9 +281,64 @@ impl EgressPolicy for AllowList {
     }
 }
 
+impl AllowList {
+    /// Why a host that matches no entry is refused.
+    fn unlisted_reason(&self, host: &Host) -> String {
+        let mut reason = if self.entries.is_empty() {
+            format!("{} and the egress allow-list is empty", not_loopback(host))
+        } else {
+            format!(
+                "{} and matches no egress allow-list entry ({self})",
+                not_loopback(host)
+            )
+        };
+        let has_networks = self
+            .entries
+            .iter()
+            .any(|e| matches!(e, Entry::Ip(_) | Entry::Net(_)));
+        if matches!(host, Host::Name(_)) {
+            if self.sealed {
+                reason.push_str("; ");
+                reason.push_str(SEALED_NAMES);
+            } else if has_networks {
+                reason.push_str(
+                    "; host names are never matched against address entries, since no DNS lookup is made",
+                );
+            }
+        }
+        reason
+    }
+}
+
+/// The end of a refusal of a name in sealed mode: why, and what to do instead.
+const SEALED_NAMES: &str = "sealed mode resolves no host names (only localhost and *.localhost, \
+     dialled as 127.0.0.1 and ::1): use the collector's IP address in the endpoint and list that \
+     address or its network";
+
+/// The end of a refusal by [`LoopbackOnly`].
+const LOOPBACK_ONLY: &str = "only 127.0.0.0/8, ::1, localhost and *.localhost are allowed";
+
+/// The host in backquotes, as refusals name it.
+fn quoted(host: &Host) -> String {
+    format!("`{host}`")
+}
+
+/// "`host` is not a loopback address", saying so when it is the unspecified address.
+fn not_loopback(host: &Host) -> String {
+    if is_unspecified(host) {
+        format!(
+            "{} is the unspecified address, not a loopback address (for a collector on this \
+             host use 127.0.0.1 or [::1])",
+            quoted(host)
+        )
+    } else {
+        format!("{} is not a loopback address", quoted(host))
+    }
+}
+
 fn parse_entry(entry: &str) -> Result<Entry, EgressError> {
     let bad = |reason: String| EgressError::InvalidEntry {
-        entry: entry.to_owned(),
+        entry: mask_url(entry),
         reason,
     };
     if entry.is_empty() {
@@ -308,14 +405,24 @@ fn normalise(name: &str) -> String {
     name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
 }
 
-fn is_loopback(host: &Host) -> bool {
+/// Loopback addresses (IPv4-mapped ones included) and the names `localhost` and
+/// `*.localhost`, in any case and with or without a trailing dot.
+pub(super) fn is_loopback(host: &Host) -> bool {
     match host {
         Host::Ip(ip) => ip.to_canonical().is_loopback(),
-        Host::Name(name) => {
-            let name = normalise(name);
-            name == "localhost" || name.ends_with(".localhost")
-        }
+        Host::Name(name) => is_loopback_name(name),
     }
+}
+
+/// `localhost` and `*.localhost`, in any case and with or without a trailing dot.
+pub(super) fn is_loopback_name(name: &str) -> bool {
+    let name = normalise(name);
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+/// `0.0.0.0`, `::` and `::ffff:0.0.0.0`.
+fn is_unspecified(host: &Host) -> bool {
+    matches!(host, Host::Ip(ip) if ip.to_canonical().is_unspecified())
 }
 
 #[cfg(test)]

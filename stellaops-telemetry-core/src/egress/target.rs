@@ -9,6 +9,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::EgressError;
+use crate::redaction::REDACTED;
+
+/// What userinfo is shown as (the OpenTelemetry URL convention).
+const REDACTED_USERINFO: &str = "REDACTED:REDACTED";
 
 /// The longest host name DNS can carry, without the trailing dot.
 const MAX_NAME_LEN: usize = 253;
@@ -104,7 +108,7 @@ pub struct EgressTarget<'a> {
 pub fn parse_endpoint(url: &str) -> Result<(Host, u16), EgressError> {
     let trimmed = url.trim();
     let bad = |reason: &str| EgressError::InvalidEndpoint {
-        url: mask_userinfo(trimmed),
+        url: mask_url(trimmed),
         reason: reason.to_owned(),
     };
 
@@ -138,6 +142,14 @@ pub fn parse_endpoint(url: &str) -> Result<(Host, u16), EgressError> {
         let Some((literal, after)) = bracketed.split_once(']') else {
             return Err(bad("the IPv6 address has no closing `]`"));
         };
+        // A zone id names an interface, which clients resolve in different ways (some through
+        // the system resolver); the policy could not judge where such an address leads.
+        if literal.contains('%') {
+            return Err(bad(
+                "IPv6 zone ids (`%25<interface>`) are not supported; write the address without one, \
+                 as in http://[::1]:4317",
+            ));
+        }
         let ip: Ipv6Addr = literal
             .parse()
             .map_err(|_| bad("the bracketed host is not an IPv6 address"))?;
@@ -238,16 +250,59 @@ pub(super) fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `scheme://user:secret@host/…` becomes `scheme://***@host/…`, so errors never echo credentials.
-fn mask_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+/// A URL as it may be shown in an error or a warning: userinfo becomes `REDACTED:REDACTED`,
+/// the value of every query parameter and the fragment become `REDACTED`. Malformed text is
+/// masked the same way, so a credential never reaches a message whatever else is wrong.
+///
+/// Credentials written without escaping may hold `/`, `?` or `#`, so everything between the
+/// scheme and the last `@` counts as userinfo.
+pub(crate) fn mask_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_owned(),
+    let mut out = String::with_capacity(url.len() + 16);
+    if let Some(scheme) = scheme {
+        out.push_str(scheme);
+        out.push_str("://");
     }
+    let rest = match rest.rfind('@') {
+        Some(at) => {
+            out.push_str(REDACTED_USERINFO);
+            &rest[at..]
+        }
+        None => rest,
+    };
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((rest, _)) => (rest, true),
+        None => (rest, false),
+    };
+    match rest.split_once('?') {
+        Some((before, query)) => {
+            out.push_str(before);
+            out.push('?');
+            for (i, parameter) in query.split('&').enumerate() {
+                if i > 0 {
+                    out.push('&');
+                }
+                match parameter.split_once('=') {
+                    Some((name, _)) => {
+                        out.push_str(name);
+                        out.push('=');
+                        out.push_str(REDACTED);
+                    }
+                    None if parameter.is_empty() => {}
+                    None => out.push_str(REDACTED),
+                }
+            }
+        }
+        None => out.push_str(rest),
+    }
+    if fragment {
+        out.push('#');
+        out.push_str(REDACTED);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -338,7 +393,6 @@ mod tests {
             "http://[2001:db8::1:4317",
             "http://[2001:db8::1]x",
             "http://[192.0.2.1]:4317",
-            "http://[fe80::1%25eth0]:4317",
             "http://exa mple.com",
             "http://collector\t.example.com",
             "http://collector_1.example.com",
@@ -385,9 +439,46 @@ mod tests {
         let message = e.to_string();
         assert!(!message.contains("s3cret"), "{message}");
         assert!(
-            message.contains("`https://***@collector.example.com/v1/traces`"),
+            message.contains("`https://REDACTED:REDACTED@collector.example.com/v1/traces`"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn masked_urls_keep_the_host_and_lose_every_secret() {
+        let cases = [
+            ("http://127.0.0.1:4317", "http://127.0.0.1:4317"),
+            (
+                "http://user:hunter2@192.0.2.1:4317",
+                "http://REDACTED:REDACTED@192.0.2.1:4317",
+            ),
+            ("http://user:hunter2@[bad", "http://REDACTED:REDACTED@[bad"),
+            ("http://hunter2@host/v1", "http://REDACTED:REDACTED@host/v1"),
+            (
+                "http://user:hun/ter?2#x@host:4317/v1",
+                "http://REDACTED:REDACTED@host:4317/v1",
+            ),
+            ("user:hunter2@host:4317", "REDACTED:REDACTED@host:4317"),
+            (
+                "https://host/v1/traces?sig=hunter2&tenant=a&hunter2",
+                "https://host/v1/traces?sig=REDACTED&tenant=REDACTED&REDACTED",
+            ),
+            ("https://host/v1#hunter2", "https://host/v1#REDACTED"),
+            ("https://host/v1?", "https://host/v1?"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(mask_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn zone_ids_are_refused_and_never_read_as_a_name() {
+        for url in ["http://[fe80::1%25eth0]:4317", "http://[::1%25lo]:4317"] {
+            let Err(e) = parse_endpoint(url) else {
+                panic!("{url} was accepted");
+            };
+            assert!(e.to_string().contains("zone ids"), "{e}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod targets;
 pub(crate) use batch::{BatchLogProcessor, BatchSettings, BatchSpanProcessor, SpanSink};
 pub use file::*;
 pub(crate) use otlp::{
-    OtlpSettings, Signal, log_exporter as otlp_log_exporter,
+    Egress, Signal, check_egress, log_exporter as otlp_log_exporter,
     metric_exporter as otlp_metric_exporter, span_exporter as otlp_span_exporter,
 };
 pub(crate) use targets::{LogTarget, MetricKind, MetricTarget, SpanTarget};

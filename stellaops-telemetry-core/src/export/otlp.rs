@@ -19,6 +19,10 @@ use crate::config::{
     ConfigError, OtlpCompression, OtlpProtocol, OtlpSignalConfig, TelemetryConfig, check_headers,
     validate_endpoint,
 };
+use crate::egress::{
+    EgressDecision, EgressError, EgressPolicy, EgressTarget, SealedResolver, mask_url,
+    parse_endpoint,
+};
 
 /// A telemetry signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +42,22 @@ impl Signal {
     }
 }
 
+/// The shared HTTP endpoint with `/v1/<signal>` appended to its path (before any query or
+/// fragment).
+fn signal_url(base: &str, signal: Signal) -> String {
+    let end = base
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|after| base[after..].find(['?', '#']).map(|j| after + j))
+        .unwrap_or(base.len());
+    let (path, tail) = base.split_at(end);
+    format!(
+        "{}/v1/{}{tail}",
+        path.trim_end_matches('/'),
+        signal.as_str()
+    )
+}
+
 /// PEM material read from the certificate variables.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TlsMaterial {
@@ -46,7 +66,7 @@ pub(crate) struct TlsMaterial {
 }
 
 /// The OTLP settings of one signal after the per-signal values were laid over the shared ones.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct OtlpSettings {
     pub(crate) signal: Signal,
     /// The endpoint and where it came from; `None` leaves the SDK's default.
@@ -56,6 +76,103 @@ pub(crate) struct OtlpSettings {
     pub(crate) timeout: Duration,
     compression: Option<OtlpCompression>,
     tls: TlsMaterial,
+    /// Set in sealed mode once the policy allowed the endpoint: the exporter dials through it,
+    /// so no name reaches the system resolver.
+    sealed: Option<SealedResolver>,
+}
+
+impl std::fmt::Debug for OtlpSettings {
+    /// Header values and the endpoint's credentials and query values are never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpSettings")
+            .field("signal", &self.signal)
+            .field(
+                "endpoint",
+                &self
+                    .endpoint
+                    .as_ref()
+                    .map(|(url, origin)| (mask_url(url), origin)),
+            )
+            .field("protocol", &self.protocol)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .field("compression", &self.compression)
+            .field("tls", &(self.tls.ca.is_some(), self.tls.client.is_some()))
+            .field(
+                "sealed",
+                &self.sealed.as_ref().map(SealedResolver::addresses),
+            )
+            .finish()
+    }
+}
+
+/// What the egress policy said about one signal's OTLP endpoint.
+pub(crate) enum Egress {
+    /// The exporter may be built from these settings.
+    Allowed(Box<OtlpSettings>),
+    /// The exporter must not be built.
+    Refused {
+        /// The endpoint, masked as errors show URLs.
+        endpoint: String,
+        /// The policy's reason (the endpoint in it masked too).
+        reason: String,
+    },
+}
+
+/// Resolves the OTLP settings of `signal`, pins the endpoint its exporter would dial and asks
+/// `policy` about it. In sealed mode an allowed exporter dials through a [`SealedResolver`]
+/// built from the host the policy judged, and the OTLP crate's default endpoint is pinned too,
+/// so nothing the exporter dials is resolved by the system.
+pub(crate) fn check_egress(
+    config: &TelemetryConfig,
+    signal: Signal,
+    policy: &dyn EgressPolicy,
+    sealed: bool,
+) -> Result<Egress, ConfigError> {
+    let mut settings = OtlpSettings::resolve(config, signal)?;
+    let url = settings.pin_endpoint()?;
+    if sealed && settings.endpoint.is_none() {
+        settings.endpoint = Some((url.clone(), "otlp.endpoint".to_owned()));
+    }
+    let (host, port) = parse_endpoint(&url).map_err(|e| {
+        let reason = match e {
+            EgressError::InvalidEndpoint { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        ConfigError::InvalidEndpoint {
+            name: settings
+                .endpoint
+                .as_ref()
+                .map(|(_, origin)| origin.clone())
+                .unwrap_or_else(|| "otlp.endpoint".to_owned()),
+            value: mask_url(&url),
+            reason,
+        }
+    })?;
+    let target = EgressTarget {
+        signal: signal.as_str(),
+        url: &url,
+        host: &host,
+        port,
+    };
+    match policy.check(&target) {
+        EgressDecision::Allow => {
+            if sealed {
+                settings.sealed = Some(SealedResolver::for_host(&host));
+            }
+            Ok(Egress::Allowed(Box::new(settings)))
+        }
+        EgressDecision::Refuse { reason } => {
+            let endpoint = mask_url(&url);
+            // A custom policy may quote the URL; its query values stay out of the warning.
+            let reason = if endpoint == url {
+                reason
+            } else {
+                reason.replace(&url, &endpoint)
+            };
+            Ok(Egress::Refused { endpoint, reason })
+        }
+    }
 }
 
 /// The export timeout when none is configured (the OTLP specification's 10 s).
@@ -104,9 +221,7 @@ impl OtlpSettings {
                 let url = url.trim();
                 let url = match protocol {
                     OtlpProtocol::Grpc => url.to_owned(),
-                    OtlpProtocol::HttpProtobuf => {
-                        format!("{}/v1/{}", url.trim_end_matches('/'), signal.as_str())
-                    }
+                    OtlpProtocol::HttpProtobuf => signal_url(url, signal),
                 };
                 Some((url, origin))
             }
@@ -159,6 +274,7 @@ impl OtlpSettings {
             timeout,
             compression,
             tls,
+            sealed: None,
         })
     }
 
@@ -178,10 +294,9 @@ impl OtlpSettings {
         let from_env = match read(&signal_var) {
             Some(url) => Some((url.trim().to_owned(), signal_var)),
             None => read("OTEL_EXPORTER_OTLP_ENDPOINT").map(|url| {
-                let url = url.trim().trim_end_matches('/').to_owned();
                 let url = match self.protocol {
-                    OtlpProtocol::Grpc => url,
-                    OtlpProtocol::HttpProtobuf => format!("{url}/v1/{}", self.signal.as_str()),
+                    OtlpProtocol::Grpc => url.trim().trim_end_matches('/').to_owned(),
+                    OtlpProtocol::HttpProtobuf => signal_url(url.trim(), self.signal),
                 };
                 (url, "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned())
             }),
@@ -241,8 +356,8 @@ impl OtlpSettings {
     fn build_error(&self, reason: impl std::fmt::Display) -> ConfigError {
         let (name, value) = self
             .endpoint
-            .clone()
-            .map(|(url, origin)| (origin, url))
+            .as_ref()
+            .map(|(url, origin)| (origin.clone(), mask_url(url)))
             .unwrap_or_else(|| ("otlp.endpoint".to_owned(), "(sdk default)".to_owned()));
         ConfigError::InvalidEndpoint {
             name,
@@ -297,22 +412,50 @@ impl OtlpSettings {
         // reqwest's blocking client refuses to be built inside an async runtime (a service
         // calling `install()` from `#[tokio::main]`), so it is built on a thread of its own.
         let timeout = self.timeout;
+        let sealed = self.sealed.clone();
         std::thread::Builder::new()
             .name("stellaops-telemetry-http-client".to_owned())
             .spawn(move || {
                 // No proxy from the environment and no redirects: the egress policy checked
                 // this endpoint, and only this endpoint may be dialled.
-                reqwest::blocking::Client::builder()
+                let builder = reqwest::blocking::Client::builder()
                     .tls_backend_preconfigured(tls)
                     .no_proxy()
                     .redirect(reqwest::redirect::Policy::none())
-                    .timeout(timeout)
-                    .build()
+                    .timeout(timeout);
+                match sealed {
+                    Some(resolver) => builder.dns_resolver(Arc::new(resolver)).build(),
+                    None => builder.build(),
+                }
             })
             .map_err(|e| self.build_error(format!("cannot start the HTTP client thread: {e}")))?
             .join()
             .map_err(|_| self.build_error("the HTTP client could not be built"))?
             .map_err(|e| self.build_error(e))
+    }
+
+    /// The gRPC channel of a sealed exporter: tonic's connector, asking `resolver` instead of
+    /// the system for names, with the TLS settings the OTLP crate would apply (the server
+    /// name checked is still the endpoint's host).
+    fn sealed_channel(
+        &self,
+        resolver: &SealedResolver,
+    ) -> Result<tonic::transport::Channel, ConfigError> {
+        let Some((url, _)) = &self.endpoint else {
+            return Err(self.build_error("sealed mode needs an explicit endpoint"));
+        };
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+            .map_err(|e| self.build_error(e))?;
+        if let Some(tls) = self.tonic_tls() {
+            endpoint = endpoint.tls_config(tls).map_err(|e| self.build_error(e))?;
+        }
+        let mut connector =
+            hyper_util::client::legacy::connect::HttpConnector::new_with_resolver(resolver.clone());
+        connector.enforce_http(false);
+        connector.set_nodelay(true);
+        Ok(endpoint
+            .timeout(self.timeout)
+            .connect_with_connector_lazy(connector))
     }
 
     fn compression(&self) -> Option<Compression> {
@@ -333,11 +476,15 @@ macro_rules! build_otlp {
                     .with_tonic()
                     .with_timeout(s.timeout)
                     .with_metadata(s.metadata());
-                if let Some((url, _)) = &s.endpoint {
-                    b = b.with_endpoint(url.clone());
-                }
-                if let Some(tls) = s.tonic_tls() {
-                    b = b.with_tls_config(tls);
+                if let Some(resolver) = &s.sealed {
+                    b = b.with_channel(s.sealed_channel(resolver)?);
+                } else {
+                    if let Some((url, _)) = &s.endpoint {
+                        b = b.with_endpoint(url.clone());
+                    }
+                    if let Some(tls) = s.tonic_tls() {
+                        b = b.with_tls_config(tls);
+                    }
                 }
                 if let Some(c) = s.compression() {
                     b = b.with_compression(c);
@@ -381,4 +528,23 @@ pub(crate) fn metric_exporter(
     s: &OtlpSettings,
 ) -> Result<opentelemetry_otlp::MetricExporter, ConfigError> {
     build_otlp!(opentelemetry_otlp::MetricExporter, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signal_path_goes_before_the_query() {
+        let cases = [
+            ("http://127.0.0.1:4318", "http://127.0.0.1:4318/v1/logs"),
+            ("http://127.0.0.1:4318/", "http://127.0.0.1:4318/v1/logs"),
+            ("http://h:4318/otlp/", "http://h:4318/otlp/v1/logs"),
+            ("http://h:4318/?sig=x", "http://h:4318/v1/logs?sig=x"),
+            ("http://h:4318#f", "http://h:4318/v1/logs#f"),
+        ];
+        for (base, url) in cases {
+            assert_eq!(signal_url(base, Signal::Logs), url, "{base}");
+        }
+    }
 }

@@ -1100,7 +1100,11 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
             source,
         })?;
         direct_spans.sink = Some(processor.sink());
-        tracer_builder = tracer_builder.with_span_processor(processor);
+        tracer_builder = tracer_builder.with_span_processor(crate::limits::BoundingSpanProcessor {
+            inner: processor,
+            bounds: bounds.clone(),
+            redactor: redactor.clone(),
+        });
     }
     let tracer_provider = tracer_builder.build();
 

@@ -34,7 +34,12 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::Status;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::trace::SpanData;
+use std::time::Duration;
+
+use opentelemetry::Context;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use serde::{Deserialize, Serialize};
 
 use crate::redaction::Redactor;
@@ -143,19 +148,10 @@ struct Counters {
 
 /// A pipeline's [`ValueLimits`] and the counts of what they cut: what every layer, log line
 /// and metric series applies before it keeps a value. Cheap to clone; clones share counts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ValueBounds {
     limits: ValueLimits,
     counters: Arc<Counters>,
-}
-
-impl Default for ValueBounds {
-    fn default() -> Self {
-        ValueBounds {
-            limits: ValueLimits::default(),
-            counters: Arc::default(),
-        }
-    }
 }
 
 impl ValueBounds {
@@ -287,6 +283,40 @@ impl ValueBounds {
             log_values: self.counters.log_values.load(Ordering::Relaxed),
             label_values: self.counters.label_values.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// A span processor that bounds every finished span before the processor it wraps sees it:
+/// the spans `tracing` records reach the export queue already cut.
+#[derive(Debug)]
+pub(crate) struct BoundingSpanProcessor<P> {
+    pub(crate) inner: P,
+    pub(crate) bounds: ValueBounds,
+    pub(crate) redactor: Redactor,
+}
+
+impl<P: SpanProcessor> SpanProcessor for BoundingSpanProcessor<P> {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, mut span: SpanData) {
+        if span.span_context.is_sampled() {
+            self.bounds.bound_span(&mut span, &self.redactor);
+        }
+        self.inner.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
     }
 }
 

@@ -931,7 +931,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         "log_outputs.max_queue_bytes",
         config.log_outputs.max_queue_bytes,
     )?
-        .unwrap_or(LogOutput::DEFAULT_QUEUE_BYTES);
+    .unwrap_or(LogOutput::DEFAULT_QUEUE_BYTES);
     let files = file_options(&config.files, &dir);
     let outputs_config = config.log_outputs.clone();
     if let Some(redaction) = &config.redaction {
@@ -1076,11 +1076,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     }
     #[cfg(feature = "testing")]
     if let Some(t) = &test {
-        span_targets.push(if t.keep_spans {
-            SpanTarget::Memory(t.spans.clone())
-        } else {
-            SpanTarget::Discard
-        });
+        span_targets.push(t.span_target());
     }
     let sampler = match sampler {
         Some(HeadSampler::AlwaysOn) => Sampler::AlwaysOn,

@@ -46,9 +46,10 @@ use crate::redaction::Redactor;
 use crate::stats::{Backlog, SignalStats};
 
 /// The estimated bytes each span or log-record queue holds before new records are dropped:
-/// 16 MiB. Both queues full stay at 32 MiB, with the JSON log outputs' 8 MiB each still well
-/// under 64 MiB in total, while 16 MiB holds some 16,000 request spans (about 1 KiB each):
-/// more than ten seconds of a busy service's spans through a collector outage.
+/// 16 MiB. Both queues full hold 32 MiB, and with the JSON log outputs (8 MiB each, stdout
+/// and a log file) a stalled pipeline stays under 48 MiB, well below 64 MiB. 16 MiB is some
+/// 13,000 request spans (about 1.3 KiB each as queued): over ten seconds of a service
+/// answering 1,000 requests a second, through a collector outage.
 pub const DEFAULT_MAX_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Estimated bytes per export call: 2 MiB keeps one OTLP request well under the 4 MiB a gRPC
@@ -388,7 +389,8 @@ impl<T, X: Targets<T>> Run<T, X> {
         let n = items.len() as u64;
         let results = self.targets.export(items, &self.settings);
         // The targets have let go of the batch: its memory is free again.
-        self.backlog.sub_bytes(std::mem::take(&mut self.batch_bytes));
+        self.backlog
+            .sub_bytes(std::mem::take(&mut self.batch_bytes));
         let counted = self.backlog.claim(n);
         // The oldest record is now one not taken yet. Published after the claim: a reader in
         // between sees an older bound, so the age may overstate for an instant, never
@@ -667,5 +669,123 @@ impl LogProcessor for BatchLogProcessor {
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.worker.shutdown(timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Condvar;
+
+    /// Exports block until the gate opens; records are byte vectors, counted when exported.
+    #[derive(Clone, Default)]
+    struct Gated {
+        gate: Arc<(Mutex<bool>, Condvar)>,
+        exported: Arc<AtomicUsize>,
+    }
+
+    impl Gated {
+        fn open(&self) {
+            *self.gate.0.lock() = true;
+            self.gate.1.notify_all();
+        }
+    }
+
+    impl Targets<Vec<u8>> for Gated {
+        fn export(&self, batch: Vec<Vec<u8>>, _: &BatchSettings) -> Vec<OTelSdkResult> {
+            let mut open = self.gate.0.lock();
+            while !*open {
+                self.gate.1.wait(&mut open);
+            }
+            self.exported.fetch_add(batch.len(), Ordering::AcqRel);
+            vec![Ok(())]
+        }
+
+        fn shutdown(&self, _: Duration) {}
+
+        fn signal(&self) -> &'static str {
+            "test"
+        }
+    }
+
+    fn worker(max_queue_bytes: usize) -> (Worker<Vec<u8>>, Gated, Arc<SignalStats>) {
+        let targets = Gated::default();
+        let stats = Arc::new(SignalStats::default());
+        let settings = BatchSettings {
+            max_queue_bytes,
+            max_batch: 4,
+            delay: Duration::from_millis(1),
+            ..BatchSettings::default()
+        };
+        let worker = Worker::start("test", targets.clone(), settings, stats.clone()).unwrap();
+        (worker, targets, stats)
+    }
+
+    fn submit(worker: &Worker<Vec<u8>>, len: usize) {
+        worker.submit(vec![0; len], len);
+    }
+
+    #[test]
+    fn a_queue_full_by_bytes_drops_large_records_while_small_ones_pass() {
+        let (worker, targets, stats) = worker(10_000);
+        // Nothing is released while the exporter is stuck, so acceptance depends on sizes only.
+        submit(&worker, 6_000);
+        submit(&worker, 6_000);
+        for _ in 0..10 {
+            submit(&worker, 100);
+        }
+        submit(&worker, 6_000);
+        let stuck = stats.snapshot();
+        assert_eq!(stuck.dropped, 2, "{stuck:?}");
+        assert_eq!(stuck.queue_depth, 11);
+        assert_eq!(stuck.queue_bytes, 7_000);
+        assert_eq!(stuck.queue_capacity_bytes, 10_000);
+        assert!(stuck.queue_oldest_age.is_some());
+
+        targets.open();
+        worker.flush(Duration::from_secs(10)).unwrap();
+        let done = stats.snapshot();
+        assert_eq!(done.exported, 11, "{done:?}");
+        assert_eq!(done.queue_depth, 0);
+        assert_eq!(
+            done.queue_bytes, 0,
+            "the byte counter returns to 0 after export"
+        );
+        assert_eq!(done.queue_oldest_age, None);
+        assert_eq!(targets.exported.load(Ordering::Acquire), 11);
+        worker.shutdown(Duration::from_secs(10)).unwrap();
+    }
+
+    #[test]
+    fn a_stalled_queue_of_huge_records_holds_no_more_than_its_byte_bound() {
+        let (worker, targets, stats) = worker(1 << 20);
+        for _ in 0..200 {
+            submit(&worker, 200_000);
+            let held = stats.snapshot().queue_bytes;
+            assert!(held <= 1 << 20, "{held}");
+        }
+        let stuck = stats.snapshot();
+        assert_eq!(stuck.queue_depth, 5, "{stuck:?}");
+        assert_eq!(stuck.dropped, 195);
+        targets.open();
+        worker.shutdown(Duration::from_secs(10)).unwrap();
+        let done = stats.snapshot();
+        assert_eq!((done.exported, done.dropped), (5, 195));
+        assert_eq!((done.queue_depth, done.queue_bytes), (0, 0));
+    }
+
+    #[test]
+    fn the_oldest_record_ages_while_the_exporter_is_stuck() {
+        let (worker, targets, stats) = worker(1 << 20);
+        submit(&worker, 10);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while stats.snapshot().queue_oldest_age < Some(Duration::from_millis(20)) {
+            assert!(Instant::now() < deadline, "{:?}", stats.snapshot());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        targets.open();
+        worker.flush(Duration::from_secs(10)).unwrap();
+        assert_eq!(stats.snapshot().queue_oldest_age, None);
+        worker.shutdown(Duration::from_secs(10)).unwrap();
     }
 }

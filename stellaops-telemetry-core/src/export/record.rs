@@ -407,7 +407,11 @@ mod tests {
         let fixed = r.estimated_size();
         assert_eq!(fixed, std::mem::size_of::<SpanRecord>());
         r.push_text("url.path", "/inline");
-        assert_eq!(r.estimated_size(), fixed, "inline texts are part of the fixed size");
+        assert_eq!(
+            r.estimated_size(),
+            fixed,
+            "inline texts are part of the fixed size"
+        );
         let ua = "@".repeat(200_000);
         r.push_text("user_agent.original", &ua);
         let size = r.estimated_size();

@@ -46,7 +46,9 @@ pub(crate) fn span_data(span: &SpanData) -> usize {
     let events: usize = span
         .events
         .iter()
-        .map(|e| size_of::<opentelemetry::trace::Event>() + e.name.len() + attributes(&e.attributes))
+        .map(|e| {
+            size_of::<opentelemetry::trace::Event>() + e.name.len() + attributes(&e.attributes)
+        })
         .sum();
     let links: usize = span
         .links
@@ -149,7 +151,10 @@ mod tests {
         let empty = span_data(&span("", vec![]));
         assert!(empty >= size_of::<SpanData>());
         let big = "@".repeat(200_000);
-        let mut s = span("GET /", vec![KeyValue::new("user_agent.original", big.clone())]);
+        let mut s = span(
+            "GET /",
+            vec![KeyValue::new("user_agent.original", big.clone())],
+        );
         s.events.events.push(Event::new(
             "exception",
             SystemTime::UNIX_EPOCH,
@@ -177,6 +182,9 @@ mod tests {
         }
         record.add_attribute("deep", nested);
         let size = log_record(&record, &scope);
-        assert!(size >= small + 10_000 + 100 + 1_000 * size_of::<AnyValue>(), "{size}");
+        assert!(
+            size >= small + 10_000 + 100 + 1_000 * size_of::<AnyValue>(),
+            "{size}"
+        );
     }
 }

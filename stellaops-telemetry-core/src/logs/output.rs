@@ -257,8 +257,12 @@ struct State {
     pending_lines: usize,
     /// When the first line in `pending` was accepted, on the backlog's clock.
     pending_since: u64,
-    /// Lines and bytes the writer has taken and not finished writing.
-    writing_lines: usize,
+    /// Lines the writer has taken and not yet written and flushed (they are not exported
+    /// yet), and when the first of them was accepted.
+    taken_lines: usize,
+    taken_since: u64,
+    /// Bytes of the batch the writer is writing (once written, the lines have left the
+    /// queue's buffers; the buffered writer holds at most its own small buffer of them).
     writing_bytes: usize,
     /// Lines ever accepted into the queue.
     accepted: u64,
@@ -286,7 +290,7 @@ impl Shared {
         }
         if state.pending_lines == 0 {
             state.pending_since = self.backlog.now();
-            if state.writing_lines == 0 {
+            if state.taken_lines == 0 {
                 self.backlog.set_head(state.pending_since);
             }
         }
@@ -342,22 +346,27 @@ impl Shared {
         state.exited
     }
 
-    /// The writer took the pending lines (under the state lock): they are now the oldest.
+    /// The writer took the pending lines (under the state lock). Unless it still holds
+    /// unflushed older ones, the oldest line is now the first of these.
     fn start_writing(&self, state: &mut State, lines: usize, bytes: usize) {
-        state.writing_lines = lines;
-        state.writing_bytes = bytes;
-        if lines > 0 {
-            self.backlog.set_head(state.pending_since);
+        if state.taken_lines == 0 && lines > 0 {
+            state.taken_since = state.pending_since;
+            self.backlog.set_head(state.taken_since);
         }
+        state.taken_lines += lines;
+        state.writing_bytes = bytes;
     }
 
-    /// The writer is done with its batch (under the state lock): its lines leave the backlog,
-    /// and the oldest line is the first pending one.
+    /// The writer has written its batch (under the state lock): its bytes are free again.
     fn finish_writing(&self, state: &mut State) {
-        let lines = mem::take(&mut state.writing_lines);
-        let bytes = mem::take(&mut state.writing_bytes);
-        self.backlog.claim(lines as u64);
-        self.backlog.sub_bytes(bytes as u64);
+        self.backlog
+            .sub_bytes(mem::take(&mut state.writing_bytes) as u64);
+    }
+
+    /// The writer has flushed everything it took (under the state lock): those lines leave
+    /// the backlog, and the oldest line is the first pending one.
+    fn finish_flushing(&self, state: &mut State) {
+        self.backlog.claim(mem::take(&mut state.taken_lines) as u64);
         if state.pending_lines > 0 {
             self.backlog.set_head(state.pending_since);
         }
@@ -426,6 +435,7 @@ fn write_loop<W: Write>(shared: &Shared, mut writer: W) {
                 }
             }
             state = shared.state.lock();
+            shared.finish_flushing(&mut state);
             state.done += mem::take(&mut unflushed);
             unflushed_ok = 0;
             shared.progress.notify_all();

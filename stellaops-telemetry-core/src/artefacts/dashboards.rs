@@ -201,6 +201,40 @@ fn sdk_health() -> Vec<Item> {
             items.push(item);
         }
     }
+    // The export queues' backlog: what is waiting, how much memory it holds, how old it is.
+    let backlog: [(&str, &'static str, &'static str, &'static str, &str); 3] = [
+        (
+            "_queue_depth",
+            "Export queue depth",
+            "Records queued for export and not yet exported or dropped, by signal",
+            "short",
+            "sum",
+        ),
+        (
+            "_queue_bytes",
+            "Export queue bytes",
+            "Estimated bytes of the records queued for export, by signal",
+            "bytes",
+            "sum",
+        ),
+        (
+            "_queue_oldest_age_seconds",
+            "Oldest queued record",
+            "Age of the oldest record queued for export, by signal (0 when none is)",
+            "s",
+            "max",
+        ),
+    ];
+    for (suffix, title, description, unit, how) in backlog {
+        if let Some(d) = sdk(suffix) {
+            let expr = format!("{how} by (signal) ({})", name(d));
+            let mut item = ts(title, description, unit, one(expr, "signal"));
+            if let Item::Panel(p) = &mut item {
+                p.width = 8;
+            }
+            items.push(item);
+        }
+    }
     items
 }
 

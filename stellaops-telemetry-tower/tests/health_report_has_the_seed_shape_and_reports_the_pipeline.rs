@@ -1,4 +1,4 @@
-//! `GET /health` answers the seed's shape (`status`, `version`, `uptime`, `checks` with each
+//! `GET /health` answers its fixed shape (`status`, `version`, `uptime`, `checks` with each
 //! check's `status` and `latency`), check errors pass the pipeline's redactor, and
 //! `checks.telemetry` mirrors `Telemetry::stats()`: `degraded` while the pipeline loses
 //! records or export falls behind (a stalled exporter's backlog grows old or fills its

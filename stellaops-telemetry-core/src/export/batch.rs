@@ -197,7 +197,7 @@ impl<T: Send + 'static> Worker<T> {
         if queued < self.max_queue && held <= self.max_bytes {
             // Every 64th record in a run the worker has not taken yet carries its time, which
             // bounds the age of the records behind it.
-            let stamp = if began == 0 && queued % STAMP_EVERY == 0 {
+            let stamp = if began == 0 && queued.is_multiple_of(STAMP_EVERY) {
                 self.backlog.now()
             } else {
                 began

@@ -257,10 +257,8 @@ struct State {
     pending_lines: usize,
     /// When the first line in `pending` was accepted, on the backlog's clock.
     pending_since: u64,
-    /// Lines the writer has taken and not yet written and flushed (they are not exported
-    /// yet), and when the first of them was accepted.
+    /// Lines the writer has taken and not yet written and flushed (they are not exported yet).
     taken_lines: usize,
-    taken_since: u64,
     /// Bytes of the batch the writer is writing (once written, the lines have left the
     /// queue's buffers; the buffered writer holds at most its own small buffer of them).
     writing_bytes: usize,
@@ -350,8 +348,7 @@ impl Shared {
     /// unflushed older ones, the oldest line is now the first of these.
     fn start_writing(&self, state: &mut State, lines: usize, bytes: usize) {
         if state.taken_lines == 0 && lines > 0 {
-            state.taken_since = state.pending_since;
-            self.backlog.set_head(state.taken_since);
+            self.backlog.set_head(state.pending_since);
         }
         state.taken_lines += lines;
         state.writing_bytes = bytes;

@@ -700,7 +700,8 @@ impl Telemetry {
         self.inner.disabled
     }
 
-    /// A copy of the pipeline's counters: exported, dropped and failed per signal.
+    /// A copy of the pipeline's counters: exported, dropped and failed per signal, and each
+    /// signal's backlog (records and bytes queued, the oldest record's age).
     pub fn stats(&self) -> StatsSnapshot {
         self.inner.stats.snapshot()
     }

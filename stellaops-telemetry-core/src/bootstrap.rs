@@ -431,6 +431,27 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Estimated bytes the span queue and the log-record queue each hold before new records
+    /// are dropped (and counted): a record's fixed size plus its texts, so a few huge records
+    /// cannot hold more memory than this while the exporter falls behind. A value of 0 fails
+    /// `build()`. Default: 16 MiB ([`DEFAULT_MAX_QUEUE_BYTES`](crate::DEFAULT_MAX_QUEUE_BYTES)).
+    pub fn max_queue_bytes(self, bytes: usize) -> Self {
+        self.setter("exporters.max_queue_bytes", "max_queue_bytes", |c| {
+            c.exporters.max_queue_bytes = Some(u64::try_from(bytes).unwrap_or(u64::MAX))
+        })
+    }
+
+    /// Bytes of JSON log lines each output (stdout, the log file) holds before new lines are
+    /// dropped (and counted). A value of 0 fails `build()`. Default: 8 MiB
+    /// ([`LogOutput::DEFAULT_QUEUE_BYTES`]).
+    pub fn max_log_line_queue_bytes(self, bytes: usize) -> Self {
+        self.setter(
+            "log_outputs.max_queue_bytes",
+            "max_log_line_queue_bytes",
+            |c| c.log_outputs.max_queue_bytes = Some(u64::try_from(bytes).unwrap_or(u64::MAX)),
+        )
+    }
+
     /// The longest a span or log record waits in the queue before export. Default: 1 s.
     pub fn export_delay(mut self, delay: Duration) -> Self {
         self.batch.delay = delay;
@@ -702,7 +723,8 @@ impl Telemetry {
         self.inner.disabled
     }
 
-    /// A copy of the pipeline's counters: exported, dropped and failed per signal.
+    /// A copy of the pipeline's counters: exported, dropped and failed per signal, and each
+    /// signal's backlog (records and bytes queued, the oldest record's age).
     pub fn stats(&self) -> StatsSnapshot {
         let mut snapshot = self.inner.stats.snapshot();
         snapshot.truncated = self.inner.bounds.counts();
@@ -865,7 +887,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         mut profile,
         sealed,
         egress_policy: custom_policy,
-        batch,
+        mut batch,
         shutdown_timeout,
         cardinality_limit,
         limits,
@@ -925,6 +947,19 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         )?),
         None => None,
     };
+    if let Some(bytes) = queue_bytes(
+        &config,
+        "exporters.max_queue_bytes",
+        config.exporters.max_queue_bytes,
+    )? {
+        batch.max_queue_bytes = bytes;
+    }
+    let log_line_queue_bytes = queue_bytes(
+        &config,
+        "log_outputs.max_queue_bytes",
+        config.log_outputs.max_queue_bytes,
+    )?
+    .unwrap_or(LogOutput::DEFAULT_QUEUE_BYTES);
     let files = file_options(&config.files, &dir);
     let outputs_config = config.log_outputs.clone();
     if let Some(redaction) = &config.redaction {
@@ -1053,11 +1088,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     }
     #[cfg(feature = "testing")]
     if let Some(t) = &test {
-        span_targets.push(if t.keep_spans {
-            SpanTarget::Memory(t.spans.clone())
-        } else {
-            SpanTarget::Discard
-        });
+        span_targets.push(t.span_target());
     }
     let sampler = match sampler {
         Some(HeadSampler::AlwaysOn) => Sampler::AlwaysOn,
@@ -1221,7 +1252,9 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     // House JSON log lines.
     let mut log_outputs = Vec::new();
     if outputs_config.stdout.unwrap_or(true) {
-        log_outputs.push(LogOutput::stdout(stats.log_lines.clone())?);
+        log_outputs.push(
+            LogOutput::stdout(stats.log_lines.clone())?.max_queue_bytes(log_line_queue_bytes),
+        );
     }
     if let Some(path) = &outputs_config.file {
         let file = RotatingFile::new(
@@ -1233,7 +1266,9 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 .file_max_files
                 .unwrap_or(RotatingFile::DEFAULT_MAX_FILES),
         )?;
-        log_outputs.push(LogOutput::file(file, stats.log_lines.clone())?);
+        log_outputs.push(
+            LogOutput::file(file, stats.log_lines.clone())?.max_queue_bytes(log_line_queue_bytes),
+        );
     }
     #[cfg(feature = "testing")]
     if let Some(t) = &test {
@@ -1369,6 +1404,23 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
             shut_down: AtomicBool::new(false),
         }),
     })
+}
+
+/// A queue's byte bound from the configuration field `field`: at least one byte.
+fn queue_bytes(
+    config: &TelemetryConfig,
+    field: &str,
+    value: Option<u64>,
+) -> Result<Option<usize>, ConfigError> {
+    match value {
+        None => Ok(None),
+        Some(0) => Err(ConfigError::InvalidValue {
+            name: config.origin(field),
+            value: "0".to_owned(),
+            reason: "expected a positive number of bytes".to_owned(),
+        }),
+        Some(bytes) => Ok(Some(usize::try_from(bytes).unwrap_or(usize::MAX))),
+    }
 }
 
 fn file_options(files: &FilesConfig, dir: &Path) -> FileExportOptions {

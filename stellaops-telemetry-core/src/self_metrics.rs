@@ -9,6 +9,9 @@
 //! | `stellaops_telemetry_redactions_total` | `rule` |
 //! | `stellaops_telemetry_egress_refusals_total` | — |
 //! | `stellaops_telemetry_truncated_total` | `kind` (attribute_value, log_value, label_value) |
+//! | `stellaops_telemetry_queue_depth` (gauge) | `signal` (spans, logs, log_lines) |
+//! | `stellaops_telemetry_queue_bytes` (gauge) | `signal` |
+//! | `stellaops_telemetry_queue_oldest_age_seconds` (gauge) | `signal` |
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,7 +21,7 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
 use crate::redaction::Redactor;
-use crate::stats::{PipelineStats, StatsSnapshot};
+use crate::stats::{PipelineStats, SignalSnapshot, StatsSnapshot};
 
 fn per_signal(
     s: &StatsSnapshot,
@@ -32,10 +35,58 @@ fn per_signal(
     ]
 }
 
+/// The signals that queue records for export (metric data points are collected, not queued).
+fn queued_signals(s: &StatsSnapshot) -> [(&'static str, &SignalSnapshot); 3] {
+    [
+        ("spans", &s.spans),
+        ("logs", &s.logs),
+        ("log_lines", &s.log_lines),
+    ]
+}
+
+/// The backlog gauges: depth, bytes and the oldest record's age of each queued signal.
+fn register_backlog(meter: &opentelemetry::metrics::Meter, stats: &Arc<PipelineStats>) {
+    for (name, description, pick) in [
+        (
+            "stellaops_telemetry_queue_depth",
+            "Records queued for export and not yet exported or dropped",
+            (|s: &SignalSnapshot| s.queue_depth) as fn(&SignalSnapshot) -> u64,
+        ),
+        (
+            "stellaops_telemetry_queue_bytes",
+            "Estimated bytes of the records queued for export",
+            |s| s.queue_bytes,
+        ),
+    ] {
+        let stats = stats.clone();
+        let _ = meter
+            .u64_observable_gauge(name)
+            .with_description(description)
+            .with_callback(move |observer| {
+                for (signal, s) in queued_signals(&stats.snapshot()) {
+                    observer.observe(pick(s), &[KeyValue::new("signal", signal)]);
+                }
+            })
+            .build();
+    }
+    let stats = stats.clone();
+    let _ = meter
+        .f64_observable_gauge("stellaops_telemetry_queue_oldest_age_seconds")
+        .with_description("Age of the oldest record queued for export (0 when none is)")
+        .with_callback(move |observer| {
+            for (signal, s) in queued_signals(&stats.snapshot()) {
+                let age = s.queue_oldest_age.unwrap_or_default().as_secs_f64();
+                observer.observe(age, &[KeyValue::new("signal", signal)]);
+            }
+        })
+        .build();
+}
+
 /// Registers the self-metrics on the pipeline's (non-redacting: the labels are the SDK's
 /// own) meter. The instruments live as long as the provider.
 pub(crate) fn register(provider: &SdkMeterProvider, stats: Arc<PipelineStats>, redactor: Redactor) {
     let meter = provider.meter("stellaops-telemetry");
+    register_backlog(&meter, &stats);
     for (name, description, pick) in [
         (
             "stellaops_telemetry_exported_total",

@@ -1,13 +1,122 @@
-//! Self-observation counters owned by a pipeline: what was exported, dropped or failed.
+//! Self-observation counters owned by a pipeline: what was exported, dropped or failed, and
+//! what is still queued.
 //!
-//! Every loss on the road is counted here; later issues expose these counters as SDK
-//! self-metrics. Counters are plain atomics so the request path never takes a lock.
+//! Every loss on the road is counted here, and exported as the SDK's self-metrics. Counters
+//! are plain atomics so the request path never takes a lock.
+//!
+//! # Backlog
+//!
+//! Each queue (the span and log-record processors, each JSON log output) keeps a backlog:
+//! the records it accepted and has not yet exported or dropped, their estimated bytes, and a
+//! lower bound of when the oldest of them was accepted. The age derived from it never
+//! understates: it is measured from a moment at or before the oldest record's acceptance.
+//! How much it may overstate depends on the queue and is documented where the queue keeps it
+//! (the batch processors: by at most the arrival of the 64 records before the oldest or one
+//! pass of their worker; the JSON log outputs: not at all).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
+
+/// What one queue holds: records accepted and not yet exported or dropped, their estimated
+/// bytes, and when the oldest of them was accepted (see the module docs).
+///
+/// Times are nanoseconds since the backlog was created, plus one, so that 0 means "never".
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    epoch: Instant,
+    /// The queue's byte limit, reported beside what it holds.
+    limit: AtomicU64,
+    records: AtomicU64,
+    bytes: AtomicU64,
+    /// When the backlog last grew from empty: the producer that made it non-empty reads the
+    /// clock, so every record still queued was accepted at or after this.
+    began: AtomicU64,
+    /// A lower bound of when the oldest queued record was accepted, kept by the consumer as
+    /// it takes records and finishes with them.
+    head: AtomicU64,
+}
+
+impl Backlog {
+    fn new(limit: u64) -> Self {
+        Backlog {
+            epoch: Instant::now(),
+            limit: AtomicU64::new(limit),
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            began: AtomicU64::new(0),
+            head: AtomicU64::new(0),
+        }
+    }
+
+    /// Changes the byte limit reported for the queue.
+    pub(crate) fn set_limit(&self, limit: u64) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// The current time on this backlog's scale (never 0).
+    pub(crate) fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+
+    /// The records accepted and not yet exported or dropped. Whoever takes records out of it
+    /// counts them, exactly once (see [`Backlog::claim`]).
+    pub(crate) fn records(&self) -> &AtomicU64 {
+        &self.records
+    }
+
+    /// Takes `n` records out of the count; `false` when someone else already did (a shutdown
+    /// that passed its deadline counts whatever is left as dropped).
+    pub(crate) fn claim(&self, n: u64) -> bool {
+        self.records
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_sub(n))
+            .is_ok()
+    }
+
+    /// Adds `n` bytes; returns the total held afterwards.
+    pub(crate) fn add_bytes(&self, n: u64) -> u64 {
+        self.bytes.fetch_add(n, Ordering::AcqRel).saturating_add(n)
+    }
+
+    /// Releases `n` bytes.
+    pub(crate) fn sub_bytes(&self, n: u64) {
+        // Never below zero, even if a caller released more than it added.
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_sub(n))
+            });
+    }
+
+    /// The backlog grew from empty at `at`.
+    pub(crate) fn began(&self, at: u64) {
+        self.began.store(at, Ordering::Release);
+    }
+
+    /// The oldest queued record was accepted at or after `at`.
+    pub(crate) fn set_head(&self, at: u64) {
+        self.head.store(at, Ordering::Release);
+    }
+
+    /// Records, bytes and the age of the oldest record (`None` when nothing is queued).
+    fn read(&self) -> (u64, u64, Option<Duration>) {
+        let records = self.records.load(Ordering::Acquire);
+        let bytes = self.bytes.load(Ordering::Acquire);
+        if records == 0 {
+            return (0, bytes, None);
+        }
+        let since = self
+            .began
+            .load(Ordering::Acquire)
+            .max(self.head.load(Ordering::Acquire));
+        let age = (since > 0).then(|| Duration::from_nanos(self.now().saturating_sub(since)));
+        (records, bytes, age)
+    }
+}
 
 /// Counters for one signal (spans, log records, metric data points or JSON log lines).
 #[derive(Debug, Default)]
@@ -17,9 +126,20 @@ pub struct SignalStats {
     export_failures: AtomicU64,
     last_error: Mutex<Option<String>>,
     last_error_report: AtomicU64,
+    /// The queues of this signal (two JSON log outputs share the `log_lines` counters).
+    backlogs: Mutex<Vec<Weak<Backlog>>>,
 }
 
 impl SignalStats {
+    /// A new queue's backlog, counted in this signal's snapshots while the queue lives.
+    pub(crate) fn backlog(&self, limit_bytes: u64) -> Arc<Backlog> {
+        let backlog = Arc::new(Backlog::new(limit_bytes));
+        let mut backlogs = self.backlogs.lock();
+        backlogs.retain(|b| b.strong_count() > 0);
+        backlogs.push(Arc::downgrade(&backlog));
+        backlog
+    }
+
     /// Counts `n` items handed to an exporter successfully.
     pub fn record_exported(&self, n: u64) {
         self.exported.fetch_add(n, Ordering::Relaxed);
@@ -51,12 +171,21 @@ impl SignalStats {
 
     /// A point-in-time copy of these counters.
     pub fn snapshot(&self) -> SignalSnapshot {
-        SignalSnapshot {
+        let mut snapshot = SignalSnapshot {
             exported: self.exported.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             export_failures: self.export_failures.load(Ordering::Relaxed),
             last_error: self.last_error.lock().clone(),
+            ..SignalSnapshot::default()
+        };
+        for backlog in self.backlogs.lock().iter().filter_map(Weak::upgrade) {
+            let (records, bytes, age) = backlog.read();
+            snapshot.queue_depth += records;
+            snapshot.queue_bytes += bytes;
+            snapshot.queue_capacity_bytes += backlog.limit.load(Ordering::Relaxed);
+            snapshot.queue_oldest_age = snapshot.queue_oldest_age.max(age);
         }
+        snapshot
     }
 }
 
@@ -72,6 +201,16 @@ pub struct SignalSnapshot {
     pub export_failures: u64,
     /// The most recent export error, if any.
     pub last_error: Option<String>,
+    /// Records accepted and not yet exported or dropped (every queue of the signal).
+    pub queue_depth: u64,
+    /// Their estimated size in bytes: what a record holds in memory (its fixed size plus its
+    /// names, attribute keys and texts, events and links; a JSON line's length).
+    pub queue_bytes: u64,
+    /// The byte limit of the signal's queues, summed (0 when the signal has no queue).
+    pub queue_capacity_bytes: u64,
+    /// How long ago the oldest of them was accepted, `None` when nothing is queued. Never
+    /// less than the true age; see the module docs for how much more it can be.
+    pub queue_oldest_age: Option<Duration>,
 }
 
 /// All counters of one pipeline.

@@ -79,9 +79,16 @@ fn the_exporters_come_from_the_profile_and_the_exporter_variables() {
         .map(|m| m.name.clone())
         .collect();
     assert!(names.contains(&"work_total".to_owned()), "{names:?}");
-    // The SDK's own counters travel with the service's metrics.
-    assert!(names.contains(&"stellaops_telemetry_redactions_total".to_owned()));
-    assert!(names.contains(&"stellaops_telemetry_exported_total".to_owned()));
+    // The SDK's own counters and backlog gauges travel with the service's metrics.
+    for sdk in [
+        "stellaops_telemetry_redactions_total",
+        "stellaops_telemetry_exported_total",
+        "stellaops_telemetry_queue_depth",
+        "stellaops_telemetry_queue_bytes",
+        "stellaops_telemetry_queue_oldest_age_seconds",
+    ] {
+        assert!(names.contains(&sdk.to_owned()), "{sdk}: {names:?}");
+    }
     assert!(segment_files(dir.path(), "logs", FileFormat::Json).is_empty());
     assert_eq!(t.stats().logs.exported, 0);
 }

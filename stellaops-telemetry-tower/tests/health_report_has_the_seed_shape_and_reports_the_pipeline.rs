@@ -1,7 +1,8 @@
-//! `GET /health` answers seed 004's shape (`status`, `version`, `uptime`, `checks` with each
+//! `GET /health` answers its fixed shape (`status`, `version`, `uptime`, `checks` with each
 //! check's `status` and `latency`), check errors pass the pipeline's redactor, and
 //! `checks.telemetry` mirrors `Telemetry::stats()`: `degraded` while the pipeline loses
-//! records, `healthy` again once a report passes without new losses.
+//! records or export falls behind (a stalled exporter's backlog grows old or fills its
+//! bytes), `healthy` again once a report passes without new losses and the backlog drains.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +13,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::Value;
+use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_core::{ExporterKind, OtlpProtocol, SignalSnapshot, Telemetry};
 use stellaops_telemetry_tower::services::Health;
 use tower::ServiceExt;
@@ -85,10 +87,30 @@ async fn the_report_has_exactly_the_seed_keys_and_types() {
         keys(&pipeline["signals"]),
         BTreeSet::from(["spans", "logs", "metrics", "log_lines"])
     );
-    assert_eq!(
-        keys(&pipeline["signals"]["spans"]),
-        BTreeSet::from(["exported", "dropped", "export_failures", "last_error"])
-    );
+    for signal in ["spans", "logs", "metrics", "log_lines"] {
+        let reported = &pipeline["signals"][signal];
+        assert_eq!(
+            keys(reported),
+            BTreeSet::from([
+                "exported",
+                "dropped",
+                "export_failures",
+                "last_error",
+                "backlog"
+            ]),
+            "{signal}"
+        );
+        assert_eq!(
+            keys(&reported["backlog"]),
+            BTreeSet::from(["depth", "bytes", "max_bytes", "oldest_age_seconds"]),
+            "{signal}"
+        );
+        assert_eq!(reported["backlog"]["depth"], 0, "{signal}");
+        assert!(
+            reported["backlog"]["oldest_age_seconds"].is_null(),
+            "{signal}"
+        );
+    }
     telemetry.shutdown();
 }
 
@@ -126,6 +148,9 @@ fn assert_mirrors(reported: &Value, stats: &SignalSnapshot, telemetry: &Telemetr
     assert_eq!(reported["exported"], stats.exported);
     assert_eq!(reported["dropped"], stats.dropped);
     assert_eq!(reported["export_failures"], stats.export_failures);
+    assert_eq!(reported["backlog"]["depth"], stats.queue_depth);
+    assert_eq!(reported["backlog"]["bytes"], stats.queue_bytes);
+    assert_eq!(reported["backlog"]["max_bytes"], stats.queue_capacity_bytes);
     match &stats.last_error {
         None => assert!(reported["last_error"].is_null()),
         Some(e) => assert_eq!(
@@ -203,4 +228,139 @@ async fn liveness_and_readiness_leave_the_pipeline_out() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(keys(&ready["checks"]), BTreeSet::new());
     telemetry.shutdown();
+}
+
+mod backlog {
+    //! A span exporter that blocks until released: the queue's backlog shows in `/health`
+    //! and degrades it, readiness stays up, and the report recovers once export catches up.
+
+    use super::*;
+    use std::time::Instant;
+
+    fn stalled(exporters: &TestExporters, max_queue_bytes: usize) -> Telemetry {
+        Telemetry::builder("stalled")
+            .service_version("4.2.0")
+            .exporters(&[])
+            .stdout_logs(false)
+            .test_exporters(exporters)
+            .export_delay(Duration::from_millis(5))
+            .max_queue_bytes(max_queue_bytes)
+            .build()
+            .unwrap()
+    }
+
+    fn spans(telemetry: &Telemetry, n: usize) {
+        tracing::dispatcher::with_default(telemetry.dispatch(), || {
+            for i in 0..n {
+                tracing::info_span!("scan.image", i).in_scope(|| {});
+            }
+        });
+    }
+
+    /// Polls `/health` until its status is `want` (a bound on waiting, not on speed).
+    async fn eventually(app: &Router, want: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = get(app, "/health").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if body["status"] == want {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "never {want}: {body}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Releases the exporter and waits until everything queued is exported.
+    async fn release(exporters: &TestExporters, telemetry: &Telemetry) {
+        exporters.release_spans();
+        let telemetry = telemetry.clone();
+        tokio::task::spawn_blocking(move || telemetry.flush(Duration::from_secs(30)))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_old_backlog_degrades_the_report_until_the_exporter_catches_up() {
+        let exporters = TestExporters::stalled_spans();
+        let telemetry = stalled(&exporters, 16 << 20);
+        let health = Health::for_telemetry(&telemetry)
+            .backlog_max_age(Duration::from_millis(50))
+            .build();
+        let app = Router::new().nest_service("/health", health);
+        spans(&telemetry, 10);
+
+        let body = eventually(&app, "degraded").await;
+        let pipeline = &body["checks"]["telemetry"];
+        assert_eq!(pipeline["status"], "degraded");
+        let error = pipeline["error"].as_str().unwrap();
+        assert!(error.contains("spans: oldest queued record"), "{error}");
+        let backlog = &pipeline["signals"]["spans"]["backlog"];
+        assert_eq!(backlog["depth"], 10, "{backlog}");
+        assert!(backlog["bytes"].as_u64().unwrap() > 0, "{backlog}");
+        assert_eq!(backlog["max_bytes"], 16 << 20);
+        assert!(
+            backlog["oldest_age_seconds"].as_f64().unwrap() > 0.05,
+            "{backlog}"
+        );
+        let stats = telemetry.stats().spans;
+        assert_eq!(stats.queue_depth, 10);
+        assert!(stats.queue_bytes > 0);
+        assert!(stats.queue_oldest_age > Some(Duration::from_millis(50)));
+        assert_eq!((stats.exported, stats.dropped), (0, 0));
+
+        // Degraded is still 200, and readiness leaves the pipeline out.
+        let (status, ready) = get(&app, "/health/ready").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(ready["status"], "healthy");
+
+        release(&exporters, &telemetry).await;
+        let body = eventually(&app, "healthy").await;
+        let backlog = &body["checks"]["telemetry"]["signals"]["spans"]["backlog"];
+        assert_eq!(backlog["depth"], 0, "{backlog}");
+        assert_eq!(backlog["bytes"], 0, "{backlog}");
+        assert!(backlog["oldest_age_seconds"].is_null(), "{backlog}");
+        assert_eq!(telemetry.stats().spans.exported, 10);
+        assert_eq!(exporters.finished_spans().len(), 10);
+        telemetry.shutdown();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn queued_bytes_past_the_high_water_mark_degrade_the_report() {
+        let exporters = TestExporters::stalled_spans();
+        let telemetry = stalled(&exporters, 64 * 1024);
+        let health = Health::for_telemetry(&telemetry).build();
+        let app = Router::new().nest_service("/health", health);
+        // Spans until more than 80 % of the queue's bytes are in use, none dropped yet.
+        let mut sent = 0;
+        loop {
+            let spans_now = telemetry.stats().spans;
+            assert_eq!(spans_now.dropped, 0, "{spans_now:?}");
+            if spans_now.queue_bytes * 10 > spans_now.queue_capacity_bytes * 8 {
+                break;
+            }
+            spans(&telemetry, 1);
+            sent += 1;
+        }
+        let (status, body) = get(&app, "/health").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "degraded", "{body}");
+        let error = body["checks"]["telemetry"]["error"].as_str().unwrap();
+        assert!(error.contains("queue bytes in use"), "{error}");
+        assert!(!error.contains("oldest"), "{error}");
+        assert_eq!(
+            body["checks"]["telemetry"]["signals"]["spans"]["backlog"]["depth"],
+            sent
+        );
+
+        release(&exporters, &telemetry).await;
+        let body = eventually(&app, "healthy").await;
+        assert_eq!(
+            body["checks"]["telemetry"]["signals"]["spans"]["backlog"]["bytes"],
+            0
+        );
+        assert_eq!(telemetry.stats().spans.exported, sent);
+        telemetry.shutdown();
+    }
 }

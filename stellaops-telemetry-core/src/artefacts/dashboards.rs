@@ -154,7 +154,7 @@ fn one(expr: String, by: &str) -> Vec<(String, String)> {
 fn sdk_health() -> Vec<Item> {
     let sdk = |metric: &str| catalogue::SDK.iter().find(|d| d.name.ends_with(metric));
     let mut items = vec![Item::Row("Telemetry SDK health")];
-    let panels: [(&str, &'static str, &'static str, &str); 6] = [
+    let panels: [(&str, &'static str, &'static str, &str); 7] = [
         (
             "_exported_total",
             "Records exported",
@@ -191,10 +191,50 @@ fn sdk_health() -> Vec<Item> {
             "Label sets beyond a metric's cardinality limit, by metric",
             "metric",
         ),
+        (
+            "_truncated_total",
+            "Truncated values",
+            "Values cut to the pipeline's value limits, by kind",
+            "kind",
+        ),
     ];
     for (suffix, title, description, by) in panels {
         if let Some(d) = sdk(suffix) {
             let mut item = ts(title, description, "cps", one(rate(d, "", by), by));
+            if let Item::Panel(p) = &mut item {
+                p.width = 8;
+            }
+            items.push(item);
+        }
+    }
+    // The export queues' backlog: what is waiting, how much memory it holds, how old it is.
+    let backlog: [(&str, &'static str, &'static str, &'static str, &str); 3] = [
+        (
+            "_queue_depth",
+            "Export queue depth",
+            "Records queued for export and not yet exported or dropped, by signal",
+            "short",
+            "sum",
+        ),
+        (
+            "_queue_bytes",
+            "Export queue bytes",
+            "Estimated bytes of the records queued for export, by signal",
+            "bytes",
+            "sum",
+        ),
+        (
+            "_queue_oldest_age_seconds",
+            "Oldest queued record",
+            "Age of the oldest record queued for export, by signal (0 when none is)",
+            "s",
+            "max",
+        ),
+    ];
+    for (suffix, title, description, unit, how) in backlog {
+        if let Some(d) = sdk(suffix) {
+            let expr = format!("{how} by (signal) ({})", name(d));
+            let mut item = ts(title, description, unit, one(expr, "signal"));
             if let Item::Panel(p) = &mut item {
                 p.width = 8;
             }

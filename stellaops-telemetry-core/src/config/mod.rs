@@ -160,7 +160,8 @@ pub struct TelemetryConfig {
     pub sampler_arg: Option<String>,
     /// Metric export interval in milliseconds (OTEL_METRIC_EXPORT_INTERVAL).
     pub metric_export_interval_ms: Option<u64>,
-    /// Exporters per signal (OTEL_{TRACES,METRICS,LOGS}_EXPORTER).
+    /// Exporters per signal (OTEL_{TRACES,METRICS,LOGS}_EXPORTER) and the bound of their
+    /// queues.
     pub exporters: ExportersConfig,
     /// OTLP exporter settings (OTEL_EXPORTER_OTLP_*).
     pub otlp: OtlpConfig,
@@ -191,6 +192,9 @@ pub struct ExportersConfig {
     pub metrics: Option<Vec<ExporterKind>>,
     /// Log-record exporters.
     pub logs: Option<Vec<ExporterKind>>,
+    /// Estimated bytes the span queue and the log-record queue each hold before new records
+    /// are dropped and counted (default 16 MiB; at least 1).
+    pub max_queue_bytes: Option<u64>,
 }
 
 /// A W3C propagator `install()` registers globally.
@@ -315,6 +319,9 @@ pub struct LogOutputsConfig {
     pub file_max_bytes: Option<u64>,
     /// Keep at most this many files, the current one included (default 10).
     pub file_max_files: Option<usize>,
+    /// Bytes of lines each output (stdout, the file) holds before new lines are dropped and
+    /// counted (default 8 MiB; at least 1).
+    pub max_queue_bytes: Option<u64>,
 }
 
 /// Egress settings.
@@ -442,6 +449,10 @@ impl TelemetryConfig {
         take(&mut self.exporters.traces, other.exporters.traces);
         take(&mut self.exporters.metrics, other.exporters.metrics);
         take(&mut self.exporters.logs, other.exporters.logs);
+        take(
+            &mut self.exporters.max_queue_bytes,
+            other.exporters.max_queue_bytes,
+        );
         for (into, from) in [
             (&mut self.otlp.common, other.otlp.common),
             (&mut self.otlp.traces, other.otlp.traces),
@@ -466,6 +477,10 @@ impl TelemetryConfig {
         take(
             &mut self.log_outputs.file_max_files,
             other.log_outputs.file_max_files,
+        );
+        take(
+            &mut self.log_outputs.max_queue_bytes,
+            other.log_outputs.max_queue_bytes,
         );
         take(&mut self.files.format, other.files.format);
         take(
@@ -540,6 +555,13 @@ mod tests {
         );
         assert_eq!(config.exporters.logs, Some(vec![]));
         assert_eq!(config.files.format, Some(crate::FileFormat::Protobuf));
+        let bounded = TelemetryConfig::from_toml_str(
+            "[exporters]\nmax_queue_bytes = 1048576\n[log_outputs]\nmax_queue_bytes = 4096\n",
+        )
+        .unwrap()
+        .merge(TelemetryConfig::default());
+        assert_eq!(bounded.exporters.max_queue_bytes, Some(1_048_576));
+        assert_eq!(bounded.log_outputs.max_queue_bytes, Some(4096));
         let err = TelemetryConfig::from_toml_str("[files]\nformat = \"xml\"\n").unwrap_err();
         assert!(err.to_string().contains("xml"), "{err}");
     }

@@ -1,17 +1,31 @@
 //! Bounded batch processors for spans and log records.
 //!
 //! The stock batch processors drop silently when their queue is full and do not bound a hung
-//! exporter (DESIGN.md); ours count every drop and bound every export:
+//! exporter; ours count every drop and bound every export:
 //!
-//! - the calling thread only does a `try_send` into a bounded queue; a full queue drops the
-//!   record and counts it, it never blocks;
+//! - the calling thread only does a non-blocking send into a queue bounded by records and by
+//!   estimated bytes; a record that would pass either bound is dropped and counted, never
+//!   waited for;
 //! - one worker thread per processor batches records and exports them to every target, each
-//!   call bounded by the export timeout;
+//!   call bounded by the export timeout; a batch is cut at `max_batch` records or
+//!   `max_batch_bytes`, whichever comes first;
 //! - flush and shutdown are ordered after the records sent before them, and bounded by the
 //!   caller's deadline.
+//!
+//! # Backlog
+//!
+//! Each processor keeps its backlog in the signal's [`SignalStats`]: the records accepted and
+//! not yet exported or dropped, their estimated bytes (released once the export call that
+//! carried them has returned, so a batch in flight still counts), and the age of the oldest.
+//! The age costs the calling thread a clock reading only when the backlog grows from empty
+//! and for every 64th record queued behind the worker; the worker keeps a lower bound of the
+//! oldest record's acceptance from those readings and from its own, taken before each time it
+//! finds the queue empty. The age therefore never understates, and overstates by at most the
+//! time the 64 records before the oldest took to arrive, or one pass of the worker (its
+//! export delay plus the exports of that pass), whichever is less.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,17 +40,36 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use parking_lot::Mutex;
 
 use super::record::{RecordPool, SpanRecord};
+use super::size;
 use super::targets::{LogTarget, SpanTarget, run_bounded};
 use crate::redaction::Redactor;
-use crate::stats::SignalStats;
+use crate::stats::{Backlog, SignalStats};
+
+/// The estimated bytes each span or log-record queue holds before new records are dropped:
+/// 16 MiB. Both queues full hold 32 MiB, and with the JSON log outputs (8 MiB each, stdout
+/// and a log file) a stalled pipeline stays under 48 MiB, well below 64 MiB. 16 MiB is some
+/// 13,000 request spans (about 1.3 KiB each as queued): over ten seconds of a service
+/// answering 1,000 requests a second, through a collector outage.
+pub const DEFAULT_MAX_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Estimated bytes per export call: 2 MiB keeps one OTLP request well under the 4 MiB a gRPC
+/// receiver accepts by default, so a batch of large records is split rather than refused.
+const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+
+/// Every record queued this far behind the worker carries the time it was accepted.
+const STAMP_EVERY: usize = 64;
 
 /// Queue and batch sizes and timing of one processor.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchSettings {
     /// Records held before new ones are dropped.
     pub(crate) max_queue: usize,
+    /// Estimated bytes held before new records are dropped.
+    pub(crate) max_queue_bytes: usize,
     /// Records per export call.
     pub(crate) max_batch: usize,
+    /// Estimated bytes per export call (a single larger record goes alone).
+    pub(crate) max_batch_bytes: usize,
     /// Longest a record waits before it is exported.
     pub(crate) delay: Duration,
     /// Bound of one export call.
@@ -49,7 +82,9 @@ impl Default for BatchSettings {
     fn default() -> Self {
         BatchSettings {
             max_queue: 65_536,
+            max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
             max_batch: 512,
+            max_batch_bytes: MAX_BATCH_BYTES,
             delay: Duration::from_secs(1),
             export_timeout: Duration::from_secs(10),
             report_interval: Duration::from_secs(60),
@@ -57,8 +92,18 @@ impl Default for BatchSettings {
     }
 }
 
+/// What the worker learns about a record besides the record itself.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Its estimated size, released when the export that carried it has returned.
+    bytes: u64,
+    /// When it was accepted, on its backlog's clock, if the caller read the clock for it
+    /// (0 otherwise).
+    stamp: u64,
+}
+
 enum Message<T> {
-    Record(T),
+    Record(T, Entry),
     Flush(mpsc::Sender<()>),
     Shutdown(mpsc::Sender<()>),
 }
@@ -71,10 +116,11 @@ trait Targets<T>: Send + 'static {
 }
 
 struct Worker<T> {
-    /// An unbounded list channel bounded by `queued`: memory follows the backlog instead of
-    /// being reserved for a full queue of the largest record up front.
+    /// An unbounded list channel bounded by `queued` and the backlog's bytes: memory follows
+    /// the backlog instead of being reserved for a full queue of the largest record up front.
     sender: Sender<Message<T>>,
     max_queue: usize,
+    max_bytes: u64,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The worker thread, to wake it. It never blocks on the channel (a receiver blocked on
     /// it would make every send a futex wake on the caller's thread): it parks until its
@@ -84,18 +130,11 @@ struct Worker<T> {
     queued: Arc<AtomicUsize>,
     wake_at: usize,
     stats: Arc<SignalStats>,
-    /// Records accepted but not yet counted as exported or dropped. Whoever takes a record
-    /// out of this count (the worker after an export, or `shutdown` when its deadline passes)
-    /// counts it, so every record is counted exactly once.
-    pending: Arc<AtomicU64>,
+    /// Records accepted but not yet counted as exported or dropped, and their bytes. Whoever
+    /// takes a record out of its count (the worker after an export, or `shutdown` when its
+    /// deadline passes) counts it, so every record is counted exactly once.
+    backlog: Arc<Backlog>,
     name: &'static str,
-}
-
-/// Takes `n` records out of the pending count; `false` when `shutdown` already counted them.
-fn claim(pending: &AtomicU64, n: u64) -> bool {
-    pending
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| p.checked_sub(n))
-        .is_ok()
 }
 
 impl<T: Send + 'static> Worker<T> {
@@ -106,53 +145,78 @@ impl<T: Send + 'static> Worker<T> {
         stats: Arc<SignalStats>,
     ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel();
-        let worker_stats = stats.clone();
-        let pending = Arc::new(AtomicU64::new(0));
-        let worker_pending = pending.clone();
+        let max_bytes = u64::try_from(settings.max_queue_bytes).unwrap_or(u64::MAX);
+        let backlog = stats.backlog(max_bytes);
         let queued = Arc::new(AtomicUsize::new(0));
-        let worker_queued = queued.clone();
+        let run = Run {
+            receiver,
+            targets,
+            settings,
+            stats: stats.clone(),
+            backlog: backlog.clone(),
+            queued: queued.clone(),
+            batch: Vec::with_capacity(settings.max_batch),
+            batch_bytes: 0,
+            taken: 0,
+            floor: 0,
+            last_stamp: 0,
+        };
         let thread = std::thread::Builder::new()
             .name(format!("stellaops-telemetry-{name}"))
-            .spawn(move || {
-                run(
-                    receiver,
-                    targets,
-                    settings,
-                    worker_stats,
-                    worker_pending,
-                    worker_queued,
-                )
-            })?;
+            .spawn(move || run.run())?;
         Ok(Worker {
             sender,
             max_queue: settings.max_queue.max(1),
+            max_bytes,
             waker: thread.thread().clone(),
             queued,
             wake_at: settings.max_batch.max(1),
             thread: Mutex::new(Some(thread)),
             stats,
-            pending,
+            backlog,
             name,
         })
     }
 
-    fn submit(&self, record: T) {
+    /// Queues `record`, whose estimated size is `bytes`, or drops and counts it.
+    fn submit(&self, record: T, bytes: usize) {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
         // Counted as pending before the worker can see it, so its claim always finds it.
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        let queued = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
-        // A full queue drops the record (here, on the calling thread) and counts it.
-        let accepted =
-            queued <= self.max_queue && self.sender.send(Message::Record(record)).is_ok();
-        if accepted {
-            if queued >= self.wake_at {
-                self.waker.unpark();
-            }
+        let was_empty = self.backlog.records().fetch_add(1, Ordering::AcqRel) == 0;
+        // The record that starts a backlog reads the clock (also when it is dropped: a record
+        // accepted meanwhile by another thread belongs to the backlog it started).
+        let began = if was_empty {
+            let now = self.backlog.now();
+            self.backlog.began(now);
+            now
         } else {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            self.waker.unpark();
-            if claim(&self.pending, 1) {
-                self.stats.record_dropped(1);
+            0
+        };
+        let queued = self.queued.fetch_add(1, Ordering::AcqRel);
+        let held = self.backlog.add_bytes(bytes);
+        if queued < self.max_queue && held <= self.max_bytes {
+            // Every 64th record in a run the worker has not taken yet carries its time, which
+            // bounds the age of the records behind it.
+            let stamp = if began == 0 && queued.is_multiple_of(STAMP_EVERY) {
+                self.backlog.now()
+            } else {
+                began
+            };
+            let entry = Entry { bytes, stamp };
+            if self.sender.send(Message::Record(record, entry)).is_ok() {
+                if queued + 1 >= self.wake_at {
+                    self.waker.unpark();
+                }
+                return;
             }
+        }
+        // A full queue (by records or by bytes) drops the record here, on the calling
+        // thread, and counts it.
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        self.backlog.sub_bytes(bytes);
+        self.waker.unpark();
+        if self.backlog.claim(1) {
+            self.stats.record_dropped(1);
         }
     }
 
@@ -184,8 +248,9 @@ impl<T: Send + 'static> Worker<T> {
         let result = self.control(Message::Shutdown, timeout);
         if result.is_err() {
             // The deadline passed: whatever is still queued or in flight is lost. Count it
-            // now, so the final figures are right when the process reads them.
-            let lost = self.pending.swap(0, Ordering::AcqRel);
+            // now, so the final figures are right when the process reads them. Its bytes
+            // stay counted until the worker lets go of the records.
+            let lost = self.backlog.records().swap(0, Ordering::AcqRel);
             self.stats.record_dropped(lost);
         }
         if result.is_ok()
@@ -213,105 +278,162 @@ impl<T> std::fmt::Debug for Worker<T> {
     }
 }
 
-fn run<T>(
+/// The worker thread's state: the batch it is filling and what it knows of when the records
+/// it has not exported yet were accepted.
+struct Run<T, X> {
     receiver: Receiver<Message<T>>,
-    targets: impl Targets<T>,
+    targets: X,
     settings: BatchSettings,
     stats: Arc<SignalStats>,
-    pending: Arc<AtomicU64>,
+    backlog: Arc<Backlog>,
     queued: Arc<AtomicUsize>,
-) {
-    let mut batch: Vec<T> = Vec::with_capacity(settings.max_batch);
-    let mut next_export = Instant::now() + settings.delay;
-    let export = |batch: &mut Vec<T>| {
-        if batch.is_empty() {
+    batch: Vec<T>,
+    /// Estimated bytes of `batch`.
+    batch_bytes: u64,
+    /// Records taken off the channel, not yet taken off `queued`: the shared counter is
+    /// updated once per run of records rather than once per record (its cache line would
+    /// otherwise bounce between the worker and every submitting thread).
+    taken: usize,
+    /// A clock reading taken before the worker last found the channel empty: every record
+    /// still in the channel was accepted after it.
+    floor: u64,
+    /// The latest time carried by a record taken so far: every record behind it in the
+    /// channel was accepted after it.
+    last_stamp: u64,
+}
+
+impl<T, X: Targets<T>> Run<T, X> {
+    fn run(mut self) {
+        let delay = self.settings.delay;
+        let mut next_export = Instant::now() + delay;
+        loop {
+            // Take everything queued, then park until the export delay (or a wake-up).
+            let mut before_empty = self.backlog.now();
+            loop {
+                match self.receiver.try_recv() {
+                    Ok(Message::Record(record, entry)) => {
+                        self.take(record, entry);
+                        if self.batch.len() >= self.settings.max_batch
+                            || self.batch_bytes >= self.settings.max_batch_bytes as u64
+                        {
+                            self.release_taken();
+                            self.export();
+                            next_export = Instant::now() + delay;
+                            before_empty = self.backlog.now();
+                        }
+                    }
+                    Ok(Message::Flush(ack)) => {
+                        self.release_taken();
+                        self.export();
+                        before_empty = self.backlog.now();
+                        let _ = ack.send(());
+                    }
+                    Ok(Message::Shutdown(ack)) => {
+                        self.export();
+                        self.targets.shutdown(self.settings.export_timeout);
+                        self.discard_the_rest();
+                        let _ = ack.send(());
+                        return;
+                    }
+                    Err(TryRecvError::Empty) => {
+                        self.release_taken();
+                        self.floor = before_empty;
+                        if self.batch.is_empty() {
+                            self.backlog.set_head(self.next_bound());
+                        }
+                        break;
+                    }
+                    Err(TryRecvError::Disconnected) => {
+                        self.export();
+                        self.targets.shutdown(self.settings.export_timeout);
+                        return;
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= next_export {
+                self.export();
+                next_export = now + delay;
+            }
+            std::thread::park_timeout(next_export.saturating_duration_since(Instant::now()));
+        }
+    }
+
+    /// A lower bound of when the next record to be taken was accepted.
+    fn next_bound(&self) -> u64 {
+        self.floor.max(self.last_stamp)
+    }
+
+    fn take(&mut self, record: T, entry: Entry) {
+        self.taken += 1;
+        self.last_stamp = self.last_stamp.max(entry.stamp);
+        if self.batch.is_empty() {
+            // The oldest record not yet exported is now this one.
+            self.backlog.set_head(self.next_bound());
+        }
+        self.batch.push(record);
+        self.batch_bytes = self.batch_bytes.saturating_add(entry.bytes);
+    }
+
+    fn release_taken(&mut self) {
+        self.queued
+            .fetch_sub(std::mem::take(&mut self.taken), Ordering::AcqRel);
+    }
+
+    /// Exports the batch, then counts it and releases its bytes.
+    fn export(&mut self) {
+        if self.batch.is_empty() {
             return;
         }
-        let items = std::mem::take(batch);
+        let items = std::mem::take(&mut self.batch);
         let n = items.len() as u64;
-        let results = targets.export(items, &settings);
-        let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-        if !claim(&pending, n) {
+        let results = self.targets.export(items, &self.settings);
+        // The targets have let go of the batch: its memory is free again.
+        self.backlog
+            .sub_bytes(std::mem::take(&mut self.batch_bytes));
+        let counted = self.backlog.claim(n);
+        // The oldest record is now one not taken yet. Published after the claim: a reader in
+        // between sees an older bound, so the age may overstate for an instant, never
+        // understate.
+        self.backlog.set_head(self.next_bound());
+        if !counted {
             // `shutdown` passed its deadline and already counted these as dropped.
             return;
         }
+        let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
         if failures.is_empty() {
-            stats.record_exported(n);
-        } else {
-            // Lost for at least one destination: counted as dropped, reported at most once per
-            // interval so a dead collector cannot flood the service's logs.
-            stats.record_dropped(n);
-            for error in failures {
-                if stats.record_failure(error.to_string(), settings.report_interval) {
-                    tracing::warn!(
-                        target: "stellaops_telemetry",
-                        signal = targets.signal(),
-                        error = %error,
-                        dropped = n,
-                        "telemetry export failed; records dropped"
-                    );
-                }
+            self.stats.record_exported(n);
+            return;
+        }
+        // Lost for at least one destination: counted as dropped, reported at most once per
+        // interval so a dead collector cannot flood the service's logs.
+        self.stats.record_dropped(n);
+        for error in failures {
+            if self
+                .stats
+                .record_failure(error.to_string(), self.settings.report_interval)
+            {
+                tracing::warn!(
+                    target: "stellaops_telemetry",
+                    signal = self.targets.signal(),
+                    error = %error,
+                    dropped = n,
+                    "telemetry export failed; records dropped"
+                );
             }
         }
-    };
-    // Records taken off the channel, not yet taken off `queued`: the shared counter is
-    // updated once per run of records rather than once per record (its cache line would
-    // otherwise bounce between the worker and every submitting thread).
-    let mut taken = 0usize;
-    loop {
-        // Take everything queued, then park until the export delay (or a wake-up).
-        loop {
-            match receiver.try_recv() {
-                Ok(Message::Record(record)) => {
-                    taken += 1;
-                    batch.push(record);
-                    if batch.len() >= settings.max_batch {
-                        queued.fetch_sub(std::mem::take(&mut taken), Ordering::AcqRel);
-                        export(&mut batch);
-                        next_export = Instant::now() + settings.delay;
-                    }
-                }
-                Ok(Message::Flush(ack)) => {
-                    queued.fetch_sub(std::mem::take(&mut taken), Ordering::AcqRel);
-                    drain(&mut batch, settings.max_batch, &export);
-                    let _ = ack.send(());
-                }
-                Ok(Message::Shutdown(ack)) => {
-                    drain(&mut batch, settings.max_batch, &export);
-                    targets.shutdown(settings.export_timeout);
-                    let _ = ack.send(());
-                    return;
-                }
-                Err(TryRecvError::Empty) => {
-                    queued.fetch_sub(std::mem::take(&mut taken), Ordering::AcqRel);
-                    break;
-                }
-                Err(TryRecvError::Disconnected) => {
-                    drain(&mut batch, settings.max_batch, &export);
-                    targets.shutdown(settings.export_timeout);
-                    return;
-                }
-            }
-        }
-        let now = Instant::now();
-        if now >= next_export {
-            export(&mut batch);
-            next_export = now + settings.delay;
-        }
-        std::thread::park_timeout(next_export.saturating_duration_since(Instant::now()));
     }
-}
 
-/// Exports everything batched so far, `max_batch` records per call.
-fn drain<T>(batch: &mut Vec<T>, max_batch: usize, export: &impl Fn(&mut Vec<T>)) {
-    while !batch.is_empty() {
-        let rest = if batch.len() > max_batch {
-            batch.split_off(max_batch)
-        } else {
-            Vec::new()
-        };
-        export(batch);
-        *batch = rest;
+    /// Records sent after the shutdown message: dropped and counted, their bytes released.
+    fn discard_the_rest(&mut self) {
+        while let Ok(message) = self.receiver.try_recv() {
+            if let Message::Record(_, entry) = message {
+                self.backlog.sub_bytes(entry.bytes);
+                if self.backlog.claim(1) {
+                    self.stats.record_dropped(1);
+                }
+            }
+        }
     }
 }
 
@@ -403,7 +525,8 @@ pub(crate) struct SpanSink {
 impl SpanSink {
     pub(crate) fn submit(&self, span: SpanData) {
         if span.span_context.is_sampled() {
-            self.worker.submit(SpanItem::Data(span));
+            let bytes = size::span_data(&span);
+            self.worker.submit(SpanItem::Data(span), bytes);
         }
     }
 
@@ -414,7 +537,9 @@ impl SpanSink {
 
     pub(crate) fn submit_record(&self, record: Box<SpanRecord>) {
         if record.span_context.is_sampled() {
-            self.worker.submit(SpanItem::Record(record));
+            // The queue slot (as large as an SDK span) plus the boxed record.
+            let bytes = std::mem::size_of::<SpanItem>() + record.estimated_size();
+            self.worker.submit(SpanItem::Record(record), bytes);
         }
     }
 }
@@ -458,7 +583,8 @@ impl SpanProcessor for BatchSpanProcessor {
 
     fn on_end(&self, span: SpanData) {
         if span.span_context.is_sampled() {
-            self.worker.submit(SpanItem::Data(span));
+            let bytes = size::span_data(&span);
+            self.worker.submit(SpanItem::Data(span), bytes);
         }
     }
 
@@ -533,7 +659,8 @@ impl LogProcessor for BatchLogProcessor {
         {
             record.set_timestamp(observed);
         }
-        self.worker.submit((record.clone(), scope.clone()));
+        let bytes = size::log_record(record, scope);
+        self.worker.submit((record.clone(), scope.clone()), bytes);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -542,5 +669,123 @@ impl LogProcessor for BatchLogProcessor {
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.worker.shutdown(timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Condvar;
+
+    /// Exports block until the gate opens; records are byte vectors, counted when exported.
+    #[derive(Clone, Default)]
+    struct Gated {
+        gate: Arc<(Mutex<bool>, Condvar)>,
+        exported: Arc<AtomicUsize>,
+    }
+
+    impl Gated {
+        fn open(&self) {
+            *self.gate.0.lock() = true;
+            self.gate.1.notify_all();
+        }
+    }
+
+    impl Targets<Vec<u8>> for Gated {
+        fn export(&self, batch: Vec<Vec<u8>>, _: &BatchSettings) -> Vec<OTelSdkResult> {
+            let mut open = self.gate.0.lock();
+            while !*open {
+                self.gate.1.wait(&mut open);
+            }
+            self.exported.fetch_add(batch.len(), Ordering::AcqRel);
+            vec![Ok(())]
+        }
+
+        fn shutdown(&self, _: Duration) {}
+
+        fn signal(&self) -> &'static str {
+            "test"
+        }
+    }
+
+    fn worker(max_queue_bytes: usize) -> (Worker<Vec<u8>>, Gated, Arc<SignalStats>) {
+        let targets = Gated::default();
+        let stats = Arc::new(SignalStats::default());
+        let settings = BatchSettings {
+            max_queue_bytes,
+            max_batch: 4,
+            delay: Duration::from_millis(1),
+            ..BatchSettings::default()
+        };
+        let worker = Worker::start("test", targets.clone(), settings, stats.clone()).unwrap();
+        (worker, targets, stats)
+    }
+
+    fn submit(worker: &Worker<Vec<u8>>, len: usize) {
+        worker.submit(vec![0; len], len);
+    }
+
+    #[test]
+    fn a_queue_full_by_bytes_drops_large_records_while_small_ones_pass() {
+        let (worker, targets, stats) = worker(10_000);
+        // Nothing is released while the exporter is stuck, so acceptance depends on sizes only.
+        submit(&worker, 6_000);
+        submit(&worker, 6_000);
+        for _ in 0..10 {
+            submit(&worker, 100);
+        }
+        submit(&worker, 6_000);
+        let stuck = stats.snapshot();
+        assert_eq!(stuck.dropped, 2, "{stuck:?}");
+        assert_eq!(stuck.queue_depth, 11);
+        assert_eq!(stuck.queue_bytes, 7_000);
+        assert_eq!(stuck.queue_capacity_bytes, 10_000);
+        assert!(stuck.queue_oldest_age.is_some());
+
+        targets.open();
+        worker.flush(Duration::from_secs(10)).unwrap();
+        let done = stats.snapshot();
+        assert_eq!(done.exported, 11, "{done:?}");
+        assert_eq!(done.queue_depth, 0);
+        assert_eq!(
+            done.queue_bytes, 0,
+            "the byte counter returns to 0 after export"
+        );
+        assert_eq!(done.queue_oldest_age, None);
+        assert_eq!(targets.exported.load(Ordering::Acquire), 11);
+        worker.shutdown(Duration::from_secs(10)).unwrap();
+    }
+
+    #[test]
+    fn a_stalled_queue_of_huge_records_holds_no_more_than_its_byte_bound() {
+        let (worker, targets, stats) = worker(1 << 20);
+        for _ in 0..200 {
+            submit(&worker, 200_000);
+            let held = stats.snapshot().queue_bytes;
+            assert!(held <= 1 << 20, "{held}");
+        }
+        let stuck = stats.snapshot();
+        assert_eq!(stuck.queue_depth, 5, "{stuck:?}");
+        assert_eq!(stuck.dropped, 195);
+        targets.open();
+        worker.shutdown(Duration::from_secs(10)).unwrap();
+        let done = stats.snapshot();
+        assert_eq!((done.exported, done.dropped), (5, 195));
+        assert_eq!((done.queue_depth, done.queue_bytes), (0, 0));
+    }
+
+    #[test]
+    fn the_oldest_record_ages_while_the_exporter_is_stuck() {
+        let (worker, targets, stats) = worker(1 << 20);
+        submit(&worker, 10);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while stats.snapshot().queue_oldest_age < Some(Duration::from_millis(20)) {
+            assert!(Instant::now() < deadline, "{:?}", stats.snapshot());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        targets.open();
+        worker.flush(Duration::from_secs(10)).unwrap();
+        assert_eq!(stats.snapshot().queue_oldest_age, None);
+        worker.shutdown(Duration::from_secs(10)).unwrap();
     }
 }

@@ -16,8 +16,10 @@ mod batch;
 mod file;
 mod otlp;
 pub(crate) mod record;
+mod size;
 mod targets;
 
+pub use batch::DEFAULT_MAX_QUEUE_BYTES;
 pub(crate) use batch::{BatchLogProcessor, BatchSettings, BatchSpanProcessor, SpanSink};
 pub use file::*;
 pub(crate) use otlp::{

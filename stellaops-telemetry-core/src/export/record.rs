@@ -236,6 +236,17 @@ impl SpanRecord {
             .unwrap_or_default()
     }
 
+    /// Bytes this record holds while queued: its fixed size plus its overflow attributes (the
+    /// name is two static texts and the short texts live inline, so nothing else is owned).
+    pub(crate) fn estimated_size(&self) -> usize {
+        std::mem::size_of::<SpanRecord>()
+            + self
+                .overflow
+                .iter()
+                .map(super::size::key_value)
+                .sum::<usize>()
+    }
+
     /// The `SpanData` this record describes; the record is left empty, ready for reuse.
     pub(crate) fn take_span_data(&mut self, scope: &InstrumentationScope) -> SpanData {
         let count = usize::from(std::mem::take(&mut self.attribute_count));
@@ -400,6 +411,24 @@ mod tests {
         assert_eq!(value(&span, "last"), Some(&Value::from("s")));
         assert_eq!(value(&span, "shared"), Some(&Value::from("t")));
         assert_eq!(span.name, "");
+    }
+
+    #[test]
+    fn the_size_estimate_counts_the_record_and_its_overflow_texts() {
+        let mut r = record();
+        let fixed = r.estimated_size();
+        assert_eq!(fixed, std::mem::size_of::<SpanRecord>());
+        r.push_text("url.path", "/inline");
+        assert_eq!(
+            r.estimated_size(),
+            fixed,
+            "inline texts are part of the fixed size"
+        );
+        let ua = "@".repeat(200_000);
+        r.push_text("user_agent.original", &ua);
+        let size = r.estimated_size();
+        assert!(size >= fixed + 200_000, "{size}");
+        assert!(size < fixed + 200_000 + 256, "{size}");
     }
 
     #[test]

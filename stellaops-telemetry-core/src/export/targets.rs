@@ -51,6 +51,12 @@ pub(crate) enum SpanTarget {
     /// Accepts every batch and keeps nothing (`TestExporters::discarding_spans`).
     #[cfg(feature = "testing")]
     Discard,
+    /// Waits for the gate, then keeps the batch (`TestExporters::stalled_spans`).
+    #[cfg(feature = "testing")]
+    Stalled(
+        crate::testing::Gate,
+        opentelemetry_sdk::trace::InMemorySpanExporter,
+    ),
 }
 
 impl SpanTarget {
@@ -71,6 +77,12 @@ impl SpanTarget {
                 drop(batch);
                 Ok(())
             }
+            #[cfg(feature = "testing")]
+            SpanTarget::Stalled(gate, e) => {
+                // Blocks the export worker, which runs this future on its own thread.
+                gate.wait();
+                e.export(batch).await
+            }
         }
     }
 
@@ -80,7 +92,7 @@ impl SpanTarget {
             SpanTarget::File(e) => e.set_resource(resource),
             SpanTarget::Stdout(e) => e.set_resource(resource),
             #[cfg(feature = "testing")]
-            SpanTarget::Memory(e) => e.set_resource(resource),
+            SpanTarget::Memory(e) | SpanTarget::Stalled(_, e) => e.set_resource(resource),
             #[cfg(feature = "testing")]
             SpanTarget::Discard => {}
         }
@@ -93,7 +105,7 @@ impl SpanTarget {
             SpanTarget::Stdout(e) => e.shutdown_with_timeout(timeout),
             // The in-memory exporter's shutdown clears what tests want to read.
             #[cfg(feature = "testing")]
-            SpanTarget::Memory(_) | SpanTarget::Discard => Ok(()),
+            SpanTarget::Memory(_) | SpanTarget::Discard | SpanTarget::Stalled(..) => Ok(()),
         }
     }
 }

@@ -3,19 +3,24 @@
 //! The queue is a pair of byte buffers: callers append whole lines to the pending one under a
 //! short lock, and the writer thread swaps it for its own empty buffer and writes the batch in
 //! one call. Nothing is allocated per line once both buffers have grown, and the calling thread
-//! never waits for I/O: when `queue_capacity` lines are already waiting, the new line is dropped
-//! and counted.
+//! never waits for I/O: when `queue_capacity` lines are already waiting, or the line would take
+//! the bytes waiting and being written past the byte limit, the new line is dropped and counted.
+//!
+//! The queue's backlog (lines and bytes waiting or being written, and the age of the oldest) is
+//! part of its [`SignalStats`] snapshot. The age is exact: the first line into an empty pending
+//! buffer reads the clock, once per batch rather than once per line.
 
 use std::io::{self, BufWriter, Write};
 use std::mem;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 use super::{LogOutputError, RotatingFile};
-use crate::stats::SignalStats;
+use crate::stats::{Backlog, SignalStats};
 
 /// How often a failing writer may report to stderr.
 const FAILURE_REPORT_INTERVAL: Duration = Duration::from_secs(60);
@@ -26,6 +31,10 @@ const LINGER: Duration = Duration::from_millis(1);
 
 /// How long dropping the last handle to an output waits for its writer thread.
 const DROP_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Buffer capacity kept after a batch is written: a burst of long lines grows the buffers, and
+/// beyond this they are given back rather than held for good.
+const MAX_KEPT_BUFFER: usize = 1024 * 1024;
 
 /// A destination for JSON log lines, handed to
 /// [`JsonLogLayer::output`](crate::JsonLogLayer::output).
@@ -62,6 +71,11 @@ enum Kind {
 impl LogOutput {
     /// The number of lines an output queues before it starts dropping: 8192.
     pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+
+    /// The bytes of lines an output holds (waiting and being written) before it starts
+    /// dropping: 8 MiB. Stdout and a log file together then hold at most 16 MiB, which with
+    /// the span and log-record queues keeps a stalled pipeline well under 64 MiB.
+    pub const DEFAULT_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
     /// Standard output, through a queue of [`DEFAULT_QUEUE_CAPACITY`](Self::DEFAULT_QUEUE_CAPACITY)
     /// lines. Written lines are counted as exported in `stats`, lost ones as dropped.
@@ -124,6 +138,8 @@ impl LogOutput {
             progress: Condvar::new(),
             capacity: queue_capacity.max(1),
             high_water: (queue_capacity / 2).max(1),
+            max_bytes: AtomicUsize::new(Self::DEFAULT_QUEUE_BYTES),
+            backlog: stats.backlog(Self::DEFAULT_QUEUE_BYTES as u64),
             stats,
         });
         let worker = Arc::clone(&shared);
@@ -137,6 +153,32 @@ impl LogOutput {
                 thread: Mutex::new(Some(thread)),
             })),
         })
+    }
+
+    /// The bytes of lines this output holds (waiting and being written) before it drops new
+    /// ones, counting them as dropped. A line longer than the limit is always dropped.
+    /// Default: [`DEFAULT_QUEUE_BYTES`](Self::DEFAULT_QUEUE_BYTES) (8 MiB).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use stellaops_telemetry_core::{LogOutput, SignalStats};
+    ///
+    /// let stats = Arc::new(SignalStats::default());
+    /// let stderr = LogOutput::writer(std::io::stderr(), 1024, stats)?.max_queue_bytes(1 << 20);
+    /// # Ok::<(), stellaops_telemetry_core::LogOutputError>(())
+    /// ```
+    pub fn max_queue_bytes(self, bytes: usize) -> Self {
+        match &self.kind {
+            Kind::Queue(queue) => {
+                queue.shared.max_bytes.store(bytes, Ordering::Relaxed);
+                queue.shared.backlog.set_limit(bytes as u64);
+            }
+            #[cfg(feature = "testing")]
+            Kind::Capture(_) => {}
+        }
+        self
     }
 
     /// Queues one finished line (its trailing `\n` included). Never blocks on I/O.
@@ -202,6 +244,10 @@ struct Shared {
     capacity: usize,
     /// Queue length at which a lingering writer is woken early.
     high_water: usize,
+    /// Bytes waiting and being written beyond which new lines are dropped.
+    max_bytes: AtomicUsize,
+    /// Kept under the state lock, so it is exact.
+    backlog: Arc<Backlog>,
     stats: Arc<SignalStats>,
 }
 
@@ -209,6 +255,13 @@ struct Shared {
 struct State {
     pending: Vec<u8>,
     pending_lines: usize,
+    /// When the first line in `pending` was accepted, on the backlog's clock.
+    pending_since: u64,
+    /// Lines the writer has taken and not yet written and flushed (they are not exported yet).
+    taken_lines: usize,
+    /// Bytes of the batch the writer is writing (once written, the lines have left the
+    /// queue's buffers; the buffered writer holds at most its own small buffer of them).
+    writing_bytes: usize,
     /// Lines ever accepted into the queue.
     accepted: u64,
     /// Lines ever taken off the queue and finished with: written and flushed, failed, or dropped
@@ -224,14 +277,26 @@ struct State {
 impl Shared {
     fn push(&self, line: &[u8]) {
         let mut state = self.state.lock();
-        if state.shutdown || state.pending_lines >= self.capacity {
+        let held = state.pending.len() + state.writing_bytes;
+        if state.shutdown
+            || state.pending_lines >= self.capacity
+            || held.saturating_add(line.len()) > self.max_bytes.load(Ordering::Relaxed)
+        {
             drop(state);
             self.stats.record_dropped(1);
             return;
         }
+        if state.pending_lines == 0 {
+            state.pending_since = self.backlog.now();
+            if state.taken_lines == 0 {
+                self.backlog.set_head(state.pending_since);
+            }
+        }
         state.pending.extend_from_slice(line);
         state.pending_lines += 1;
         state.accepted += 1;
+        self.backlog.records().fetch_add(1, Ordering::AcqRel);
+        self.backlog.add_bytes(line.len() as u64);
         // A lingering writer comes back on its own; waking it for every line would cost a
         // syscall per line, so only an idle writer or a half-full queue is worth a wake-up.
         let wake = mem::take(&mut state.writer_idle) || state.pending_lines == self.high_water;
@@ -270,11 +335,38 @@ impl Shared {
         if !state.exited {
             // The writer is stuck; whatever it has not taken yet will not be written.
             let lost = mem::take(&mut state.pending_lines);
-            state.pending.clear();
+            let bytes = mem::take(&mut state.pending).len();
             state.done += lost as u64;
+            self.backlog.claim(lost as u64);
+            self.backlog.sub_bytes(bytes as u64);
             self.stats.record_dropped(lost as u64);
         }
         state.exited
+    }
+
+    /// The writer took the pending lines (under the state lock). Unless it still holds
+    /// unflushed older ones, the oldest line is now the first of these.
+    fn start_writing(&self, state: &mut State, lines: usize, bytes: usize) {
+        if state.taken_lines == 0 && lines > 0 {
+            self.backlog.set_head(state.pending_since);
+        }
+        state.taken_lines += lines;
+        state.writing_bytes = bytes;
+    }
+
+    /// The writer has written its batch (under the state lock): its bytes are free again.
+    fn finish_writing(&self, state: &mut State) {
+        self.backlog
+            .sub_bytes(mem::take(&mut state.writing_bytes) as u64);
+    }
+
+    /// The writer has flushed everything it took (under the state lock): those lines leave
+    /// the backlog, and the oldest line is the first pending one.
+    fn finish_flushing(&self, state: &mut State) {
+        self.backlog.claim(mem::take(&mut state.taken_lines) as u64);
+        if state.pending_lines > 0 {
+            self.backlog.set_head(state.pending_since);
+        }
     }
 
     fn record_write_error(&self, error: &io::Error) {
@@ -307,7 +399,9 @@ fn write_loop<W: Write>(shared: &Shared, mut writer: W) {
             }
             state.writer_idle = false;
             mem::swap(&mut state.pending, &mut batch);
-            (mem::take(&mut state.pending_lines), state.shutdown)
+            let lines = mem::take(&mut state.pending_lines);
+            shared.start_writing(&mut state, lines, batch.len());
+            (lines, state.shutdown)
         };
 
         // One write per batch: the batch holds whole lines, and `RotatingFile` never splits one.
@@ -320,9 +414,13 @@ fn write_loop<W: Write>(shared: &Shared, mut writer: W) {
             }
         }
         batch.clear();
+        if batch.capacity() > MAX_KEPT_BUFFER {
+            batch.shrink_to(MAX_KEPT_BUFFER);
+        }
         unflushed += lines as u64;
 
         let mut state = shared.state.lock();
+        shared.finish_writing(&mut state);
         if state.pending_lines == 0 || state.flush_requested || shutdown {
             state.flush_requested = false;
             drop(state);
@@ -334,6 +432,7 @@ fn write_loop<W: Write>(shared: &Shared, mut writer: W) {
                 }
             }
             state = shared.state.lock();
+            shared.finish_flushing(&mut state);
             state.done += mem::take(&mut unflushed);
             unflushed_ok = 0;
             shared.progress.notify_all();

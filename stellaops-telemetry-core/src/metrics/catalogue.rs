@@ -293,8 +293,20 @@ const fn sdk(
     }
 }
 
+/// One of the SDK's own gauges: a queue's backlog, per signal.
+const fn sdk_gauge(name: &'static str, unit: &'static str, help: &'static str) -> MetricDescriptor {
+    MetricDescriptor {
+        name,
+        kind: MetricKind::Gauge,
+        unit,
+        help,
+        labels: &["signal"],
+        buckets: &[],
+    }
+}
+
 /// The SDK's own metrics, under one prefix, in the same exposition as the service's.
-pub const SDK: [MetricDescriptor; 6] = [
+pub const SDK: [MetricDescriptor; 10] = [
     sdk(
         "stellaops_telemetry_exported_total",
         "Records accepted by every exporter of the signal",
@@ -324,6 +336,26 @@ pub const SDK: [MetricDescriptor; 6] = [
         "stellaops_telemetry_cardinality_overflow_total",
         "Label sets beyond a metric's cardinality limit, folded into its overflow series",
         &["metric"],
+    ),
+    sdk(
+        "stellaops_telemetry_truncated_total",
+        "Values cut to the pipeline's value limits, by kind",
+        &["kind"],
+    ),
+    sdk_gauge(
+        "stellaops_telemetry_queue_depth",
+        "{record}",
+        "Records queued for export and not yet exported or dropped",
+    ),
+    sdk_gauge(
+        "stellaops_telemetry_queue_bytes",
+        "By",
+        "Estimated bytes of the records queued for export",
+    ),
+    sdk_gauge(
+        "stellaops_telemetry_queue_oldest_age_seconds",
+        "s",
+        "Age of the oldest record queued for export (0 when none is)",
     ),
 ];
 

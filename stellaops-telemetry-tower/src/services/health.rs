@@ -1,4 +1,4 @@
-//! `/health`, `/health/ready` and `/health/live` (seed 004) as one tower service.
+//! `/health`, `/health/ready` and `/health/live` as one tower service.
 //!
 //! # Example
 //!
@@ -99,6 +99,14 @@ pub struct HealthBuilder {
     telemetry: Option<Telemetry>,
     redactor: Option<Redactor>,
     started: Instant,
+    backlog: BacklogLimits,
+}
+
+/// When the pipeline's backlog makes its `/health` entry `degraded`.
+#[derive(Debug, Clone, Copy)]
+struct BacklogLimits {
+    max_age: Duration,
+    high_water: f64,
 }
 
 impl fmt::Debug for HealthBuilder {
@@ -111,6 +119,7 @@ impl fmt::Debug for HealthBuilder {
             )
             .field("timeout_default", &self.timeout_default)
             .field("telemetry", &self.telemetry)
+            .field("backlog", &self.backlog)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +129,15 @@ impl HealthBuilder {
     /// `timeoutSeconds`.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
+    /// The age past which a record still queued for export makes the pipeline `degraded`:
+    /// 30 s, about three times what a record waits at worst while export keeps up (the
+    /// pipeline's default export delay of 1 s plus its export timeout of 10 s).
+    pub const DEFAULT_BACKLOG_MAX_AGE: Duration = Duration::from_secs(30);
+
+    /// The share of a signal's queue bytes past which the pipeline is `degraded`: 0.8, so the
+    /// report turns before the queue drops records.
+    pub const DEFAULT_BACKLOG_HIGH_WATER: f64 = 0.8;
+
     fn new(version: String) -> Self {
         HealthBuilder {
             version,
@@ -128,6 +146,10 @@ impl HealthBuilder {
             telemetry: None,
             redactor: None,
             started: Instant::now(),
+            backlog: BacklogLimits {
+                max_age: Self::DEFAULT_BACKLOG_MAX_AGE,
+                high_water: Self::DEFAULT_BACKLOG_HIGH_WATER,
+            },
         }
     }
 
@@ -251,6 +273,42 @@ impl HealthBuilder {
         self
     }
 
+    /// The age past which a record still queued for export (any signal) makes the pipeline's
+    /// entry `degraded`: export has fallen behind. Default
+    /// [`DEFAULT_BACKLOG_MAX_AGE`](Self::DEFAULT_BACKLOG_MAX_AGE) (30 s).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stellaops_telemetry_tower::services::Health;
+    ///
+    /// let health = Health::builder("1.0.0").backlog_max_age(Duration::from_secs(60)).build();
+    /// ```
+    pub fn backlog_max_age(mut self, age: Duration) -> Self {
+        self.backlog.max_age = age;
+        self
+    }
+
+    /// The share of a signal's queue byte limit (between 0 and 1) past which the pipeline's
+    /// entry is `degraded`: the queue is close to dropping records. A value outside (0, 1]
+    /// is clamped into it (NaN keeps the default). Default
+    /// [`DEFAULT_BACKLOG_HIGH_WATER`](Self::DEFAULT_BACKLOG_HIGH_WATER) (0.8).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use stellaops_telemetry_tower::services::Health;
+    ///
+    /// let health = Health::builder("1.0.0").backlog_high_water(0.5).build();
+    /// ```
+    pub fn backlog_high_water(mut self, share: f64) -> Self {
+        if !share.is_nan() {
+            self.backlog.high_water = share.clamp(f64::MIN_POSITIVE, 1.0);
+        }
+        self
+    }
+
     /// The instant `uptime` counts from (default: when the builder was created, normally at
     /// start-up).
     ///
@@ -298,13 +356,14 @@ impl HealthBuilder {
                 telemetry: self.telemetry,
                 redactor,
                 started: self.started,
+                backlog: self.backlog,
                 baseline: Mutex::new(StatsSnapshot::default()),
             }),
         }
     }
 }
 
-/// `GET /health`, `/health/ready` and `/health/live` (seed 004) as one tower service.
+/// `GET /health`, `/health/ready` and `/health/live` as one tower service.
 ///
 /// `Service<Request<B>>` for any body `B` (never read), answering `Response<String>` with
 /// `Content-Type: application/json` and error type [`Infallible`]. Cheap to clone.
@@ -314,17 +373,23 @@ impl HealthBuilder {
 ///   timeout; 200 with `"status":"healthy"` when all pass, else 503 `"unhealthy"`. The body
 ///   has the `/health` shape without the pipeline entry. The pipeline never affects
 ///   readiness: a collector outage must not take instances out of rotation.
-/// - **`/health`**: seed 004's report, `{"status","version","uptime","checks"}`; every check
+/// - **`/health`**: the full report, `{"status","version","uptime","checks"}`; every check
 ///   is `{"status","latency"}` (milliseconds), plus `"error"` (redacted) when unhealthy. With
 ///   a pipeline ([`Health::for_telemetry`]) `checks.telemetry` reports it: `status`,
 ///   `latency`, `profile`, `sealed`, `disabled`, `egress_refusals` and, per signal (`spans`,
-///   `logs`, `metrics`, `log_lines`), `exported`, `dropped`, `export_failures` and
-///   `last_error` (redacted, `null` when none).
+///   `logs`, `metrics`, `log_lines`), `exported`, `dropped`, `export_failures`,
+///   `last_error` (redacted, `null` when none) and `backlog`: `depth` (records queued and
+///   not yet exported or dropped), `bytes` (their estimated size), `max_bytes` (the queue
+///   limit; 0 for metrics, which are collected rather than queued) and
+///   `oldest_age_seconds` (`null` when nothing is queued).
 ///
 /// The report's `status` is `unhealthy` (503) when a check fails, else `degraded` (200) when
 /// the pipeline dropped records or failed an export since the previous `/health` report (the
-/// first report counts from the pipeline's start), else `healthy` (200). `uptime` is in
-/// whole seconds since [`HealthBuilder::started_at`].
+/// first report counts from the pipeline's start) or is falling behind (a signal's oldest
+/// queued record is older than [`HealthBuilder::backlog_max_age`], or its queued bytes pass
+/// [`HealthBuilder::backlog_high_water`] of its limit), else `healthy` (200); the telemetry
+/// entry's `error` says which. `uptime` is in whole seconds since
+/// [`HealthBuilder::started_at`].
 ///
 /// # Mounting
 ///
@@ -383,6 +448,7 @@ struct Inner {
     telemetry: Option<Telemetry>,
     redactor: Redactor,
     started: Instant,
+    backlog: BacklogLimits,
     /// The pipeline's counters at the previous `/health` report.
     baseline: Mutex<StatsSnapshot>,
 }
@@ -602,6 +668,15 @@ struct SignalReport {
     dropped: u64,
     export_failures: u64,
     last_error: Option<String>,
+    backlog: BacklogReport,
+}
+
+#[derive(Serialize)]
+struct BacklogReport {
+    depth: u64,
+    bytes: u64,
+    max_bytes: u64,
+    oldest_age_seconds: Option<f64>,
 }
 
 /// Aborts the check tasks still running when the response future is dropped.
@@ -706,8 +781,8 @@ impl Inner {
         entries
     }
 
-    /// The pipeline's entry: its counters, and `degraded` when records were dropped or an
-    /// export failed since the previous report.
+    /// The pipeline's entry: its counters and backlog, and `degraded` when records were
+    /// dropped or an export failed since the previous report, or export is falling behind.
     fn pipeline(&self, telemetry: &Telemetry) -> PipelineReport {
         let started = Instant::now();
         let stats = telemetry.stats();
@@ -718,21 +793,73 @@ impl Inner {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             std::mem::replace(&mut *baseline, stats.clone())
         };
-        let losses: Vec<String> = [
-            ("spans", &stats.spans, &previous.spans),
-            ("logs", &stats.logs, &previous.logs),
-            ("metrics", &stats.metrics, &previous.metrics),
-            ("log_lines", &stats.log_lines, &previous.log_lines),
-        ]
-        .into_iter()
-        .filter_map(|(name, now, before)| {
-            let dropped = now.dropped.saturating_sub(before.dropped);
-            let failures = now.export_failures.saturating_sub(before.export_failures);
-            (dropped > 0 || failures > 0)
-                .then(|| format!("{name}: {dropped} dropped, {failures} failed exports"))
-        })
-        .collect();
-        let signal = |s: &SignalSnapshot| SignalReport {
+        let losses: Vec<String> = signals(&stats)
+            .into_iter()
+            .zip(signals(&previous))
+            .filter_map(|((name, now), (_, before))| {
+                let dropped = now.dropped.saturating_sub(before.dropped);
+                let failures = now.export_failures.saturating_sub(before.export_failures);
+                (dropped > 0 || failures > 0)
+                    .then(|| format!("{name}: {dropped} dropped, {failures} failed exports"))
+            })
+            .collect();
+        let behind: Vec<String> = signals(&stats)
+            .into_iter()
+            .filter_map(|(name, s)| self.behind(s).map(|why| format!("{name}: {why}")))
+            .collect();
+        let mut problems = Vec::new();
+        if !losses.is_empty() {
+            problems.push(format!("since the previous report: {}", losses.join("; ")));
+        }
+        if !behind.is_empty() {
+            problems.push(format!("export is falling behind: {}", behind.join("; ")));
+        }
+        let profile = telemetry.profile();
+        PipelineReport {
+            status: if problems.is_empty() {
+                Status::Healthy
+            } else {
+                Status::Degraded
+            },
+            error: (!problems.is_empty()).then(|| problems.join("; ")),
+            profile: profile.name.clone(),
+            sealed: profile.sealed,
+            disabled: telemetry.is_disabled(),
+            egress_refusals: stats.egress_refusals,
+            signals: Signals {
+                spans: self.signal(&stats.spans),
+                logs: self.signal(&stats.logs),
+                metrics: self.signal(&stats.metrics),
+                log_lines: self.signal(&stats.log_lines),
+            },
+            latency: millis(started.elapsed()),
+        }
+    }
+
+    /// Why a signal's backlog says export is falling behind, if it does.
+    fn behind(&self, s: &SignalSnapshot) -> Option<String> {
+        let mut why = Vec::new();
+        if let Some(age) = s.queue_oldest_age.filter(|age| *age > self.backlog.max_age) {
+            why.push(format!(
+                "oldest queued record {:.1} s old (limit {:.1} s)",
+                age.as_secs_f64(),
+                self.backlog.max_age.as_secs_f64()
+            ));
+        }
+        // Compared in f64: exact enough for a share, and no overflow for any limit.
+        if s.queue_capacity_bytes > 0
+            && s.queue_bytes as f64 > self.backlog.high_water * s.queue_capacity_bytes as f64
+        {
+            why.push(format!(
+                "{} of {} queue bytes in use",
+                s.queue_bytes, s.queue_capacity_bytes
+            ));
+        }
+        (!why.is_empty()).then(|| why.join(", "))
+    }
+
+    fn signal(&self, s: &SignalSnapshot) -> SignalReport {
+        SignalReport {
             exported: s.exported,
             dropped: s.dropped,
             export_failures: s.export_failures,
@@ -740,29 +867,27 @@ impl Inner {
                 .last_error
                 .as_deref()
                 .map(|e| self.redactor.redact_str(e).into_owned()),
-        };
-        let profile = telemetry.profile();
-        PipelineReport {
-            status: if losses.is_empty() {
-                Status::Healthy
-            } else {
-                Status::Degraded
+            backlog: BacklogReport {
+                depth: s.queue_depth,
+                bytes: s.queue_bytes,
+                max_bytes: s.queue_capacity_bytes,
+                // Milliseconds are as precise as the figure is worth.
+                oldest_age_seconds: s
+                    .queue_oldest_age
+                    .map(|age| (age.as_secs_f64() * 1000.0).round() / 1000.0),
             },
-            error: (!losses.is_empty())
-                .then(|| format!("since the previous report: {}", losses.join("; "))),
-            profile: profile.name.clone(),
-            sealed: profile.sealed,
-            disabled: telemetry.is_disabled(),
-            egress_refusals: stats.egress_refusals,
-            signals: Signals {
-                spans: signal(&stats.spans),
-                logs: signal(&stats.logs),
-                metrics: signal(&stats.metrics),
-                log_lines: signal(&stats.log_lines),
-            },
-            latency: millis(started.elapsed()),
         }
     }
+}
+
+/// Each signal's counters, by the name the report gives it.
+fn signals(s: &StatsSnapshot) -> [(&'static str, &SignalSnapshot); 4] {
+    [
+        ("spans", &s.spans),
+        ("logs", &s.logs),
+        ("metrics", &s.metrics),
+        ("log_lines", &s.log_lines),
+    ]
 }
 
 fn plain(status: StatusCode, body: &str) -> Response<String> {

@@ -20,6 +20,8 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 const INLINE_ATTRIBUTES: usize = 12;
 /// Bytes of attribute text held inline; longer texts go to the overflow vector.
 const INLINE_TEXT: usize = 256;
+/// Overflow slots a pooled record keeps (more are freed when it is given back).
+const POOLED_OVERFLOW: usize = 16;
 
 /// Without drop glue (no owned values), so filling a slot is a plain store.
 #[derive(Default, Clone, Copy)]
@@ -317,7 +319,10 @@ impl RecordPool {
     }
 
     /// Gives an emptied record back.
-    pub(crate) fn give_back(&self, record: Box<SpanRecord>) {
+    pub(crate) fn give_back(&self, mut record: Box<SpanRecord>) {
+        // A record that once held many attributes gives its room back, so the pool's memory
+        // is bounded by its count whatever the spans were.
+        record.overflow.shrink_to(POOLED_OVERFLOW);
         let _ = self.0.push(record);
     }
 }

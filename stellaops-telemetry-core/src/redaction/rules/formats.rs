@@ -196,6 +196,9 @@ fn aws_secret_after(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
     None
 }
 
+/// The longest Slack team id segment a webhook URL is recognised with.
+const SLACK_TEAM_MAX: usize = 24;
+
 /// Slack incoming-webhook URLs: the secret after `hooks.slack.com/services/T…/B…/`.
 fn slack_webhooks(bytes: &[u8], ranges: &mut Vec<(usize, usize)>) {
     const HOST: &[u8] = b"hooks.slack.com/services/";
@@ -212,7 +215,11 @@ fn slack_webhooks(bytes: &[u8], ranges: &mut Vec<(usize, usize)>) {
         let team = at + HOST.len();
         let team_end = run(team);
         from = team_end.max(team);
-        if bytes.get(team) != Some(&b'T') || bytes.get(team_end) != Some(&b'/') {
+        // Team ids are about ten bytes; the prefilter looks back at most this far.
+        if bytes.get(team) != Some(&b'T')
+            || bytes.get(team_end) != Some(&b'/')
+            || team_end - team > SLACK_TEAM_MAX
+        {
             continue;
         }
         let channel = team_end + 1;
@@ -324,7 +331,7 @@ pub(super) fn slack_webhook_before(bytes: &[u8], i: usize) -> bool {
     }
     let slash = i - 1;
     let mut t = slash;
-    while t > 0 && slash - t < 24 && bytes[t - 1].is_ascii_alphanumeric() {
+    while t > 0 && slash - t < SLACK_TEAM_MAX && bytes[t - 1].is_ascii_alphanumeric() {
         t -= 1;
     }
     step(slash - t + 1);

@@ -189,10 +189,7 @@ fn plain_end(bytes: &[u8], v: usize, percent: bool) -> usize {
             break;
         }
         // After `%3D`, an escaped `&`, `#`, space or quote ends the value too.
-        if percent
-            && b == b'%'
-            && percent_code(bytes, e).is_some_and(|c| c != b'?' && c != b'=')
-        {
+        if percent && b == b'%' && percent_code(bytes, e).is_some_and(|c| c != b'?' && c != b'=') {
             break;
         }
         e += 1;

@@ -113,6 +113,10 @@ const FORMATS: [Format; 35] = [
     aws_id(b"ACCA"),
 ];
 
+/// The shortest token a format with `-` or `_` in its prefix can be (`glrt-` or `xoxb-` and
+/// 20 bytes); in a shorter value no `-` or `_` can start one, so the prefilter skips them.
+pub(super) const SHORTEST_SEPARATED: usize = 25;
+
 /// How far after an AWS access key id (or secret key name) its secret key is looked for.
 const AWS_SECRET_WINDOW: usize = 64;
 
@@ -129,7 +133,9 @@ fn format_at(bytes: &[u8], s: usize) -> Option<(usize, bool)> {
             return None;
         }
         let body_start = s + f.prefix.len();
-        let cap = body_start.saturating_add(f.max.saturating_add(1)).min(bytes.len());
+        let cap = body_start
+            .saturating_add(f.max.saturating_add(1))
+            .min(bytes.len());
         let mut e = body_start;
         while e < cap && (f.body)(bytes[e]) {
             e += 1;
@@ -274,6 +280,75 @@ pub(super) fn credential_formats(text: &str) -> Option<String> {
     masked(text, &ranges)
 }
 
+/// Whether `pair` can be the last two bytes of a prefix ending in `sep` (`_` or `-`), or of
+/// `secret` before `_access` / `-access`.
+#[inline(always)]
+pub(super) fn is_prefix_tail(sep: u8, pair: [u8; 2]) -> bool {
+    const fn p(pair: &[u8; 2]) -> u16 {
+        u16::from_le_bytes(*pair)
+    }
+    const ET: u16 = p(b"et");
+    const ET_UPPER: u16 = p(b"ET");
+    // gh[pousr]_, github_pat_, npm_, sk_live_, rk_live_, sk_test_, rk_test_, whsec_
+    const HP: u16 = p(b"hp");
+    const HO: u16 = p(b"ho");
+    const HU: u16 = p(b"hu");
+    const HS: u16 = p(b"hs");
+    const HR: u16 = p(b"hr");
+    const AT: u16 = p(b"at");
+    const PM: u16 = p(b"pm");
+    const VE: u16 = p(b"ve");
+    const ST: u16 = p(b"st");
+    const EC: u16 = p(b"ec");
+    // glpat-, gloas-, gldt-, glrt-, glcbt-, glptt-, glft-, glimt-, glagent-, glsoat-,
+    // glffct-, xox[bpars]-, xapp-, pypi-
+    const AS: u16 = p(b"as");
+    const DT: u16 = p(b"dt");
+    const RT: u16 = p(b"rt");
+    const BT: u16 = p(b"bt");
+    const TT: u16 = p(b"tt");
+    const FT: u16 = p(b"ft");
+    const MT: u16 = p(b"mt");
+    const NT: u16 = p(b"nt");
+    const CT: u16 = p(b"ct");
+    const XB: u16 = p(b"xb");
+    const XP: u16 = p(b"xp");
+    const XA: u16 = p(b"xa");
+    const XR: u16 = p(b"xr");
+    const XS: u16 = p(b"xs");
+    const PP: u16 = p(b"pp");
+    const PI: u16 = p(b"pi");
+    let pair = u16::from_le_bytes(pair);
+    if sep == b'_' {
+        matches!(
+            pair,
+            ET | ET_UPPER | HP | HO | HU | HS | HR | AT | PM | VE | ST | EC
+        )
+    } else {
+        matches!(
+            pair,
+            ET | ET_UPPER
+                | AT
+                | AS
+                | DT
+                | RT
+                | BT
+                | TT
+                | FT
+                | MT
+                | NT
+                | CT
+                | XB
+                | XP
+                | XA
+                | XR
+                | XS
+                | PP
+                | PI
+        )
+    }
+}
+
 /// The prefilter's look at a `_` or `-` at `i`: does a format prefix end here, or an AWS
 /// secret key name continue here (`secret_access`)? One byte before it picks the few
 /// candidates, so an identifier full of `_` and `-` costs a comparison or two per byte.
@@ -336,4 +411,24 @@ pub(super) fn slack_webhook_before(bytes: &[u8], i: usize) -> bool {
     }
     step(slash - t + 1);
     t < slash && bytes[t] == b'T' && bytes[..t].ends_with(HOST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_format_with_a_separator_is_shorter_than_the_prefilter_assumes() {
+        for f in &FORMATS {
+            if f.prefix.iter().any(|&b| b == b'-' || b == b'_') {
+                assert!(
+                    f.prefix.len() + f.min >= SHORTEST_SEPARATED,
+                    "{}",
+                    String::from_utf8_lossy(f.prefix)
+                );
+            }
+        }
+        // github_pat_ (93 bytes) and an AWS secret key name with its key are longer still.
+        assert!(SHORTEST_SEPARATED <= 93 && SHORTEST_SEPARATED <= "secret_access_key".len() + 41);
+    }
 }

@@ -120,8 +120,7 @@ const CAMEL_SUFFIXES: [&str; 11] = [
 /// none of them cannot match a built-in rule, which settles most keys after three byte
 /// comparisons.
 const TAILS: [&[u8; 3]; 12] = [
-    b"ion", b"kie", b"key", b"ord", b"swd", b"pwd", b"ken", b"ret", b"als", b"ref", b"ase",
-    b"ass",
+    b"ion", b"kie", b"key", b"ord", b"swd", b"pwd", b"ken", b"ret", b"als", b"ref", b"ase", b"ass",
 ];
 
 /// A byte of a key name: `A–Z a–z 0–9 _ - .`.
@@ -148,22 +147,34 @@ const fn pack(tail: &[u8; 3]) -> u32 {
 /// Whether `key` ends in one of the [`TAILS`].
 #[inline(always)]
 pub(super) fn may_match_default(key: &[u8]) -> bool {
-    const T: [u32; TAILS.len()] = {
-        let mut out = [0u32; TAILS.len()];
-        let mut i = 0;
-        while i < TAILS.len() {
-            out[i] = pack(TAILS[i]);
-            i += 1;
-        }
-        out
-    };
-    packed_tail(key).is_some_and(|t| T.contains(&t))
+    const ION: u32 = pack(TAILS[0]);
+    const KIE: u32 = pack(TAILS[1]);
+    const KEY: u32 = pack(TAILS[2]);
+    const ORD: u32 = pack(TAILS[3]);
+    const SWD: u32 = pack(TAILS[4]);
+    const PWD: u32 = pack(TAILS[5]);
+    const KEN: u32 = pack(TAILS[6]);
+    const RET: u32 = pack(TAILS[7]);
+    const ALS: u32 = pack(TAILS[8]);
+    const REF: u32 = pack(TAILS[9]);
+    const ASE: u32 = pack(TAILS[10]);
+    const ASS: u32 = pack(TAILS[11]);
+    packed_tail(key).is_some_and(|t| {
+        matches!(
+            t,
+            ION | KIE | KEY | ORD | SWD | PWD | KEN | RET | ALS | REF | ASE | ASS
+        )
+    })
 }
 
 /// `b` lowercased, with `-` as `_`.
 #[inline]
 fn norm(b: u8) -> u8 {
-    if b == b'-' { b'_' } else { b.to_ascii_lowercase() }
+    if b == b'-' {
+        b'_'
+    } else {
+        b.to_ascii_lowercase()
+    }
 }
 
 /// Whether `text` equals the normalised `name`.
@@ -196,7 +207,10 @@ fn has_camel_credential_suffix(last: &[u8]) -> bool {
 
 /// The last dot-separated segment of `key` (the whole key when it has no dot).
 fn last_segment(key: &[u8]) -> &[u8] {
-    let start = key.iter().rposition(|&b| b == b'.').map_or(0, |dot| dot + 1);
+    let start = key
+        .iter()
+        .rposition(|&b| b == b'.')
+        .map_or(0, |dot| dot + 1);
     step(key.len() - start + 1);
     &key[start..]
 }
@@ -267,10 +281,7 @@ mod tests {
     #[test]
     fn every_default_key_is_a_name_and_names_are_normalised() {
         for key in DEFAULT_KEYS {
-            assert!(
-                NAMES.iter().any(|n| eq_norm(key.as_bytes(), n)),
-                "{key}"
-            );
+            assert!(NAMES.iter().any(|n| eq_norm(key.as_bytes(), n)), "{key}");
         }
         for name in NAMES.iter().chain(SUFFIXES.iter()) {
             assert!(

@@ -132,16 +132,82 @@ proptest! {
 fn every_flood_costs_a_bounded_number_of_steps_per_byte() {
     const LEN: usize = 64 * 1024;
     let floods = [
-        "a", "@", "?", "&", ":", "=", "/", "%", "\"", "'", "\\", "eyJ", "eyJa.", "-----BEGIN",
-        "-----BEGIN PRIVATE KEY-----", "-----END", "bearer ", "basic ", "Basic dXNlcjpwYXNz",
-        "Bearer x-bearer ", "[", "]", "(", ")", "{", "}", "_", "-", "A", "B", "J", ",", " ",
-        "://", "://u:p/", "://a@", "@tcp(", "u:p@tcp(", "%3F", "%3D", "%26", "%3Fsig%3D",
-        "?sig", "?sig=", "&sig=&", "sig=", "password", "password=", "password: ",
-        "password: Some(", "password: [", "password: \"", "(\"token\", ", "(\"token\", \"",
-        "token,", "ghp_", "github_pat_", "glpat-", "xoxb-", "whsec_", "whsec_/", "pypi-",
-        "sk_live_", "AKIA", "AKIAAAAAAAAAAAAAAAAA ", "AIza", "secret_access_key ",
-        "SecretAccessKey", "hooks.slack.com/services/T1/B", "hooks.slack.com/services/",
-        "aB", "a.", "aToken", "é", "€ ", "x-api-key: ",
+        "a",
+        "@",
+        "?",
+        "&",
+        ":",
+        "=",
+        "/",
+        "%",
+        "\"",
+        "'",
+        "\\",
+        "eyJ",
+        "eyJa.",
+        "-----BEGIN",
+        "-----BEGIN PRIVATE KEY-----",
+        "-----END",
+        "bearer ",
+        "basic ",
+        "Basic dXNlcjpwYXNz",
+        "Bearer x-bearer ",
+        "[",
+        "]",
+        "(",
+        ")",
+        "{",
+        "}",
+        "_",
+        "-",
+        "A",
+        "B",
+        "J",
+        ",",
+        " ",
+        "://",
+        "://u:p/",
+        "://a@",
+        "@tcp(",
+        "u:p@tcp(",
+        "%3F",
+        "%3D",
+        "%26",
+        "%3Fsig%3D",
+        "?sig",
+        "?sig=",
+        "&sig=&",
+        "sig=",
+        "password",
+        "password=",
+        "password: ",
+        "password: Some(",
+        "password: [",
+        "password: \"",
+        "(\"token\", ",
+        "(\"token\", \"",
+        "token,",
+        "ghp_",
+        "github_pat_",
+        "glpat-",
+        "xoxb-",
+        "whsec_",
+        "whsec_/",
+        "pypi-",
+        "sk_live_",
+        "AKIA",
+        "AKIAAAAAAAAAAAAAAAAA ",
+        "AIza",
+        "secret_access_key ",
+        "SecretAccessKey",
+        "hooks.slack.com/services/T1/B",
+        "hooks.slack.com/services/",
+        "aB",
+        "a.",
+        "aToken",
+        "é",
+        "€ ",
+        "x-api-key: ",
     ];
     for flood in floods {
         let text = flood.repeat(LEN.div_ceil(flood.len()));
@@ -163,7 +229,11 @@ fn every_flood_costs_a_bounded_number_of_steps_per_byte() {
         let w = steps_of(|| {
             std::hint::black_box(is_sensitive_key(&key, &["session_id".to_owned()]));
         });
-        assert!(w <= 4 * key.len() as u64 + CONSTANT, "{w} steps for a key of {}", key.len());
+        assert!(
+            w <= 4 * key.len() as u64 + CONSTANT,
+            "{w} steps for a key of {}",
+            key.len()
+        );
     }
 }
 
@@ -172,7 +242,10 @@ fn the_counter_sees_every_rule_read_the_value() {
     // Each value rule, alone on a value it matches, counts at least one step per byte: the
     // count is not blind to any of them.
     let values = [
-        format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----", "M".repeat(4096)),
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----",
+            "M".repeat(4096)
+        ),
         format!("eyJhbGciOiJub25lIn0.eyJ{}.", "a".repeat(4096)),
         format!("ghp_{} {}", "a".repeat(36), "b".repeat(4096)),
         format!("Bearer {}", "a".repeat(4096)),
@@ -184,7 +257,10 @@ fn the_counter_sees_every_rule_read_the_value() {
         let w = steps_of(|| {
             std::hint::black_box(apply_value_rules(value));
         });
-        assert!(w >= value.len() as u64, "{w} steps for {} bytes", value.len());
+        assert!(
+            w >= value.len() as u64,
+            "{w} steps for {} bytes",
+            value.len()
+        );
     }
 }
-

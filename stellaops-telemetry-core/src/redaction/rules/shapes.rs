@@ -98,8 +98,7 @@ fn query_value_end(bytes: &[u8], v: usize, percent: bool) -> usize {
         if matches!(b, b'&' | b'#' | b'"' | b'\'') || is_space(b) {
             break;
         }
-        if percent && b == b'%' && percent_code(bytes, e).is_some_and(|c| c != b'?' && c != b'=')
-        {
+        if percent && b == b'%' && percent_code(bytes, e).is_some_and(|c| c != b'?' && c != b'=') {
             break;
         }
         e += 1;
@@ -148,8 +147,7 @@ pub(super) fn private_keys(text: &str) -> Option<String> {
     while let Some(begin) = find_bytes(bytes, b"-----BEGIN", from) {
         let after = begin + 10;
         let window_end = (after + HEADER_MAX).min(bytes.len());
-        let header_end =
-            find_bytes(&bytes[..window_end], b"-----", after).unwrap_or(window_end);
+        let header_end = find_bytes(&bytes[..window_end], b"-----", after).unwrap_or(window_end);
         if find_bytes(&bytes[..header_end], b"PRIVATE KEY", after).is_none() {
             from = after;
             continue;

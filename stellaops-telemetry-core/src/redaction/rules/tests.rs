@@ -2,7 +2,6 @@
 
 use super::*;
 
-
 fn r(value: &str) -> String {
     redact_value(value)
         .map(|(s, _)| s)
@@ -295,7 +294,12 @@ fn credential_formats_are_masked_in_free_text_and_counted_as_their_rule() {
 #[test]
 fn aws_secret_keys_are_masked_after_an_access_key_id_or_a_secret_key_name() {
     let id = format!("AKIA{}", body(UPPER_DIGITS, 16, 1));
-    let secret = format!("{}/{}+{}", body(ALNUM, 20, 2), body(ALNUM, 9, 3), body(ALNUM, 9, 4));
+    let secret = format!(
+        "{}/{}+{}",
+        body(ALNUM, 20, 2),
+        body(ALNUM, 9, 3),
+        body(ALNUM, 9, 4)
+    );
     assert_eq!(secret.len(), 40);
     for text in [
         format!("aws_access_key_id={id}\naws_secret_access_key={secret}\n"),
@@ -328,7 +332,12 @@ fn slack_webhooks_and_azure_connection_strings_are_masked() {
         r(&format!("hooks.slack.com/services/T01/B02/{secret}")),
         "hooks.slack.com/services/T01/B02/REDACTED"
     );
-    let key = format!("{}+{}/{}==", body(ALNUM, 30, 4), body(ALNUM, 30, 5), body(ALNUM, 24, 6));
+    let key = format!(
+        "{}+{}/{}==",
+        body(ALNUM, 30, 4),
+        body(ALNUM, 30, 5),
+        body(ALNUM, 24, 6)
+    );
     assert_eq!(
         r(&format!(
             "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey={key};EndpointSuffix=core.windows.net"
@@ -433,21 +442,32 @@ fn keyed_secrets_in_printed_values_are_masked_whole() {
             r#"Conf { secret: Secret { inner: "x y" }, n: 2 }"#,
             r#"Conf { secret: REDACTED, n: 2 }"#,
         ),
-        (r#"password: None, user: bob"#, r#"password: REDACTED, user: bob"#),
+        (
+            r#"password: None, user: bob"#,
+            r#"password: REDACTED, user: bob"#,
+        ),
         (
             r#"[("grant_type", "client_credentials"), ("client_secret", "s3 cr3t")]"#,
             r#"[("grant_type", "client_credentials"), ("client_secret", "REDACTED")]"#,
         ),
         (r#"("password", "hunter 2")"#, r#"("password", "REDACTED")"#),
         (r#"["token", "abc def"]"#, r#"["token", "REDACTED"]"#),
-        ("AWS_SECRET_ACCESS_KEY=abc123\nDB_PASS=pw1\nGITHUB_TOKEN=tok2\nHOME=/root",
-         "AWS_SECRET_ACCESS_KEY=REDACTED\nDB_PASS=REDACTED\nGITHUB_TOKEN=REDACTED\nHOME=/root"),
-        ("export db_password=pw3 && run", "export db_password=REDACTED && run"),
+        (
+            "AWS_SECRET_ACCESS_KEY=abc123\nDB_PASS=pw1\nGITHUB_TOKEN=tok2\nHOME=/root",
+            "AWS_SECRET_ACCESS_KEY=REDACTED\nDB_PASS=REDACTED\nGITHUB_TOKEN=REDACTED\nHOME=/root",
+        ),
+        (
+            "export db_password=pw3 && run",
+            "export db_password=REDACTED && run",
+        ),
         (
             "GET /cb%3Fpassword%3Dhunter2%26next%3D1",
             "GET /cb%3Fpassword%3DREDACTED%26next%3D1",
         ),
-        ("a%26token%3dabc%2Fdef%26b%3D2", "a%26token%3dREDACTED%26b%3D2"),
+        (
+            "a%26token%3dabc%2Fdef%26b%3D2",
+            "a%26token%3dREDACTED%26b%3D2",
+        ),
         (
             "redirect=https%3A%2F%2Fs3.invalid%2Fo%3FX-Amz-Signature%3Dabc123%26x%3D1",
             "redirect=https%3A%2F%2Fs3.invalid%2Fo%3FX-Amz-Signature%3DREDACTED%26x%3D1",
@@ -492,7 +512,10 @@ fn look_alikes_stay_unmasked() {
     let look_alikes = [
         "commit 3f2a9c1d0b8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a".to_owned(),
         "request 123e4567-e89b-12d3-a456-426614174000 done".to_owned(),
-        format!("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk{}", body(ALNUM, 200, 1)),
+        format!(
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk{}",
+            body(ALNUM, 200, 1)
+        ),
         "token_count=12".to_owned(),
         "max_tokens: 4096".to_owned(),
         "passwordless=true".to_owned(),

@@ -359,36 +359,9 @@ fn no_generated_secret_is_found_in_any_output() {
     }
 }
 
-#[test]
-fn ordinary_values_pass_through_unchanged() {
-    let exporters = TestExporters::new();
-    let telemetry = Telemetry::builder("benign")
-        .exporters(&[])
-        .stdout_logs(false)
-        .test_exporters(&exporters)
-        .build()
-        .unwrap();
-    let mut rng = Rng(42);
-    let keys = [
-        "scan.id",
-        "image.ref",
-        "http.route",
-        "policy.id",
-        "token_count",
-        "author",
-        "secretary",
-        "keyboard.layout",
-        "max_tokens",
-        "basic.plan",
-        "db.name",
-        "passwordless",
-        "bypass",
-        "compass",
-        "first_pass",
-        "access_key_id",
-        "monkey",
-        "tokens",
-    ];
+/// Ordinary values and look-alikes of secrets: shapes that must pass unchanged, and
+/// generated digests, ids, image data and near misses of each token format.
+fn look_alikes(rng: &mut Rng) -> Vec<String> {
     let mut shapes: Vec<String> = [
         "registry.example/app:1.2",
         "GET /scans/{id}",
@@ -441,6 +414,40 @@ fn ordinary_values_pass_through_unchanged() {
             format!("whsec_{}", rng.chars(ALNUM, 12)),
         ]);
     }
+    shapes
+}
+
+#[test]
+fn ordinary_values_pass_through_unchanged() {
+    let exporters = TestExporters::new();
+    let telemetry = Telemetry::builder("benign")
+        .exporters(&[])
+        .stdout_logs(false)
+        .test_exporters(&exporters)
+        .build()
+        .unwrap();
+    let mut rng = Rng(42);
+    let keys = [
+        "scan.id",
+        "image.ref",
+        "http.route",
+        "policy.id",
+        "token_count",
+        "author",
+        "secretary",
+        "keyboard.layout",
+        "max_tokens",
+        "basic.plan",
+        "db.name",
+        "passwordless",
+        "bypass",
+        "compass",
+        "first_pass",
+        "access_key_id",
+        "monkey",
+        "tokens",
+    ];
+    let shapes = look_alikes(&mut rng);
     let mut benign = Vec::new();
     for i in 0..1_200 {
         let key = keys[i % keys.len()];
@@ -693,14 +700,28 @@ const CREDENTIAL_NAMES: [&str; 24] = [
     "stripe.webhook-secret",
 ];
 
+const CLOUD_KINDS: [&str; 5] = [
+    "slack_webhook",
+    "aws_secret_key",
+    "azure_account_key",
+    "azure_shared_access_key",
+    "pem_private_key",
+];
+
+const PRINTED_KINDS: [&str; 10] = [
+    "debug_some",
+    "debug_nested_wrapper",
+    "debug_struct_wrapper",
+    "pair_list",
+    "tuple",
+    "go_dsn",
+    "url_slash_password",
+    "percent_encoded_password",
+    "percent_encoded_token",
+    "percent_encoded_signature",
+];
+
 fn credential(kind: &'static str, rng: &mut Rng, i: usize) -> Credential {
-    let note = |text: String, needle: String| Credential {
-        kind,
-        key: "note".into(),
-        value: text.clone(),
-        text,
-        needle,
-    };
     if FORMAT_KINDS.contains(&kind) && kind != "slack_webhook" {
         let (token, needle) = format_token(kind, rng);
         let text = in_context(rng, &token);
@@ -712,7 +733,24 @@ fn credential(kind: &'static str, rng: &mut Rng, i: usize) -> Credential {
             needle,
         };
     }
-    let tok = rng.token(24);
+    if CLOUD_KINDS.contains(&kind) {
+        cloud_credential(kind, rng, i)
+    } else if PRINTED_KINDS.contains(&kind) {
+        printed_credential(kind, rng, i)
+    } else {
+        keyed_credential(kind, rng, i)
+    }
+}
+
+/// Cloud and service credentials in their connection strings, files and URLs.
+fn cloud_credential(kind: &'static str, rng: &mut Rng, i: usize) -> Credential {
+    let note = |text: String, needle: String| Credential {
+        kind,
+        key: "note".into(),
+        value: text.clone(),
+        text,
+        needle,
+    };
     match kind {
         "slack_webhook" => {
             let secret = rng.chars(ALNUM, 24);
@@ -752,7 +790,7 @@ fn credential(kind: &'static str, rng: &mut Rng, i: usize) -> Credential {
                 key,
             )
         }
-        "pem_private_key" => {
+        _ => {
             let kind_name = rng.pick(&[
                 "RSA PRIVATE KEY",
                 "EC PRIVATE KEY",
@@ -771,6 +809,20 @@ fn credential(kind: &'static str, rng: &mut Rng, i: usize) -> Credential {
                 body,
             )
         }
+    }
+}
+
+/// Credential key names: as attribute keys, and written in text, JSON, env lines and headers.
+fn keyed_credential(kind: &'static str, rng: &mut Rng, i: usize) -> Credential {
+    let note = |text: String, needle: String| Credential {
+        kind,
+        key: "note".into(),
+        value: text.clone(),
+        text,
+        needle,
+    };
+    let tok = rng.token(24);
+    match kind {
         "key_name_attribute" => {
             let key = rng.pick(&CREDENTIAL_NAMES).to_owned();
             Credential {
@@ -819,9 +871,49 @@ fn credential(kind: &'static str, rng: &mut Rng, i: usize) -> Credential {
             };
             note(text, tok)
         }
+        "json_camel_case_key" => {
+            let key = rng.pick(&[
+                "apiKey",
+                "clientSecret",
+                "accessToken",
+                "secretAccessKey",
+                "accountKey",
+                "keyPassphrase",
+                "jwtSecretKey",
+            ]);
+            note(format!("body {{\"{key}\":\"{tok}\",\"n\":1}}"), tok)
+        }
+        "text_key_value" => {
+            let key = rng.pick(&CREDENTIAL_NAMES);
+            let sep = rng.pick(&["=", ": ", " = ", ":"]);
+            note(format!("config {key}{sep}{tok} applied"), tok)
+        }
+        _ => {
+            let name = rng.pick(&[
+                "X-Goog-Api-Key",
+                "Ocp-Apim-Subscription-Key",
+                "x-functions-key",
+                "Api-Key",
+            ]);
+            note(format!("sent headers {name}: {tok}\r\naccept: */*"), tok)
+        }
+    }
+}
+
+/// The printed forms secrets hide in: `Debug` output, pairs, DSNs, URLs, percent-encoding.
+fn printed_credential(kind: &'static str, rng: &mut Rng, i: usize) -> Credential {
+    let note = |text: String, needle: String| Credential {
+        kind,
+        key: "note".into(),
+        value: text.clone(),
+        text,
+        needle,
+    };
+    let tok = rng.token(24);
+    match kind {
         "debug_some" => {
             let phrase = rng.phrase(24);
-            let text = if i % 2 == 0 {
+            let text = if i.is_multiple_of(2) {
                 // A derived `Debug`, as `?field` records it.
                 let login = Login {
                     user: format!("u{i}"),
@@ -863,7 +955,7 @@ fn credential(kind: &'static str, rng: &mut Rng, i: usize) -> Credential {
         }
         "tuple" => {
             let phrase = rng.phrase(20);
-            let text = if i % 2 == 0 {
+            let text = if i.is_multiple_of(2) {
                 format!("{:?}", ("password", &phrase))
             } else {
                 format!("{:?}", ["token", phrase.as_str()])
@@ -876,7 +968,7 @@ fn credential(kind: &'static str, rng: &mut Rng, i: usize) -> Credential {
                 "svc{}:{pass}@tcp(db{i}.internal:3306)/app?parseTime=true",
                 i % 7
             );
-            let text = if i % 2 == 0 {
+            let text = if i.is_multiple_of(2) {
                 format!("connecting to {dsn}")
             } else {
                 format!("dsn={dsn}")
@@ -901,7 +993,7 @@ fn credential(kind: &'static str, rng: &mut Rng, i: usize) -> Credential {
             format!("redirect=%2Fcb%3Fa%3D1%26token%3D{tok}%26b%3D2"),
             tok,
         ),
-        "percent_encoded_signature" => {
+        _ => {
             let sig = rng.chars(HEX, 64);
             note(
                 format!(
@@ -909,32 +1001,6 @@ fn credential(kind: &'static str, rng: &mut Rng, i: usize) -> Credential {
                 ),
                 sig,
             )
-        }
-        "json_camel_case_key" => {
-            let key = rng.pick(&[
-                "apiKey",
-                "clientSecret",
-                "accessToken",
-                "secretAccessKey",
-                "accountKey",
-                "keyPassphrase",
-                "jwtSecretKey",
-            ]);
-            note(format!("body {{\"{key}\":\"{tok}\",\"n\":1}}"), tok)
-        }
-        "text_key_value" => {
-            let key = rng.pick(&CREDENTIAL_NAMES);
-            let sep = rng.pick(&["=", ": ", " = ", ":"]);
-            note(format!("config {key}{sep}{tok} applied"), tok)
-        }
-        _ => {
-            let name = rng.pick(&[
-                "X-Goog-Api-Key",
-                "Ocp-Apim-Subscription-Key",
-                "x-functions-key",
-                "Api-Key",
-            ]);
-            note(format!("sent headers {name}: {tok}\r\naccept: */*"), tok)
         }
     }
 }

@@ -125,6 +125,13 @@ const AWS_SECRET_WINDOW: usize = 64;
 fn format_at(bytes: &[u8], s: usize) -> Option<(usize, bool)> {
     let rest = &bytes[s..];
     step(8);
+    // Every prefix starts with one of these: most words are settled by their first byte.
+    if !matches!(
+        rest.first(),
+        Some(b'g' | b'n' | b'p' | b'x' | b's' | b'r' | b'w' | b'A')
+    ) {
+        return None;
+    }
     if let Some(end) = github_pat_at(bytes, s) {
         return Some((end, false));
     }
@@ -416,6 +423,13 @@ pub(super) fn slack_webhook_before(bytes: &[u8], i: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_prefix_starts_with_a_byte_the_first_byte_screen_lets_through() {
+        for f in &FORMATS {
+            assert!(b"gnpxsrwA".contains(&f.prefix[0]), "{:?}", f.prefix);
+        }
+    }
 
     #[test]
     fn no_format_with_a_separator_is_shorter_than_the_prefilter_assumes() {

@@ -293,12 +293,23 @@ pub(super) fn basic_credentials(text: &str) -> Option<String> {
     // decode only with padding and unpadded ones only without, so one decode settles it.
     credentials_after(text, b"basic", |t| {
         step(t.len());
-        let engine = if t.contains('=') {
+        let padded = t.contains('=');
+        // What cannot decode is settled before decoding (which allocates): a length no
+        // base64 has, or a token character outside the base64 alphabet.
+        let possible = t.len() >= 4
+            && if padded {
+                t.len() % 4 == 0
+            } else {
+                t.len() % 4 != 1
+            }
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+        let engine = if padded {
             &base64::engine::general_purpose::STANDARD
         } else {
             &base64::engine::general_purpose::STANDARD_NO_PAD
         };
-        t.len() >= 4 && engine.decode(t).is_ok_and(|raw| raw.contains(&b':'))
+        possible && engine.decode(t).is_ok_and(|raw| raw.contains(&b':'))
     })
 }
 

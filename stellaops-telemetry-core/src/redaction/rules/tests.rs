@@ -271,7 +271,7 @@ fn credential_formats_are_masked_in_free_text_and_counted_as_their_rule() {
     for secret in &formats {
         for text in [
             format!("retrying with {secret}"),
-            format!("{secret}"),
+            secret.clone(),
             format!("error: token {secret} was rejected"),
             format!("\"{secret}\""),
             format!("key={secret}&x=1"),

@@ -1,8 +1,11 @@
 //! Redaction cost for one span with 10 attributes: none sensitive (the common case) and one
-//! sensitive, beside the same walk over the attributes without redaction.
+//! sensitive, beside the same walk over the attributes without redaction; and the cost per
+//! byte of hostile values (floods of the bytes the rules look for, and mixes of them) from
+//! 1 KiB to 1 MiB, which stays flat because every rule is linear.
 //!
 //! ```text
 //! cargo bench -p stellaops-telemetry-benches --bench redaction
+//! cargo bench -p stellaops-telemetry-benches --bench redaction -- redact_adversarial/at
 //! ```
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -11,7 +14,9 @@ use std::borrow::Cow;
 use std::hint::black_box;
 use std::time::SystemTime;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -69,6 +74,14 @@ fn redaction(c: &mut Criterion) {
         b.iter(|| redactor.redact_span(black_box(&mut clean)))
     });
     let mut dirty = span(true);
+    // Checked before any bench runs, so a filter that skips this one cannot fail it.
+    redactor.redact_span(&mut dirty);
+    assert!(
+        dirty
+            .attributes
+            .iter()
+            .any(|kv| kv.value.as_str() == "REDACTED")
+    );
     group.bench_function("one_sensitive", |b| {
         b.iter(|| redactor.redact_span(black_box(&mut dirty)))
     });
@@ -105,13 +118,98 @@ fn redaction(c: &mut Criterion) {
         })
     });
     group.finish();
-    assert!(
-        dirty
-            .attributes
-            .iter()
-            .any(|kv| kv.value.as_str() == "REDACTED")
-    );
 }
 
-criterion_group!(benches, redaction);
+/// Hostile value families: a name and the unit repeated to each size. `a` is the baseline
+/// (no trigger byte at all).
+const FAMILIES: [(&str, &str); 28] = [
+    ("a", "a"),
+    ("at", "@"),
+    ("question", "?"),
+    ("amp", "&"),
+    ("colon", ":"),
+    ("equals", "="),
+    ("slash", "/"),
+    ("percent", "%"),
+    ("dquote", "\""),
+    ("squote", "'"),
+    ("backslash", "\\"),
+    ("eyJ", "eyJ"),
+    ("begin", "-----BEGIN"),
+    ("bearer", "bearer "),
+    ("basic", "basic "),
+    ("brackets", "[({"),
+    ("underscore", "_"),
+    ("dash", "-"),
+    ("upper_a", "A"),
+    ("comma", ","),
+    ("scheme_at", "://a:1/@"),
+    ("query", "?sig&%3Fsig"),
+    ("percent_key", "%26token%3D"),
+    ("debug_some", "password: Some("),
+    ("formats", "ghp_AKIA glpat-xoxb-"),
+    ("dsn", "u:p@tcp("),
+    ("identifiers", "http_request_duration_seconds-bucket."),
+    ("mix", ""),
+];
+
+const SIZES: [(&str, usize); 4] = [
+    ("1KiB", 1 << 10),
+    ("16KiB", 16 << 10),
+    ("256KiB", 256 << 10),
+    ("1MiB", 1 << 20),
+];
+
+/// A seeded mix of every family's unit and a few letters, so no two neighbours repeat.
+fn mix(len: usize) -> String {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut out = String::with_capacity(len + 64);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let (_, unit) = FAMILIES[(state % (FAMILIES.len() as u64 - 1)) as usize];
+        out.push_str(unit);
+        out.push(char::from(b'a' + (state >> 32) as u8 % 26));
+    }
+    out
+}
+
+fn value(unit: &str, len: usize) -> String {
+    if unit.is_empty() {
+        return mix(len);
+    }
+    let mut text = unit.repeat(len.div_ceil(unit.len()));
+    text.truncate(len);
+    text
+}
+
+fn adversarial(c: &mut Criterion) {
+    let redactor = Redactor::default();
+    let mut group = c.benchmark_group("redact_adversarial");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(800));
+    for (family, unit) in FAMILIES {
+        for (label, len) in SIZES {
+            let text = value(unit, len);
+            group.throughput(Throughput::Bytes(text.len() as u64));
+            group.bench_with_input(BenchmarkId::new(family, label), &text, |b, text| {
+                b.iter(|| redactor.redact_str(black_box(text)).len())
+            });
+        }
+    }
+    // A key: long camelCase, checked by the key rules.
+    for (label, len) in SIZES {
+        let key = format!("{}Token", "aB".repeat(len / 2));
+        group.throughput(Throughput::Bytes(key.len() as u64));
+        group.bench_with_input(BenchmarkId::new("key_camel", label), &key, |b, key| {
+            b.iter(|| redactor.is_sensitive_key(black_box(key)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, redaction, adversarial);
 criterion_main!(benches);

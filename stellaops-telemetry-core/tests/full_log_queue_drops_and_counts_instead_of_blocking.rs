@@ -86,8 +86,16 @@ fn lines_beyond_the_byte_bound_are_dropped_while_short_ones_pass() {
     let output = LogOutput::writer(writer, 10_000, stats.clone())
         .unwrap()
         .max_queue_bytes(LIMIT);
-    let subscriber =
-        tracing_subscriber::registry().with(JsonLogLayer::new("scanner").output(output.clone()));
+    // Value limits high enough to let the huge lines through whole: the byte bound is tested.
+    let bounds = stellaops_telemetry_core::ValueBounds::new(
+        stellaops_telemetry_core::ValueLimits::default().log_value_bytes(1 << 20),
+    )
+    .unwrap();
+    let subscriber = tracing_subscriber::registry().with(
+        JsonLogLayer::new("scanner")
+            .value_bounds(bounds)
+            .output(output.clone()),
+    );
     let huge = "x".repeat(200_000);
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!("the writer takes this line and blocks");
@@ -137,6 +145,10 @@ mod pipeline {
             .test_exporters(&exporters)
             .max_queue_bytes(LIMIT)
             .max_log_line_queue_bytes(LIMIT / 2)
+            // Huge values are kept whole here: the byte bound is tested, not the value limit.
+            .value_limits(
+                stellaops_telemetry_core::ValueLimits::default().attribute_value_bytes(1 << 20),
+            )
             .build()
             .unwrap();
         let stats = telemetry.stats();

@@ -112,13 +112,14 @@ def next_span_latency(port: int, traces: Path, filler: str, kib: int, tag: str) 
     return status, big_request, time.monotonic() - t1
 
 
-def backlog_of(health: bytes) -> str:
+def backlog_of(health: bytes) -> dict:
+    """The telemetry check's status and its span queue backlog, from a `/health` report."""
     try:
-        report = json.loads(health)
+        telemetry = json.loads(health).get("checks", {}).get("telemetry", {})
     except ValueError:
-        return "unparsable /health"
-    telemetry = report.get("checks", {}).get("telemetry", {})
-    return json.dumps({"status": telemetry.get("status"), "backlog": telemetry.get("data", telemetry).get("backlog")})
+        return {"status": "unparsable /health"}
+    backlog = telemetry.get("signals", {}).get("spans", {}).get("backlog", {})
+    return {"status": telemetry.get("status"), **backlog}
 
 
 def flood(port: int, n: int, headers_of, workers: int = 4) -> None:
@@ -190,7 +191,7 @@ def main() -> int:
                     seen.append(backlog_of(body))
                 except OSError:
                     pass
-                stop.wait(0.2)
+                stop.wait(0.01)
 
         watcher = threading.Thread(target=watch)
         watcher.start()
@@ -203,12 +204,15 @@ def main() -> int:
         print(f"2. {args.requests} requests with {kib} KiB '@' user agents in {elapsed:.1f} s")
         print(f"   RSS before {before / 1024:.1f} MiB, after {after / 1024:.1f} MiB "
               f"(+{(after - before) / 1024:.1f} MiB), peak {peak / 1024:.1f} MiB")
-        print(f"   /health while flooding ({len(seen)} samples), last three:")
-        for line in seen[-3:]:
-            print(f"     {line}")
+        busy = [b for b in seen if b.get("depth")]
+        print(f"   /health while flooding: {len(seen)} samples, {len(busy)} with spans queued; "
+              f"largest span backlog {max((b.get('depth', 0) for b in seen), default=0)} spans, "
+              f"{max((b.get('bytes', 0) for b in seen), default=0) / 1024:.0f} KiB, oldest "
+              f"{max((b.get('oldest_age_seconds') or 0 for b in seen), default=0):.2f} s; "
+              f"statuses {sorted({b.get('status') for b in seen})}")
         time.sleep(2)
         _, body = request(port, "/health", {})
-        print(f"   /health after: {backlog_of(body)}")
+        print(f"   /health 2 s later: {json.dumps(backlog_of(body))}")
 
         tkib = args.tenant_kib
         flood(port, args.requests,

@@ -990,6 +990,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 meters: RedactingMeterProvider::new(
                     SdkMeterProvider::builder().build(),
                     redactor.clone(),
+                    bounds.clone(),
                 ),
                 redactor,
                 bounds,
@@ -1238,7 +1239,8 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     let meter_provider = meter_builder.build();
     crate::self_metrics::register(&meter_provider, stats.clone(), redactor.clone());
     crate::limits::register(&meter_provider, &bounds);
-    let meters = RedactingMeterProvider::new(meter_provider.clone(), redactor.clone());
+    let meters =
+        RedactingMeterProvider::new(meter_provider.clone(), redactor.clone(), bounds.clone());
     let metrics = crate::metrics::Metrics::new(
         Some(opentelemetry::metrics::MeterProvider::meter(
             &meter_provider,

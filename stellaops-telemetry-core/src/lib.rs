@@ -127,8 +127,8 @@ pub use profile::{
     SamplingMode, SamplingSettings,
 };
 pub use redaction::{
-    DEFAULT_KEYS, REDACTED, RedactingMeterProvider, RedactionError, RedactionSettings, Redactor,
-    Rule, SENSITIVE_QUERY_PARAMETERS, Sensitive, Verdict,
+    CREDENTIAL_KEYS, DEFAULT_KEYS, REDACTED, RedactingMeterProvider, RedactionError,
+    RedactionSettings, Redactor, Rule, SENSITIVE_QUERY_PARAMETERS, Sensitive, Verdict,
 };
 pub use stats::{PipelineStats, SignalSnapshot, SignalStats, StatsSnapshot};
 

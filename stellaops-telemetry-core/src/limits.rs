@@ -215,10 +215,16 @@ impl ValueBounds {
 
     /// Truncates an already redacted log value in place, counting the cut.
     pub(crate) fn cut_log_value(&self, value: &mut String) {
-        if value.len() > self.limits.log_value_bytes {
-            cut(value, self.limits.log_value_bytes);
+        if cut(value, self.limits.log_value_bytes) {
             self.counters.log_values.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts an attribute value cut in place by its holder.
+    pub(crate) fn count_attribute_cut(&self) {
+        self.counters
+            .attribute_values
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Bounds every string attribute value of `attributes` (arrays of strings element by
@@ -228,19 +234,14 @@ impl ValueBounds {
         for attribute in attributes {
             match &mut attribute.value {
                 Value::String(s) if s.as_str().len() > limit => {
-                    let kept = redact_and_cut(s.as_str(), limit, redactor);
-                    *s = StringValue::from(kept);
-                    self.counters
-                        .attribute_values
-                        .fetch_add(1, Ordering::Relaxed);
+                    let counter = &self.counters.attribute_values;
+                    *s = StringValue::from(redact_and_cut(s.as_str(), limit, redactor, counter));
                 }
                 Value::Array(Array::String(values)) => {
+                    let counter = &self.counters.attribute_values;
                     for s in values.iter_mut().filter(|s| s.as_str().len() > limit) {
-                        let kept = redact_and_cut(s.as_str(), limit, redactor);
-                        *s = StringValue::from(kept);
-                        self.counters
-                            .attribute_values
-                            .fetch_add(1, Ordering::Relaxed);
+                        *s =
+                            StringValue::from(redact_and_cut(s.as_str(), limit, redactor, counter));
                     }
                 }
                 _ => {}
@@ -254,10 +255,8 @@ impl ValueBounds {
         let limit = self.limits.attribute_value_bytes;
         let cut_text = |text: &mut Cow<'static, str>| {
             if text.len() > limit {
-                *text = Cow::Owned(redact_and_cut(text, limit, redactor));
-                self.counters
-                    .attribute_values
-                    .fetch_add(1, Ordering::Relaxed);
+                let counter = &self.counters.attribute_values;
+                *text = Cow::Owned(redact_and_cut(text, limit, redactor, counter));
             }
         };
         cut_text(&mut span.name);
@@ -353,22 +352,25 @@ fn bound<'a>(
     if value.len() <= limit {
         return Cow::Borrowed(value);
     }
-    counter.fetch_add(1, Ordering::Relaxed);
-    Cow::Owned(redact_and_cut(value, limit, redactor))
+    Cow::Owned(redact_and_cut(value, limit, redactor, counter))
 }
 
+/// Redacts `value` whole, then cuts it to `limit`, counting the cut (a value that redaction
+/// alone brought within the limit is not cut, and not counted).
 #[inline(never)]
-fn redact_and_cut(value: &str, limit: usize, redactor: &Redactor) -> String {
+fn redact_and_cut(value: &str, limit: usize, redactor: &Redactor, counter: &AtomicU64) -> String {
     let mut out = redactor.redact_str(value).into_owned();
-    cut(&mut out, limit);
+    if cut(&mut out, limit) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
     out
 }
 
 /// Cuts `value` so that it ends with [`TRUNCATED`] and is at most `limit` bytes (a limit too
 /// small for the marker keeps a prefix of the marker, never more than `limit`).
-fn cut(value: &mut String, limit: usize) {
+fn cut(value: &mut String, limit: usize) -> bool {
     if value.len() <= limit {
-        return;
+        return false;
     }
     let mut keep = limit.saturating_sub(TRUNCATED.len());
     while keep > 0 && !value.is_char_boundary(keep) {
@@ -380,6 +382,7 @@ fn cut(value: &mut String, limit: usize) {
         marker -= 1;
     }
     value.push_str(&TRUNCATED[..marker]);
+    true
 }
 
 #[cfg(test)]
@@ -457,6 +460,18 @@ mod tests {
         assert_eq!(list[0].as_str(), "ok");
         assert!(list[1].as_str().len() <= 32);
         assert_eq!(bounds.counts().attribute_values, 2);
+    }
+
+    #[test]
+    fn a_long_value_that_redaction_shortens_is_not_counted_as_cut() {
+        let r = Redactor::default();
+        let bounds = ValueBounds::default();
+        let key = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----",
+            "A".repeat(3_000)
+        );
+        assert_eq!(bounds.attribute_value(&key, &r), "REDACTED");
+        assert_eq!(bounds.counts(), TruncationCounts::default());
     }
 
     #[test]

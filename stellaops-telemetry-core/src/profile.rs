@@ -1,4 +1,4 @@
-//! Profiles: the named sets of settings of SPEC §3 (default, forensic, airgap), as data.
+//! Profiles: the named sets of settings (default, forensic, airgap), as data.
 //!
 //! # Example
 //!
@@ -90,7 +90,7 @@ pub enum AttributeSet {
 
 /// Trace sampling settings.
 ///
-/// The profile carries the tail-sampling policy of SPEC §3; tail sampling itself lands in a
+/// The profile carries the tail-sampling policy of the profile table; tail sampling itself lands in a
 /// later issue. Until then a profile whose `mode` is `tail` keeps every span (the safe side of
 /// "100 % of error traces kept"), and `OTEL_TRACES_SAMPLER` can choose a head sampler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,7 +165,7 @@ impl ExporterSelection {
     }
 }
 
-/// A named set of telemetry settings (SPEC §3).
+/// A named set of telemetry settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]

@@ -1,4 +1,4 @@
-//! The alert rules file parses, carries every alert of SPEC §8 and seed 004 with a severity,
+//! The alert rules file parses, carries every platform and release-orchestrator alert with a severity,
 //! a summary and a description, and its unit tests cover each alert firing and staying quiet.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -54,7 +54,7 @@ fn every_alert_has_its_severity_a_summary_and_a_description() {
 }
 
 #[test]
-fn the_seed_rules_keep_their_thresholds_and_the_broken_ones_are_fixed() {
+fn the_house_rules_keep_their_thresholds_and_the_broken_ones_are_fixed() {
     let rules = rules();
     let expr = |name: &str| {
         rules

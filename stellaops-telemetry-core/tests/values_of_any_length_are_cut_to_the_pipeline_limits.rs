@@ -61,6 +61,8 @@ fn json_log_fields_and_otlp_log_records_are_cut_after_redaction() {
         "?".repeat(50_000)
     );
     tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        let span = tracing::info_span!("job", correlation_id = %"c".repeat(30_000));
+        let _entered = span.enter();
         tracing::warn!(
             user_agent = %"@".repeat(200_000),
             note = %secret_across_the_cut,
@@ -78,7 +80,7 @@ fn json_log_fields_and_otlp_log_records_are_cut_after_redaction() {
     assert!(line.len() < 4 * 1024 + 512, "{} bytes", line.len());
     assert!(!line.contains("hunter2"), "{line}");
     let json: serde_json::Value = serde_json::from_str(line).unwrap();
-    for field in ["message", "user_agent", "note"] {
+    for field in ["message", "user_agent", "note", "correlationId"] {
         let value = json[field].as_str().unwrap();
         assert!(value.len() <= 1024, "{field}: {}", value.len());
         assert!(value.ends_with(TRUNCATED), "{field}");
@@ -98,8 +100,8 @@ fn json_log_fields_and_otlp_log_records_are_cut_after_redaction() {
             assert!(!s.as_str().contains("hunter2"), "{key}");
         }
     }
-    // Three cuts on the JSON line, three on the OTLP record.
-    assert_eq!(telemetry.stats().truncated.log_values, 6);
+    // Four cuts on the JSON line (the span's correlation id too), three on the OTLP record.
+    assert_eq!(telemetry.stats().truncated.log_values, 7);
 }
 
 #[test]
@@ -134,6 +136,25 @@ fn long_label_values_become_short_series_and_the_scrape_stays_small() {
         .unwrap();
     assert!(longest_label <= 256, "{longest_label}");
     assert_eq!(telemetry.stats().truncated.label_values, 300);
+
+    // Instruments of the OpenTelemetry API (`Telemetry::meter`) are bounded the same way.
+    use opentelemetry::metrics::MeterProvider as _;
+    let counter = telemetry
+        .meter_provider()
+        .meter("svc")
+        .u64_counter("svc_jobs")
+        .build();
+    counter.add(
+        1,
+        &[opentelemetry::KeyValue::new("queue", "q".repeat(60_000))],
+    );
+    let exposition = telemetry.prometheus().unwrap().render().unwrap();
+    let line = exposition
+        .lines()
+        .find(|l| l.starts_with("svc_jobs") && l.contains("queue="))
+        .unwrap();
+    assert!(line.len() < 400, "{line}");
+    assert!(line.contains(TRUNCATED), "{line}");
     assert!(exposition.contains("stellaops_telemetry_truncated_total{kind=\"label_value\""));
 }
 

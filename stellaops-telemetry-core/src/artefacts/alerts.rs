@@ -1,4 +1,4 @@
-//! Prometheus alert rules (SPEC §8, seed 003 §11.2, seed 004 "Alerting") and their
+//! Prometheus alert rules (platform and release orchestrator) and their
 //! `promtool test rules` unit tests, both from one table so they cannot drift apart.
 
 use super::yaml::{MapBuilder, Yaml, document, s};
@@ -28,7 +28,7 @@ struct Case {
 struct Alert {
     group: &'static str,
     name: &'static str,
-    /// Comment lines above the rule (where and why it departs from the seed).
+    /// Comment lines above the rule (what it watches, and where a usual form of it was wrong).
     note: &'static [&'static str],
     expr: String,
     for_: &'static str,
@@ -113,7 +113,7 @@ fn table() -> Result<Vec<Alert>, ArtefactError> {
         Alert {
             group: "stellaops.platform",
             name: "HighErrorRate",
-            note: &["SPEC §8: more than 5 % of a service's requests answered with a 5xx status."],
+            note: &["More than 5 % of a service's requests answered with a 5xx status."],
             expr: format!(
                 "sum by (service) (rate({r}{{status=~\"5..\"}}[5m]))\n  /\nsum by (service) (rate({r}[5m])) > 0.05",
                 r = requests.name
@@ -144,7 +144,7 @@ fn table() -> Result<Vec<Alert>, ArtefactError> {
         Alert {
             group: "stellaops.platform",
             name: "SlowScans",
-            note: &["SPEC §8: the 95th percentile of scan duration above 5 minutes."],
+            note: &["The 95th percentile of scan duration above 5 minutes."],
             expr: format!(
                 "histogram_quantile(0.95, sum by (le, tenant) (rate({}_bucket[15m]))) > 300",
                 scans.name
@@ -169,7 +169,7 @@ fn table() -> Result<Vec<Alert>, ArtefactError> {
         Alert {
             group: "stellaops.platform",
             name: "QueueBacklog",
-            note: &["SPEC §8: more than 1000 items waiting in a queue."],
+            note: &["More than 1000 items waiting in a queue."],
             expr: format!("{} > 1000", queue.name),
             for_: "10m",
             severity: "warning",
@@ -191,7 +191,7 @@ fn table() -> Result<Vec<Alert>, ArtefactError> {
         Alert {
             group: "stellaops.platform",
             name: "CircuitOpen",
-            note: &["SPEC §8: a circuit breaker is open (the gauge is 1)."],
+            note: &["A circuit breaker is open (the gauge is 1)."],
             expr: format!("{} == 1", breaker.name),
             for_: "1m",
             severity: "critical",
@@ -290,7 +290,7 @@ fn table() -> Result<Vec<Alert>, ArtefactError> {
             group: "stella.deployment",
             name: "RollbackRateHigh",
             note: &[
-                "Fixed from seed 004, whose `sum(rate(stella_rollbacks_total[1h])) > 3` compares a",
+                "Fixed: the usual `sum(rate(stella_rollbacks_total[1h])) > 3` compares a",
                 "per-second rate with a count per hour (it would need 10800 rollbacks an hour);",
                 "`increase` over the hour counts the rollbacks.",
             ],
@@ -354,7 +354,7 @@ fn table() -> Result<Vec<Alert>, ArtefactError> {
             group: "stella.agents",
             name: "AgentPoolLow",
             note: &[
-                "Fixed from seed 004, whose `count(stella_agents_connected{status=\"online\"}) by (tenant) < 2`",
+                "Fixed: the usual `count(stella_agents_connected{status=\"online\"}) by (tenant) < 2`",
                 "counts series, not agents: one series says how many agents are connected, so a",
                 "tenant with 3 online agents would alert. `sum` adds the gauge's values. A tenant",
                 "whose series has disappeared altogether does not alert (absent() cannot name it).",
@@ -378,7 +378,7 @@ fn table() -> Result<Vec<Alert>, ArtefactError> {
                 fires: Some(vec![("tenant", "acme")]),
             },
             quiet: Case {
-                name: "three agents online in one series (the seed's count() alerted here)",
+                name: "three agents online in one series (a count() of series would alert here)",
                 series: vec![input(
                     agents,
                     &[("tenant", "acme"), ("status", "online")],
@@ -414,7 +414,7 @@ fn table() -> Result<Vec<Alert>, ArtefactError> {
             group: "stella.approvals",
             name: "ApprovalWaitLong",
             note: &[
-                "Fixed from seed 004, whose `histogram_quantile(0.90, stella_approval_duration_seconds_bucket)`",
+                "Fixed: the usual `histogram_quantile(0.90, stella_approval_duration_seconds_bucket)`",
                 "takes the quantile of the raw cumulative counters: every wait since the process",
                 "started, per series, never the recent ones. The rate over an hour, summed by `le`",
                 "and the labels kept, gives the P90 of the approvals decided in the last hour (no",
@@ -504,7 +504,7 @@ pub fn alert_rules() -> Result<Artefact, ArtefactError> {
             &header(
                 "generate rules",
                 &[
-                    "Alert rules of SPEC §8 (seed 003 §11.2) and seed 004; check with",
+                    "Alert rules of the platform and the release orchestrator; check with",
                     "`promtool check rules` and `promtool test rules stellaops-alerts.test.yaml`.",
                 ],
             ),

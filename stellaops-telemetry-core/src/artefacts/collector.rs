@@ -1,15 +1,15 @@
-//! OpenTelemetry Collector configurations, one per profile (SPEC §3): an mTLS OTLP receiver,
+//! OpenTelemetry Collector configurations, one per profile: an mTLS OTLP receiver,
 //! memory limiter, the SDK's redaction rules, tail sampling, batching, and exporters to Tempo,
 //! Prometheus and Loki — or files only where the profile is sealed.
 
 use super::yaml::{MapBuilder, Yaml, document, s};
 use super::{Artefact, ArtefactError, ArtefactKind, generated_notice};
 use crate::profile::{ExporterKind, SamplingMode};
-use crate::{DEFAULT_KEYS, Profile, REDACTED, SENSITIVE_QUERY_PARAMETERS};
+use crate::{CREDENTIAL_KEYS, Profile, REDACTED, SENSITIVE_QUERY_PARAMETERS};
 
 const TLS_DIR: &str = "/etc/otelcol/tls";
 const FILE_DIR: &str = "/var/lib/otelcol/stellaops";
-/// Traces and logs are batched for at most this long, whatever the profile: SPEC §9 wants
+/// Traces and logs are batched for at most this long, whatever the profile: the product promises
 /// logs ingested within 5 s.
 const BATCH_TIMEOUT: &str = "5s";
 
@@ -69,11 +69,15 @@ fn percent(ratio: f64) -> String {
 }
 
 /// The key pattern of the SDK's sensitive keys: the whole key or its last `.`, `_` or `-`
-/// separated part is one of [`DEFAULT_KEYS`], case-insensitively, or it ends in `secretRef`.
+/// separated part is one of [`CREDENTIAL_KEYS`] (`-` or `_` inside a name), case-insensitively,
+/// or it ends in `secretRef`.
 /// Broader than the SDK's own rule (which takes the `_`/`-` suffix form only for credential
 /// names), on the safe side.
 fn key_pattern() -> String {
-    let keys: Vec<&str> = DEFAULT_KEYS.to_vec();
+    let keys: Vec<String> = CREDENTIAL_KEYS
+        .iter()
+        .map(|key| key.replace('_', "[_-]"))
+        .collect();
     format!("(?i)((^|[._-])({})|secret_?ref)$", keys.join("|"))
 }
 
@@ -293,7 +297,7 @@ fn exporter(name: &str, profile: &Profile) -> Yaml {
 /// interval), the file retention, and the exporters: Tempo (`otlp/tempo`), Prometheus
 /// (`prometheusremotewrite`) and Loki (`otlphttp/loki`) for OTLP, `file` exporters for files,
 /// and files only when the profile is sealed. Every pipeline redacts the SDK's sensitive keys
-/// ([`DEFAULT_KEYS`]) and, for traces and logs, its credential value shapes.
+/// ([`CREDENTIAL_KEYS`]) and, for traces and logs, its credential value shapes.
 ///
 /// # Errors
 ///
@@ -336,7 +340,7 @@ pub fn collector(profile: &Profile) -> Result<Artefact, ArtefactError> {
                 .build(),
         )
         .commented(
-            &["The SDK's sensitive keys (its DEFAULT_KEYS, also as the last `.`/`_`/`-` part), deleted."],
+            &["The SDK's sensitive keys (its CREDENTIAL_KEYS, also as the last `.`/`_`/`-` part), deleted."],
             "transform/redact-keys",
             redact_keys(),
         )
@@ -347,7 +351,7 @@ pub fn collector(profile: &Profile) -> Result<Artefact, ArtefactError> {
         )
         .entry("tail_sampling", tail_sampling(profile))
         .commented(
-            &["Traces and logs: at most 5 s in a batch (SPEC §9: logs ingested within 5 s)."],
+            &["Traces and logs: at most 5 s in a batch (logs are promised to be ingested within 5 s)."],
             "batch",
             MapBuilder::new()
                 .str("timeout", BATCH_TIMEOUT)

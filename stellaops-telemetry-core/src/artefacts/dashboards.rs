@@ -1,4 +1,4 @@
-//! Grafana dashboards (seed 003 §11.1, seed 004 "Dashboards"): platform health, scan
+//! Grafana dashboards: platform health, scan
 //! operations, policy engine, job orchestration and release orchestrator.
 
 use serde_json::{Value, json};

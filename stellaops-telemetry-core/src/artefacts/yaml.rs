@@ -1,6 +1,6 @@
 //! A small YAML writer: maps, sequences and scalars, with comments, always quoting strings.
 //!
-//! The generated files need comments (the "do not edit" line, notes on fixed seed rules), which
+//! The generated files need comments (the "do not edit" line, notes on fixed rules), which
 //! no serde YAML serializer writes; the subset here is all the artefacts use. Strings are
 //! always quoted (single quotes when they hold `"` or `\`, as regexes and OTTL statements do,
 //! JSON-style double quotes otherwise), so no value is ever read back as a number, a boolean

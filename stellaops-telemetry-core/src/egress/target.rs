@@ -65,7 +65,7 @@ impl fmt::Display for Host {
 /// assert_eq!(target.host.to_string(), "collector.example.com");
 /// # Ok::<(), stellaops_telemetry_core::EgressError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct EgressTarget<'a> {
     /// The signal being exported: `traces`, `metrics` or `logs`.
     pub signal: &'a str,
@@ -75,6 +75,18 @@ pub struct EgressTarget<'a> {
     pub host: &'a Host,
     /// The port that will be dialled (the scheme's default when the URL has none).
     pub port: u16,
+}
+
+/// The URL is shown with its userinfo, query values and fragment masked.
+impl std::fmt::Debug for EgressTarget<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EgressTarget")
+            .field("signal", &self.signal)
+            .field("url", &mask_url(self.url))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .finish()
+    }
 }
 
 /// Splits an `http` or `https` endpoint URL into the host and port that will be dialled.

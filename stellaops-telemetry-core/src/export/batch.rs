@@ -312,6 +312,17 @@ impl<T, X: Targets<T>> Run<T, X> {
             loop {
                 match self.receiver.try_recv() {
                     Ok(Message::Record(record, entry)) => {
+                        // A record that would take the batch past its byte bound starts the
+                        // next batch: no export request grows past the bound because of it.
+                        if !self.batch.is_empty()
+                            && self.batch_bytes.saturating_add(entry.bytes)
+                                > self.settings.max_batch_bytes as u64
+                        {
+                            self.release_taken();
+                            self.export();
+                            next_export = Instant::now() + delay;
+                            before_empty = self.backlog.now();
+                        }
                         self.take(record, entry);
                         if self.batch.len() >= self.settings.max_batch
                             || self.batch_bytes >= self.settings.max_batch_bytes as u64

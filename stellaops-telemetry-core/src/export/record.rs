@@ -211,8 +211,9 @@ impl SpanRecord {
             || self.overflow.iter().any(|kv| kv.key.as_str() == key)
     }
 
-    /// Bounds the attribute values kept outside the inline buffer (the inline texts are
-    /// short by construction).
+    /// Bounds the attribute values: those kept outside the inline buffer (redacted whole
+    /// first), and inline texts longer than a limit set below the inline room (cut in place;
+    /// the export worker redacts what is left).
     pub(crate) fn bound_values(
         &mut self,
         bounds: &crate::limits::ValueBounds,
@@ -220,6 +221,35 @@ impl SpanRecord {
     ) {
         if !self.overflow.is_empty() {
             bounds.bound_attributes(&mut self.overflow, redactor);
+        }
+        let limit = bounds.limits().attribute_value_bytes;
+        if limit < INLINE_TEXT {
+            self.cut_inline_texts(limit, bounds);
+        }
+    }
+
+    #[inline(never)]
+    fn cut_inline_texts(&mut self, limit: usize, bounds: &crate::limits::ValueBounds) {
+        let marker = crate::limits::TRUNCATED.as_bytes();
+        for i in 0..usize::from(self.attribute_count) {
+            let Some(&Attribute::Text(key, start, len)) = self.attributes.get(i) else {
+                continue;
+            };
+            if usize::from(len) <= limit {
+                continue;
+            }
+            let text = self.text(start, len);
+            let mut keep = limit.saturating_sub(marker.len());
+            while keep > 0 && !text.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            let at = usize::from(start) + keep;
+            if let Some(room) = self.text.get_mut(at..at + marker.len()) {
+                room.copy_from_slice(marker);
+                // At most `limit`, which is below INLINE_TEXT: fits in u16.
+                self.attributes[i] = Attribute::Text(key, start, (keep + marker.len()) as u16);
+                bounds.count_attribute_cut();
+            }
         }
     }
 
@@ -434,6 +464,27 @@ mod tests {
         let size = r.estimated_size();
         assert!(size >= fixed + 200_000, "{size}");
         assert!(size < fixed + 200_000 + 256, "{size}");
+    }
+
+    #[test]
+    fn inline_texts_over_a_small_attribute_limit_are_cut_in_place_and_counted() {
+        let bounds = crate::limits::ValueBounds::new(
+            crate::limits::ValueLimits::default().attribute_value_bytes(64),
+        )
+        .unwrap();
+        let mut r = record();
+        r.push_text("tenant.id", &"t".repeat(128));
+        r.push_text("request.id", "short");
+        r.push_text("user_agent.original", &"é".repeat(40));
+        r.bound_values(&bounds, &crate::redaction::Redactor::default());
+        let span = r.take_span_data(&InstrumentationScope::builder("t").build());
+        for key in ["tenant.id", "user_agent.original"] {
+            let text = value(&span, key).unwrap().as_str();
+            assert!(text.len() <= 64, "{key}: {text}");
+            assert!(text.ends_with(crate::limits::TRUNCATED), "{key}: {text}");
+        }
+        assert_eq!(value(&span, "request.id").unwrap().as_str(), "short");
+        assert_eq!(bounds.counts().attribute_values, 2);
     }
 
     #[test]

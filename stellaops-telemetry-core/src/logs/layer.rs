@@ -257,21 +257,33 @@ impl JsonLogLayer {
             line.push_raw(&ids[32..]);
             line.push_raw(b"\"");
         }
-        fn redact<'v>(redactor: Option<&Redactor>, value: &'v str) -> std::borrow::Cow<'v, str> {
-            match redactor {
+        // Redacted, then cut to the log value limit (a span field may hold anything).
+        fn bounded<'v>(
+            redactor: Option<&Redactor>,
+            bounds: &ValueBounds,
+            value: &'v str,
+        ) -> std::borrow::Cow<'v, str> {
+            let redacted = match redactor {
                 Some(r) => r.redact_str(value),
                 None => std::borrow::Cow::Borrowed(value),
+            };
+            if redacted.len() <= bounds.limits().log_value_bytes {
+                return redacted;
             }
+            let mut text = redacted.into_owned();
+            bounds.cut_log_value(&mut text);
+            std::borrow::Cow::Owned(text)
         }
-        let redactor = self.redactor.as_ref();
+        let (redactor, bounds) = (self.redactor.as_ref(), &self.bounds);
         if let Some(tenant) = &span.tenant {
-            line.write_field("tenant", FieldValue::Str(&redact(redactor, tenant)));
+            line.write_field(
+                "tenant",
+                FieldValue::Str(&bounded(redactor, bounds, tenant)),
+            );
         }
         if let Some(correlation) = &span.correlation {
-            line.write_field(
-                "correlationId",
-                FieldValue::Str(&redact(redactor, correlation)),
-            );
+            let correlation = bounded(redactor, bounds, correlation);
+            line.write_field("correlationId", FieldValue::Str(&correlation));
         }
         line.push_raw(b",\"target\":");
         write_json_str(&mut line.bytes, meta.target());
@@ -596,6 +608,9 @@ fn with_scratch(f: impl FnOnce(&mut Scratch)) {
             }
             if scratch.fields.bytes.capacity() > MAX_KEPT_BUFFER {
                 scratch.fields = JsonBuf::default();
+            }
+            if scratch.text.capacity() > MAX_KEPT_BUFFER {
+                scratch.text = String::new();
             }
         }
     });

@@ -1,4 +1,4 @@
-//! The house catalogue (SPEC §2.1): every metric a StellaOps service records, with its label
+//! The house catalogue: every metric a StellaOps service records, with its label
 //! struct. A service records them through [`Metrics`](super::Metrics) handles:
 //!
 //! ```
@@ -12,7 +12,7 @@
 //!
 //! Beyond the specification's tables: `stellaops_circuit_breaker_open` (the "circuit open"
 //! alert's `breaker_open = 1`), a `status` label on `stella_deployments_total` and on
-//! `stella_agents_connected` (the seed's own alert rules select on it), and the SDK's
+//! `stella_agents_connected` (the release orchestrator's alert rules select on it), and the SDK's
 //! self-metrics ([`SDK`]).
 
 use super::descriptor::{MetricDescriptor, MetricKind};
@@ -234,7 +234,7 @@ crate::declare_metrics! {
     }
 }
 
-/// The standard metrics (SPEC §2.1 first table, plus the circuit breaker).
+/// The standard metrics (plus the circuit breaker).
 pub const STANDARD: [&MetricDescriptor; 6] = [
     STELLAOPS_REQUEST_DURATION_SECONDS.descriptor(),
     STELLAOPS_REQUEST_TOTAL.descriptor(),
@@ -257,7 +257,7 @@ pub const MODULES: [&MetricDescriptor; 9] = [
     AUTHORITY_DPOP_NONCE_MISS_TOTAL.descriptor(),
 ];
 
-/// The release orchestrator's metrics (seed 004).
+/// The release orchestrator's metrics.
 pub const RELEASE: [&MetricDescriptor; 17] = [
     STELLA_RELEASES_TOTAL.descriptor(),
     STELLA_PROMOTIONS_TOTAL.descriptor(),

@@ -8,22 +8,63 @@ use opentelemetry::metrics::{
     InstrumentBuilder, InstrumentProvider, Meter, MeterProvider, ObservableCounter,
     ObservableGauge, ObservableUpDownCounter, SyncInstrument, UpDownCounter,
 };
-use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
 use super::Redactor;
+use crate::limits::ValueBounds;
 
 /// A meter provider whose instruments pass every attribute set through the [`Redactor`]
 /// before the SDK aggregates it. `install()` makes it the global meter provider.
+/// String attribute values are also cut to the pipeline's label value limit first.
 #[derive(Clone, Debug)]
 pub struct RedactingMeterProvider {
     sdk: SdkMeterProvider,
-    redactor: Redactor,
+    redactor: LabelGuard,
 }
 
 impl RedactingMeterProvider {
-    pub(crate) fn new(sdk: SdkMeterProvider, redactor: Redactor) -> Self {
-        RedactingMeterProvider { sdk, redactor }
+    pub(crate) fn new(sdk: SdkMeterProvider, redactor: Redactor, bounds: ValueBounds) -> Self {
+        RedactingMeterProvider {
+            sdk,
+            redactor: LabelGuard { redactor, bounds },
+        }
+    }
+}
+
+/// What every attribute set recorded through the provider passes: the label value limit,
+/// then the redactor.
+#[derive(Clone, Debug)]
+struct LabelGuard {
+    redactor: Redactor,
+    bounds: ValueBounds,
+}
+
+impl LabelGuard {
+    /// The attributes to record instead of `attributes`, when any must change.
+    fn redact_attribute_slice(&self, attributes: &[KeyValue]) -> Option<Vec<KeyValue>> {
+        let limit = self.bounds.limits().label_value_bytes;
+        let long = attributes.iter().any(|kv| match &kv.value {
+            Value::String(s) => s.as_str().len() > limit,
+            _ => false,
+        });
+        if !long {
+            return self.redactor.redact_attribute_slice(attributes);
+        }
+        let mut bounded = attributes.to_vec();
+        for kv in &mut bounded {
+            if let Value::String(s) = &kv.value {
+                let cut = self.bounds.label_value(s.as_str(), &self.redactor);
+                if let std::borrow::Cow::Owned(cut) = cut {
+                    kv.value = Value::String(cut.into());
+                }
+            }
+        }
+        Some(
+            self.redactor
+                .redact_attribute_slice(&bounded)
+                .unwrap_or(bounded),
+        )
     }
 }
 
@@ -38,14 +79,14 @@ impl MeterProvider for RedactingMeterProvider {
 
 struct RedactingInstruments {
     meter: Meter,
-    redactor: Redactor,
+    redactor: LabelGuard,
 }
 
 type Record<T> = Box<dyn Fn(T, &[KeyValue]) + Send + Sync>;
 
 struct RedactingSync<T> {
     record: Record<T>,
-    redactor: Redactor,
+    redactor: LabelGuard,
 }
 
 impl<T> SyncInstrument<T> for RedactingSync<T> {
@@ -59,7 +100,7 @@ impl<T> SyncInstrument<T> for RedactingSync<T> {
 
 struct RedactingObserver<'a, T> {
     inner: &'a dyn AsyncInstrument<T>,
-    redactor: &'a Redactor,
+    redactor: &'a LabelGuard,
 }
 
 impl<T> AsyncInstrument<T> for RedactingObserver<'_, T> {

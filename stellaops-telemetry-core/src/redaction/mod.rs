@@ -33,5 +33,5 @@ mod sensitive;
 
 pub use metrics::RedactingMeterProvider;
 pub use redactor::{RedactionError, RedactionSettings, Redactor, Verdict};
-pub use rules::{DEFAULT_KEYS, REDACTED, Rule, SENSITIVE_QUERY_PARAMETERS};
+pub use rules::{CREDENTIAL_KEYS, DEFAULT_KEYS, REDACTED, Rule, SENSITIVE_QUERY_PARAMETERS};
 pub use sensitive::Sensitive;

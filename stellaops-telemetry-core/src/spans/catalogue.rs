@@ -1,5 +1,5 @@
-//! The house span catalogue (SPEC §2.2): `http.request` (opened by the tower layer), the
-//! platform spans of seed 003 and the release orchestrator's of seed 004.
+//! The house span catalogue: `http.request` (opened by the tower layer), the
+//! platform spans and the release orchestrator's.
 
 use super::SpanDescriptor;
 

@@ -1,4 +1,4 @@
-//! Spans: the house span catalogue (SPEC §2.2) as constructors whose required attributes are
+//! Spans: the house span catalogue as constructors whose required attributes are
 //! their parameters, and [`declare_spans!`](crate::declare_spans) for a service's own.
 //!
 //! ```

@@ -29,9 +29,15 @@ pub const DEFAULT_KEYS: [&str; 18] = [
     "private_key",
 ];
 
-/// Whole last segments that name a credential, normalised (lowercase, `_` for `-`): the
-/// [`DEFAULT_KEYS`] and further names that cloud vendors and tools use.
-const NAMES: [&str; 38] = [
+/// Every whole key name the default rules treat as a credential, normalised (lowercase, `_`
+/// where a key may have `-` or `_`): the [`DEFAULT_KEYS`] and further names that cloud
+/// vendors and tools use. Keys also match on a credential suffix (`db_password`) and in
+/// camelCase (`clientSecret`); this list is what generated collector configurations mirror.
+///
+/// ```
+/// assert!(stellaops_telemetry_core::CREDENTIAL_KEYS.contains(&"aws_secret_access_key"));
+/// ```
+pub const CREDENTIAL_KEYS: [&str; 38] = [
     // DEFAULT_KEYS, normalised.
     "authorization",
     "proxy_authorization",
@@ -250,7 +256,7 @@ fn matches_builtin(key: &[u8]) -> bool {
     let last = last_segment(key);
     // The comparisons below read at most the longest name's length from the end.
     step(64);
-    NAMES.iter().any(|name| eq_norm(last, name))
+    CREDENTIAL_KEYS.iter().any(|name| eq_norm(last, name))
         || has_credential_suffix(last)
         || has_camel_credential_suffix(last)
         || ends_with_norm(key, "secretref")
@@ -263,7 +269,7 @@ mod tests {
 
     #[test]
     fn every_name_and_suffix_ends_in_a_known_tail() {
-        for name in NAMES
+        for name in CREDENTIAL_KEYS
             .iter()
             .chain(DEFAULT_KEYS.iter())
             .chain(SUFFIXES.iter())
@@ -281,9 +287,12 @@ mod tests {
     #[test]
     fn every_default_key_is_a_name_and_names_are_normalised() {
         for key in DEFAULT_KEYS {
-            assert!(NAMES.iter().any(|n| eq_norm(key.as_bytes(), n)), "{key}");
+            assert!(
+                CREDENTIAL_KEYS.iter().any(|n| eq_norm(key.as_bytes(), n)),
+                "{key}"
+            );
         }
-        for name in NAMES.iter().chain(SUFFIXES.iter()) {
+        for name in CREDENTIAL_KEYS.iter().chain(SUFFIXES.iter()) {
             assert!(
                 name.bytes().all(|b| norm(b) == b),
                 "{name} is not normalised"

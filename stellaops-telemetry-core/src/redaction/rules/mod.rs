@@ -39,8 +39,8 @@ mod linear_tests;
 #[cfg(test)]
 mod tests;
 
-pub use keys::DEFAULT_KEYS;
 pub(crate) use keys::is_sensitive_key;
+pub use keys::{CREDENTIAL_KEYS, DEFAULT_KEYS};
 pub(crate) use scan::needs_scan;
 pub use shapes::SENSITIVE_QUERY_PARAMETERS;
 

@@ -182,7 +182,14 @@ impl SignalStats {
             let (records, bytes, age) = backlog.read();
             snapshot.queue_depth += records;
             snapshot.queue_bytes += bytes;
-            snapshot.queue_capacity_bytes += backlog.limit.load(Ordering::Relaxed);
+            let limit = backlog.limit.load(Ordering::Relaxed);
+            snapshot.queue_capacity_bytes += limit;
+            if limit > 0 {
+                let permille = u128::from(bytes) * 1000 / u128::from(limit);
+                snapshot.queue_fullest_permille = snapshot
+                    .queue_fullest_permille
+                    .max(u32::try_from(permille).unwrap_or(u32::MAX));
+            }
             snapshot.queue_oldest_age = snapshot.queue_oldest_age.max(age);
         }
         snapshot
@@ -211,6 +218,9 @@ pub struct SignalSnapshot {
     /// How long ago the oldest of them was accepted, `None` when nothing is queued. Never
     /// less than the true age; see the module docs for how much more it can be.
     pub queue_oldest_age: Option<Duration>,
+    /// The fullest of the signal's queues, in thousandths of its byte limit (one stuck
+    /// output among several shows here even when the sums look comfortable).
+    pub queue_fullest_permille: u32,
 }
 
 /// All counters of one pipeline.

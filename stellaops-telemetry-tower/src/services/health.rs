@@ -846,13 +846,16 @@ impl Inner {
                 self.backlog.max_age.as_secs_f64()
             ));
         }
-        // Compared in f64: exact enough for a share, and no overflow for any limit.
+        // The fullest queue decides (the stdout and file outputs of the log lines each have
+        // their own); compared in f64, exact enough for a share.
         if s.queue_capacity_bytes > 0
-            && s.queue_bytes as f64 > self.backlog.high_water * s.queue_capacity_bytes as f64
+            && f64::from(s.queue_fullest_permille) / 1000.0 > self.backlog.high_water
         {
             why.push(format!(
-                "{} of {} queue bytes in use",
-                s.queue_bytes, s.queue_capacity_bytes
+                "a queue is {:.1} % full ({} of {} queue bytes in use in all)",
+                f64::from(s.queue_fullest_permille) / 10.0,
+                s.queue_bytes,
+                s.queue_capacity_bytes
             ));
         }
         (!why.is_empty()).then(|| why.join(", "))

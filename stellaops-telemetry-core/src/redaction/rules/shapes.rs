@@ -337,11 +337,13 @@ fn authority(bytes: &[u8], start: usize) -> (usize, Option<usize>, Option<usize>
 
 /// The first `@` or end of a URL (whitespace, quote, `?`, `#`, the text's end) at or
 /// after a position, remembered: the answer holds for every later position up to it, so
-/// the bytes between are never read again.
+/// the bytes between are never read again. With `in_password` set, `?` and `#` do not end
+/// it but `/` does (a password holding `?` or `#` runs on to its `@` before any path).
 #[derive(Default)]
 struct NextAt {
     from: usize,
     at: Option<usize>,
+    in_password: bool,
 }
 
 impl NextAt {
@@ -351,35 +353,46 @@ impl NextAt {
         {
             return at;
         }
+        let ends = |b: u8| {
+            matches!(b, b'@' | b'"' | b'\'')
+                || is_space(b)
+                || if self.in_password {
+                    b == b'/'
+                } else {
+                    matches!(b, b'?' | b'#')
+                }
+        };
         let mut e = p;
-        while e < bytes.len()
-            && !matches!(bytes[e], b'@' | b'?' | b'#' | b'"' | b'\'')
-            && !is_space(bytes[e])
-        {
+        while e < bytes.len() && !ends(bytes[e]) {
             e += 1;
         }
         step(e - p + 1);
-        *self = NextAt {
-            from: p,
-            at: Some(e),
-        };
+        self.from = p;
+        self.at = Some(e);
         e
     }
 }
 
-/// `scheme://user:pa/ss@host`: a password holding `/`. The authority stopped at that `/`;
-/// when it had `user:` and what follows the colon is not a port, the userinfo runs on to
-/// the next `@` before the URL ends, unless that `@` starts an image digest
-/// (`…/app@sha256:…`) or no host follows it.
+/// `scheme://user:pa/ss@host` or `scheme://user:pa?ss@host`: a password holding `/`, `?`
+/// or `#`. The authority stopped at that byte; when it had `user:` and what follows the
+/// colon is not a port, the userinfo runs on to the next `@` before the URL ends (before a
+/// `/` for `?` and `#`), unless that `@` starts an image digest (`…/app@sha256:…`) or no
+/// host follows it.
 fn slash_password_at(
     bytes: &[u8],
     start: usize,
     end: usize,
     colon: Option<usize>,
     next_at: &mut NextAt,
+    next_at_in_password: &mut NextAt,
 ) -> Option<usize> {
     let colon = colon?;
-    if bytes.get(end) != Some(&b'/') || colon == start {
+    let next_at = match bytes.get(end) {
+        Some(b'/') => next_at,
+        Some(b'?' | b'#') => next_at_in_password,
+        _ => return None,
+    };
+    if colon == start {
         return None;
     }
     step(end - colon);
@@ -417,6 +430,10 @@ pub(super) fn url_userinfo(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut edits: Vec<(usize, usize, &str)> = Vec::new();
     let mut next_at = NextAt::default();
+    let mut next_at_in_password = NextAt {
+        in_password: true,
+        ..NextAt::default()
+    };
     let mut from = 0;
     while let Some(sep) = find_bytes(bytes, b"://", from) {
         let start = sep + 3;
@@ -424,7 +441,14 @@ pub(super) fn url_userinfo(text: &str) -> Option<String> {
         from = end.max(start);
         let at = match last_at {
             Some(at) => at,
-            None => match slash_password_at(bytes, start, end, colon, &mut next_at) {
+            None => match slash_password_at(
+                bytes,
+                start,
+                end,
+                colon,
+                &mut next_at,
+                &mut next_at_in_password,
+            ) {
                 Some(at) => {
                     from = at + 1;
                     at

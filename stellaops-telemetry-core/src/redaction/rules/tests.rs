@@ -485,6 +485,14 @@ fn userinfo_with_a_slash_and_go_dsns_are_masked_but_image_references_are_not() {
         "https://REDACTED:REDACTED@host.invalid/x"
     );
     assert_eq!(
+        r("https://svc:pa?ss@host.invalid/x?y=1"),
+        "https://REDACTED:REDACTED@host.invalid/x?y=1"
+    );
+    assert_eq!(
+        r("https://svc:pa#ss@host.invalid/"),
+        "https://REDACTED:REDACTED@host.invalid/"
+    );
+    assert_eq!(
         r("dsn=root:s3cr/et@tcp(db.internal:3306)/app?parseTime=true"),
         "dsn=REDACTED:REDACTED@tcp(db.internal:3306)/app?parseTime=true"
     );
@@ -501,6 +509,9 @@ fn userinfo_with_a_slash_and_go_dsns_are_masked_but_image_references_are_not() {
         "https://host.invalid:8443/v2/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         "pulled registry.example:5000/team/app@sha256:abcd",
         "https://mastodon.invalid:443/users/@alice",
+        "https://search.invalid/find?q=a@b.example",
+        "https://search.invalid:8443?to=a@b.example",
+        "https://search.invalid/a?b#c@d",
         "user@tcp(db)/app",
     ] {
         assert_eq!(r(clean), clean);

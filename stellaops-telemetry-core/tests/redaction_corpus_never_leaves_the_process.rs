@@ -296,11 +296,12 @@ fn all_output(exporters: &TestExporters, dir: &std::path::Path) -> String {
     text
 }
 
-#[test]
-fn no_generated_secret_is_found_in_any_output() {
+/// A pipeline that writes every output the corpus is checked in: OTLP files, JSON lines,
+/// in-memory exporters and the Prometheus exposition.
+fn pipeline(service: &str) -> (tempfile::TempDir, TestExporters, Telemetry) {
     let dir = tempfile::tempdir().unwrap();
     let exporters = TestExporters::new();
-    let telemetry = Telemetry::builder("corpus")
+    let telemetry = Telemetry::builder(service)
         .exporters(&[ExporterKind::File])
         .dir(dir.path())
         .stdout_logs(false)
@@ -309,6 +310,12 @@ fn no_generated_secret_is_found_in_any_output() {
         .test_exporters(&exporters)
         .build()
         .unwrap();
+    (dir, exporters, telemetry)
+}
+
+#[test]
+fn no_generated_secret_is_found_in_any_output() {
+    let (dir, exporters, telemetry) = pipeline("corpus");
     let secrets = corpus(1_600);
     let meter = telemetry.meter("corpus");
     tracing::dispatcher::with_default(telemetry.dispatch(), || {
@@ -1107,17 +1114,7 @@ fn inject_credential(
 #[test]
 fn generated_credentials_in_every_printed_form_never_leave_the_process() {
     const CREDENTIALS: usize = 10_000;
-    let dir = tempfile::tempdir().unwrap();
-    let exporters = TestExporters::new();
-    let telemetry = Telemetry::builder("credentials")
-        .exporters(&[ExporterKind::File])
-        .dir(dir.path())
-        .stdout_logs(false)
-        .prometheus_scrape(true)
-        .metric_cardinality_limit(10_000)
-        .test_exporters(&exporters)
-        .build()
-        .unwrap();
+    let (dir, exporters, telemetry) = pipeline("credentials");
     let credentials = credentials(CREDENTIALS);
     let kinds = FORMAT_KINDS.len() + OTHER_KINDS.len();
     let meter = telemetry.meter("credentials");

@@ -284,9 +284,37 @@ async fn get_text(addr: SocketAddr, path: &str) -> Result<String, Error> {
     Ok(String::from_utf8(body.to_vec())?)
 }
 
+const USAGE: &str = "\
+quickstart: a small axum service instrumented with the StellaOps Telemetry SDK
+
+usage:
+  quickstart                        serve, send itself a burst of traffic, print a summary, exit
+  quickstart --serve [--addr ADDR]  serve until Ctrl-C (default address 127.0.0.1:8080)
+  quickstart --scrape-out FILE      also save GET /metrics after the burst
+  quickstart --help                 this text
+
+Signals go to OTLP JSON Lines files under STELLAOPS_TELEMETRY_DIR (default ./telemetry-data);
+every OTEL_* and STELLAOPS_TELEMETRY_* variable of the README applies.";
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    if let Some(unknown) = args
+        .iter()
+        .enumerate()
+        .find(|&(i, a)| {
+            !matches!(a.as_str(), "--serve" | "--addr" | "--scrape-out")
+                && !(i > 0 && matches!(args[i - 1].as_str(), "--addr" | "--scrape-out"))
+        })
+        .map(|(_, a)| a)
+    {
+        eprintln!("unknown argument `{unknown}`\n\n{USAGE}");
+        std::process::exit(2);
+    }
     let serve = args.iter().any(|a| a == "--serve");
     let scrape_out = match args.iter().position(|a| a == "--scrape-out") {
         Some(i) => Some(args.get(i + 1).ok_or("--scrape-out needs a file")?.clone()),

@@ -303,15 +303,11 @@ async fn main() -> Result<(), Error> {
         println!("{USAGE}");
         return Ok(());
     }
-    if let Some(unknown) = args
-        .iter()
-        .enumerate()
-        .find(|&(i, a)| {
-            !matches!(a.as_str(), "--serve" | "--addr" | "--scrape-out")
-                && !(i > 0 && matches!(args[i - 1].as_str(), "--addr" | "--scrape-out"))
-        })
-        .map(|(_, a)| a)
-    {
+    let takes_value = |a: &str| matches!(a, "--addr" | "--scrape-out");
+    let known = |i: usize, a: &str| {
+        a == "--serve" || takes_value(a) || (i > 0 && takes_value(&args[i - 1]))
+    };
+    if let Some((_, unknown)) = args.iter().enumerate().find(|&(i, a)| !known(i, a)) {
         eprintln!("unknown argument `{unknown}`\n\n{USAGE}");
         std::process::exit(2);
     }

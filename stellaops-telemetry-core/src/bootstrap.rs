@@ -1102,8 +1102,8 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
         Some(HeadSampler::ParentBasedRatio(r)) => {
             Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
         }
-        // Tail sampling decides later (a later issue); until then every span is kept, which
-        // is the safe side of "100 % of error traces kept".
+        // The SDK does no tail sampling itself (the generated collector configurations do):
+        // every span is kept, the safe side of "100 % of error traces kept".
         None => match profile.sampling.mode {
             SamplingMode::Tail | SamplingMode::AlwaysOn => {
                 Sampler::ParentBased(Box::new(Sampler::AlwaysOn))

@@ -90,9 +90,10 @@ pub enum AttributeSet {
 
 /// Trace sampling settings.
 ///
-/// The profile carries the tail-sampling policy of the profile table; tail sampling itself lands in a
-/// later issue. Until then a profile whose `mode` is `tail` keeps every span (the safe side of
-/// "100 % of error traces kept"), and `OTEL_TRACES_SAMPLER` can choose a head sampler.
+/// The profile carries the tail-sampling policy of the profile table, which the generated
+/// collector configurations apply; the SDK itself keeps every span of a profile whose `mode` is
+/// `tail` (the safe side of "100 % of error traces kept"), and `OTEL_TRACES_SAMPLER` can choose
+/// a head sampler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SamplingSettings {

@@ -52,10 +52,9 @@ pub(crate) const HOUSE_KEYS: [&str; 11] = [
 impl JsonBuf {
     /// Appends one member, `,"key":value`.
     ///
-    /// This is the single choke point for values that come from the caller's code: the message,
-    /// the event's own fields and the tenant and correlation id read from spans all pass through
-    /// here, so the redaction hook (`RedactHook`, a later issue) plugs in at the top of this
-    /// function and sees every one of them before a byte is written. House values the SDK makes up
+    /// Every value that comes from the caller's code reaches this point (the message, the
+    /// event's own fields, the tenant and correlation id read from spans) after the layer
+    /// redacted and bounded it; nothing else writes such a value. House values the SDK makes up
     /// itself (timestamp, level, service, version, trace and span ids, target, retention) are
     /// written directly and never pass through here.
     pub(crate) fn write_field(&mut self, key: &str, value: FieldValue<'_>) {

@@ -108,10 +108,10 @@ impl TestExporters {
     /// });
     /// assert_eq!(telemetry.stats().spans.queue_depth, 1);
     /// exporters.release_spans();
-    /// telemetry.flush(Duration::from_secs(10)).expect("flushed");
+    /// telemetry.flush(Duration::from_secs(10))?;
     /// assert_eq!(telemetry.stats().spans.queue_depth, 0);
     /// # telemetry.shutdown();
-    /// # Ok::<(), stellaops_telemetry_core::TelemetryError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stalled_spans() -> Self {
         TestExporters {

@@ -222,7 +222,7 @@ fn table() -> Result<Vec<Alert>, ArtefactError> {
             group: "stella.deployment",
             name: "DeploymentFailureRateHigh",
             note: &[
-                "Seed 004, as written (the catalogue gives stella_deployments_total a status label).",
+                "As commonly written (the catalogue gives stella_deployments_total a status label).",
             ],
             expr: format!(
                 "sum(rate({d}{{status=\"failed\"}}[5m])) /\nsum(rate({d}[5m])) > 0.1",
@@ -254,7 +254,7 @@ fn table() -> Result<Vec<Alert>, ArtefactError> {
         Alert {
             group: "stella.deployment",
             name: "DeploymentDurationHigh",
-            note: &["Seed 004, as written."],
+            note: &["As commonly written."],
             expr: format!(
                 "histogram_quantile(0.95, sum(rate({}_bucket[5m])) by (le, tenant)) > 600",
                 deployment_duration.name
@@ -331,7 +331,7 @@ fn table() -> Result<Vec<Alert>, ArtefactError> {
         Alert {
             group: "stella.agents",
             name: "AgentOffline",
-            note: &["Seed 004, as written."],
+            note: &["As commonly written."],
             expr: format!("{} > 120", heartbeat.name),
             for_: "2m",
             severity: "critical",
@@ -391,7 +391,7 @@ fn table() -> Result<Vec<Alert>, ArtefactError> {
         Alert {
             group: "stella.approvals",
             name: "ApprovalBacklogHigh",
-            note: &["Seed 004, as written."],
+            note: &["As commonly written."],
             expr: format!("{} > 10", pending.name),
             for_: "1h",
             severity: "warning",

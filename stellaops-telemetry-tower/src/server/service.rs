@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use stellaops_telemetry_core::__private::SpanRecord;
 use stellaops_telemetry_core::RequestContext;
 use stellaops_telemetry_core::opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags,
@@ -37,6 +38,59 @@ impl<S> std::fmt::Debug for ServerTelemetry<S> {
 impl<S> ServerTelemetry<S> {
     pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
         ServerTelemetry { inner, shared }
+    }
+}
+
+/// `url.path`, `url.scheme`, `server.address`, `server.port` and `user_agent.original`. Every
+/// text taken from the request is cut to the attribute value limit before it is kept (an
+/// over-long one is redacted whole first).
+fn push_request_texts<B>(
+    r: &mut SpanRecord,
+    shared: &Shared,
+    request: &http::Request<B>,
+    scheme: &'static str,
+) {
+    let bounded = |text| shared.bounds.attribute_value(text, &shared.redactor);
+    r.push_text("url.path", &bounded(request.uri().path()));
+    r.push_static("url.scheme", scheme);
+    let (address, port) = server_address(request);
+    if let Some(address) = address {
+        r.push_text("server.address", &bounded(address));
+    }
+    if let Some(port) = port {
+        r.push_int("server.port", i64::from(port));
+    }
+    if let Some(ua) = request
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        r.push_text("user_agent.original", &bounded(ua));
+    }
+}
+
+/// The headers the layer was asked to capture, as `http.request.header.<name>`: redacted,
+/// then cut to the attribute value limit.
+fn push_captured_headers(r: &mut SpanRecord, shared: &Shared, headers: &http::HeaderMap) {
+    for name in &shared.captured_headers {
+        let values: Vec<StringValue> = headers
+            .get_all(name)
+            .iter()
+            .map(|v| {
+                let redacted = shared.redactor.redact_header(name.as_str(), v.as_bytes());
+                shared
+                    .bounds
+                    .attribute_value(&redacted, &shared.redactor)
+                    .into_owned()
+                    .into()
+            })
+            .collect();
+        if !values.is_empty() {
+            r.push_key_value(KeyValue::new(
+                format!("http.request.header.{}", name.as_str()),
+                Value::Array(Array::String(values)),
+            ));
+        }
     }
 }
 
@@ -150,52 +204,13 @@ where
                 }
                 r.push_static("http.request.method", method);
                 r.push_static("http.route", route);
-                // Every text taken from the request is cut to the attribute value limit
-                // before it is kept (an over-long one is redacted whole first).
-                let bounded = |text| shared.bounds.attribute_value(text, &shared.redactor);
-                r.push_text("url.path", &bounded(request.uri().path()));
-                r.push_static("url.scheme", scheme);
-                let (address, port) = server_address(&request);
-                if let Some(address) = address {
-                    r.push_text("server.address", &bounded(address));
-                }
-                if let Some(port) = port {
-                    r.push_int("server.port", i64::from(port));
-                }
-                if let Some(ua) = request
-                    .headers()
-                    .get(http::header::USER_AGENT)
-                    .and_then(|v| v.to_str().ok())
-                {
-                    r.push_text("user_agent.original", &bounded(ua));
-                }
+                push_request_texts(&mut r, shared, &request, scheme);
                 if let Some(tenant) = &tenant {
                     r.push_text("tenant.id", tenant.as_str());
                 }
                 // The correlation id of the JSON log lines, so a span and its lines meet.
                 r.push_text("request.id", request_id.as_str());
-                for name in &shared.captured_headers {
-                    let values: Vec<StringValue> = request
-                        .headers()
-                        .get_all(name)
-                        .iter()
-                        .map(|v| {
-                            let redacted =
-                                shared.redactor.redact_header(name.as_str(), v.as_bytes());
-                            shared
-                                .bounds
-                                .attribute_value(&redacted, &shared.redactor)
-                                .into_owned()
-                                .into()
-                        })
-                        .collect();
-                    if !values.is_empty() {
-                        r.push_key_value(KeyValue::new(
-                            format!("http.request.header.{}", name.as_str()),
-                            Value::Array(Array::String(values)),
-                        ));
-                    }
-                }
+                push_captured_headers(&mut r, shared, request.headers());
                 r
             });
         // The request's log context (tenant, correlation id) and the tenant the client layer

@@ -330,10 +330,7 @@ async fn main() -> Result<(), Error> {
         .export_interval(Duration::from_secs(5))
         .from_env()
         .install()?;
-    let telemetry = guard
-        .telemetry()
-        .ok_or("telemetry is not available")?
-        .clone();
+    let telemetry = guard.telemetry().clone();
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;

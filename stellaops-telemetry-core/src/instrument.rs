@@ -21,8 +21,10 @@ use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceContextExt as _, 
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, SamplingDecision};
 use tracing_subscriber::Layer;
 
-use crate::__private::{DirectSpans, SpanRecord, WallClock};
+use crate::clock::WallClock;
+use crate::export::record::SpanRecord;
 use crate::metrics::{CounterDef, HistogramDef, Labels, MetricDescriptor, Metrics};
+use crate::recorder::SpanRecorder;
 
 /// Classifies an error for `error.type` and the `error_kind` metric label: a short, bounded
 /// name (`timeout`, `not_found`). Without an implementation, an error is classified by its
@@ -89,7 +91,7 @@ impl ErrorKind for std::io::Error {
 pub struct Pipeline(Arc<PipelineParts>);
 
 struct PipelineParts {
-    direct: DirectSpans,
+    direct: SpanRecorder,
     metrics: Metrics,
     clock: WallClock,
 }
@@ -101,7 +103,7 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    pub(crate) fn new(direct: DirectSpans, metrics: Metrics) -> Self {
+    pub(crate) fn new(direct: SpanRecorder, metrics: Metrics) -> Self {
         Pipeline(Arc::new(PipelineParts {
             direct,
             metrics,
@@ -123,9 +125,9 @@ impl Pipeline {
     }
 
     /// Makes this the pipeline found when the current dispatcher is not one of ours (once,
-    /// by `install()`).
-    pub(crate) fn install(self) {
-        let _ = INSTALLED.set(self);
+    /// by `install()`); `false` when one was installed already.
+    pub(crate) fn install(self) -> bool {
+        INSTALLED.set(self).is_ok()
     }
 
     /// The pipeline's metrics.

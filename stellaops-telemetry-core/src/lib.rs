@@ -76,45 +76,59 @@
 //! that the egress policy checks exactly the endpoint that will be dialled, `build()` reads
 //! `OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT` the same way when no endpoint is configured, and pins it.
 
-#[doc(hidden)]
-#[path = "private.rs"]
-pub mod __private;
-pub mod artefacts;
-mod bootstrap;
-#[cfg(feature = "cli")]
-pub mod cli;
+// The road a pipeline is built on: the calls, resolved into settings, planned per signal
+// (egress decided), assembled into running parts.
+mod assemble;
+mod builder;
+mod plan;
+mod resolve;
+mod telemetry;
+
+// What the running pipeline is made of.
 mod clock;
 mod config;
 mod context;
 mod egress;
+mod error;
 mod export;
 mod instrument;
 mod limits;
 mod logs;
 pub mod metrics;
 mod profile;
+mod recorder;
 mod redaction;
 mod resource;
 mod self_metrics;
 pub mod spans;
 mod stats;
+
+// Around it.
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+pub mod artefacts;
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use artefacts::{Artefact, ArtefactError, ArtefactKind};
-pub use bootstrap::{
-    DEFAULT_SHUTDOWN_TIMEOUT, DIRECT_SPAN_TARGET, Telemetry, TelemetryBuilder, TelemetryError,
-    TelemetryGuard,
-};
+pub use assemble::DIRECT_SPAN_TARGET;
+pub use builder::{DEFAULT_SHUTDOWN_TIMEOUT, ServiceLayer, TelemetryBuilder};
+pub use clock::WallClock;
 pub use config::{
     ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LogOutputsConfig,
-    OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig, PropagatorKind, TelemetryConfig,
+    Origin, OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig, PropagatorKind,
+    TelemetryConfig,
 };
 pub use context::RequestContext;
 pub use egress::{
     AllowList, EgressDecision, EgressError, EgressPolicy, EgressTarget, Host, LoopbackOnly,
     OpenPolicy, PolicyFn, parse_endpoint, sealed_policy,
 };
+pub use error::TelemetryError;
+pub use export::record::SpanRecord;
 pub use export::*;
 pub use limits::{
     LimitError, MIN_VALUE_LIMIT, TRUNCATED, TruncationCounts, ValueBounds, ValueLimits,
@@ -126,11 +140,13 @@ pub use profile::{
     AttributeSet, ExporterKind, ExporterSelection, LogLevel, Profile, ProfileDifference,
     SamplingMode, SamplingSettings,
 };
+pub use recorder::SpanRecorder;
 pub use redaction::{
     CREDENTIAL_KEYS, DEFAULT_KEYS, REDACTED, RedactingMeterProvider, RedactionError,
     RedactionSettings, Redactor, Rule, SENSITIVE_QUERY_PARAMETERS, Sensitive, Verdict,
 };
 pub use stats::{PipelineStats, SignalSnapshot, SignalStats, StatsSnapshot};
+pub use telemetry::{Telemetry, TelemetryGuard};
 
 pub use instrument::ErrorKind;
 #[doc(hidden)]
@@ -147,3 +163,4 @@ pub use opentelemetry_proto;
 pub use opentelemetry_sdk;
 pub use tracing;
 pub use tracing_opentelemetry;
+pub use tracing_subscriber;

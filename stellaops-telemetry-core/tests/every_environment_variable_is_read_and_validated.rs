@@ -156,6 +156,13 @@ fn cases() -> Vec<(String, String, Check)> {
             Box::new(|c: &TelemetryConfig| assert_eq!(c.sdk_log_level.as_deref(), Some("debug"))),
         ),
         (
+            "RUST_LOG".into(),
+            "warn,scanner::db=debug".into(),
+            Box::new(|c: &TelemetryConfig| {
+                assert_eq!(c.log_filter.as_deref(), Some("warn,scanner::db=debug"))
+            }),
+        ),
+        (
             "OTEL_TRACES_SAMPLER".into(),
             "parentbased_traceidratio".into(),
             Box::new(|c: &TelemetryConfig| {

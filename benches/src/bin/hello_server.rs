@@ -44,8 +44,7 @@ fn main() -> Result<(), Error> {
                 .prometheus_scrape(true)
                 .test_exporters(&TestExporters::discarding_spans())
                 .install()?;
-            let telemetry = guard.telemetry().ok_or("telemetry is not available")?;
-            app.layer(ServerTelemetryLayer::new(telemetry))
+            app.layer(ServerTelemetryLayer::new(guard.telemetry()))
         }
         other => return Err(format!("--layer {other}: expected none or stellaops").into()),
     };

@@ -20,8 +20,9 @@
 use std::path::PathBuf;
 
 use super::{
-    ConfigError, OtlpSignalConfig, TelemetryConfig, parse_bool, parse_compression, parse_exporters,
-    parse_headers, parse_propagators, parse_protocol, parse_resource_attributes, parse_u64,
+    ConfigError, Origin, OtlpSignalConfig, TelemetryConfig, parse_bool, parse_compression,
+    parse_exporters, parse_headers, parse_propagators, parse_protocol, parse_resource_attributes,
+    parse_u64,
 };
 
 /// One environment variable the SDK reads.
@@ -75,12 +76,17 @@ pub const ENVIRONMENT: &[EnvVar] = &[
     },
     EnvVar {
         name: "OTEL_LOG_LEVEL",
-        default: "info",
+        default: "warn",
         effect: "level of the SDK's own diagnostics (targets `opentelemetry*`, `stellaops_telemetry*`)",
     },
     EnvVar {
+        name: "RUST_LOG",
+        default: "unset (the profile's level)",
+        effect: "`tracing` filter directives (`warn,scanner::db=debug`) for the service's events, in place of the profile's level; a later `log_level()` call or a run-time level change wins over it",
+    },
+    EnvVar {
         name: "OTEL_TRACES_SAMPLER",
-        default: "profile (keep all until tail sampling)",
+        default: "profile (keep every span; the collector samples by tail)",
         effect: "head sampler: `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio`",
     },
     EnvVar {
@@ -303,8 +309,10 @@ impl TelemetryConfig {
         let mut env = TelemetryConfig::default();
 
         if let Some(v) = get("OTEL_SERVICE_NAME") {
-            env.origins
-                .insert("service_name".into(), "OTEL_SERVICE_NAME".into());
+            env.origins.insert(
+                "service_name".into(),
+                Origin::Environment("OTEL_SERVICE_NAME".into()),
+            );
             env.service_name = Some(v);
         }
         if let Some(v) = get("OTEL_RESOURCE_ATTRIBUTES") {
@@ -326,18 +334,29 @@ impl TelemetryConfig {
             env.exporters.logs = Some(parse_exporters("OTEL_LOGS_EXPORTER", &v)?);
         }
         if let Some(v) = get("OTEL_LOG_LEVEL") {
-            env.origins
-                .insert("sdk_log_level".into(), "OTEL_LOG_LEVEL".into());
+            env.origins.insert(
+                "sdk_log_level".into(),
+                Origin::Environment("OTEL_LOG_LEVEL".into()),
+            );
             env.sdk_log_level = Some(v);
         }
-        if let Some(v) = get("OTEL_TRACES_SAMPLER") {
+        if let Some(v) = get("RUST_LOG") {
             env.origins
-                .insert("sampler".into(), "OTEL_TRACES_SAMPLER".into());
+                .insert("log_filter".into(), Origin::Environment("RUST_LOG".into()));
+            env.log_filter = Some(v);
+        }
+        if let Some(v) = get("OTEL_TRACES_SAMPLER") {
+            env.origins.insert(
+                "sampler".into(),
+                Origin::Environment("OTEL_TRACES_SAMPLER".into()),
+            );
             env.sampler = Some(v);
         }
         if let Some(v) = get("OTEL_TRACES_SAMPLER_ARG") {
-            env.origins
-                .insert("sampler_arg".into(), "OTEL_TRACES_SAMPLER_ARG".into());
+            env.origins.insert(
+                "sampler_arg".into(),
+                Origin::Environment("OTEL_TRACES_SAMPLER_ARG".into()),
+            );
             env.sampler_arg = Some(v);
         }
         if let Some(v) = get("OTEL_METRIC_EXPORT_INTERVAL") {
@@ -358,8 +377,10 @@ impl TelemetryConfig {
             read_otlp(&get, signal, field_prefix, target, &mut env.origins)?;
         }
         if let Some(v) = get("STELLAOPS_TELEMETRY_PROFILE") {
-            env.origins
-                .insert("profile".into(), "STELLAOPS_TELEMETRY_PROFILE".into());
+            env.origins.insert(
+                "profile".into(),
+                Origin::Environment("STELLAOPS_TELEMETRY_PROFILE".into()),
+            );
             env.profile = Some(v);
         }
         if let Some(v) = get("STELLAOPS_TELEMETRY_SEALED") {
@@ -377,12 +398,12 @@ fn read_otlp(
     signal: &str,
     field_prefix: &str,
     target: &mut OtlpSignalConfig,
-    origins: &mut std::collections::BTreeMap<String, String>,
+    origins: &mut std::collections::BTreeMap<String, Origin>,
 ) -> Result<(), ConfigError> {
     let var = |suffix: &str| format!("OTEL_EXPORTER_OTLP_{signal}{suffix}");
     let field = |suffix: &str| format!("{field_prefix}{suffix}");
     if let Some(v) = get(&var("ENDPOINT")) {
-        origins.insert(field("endpoint"), var("ENDPOINT"));
+        origins.insert(field("endpoint"), Origin::Environment(var("ENDPOINT")));
         target.endpoint = Some(v);
     }
     if let Some(v) = get(&var("PROTOCOL")) {
@@ -403,7 +424,10 @@ fn read_otlp(
         ("CLIENT_CERTIFICATE", &mut target.client_certificate),
     ] {
         if let Some(v) = get(&var(suffix)) {
-            origins.insert(field(&suffix.to_ascii_lowercase()), var(suffix));
+            origins.insert(
+                field(&suffix.to_ascii_lowercase()),
+                Origin::Environment(var(suffix)),
+            );
             *slot = Some(PathBuf::from(v));
         }
     }

@@ -34,6 +34,34 @@ use crate::profile::ExporterKind;
 pub use env::{ENVIRONMENT, EnvVar};
 pub(crate) use parse::*;
 
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// The SDK's default.
+    Default,
+    /// The named profile.
+    Profile(String),
+    /// A builder method (`TelemetryBuilder::<name>`).
+    Setter(&'static str),
+    /// An environment variable.
+    Environment(String),
+    /// A configuration field (dotted path).
+    File(String),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Default => f.write_str("the default"),
+            Origin::Profile(name) => write!(f, "profile `{name}`"),
+            Origin::Setter(name) => write!(f, "TelemetryBuilder::{name}"),
+            Origin::Environment(var) => f.write_str(var),
+            Origin::File(field) => write!(f, "field `{field}`"),
+        }
+    }
+}
+
 /// Errors in configuration: every one names the variable or field and the bad value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -152,6 +180,9 @@ pub struct TelemetryConfig {
     pub propagators: Option<Vec<PropagatorKind>>,
     /// The level of the service's logs (overrides the profile's).
     pub log_level: Option<String>,
+    /// `RUST_LOG` directives filtering the service's events instead of one level
+    /// (`warn,scanner::db=debug`); in one configuration, they win over `log_level`.
+    pub log_filter: Option<String>,
     /// The level of the SDK's own diagnostics (OTEL_LOG_LEVEL).
     pub sdk_log_level: Option<String>,
     /// Head sampler name (OTEL_TRACES_SAMPLER).
@@ -176,9 +207,9 @@ pub struct TelemetryConfig {
     /// Length limits of kept values (`[limits]`: `attribute_value_bytes`, `log_value_bytes`,
     /// `label_value_bytes`; replace the defaults as a whole, unset fields keep theirs).
     pub limits: Option<crate::limits::ValueLimits>,
-    /// Where each field's value came from (variable name or field path), for error messages.
+    /// Where each field's value came from, for error messages and the resolved settings.
     #[serde(skip)]
-    pub(crate) origins: BTreeMap<String, String>,
+    pub(crate) origins: BTreeMap<String, Origin>,
 }
 
 /// Exporters per signal; `None` keeps the profile's choice, an empty list exports nothing.
@@ -409,12 +440,18 @@ impl TelemetryConfig {
         })
     }
 
-    /// Where a field's value came from: an environment variable, a file field or a setter.
+    /// Where a field's value came from, as errors name it: an environment variable, a file
+    /// field or a setter.
     pub(crate) fn origin(&self, field: &str) -> String {
+        self.origin_of(field).to_string()
+    }
+
+    /// Where a field's value came from (a file field unless recorded otherwise).
+    pub(crate) fn origin_of(&self, field: &str) -> Origin {
         self.origins
             .get(field)
             .cloned()
-            .unwrap_or_else(|| format!("field `{field}`"))
+            .unwrap_or_else(|| Origin::File(field.to_owned()))
     }
 
     /// Overlays `other` on `self`: every value set in `other` wins.
@@ -438,6 +475,7 @@ impl TelemetryConfig {
         take(&mut self.disabled, other.disabled);
         take(&mut self.propagators, other.propagators);
         take(&mut self.log_level, other.log_level);
+        take(&mut self.log_filter, other.log_filter);
         take(&mut self.sdk_log_level, other.sdk_log_level);
         take(&mut self.sampler, other.sampler);
         take(&mut self.sampler_arg, other.sampler_arg);
@@ -570,10 +608,9 @@ mod tests {
     fn a_merged_value_forgets_the_origin_of_the_value_it_replaced() {
         let mut first = TelemetryConfig::default();
         first.otlp.common.endpoint = Some("http://127.0.0.1:4317".to_owned());
-        first.origins.insert(
-            "otlp.endpoint".to_owned(),
-            "TelemetryBuilder::otlp_endpoint".to_owned(),
-        );
+        first
+            .origins
+            .insert("otlp.endpoint".to_owned(), Origin::Setter("otlp_endpoint"));
         let file =
             TelemetryConfig::from_toml_str("[otlp]\nendpoint = \"collector:4317\"\n").unwrap();
         let merged = first.merge(file);

@@ -37,7 +37,7 @@ enum Attribute {
 }
 
 /// A finished span in a fixed-size form (see the module docs). Filled with `push_*`, then
-/// handed to [`DirectSpans::submit_record`](crate::__private::DirectSpans::submit_record).
+/// handed to [`SpanRecorder::submit_record`](crate::SpanRecorder::submit_record).
 pub struct SpanRecord {
     /// The span's context (ids, flags, trace state).
     pub span_context: SpanContext,

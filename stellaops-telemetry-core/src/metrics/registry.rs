@@ -75,10 +75,16 @@ trait Flush: Send + Sync {
 
 static GLOBAL: std::sync::OnceLock<Metrics> = std::sync::OnceLock::new();
 
-/// The installed pipeline's metrics, or detached ones (recorded, never exported) before
-/// `install()` or without it.
-pub fn global() -> Metrics {
-    GLOBAL.get_or_init(Metrics::detached).clone()
+/// The installed pipeline's metrics; `None` before `install()` (or without it), so that no
+/// handle is ever taken from a registry that would not export it. A pipeline built with
+/// `build()` gives its own through `Telemetry::metrics()`.
+///
+/// ```
+/// // No pipeline is installed in this example.
+/// assert!(stellaops_telemetry_core::metrics::global().is_none());
+/// ```
+pub fn global() -> Option<Metrics> {
+    GLOBAL.get().cloned()
 }
 
 pub(crate) fn set_global(metrics: Metrics) -> bool {
@@ -86,8 +92,7 @@ pub(crate) fn set_global(metrics: Metrics) -> bool {
 }
 
 impl Metrics {
-    /// Metrics that are recorded but never exported (what [`global()`] gives before
-    /// `install()`).
+    /// Metrics that are recorded but never exported (a disabled pipeline's).
     pub fn detached() -> Metrics {
         Metrics::new(
             None,

@@ -17,6 +17,10 @@ mod value;
 
 pub use value::AttributeValue;
 
+/// The `tracing` target of every span a [`declare_spans!`](crate::declare_spans) function
+/// opens: the service's spans, filtered at the service's level (not the SDK's own).
+pub const CATALOGUE_TARGET: &str = "stellaops::spans";
+
 /// A span of the catalogue: its name and required attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct SpanDescriptor {
@@ -122,7 +126,7 @@ macro_rules! declare_spans {
                 impl<$($attr: $crate::spans::AttributeValue),*> Attributes<$($attr),*> {
                     /// Adds the attributes to `record`.
                     #[inline]
-                    pub fn record(self, record: &mut $crate::__private::SpanRecord) {
+                    pub fn record(self, record: &mut $crate::SpanRecord) {
                         let _ = &record;
                         $({
                             const KEY: &str = $crate::metrics::label_name(stringify!($attr));
@@ -139,6 +143,7 @@ macro_rules! declare_spans {
             #[must_use = "a span does nothing until it is entered or instrumented"]
             $vis fn $fn_name($($attr: $ty),*) -> $crate::tracing::Span {
                 $crate::tracing::info_span!(
+                    target: $crate::spans::CATALOGUE_TARGET,
                     $name,
                     $($attr = $attr,)*
                     tenant.id = $crate::tracing::field::Empty,

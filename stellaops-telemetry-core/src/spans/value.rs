@@ -1,6 +1,6 @@
 //! [`AttributeValue`]: what an instrumented function may record as a span attribute.
 
-use crate::__private::SpanRecord;
+use crate::export::record::SpanRecord;
 use crate::redaction::Sensitive;
 
 /// A value `#[instrument]` can record as a span attribute: strings, integers, floats, bools,

@@ -56,7 +56,13 @@ pub fn inject_headers(
     tenant: Option<&Tenant>,
     headers: &mut http::HeaderMap,
 ) {
-    let cx = span.context();
+    // A span the service's level disables still carries the work's context onward: the
+    // caller's trace and tenant propagate whatever the log level.
+    let cx = if span.is_disabled() {
+        opentelemetry::Context::current()
+    } else {
+        span.context()
+    };
     propagation::inject(&cx, headers);
     if headers.contains_key(crate::server::TENANT_HEADER_NAME) {
         return;

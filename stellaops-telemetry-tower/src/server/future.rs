@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use stellaops_telemetry_core::__private::SpanRecord;
+use stellaops_telemetry_core::SpanRecord;
 use stellaops_telemetry_core::metrics::BoundUpDownCounter;
 use stellaops_telemetry_core::opentelemetry::Context as OtelContext;
 use stellaops_telemetry_core::opentelemetry::trace::SpanContext;

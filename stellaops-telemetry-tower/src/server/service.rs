@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use stellaops_telemetry_core::__private::SpanRecord;
 use stellaops_telemetry_core::RequestContext;
+use stellaops_telemetry_core::SpanRecord;
 use stellaops_telemetry_core::opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags,
 };

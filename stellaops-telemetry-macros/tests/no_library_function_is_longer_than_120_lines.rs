@@ -134,7 +134,10 @@ fn library_sources(dir: &Path, out: &mut Vec<PathBuf>) {
             library_sources(&path, out);
             continue;
         }
-        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("");
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("");
         let is_unit_test = name == "tests.rs" || name.ends_with("_tests.rs");
         if name.ends_with(".rs") && !is_unit_test {
             out.push(path);
@@ -149,7 +152,11 @@ fn no_library_function_is_longer_than_120_lines() {
     for tree in TREES {
         library_sources(&root.join(tree), &mut files);
     }
-    assert!(!files.is_empty(), "no library sources found under {}", root.display());
+    assert!(
+        !files.is_empty(),
+        "no library sources found under {}",
+        root.display()
+    );
 
     let mut problems = Vec::new();
     let mut long = Vec::new();

@@ -172,6 +172,8 @@ fn record_fields(fields: &[Field], private: &TokenStream) -> TokenStream {
     quote!(#(#pushes)*)
 }
 
+/// `function` instrumented: the call started (traced or not), the metrics' labels evaluated,
+/// the body run, its error kind found, the call finished and the metrics recorded.
 fn expand(args: &Args, function: ItemFn) -> TokenStream {
     let core = args
         .krate
@@ -181,101 +183,17 @@ fn expand(args: &Args, function: ItemFn) -> TokenStream {
     let private = quote!(#core::__private);
 
     let mut prelude = TokenStream::new();
-    // The span: the catalogue entry imported under one alias (its function, for nothing but
-    // the check, and its module: name and attribute struct).
     let start = match &args.span {
-        Some(span) => {
-            let path = match span {
-                SpanRef::Name(name) => {
-                    let ident = Ident::new(&name.value().replace('.', "_"), name.span());
-                    // Every token of the path on the name, so an unknown span is reported
-                    // there (and not as a missing crate on the attribute).
-                    let core = match &args.krate {
-                        Some(path) => quote_spanned!(name.span()=> #path),
-                        None => quote_spanned!(name.span()=> ::stellaops_telemetry_core),
-                    };
-                    quote_spanned!(name.span()=> #core::spans::catalogue::#ident)
-                }
-                SpanRef::Path(path) => quote!(#path),
-            };
-            let span_token = match span {
-                SpanRef::Name(name) => name.span(),
-                SpanRef::Path(path) => last_span(path),
-            };
-            prelude.extend(quote_spanned!(span_token=>
-                #[allow(unused_imports)]
-                use #path as __stella_span;
-            ));
-            let attributes = args.attributes.iter().map(|field| {
-                let name = match &field.name {
-                    args::FieldName::Ident(i) => i.clone(),
-                    args::FieldName::Lit(l) => Ident::new("_", l.span()),
-                };
-                let value = field.value_tokens();
-                quote!(#name: &(#value))
-            });
-            let attributes_struct =
-                quote_spanned!(span_token=> __stella_span::Attributes { #(#attributes),* });
-            let fields = record_fields(&args.fields, &private);
-            let tenant = args.tenant.as_ref().map(
-                |tenant| quote!(#private::record_field(__stella_record, "tenant.id", &(#tenant));),
-            );
-            quote! {
-                #private::Call::start(__stella_span::NAME, |__stella_record| {
-                    #attributes_struct.record(__stella_record);
-                    #fields
-                    #tenant
-                })
-            }
-        }
+        Some(span) => traced_start(args, span, &private, &mut prelude),
         None => quote!(#private::Call::untraced()),
     };
-
-    // The metrics: each imported under an alias (its definition and its label module).
-    let mut metrics = TokenStream::new();
-    let mut label_lets = TokenStream::new();
-    for (i, (metric, record)) in [
-        (args.duration.as_ref(), quote!(record_duration)),
-        (args.outcome.as_ref(), quote!(count_call)),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let Some(metric) = metric else { continue };
-        let name_span = last_span(&metric.path);
-        let alias = format_ident!("__stella_metric_{}", i, span = name_span);
-        let path = &metric.path;
-        prelude.extend(quote_spanned!(name_span=>
-            #[allow(unused_imports)]
-            use #path as #alias;
-        ));
-        label_lets.extend(label_values(i, metric));
-        let labels = labels(i, &alias, metric, &private);
-        let def = quote_spanned!(name_span=> &#alias);
-        if i == 0 {
-            // On the metric's name: a metric that is not in seconds is reported there.
-            let assert = match &args.krate {
-                Some(path) => quote_spanned!(name_span=> #path::__private::assert_seconds),
-                None => {
-                    quote_spanned!(name_span=> ::stellaops_telemetry_core::__private::assert_seconds)
-                }
-            };
-            prelude.extend(quote_spanned!(name_span=>
-                const _: () = #assert(#alias.descriptor());
-            ));
-            metrics.extend(quote! {
-                #private::#record(__stella_metrics, #def, #labels, __stella_elapsed);
-            });
-        } else {
-            metrics.extend(quote! {
-                #private::#record(__stella_metrics, #def, #labels);
-            });
-        }
-    }
+    let Metrics {
+        records,
+        label_lets,
+    } = metrics(args, &private, &mut prelude);
 
     let block = &function.block;
-    let return_type = annotation(&function.sig.output);
-    let Some(return_type) = return_type else {
+    let Some(return_type) = annotation(&function.sig.output) else {
         // `-> !`: nothing comes back to record; the span ends as the call unwinds or exits.
         let body = quote! {{
             #prelude
@@ -285,32 +203,13 @@ fn expand(args: &Args, function: ItemFn) -> TokenStream {
         }};
         return replace_body(function, body);
     };
-    // The body runs in a closure or an `async move` block typed as the function returns (so
-    // `?` and `return` inside it convert as they would in the function itself). The async
-    // block owns the arguments, as the function's own future would: it is `Send` whenever
-    // the uninstrumented function's future is.
-    let run = if function.sig.asyncness.is_some() {
-        quote! {
-            __stella_call
-                .in_context(async move {
-                    let __stella_value: #return_type = #block;
-                    #[allow(unreachable_code)]
-                    return __stella_value;
-                })
-                .await
-        }
-    } else {
-        quote! {{
-            let __stella_guard = __stella_call.enter();
-            #private::call_once(|| -> #return_type #block)
-        }}
-    };
-    let has_metrics = !metrics.is_empty();
+    let run = run(&function, &return_type, &private);
+    let has_metrics = !records.is_empty();
     let elapsed = has_metrics.then(|| quote!(let __stella_elapsed = __stella_call.elapsed();));
     let record_metrics = has_metrics.then(|| {
         quote! {
             if let ::core::option::Option::Some(__stella_metrics) = __stella_call.metrics() {
-                #metrics
+                #records
             }
         }
     });
@@ -335,6 +234,141 @@ fn expand(args: &Args, function: ItemFn) -> TokenStream {
         __stella_result
     }};
     replace_body(function, body)
+}
+
+/// The expression starting a traced call: the span's catalogue entry is imported under one
+/// alias (its function, for nothing but the check, and its module: name and attribute struct)
+/// into `prelude`, and its attributes, fields and tenant are recorded at the start.
+fn traced_start(
+    args: &Args,
+    span: &SpanRef,
+    private: &TokenStream,
+    prelude: &mut TokenStream,
+) -> TokenStream {
+    let path = match span {
+        SpanRef::Name(name) => {
+            let ident = Ident::new(&name.value().replace('.', "_"), name.span());
+            // Every token of the path on the name, so an unknown span is reported
+            // there (and not as a missing crate on the attribute).
+            let core = match &args.krate {
+                Some(path) => quote_spanned!(name.span()=> #path),
+                None => quote_spanned!(name.span()=> ::stellaops_telemetry_core),
+            };
+            quote_spanned!(name.span()=> #core::spans::catalogue::#ident)
+        }
+        SpanRef::Path(path) => quote!(#path),
+    };
+    let span_token = match span {
+        SpanRef::Name(name) => name.span(),
+        SpanRef::Path(path) => last_span(path),
+    };
+    prelude.extend(quote_spanned!(span_token=>
+        #[allow(unused_imports)]
+        use #path as __stella_span;
+    ));
+    let attributes = args.attributes.iter().map(|field| {
+        let name = match &field.name {
+            args::FieldName::Ident(i) => i.clone(),
+            args::FieldName::Lit(l) => Ident::new("_", l.span()),
+        };
+        let value = field.value_tokens();
+        quote!(#name: &(#value))
+    });
+    let attributes_struct =
+        quote_spanned!(span_token=> __stella_span::Attributes { #(#attributes),* });
+    let fields = record_fields(&args.fields, private);
+    let tenant = args
+        .tenant
+        .as_ref()
+        .map(|tenant| quote!(#private::record_field(__stella_record, "tenant.id", &(#tenant));));
+    quote! {
+        #private::Call::start(__stella_span::NAME, |__stella_record| {
+            #attributes_struct.record(__stella_record);
+            #fields
+            #tenant
+        })
+    }
+}
+
+/// The metric statements of a call.
+struct Metrics {
+    /// The recording calls, run after the body when there is a pipeline.
+    records: TokenStream,
+    /// The label values, evaluated before the body.
+    label_lets: TokenStream,
+}
+
+/// The duration and outcome metrics: each imported under an alias (its definition and its
+/// label module) into `prelude`, with its labels evaluated before the body and recorded after.
+fn metrics(args: &Args, private: &TokenStream, prelude: &mut TokenStream) -> Metrics {
+    let mut records = TokenStream::new();
+    let mut label_lets = TokenStream::new();
+    for (i, (metric, record)) in [
+        (args.duration.as_ref(), quote!(record_duration)),
+        (args.outcome.as_ref(), quote!(count_call)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Some(metric) = metric else { continue };
+        let name_span = last_span(&metric.path);
+        let alias = format_ident!("__stella_metric_{}", i, span = name_span);
+        let path = &metric.path;
+        prelude.extend(quote_spanned!(name_span=>
+            #[allow(unused_imports)]
+            use #path as #alias;
+        ));
+        label_lets.extend(label_values(i, metric));
+        let labels = labels(i, &alias, metric, private);
+        let def = quote_spanned!(name_span=> &#alias);
+        if i == 0 {
+            // On the metric's name: a metric that is not in seconds is reported there.
+            let assert = match &args.krate {
+                Some(path) => quote_spanned!(name_span=> #path::__private::assert_seconds),
+                None => {
+                    quote_spanned!(name_span=> ::stellaops_telemetry_core::__private::assert_seconds)
+                }
+            };
+            prelude.extend(quote_spanned!(name_span=>
+                const _: () = #assert(#alias.descriptor());
+            ));
+            records.extend(quote! {
+                #private::#record(__stella_metrics, #def, #labels, __stella_elapsed);
+            });
+        } else {
+            records.extend(quote! {
+                #private::#record(__stella_metrics, #def, #labels);
+            });
+        }
+    }
+    Metrics {
+        records,
+        label_lets,
+    }
+}
+
+/// The expression running the body: in a closure or an `async move` block typed as the
+/// function returns (so `?` and `return` inside it convert as they would in the function
+/// itself). The async block owns the arguments, as the function's own future would: it is
+/// `Send` whenever the uninstrumented function's future is.
+fn run(function: &ItemFn, return_type: &TokenStream, private: &TokenStream) -> TokenStream {
+    let block = &function.block;
+    if function.sig.asyncness.is_some() {
+        quote! {
+            __stella_call
+                .in_context(async move {
+                    let __stella_value: #return_type = #block;
+                    #[allow(unreachable_code)]
+                    return __stella_value;
+                })
+                .await
+        }
+    } else {
+        quote! {{
+            let __stella_guard = __stella_call.enter();
+            #private::call_once(|| -> #return_type #block)
+        }}
+    }
 }
 
 /// `function` with `body` as its block.

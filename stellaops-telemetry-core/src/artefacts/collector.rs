@@ -304,33 +304,73 @@ fn exporter(name: &str, profile: &Profile) -> Yaml {
 /// None today; the signature matches the other generators.
 pub fn collector(profile: &Profile) -> Result<Artefact, ArtefactError> {
     let routes = signal_exporters(profile);
-    let mut receivers = MapBuilder::new();
-    receivers = receivers.entry(
-        "otlp",
-        MapBuilder::new()
-            .entry(
-                "protocols",
-                MapBuilder::new()
-                    .entry(
-                        "grpc",
-                        MapBuilder::new()
-                            .str("endpoint", "0.0.0.0:4317")
-                            .entry("tls", tls_server())
-                            .build(),
-                    )
-                    .entry(
-                        "http",
-                        MapBuilder::new()
-                            .str("endpoint", "0.0.0.0:4318")
-                            .entry("tls", tls_server())
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build(),
-    );
+    let wiring = pipelines(profile, &routes);
+    // Only the processors some pipeline names are written out.
+    let processors = processors(profile)
+        .retain(|name| wiring.used.contains(&name))
+        .build();
+    let doc = MapBuilder::new()
+        .entry(
+            "extensions",
+            MapBuilder::new()
+                .entry(
+                    "health_check",
+                    MapBuilder::new().str("endpoint", "0.0.0.0:13133").build(),
+                )
+                .build(),
+        )
+        .entry("receivers", receivers())
+        .entry("processors", processors)
+        .entry("exporters", wiring.exporters)
+        .entry(
+            "service",
+            MapBuilder::new()
+                .entry("extensions", flow(&["health_check"]))
+                .entry("pipelines", wiring.pipelines)
+                .build(),
+        )
+        .build();
+    Ok(Artefact {
+        kind: ArtefactKind::Collector,
+        file_name: format!("collector-{}.yaml", profile.name),
+        contents: document(&header(profile), &doc),
+    })
+}
 
-    let processors = MapBuilder::new()
+/// The OTLP receiver: gRPC and HTTP on their standard ports, both behind mTLS.
+fn receivers() -> Yaml {
+    MapBuilder::new()
+        .entry(
+            "otlp",
+            MapBuilder::new()
+                .entry(
+                    "protocols",
+                    MapBuilder::new()
+                        .entry(
+                            "grpc",
+                            MapBuilder::new()
+                                .str("endpoint", "0.0.0.0:4317")
+                                .entry("tls", tls_server())
+                                .build(),
+                        )
+                        .entry(
+                            "http",
+                            MapBuilder::new()
+                                .str("endpoint", "0.0.0.0:4318")
+                                .entry("tls", tls_server())
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+/// Every processor a pipeline may name, in the order they are written; the caller keeps the
+/// ones in use.
+fn processors(profile: &Profile) -> MapBuilder {
+    MapBuilder::new()
         .entry(
             "memory_limiter",
             MapBuilder::new()
@@ -371,12 +411,24 @@ pub fn collector(profile: &Profile) -> Result<Artefact, ArtefactError> {
                 .raw("send_batch_max_size", 16384)
                 .build(),
         )
-        ;
+}
 
+/// The exporters and pipelines of a profile, and the processors the pipelines name.
+struct Wiring {
+    exporters: Yaml,
+    pipelines: Yaml,
+    used: Vec<&'static str>,
+}
+
+/// One pipeline per signal that has an exporter, each with its exporters declared.
+fn pipelines(
+    profile: &Profile,
+    routes: &[(&'static str, Option<&'static str>, Option<String>)],
+) -> Wiring {
     let mut exporters = MapBuilder::new();
     let mut pipelines = MapBuilder::new();
-    let mut used: Vec<&str> = Vec::new();
-    for (signal, net, file) in &routes {
+    let mut used: Vec<&'static str> = Vec::new();
+    for (signal, net, file) in routes {
         let mut names: Vec<String> = Vec::new();
         if let Some(n) = net {
             names.push((*n).to_owned());
@@ -390,22 +442,7 @@ pub fn collector(profile: &Profile) -> Result<Artefact, ArtefactError> {
         for n in &names {
             exporters = exporters.entry(n.clone(), exporter(n, profile));
         }
-        let processors: &[&str] = match *signal {
-            "traces" => &[
-                "memory_limiter",
-                "transform/redact-keys",
-                "redaction",
-                "tail_sampling",
-                "batch",
-            ],
-            "metrics" => &["memory_limiter", "transform/redact-keys", "batch/metrics"],
-            _ => &[
-                "memory_limiter",
-                "transform/redact-keys",
-                "redaction",
-                "batch",
-            ],
-        };
+        let processors = signal_processors(signal);
         used.extend(processors);
         pipelines = pipelines.entry(
             *signal,
@@ -416,30 +453,37 @@ pub fn collector(profile: &Profile) -> Result<Artefact, ArtefactError> {
                 .build(),
         );
     }
+    Wiring {
+        exporters: exporters.build(),
+        pipelines: pipelines.build(),
+        used,
+    }
+}
 
-    let processors = processors.retain(|name| used.contains(&name)).build();
-    let doc = MapBuilder::new()
-        .entry(
-            "extensions",
-            MapBuilder::new()
-                .entry(
-                    "health_check",
-                    MapBuilder::new().str("endpoint", "0.0.0.0:13133").build(),
-                )
-                .build(),
-        )
-        .entry("receivers", receivers.build())
-        .entry("processors", processors)
-        .entry("exporters", exporters.build())
-        .entry(
-            "service",
-            MapBuilder::new()
-                .entry("extensions", flow(&["health_check"]))
-                .entry("pipelines", pipelines.build())
-                .build(),
-        )
-        .build();
+/// The processors of a signal's pipeline, in order (only traces are tail-sampled; metrics skip
+/// the value masking).
+fn signal_processors(signal: &str) -> &'static [&'static str] {
+    match signal {
+        "traces" => &[
+            "memory_limiter",
+            "transform/redact-keys",
+            "redaction",
+            "tail_sampling",
+            "batch",
+        ],
+        "metrics" => &["memory_limiter", "transform/redact-keys", "batch/metrics"],
+        _ => &[
+            "memory_limiter",
+            "transform/redact-keys",
+            "redaction",
+            "batch",
+        ],
+    }
+}
 
+/// The comment lines at the top of the file: the generated notice, then what the profile
+/// chose (sampling, metrics interval, destinations) and where certificates come from.
+fn header(profile: &Profile) -> Vec<String> {
     let sampling = match profile.sampling.mode {
         SamplingMode::AlwaysOn => "every trace kept".to_owned(),
         SamplingMode::Tail => format!(
@@ -455,7 +499,7 @@ pub fn collector(profile: &Profile) -> Result<Artefact, ArtefactError> {
     } else {
         "Tempo, Prometheus (remote write) and Loki over mTLS"
     };
-    let header = vec![
+    vec![
         generated_notice(
             &format!("generate collector --profile {}", profile.name),
             "the profile and the SDK's redaction rules",
@@ -468,12 +512,7 @@ pub fn collector(profile: &Profile) -> Result<Artefact, ArtefactError> {
         format!(
             "Certificates are read from {TLS_DIR}; endpoints can be overridden with the STELLAOPS_* variables."
         ),
-    ];
-    Ok(Artefact {
-        kind: ArtefactKind::Collector,
-        file_name: format!("collector-{}.yaml", profile.name),
-        contents: document(&header, &doc),
-    })
+    ]
 }
 
 /// The collector configuration of each profile, in order.

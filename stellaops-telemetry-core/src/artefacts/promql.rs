@@ -108,20 +108,16 @@ fn tokenise(expr: &str) -> Result<Vec<Token>, QueryError> {
     let mut tokens = Vec::new();
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
+        if let Some(token) = punctuation(b) {
+            tokens.push(token);
+            i += 1;
+            continue;
+        }
         match b {
             b' ' | b'\t' | b'\n' | b'\r' => i += 1,
             b'"' | b'\'' | b'`' => {
-                let mut j = i + 1;
-                loop {
-                    match bytes.get(j) {
-                        None => return Err(QueryError::Syntax("unterminated string".to_owned())),
-                        Some(b'\\') if b != b'`' => j += 2,
-                        Some(&c) if c == b => break,
-                        Some(_) => j += 1,
-                    }
-                }
                 tokens.push(Token::Str);
-                i = j + 1;
+                i = string_end(bytes, i)? + 1;
             }
             b'[' => {
                 let end = expr[i..]
@@ -131,99 +127,112 @@ fn tokenise(expr: &str) -> Result<Vec<Token>, QueryError> {
                 i += end + 1;
             }
             b'$' => {
-                let mut j = i + 1;
-                if bytes.get(j) == Some(&b'{') {
-                    let end = expr[j..]
-                        .find('}')
-                        .ok_or_else(|| QueryError::Syntax("unterminated variable".to_owned()))?;
-                    j += end + 1;
-                } else {
-                    while bytes
-                        .get(j)
-                        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
-                    {
-                        j += 1;
-                    }
-                }
                 tokens.push(Token::Var);
-                i = j;
-            }
-            b'(' => {
-                tokens.push(Token::Open);
-                i += 1;
-            }
-            b')' => {
-                tokens.push(Token::Close);
-                i += 1;
-            }
-            b'{' => {
-                tokens.push(Token::OpenBrace);
-                i += 1;
-            }
-            b'}' => {
-                tokens.push(Token::CloseBrace);
-                i += 1;
-            }
-            b',' => {
-                tokens.push(Token::Comma);
-                i += 1;
+                i = variable_end(expr, i)?;
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {
-                let mut j = i;
-                while bytes
-                    .get(j)
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
-                {
-                    j += 1;
-                }
+                let j = run_end(bytes, i, |c| {
+                    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
+                });
                 tokens.push(Token::Ident(expr[i..j].to_owned()));
                 i = j;
             }
             c if c.is_ascii_digit() || c == b'.' => {
                 // Numbers, durations (`5m`) and hex, as one token.
-                let mut j = i;
-                while bytes
-                    .get(j)
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.')
-                {
-                    j += 1;
-                }
                 tokens.push(Token::Num);
-                i = j;
+                i = run_end(bytes, i, |c| c.is_ascii_alphanumeric() || c == b'.');
             }
             _ => {
-                let two = expr.get(i..i + 2).unwrap_or("");
-                let op = if matches!(two, "=~" | "!~" | "!=" | "==" | ">=" | "<=") {
-                    two
-                } else {
-                    expr.get(i..i + 1).unwrap_or("\u{fffd}")
-                };
-                if !matches!(
-                    op,
-                    "=~" | "!~"
-                        | "!="
-                        | "=="
-                        | ">="
-                        | "<="
-                        | "="
-                        | ">"
-                        | "<"
-                        | "+"
-                        | "-"
-                        | "*"
-                        | "/"
-                        | "%"
-                        | "^"
-                        | "@"
-                ) {
-                    return Err(QueryError::Syntax(format!("unexpected character `{op}`")));
-                }
+                let op = operator(expr, i)?;
                 tokens.push(Token::Op(op.to_owned()));
                 i += op.len();
             }
         }
     }
     Ok(tokens)
+}
+
+/// The token of a one-byte bracket or comma.
+fn punctuation(b: u8) -> Option<Token> {
+    match b {
+        b'(' => Some(Token::Open),
+        b')' => Some(Token::Close),
+        b'{' => Some(Token::OpenBrace),
+        b'}' => Some(Token::CloseBrace),
+        b',' => Some(Token::Comma),
+        _ => None,
+    }
+}
+
+/// The index of the quote closing the string that opens at `open` (backslash escapes, except
+/// in backtick strings).
+fn string_end(bytes: &[u8], open: usize) -> Result<usize, QueryError> {
+    let quote = bytes.get(open).copied();
+    let mut j = open + 1;
+    loop {
+        match bytes.get(j) {
+            None => return Err(QueryError::Syntax("unterminated string".to_owned())),
+            Some(b'\\') if quote != Some(b'`') => j += 2,
+            Some(&c) if Some(c) == quote => return Ok(j),
+            Some(_) => j += 1,
+        }
+    }
+}
+
+/// The index just past the Grafana variable (`$name` or `${name}`) starting at `dollar`.
+fn variable_end(expr: &str, dollar: usize) -> Result<usize, QueryError> {
+    let bytes = expr.as_bytes();
+    let j = dollar + 1;
+    if bytes.get(j) == Some(&b'{') {
+        let end = expr[j..]
+            .find('}')
+            .ok_or_else(|| QueryError::Syntax("unterminated variable".to_owned()))?;
+        Ok(j + end + 1)
+    } else {
+        Ok(run_end(bytes, j, |c| {
+            c.is_ascii_alphanumeric() || c == b'_'
+        }))
+    }
+}
+
+/// The index of the first byte from `start` on that is not `part` (or the end).
+fn run_end(bytes: &[u8], start: usize, part: impl Fn(u8) -> bool) -> usize {
+    let mut j = start;
+    while bytes.get(j).is_some_and(|&c| part(c)) {
+        j += 1;
+    }
+    j
+}
+
+/// The comparison, matching or arithmetic operator at `i`: two bytes when they form one.
+fn operator(expr: &str, i: usize) -> Result<&str, QueryError> {
+    let two = expr.get(i..i + 2).unwrap_or("");
+    let op = if matches!(two, "=~" | "!~" | "!=" | "==" | ">=" | "<=") {
+        two
+    } else {
+        expr.get(i..i + 1).unwrap_or("\u{fffd}")
+    };
+    if !matches!(
+        op,
+        "=~" | "!~"
+            | "!="
+            | "=="
+            | ">="
+            | "<="
+            | "="
+            | ">"
+            | "<"
+            | "+"
+            | "-"
+            | "*"
+            | "/"
+            | "%"
+            | "^"
+            | "@"
+    ) {
+        return Err(QueryError::Syntax(format!("unexpected character `{op}`")));
+    }
+    Ok(op)
 }
 
 /// A metric series as a query names it, resolved against the catalogue.
@@ -296,6 +305,10 @@ fn label_list(tokens: &[Token], open: usize) -> Result<(Vec<String>, usize), Que
     }
 }
 
+/// A grouping or vector-matching clause: its keyword (lowercase), its labels and the token
+/// index of the keyword.
+type Clause = (String, Vec<String>, usize);
+
 /// Checks `expr` against the catalogue and returns the series names it selects, in order of
 /// first appearance.
 ///
@@ -305,9 +318,23 @@ fn label_list(tokens: &[Token], open: usize) -> Result<(Vec<String>, usize), Que
 /// metric of the aggregated expression does not carry.
 pub fn check(expr: &str) -> Result<Vec<String>, QueryError> {
     let tokens = tokenise(expr)?;
+    let (series, clauses) = selectors_and_clauses(&tokens)?;
+    check_aggregations(&tokens, &series, &clauses)?;
+    check_vector_matching(&series, &clauses)?;
+    let mut names: Vec<String> = Vec::new();
+    for s in series {
+        if !names.contains(&s.name) {
+            names.push(s.name);
+        }
+    }
+    Ok(names)
+}
+
+/// The series the query selects (each checked against the catalogue, with its selector's
+/// labels) and the label lists of its grouping and vector-matching clauses.
+fn selectors_and_clauses(tokens: &[Token]) -> Result<(Vec<Series>, Vec<Clause>), QueryError> {
     let mut series: Vec<Series> = Vec::new();
-    // Label lists of grouping clauses: (keyword, labels, token index of the keyword).
-    let mut clauses: Vec<(String, Vec<String>, usize)> = Vec::new();
+    let mut clauses: Vec<Clause> = Vec::new();
     let mut i = 0;
     while let Some(token) = tokens.get(i) {
         match token {
@@ -318,7 +345,7 @@ pub fn check(expr: &str) -> Result<Vec<String>, QueryError> {
                     "by" | "without" | "on" | "ignoring" | "group_left" | "group_right"
                 ) && tokens.get(i + 1) == Some(&Token::Open)
                 {
-                    let (labels, close) = label_list(&tokens, i + 1)?;
+                    let (labels, close) = label_list(tokens, i + 1)?;
                     clauses.push((keyword, labels, i));
                     i = close;
                 }
@@ -337,27 +364,7 @@ pub fn check(expr: &str) -> Result<Vec<String>, QueryError> {
                     bucket,
                 };
                 if tokens.get(i + 1) == Some(&Token::OpenBrace) {
-                    i += 2;
-                    loop {
-                        match (tokens.get(i), tokens.get(i + 1), tokens.get(i + 2)) {
-                            (Some(Token::CloseBrace), _, _) => break,
-                            (Some(Token::Comma), _, _) => i += 1,
-                            (Some(Token::Ident(label)), Some(Token::Op(_)), Some(Token::Str)) => {
-                                if !s.has_label(label) {
-                                    return Err(QueryError::UnknownLabel {
-                                        metric: name.clone(),
-                                        label: label.clone(),
-                                    });
-                                }
-                                i += 3;
-                            }
-                            _ => {
-                                return Err(QueryError::Syntax(format!(
-                                    "malformed selector of `{name}`"
-                                )));
-                            }
-                        }
-                    }
+                    i = selector_end(tokens, i + 2, &s)?;
                 }
                 series.push(s);
             }
@@ -370,8 +377,42 @@ pub fn check(expr: &str) -> Result<Vec<String>, QueryError> {
         }
         i += 1;
     }
+    Ok((series, clauses))
+}
 
-    // Each aggregation's grouping labels must be carried by every metric it aggregates.
+/// Checks the `label op "value"` matchers of `s`'s selector, from `first` (just past its `{`);
+/// returns the index of its `}`.
+fn selector_end(tokens: &[Token], first: usize, s: &Series) -> Result<usize, QueryError> {
+    let mut i = first;
+    loop {
+        match (tokens.get(i), tokens.get(i + 1), tokens.get(i + 2)) {
+            (Some(Token::CloseBrace), _, _) => return Ok(i),
+            (Some(Token::Comma), _, _) => i += 1,
+            (Some(Token::Ident(label)), Some(Token::Op(_)), Some(Token::Str)) => {
+                if !s.has_label(label) {
+                    return Err(QueryError::UnknownLabel {
+                        metric: s.name.clone(),
+                        label: label.clone(),
+                    });
+                }
+                i += 3;
+            }
+            _ => {
+                return Err(QueryError::Syntax(format!(
+                    "malformed selector of `{}`",
+                    s.name
+                )));
+            }
+        }
+    }
+}
+
+/// Each aggregation's grouping labels must be carried by every metric it aggregates.
+fn check_aggregations(
+    tokens: &[Token],
+    series: &[Series],
+    clauses: &[Clause],
+) -> Result<(), QueryError> {
     for (at, token) in tokens.iter().enumerate() {
         let Token::Ident(word) = token else { continue };
         if !AGGREGATIONS.contains(&word.as_str()) {
@@ -379,11 +420,11 @@ pub fn check(expr: &str) -> Result<Vec<String>, QueryError> {
         }
         let (clause, arg_open) = match tokens.get(at + 1) {
             Some(Token::Ident(k)) if k == "by" || k == "without" => {
-                let (_, close) = label_list(&tokens, at + 2)?;
+                let (_, close) = label_list(tokens, at + 2)?;
                 (clauses.iter().find(|c| c.2 == at + 1), close + 1)
             }
             Some(Token::Open) => {
-                let close = matching_close(&tokens, at + 1)?;
+                let close = matching_close(tokens, at + 1)?;
                 let after = clauses.iter().find(|c| c.2 == close + 1);
                 (after, at + 1)
             }
@@ -392,7 +433,7 @@ pub fn check(expr: &str) -> Result<Vec<String>, QueryError> {
         let Some((keyword, labels, _)) = clause else {
             continue;
         };
-        let arg_close = matching_close(&tokens, arg_open)?;
+        let arg_close = matching_close(tokens, arg_open)?;
         for s in series
             .iter()
             .filter(|s| s.at > arg_open && s.at < arg_close)
@@ -406,7 +447,11 @@ pub fn check(expr: &str) -> Result<Vec<String>, QueryError> {
             }
         }
     }
-    // Vector-matching labels must be carried by some metric of the query.
+    Ok(())
+}
+
+/// Vector-matching labels (`on`, `ignoring`) must be carried by some metric of the query.
+fn check_vector_matching(series: &[Series], clauses: &[Clause]) -> Result<(), QueryError> {
     for (keyword, labels, _) in clauses.iter().filter(|c| c.0 == "on" || c.0 == "ignoring") {
         if let Some(label) = labels
             .iter()
@@ -419,14 +464,7 @@ pub fn check(expr: &str) -> Result<Vec<String>, QueryError> {
             });
         }
     }
-
-    let mut names: Vec<String> = Vec::new();
-    for s in series {
-        if !names.contains(&s.name) {
-            names.push(s.name);
-        }
-    }
-    Ok(names)
+    Ok(())
 }
 
 #[cfg(test)]

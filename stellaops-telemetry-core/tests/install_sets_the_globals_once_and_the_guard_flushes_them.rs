@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use opentelemetry::trace::{TraceContextExt, Tracer};
 use stellaops_telemetry_core::testing::TestExporters;
@@ -16,20 +18,86 @@ fn instrumented(gate_type: &str) -> usize {
     gate_type.len()
 }
 
+/// A layer of the service's own: counts the events named `message`.
+struct Counting {
+    message: &'static str,
+    seen: Arc<AtomicUsize>,
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Counting {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(bool, &'static str);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" && format!("{value:?}") == self.1 {
+                    self.0 = true;
+                }
+            }
+        }
+        let mut found = Message(false, self.message);
+        event.record(&mut found);
+        if found.0 {
+            self.seen.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn a_layer_of_the_service_sees_events_beside_a_built_pipeline() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let exporters = TestExporters::new();
+    let telemetry = Telemetry::builder("built")
+        .exporters(&[])
+        .stdout_logs(false)
+        .test_exporters(&exporters)
+        .layer(Counting {
+            message: "built hello",
+            seen: seen.clone(),
+        })
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        tracing::info_span!("built.span").in_scope(|| tracing::info!("built hello"));
+        tracing::debug!("built hello"); // below the profile's level: ours skip it, the layer sees it
+    });
+    telemetry.shutdown();
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    let lines = exporters.json_logs().json();
+    assert_eq!(
+        lines.iter().filter(|l| l["message"] == "built hello").count(),
+        1,
+        "{lines:?}"
+    );
+    assert!(exporters.finished_spans().iter().any(|s| s.name == "built.span"));
+}
+
 #[test]
 fn install_registers_globals_refuses_a_second_install_and_the_guard_flushes() {
+    assert!(stellaops_telemetry_core::metrics::global().is_none());
+    let seen = Arc::new(AtomicUsize::new(0));
     let exporters = TestExporters::new();
     let guard = Telemetry::builder("installed")
         .exporters(&[])
         .stdout_logs(false)
         .test_exporters(&exporters)
+        .layer(Counting {
+            message: "hello",
+            seen: seen.clone(),
+        })
         .install()
         .unwrap();
+    assert!(stellaops_telemetry_core::metrics::global().is_some());
+    assert_eq!(guard.telemetry().service_name(), "installed");
 
     // The global tracing dispatcher.
     tracing::info_span!("via.tracing").in_scope(|| tracing::info!(answer = 42, "hello"));
-    // (The SDK's own diagnostics, at OTEL_LOG_LEVEL, may come first: "global tracer set".)
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "the service's layer sees the event");
     let lines = exporters.json_logs().json();
+    // The SDK's own diagnostics are at warn by default: no "global tracer provider is set".
+    assert!(
+        lines.iter().all(|l| l["level"] != "info" || l["message"] == "hello"),
+        "{lines:?}"
+    );
     let hello = lines
         .iter()
         .find(|l| l["message"] == "hello")

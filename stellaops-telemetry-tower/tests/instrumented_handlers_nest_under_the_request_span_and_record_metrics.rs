@@ -187,3 +187,121 @@ async fn handler_spans_are_children_of_the_request_span_and_their_metrics_are_sc
     );
     telemetry.shutdown();
 }
+
+/// A `tracing` span, the layer's request span and an `#[instrument]` span reach export through
+/// the pipeline's one span recorder: the same value limit, redaction, counts and sampler.
+mod one_span_road {
+    use super::*;
+    use stellaops_telemetry_core::{TRUNCATED, ValueLimits};
+
+    /// Above the code paths and thread names `tracing` spans carry, below the 300-byte values.
+    const LIMIT: usize = 160;
+
+    #[instrument(span = "scan.image", imageRef = image, digest = digest)]
+    fn scan_one(image: &str, digest: &str) -> u32 {
+        1
+    }
+
+    async fn handler() -> &'static str {
+        let long = "t".repeat(300);
+        tracing::info_span!(
+            "road.tracing",
+            long = %long,
+            note = "password=hunter2",
+        )
+        .in_scope(|| {
+            scan_one(&"i".repeat(300), "password=hunter2");
+        });
+        "ok"
+    }
+
+    fn pipeline(
+        exporters: &TestExporters,
+        sampler: Option<&str>,
+    ) -> stellaops_telemetry_core::Telemetry {
+        let mut limits = ValueLimits::default();
+        limits.attribute_value_bytes = LIMIT;
+        let mut builder = Telemetry::builder("scanner")
+            .exporters(&[])
+            .stdout_logs(false)
+            .value_limits(limits)
+            .test_exporters(exporters);
+        if let Some(name) = sampler {
+            builder = builder.sampler(name, None);
+        }
+        builder.build().unwrap()
+    }
+
+    async fn one_request(telemetry: &stellaops_telemetry_core::Telemetry) {
+        let app = axum::Router::new()
+            .route("/roads", axum::routing::get(handler))
+            .layer(
+                ServerTelemetryLayer::new(telemetry).capture_request_headers(["x-note"]),
+            );
+        let response = app
+            .oneshot(
+                Request::get("/roads")
+                    .header("user-agent", "u".repeat(300))
+                    .header("x-note", "password=hunter2")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        response.into_body().collect().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_road_gets_the_same_value_limit_redaction_and_counts() {
+        let exporters = TestExporters::new();
+        let telemetry = pipeline(&exporters, None);
+        let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
+        one_request(&telemetry).await;
+        telemetry.flush(Duration::from_secs(5)).unwrap();
+
+        let spans = exporters.finished_spans();
+        for (name, long_key) in [
+            ("GET /roads", "user_agent.original"),
+            ("road.tracing", "long"),
+            ("scan.image", "imageRef"),
+        ] {
+            let span = spans
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("no {name} span: {spans:#?}"));
+            let long = attr(span, long_key).unwrap_or_else(|| panic!("{name}: no {long_key}"));
+            let long = long.as_str();
+            assert!(
+                long.len() <= LIMIT && long.ends_with(TRUNCATED),
+                "{name}: {long_key} not cut to {LIMIT} bytes: {long:?}"
+            );
+            for kv in &span.attributes {
+                assert!(
+                    !kv.value.as_str().contains("hunter2"),
+                    "{name}: {} leaked: {:?}",
+                    kv.key,
+                    kv.value
+                );
+            }
+        }
+        let stats = telemetry.stats();
+        assert_eq!(stats.spans.exported, 3, "{stats:?}");
+        assert_eq!(stats.truncated.attribute_values, 3, "{stats:?}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_sampler_decides_every_road() {
+        let exporters = TestExporters::new();
+        let telemetry = pipeline(&exporters, Some("always_off"));
+        let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
+        one_request(&telemetry).await;
+        telemetry.flush(Duration::from_secs(5)).unwrap();
+        assert!(
+            exporters.finished_spans().is_empty(),
+            "{:#?}",
+            exporters.finished_spans()
+        );
+        let stats = telemetry.stats();
+        assert_eq!((stats.spans.exported, stats.spans.dropped), (0, 0));
+    }
+}

@@ -1334,6 +1334,7 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
                 redactor.clone(),
                 bounds.clone(),
             )
+            .retention(RetentionPolicy::of_profile(&profile))
             .with_filter(if bridge_enabled {
                 bridge_filter
             } else {

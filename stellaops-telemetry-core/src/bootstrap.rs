@@ -1116,7 +1116,8 @@ fn build(builder: TelemetryBuilder) -> Result<Telemetry, TelemetryError> {
     direct_spans.redactor = redactor.clone();
     let mut tracer_builder = SdkTracerProvider::builder()
         .with_resource(resource.clone())
-        .with_sampler(sampler);
+        .with_sampler(sampler)
+        .with_span_limits(bounds.limits().span_limits());
     if !span_targets.is_empty() {
         let processor = BatchSpanProcessor::start(
             span_targets,

@@ -1,5 +1,5 @@
-//! Length limits on the values a pipeline keeps: span attributes, log field values and metric
-//! label values.
+//! Length limits on the values a pipeline keeps (span attributes, log field values and metric
+//! label values) and count limits on what a span keeps (attributes, events, links).
 //!
 //! # Example
 //!
@@ -25,6 +25,15 @@
 //! result, marker included, is at most the limit. Each cut is counted per kind
 //! ([`ValueBounds::counts`], the `stellaops_telemetry_truncated_total{kind}` self-metric).
 //! Values within their limit are returned as they are, without a copy.
+//!
+//! A span keeps at most [`ValueLimits::span_attribute_count`] attributes,
+//! [`ValueLimits::span_event_count`] events and [`ValueLimits::span_link_count`] links, and each
+//! event and link at most [`ValueLimits::event_attribute_count`] and
+//! [`ValueLimits::link_attribute_count`] attributes (128 each, the OpenTelemetry defaults; 0
+//! keeps none). The first ones are kept; what is dropped is added to the span's (event's,
+//! link's) dropped count and counted per kind, as the cuts are. The tracer provider's own span
+//! limits are set to the same numbers, so the SDK never drops at another number first; what it
+//! drops itself is counted the same way when the span ends.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -67,7 +76,20 @@ pub struct ValueLimits {
     pub log_value_bytes: usize,
     /// Longest metric label value. Default: 256.
     pub label_value_bytes: usize,
+    /// Most attributes a span keeps (0: none). Default: 128.
+    pub span_attribute_count: usize,
+    /// Most events a span keeps (0: none). Default: 128.
+    pub span_event_count: usize,
+    /// Most links a span keeps (0: none). Default: 128.
+    pub span_link_count: usize,
+    /// Most attributes a span event keeps (0: none). Default: 128.
+    pub event_attribute_count: usize,
+    /// Most attributes a span link keeps (0: none). Default: 128.
+    pub link_attribute_count: usize,
 }
+
+/// The OpenTelemetry default of every count limit.
+const DEFAULT_COUNT_LIMIT: usize = 128;
 
 impl Default for ValueLimits {
     fn default() -> Self {
@@ -75,6 +97,11 @@ impl Default for ValueLimits {
             attribute_value_bytes: 2048,
             log_value_bytes: 8192,
             label_value_bytes: 256,
+            span_attribute_count: DEFAULT_COUNT_LIMIT,
+            span_event_count: DEFAULT_COUNT_LIMIT,
+            span_link_count: DEFAULT_COUNT_LIMIT,
+            event_attribute_count: DEFAULT_COUNT_LIMIT,
+            link_attribute_count: DEFAULT_COUNT_LIMIT,
         }
     }
 }
@@ -98,7 +125,59 @@ impl ValueLimits {
         self
     }
 
-    /// Checks every limit against [`MIN_VALUE_LIMIT`].
+    /// Sets [`ValueLimits::span_attribute_count`].
+    pub fn span_attribute_count(mut self, count: usize) -> Self {
+        self.span_attribute_count = count;
+        self
+    }
+
+    /// Sets [`ValueLimits::span_event_count`].
+    pub fn span_event_count(mut self, count: usize) -> Self {
+        self.span_event_count = count;
+        self
+    }
+
+    /// Sets [`ValueLimits::span_link_count`].
+    pub fn span_link_count(mut self, count: usize) -> Self {
+        self.span_link_count = count;
+        self
+    }
+
+    /// Sets [`ValueLimits::event_attribute_count`].
+    pub fn event_attribute_count(mut self, count: usize) -> Self {
+        self.event_attribute_count = count;
+        self
+    }
+
+    /// Sets [`ValueLimits::link_attribute_count`].
+    pub fn link_attribute_count(mut self, count: usize) -> Self {
+        self.link_attribute_count = count;
+        self
+    }
+
+    /// The tracer provider's span limits: the same count limits, so the SDK drops nothing
+    /// these limits would keep (a count above `u32::MAX` is `u32::MAX`).
+    ///
+    /// ```
+    /// use stellaops_telemetry_core::ValueLimits;
+    ///
+    /// let sdk = ValueLimits::default().span_event_count(16).span_limits();
+    /// assert_eq!(sdk.max_events_per_span, 16);
+    /// assert_eq!(sdk.max_attributes_per_span, 128);
+    /// ```
+    pub fn span_limits(&self) -> opentelemetry_sdk::trace::SpanLimits {
+        let c = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut limits = opentelemetry_sdk::trace::SpanLimits::default();
+        limits.max_attributes_per_span = c(self.span_attribute_count);
+        limits.max_events_per_span = c(self.span_event_count);
+        limits.max_links_per_span = c(self.span_link_count);
+        limits.max_attributes_per_event = c(self.event_attribute_count);
+        limits.max_attributes_per_link = c(self.link_attribute_count);
+        limits
+    }
+
+    /// Checks every length limit against [`MIN_VALUE_LIMIT`] (a count limit may be anything,
+    /// 0 included).
     ///
     /// # Errors
     ///
@@ -137,6 +216,12 @@ pub struct TruncationCounts {
     pub log_values: u64,
     /// Metric label values.
     pub label_values: u64,
+    /// Attributes dropped from spans, span events and span links by the count limits.
+    pub span_attributes_dropped: u64,
+    /// Events dropped from spans by [`ValueLimits::span_event_count`].
+    pub span_events_dropped: u64,
+    /// Links dropped from spans by [`ValueLimits::span_link_count`].
+    pub span_links_dropped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -144,6 +229,9 @@ struct Counters {
     attribute_values: AtomicU64,
     log_values: AtomicU64,
     label_values: AtomicU64,
+    span_attributes_dropped: AtomicU64,
+    span_events_dropped: AtomicU64,
+    span_links_dropped: AtomicU64,
 }
 
 /// A pipeline's [`ValueLimits`] and the counts of what they cut: what every layer, log line
@@ -220,6 +308,13 @@ impl ValueBounds {
         }
     }
 
+    /// Counts `n` attributes a span record dropped itself by the count limit.
+    pub(crate) fn count_span_attributes_dropped(&self, n: u64) {
+        self.counters
+            .span_attributes_dropped
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Counts an attribute value cut in place by its holder.
     pub(crate) fn count_attribute_cut(&self) {
         self.counters
@@ -250,8 +345,10 @@ impl ValueBounds {
     }
 
     /// Bounds a finished span's name, attribute values, event names and attributes, link
-    /// attributes and status message, before it is queued for export.
+    /// attributes and status message, and the number of its attributes, events and links (and
+    /// of their attributes), before it is queued for export.
     pub(crate) fn bound_span(&self, span: &mut SpanData, redactor: &Redactor) {
+        self.bound_span_counts(span);
         let limit = self.limits.attribute_value_bytes;
         let cut_text = |text: &mut Cow<'static, str>| {
             if text.len() > limit {
@@ -275,12 +372,59 @@ impl ValueBounds {
         }
     }
 
-    /// How many values were cut so far.
+    /// Keeps the first attributes, events and links of `span` (and of its events and links)
+    /// within the count limits, adds what it drops to the dropped counts the span carries, and
+    /// counts everything the span lost, what the SDK dropped before included. Within every
+    /// limit this is one length comparison per list.
+    fn bound_span_counts(&self, span: &mut SpanData) {
+        let l = &self.limits;
+        span.dropped_attributes_count = span
+            .dropped_attributes_count
+            .saturating_add(keep_first(&mut span.attributes, l.span_attribute_count));
+        let mut attributes = u64::from(span.dropped_attributes_count);
+        let events = &mut span.events;
+        events.dropped_count = events
+            .dropped_count
+            .saturating_add(keep_first(&mut events.events, l.span_event_count));
+        let links = &mut span.links;
+        links.dropped_count = links
+            .dropped_count
+            .saturating_add(keep_first(&mut links.links, l.span_link_count));
+        for event in &mut events.events {
+            event.dropped_attributes_count = event
+                .dropped_attributes_count
+                .saturating_add(keep_first(&mut event.attributes, l.event_attribute_count));
+            attributes += u64::from(event.dropped_attributes_count);
+        }
+        for link in &mut links.links {
+            link.dropped_attributes_count = link
+                .dropped_attributes_count
+                .saturating_add(keep_first(&mut link.attributes, l.link_attribute_count));
+            attributes += u64::from(link.dropped_attributes_count);
+        }
+        let c = &self.counters;
+        for (counter, n) in [
+            (&c.span_attributes_dropped, attributes),
+            (&c.span_events_dropped, u64::from(events.dropped_count)),
+            (&c.span_links_dropped, u64::from(links.dropped_count)),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// How many values were cut, and span items dropped, so far.
     pub fn counts(&self) -> TruncationCounts {
+        let c = &self.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         TruncationCounts {
-            attribute_values: self.counters.attribute_values.load(Ordering::Relaxed),
-            log_values: self.counters.log_values.load(Ordering::Relaxed),
-            label_values: self.counters.label_values.load(Ordering::Relaxed),
+            attribute_values: load(&c.attribute_values),
+            log_values: load(&c.log_values),
+            label_values: load(&c.label_values),
+            span_attributes_dropped: load(&c.span_attributes_dropped),
+            span_events_dropped: load(&c.span_events_dropped),
+            span_links_dropped: load(&c.span_links_dropped),
         }
     }
 }
@@ -320,7 +464,8 @@ impl<P: SpanProcessor> SpanProcessor for BoundingSpanProcessor<P> {
 }
 
 /// Registers `stellaops_telemetry_truncated_total{kind}` (kinds `attribute_value`,
-/// `log_value`, `label_value`) on the pipeline's own meter.
+/// `log_value`, `label_value`, and `span_attribute`, `span_event`, `span_link` for what the
+/// count limits drop) on the pipeline's own meter.
 pub(crate) fn register(provider: &SdkMeterProvider, bounds: &ValueBounds) {
     let counters = bounds.counters.clone();
     let _ = provider
@@ -332,6 +477,9 @@ pub(crate) fn register(provider: &SdkMeterProvider, bounds: &ValueBounds) {
                 ("attribute_value", &counters.attribute_values),
                 ("log_value", &counters.log_values),
                 ("label_value", &counters.label_values),
+                ("span_attribute", &counters.span_attributes_dropped),
+                ("span_event", &counters.span_events_dropped),
+                ("span_link", &counters.span_links_dropped),
             ] {
                 observer.observe(
                     counter.load(Ordering::Relaxed),
@@ -340,6 +488,17 @@ pub(crate) fn register(provider: &SdkMeterProvider, bounds: &ValueBounds) {
             }
         })
         .build();
+}
+
+/// Keeps the first `limit` items of `items`; returns how many it dropped.
+#[inline]
+fn keep_first<T>(items: &mut Vec<T>, limit: usize) -> u32 {
+    if items.len() <= limit {
+        return 0;
+    }
+    let dropped = items.len() - limit;
+    items.truncate(limit);
+    u32::try_from(dropped).unwrap_or(u32::MAX)
 }
 
 #[inline]

@@ -60,6 +60,8 @@ pub struct SpanRecord {
     text: [u8; INLINE_TEXT],
     text_len: u16,
     overflow: Vec<KeyValue>,
+    /// Attributes dropped by the count limit (the span's `dropped_attributes_count`).
+    dropped_attributes: u32,
 }
 
 impl std::fmt::Debug for SpanRecord {
@@ -111,6 +113,7 @@ impl SpanRecord {
             text: [0; INLINE_TEXT],
             text_len: 0,
             overflow: Vec::new(),
+            dropped_attributes: 0,
         }
     }
 
@@ -132,6 +135,7 @@ impl SpanRecord {
         self.start_time = start_time;
         self.end_time = start_time;
         self.error = false;
+        self.dropped_attributes = 0;
     }
 
     fn push(&mut self, attribute: Attribute) -> Result<(), Attribute> {
@@ -211,14 +215,20 @@ impl SpanRecord {
             || self.overflow.iter().any(|kv| kv.key.as_str() == key)
     }
 
-    /// Bounds the attribute values: those kept outside the inline buffer (redacted whole
-    /// first), and inline texts longer than a limit set below the inline room (cut in place;
-    /// the export worker redacts what is left).
+    /// Keeps the first [`span_attribute_count`](crate::ValueLimits::span_attribute_count)
+    /// attributes (in the order they are exported: the inline ones, then the others), counting
+    /// what it drops; then bounds the attribute values: those kept outside the inline buffer
+    /// (redacted whole first), and inline texts longer than a limit set below the inline room
+    /// (cut in place; the export worker redacts what is left).
     pub(crate) fn bound_values(
         &mut self,
         bounds: &crate::limits::ValueBounds,
         redactor: &crate::redaction::Redactor,
     ) {
+        let count_limit = bounds.limits().span_attribute_count;
+        if usize::from(self.attribute_count) + self.overflow.len() > count_limit {
+            self.drop_attributes_over(count_limit, bounds);
+        }
         if !self.overflow.is_empty() {
             bounds.bound_attributes(&mut self.overflow, redactor);
         }
@@ -226,6 +236,22 @@ impl SpanRecord {
         if limit < INLINE_TEXT {
             self.cut_inline_texts(limit, bounds);
         }
+    }
+
+    #[inline(never)]
+    fn drop_attributes_over(&mut self, limit: usize, bounds: &crate::limits::ValueBounds) {
+        let inline = usize::from(self.attribute_count);
+        let dropped = inline + self.overflow.len() - limit;
+        if limit < inline {
+            // Below `inline`, so it fits in u8.
+            self.attribute_count = limit as u8;
+            self.overflow.clear();
+        } else {
+            self.overflow.truncate(limit - inline);
+        }
+        let dropped = u32::try_from(dropped).unwrap_or(u32::MAX);
+        self.dropped_attributes = self.dropped_attributes.saturating_add(dropped);
+        bounds.count_span_attributes_dropped(u64::from(dropped));
     }
 
     #[inline(never)]
@@ -320,7 +346,7 @@ impl SpanRecord {
             start_time: self.start_time,
             end_time: self.end_time,
             attributes,
-            dropped_attributes_count: 0,
+            dropped_attributes_count: std::mem::take(&mut self.dropped_attributes),
             events: SpanEvents::default(),
             links: SpanLinks::default(),
             status: if self.error {

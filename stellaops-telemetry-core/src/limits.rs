@@ -642,4 +642,154 @@ mod tests {
             "value limit `label_value_bytes` is 8 bytes; it must be at least 32"
         );
     }
+
+    fn span_with(attributes: usize, events: usize, links: usize, inner: usize) -> SpanData {
+        use opentelemetry::trace::{
+            Event, Link, SpanContext, SpanId, SpanKind, TraceFlags, TraceId, TraceState,
+        };
+        use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+        let kvs = |n: usize| {
+            (0..n)
+                .map(|i| KeyValue::new(format!("k{i}"), i as i64))
+                .collect()
+        };
+        let mut span_events = SpanEvents::default();
+        span_events.events = (0..events)
+            .map(|i| {
+                Event::new(
+                    format!("e{i}"),
+                    std::time::SystemTime::UNIX_EPOCH,
+                    kvs(inner),
+                    0,
+                )
+            })
+            .collect();
+        let mut span_links = SpanLinks::default();
+        span_links.links = (0..links)
+            .map(|_| Link::new(SpanContext::empty_context(), kvs(inner), 0))
+            .collect();
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(1u128),
+                SpanId::from(2u64),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::NONE,
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: "s".into(),
+            start_time: std::time::SystemTime::UNIX_EPOCH,
+            end_time: std::time::SystemTime::UNIX_EPOCH,
+            attributes: kvs(attributes),
+            dropped_attributes_count: 0,
+            events: span_events,
+            links: span_links,
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_count_limits_default_to_128_each() {
+        let l = ValueLimits::default();
+        for n in [
+            l.span_attribute_count,
+            l.span_event_count,
+            l.span_link_count,
+            l.event_attribute_count,
+            l.link_attribute_count,
+        ] {
+            assert_eq!(n, 128);
+        }
+        let sdk = l.span_limits();
+        assert_eq!(sdk.max_attributes_per_span, 128);
+        assert_eq!(sdk.max_attributes_per_link, 128);
+    }
+
+    #[test]
+    fn a_span_within_every_count_limit_is_untouched_and_not_counted() {
+        let bounds = ValueBounds::default();
+        let mut span = span_with(128, 128, 128, 128);
+        bounds.bound_span(&mut span, &Redactor::default());
+        assert_eq!(span.attributes.len(), 128);
+        assert_eq!(span.events.len(), 128);
+        assert_eq!(span.links.len(), 128);
+        assert_eq!(span.dropped_attributes_count, 0);
+        assert_eq!(bounds.counts(), TruncationCounts::default());
+    }
+
+    #[test]
+    fn the_first_items_are_kept_and_the_rest_dropped_and_counted() {
+        let limits = ValueLimits::default()
+            .span_attribute_count(3)
+            .span_event_count(2)
+            .span_link_count(1)
+            .event_attribute_count(4)
+            .link_attribute_count(0);
+        let bounds = ValueBounds::new(limits).unwrap();
+        let mut span = span_with(10, 5, 3, 6);
+        bounds.bound_span(&mut span, &Redactor::default());
+        let keys: Vec<_> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["k0", "k1", "k2"]);
+        assert_eq!(span.dropped_attributes_count, 7);
+        let names: Vec<_> = span.events.iter().map(|e| e.name.as_ref()).collect();
+        assert_eq!(names, ["e0", "e1"]);
+        assert_eq!(span.events.dropped_count, 3);
+        assert_eq!(span.links.len(), 1);
+        assert_eq!(span.links.dropped_count, 2);
+        for event in span.events.iter() {
+            assert_eq!(event.attributes.len(), 4);
+            assert_eq!(event.dropped_attributes_count, 2);
+        }
+        assert!(span.links.links[0].attributes.is_empty());
+        assert_eq!(span.links.links[0].dropped_attributes_count, 6);
+        let counts = bounds.counts();
+        // 7 of the span, 2 × 2 of its events, 6 of its link.
+        assert_eq!(counts.span_attributes_dropped, 7 + 4 + 6);
+        assert_eq!(counts.span_events_dropped, 3);
+        assert_eq!(counts.span_links_dropped, 2);
+    }
+
+    #[test]
+    fn a_limit_of_zero_keeps_nothing() {
+        let limits = ValueLimits::default()
+            .span_attribute_count(0)
+            .span_event_count(0)
+            .span_link_count(0);
+        let bounds = ValueBounds::new(limits).unwrap();
+        let mut span = span_with(2, 2, 2, 2);
+        bounds.bound_span(&mut span, &Redactor::default());
+        assert!(span.attributes.is_empty() && span.events.is_empty() && span.links.is_empty());
+        assert_eq!(span.dropped_attributes_count, 2);
+        assert_eq!(bounds.counts().span_attributes_dropped, 2);
+    }
+
+    #[test]
+    fn what_the_sdk_dropped_before_is_counted_once() {
+        let bounds = ValueBounds::new(ValueLimits::default().span_attribute_count(2)).unwrap();
+        let mut span = span_with(3, 1, 0, 0);
+        span.dropped_attributes_count = 5;
+        span.events.dropped_count = 4;
+        span.events.events[0].dropped_attributes_count = 1;
+        bounds.bound_span(&mut span, &Redactor::default());
+        assert_eq!(span.dropped_attributes_count, 6);
+        let counts = bounds.counts();
+        assert_eq!(counts.span_attributes_dropped, 6 + 1);
+        assert_eq!(counts.span_events_dropped, 4);
+    }
+
+    #[test]
+    fn a_limits_section_may_set_only_some_fields() {
+        let config = crate::TelemetryConfig::from_toml_str(
+            "[limits]\nspan_event_count = 4\nlink_attribute_count = 0\n",
+        )
+        .unwrap();
+        let limits = config.limits.unwrap();
+        assert_eq!(limits.span_event_count, 4);
+        assert_eq!(limits.link_attribute_count, 0);
+        assert_eq!(limits.span_attribute_count, 128);
+        assert_eq!(limits.attribute_value_bytes, 2048);
+    }
 }

@@ -540,4 +540,107 @@ mod tests {
         assert_eq!(span.span_kind, SpanKind::Internal);
         assert_eq!(span.name, "");
     }
+
+    fn bounds_with_count(count: usize) -> crate::limits::ValueBounds {
+        crate::limits::ValueBounds::new(
+            crate::limits::ValueLimits::default().span_attribute_count(count),
+        )
+        .unwrap()
+    }
+
+    fn keys(span: &SpanData) -> Vec<&str> {
+        span.attributes.iter().map(|kv| kv.key.as_str()).collect()
+    }
+
+    #[test]
+    fn a_record_within_the_count_limit_keeps_every_attribute_and_counts_nothing() {
+        let bounds = bounds_with_count(3);
+        let mut r = record();
+        r.push_static("a", "1");
+        r.push_int("b", 2);
+        r.push_key_value(KeyValue::new("c", true));
+        r.bound_values(&bounds, &crate::redaction::Redactor::default());
+        let span = r.take_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(keys(&span), ["a", "b", "c"]);
+        assert_eq!(span.dropped_attributes_count, 0);
+        assert_eq!(bounds.counts(), crate::limits::TruncationCounts::default());
+    }
+
+    #[test]
+    fn attributes_over_the_count_limit_are_dropped_from_the_overflow_first_and_counted() {
+        let bounds = bounds_with_count(INLINE_ATTRIBUTES + 2);
+        let mut r = record();
+        for i in 0..INLINE_ATTRIBUTES + 5 {
+            r.push_int(["a", "b", "c"][i % 3], i as i64);
+        }
+        r.bound_values(&bounds, &crate::redaction::Redactor::default());
+        let span = r.take_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(span.attributes.len(), INLINE_ATTRIBUTES + 2);
+        assert_eq!(
+            span.attributes.last().unwrap().value,
+            Value::I64(INLINE_ATTRIBUTES as i64 + 1)
+        );
+        assert_eq!(span.dropped_attributes_count, 3);
+        assert_eq!(bounds.counts().span_attributes_dropped, 3);
+    }
+
+    #[test]
+    fn a_count_limit_below_the_inline_attributes_drops_inline_ones_and_the_overflow() {
+        let bounds = bounds_with_count(2);
+        let mut r = record();
+        r.push_static("a", "1");
+        r.push_text("b", "two");
+        r.push_text("c", "three");
+        r.push_shared("d", Arc::from("four"));
+        r.bound_values(&bounds, &crate::redaction::Redactor::default());
+        let span = r.take_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(keys(&span), ["a", "b"]);
+        assert_eq!(span.dropped_attributes_count, 2);
+        assert_eq!(bounds.counts().span_attributes_dropped, 2);
+    }
+
+    #[test]
+    fn a_count_limit_of_zero_keeps_no_attribute_and_a_reused_record_starts_at_zero_dropped() {
+        let bounds = bounds_with_count(0);
+        let mut r = record();
+        r.push_static("a", "1");
+        r.push_key_value(KeyValue::new("b", 2));
+        r.bound_values(&bounds, &crate::redaction::Redactor::default());
+        let span = r.take_span_data(&InstrumentationScope::builder("t").build());
+        assert!(span.attributes.is_empty());
+        assert_eq!(span.dropped_attributes_count, 2);
+        r.begin(
+            SpanContext::empty_context(),
+            SpanId::INVALID,
+            false,
+            SpanKind::Internal,
+            SystemTime::UNIX_EPOCH,
+        );
+        let again = r.take_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(again.dropped_attributes_count, 0);
+    }
+
+    #[test]
+    fn both_span_roads_keep_the_same_attributes_under_the_same_limit() {
+        let bounds = bounds_with_count(5);
+        let redactor = crate::redaction::Redactor::default();
+        let mut r = record();
+        for i in 0..9 {
+            r.push_int(["a", "b", "c", "d", "e", "f", "g", "h", "i"][i], i as i64);
+        }
+        let mut whole = r.take_span_data(&InstrumentationScope::builder("t").build());
+        bounds.bound_span(&mut whole, &redactor);
+        let mut r = record();
+        for i in 0..9 {
+            r.push_int(["a", "b", "c", "d", "e", "f", "g", "h", "i"][i], i as i64);
+        }
+        r.bound_values(&bounds, &redactor);
+        let direct = r.take_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(keys(&whole), keys(&direct));
+        assert_eq!(
+            whole.dropped_attributes_count,
+            direct.dropped_attributes_count
+        );
+        assert_eq!(bounds.counts().span_attributes_dropped, 8);
+    }
 }

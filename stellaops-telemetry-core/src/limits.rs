@@ -167,13 +167,13 @@ impl ValueLimits {
     /// ```
     pub fn span_limits(&self) -> opentelemetry_sdk::trace::SpanLimits {
         let c = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        let mut limits = opentelemetry_sdk::trace::SpanLimits::default();
-        limits.max_attributes_per_span = c(self.span_attribute_count);
-        limits.max_events_per_span = c(self.span_event_count);
-        limits.max_links_per_span = c(self.span_link_count);
-        limits.max_attributes_per_event = c(self.event_attribute_count);
-        limits.max_attributes_per_link = c(self.link_attribute_count);
-        limits
+        opentelemetry_sdk::trace::SpanLimits {
+            max_attributes_per_span: c(self.span_attribute_count),
+            max_events_per_span: c(self.span_event_count),
+            max_links_per_span: c(self.span_link_count),
+            max_attributes_per_event: c(self.event_attribute_count),
+            max_attributes_per_link: c(self.link_attribute_count),
+        }
     }
 
     /// Checks every length limit against [`MIN_VALUE_LIMIT`] (a count limit may be anything,

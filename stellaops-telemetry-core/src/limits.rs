@@ -1,5 +1,5 @@
-//! Length limits on the values a pipeline keeps: span attributes, log field values and metric
-//! label values.
+//! Length limits on the values a pipeline keeps (span attributes, log field values and metric
+//! label values) and count limits on what a span keeps (attributes, events, links).
 //!
 //! # Example
 //!
@@ -25,6 +25,15 @@
 //! result, marker included, is at most the limit. Each cut is counted per kind
 //! ([`ValueBounds::counts`], the `stellaops_telemetry_truncated_total{kind}` self-metric).
 //! Values within their limit are returned as they are, without a copy.
+//!
+//! A span keeps at most [`ValueLimits::span_attribute_count`] attributes,
+//! [`ValueLimits::span_event_count`] events and [`ValueLimits::span_link_count`] links, and each
+//! event and link at most [`ValueLimits::event_attribute_count`] and
+//! [`ValueLimits::link_attribute_count`] attributes (128 each, the OpenTelemetry defaults; 0
+//! keeps none). The first ones are kept; what is dropped is added to the span's (event's,
+//! link's) dropped count and counted per kind, as the cuts are. The tracer provider's own span
+//! limits are set to the same numbers, so the SDK never drops at another number first; what it
+//! drops itself is counted the same way when the span ends.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -34,12 +43,7 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::Status;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use std::time::Duration;
-
-use opentelemetry::Context;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
+use opentelemetry_sdk::trace::SpanData;
 use serde::{Deserialize, Serialize};
 
 use crate::redaction::Redactor;
@@ -67,7 +71,20 @@ pub struct ValueLimits {
     pub log_value_bytes: usize,
     /// Longest metric label value. Default: 256.
     pub label_value_bytes: usize,
+    /// Most attributes a span keeps (0: none). Default: 128.
+    pub span_attribute_count: usize,
+    /// Most events a span keeps (0: none). Default: 128.
+    pub span_event_count: usize,
+    /// Most links a span keeps (0: none). Default: 128.
+    pub span_link_count: usize,
+    /// Most attributes a span event keeps (0: none). Default: 128.
+    pub event_attribute_count: usize,
+    /// Most attributes a span link keeps (0: none). Default: 128.
+    pub link_attribute_count: usize,
 }
+
+/// The OpenTelemetry default of every count limit.
+const DEFAULT_COUNT_LIMIT: usize = 128;
 
 impl Default for ValueLimits {
     fn default() -> Self {
@@ -75,6 +92,11 @@ impl Default for ValueLimits {
             attribute_value_bytes: 2048,
             log_value_bytes: 8192,
             label_value_bytes: 256,
+            span_attribute_count: DEFAULT_COUNT_LIMIT,
+            span_event_count: DEFAULT_COUNT_LIMIT,
+            span_link_count: DEFAULT_COUNT_LIMIT,
+            event_attribute_count: DEFAULT_COUNT_LIMIT,
+            link_attribute_count: DEFAULT_COUNT_LIMIT,
         }
     }
 }
@@ -98,7 +120,59 @@ impl ValueLimits {
         self
     }
 
-    /// Checks every limit against [`MIN_VALUE_LIMIT`].
+    /// Sets [`ValueLimits::span_attribute_count`].
+    pub fn span_attribute_count(mut self, count: usize) -> Self {
+        self.span_attribute_count = count;
+        self
+    }
+
+    /// Sets [`ValueLimits::span_event_count`].
+    pub fn span_event_count(mut self, count: usize) -> Self {
+        self.span_event_count = count;
+        self
+    }
+
+    /// Sets [`ValueLimits::span_link_count`].
+    pub fn span_link_count(mut self, count: usize) -> Self {
+        self.span_link_count = count;
+        self
+    }
+
+    /// Sets [`ValueLimits::event_attribute_count`].
+    pub fn event_attribute_count(mut self, count: usize) -> Self {
+        self.event_attribute_count = count;
+        self
+    }
+
+    /// Sets [`ValueLimits::link_attribute_count`].
+    pub fn link_attribute_count(mut self, count: usize) -> Self {
+        self.link_attribute_count = count;
+        self
+    }
+
+    /// The tracer provider's span limits: the same count limits, so the SDK drops nothing
+    /// these limits would keep (a count above `u32::MAX` is `u32::MAX`).
+    ///
+    /// ```
+    /// use stellaops_telemetry_core::ValueLimits;
+    ///
+    /// let sdk = ValueLimits::default().span_event_count(16).span_limits();
+    /// assert_eq!(sdk.max_events_per_span, 16);
+    /// assert_eq!(sdk.max_attributes_per_span, 128);
+    /// ```
+    pub fn span_limits(&self) -> opentelemetry_sdk::trace::SpanLimits {
+        let c = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        opentelemetry_sdk::trace::SpanLimits {
+            max_attributes_per_span: c(self.span_attribute_count),
+            max_events_per_span: c(self.span_event_count),
+            max_links_per_span: c(self.span_link_count),
+            max_attributes_per_event: c(self.event_attribute_count),
+            max_attributes_per_link: c(self.link_attribute_count),
+        }
+    }
+
+    /// Checks every length limit against [`MIN_VALUE_LIMIT`] (a count limit may be anything,
+    /// 0 included).
     ///
     /// # Errors
     ///
@@ -137,6 +211,12 @@ pub struct TruncationCounts {
     pub log_values: u64,
     /// Metric label values.
     pub label_values: u64,
+    /// Attributes dropped from spans, span events and span links by the count limits.
+    pub span_attributes_dropped: u64,
+    /// Events dropped from spans by [`ValueLimits::span_event_count`].
+    pub span_events_dropped: u64,
+    /// Links dropped from spans by [`ValueLimits::span_link_count`].
+    pub span_links_dropped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -144,6 +224,9 @@ struct Counters {
     attribute_values: AtomicU64,
     log_values: AtomicU64,
     label_values: AtomicU64,
+    span_attributes_dropped: AtomicU64,
+    span_events_dropped: AtomicU64,
+    span_links_dropped: AtomicU64,
 }
 
 /// A pipeline's [`ValueLimits`] and the counts of what they cut: what every layer, log line
@@ -220,6 +303,13 @@ impl ValueBounds {
         }
     }
 
+    /// Counts `n` attributes a span record dropped itself by the count limit.
+    pub(crate) fn count_span_attributes_dropped(&self, n: u64) {
+        self.counters
+            .span_attributes_dropped
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Counts an attribute value cut in place by its holder.
     pub(crate) fn count_attribute_cut(&self) {
         self.counters
@@ -250,8 +340,10 @@ impl ValueBounds {
     }
 
     /// Bounds a finished span's name, attribute values, event names and attributes, link
-    /// attributes and status message, before it is queued for export.
+    /// attributes and status message, and the number of its attributes, events and links (and
+    /// of their attributes), before it is queued for export.
     pub(crate) fn bound_span(&self, span: &mut SpanData, redactor: &Redactor) {
+        self.bound_span_counts(span);
         let limit = self.limits.attribute_value_bytes;
         let cut_text = |text: &mut Cow<'static, str>| {
             if text.len() > limit {
@@ -275,52 +367,66 @@ impl ValueBounds {
         }
     }
 
-    /// How many values were cut so far.
+    /// Keeps the first attributes, events and links of `span` (and of its events and links)
+    /// within the count limits, adds what it drops to the dropped counts the span carries, and
+    /// counts everything the span lost, what the SDK dropped before included. Within every
+    /// limit this is one length comparison per list.
+    fn bound_span_counts(&self, span: &mut SpanData) {
+        let l = &self.limits;
+        span.dropped_attributes_count = span
+            .dropped_attributes_count
+            .saturating_add(keep_first(&mut span.attributes, l.span_attribute_count));
+        let mut attributes = u64::from(span.dropped_attributes_count);
+        let events = &mut span.events;
+        events.dropped_count = events
+            .dropped_count
+            .saturating_add(keep_first(&mut events.events, l.span_event_count));
+        let links = &mut span.links;
+        links.dropped_count = links
+            .dropped_count
+            .saturating_add(keep_first(&mut links.links, l.span_link_count));
+        for event in &mut events.events {
+            event.dropped_attributes_count = event
+                .dropped_attributes_count
+                .saturating_add(keep_first(&mut event.attributes, l.event_attribute_count));
+            attributes += u64::from(event.dropped_attributes_count);
+        }
+        for link in &mut links.links {
+            link.dropped_attributes_count = link
+                .dropped_attributes_count
+                .saturating_add(keep_first(&mut link.attributes, l.link_attribute_count));
+            attributes += u64::from(link.dropped_attributes_count);
+        }
+        let c = &self.counters;
+        for (counter, n) in [
+            (&c.span_attributes_dropped, attributes),
+            (&c.span_events_dropped, u64::from(events.dropped_count)),
+            (&c.span_links_dropped, u64::from(links.dropped_count)),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// How many values were cut, and span items dropped, so far.
     pub fn counts(&self) -> TruncationCounts {
+        let c = &self.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         TruncationCounts {
-            attribute_values: self.counters.attribute_values.load(Ordering::Relaxed),
-            log_values: self.counters.log_values.load(Ordering::Relaxed),
-            label_values: self.counters.label_values.load(Ordering::Relaxed),
+            attribute_values: load(&c.attribute_values),
+            log_values: load(&c.log_values),
+            label_values: load(&c.label_values),
+            span_attributes_dropped: load(&c.span_attributes_dropped),
+            span_events_dropped: load(&c.span_events_dropped),
+            span_links_dropped: load(&c.span_links_dropped),
         }
-    }
-}
-
-/// A span processor that bounds every finished span before the processor it wraps sees it:
-/// the spans `tracing` records reach the export queue already cut.
-#[derive(Debug)]
-pub(crate) struct BoundingSpanProcessor<P> {
-    pub(crate) inner: P,
-    pub(crate) bounds: ValueBounds,
-    pub(crate) redactor: Redactor,
-}
-
-impl<P: SpanProcessor> SpanProcessor for BoundingSpanProcessor<P> {
-    fn on_start(&self, span: &mut Span, cx: &Context) {
-        self.inner.on_start(span, cx);
-    }
-
-    fn on_end(&self, mut span: SpanData) {
-        if span.span_context.is_sampled() {
-            self.bounds.bound_span(&mut span, &self.redactor);
-        }
-        self.inner.on_end(span);
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
     }
 }
 
 /// Registers `stellaops_telemetry_truncated_total{kind}` (kinds `attribute_value`,
-/// `log_value`, `label_value`) on the pipeline's own meter.
+/// `log_value`, `label_value`, and `span_attribute`, `span_event`, `span_link` for what the
+/// count limits drop) on the pipeline's own meter.
 pub(crate) fn register(provider: &SdkMeterProvider, bounds: &ValueBounds) {
     let counters = bounds.counters.clone();
     let _ = provider
@@ -332,6 +438,9 @@ pub(crate) fn register(provider: &SdkMeterProvider, bounds: &ValueBounds) {
                 ("attribute_value", &counters.attribute_values),
                 ("log_value", &counters.log_values),
                 ("label_value", &counters.label_values),
+                ("span_attribute", &counters.span_attributes_dropped),
+                ("span_event", &counters.span_events_dropped),
+                ("span_link", &counters.span_links_dropped),
             ] {
                 observer.observe(
                     counter.load(Ordering::Relaxed),
@@ -340,6 +449,17 @@ pub(crate) fn register(provider: &SdkMeterProvider, bounds: &ValueBounds) {
             }
         })
         .build();
+}
+
+/// Keeps the first `limit` items of `items`; returns how many it dropped.
+#[inline]
+fn keep_first<T>(items: &mut Vec<T>, limit: usize) -> u32 {
+    if items.len() <= limit {
+        return 0;
+    }
+    let dropped = items.len() - limit;
+    items.truncate(limit);
+    u32::try_from(dropped).unwrap_or(u32::MAX)
 }
 
 #[inline]
@@ -482,5 +602,155 @@ mod tests {
             err.to_string(),
             "value limit `label_value_bytes` is 8 bytes; it must be at least 32"
         );
+    }
+
+    fn span_with(attributes: usize, events: usize, links: usize, inner: usize) -> SpanData {
+        use opentelemetry::trace::{
+            Event, Link, SpanContext, SpanId, SpanKind, TraceFlags, TraceId, TraceState,
+        };
+        use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+        let kvs = |n: usize| {
+            (0..n)
+                .map(|i| KeyValue::new(format!("k{i}"), i as i64))
+                .collect()
+        };
+        let mut span_events = SpanEvents::default();
+        span_events.events = (0..events)
+            .map(|i| {
+                Event::new(
+                    format!("e{i}"),
+                    std::time::SystemTime::UNIX_EPOCH,
+                    kvs(inner),
+                    0,
+                )
+            })
+            .collect();
+        let mut span_links = SpanLinks::default();
+        span_links.links = (0..links)
+            .map(|_| Link::new(SpanContext::empty_context(), kvs(inner), 0))
+            .collect();
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(1u128),
+                SpanId::from(2u64),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::NONE,
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: "s".into(),
+            start_time: std::time::SystemTime::UNIX_EPOCH,
+            end_time: std::time::SystemTime::UNIX_EPOCH,
+            attributes: kvs(attributes),
+            dropped_attributes_count: 0,
+            events: span_events,
+            links: span_links,
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_count_limits_default_to_128_each() {
+        let l = ValueLimits::default();
+        for n in [
+            l.span_attribute_count,
+            l.span_event_count,
+            l.span_link_count,
+            l.event_attribute_count,
+            l.link_attribute_count,
+        ] {
+            assert_eq!(n, 128);
+        }
+        let sdk = l.span_limits();
+        assert_eq!(sdk.max_attributes_per_span, 128);
+        assert_eq!(sdk.max_attributes_per_link, 128);
+    }
+
+    #[test]
+    fn a_span_within_every_count_limit_is_untouched_and_not_counted() {
+        let bounds = ValueBounds::default();
+        let mut span = span_with(128, 128, 128, 128);
+        bounds.bound_span(&mut span, &Redactor::default());
+        assert_eq!(span.attributes.len(), 128);
+        assert_eq!(span.events.len(), 128);
+        assert_eq!(span.links.len(), 128);
+        assert_eq!(span.dropped_attributes_count, 0);
+        assert_eq!(bounds.counts(), TruncationCounts::default());
+    }
+
+    #[test]
+    fn the_first_items_are_kept_and_the_rest_dropped_and_counted() {
+        let limits = ValueLimits::default()
+            .span_attribute_count(3)
+            .span_event_count(2)
+            .span_link_count(1)
+            .event_attribute_count(4)
+            .link_attribute_count(0);
+        let bounds = ValueBounds::new(limits).unwrap();
+        let mut span = span_with(10, 5, 3, 6);
+        bounds.bound_span(&mut span, &Redactor::default());
+        let keys: Vec<_> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["k0", "k1", "k2"]);
+        assert_eq!(span.dropped_attributes_count, 7);
+        let names: Vec<_> = span.events.iter().map(|e| e.name.as_ref()).collect();
+        assert_eq!(names, ["e0", "e1"]);
+        assert_eq!(span.events.dropped_count, 3);
+        assert_eq!(span.links.len(), 1);
+        assert_eq!(span.links.dropped_count, 2);
+        for event in span.events.iter() {
+            assert_eq!(event.attributes.len(), 4);
+            assert_eq!(event.dropped_attributes_count, 2);
+        }
+        assert!(span.links.links[0].attributes.is_empty());
+        assert_eq!(span.links.links[0].dropped_attributes_count, 6);
+        let counts = bounds.counts();
+        // 7 of the span, 2 × 2 of its events, 6 of its link.
+        assert_eq!(counts.span_attributes_dropped, 7 + 4 + 6);
+        assert_eq!(counts.span_events_dropped, 3);
+        assert_eq!(counts.span_links_dropped, 2);
+    }
+
+    #[test]
+    fn a_limit_of_zero_keeps_nothing() {
+        let limits = ValueLimits::default()
+            .span_attribute_count(0)
+            .span_event_count(0)
+            .span_link_count(0);
+        let bounds = ValueBounds::new(limits).unwrap();
+        let mut span = span_with(2, 2, 2, 2);
+        bounds.bound_span(&mut span, &Redactor::default());
+        assert!(span.attributes.is_empty() && span.events.is_empty() && span.links.is_empty());
+        assert_eq!(span.dropped_attributes_count, 2);
+        assert_eq!(bounds.counts().span_attributes_dropped, 2);
+    }
+
+    #[test]
+    fn what_the_sdk_dropped_before_is_counted_once() {
+        let bounds = ValueBounds::new(ValueLimits::default().span_attribute_count(2)).unwrap();
+        let mut span = span_with(3, 1, 0, 0);
+        span.dropped_attributes_count = 5;
+        span.events.dropped_count = 4;
+        span.events.events[0].dropped_attributes_count = 1;
+        bounds.bound_span(&mut span, &Redactor::default());
+        assert_eq!(span.dropped_attributes_count, 6);
+        let counts = bounds.counts();
+        assert_eq!(counts.span_attributes_dropped, 6 + 1);
+        assert_eq!(counts.span_events_dropped, 4);
+    }
+
+    #[test]
+    fn a_limits_section_may_set_only_some_fields() {
+        let config = crate::TelemetryConfig::from_toml_str(
+            "[limits]\nspan_event_count = 4\nlink_attribute_count = 0\n",
+        )
+        .unwrap();
+        let limits = config.limits.unwrap();
+        assert_eq!(limits.span_event_count, 4);
+        assert_eq!(limits.link_attribute_count, 0);
+        assert_eq!(limits.span_attribute_count, 128);
+        assert_eq!(limits.attribute_value_bytes, 2048);
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use stellaops_telemetry_core::{
     ConfigError, ENVIRONMENT, ExporterKind, OtlpCompression, OtlpProtocol, OtlpSignalConfig,
-    PropagatorKind, TelemetryConfig,
+    PropagatorKind, TelemetryConfig, ValueLimits,
 };
 
 fn with(vars: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
@@ -197,6 +197,61 @@ fn cases() -> Vec<(String, String, Check)> {
             }),
         ),
     ];
+    let limit = |name: &str, value: &str, pick: fn(&ValueLimits) -> usize, expected: usize| {
+        (
+            name.to_owned(),
+            value.to_owned(),
+            Box::new(move |c: &TelemetryConfig| {
+                let limits = c.limits.unwrap();
+                assert_eq!(pick(&limits), expected);
+            }) as Check,
+        )
+    };
+    cases.extend([
+        limit(
+            "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            "512",
+            |l| l.attribute_value_bytes,
+            512,
+        ),
+        limit(
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            "1024",
+            |l| l.attribute_value_bytes,
+            1024,
+        ),
+        limit(
+            "OTEL_ATTRIBUTE_COUNT_LIMIT",
+            "64",
+            |l| l.span_attribute_count,
+            64,
+        ),
+        limit(
+            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+            "32",
+            |l| l.span_attribute_count,
+            32,
+        ),
+        limit(
+            "OTEL_SPAN_EVENT_COUNT_LIMIT",
+            "0",
+            |l| l.span_event_count,
+            0,
+        ),
+        limit("OTEL_SPAN_LINK_COUNT_LIMIT", "7", |l| l.span_link_count, 7),
+        limit(
+            "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+            "9",
+            |l| l.event_attribute_count,
+            9,
+        ),
+        limit(
+            "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+            "11",
+            |l| l.link_attribute_count,
+            11,
+        ),
+    ]);
     cases.extend(otlp_cases("", |c| &c.otlp.common));
     cases.extend(otlp_cases("TRACES", |c| &c.otlp.traces));
     cases.extend(otlp_cases("METRICS", |c| &c.otlp.metrics));
@@ -267,6 +322,14 @@ fn malformed_values_are_errors_naming_the_variable_and_value() {
         ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "novalue"),
         ("OTEL_RESOURCE_ATTRIBUTES", "=orphan"),
         ("STELLAOPS_TELEMETRY_SEALED", "maybe"),
+        ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "-1"),
+        ("OTEL_ATTRIBUTE_COUNT_LIMIT", "many"),
+        ("OTEL_SPAN_EVENT_COUNT_LIMIT", "1.5"),
+        ("OTEL_SPAN_LINK_COUNT_LIMIT", "ten"),
+        ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "-3"),
+        ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "x"),
+        ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "long"),
+        ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "8"),
     ] {
         let err = with(&[(name, value)]).expect_err(name);
         let text = err.to_string();
@@ -278,4 +341,53 @@ fn malformed_values_are_errors_naming_the_variable_and_value() {
 fn empty_variables_count_as_unset() {
     let config = with(&[("OTEL_SERVICE_NAME", ""), ("OTEL_SDK_DISABLED", "  ")]).unwrap();
     assert_eq!(config, TelemetryConfig::default());
+}
+
+#[test]
+fn span_limit_variables_win_over_the_general_ones_and_over_the_file_field_by_field() {
+    let config = with(&[
+        ("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"),
+        ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "20"),
+        ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "100"),
+    ])
+    .unwrap();
+    let limits = config.limits.unwrap();
+    assert_eq!(limits.span_attribute_count, 20);
+    assert_eq!(limits.attribute_value_bytes, 100);
+    assert_eq!(limits.span_event_count, 128);
+
+    // A malformed general variable is an error even when the span one is set.
+    let err = with(&[
+        ("OTEL_ATTRIBUTE_COUNT_LIMIT", "lots"),
+        ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "20"),
+    ])
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("OTEL_ATTRIBUTE_COUNT_LIMIT"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("telemetry.toml");
+    std::fs::write(
+        &path,
+        "[limits]\nlog_value_bytes = 4096\nspan_link_count = 3\n",
+    )
+    .unwrap();
+    let config = with(&[
+        ("STELLAOPS_TELEMETRY_CONFIG", path.to_str().unwrap()),
+        ("OTEL_SPAN_EVENT_COUNT_LIMIT", "5"),
+    ])
+    .unwrap();
+    let limits = config.limits.unwrap();
+    assert_eq!(limits.log_value_bytes, 4096);
+    assert_eq!(limits.span_link_count, 3);
+    assert_eq!(limits.span_event_count, 5);
+
+    // A value length too small for the truncation marker names the variable.
+    let err = with(&[("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "8")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT `8`: expected a whole number of bytes, at least 32"
+    );
 }

@@ -100,8 +100,15 @@ fn json_log_fields_and_otlp_log_records_are_cut_after_redaction() {
             assert!(!s.as_str().contains("hunter2"), "{key}");
         }
     }
-    // Four cuts on the JSON line (the span's correlation id too), three on the OTLP record.
-    assert_eq!(telemetry.stats().truncated.log_values, 7);
+    // Four cuts on the JSON line and four on the OTLP record (the span's correlation id is on
+    // both, as `correlationId` and `request.id`).
+    let correlation = record
+        .attributes_iter()
+        .find(|(k, _)| k.as_str() == "request.id")
+        .map(|(_, v)| format!("{v:?}"))
+        .unwrap();
+    assert!(correlation.len() <= 1024 + 32, "{}", correlation.len());
+    assert_eq!(telemetry.stats().truncated.log_values, 8);
 }
 
 #[test]
@@ -190,4 +197,47 @@ fn limits_come_from_a_configuration_file_and_tiny_limits_are_refused() {
         "value limit `log_value_bytes` is 4 bytes; it must be at least 32"
     );
     assert!(TelemetryConfig::from_toml_str("[limits]\nlabel_bytes = 64\n").is_err());
+}
+
+/// The count limits keep a span's first events and count the rest; the tracer provider cuts
+/// at the same number, not at its own default.
+mod span_count_limits {
+    use super::*;
+
+    fn events_kept(limits: ValueLimits, emitted: usize) -> (usize, u32, Telemetry, TestExporters) {
+        let test = TestExporters::new();
+        let telemetry = pipeline(&test, limits);
+        tracing::dispatcher::with_default(telemetry.dispatch(), || {
+            let span = tracing::info_span!("scan.image");
+            let _entered = span.enter();
+            for i in 0..emitted {
+                tracing::info!(i, "step");
+            }
+        });
+        telemetry.flush(Duration::from_secs(5)).unwrap();
+        let spans = test.finished_spans();
+        let span = spans.iter().find(|s| s.name == "scan.image").unwrap();
+        (
+            span.events.len(),
+            span.events.dropped_count,
+            telemetry,
+            test,
+        )
+    }
+
+    #[test]
+    fn events_beyond_the_limit_are_dropped_and_counted() {
+        let (kept, dropped, telemetry, _test) =
+            events_kept(ValueLimits::default().span_event_count(2), 5);
+        assert_eq!((kept, dropped), (2, 3));
+        assert_eq!(telemetry.stats().truncated.span_events_dropped, 3);
+    }
+
+    #[test]
+    fn a_limit_above_the_sdk_default_is_the_one_applied() {
+        let (kept, dropped, telemetry, _test) =
+            events_kept(ValueLimits::default().span_event_count(300), 200);
+        assert_eq!((kept, dropped), (200, 0));
+        assert_eq!(telemetry.stats().truncated.span_events_dropped, 0);
+    }
 }

@@ -175,9 +175,11 @@ fn spans(
     let _ = extras;
     let scope = InstrumentationScope::builder(SCOPE).build();
     let sampler = SharedSampler::new(settings.sampler.clone());
+    // The provider's own limits are ours, so it never cuts first at another number.
     let builder = SdkTracerProvider::builder()
         .with_resource(settings.resource.clone())
-        .with_sampler(sampler.clone());
+        .with_sampler(sampler.clone())
+        .with_span_limits(settings.bounds.limits().span_limits());
     if targets.is_empty() {
         let recorder = SpanRecorder::new(
             None,

@@ -121,14 +121,10 @@ where
 {
     let settings = parts.settings;
     let filters = filters(settings, parts.logger_provider.is_some());
-    let profile = &settings.profile;
+    let retention = RetentionPolicy::of_profile(&settings.profile);
     let mut json = JsonLogLayer::new(&settings.service_name)
         .service_version(&settings.service_version)
-        .retention(if profile.retention_days > 30 {
-            RetentionPolicy::with_floor(profile.retention_days)
-        } else {
-            RetentionPolicy::default()
-        });
+        .retention(retention.clone());
     for output in parts.log_outputs {
         json = json.output(output.clone());
     }
@@ -141,7 +137,8 @@ where
             .build()
             .logger("stellaops-telemetry"),
     };
-    let bridge = LogBridge::new(logger, settings.redactor.clone(), settings.bounds.clone());
+    let bridge = LogBridge::new(logger, settings.redactor.clone(), settings.bounds.clone())
+        .retention(retention);
     base.with(
         tracing_opentelemetry::layer()
             .with_tracer(parts.tracer_provider.tracer("stellaops-telemetry"))

@@ -21,9 +21,10 @@ use std::path::PathBuf;
 
 use super::{
     ConfigError, Origin, OtlpSignalConfig, TelemetryConfig, parse_bool, parse_compression,
-    parse_exporters, parse_headers, parse_propagators, parse_protocol, parse_resource_attributes,
-    parse_u64,
+    parse_count, parse_exporters, parse_headers, parse_propagators, parse_protocol,
+    parse_resource_attributes, parse_u64, parse_value_length,
 };
+use crate::limits::ValueLimits;
 
 /// One environment variable the SDK reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +99,46 @@ pub const ENVIRONMENT: &[EnvVar] = &[
         name: "OTEL_METRIC_EXPORT_INTERVAL",
         default: "profile (60000; forensic 10000)",
         effect: "metric export interval, milliseconds",
+    },
+    EnvVar {
+        name: "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        default: "2048",
+        effect: "longest span attribute value, in bytes of UTF-8 (at least 32; longer values are cut and end with `…[truncated]`); `[limits] attribute_value_bytes`",
+    },
+    EnvVar {
+        name: "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        default: "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        effect: "as OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, and wins over it",
+    },
+    EnvVar {
+        name: "OTEL_ATTRIBUTE_COUNT_LIMIT",
+        default: "128",
+        effect: "most attributes a span keeps (the first ones; 0 keeps none; the rest are dropped and counted); `[limits] span_attribute_count`",
+    },
+    EnvVar {
+        name: "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+        default: "OTEL_ATTRIBUTE_COUNT_LIMIT",
+        effect: "as OTEL_ATTRIBUTE_COUNT_LIMIT, and wins over it",
+    },
+    EnvVar {
+        name: "OTEL_SPAN_EVENT_COUNT_LIMIT",
+        default: "128",
+        effect: "most events a span keeps (0 keeps none); `[limits] span_event_count`",
+    },
+    EnvVar {
+        name: "OTEL_SPAN_LINK_COUNT_LIMIT",
+        default: "128",
+        effect: "most links a span keeps (0 keeps none); `[limits] span_link_count`",
+    },
+    EnvVar {
+        name: "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+        default: "128",
+        effect: "most attributes a span event keeps (0 keeps none); `[limits] event_attribute_count`",
+    },
+    EnvVar {
+        name: "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+        default: "128",
+        effect: "most attributes a span link keeps (0 keeps none); `[limits] link_attribute_count`",
     },
     EnvVar {
         name: "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -362,6 +403,7 @@ impl TelemetryConfig {
         if let Some(v) = get("OTEL_METRIC_EXPORT_INTERVAL") {
             env.metric_export_interval_ms = Some(parse_u64("OTEL_METRIC_EXPORT_INTERVAL", &v)?);
         }
+        env.limits = read_limits(&get, c.limits)?;
         for (signal, target) in [
             ("", &mut env.otlp.common),
             ("TRACES_", &mut env.otlp.traces),
@@ -391,6 +433,56 @@ impl TelemetryConfig {
         }
         Ok(c.merge(env))
     }
+}
+
+/// The span limits of the environment over `file`'s (or the defaults), field by field; `None`
+/// when no limit variable is set.
+fn read_limits(
+    get: &impl Fn(&str) -> Option<String>,
+    file: Option<ValueLimits>,
+) -> Result<Option<ValueLimits>, ConfigError> {
+    let mut limits = file.unwrap_or_default();
+    let mut any = false;
+    // Both are checked; the span-specific variable wins over the general one.
+    let pair = |span: &str, general: &str, parse: fn(&str, &str) -> Result<usize, ConfigError>| {
+        let general = get(general).map(|v| parse(general, &v)).transpose()?;
+        let span = get(span).map(|v| parse(span, &v)).transpose()?;
+        Ok::<_, ConfigError>(span.or(general))
+    };
+    if let Some(n) = pair(
+        "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        parse_value_length,
+    )? {
+        limits.attribute_value_bytes = n;
+        any = true;
+    }
+    if let Some(n) = pair(
+        "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+        "OTEL_ATTRIBUTE_COUNT_LIMIT",
+        parse_count,
+    )? {
+        limits.span_attribute_count = n;
+        any = true;
+    }
+    for (name, slot) in [
+        ("OTEL_SPAN_EVENT_COUNT_LIMIT", &mut limits.span_event_count),
+        ("OTEL_SPAN_LINK_COUNT_LIMIT", &mut limits.span_link_count),
+        (
+            "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+            &mut limits.event_attribute_count,
+        ),
+        (
+            "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+            &mut limits.link_attribute_count,
+        ),
+    ] {
+        if let Some(v) = get(name) {
+            *slot = parse_count(name, &v)?;
+            any = true;
+        }
+    }
+    Ok(any.then_some(limits))
 }
 
 fn read_otlp(

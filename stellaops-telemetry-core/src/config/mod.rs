@@ -204,8 +204,11 @@ pub struct TelemetryConfig {
     pub redaction: Option<crate::redaction::RedactionSettings>,
     /// Egress settings.
     pub egress: EgressConfig,
-    /// Length limits of kept values (`[limits]`: `attribute_value_bytes`, `log_value_bytes`,
-    /// `label_value_bytes`; replace the defaults as a whole, unset fields keep theirs).
+    /// Length limits of kept values and count limits of span contents (`[limits]`:
+    /// `attribute_value_bytes`, `log_value_bytes`, `label_value_bytes`,
+    /// `span_attribute_count`, `span_event_count`, `span_link_count`, `event_attribute_count`,
+    /// `link_attribute_count`; unset fields keep their defaults; the `OTEL_*_LIMIT` variables
+    /// win field by field).
     pub limits: Option<crate::limits::ValueLimits>,
     /// Where each field's value came from, for error messages and the resolved settings.
     #[serde(skip)]

@@ -83,6 +83,30 @@ pub(crate) fn parse_u64(name: &str, value: &str) -> Result<u64, ConfigError> {
         .map_err(|_| invalid(name, value, "expected a whole number of milliseconds"))
 }
 
+/// A count limit (`OTEL_*_COUNT_LIMIT`): a whole number, 0 included (0 keeps none).
+pub(crate) fn parse_count(name: &str, value: &str) -> Result<usize, ConfigError> {
+    value
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| invalid(name, value, "expected a whole number (0 keeps none)"))
+}
+
+/// A value length limit in bytes (`OTEL_*_VALUE_LENGTH_LIMIT`): a whole number of at least
+/// [`MIN_VALUE_LIMIT`](crate::MIN_VALUE_LIMIT), room for the truncation marker.
+pub(crate) fn parse_value_length(name: &str, value: &str) -> Result<usize, ConfigError> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n >= crate::MIN_VALUE_LIMIT => Ok(n),
+        _ => Err(invalid(
+            name,
+            value,
+            format!(
+                "expected a whole number of bytes, at least {}",
+                crate::MIN_VALUE_LIMIT
+            ),
+        )),
+    }
+}
+
 /// Decodes `%XX` escapes (the W3C Baggage octet encoding used by the OTEL_* lists).
 fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();

@@ -60,6 +60,8 @@ pub struct SpanRecord {
     text: [u8; INLINE_TEXT],
     text_len: u16,
     overflow: Vec<KeyValue>,
+    /// Attributes dropped by the count limit (the span's `dropped_attributes_count`).
+    dropped_attributes: u32,
 }
 
 impl std::fmt::Debug for SpanRecord {
@@ -111,6 +113,7 @@ impl SpanRecord {
             text: [0; INLINE_TEXT],
             text_len: 0,
             overflow: Vec::new(),
+            dropped_attributes: 0,
         }
     }
 
@@ -132,6 +135,7 @@ impl SpanRecord {
         self.start_time = start_time;
         self.end_time = start_time;
         self.error = false;
+        self.dropped_attributes = 0;
     }
 
     fn push(&mut self, attribute: Attribute) -> Result<(), Attribute> {
@@ -211,14 +215,20 @@ impl SpanRecord {
             || self.overflow.iter().any(|kv| kv.key.as_str() == key)
     }
 
-    /// Bounds the attribute values: those kept outside the inline buffer (redacted whole
-    /// first), and inline texts longer than a limit set below the inline room (cut in place;
-    /// the export worker redacts what is left).
+    /// Keeps the first [`span_attribute_count`](crate::ValueLimits::span_attribute_count)
+    /// attributes (in the order they are exported: the inline ones, then the others), counting
+    /// what it drops; then bounds the attribute values: those kept outside the inline buffer
+    /// (redacted whole first), and inline texts longer than a limit set below the inline room
+    /// (cut in place; the export worker redacts what is left).
     pub(crate) fn bound_values(
         &mut self,
         bounds: &crate::limits::ValueBounds,
         redactor: &crate::redaction::Redactor,
     ) {
+        let count_limit = bounds.limits().span_attribute_count;
+        if usize::from(self.attribute_count) + self.overflow.len() > count_limit {
+            self.drop_attributes_over(count_limit, bounds);
+        }
         if !self.overflow.is_empty() {
             bounds.bound_attributes(&mut self.overflow, redactor);
         }
@@ -226,6 +236,22 @@ impl SpanRecord {
         if limit < INLINE_TEXT {
             self.cut_inline_texts(limit, bounds);
         }
+    }
+
+    #[inline(never)]
+    fn drop_attributes_over(&mut self, limit: usize, bounds: &crate::limits::ValueBounds) {
+        let inline = usize::from(self.attribute_count);
+        let dropped = inline + self.overflow.len() - limit;
+        if limit < inline {
+            // Below `inline`, so it fits in u8.
+            self.attribute_count = limit as u8;
+            self.overflow.clear();
+        } else {
+            self.overflow.truncate(limit - inline);
+        }
+        let dropped = u32::try_from(dropped).unwrap_or(u32::MAX);
+        self.dropped_attributes = self.dropped_attributes.saturating_add(dropped);
+        bounds.count_span_attributes_dropped(u64::from(dropped));
     }
 
     #[inline(never)]
@@ -320,7 +346,7 @@ impl SpanRecord {
             start_time: self.start_time,
             end_time: self.end_time,
             attributes,
-            dropped_attributes_count: 0,
+            dropped_attributes_count: std::mem::take(&mut self.dropped_attributes),
             events: SpanEvents::default(),
             links: SpanLinks::default(),
             status: if self.error {
@@ -513,5 +539,108 @@ mod tests {
         assert_eq!(span.status, Status::Unset);
         assert_eq!(span.span_kind, SpanKind::Internal);
         assert_eq!(span.name, "");
+    }
+
+    fn bounds_with_count(count: usize) -> crate::limits::ValueBounds {
+        crate::limits::ValueBounds::new(
+            crate::limits::ValueLimits::default().span_attribute_count(count),
+        )
+        .unwrap()
+    }
+
+    fn keys(span: &SpanData) -> Vec<&str> {
+        span.attributes.iter().map(|kv| kv.key.as_str()).collect()
+    }
+
+    #[test]
+    fn a_record_within_the_count_limit_keeps_every_attribute_and_counts_nothing() {
+        let bounds = bounds_with_count(3);
+        let mut r = record();
+        r.push_static("a", "1");
+        r.push_int("b", 2);
+        r.push_key_value(KeyValue::new("c", true));
+        r.bound_values(&bounds, &crate::redaction::Redactor::default());
+        let span = r.take_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(keys(&span), ["a", "b", "c"]);
+        assert_eq!(span.dropped_attributes_count, 0);
+        assert_eq!(bounds.counts(), crate::limits::TruncationCounts::default());
+    }
+
+    #[test]
+    fn attributes_over_the_count_limit_are_dropped_from_the_overflow_first_and_counted() {
+        let bounds = bounds_with_count(INLINE_ATTRIBUTES + 2);
+        let mut r = record();
+        for i in 0..INLINE_ATTRIBUTES + 5 {
+            r.push_int(["a", "b", "c"][i % 3], i as i64);
+        }
+        r.bound_values(&bounds, &crate::redaction::Redactor::default());
+        let span = r.take_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(span.attributes.len(), INLINE_ATTRIBUTES + 2);
+        assert_eq!(
+            span.attributes.last().unwrap().value,
+            Value::I64(INLINE_ATTRIBUTES as i64 + 1)
+        );
+        assert_eq!(span.dropped_attributes_count, 3);
+        assert_eq!(bounds.counts().span_attributes_dropped, 3);
+    }
+
+    #[test]
+    fn a_count_limit_below_the_inline_attributes_drops_inline_ones_and_the_overflow() {
+        let bounds = bounds_with_count(2);
+        let mut r = record();
+        r.push_static("a", "1");
+        r.push_text("b", "two");
+        r.push_text("c", "three");
+        r.push_shared("d", Arc::from("four"));
+        r.bound_values(&bounds, &crate::redaction::Redactor::default());
+        let span = r.take_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(keys(&span), ["a", "b"]);
+        assert_eq!(span.dropped_attributes_count, 2);
+        assert_eq!(bounds.counts().span_attributes_dropped, 2);
+    }
+
+    #[test]
+    fn a_count_limit_of_zero_keeps_no_attribute_and_a_reused_record_starts_at_zero_dropped() {
+        let bounds = bounds_with_count(0);
+        let mut r = record();
+        r.push_static("a", "1");
+        r.push_key_value(KeyValue::new("b", 2));
+        r.bound_values(&bounds, &crate::redaction::Redactor::default());
+        let span = r.take_span_data(&InstrumentationScope::builder("t").build());
+        assert!(span.attributes.is_empty());
+        assert_eq!(span.dropped_attributes_count, 2);
+        r.begin(
+            SpanContext::empty_context(),
+            SpanId::INVALID,
+            false,
+            SpanKind::Internal,
+            SystemTime::UNIX_EPOCH,
+        );
+        let again = r.take_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(again.dropped_attributes_count, 0);
+    }
+
+    #[test]
+    fn both_span_roads_keep_the_same_attributes_under_the_same_limit() {
+        let bounds = bounds_with_count(5);
+        let redactor = crate::redaction::Redactor::default();
+        let mut r = record();
+        for i in 0..9 {
+            r.push_int(["a", "b", "c", "d", "e", "f", "g", "h", "i"][i], i as i64);
+        }
+        let mut whole = r.take_span_data(&InstrumentationScope::builder("t").build());
+        bounds.bound_span(&mut whole, &redactor);
+        let mut r = record();
+        for i in 0..9 {
+            r.push_int(["a", "b", "c", "d", "e", "f", "g", "h", "i"][i], i as i64);
+        }
+        r.bound_values(&bounds, &redactor);
+        let direct = r.take_span_data(&InstrumentationScope::builder("t").build());
+        assert_eq!(keys(&whole), keys(&direct));
+        assert_eq!(
+            whole.dropped_attributes_count,
+            direct.dropped_attributes_count
+        );
+        assert_eq!(bounds.counts().span_attributes_dropped, 8);
     }
 }

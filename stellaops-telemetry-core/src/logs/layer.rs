@@ -54,6 +54,16 @@ impl RetentionPolicy {
         self.floor_days
     }
 
+    /// The policy of `profile`: the standard classes, with the profile's retention as the
+    /// floor when it is above the info class (forensic: 180 days for all).
+    pub(crate) fn of_profile(profile: &crate::profile::Profile) -> Self {
+        if profile.retention_days > 30 {
+            Self::with_floor(profile.retention_days)
+        } else {
+            Self::default()
+        }
+    }
+
     /// The number of days a record of `level` is kept.
     pub fn days(self, level: Level) -> u32 {
         let class = match level {
@@ -367,42 +377,11 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !attrs
-            .metadata()
-            .fields()
-            .iter()
-            .any(|f| ContextField::of(f.name()).is_some())
-        {
-            return;
-        }
-        let mut visitor = ContextFields::default();
-        attrs.record(&mut visitor);
-        if (visitor.tenant.is_some() || visitor.correlation.is_some())
-            && let Some(span) = ctx.span(id)
-        {
-            span.extensions_mut().replace(visitor);
-        }
+        capture_context_fields(attrs, id, &ctx);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let mut visitor = ContextFields::default();
-        values.record(&mut visitor);
-        if visitor.tenant.is_none() && visitor.correlation.is_none() {
-            return;
-        }
-        let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
-        match extensions.get_mut::<ContextFields>() {
-            Some(fields) => {
-                if visitor.tenant.is_some() {
-                    fields.tenant = visitor.tenant;
-                }
-                if visitor.correlation.is_some() {
-                    fields.correlation = visitor.correlation;
-                }
-            }
-            None => extensions.insert(visitor),
-        }
+        update_context_fields(id, values, &ctx);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -413,6 +392,93 @@ where
         let span = self.span_info(event, &ctx);
         with_scratch(|scratch| self.encode(scratch, event, now, &span));
     }
+}
+
+/// Keeps a new span's tenant and correlation id fields (if it has any) as a span extension,
+/// for the events inside it. Every log layer calls this; the first one stores them.
+pub(super) fn capture_context_fields<S>(attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if !attrs
+        .metadata()
+        .fields()
+        .iter()
+        .any(|f| ContextField::of(f.name()).is_some())
+    {
+        return;
+    }
+    let Some(span) = ctx.span(id) else { return };
+    if span.extensions().get::<ContextFields>().is_some() {
+        return;
+    }
+    let mut visitor = ContextFields::default();
+    attrs.record(&mut visitor);
+    if visitor.tenant.is_some() || visitor.correlation.is_some() {
+        span.extensions_mut().replace(visitor);
+    }
+}
+
+/// Updates a span's tenant and correlation id from values recorded after it started
+/// (idempotent: every log layer may call it).
+pub(super) fn update_context_fields<S>(id: &Id, values: &Record<'_>, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut visitor = ContextFields::default();
+    values.record(&mut visitor);
+    if visitor.tenant.is_none() && visitor.correlation.is_none() {
+        return;
+    }
+    let Some(span) = ctx.span(id) else { return };
+    let mut extensions = span.extensions_mut();
+    match extensions.get_mut::<ContextFields>() {
+        Some(fields) => {
+            if visitor.tenant.is_some() {
+                fields.tenant = visitor.tenant;
+            }
+            if visitor.correlation.is_some() {
+                fields.correlation = visitor.correlation;
+            }
+        }
+        None => extensions.insert(visitor),
+    }
+}
+
+/// The tenant and correlation id of `event`: from the nearest spans that recorded them, else
+/// from the current [`RequestContext`](crate::RequestContext).
+pub(super) fn event_context<S>(
+    event: &Event<'_>,
+    ctx: &Context<'_, S>,
+) -> (Option<Arc<str>>, Option<Arc<str>>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let (mut tenant, mut correlation) = (None, None);
+    for span in ctx.event_scope(event).into_iter().flatten() {
+        if let Some(fields) = span.extensions().get::<ContextFields>() {
+            if tenant.is_none() {
+                tenant.clone_from(&fields.tenant);
+            }
+            if correlation.is_none() {
+                correlation.clone_from(&fields.correlation);
+            }
+        }
+        if tenant.is_some() && correlation.is_some() {
+            return (tenant, correlation);
+        }
+    }
+    crate::RequestContext::map_current(|cx| {
+        if let Some(cx) = cx {
+            if tenant.is_none() {
+                tenant = cx.shared_tenant().cloned();
+            }
+            if correlation.is_none() {
+                correlation = cx.shared_correlation_id().cloned();
+            }
+        }
+    });
+    (tenant, correlation)
 }
 
 /// What an event needs from its spans.

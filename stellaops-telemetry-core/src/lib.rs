@@ -86,6 +86,7 @@ pub mod cli;
 mod clock;
 mod config;
 mod context;
+mod controls;
 mod egress;
 mod export;
 mod instrument;
@@ -111,6 +112,9 @@ pub use config::{
     OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig, PropagatorKind, TelemetryConfig,
 };
 pub use context::RequestContext;
+pub use controls::{
+    AUDIT_TARGET, ControlError, Controls, MAX_TENANT_OVERRIDES, TenantOverride, TenantSampling,
+};
 pub use egress::{
     AllowList, EgressDecision, EgressError, EgressPolicy, EgressTarget, Host, LoopbackOnly,
     OpenPolicy, PolicyFn, parse_endpoint, sealed_policy,

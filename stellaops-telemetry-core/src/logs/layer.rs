@@ -367,42 +367,11 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !attrs
-            .metadata()
-            .fields()
-            .iter()
-            .any(|f| ContextField::of(f.name()).is_some())
-        {
-            return;
-        }
-        let mut visitor = ContextFields::default();
-        attrs.record(&mut visitor);
-        if (visitor.tenant.is_some() || visitor.correlation.is_some())
-            && let Some(span) = ctx.span(id)
-        {
-            span.extensions_mut().replace(visitor);
-        }
+        keep_context_fields(attrs, id, &ctx);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let mut visitor = ContextFields::default();
-        values.record(&mut visitor);
-        if visitor.tenant.is_none() && visitor.correlation.is_none() {
-            return;
-        }
-        let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
-        match extensions.get_mut::<ContextFields>() {
-            Some(fields) => {
-                if visitor.tenant.is_some() {
-                    fields.tenant = visitor.tenant;
-                }
-                if visitor.correlation.is_some() {
-                    fields.correlation = visitor.correlation;
-                }
-            }
-            None => extensions.insert(visitor),
-        }
+        update_context_fields(id, values, &ctx);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -413,6 +382,64 @@ where
         let span = self.span_info(event, &ctx);
         with_scratch(|scratch| self.encode(scratch, event, now, &span));
     }
+}
+
+/// Keeps a new span's tenant and correlation id fields as a span extension (nothing when it
+/// has neither). Replaces, so that several layers and filters may each call it.
+pub(crate) fn keep_context_fields<S>(attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if !attrs
+        .metadata()
+        .fields()
+        .iter()
+        .any(|f| ContextField::of(f.name()).is_some())
+    {
+        return;
+    }
+    let mut visitor = ContextFields::default();
+    attrs.record(&mut visitor);
+    if (visitor.tenant.is_some() || visitor.correlation.is_some())
+        && let Some(span) = ctx.span(id)
+    {
+        span.extensions_mut().replace(visitor);
+    }
+}
+
+/// Updates the span extension of [`keep_context_fields`] with fields recorded later.
+pub(crate) fn update_context_fields<S>(id: &Id, values: &Record<'_>, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut visitor = ContextFields::default();
+    values.record(&mut visitor);
+    if visitor.tenant.is_none() && visitor.correlation.is_none() {
+        return;
+    }
+    let Some(span) = ctx.span(id) else { return };
+    let mut extensions = span.extensions_mut();
+    match extensions.get_mut::<ContextFields>() {
+        Some(fields) => {
+            if visitor.tenant.is_some() {
+                fields.tenant = visitor.tenant;
+            }
+            if visitor.correlation.is_some() {
+                fields.correlation = visitor.correlation;
+            }
+        }
+        None => extensions.insert(visitor),
+    }
+}
+
+/// The tenant a span recorded (`tenant.id` or `tenant`), as kept by [`keep_context_fields`].
+pub(crate) fn span_tenant<S>(span: &SpanRef<'_, S>) -> Option<Arc<str>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    span.extensions()
+        .get::<ContextFields>()
+        .and_then(|fields| fields.tenant.clone())
 }
 
 /// What an event needs from its spans.

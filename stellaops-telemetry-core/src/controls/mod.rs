@@ -277,7 +277,7 @@ impl Controls {
             self.count(Control::LogLevel);
             level_from_code(before)
         };
-        tracing_core::callsite::rebuild_interest_cache();
+        self.rebuild_interest();
         self.audit(who, Control::LogLevel, "", before.as_str(), level.as_str());
         Ok(())
     }
@@ -418,7 +418,7 @@ impl Controls {
         if before == after {
             return Ok(());
         }
-        tracing_core::callsite::rebuild_interest_cache();
+        self.rebuild_interest();
         if before.sampling != after.sampling {
             let (b, a) = (before.sampling.as_str(), after.sampling.as_str());
             self.audit(who, Control::TenantSampling, pattern, b, a);
@@ -429,6 +429,21 @@ impl Controls {
             self.audit(who, Control::TenantLogLevel, pattern, b, a);
         }
         Ok(())
+    }
+
+    /// Has every callsite's cached interest, and the global max level, follow the change.
+    ///
+    /// Run inside the pipeline's dispatch: while it is the only dispatch of the process,
+    /// `tracing` asks the calling thread's default dispatch only, which on an admin thread
+    /// outside the pipeline's scope would be none, and would disable every callsite.
+    fn rebuild_interest(&self) {
+        match self.inner.dispatch.get().and_then(WeakDispatch::upgrade) {
+            Some(dispatch) => tracing::dispatcher::with_default(
+                &dispatch,
+                tracing_core::callsite::rebuild_interest_cache,
+            ),
+            None => tracing_core::callsite::rebuild_interest_cache(),
+        }
     }
 
     /// Writes the audit line of one applied change through the pipeline's dispatch (nothing

@@ -48,7 +48,7 @@ impl ControlledFilter {
             .into_iter()
             .map(|(target, level)| (target.into_boxed_str(), level))
             .collect();
-        statics.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        statics.sort_by_key(|rule| std::cmp::Reverse(rule.0.len()));
         let statics_max = statics
             .iter()
             .map(|(_, level)| *level)
@@ -126,7 +126,9 @@ impl ControlledFilter {
                 return self.tenant_keeps(meta, Some(&tenant));
             }
         }
-        crate::RequestContext::map_current(|cx| self.tenant_keeps(meta, cx.and_then(|c| c.tenant())))
+        crate::RequestContext::map_current(|cx| {
+            self.tenant_keeps(meta, cx.and_then(|c| c.tenant()))
+        })
     }
 }
 

@@ -286,7 +286,9 @@ impl Controls {
     /// `debug`, `trace`, any case).
     pub fn set_log_level_str(&self, who: &str, level: &str) -> Result<(), ControlError> {
         // Longer than any level name: refused without copying it.
-        let parsed = (level.len() <= 16).then(|| LogLevel::parse(level)).flatten();
+        let parsed = (level.len() <= 16)
+            .then(|| LogLevel::parse(level))
+            .flatten();
         match parsed {
             Some(parsed) => self.set_log_level(who, parsed),
             None => Err(ControlError::InvalidLevel {
@@ -380,7 +382,12 @@ impl Controls {
 
     /// The applied changes by control label.
     fn change_counts(&self) -> [(&'static str, u64); 3] {
-        Control::ALL.map(|c| (c.as_str(), self.inner.changes[c as usize].load(Ordering::Relaxed)))
+        Control::ALL.map(|c| {
+            (
+                c.as_str(),
+                self.inner.changes[c as usize].load(Ordering::Relaxed),
+            )
+        })
     }
 
     fn count(&self, control: Control) {
@@ -395,8 +402,10 @@ impl Controls {
         pattern: &str,
         change: impl FnOnce(
             &OverrideTable,
-        )
-            -> Result<(TenantOverride, BTreeMap<Box<str>, TenantOverride>), ControlError>,
+        ) -> Result<
+            (TenantOverride, BTreeMap<Box<str>, TenantOverride>),
+            ControlError,
+        >,
     ) -> Result<(), ControlError> {
         let (before, after) = {
             let _writer = self.inner.writer.lock();

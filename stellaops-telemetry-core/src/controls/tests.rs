@@ -95,9 +95,8 @@ fn pipeline(
 ) -> (Dispatch, Capture) {
     let capture = Capture::default();
     let filter = ControlledFilter::new(controls.clone(), statics, env).unwrap();
-    let dispatch = Dispatch::new(
-        tracing_subscriber::registry().with(capture.clone().with_filter(filter)),
-    );
+    let dispatch =
+        Dispatch::new(tracing_subscriber::registry().with(capture.clone().with_filter(filter)));
     controls.set_dispatch(&dispatch);
     (dispatch, capture)
 }
@@ -348,14 +347,17 @@ fn static_rules_win_and_the_longest_matching_rule_decides() {
         tracing::trace!(target: "noisy", "noisy trace");
         tracing::error!(target: "noisy::inner::deep", "inner error");
     });
-    assert_eq!(
-        capture.messages(),
-        ["otel warn", "sdk info", "noisy debug"]
-    );
+    assert_eq!(capture.messages(), ["otel warn", "sdk info", "noisy debug"]);
 
     let filter = ControlledFilter::new(controls.clone(), statics, None).unwrap();
-    assert_eq!(interest(&filter, meta("noisy::inner", Level::ERROR)), "never");
-    assert_eq!(interest(&filter, meta("opentelemetry", Level::WARN)), "always");
+    assert_eq!(
+        interest(&filter, meta("noisy::inner", Level::ERROR)),
+        "never"
+    );
+    assert_eq!(
+        interest(&filter, meta("opentelemetry", Level::WARN)),
+        "always"
+    );
 }
 
 #[test]
@@ -390,7 +392,9 @@ fn every_applied_change_writes_one_audit_line_with_who_before_and_after() {
     assert_eq!(controls.changes(), 1);
 
     let (_dispatch, capture) = pipeline(&controls, vec![], None);
-    controls.set_log_level("ops@example", LogLevel::Debug).unwrap();
+    controls
+        .set_log_level("ops@example", LogLevel::Debug)
+        .unwrap();
     let both = TenantOverride {
         sampling: TenantSampling::Never,
         log_level: Some(LogLevel::Trace),
@@ -407,9 +411,15 @@ fn every_applied_change_writes_one_audit_line_with_who_before_and_after() {
             .map(|k| s.fields.get(k).cloned().unwrap_or_default())
     };
     assert_eq!(audits.len(), 5, "{audits:?}");
-    assert!(audits.iter().all(|a| a.level == Level::INFO
-        && a.message() == "telemetry control changed"));
-    assert_eq!(row(&audits[0]), ["ops@example", "log_level", "", "warn", "debug"]);
+    assert!(
+        audits
+            .iter()
+            .all(|a| a.level == Level::INFO && a.message() == "telemetry control changed")
+    );
+    assert_eq!(
+        row(&audits[0]),
+        ["ops@example", "log_level", "", "warn", "debug"]
+    );
     let cut = "x".repeat(128);
     assert_eq!(
         row(&audits[1]),
@@ -419,13 +429,23 @@ fn every_applied_change_writes_one_audit_line_with_who_before_and_after() {
         row(&audits[2]),
         [&*cut, "tenant_log_level", "acme-*", "none", "trace"]
     );
-    assert_eq!(row(&audits[3]), ["ops", "tenant_sampling", "acme-*", "never", "profile"]);
-    assert_eq!(row(&audits[4]), ["ops", "tenant_log_level", "acme-*", "trace", "none"]);
+    assert_eq!(
+        row(&audits[3]),
+        ["ops", "tenant_sampling", "acme-*", "never", "profile"]
+    );
+    assert_eq!(
+        row(&audits[4]),
+        ["ops", "tenant_log_level", "acme-*", "trace", "none"]
+    );
 
     assert_eq!(controls.changes(), 6);
     assert_eq!(
         controls.change_counts(),
-        [("log_level", 2), ("tenant_sampling", 2), ("tenant_log_level", 2)]
+        [
+            ("log_level", 2),
+            ("tenant_sampling", 2),
+            ("tenant_log_level", 2)
+        ]
     );
     assert!(!controls.has_tenant_overrides());
 }
@@ -469,9 +489,7 @@ fn the_change_counter_is_a_self_metric_by_control() {
     assert_eq!(counts.get("log_level"), Some(&1));
     assert_eq!(counts.get("tenant_log_level"), Some(&1));
     assert_eq!(counts.get("tenant_sampling"), Some(&0));
-    assert!(
-        crate::metrics::catalogue::find("stellaops_telemetry_control_changes_total").is_some()
-    );
+    assert!(crate::metrics::catalogue::find("stellaops_telemetry_control_changes_total").is_some());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -570,7 +588,9 @@ fn hostile_strings_are_refused_with_a_bounded_message() {
     let o = debug_for(LogLevel::Debug);
     let errors = [
         controls.set_tenant("ops", &megabyte, o).unwrap_err(),
-        controls.set_tenant("ops", &format!("a*{megabyte}"), o).unwrap_err(),
+        controls
+            .set_tenant("ops", &format!("a*{megabyte}"), o)
+            .unwrap_err(),
         controls.clear_tenant("ops", &megabyte).unwrap_err(),
         controls.set_log_level_str("ops", &megabyte).unwrap_err(),
         ControlledFilter::new(controls.clone(), vec![], Some(&format!("svc={megabyte}")))
@@ -611,7 +631,12 @@ fn rust_log_directives_decide_until_the_first_run_time_level_change() {
     emit(2);
     assert_eq!(
         capture.messages(),
-        ["svc debug 1", "window trace 1", "quiet warn 2", "other info 2"]
+        [
+            "svc debug 1",
+            "window trace 1",
+            "quiet warn 2",
+            "other info 2"
+        ]
     );
 }
 
@@ -632,7 +657,10 @@ fn a_bad_rust_log_directive_is_refused_naming_it() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(err.to_string().starts_with("invalid RUST_LOG directive `svc=loud`: "));
+    assert!(
+        err.to_string()
+            .starts_with("invalid RUST_LOG directive `svc=loud`: ")
+    );
     // Empty counts as unset: the controls' level decides.
     let filter = ControlledFilter::new(controls, vec![], Some(" ")).unwrap();
     assert_eq!(interest(&filter, meta("svc", Level::INFO)), "always");
@@ -644,7 +672,8 @@ fn a_bad_rust_log_directive_is_refused_naming_it() {
 fn sampled(sampler: &PipelineSampler, cx: Option<&OtelContext>, attrs: &[KeyValue]) -> usize {
     (0u128..1000)
         .filter(|i| {
-            let trace_id = TraceId::from(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835) | 1);
+            let trace_id =
+                TraceId::from(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835) | 1);
             let result = sampler.should_sample(cx, trace_id, "op", &SpanKind::Server, attrs, &[]);
             result.decision == SamplingDecision::RecordAndSample
         })
@@ -719,4 +748,3 @@ fn a_tenant_with_never_drops_every_span_under_always_on() {
         1000
     );
 }
-

@@ -186,22 +186,21 @@ impl Control {
 ///
 /// # Example
 ///
-/// ```ignore
-/// use stellaops_telemetry_core::{LogLevel, TenantOverride, TenantSampling};
+/// ```
+/// use stellaops_telemetry_core::{ControlError, Controls, LogLevel, TenantOverride, TenantSampling};
 ///
-/// let controls = telemetry.controls();
-/// // Everyone, from now on: debug.
-/// controls.set_log_level("ops@example", LogLevel::Debug)?;
-/// // Or from an admin endpoint's text:
-/// controls.set_log_level_str("ops@example", "info")?;
-/// // One tenant family: every trace kept, debug logs.
-/// controls.set_tenant(
-///     "ops@example",
-///     "acme-*",
-///     TenantOverride { sampling: TenantSampling::Always, log_level: Some(LogLevel::Debug) },
-/// )?;
-/// controls.clear_tenant("ops@example", "acme-*")?;
-/// # Ok::<(), stellaops_telemetry_core::ControlError>(())
+/// // `controls` is the pipeline's: `telemetry.controls()`.
+/// fn admin(controls: &Controls) -> Result<(), ControlError> {
+///     // Everyone, from now on: debug.
+///     controls.set_log_level("ops@example", LogLevel::Debug)?;
+///     // Or from an admin endpoint's text.
+///     controls.set_log_level_str("ops@example", "info")?;
+///     // One tenant family: every trace kept, debug logs.
+///     let o = TenantOverride { sampling: TenantSampling::Always, log_level: Some(LogLevel::Debug) };
+///     controls.set_tenant("ops@example", "acme-*", o)?;
+///     assert_eq!(controls.tenant_overrides(), [("acme-*".to_owned(), o)]);
+///     controls.clear_tenant("ops@example", "acme-*")
+/// }
 /// ```
 #[derive(Clone)]
 pub struct Controls {

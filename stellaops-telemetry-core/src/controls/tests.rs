@@ -748,3 +748,60 @@ fn a_tenant_with_never_drops_every_span_under_always_on() {
         1000
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Threads.
+
+#[test]
+fn a_change_made_on_another_thread_applies_to_the_pipeline() {
+    let controls = Controls::new(LogLevel::Info);
+    let (dispatch, capture) = pipeline(&controls, vec![], None);
+    let emit = || {
+        tracing::dispatcher::with_default(&dispatch, || {
+            tracing::debug!(target: "svc", "debug");
+            tracing::info!(target: "svc", "info");
+        });
+    };
+    emit();
+    let admin = controls.clone();
+    std::thread::spawn(move || admin.set_log_level("ops", LogLevel::Debug))
+        .join()
+        .unwrap()
+        .unwrap();
+    emit();
+    assert_eq!(capture.messages(), ["info", "debug", "info"]);
+    assert_eq!(capture.audits().len(), 1);
+}
+
+#[test]
+fn readers_see_whole_tables_while_a_writer_changes_them() {
+    let controls = Controls::new(LogLevel::Info);
+    let writer = controls.clone();
+    let handle = std::thread::spawn(move || {
+        for i in 0..500 {
+            let level = if i % 2 == 0 {
+                LogLevel::Debug
+            } else {
+                LogLevel::Trace
+            };
+            writer
+                .set_tenant("ops", "acme-*", debug_for(level))
+                .unwrap();
+            writer
+                .set_tenant("ops", "acme-eu", debug_for(level))
+                .unwrap();
+        }
+    });
+    while !handle.is_finished() {
+        for tenant in ["acme-eu", "acme-us", "beta"] {
+            let level = controls.override_for(tenant).and_then(|o| o.log_level);
+            assert!(matches!(
+                level,
+                None | Some(LogLevel::Debug | LogLevel::Trace)
+            ));
+        }
+    }
+    handle.join().unwrap();
+    assert_eq!(controls.tenant_overrides().len(), 2);
+    assert_eq!(controls.changes(), 1000);
+}

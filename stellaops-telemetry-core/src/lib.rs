@@ -88,6 +88,7 @@ mod telemetry;
 mod clock;
 mod config;
 mod context;
+mod controls;
 mod egress;
 mod error;
 mod export;
@@ -123,6 +124,9 @@ pub use config::{
     TelemetryConfig,
 };
 pub use context::RequestContext;
+pub use controls::{
+    AUDIT_TARGET, ControlError, Controls, MAX_TENANT_OVERRIDES, TenantOverride, TenantSampling,
+};
 pub use egress::{
     AllowList, EgressDecision, EgressError, EgressPolicy, EgressTarget, Host, LoopbackOnly,
     OpenPolicy, PolicyFn, parse_endpoint, sealed_policy,

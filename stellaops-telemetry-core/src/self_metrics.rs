@@ -9,6 +9,7 @@
 //! | `stellaops_telemetry_redactions_total` | `rule` |
 //! | `stellaops_telemetry_egress_refusals_total` | — |
 //! | `stellaops_telemetry_truncated_total` | `kind` (attribute_value, log_value, label_value, span_attribute, span_event, span_link) |
+//! | `stellaops_telemetry_control_changes_total` | `control` (log_level, tenant_sampling, tenant_log_level) |
 //! | `stellaops_telemetry_queue_depth` (gauge) | `signal` (spans, logs, log_lines) |
 //! | `stellaops_telemetry_queue_bytes` (gauge) | `signal` |
 //! | `stellaops_telemetry_queue_oldest_age_seconds` (gauge) | `signal` |

@@ -154,7 +154,7 @@ fn one(expr: String, by: &str) -> Vec<(String, String)> {
 fn sdk_health() -> Vec<Item> {
     let sdk = |metric: &str| catalogue::SDK.iter().find(|d| d.name.ends_with(metric));
     let mut items = vec![Item::Row("Telemetry SDK health")];
-    let panels: [(&str, &'static str, &'static str, &str); 7] = [
+    let panels: [(&str, &'static str, &'static str, &str); 8] = [
         (
             "_exported_total",
             "Records exported",
@@ -196,6 +196,12 @@ fn sdk_health() -> Vec<Item> {
             "Truncated values",
             "Values cut to the pipeline's value limits, by kind",
             "kind",
+        ),
+        (
+            "_control_changes_total",
+            "Control changes",
+            "Run-time control changes applied (log level, tenant sampling, tenant log level), by control",
+            "control",
         ),
     ];
     for (suffix, title, description, by) in panels {

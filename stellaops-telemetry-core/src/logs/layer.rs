@@ -396,7 +396,7 @@ where
 
 /// Keeps a new span's tenant and correlation id fields (if it has any) as a span extension,
 /// for the events inside it. Every log layer calls this; the first one stores them.
-pub(super) fn capture_context_fields<S>(attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>)
+pub(crate) fn capture_context_fields<S>(attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -421,7 +421,7 @@ where
 
 /// Updates a span's tenant and correlation id from values recorded after it started
 /// (idempotent: every log layer may call it).
-pub(super) fn update_context_fields<S>(id: &Id, values: &Record<'_>, ctx: &Context<'_, S>)
+pub(crate) fn update_context_fields<S>(id: &Id, values: &Record<'_>, ctx: &Context<'_, S>)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -479,6 +479,16 @@ where
         }
     });
     (tenant, correlation)
+}
+
+/// The tenant a span recorded (`tenant.id` or `tenant`), as kept by [`capture_context_fields`].
+pub(crate) fn span_tenant<S>(span: &SpanRef<'_, S>) -> Option<Arc<str>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    span.extensions()
+        .get::<ContextFields>()
+        .and_then(|fields| fields.tenant.clone())
 }
 
 /// What an event needs from its spans.

@@ -42,6 +42,7 @@ use std::path::PathBuf;
 
 pub(crate) use bridge::LogBridge;
 pub use layer::{JsonLogLayer, RetentionPolicy};
+pub(crate) use layer::{capture_context_fields, span_tenant, update_context_fields};
 #[cfg(feature = "testing")]
 pub use output::LogCapture;
 pub use output::LogOutput;

@@ -306,7 +306,7 @@ const fn sdk_gauge(name: &'static str, unit: &'static str, help: &'static str) -
 }
 
 /// The SDK's own metrics, under one prefix, in the same exposition as the service's.
-pub const SDK: [MetricDescriptor; 10] = [
+pub const SDK: [MetricDescriptor; 11] = [
     sdk(
         "stellaops_telemetry_exported_total",
         "Records accepted by every exporter of the signal",
@@ -342,6 +342,14 @@ pub const SDK: [MetricDescriptor; 10] = [
         "Values cut to the pipeline's value limits, by kind",
         &["kind"],
     ),
+    MetricDescriptor {
+        name: "stellaops_telemetry_control_changes_total",
+        kind: MetricKind::Counter,
+        unit: "{change}",
+        help: "Run-time control changes applied, by control",
+        labels: &["control"],
+        buckets: &[],
+    },
     sdk_gauge(
         "stellaops_telemetry_queue_depth",
         "{record}",

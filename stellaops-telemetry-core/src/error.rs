@@ -55,6 +55,9 @@ pub enum TelemetryError {
         /// Which global.
         what: &'static str,
     },
+    /// A filter of the subscriber (the `RUST_LOG` directives) that cannot be used.
+    #[error(transparent)]
+    Subscriber(#[from] crate::controls::ControlError),
     /// The Prometheus exposition could not be set up.
     #[error(transparent)]
     Exposition(#[from] crate::metrics::ExpositionError),

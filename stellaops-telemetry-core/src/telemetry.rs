@@ -21,6 +21,7 @@ use tracing::Dispatch;
 
 use crate::builder::TelemetryBuilder;
 use crate::config::PropagatorKind;
+use crate::controls::Controls;
 use crate::error::TelemetryError;
 use crate::limits::ValueBounds;
 use crate::logs::LogOutput;
@@ -58,6 +59,7 @@ pub(crate) struct Inner {
     pub(crate) metrics: crate::metrics::Metrics,
     pub(crate) prometheus: Option<crate::metrics::PrometheusExposition>,
     pub(crate) recorder: SpanRecorder,
+    pub(crate) controls: Controls,
     pub(crate) runtime: Mutex<Option<ExportRuntime>>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) shut_down: AtomicBool,
@@ -174,6 +176,29 @@ impl Telemetry {
     /// pipeline's sampler, span limits, redaction and counts.
     pub fn span_recorder(&self) -> &SpanRecorder {
         &self.inner.recorder
+    }
+
+    /// The run-time controls: the service's log level and per-tenant overrides of sampling
+    /// and log level, changed without a restart. Readers on the hot path never lock; every
+    /// change is counted (`stellaops_telemetry_control_changes_total`) and written as one
+    /// audit line (who, what, before, after) through the pipeline's redaction.
+    ///
+    /// ```
+    /// use stellaops_telemetry_core::{LogLevel, Telemetry, TenantOverride, TenantSampling};
+    ///
+    /// let telemetry = Telemetry::builder("scanner").stdout_logs(false).exporters(&[]).build()?;
+    /// let controls = telemetry.controls();
+    /// controls.set_log_level("ops@example", LogLevel::Debug)?;
+    /// controls.set_tenant(
+    ///     "ops@example",
+    ///     "acme",
+    ///     TenantOverride { sampling: TenantSampling::Always, log_level: Some(LogLevel::Trace) },
+    /// )?;
+    /// assert_eq!(controls.log_level(), LogLevel::Debug);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn controls(&self) -> &Controls {
+        &self.inner.controls
     }
 
     /// The Prometheus exposition, when the profile scrapes.

@@ -64,11 +64,19 @@ fn a_layer_of_the_service_sees_events_beside_a_built_pipeline() {
     assert_eq!(seen.load(Ordering::SeqCst), 2);
     let lines = exporters.json_logs().json();
     assert_eq!(
-        lines.iter().filter(|l| l["message"] == "built hello").count(),
+        lines
+            .iter()
+            .filter(|l| l["message"] == "built hello")
+            .count(),
         1,
         "{lines:?}"
     );
-    assert!(exporters.finished_spans().iter().any(|s| s.name == "built.span"));
+    assert!(
+        exporters
+            .finished_spans()
+            .iter()
+            .any(|s| s.name == "built.span")
+    );
 }
 
 #[test]
@@ -91,11 +99,17 @@ fn install_registers_globals_refuses_a_second_install_and_the_guard_flushes() {
 
     // The global tracing dispatcher.
     tracing::info_span!("via.tracing").in_scope(|| tracing::info!(answer = 42, "hello"));
-    assert_eq!(seen.load(Ordering::SeqCst), 1, "the service's layer sees the event");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        1,
+        "the service's layer sees the event"
+    );
     let lines = exporters.json_logs().json();
     // The SDK's own diagnostics are at warn by default: no "global tracer provider is set".
     assert!(
-        lines.iter().all(|l| l["level"] != "info" || l["message"] == "hello"),
+        lines
+            .iter()
+            .all(|l| l["level"] != "info" || l["message"] == "hello"),
         "{lines:?}"
     );
     let hello = lines

@@ -235,9 +235,7 @@ mod one_span_road {
     async fn one_request(telemetry: &stellaops_telemetry_core::Telemetry) {
         let app = axum::Router::new()
             .route("/roads", axum::routing::get(handler))
-            .layer(
-                ServerTelemetryLayer::new(telemetry).capture_request_headers(["x-note"]),
-            );
+            .layer(ServerTelemetryLayer::new(telemetry).capture_request_headers(["x-note"]));
         let response = app
             .oneshot(
                 Request::get("/roads")

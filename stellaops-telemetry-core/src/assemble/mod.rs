@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use tracing::Dispatch;
 
 use crate::config::OtlpProtocol;
+use crate::controls::{Controls, PipelineSampler};
 use crate::error::TelemetryError;
 use crate::export::{
     BatchLogProcessor, BatchSpanProcessor, FileLogExporter, FileMetricExporter, FileSpanExporter,
@@ -43,8 +44,9 @@ pub(crate) fn assemble(
     extras: Extras,
 ) -> Result<Telemetry, TelemetryError> {
     let stats = Arc::new(PipelineStats::default());
+    let controls = Controls::new(settings.profile.log_level);
     if settings.disabled {
-        return Ok(disabled(settings, stats));
+        return Ok(disabled(settings, stats, controls));
     }
     stats
         .egress_refusals
@@ -69,9 +71,11 @@ pub(crate) fn assemble(
             source,
         })?;
     }
-    let (tracer_provider, recorder) = spans(&settings, &plan, handle.clone(), &stats, &extras)?;
+    let (tracer_provider, recorder) =
+        spans(&settings, &plan, handle.clone(), &stats, &extras, &controls)?;
     let logger_provider = logs(&settings, &plan, handle.clone(), &stats, &extras)?;
     let meters = metrics(&settings, &plan, handle, &stats, &extras)?;
+    crate::controls::register(&meters.provider, &controls);
     let log_outputs = outputs(&settings, &stats, &extras)?;
     let dispatch = subscriber::dispatch(subscriber::Parts {
         settings: &settings,
@@ -80,8 +84,9 @@ pub(crate) fn assemble(
         log_outputs: &log_outputs,
         recorder: &recorder,
         metrics: &meters.metrics,
+        controls: &controls,
         layers: extras.layers,
-    });
+    })?;
     report_refusals(&settings, &plan.refused, &dispatch);
     drop(entered);
     Ok(Telemetry {
@@ -102,6 +107,7 @@ pub(crate) fn assemble(
             metrics: meters.metrics,
             prometheus: meters.prometheus,
             recorder,
+            controls,
             runtime: Mutex::new(runtime),
             shutdown_timeout: settings.shutdown_timeout,
             shut_down: AtomicBool::new(false),
@@ -114,7 +120,7 @@ pub(crate) fn assemble(
 }
 
 /// A pipeline that records and exports nothing.
-fn disabled(settings: Settings, stats: Arc<PipelineStats>) -> Telemetry {
+fn disabled(settings: Settings, stats: Arc<PipelineStats>, controls: Controls) -> Telemetry {
     Telemetry {
         inner: Arc::new(Inner {
             disabled: true,
@@ -136,6 +142,7 @@ fn disabled(settings: Settings, stats: Arc<PipelineStats>) -> Telemetry {
             metrics: Metrics::detached(),
             prometheus: None,
             recorder: SpanRecorder::disabled(),
+            controls,
             runtime: Mutex::new(None),
             shutdown_timeout: settings.shutdown_timeout,
             shut_down: AtomicBool::new(false),
@@ -156,6 +163,7 @@ fn spans(
     runtime: Option<tokio::runtime::Handle>,
     stats: &Arc<PipelineStats>,
     extras: &Extras,
+    controls: &Controls,
 ) -> Result<(SdkTracerProvider, SpanRecorder), TelemetryError> {
     let mut targets = Vec::new();
     for planned in &plan.traces {
@@ -174,7 +182,11 @@ fn spans(
     #[cfg(not(feature = "testing"))]
     let _ = extras;
     let scope = InstrumentationScope::builder(SCOPE).build();
-    let sampler = SharedSampler::new(settings.sampler.clone());
+    // One sampler for every road: the head sampler, under the run-time tenant overrides.
+    let sampler = SharedSampler::new(PipelineSampler::new(
+        settings.sampler.clone(),
+        controls.clone(),
+    ));
     // The provider's own limits are ours, so it never cuts first at another number.
     let builder = SdkTracerProvider::builder()
         .with_resource(settings.resource.clone())

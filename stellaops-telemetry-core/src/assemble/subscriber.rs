@@ -6,14 +6,18 @@ use opentelemetry::logs::LoggerProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::collections::BTreeMap;
+
 use tracing::{Dispatch, Subscriber};
-use tracing_core::LevelFilter;
+use tracing_core::subscriber::Interest;
+use tracing_core::{Event, LevelFilter, Metadata, span};
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::layer::{Context, Filter, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::builder::ServiceLayer;
+use crate::controls::{ControlError, ControlledFilter, Controls};
 use crate::instrument::{Pipeline, PipelineLayer};
 use crate::logs::{JsonLogLayer, LogBridge, LogOutput, RetentionPolicy};
 use crate::metrics::Metrics;
@@ -22,7 +26,7 @@ use crate::resolve::Settings;
 
 /// Targets never exported as spans or OTLP log records: the exporters' own transports (at
 /// trace level they would export themselves without end).
-const TRANSPORT_TARGETS: [&str; 10] = [
+const TRANSPORT_TARGETS: [&str; 12] = [
     "h2",
     "hyper",
     "hyper_util",
@@ -33,13 +37,17 @@ const TRANSPORT_TARGETS: [&str; 10] = [
     "opentelemetry",
     "opentelemetry_sdk",
     "opentelemetry_otlp",
+    "opentelemetry_http",
+    "opentelemetry_proto",
 ];
 
-/// The SDK's own targets, filtered at the SDK diagnostics level.
-const SDK_TARGETS: [&str; 5] = [
+/// The SDK's own targets (and the modules below them), filtered at the SDK diagnostics
+/// level. The tower crate's request and client spans are the service's, not diagnostics.
+const SDK_TARGETS: [&str; 6] = [
     "opentelemetry",
     "opentelemetry_sdk",
     "opentelemetry_otlp",
+    "opentelemetry_http",
     "stellaops_telemetry",
     "stellaops_telemetry_core",
 ];
@@ -59,68 +67,158 @@ pub(super) struct Parts<'a> {
     pub(super) log_outputs: &'a [LogOutput],
     pub(super) recorder: &'a SpanRecorder,
     pub(super) metrics: &'a Metrics,
+    pub(super) controls: &'a Controls,
     pub(super) layers: Vec<ServiceLayer>,
 }
 
 /// The filters of the pipeline's layers.
 struct Filters {
-    spans: Targets,
-    json: Targets,
-    bridge: Targets,
+    spans: ControlledFilter,
+    json: ControlledFilter,
+    bridge: BridgeFilter,
 }
 
-/// Service events at the profile's level, the SDK's own at its diagnostics level; what is
-/// exported never includes the exporters' own transport, and the request span of the tower
-/// layer (recorded directly, its log context in the request context) is never enabled.
-fn filters(settings: &Settings, bridge_enabled: bool) -> Filters {
-    let mut base = Targets::new().with_default(settings.profile.log_level.to_filter());
-    for target in SDK_TARGETS {
-        base = base.with_target(target, settings.sdk_level.to_filter());
-    }
-    let mut spans = base.clone();
-    for target in TRANSPORT_TARGETS.iter().chain(&[DIRECT_SPAN_TARGET]) {
-        spans = spans.with_target(*target, LevelFilter::OFF);
-    }
-    let json = base.with_target(DIRECT_SPAN_TARGET, LevelFilter::OFF);
-    // Without log targets the bridge is filtered to nothing rather than left out: an absent
-    // layer would make every callsite "sometimes" interesting, and the callsites every layer
-    // refuses would no longer be skipped where they are.
-    let bridge = if bridge_enabled {
-        let mut bridge = spans.clone();
-        for target in ["stellaops_telemetry", "stellaops_telemetry_core"] {
-            bridge = bridge.with_target(target, LevelFilter::OFF);
+/// The fixed rules of one layer: later rules replace earlier ones for the same target.
+fn statics(rules: &[(&[&str], LevelFilter)]) -> Vec<(String, LevelFilter)> {
+    let mut map = BTreeMap::new();
+    for (targets, level) in rules {
+        for target in *targets {
+            map.insert((*target).to_owned(), *level);
         }
-        bridge
-    } else {
-        Targets::new()
+    }
+    map.into_iter().collect()
+}
+
+/// Service events at the controls' level (the profile's, `RUST_LOG`, or a run-time change),
+/// the SDK's own at its diagnostics level; what is exported never includes the exporters' own
+/// transport, and the request span of the tower layer (recorded directly, its log context in
+/// the request context) is never enabled.
+fn filters(
+    settings: &Settings,
+    controls: &Controls,
+    bridge_enabled: bool,
+) -> Result<Filters, ControlError> {
+    let sdk = (&SDK_TARGETS[..], settings.sdk_level.to_filter());
+    let direct = (&[DIRECT_SPAN_TARGET][..], LevelFilter::OFF);
+    let transport = (&TRANSPORT_TARGETS[..], LevelFilter::OFF);
+    let ours = (
+        &["stellaops_telemetry", "stellaops_telemetry_core"][..],
+        LevelFilter::OFF,
+    );
+    let env = settings.log_filter.as_deref();
+    let filter = |rules: &[(&[&str], LevelFilter)]| {
+        ControlledFilter::new(controls.clone(), statics(rules), env)
     };
-    Filters {
-        spans,
-        json,
-        bridge,
+    Ok(Filters {
+        spans: filter(&[sdk, transport, direct])?,
+        json: filter(&[sdk, direct])?,
+        // Without log targets the bridge is filtered to nothing rather than left out: an
+        // absent layer would make every callsite "sometimes" interesting, and the callsites
+        // every layer refuses would no longer be skipped where they are.
+        bridge: if bridge_enabled {
+            BridgeFilter::On(filter(&[sdk, transport, direct, ours])?)
+        } else {
+            BridgeFilter::Off
+        },
+    })
+}
+
+/// The OTLP log bridge's filter: the controlled one, or nothing at all when no exporter takes
+/// log records.
+enum BridgeFilter {
+    On(ControlledFilter),
+    Off,
+}
+
+impl<S> Filter<S> for BridgeFilter
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
+        match self {
+            BridgeFilter::On(f) => Filter::<S>::enabled(f, meta, cx),
+            BridgeFilter::Off => false,
+        }
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, cx: &Context<'_, S>) -> bool {
+        match self {
+            BridgeFilter::On(f) => Filter::<S>::event_enabled(f, event, cx),
+            BridgeFilter::Off => false,
+        }
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        match self {
+            BridgeFilter::On(f) => Filter::<S>::callsite_enabled(f, meta),
+            BridgeFilter::Off => Interest::never(),
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        match self {
+            BridgeFilter::On(f) => Filter::<S>::max_level_hint(f),
+            BridgeFilter::Off => Some(LevelFilter::OFF),
+        }
+    }
+
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, cx: Context<'_, S>) {
+        if let BridgeFilter::On(f) = self {
+            Filter::<S>::on_new_span(f, attrs, id, cx);
+        }
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, cx: Context<'_, S>) {
+        if let BridgeFilter::On(f) = self {
+            Filter::<S>::on_record(f, id, values, cx);
+        }
+    }
+
+    fn on_enter(&self, id: &span::Id, cx: Context<'_, S>) {
+        if let BridgeFilter::On(f) = self {
+            Filter::<S>::on_enter(f, id, cx);
+        }
+    }
+
+    fn on_exit(&self, id: &span::Id, cx: Context<'_, S>) {
+        if let BridgeFilter::On(f) = self {
+            Filter::<S>::on_exit(f, id, cx);
+        }
+    }
+
+    fn on_close(&self, id: span::Id, cx: Context<'_, S>) {
+        if let BridgeFilter::On(f) = self {
+            Filter::<S>::on_close(f, id, cx);
+        }
     }
 }
 
 /// The pipeline's dispatch: the service's layers first (on the registry itself), then ours.
-pub(super) fn dispatch(mut parts: Parts<'_>) -> Dispatch {
+/// The controls write their audit lines through it.
+pub(super) fn dispatch(mut parts: Parts<'_>) -> Result<Dispatch, ControlError> {
     let layers = std::mem::take(&mut parts.layers);
-    if layers.is_empty() {
-        Dispatch::new(pipeline_layers(tracing_subscriber::registry(), &parts))
+    let dispatch = if layers.is_empty() {
+        Dispatch::new(pipeline_layers(tracing_subscriber::registry(), &parts)?)
     } else {
         Dispatch::new(pipeline_layers(
             tracing_subscriber::registry().with(layers),
             &parts,
-        ))
-    }
+        )?)
+    };
+    parts.controls.set_dispatch(&dispatch);
+    Ok(dispatch)
 }
 
 /// The pipeline's layers on `base`.
-fn pipeline_layers<S>(base: S, parts: &Parts<'_>) -> impl Subscriber + Send + Sync + use<S>
+fn pipeline_layers<S>(
+    base: S,
+    parts: &Parts<'_>,
+) -> Result<impl Subscriber + Send + Sync + use<S>, ControlError>
 where
     S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
 {
     let settings = parts.settings;
-    let filters = filters(settings, parts.logger_provider.is_some());
+    let filters = filters(settings, parts.controls, parts.logger_provider.is_some())?;
     let retention = RetentionPolicy::of_profile(&settings.profile);
     let mut json = JsonLogLayer::new(&settings.service_name)
         .service_version(&settings.service_version)
@@ -139,17 +237,18 @@ where
     };
     let bridge = LogBridge::new(logger, settings.redactor.clone(), settings.bounds.clone())
         .retention(retention);
-    base.with(
-        tracing_opentelemetry::layer()
-            .with_tracer(parts.tracer_provider.tracer("stellaops-telemetry"))
-            .with_filter(filters.spans),
-    )
-    .with(json.with_filter(filters.json))
-    .with(bridge.with_filter(filters.bridge))
-    // What `#[instrument]` finds through the dispatcher: this pipeline's span recorder and
-    // metrics. It sees no callsite.
-    .with(
-        PipelineLayer(Pipeline::new(parts.recorder.clone(), parts.metrics.clone()))
-            .with_filter(Targets::new()),
-    )
+    Ok(base
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(parts.tracer_provider.tracer("stellaops-telemetry"))
+                .with_filter(filters.spans),
+        )
+        .with(json.with_filter(filters.json))
+        .with(bridge.with_filter(filters.bridge))
+        // What `#[instrument]` finds through the dispatcher: this pipeline's span recorder and
+        // metrics. It sees no callsite.
+        .with(
+            PipelineLayer(Pipeline::new(parts.recorder.clone(), parts.metrics.clone()))
+                .with_filter(Targets::new()),
+        ))
 }

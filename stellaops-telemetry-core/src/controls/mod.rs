@@ -5,9 +5,6 @@
 //! change, so readers never lock); `ControlledFilter` applies it to the subscriber's layers and
 //! `PipelineSampler` to the tracer provider's head sampling.
 
-// Until the bootstrap wires the filter, the sampler and the metric into the pipeline.
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
-
 mod filter;
 mod sampler;
 mod table;
@@ -361,6 +358,7 @@ impl Controls {
     }
 
     /// Whether any tenant override is set (one load).
+    #[cfg(test)]
     pub(crate) fn has_tenant_overrides(&self) -> bool {
         self.summary().any()
     }

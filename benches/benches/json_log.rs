@@ -1,6 +1,8 @@
 //! One `info!` event with five fields inside an entered span: the house JSON layer beside
 //! `tracing_subscriber::fmt().json()`, both over the tracing-opentelemetry layer and both
-//! writing to the same byte-counting writer.
+//! writing to the same byte-counting writer. Then a `debug!` event below the level: under the
+//! whole pipeline (its controlled filters), under `fmt()` with an `INFO` filter and with no
+//! subscriber at all.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider};
 use stellaops_telemetry_core::{JsonLogLayer, LogOutput, Redactor, SignalStats};
 use tracing::Dispatch;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -131,5 +134,57 @@ fn json_log_event(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, json_log_event);
+fn debug_event() {
+    tracing::debug!(scan_id = "s-123", findings = 17u64, "cache probe");
+}
+
+fn disabled(c: &mut Criterion, name: &str, dispatch: &Dispatch) {
+    c.benchmark_group("disabled_level_event")
+        .bench_function(name, |b| {
+            let _default = tracing::dispatcher::set_default(dispatch);
+            b.iter(debug_event);
+        });
+}
+
+fn disabled_level_event(c: &mut Criterion) {
+    let pipeline = match stellaops_telemetry_core::Telemetry::builder("scanner")
+        .exporters(&[])
+        .stdout_logs(false)
+        .build()
+    {
+        Ok(telemetry) => telemetry,
+        Err(e) => return eprintln!("cannot build the pipeline: {e}"),
+    };
+    let fmt = Dispatch::new(
+        tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(Counter::default())
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        ),
+    );
+    disabled(c, "no_subscriber", &Dispatch::none());
+    disabled(c, "stellaops_pipeline", pipeline.dispatch());
+    disabled(c, "tracing_subscriber_fmt_info_filter", &fmt);
+    // A tenant override at debug makes debug callsites "sometimes": each one is then asked
+    // for the tenant of the work (here none).
+    let override_debug = stellaops_telemetry_core::TenantOverride {
+        sampling: stellaops_telemetry_core::TenantSampling::Profile,
+        log_level: Some(stellaops_telemetry_core::LogLevel::Debug),
+    };
+    if let Err(e) = pipeline
+        .controls()
+        .set_tenant("bench", "acme", override_debug)
+    {
+        return eprintln!("cannot set the tenant override: {e}");
+    }
+    disabled(
+        c,
+        "stellaops_pipeline_tenant_debug_override",
+        pipeline.dispatch(),
+    );
+    pipeline.shutdown();
+}
+
+criterion_group!(benches, json_log_event, disabled_level_event);
 criterion_main!(benches);

@@ -25,9 +25,10 @@
 //! ## The road every record takes
 //!
 //! ```text
-//! spans    tracing span ─► tracing-opentelemetry ─► SDK tracer ─► bounded batch processor ─► redact ─► exporters
-//! logs     tracing event ─┬► house JSON layer (redact) ─► non-blocking writer ─► stdout / rotating file
-//!                         └► our OTel log bridge (redact) ─► bounded batch processor ─► exporters
+//! spans    tracing span ─► tracing-opentelemetry ─► SDK tracer ─┐ one sampler (tenant overrides)
+//!          tower request span, #[instrument] span ──────────────┴► SpanRecorder (span limits) ─► bounded batch processor ─► redact ─► exporters
+//! logs     tracing event ─► controlled filter (level, RUST_LOG, tenant levels) ─┬► house JSON layer (redact) ─► non-blocking writer ─► stdout / rotating file
+//!                                                                               └► our OTel log bridge (redact) ─► bounded batch processor ─► exporters
 //! metrics  catalogue handle ─► bound series (atomics) ─┐ flushed at each collection
 //!          OpenTelemetry API ──────────────────────────┴► redacting meter ─► SDK meter ─┬► periodic reader (bounded, counted) ─► exporters
 //!                                                                                      └► Prometheus reader ─► GET /metrics
@@ -45,6 +46,12 @@
 //! drops and counts ([`Telemetry::stats`]), every export is bounded by a timeout, and the
 //! guard's final flush is bounded by a deadline. `install()` is the only code that touches
 //! process-wide state; `build()` returns the same pipeline unregistered, for tests.
+//!
+//! `build()` is three steps: the builder's calls are resolved into settings (one precedence
+//! rule, see [`TelemetryBuilder`]), the settings give an export plan per signal (after the
+//! egress policy), and the plan is assembled into the providers and the subscriber (with the
+//! service's own layers, [`TelemetryBuilder::layer`]). [`Telemetry::controls`] changes the
+//! service's log level and per-tenant sampling and log levels while the process runs.
 //!
 //! ## Profiles
 //!

@@ -43,10 +43,10 @@ use crate::redaction::Redactor;
 
 /// The pipeline's sampler, shared by the SDK tracer provider and the [`SpanRecorder`].
 #[derive(Clone)]
-pub(crate) struct SharedSampler(Arc<dyn ShouldSample + Send + Sync>);
+pub(crate) struct SharedSampler(Arc<dyn ShouldSample>);
 
 impl SharedSampler {
-    pub(crate) fn new(sampler: impl ShouldSample + Send + Sync + 'static) -> Self {
+    pub(crate) fn new(sampler: impl ShouldSample + 'static) -> Self {
         SharedSampler(Arc::new(sampler))
     }
 }

@@ -6,8 +6,7 @@
 
 use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_core::{
-    AUDIT_TARGET, ControlError, LogLevel, RequestContext, Telemetry, TenantOverride,
-    TenantSampling,
+    AUDIT_TARGET, ControlError, LogLevel, RequestContext, Telemetry, TenantOverride, TenantSampling,
 };
 
 fn pipeline(exporters: &TestExporters, sampler: Option<(&str, Option<f64>)>) -> Telemetry {
@@ -42,7 +41,9 @@ fn a_log_level_changed_at_run_time_takes_effect_on_the_next_event() {
             .set_log_level("ops@example.com", LogLevel::Debug)
             .unwrap();
         tracing::debug!("after the change");
-        controls.set_log_level_str("ops@example.com", "warn").unwrap();
+        controls
+            .set_log_level_str("ops@example.com", "warn")
+            .unwrap();
         tracing::info!("after the second change");
         tracing::warn!("a warning");
     });
@@ -50,7 +51,10 @@ fn a_log_level_changed_at_run_time_takes_effect_on_the_next_event() {
     let seen = messages(&exporters);
     assert!(!seen.contains(&"before the change".to_owned()), "{seen:?}");
     assert!(seen.contains(&"after the change".to_owned()), "{seen:?}");
-    assert!(!seen.contains(&"after the second change".to_owned()), "{seen:?}");
+    assert!(
+        !seen.contains(&"after the second change".to_owned()),
+        "{seen:?}"
+    );
     assert!(seen.contains(&"a warning".to_owned()), "{seen:?}");
     assert_eq!(controls.changes(), 2);
 }
@@ -86,7 +90,7 @@ fn every_change_is_one_audit_line_with_who_what_before_and_after() {
     // The `who` passes the same redaction as every other field.
     assert!(!audit[0].to_string().contains("hunter2"), "{}", audit[0]);
     assert_eq!(audit[1]["control"], "tenant_sampling");
-    assert_eq!(audit[1]["tenant"], "acme-*");
+    assert_eq!(audit[1]["tenant_pattern"], "acme-*");
     assert_eq!(audit[1]["who"], "ops@example.com");
     let metrics = format!("{:?}", exporters.metrics());
     assert!(
@@ -136,9 +140,7 @@ fn tenant_spans(telemetry: &Telemetry, exporters: &TestExporters, tenant: &str) 
             }
         }
     });
-    telemetry
-        .flush(std::time::Duration::from_secs(5))
-        .unwrap();
+    telemetry.flush(std::time::Duration::from_secs(5)).unwrap();
     exporters
         .finished_spans()
         .iter()
@@ -239,7 +241,10 @@ fn rust_log_directives_filter_the_service_events_until_a_run_time_change() {
     let seen = messages(&exporters);
     assert!(!seen.contains(&"hidden by RUST_LOG".to_owned()), "{seen:?}");
     assert!(seen.contains(&"shown by RUST_LOG".to_owned()), "{seen:?}");
-    assert!(seen.contains(&"shown after the change".to_owned()), "{seen:?}");
+    assert!(
+        seen.contains(&"shown after the change".to_owned()),
+        "{seen:?}"
+    );
 }
 
 #[test]

@@ -116,7 +116,7 @@ fn filters(
         // absent layer would make every callsite "sometimes" interesting, and the callsites
         // every layer refuses would no longer be skipped where they are.
         bridge: if bridge_enabled {
-            BridgeFilter::On(filter(&[sdk, transport, direct, ours])?)
+            BridgeFilter::On(Box::new(filter(&[sdk, transport, direct, ours])?))
         } else {
             BridgeFilter::Off
         },
@@ -126,7 +126,7 @@ fn filters(
 /// The OTLP log bridge's filter: the controlled one, or nothing at all when no exporter takes
 /// log records.
 enum BridgeFilter {
-    On(ControlledFilter),
+    On(Box<ControlledFilter>),
     Off,
 }
 
@@ -136,59 +136,59 @@ where
 {
     fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
         match self {
-            BridgeFilter::On(f) => Filter::<S>::enabled(f, meta, cx),
+            BridgeFilter::On(f) => Filter::<S>::enabled(&**f, meta, cx),
             BridgeFilter::Off => false,
         }
     }
 
     fn event_enabled(&self, event: &Event<'_>, cx: &Context<'_, S>) -> bool {
         match self {
-            BridgeFilter::On(f) => Filter::<S>::event_enabled(f, event, cx),
+            BridgeFilter::On(f) => Filter::<S>::event_enabled(&**f, event, cx),
             BridgeFilter::Off => false,
         }
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
         match self {
-            BridgeFilter::On(f) => Filter::<S>::callsite_enabled(f, meta),
+            BridgeFilter::On(f) => Filter::<S>::callsite_enabled(&**f, meta),
             BridgeFilter::Off => Interest::never(),
         }
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
         match self {
-            BridgeFilter::On(f) => Filter::<S>::max_level_hint(f),
+            BridgeFilter::On(f) => Filter::<S>::max_level_hint(&**f),
             BridgeFilter::Off => Some(LevelFilter::OFF),
         }
     }
 
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, cx: Context<'_, S>) {
         if let BridgeFilter::On(f) = self {
-            Filter::<S>::on_new_span(f, attrs, id, cx);
+            Filter::<S>::on_new_span(&**f, attrs, id, cx);
         }
     }
 
     fn on_record(&self, id: &span::Id, values: &span::Record<'_>, cx: Context<'_, S>) {
         if let BridgeFilter::On(f) = self {
-            Filter::<S>::on_record(f, id, values, cx);
+            Filter::<S>::on_record(&**f, id, values, cx);
         }
     }
 
     fn on_enter(&self, id: &span::Id, cx: Context<'_, S>) {
         if let BridgeFilter::On(f) = self {
-            Filter::<S>::on_enter(f, id, cx);
+            Filter::<S>::on_enter(&**f, id, cx);
         }
     }
 
     fn on_exit(&self, id: &span::Id, cx: Context<'_, S>) {
         if let BridgeFilter::On(f) = self {
-            Filter::<S>::on_exit(f, id, cx);
+            Filter::<S>::on_exit(&**f, id, cx);
         }
     }
 
     fn on_close(&self, id: span::Id, cx: Context<'_, S>) {
         if let BridgeFilter::On(f) = self {
-            Filter::<S>::on_close(f, id, cx);
+            Filter::<S>::on_close(&**f, id, cx);
         }
     }
 }
@@ -222,7 +222,7 @@ where
     let retention = RetentionPolicy::of_profile(&settings.profile);
     let mut json = JsonLogLayer::new(&settings.service_name)
         .service_version(&settings.service_version)
-        .retention(retention.clone());
+        .retention(retention);
     for output in parts.log_outputs {
         json = json.output(output.clone());
     }

@@ -464,7 +464,7 @@ impl Controls {
                 target: AUDIT_TARGET,
                 who = %who,
                 control = control.as_str(),
-                tenant = %tenant,
+                tenant_pattern = %tenant,
                 before = %before,
                 after = %after,
                 "telemetry control changed"

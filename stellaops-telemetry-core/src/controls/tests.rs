@@ -407,7 +407,7 @@ fn every_applied_change_writes_one_audit_line_with_who_before_and_after() {
 
     let audits = capture.audits();
     let row = |s: &Seen| {
-        ["who", "control", "tenant", "before", "after"]
+        ["who", "control", "tenant_pattern", "before", "after"]
             .map(|k| s.fields.get(k).cloned().unwrap_or_default())
     };
     assert_eq!(audits.len(), 5, "{audits:?}");

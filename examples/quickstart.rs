@@ -4,6 +4,8 @@
 //! cargo run --example quickstart                       # serve, drive a burst of traffic, summarise, exit
 //! cargo run --example quickstart -- --serve [--addr 127.0.0.1:8080]   # serve until Ctrl-C
 //! cargo run --example quickstart -- --scrape-out metrics.txt  # also save GET /metrics after the burst
+//! curl -X PUT localhost:8080/admin/log-level/debug               # run-time controls (with --serve)
+//! curl -X PUT localhost:8080/admin/tenants/acme/sampling/always
 //! ```
 //!
 //! No collector is needed: JSON log lines go to stdout and every signal is written as OTLP
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Extension, Router};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -27,7 +29,9 @@ use stellaops_telemetry_core::metrics::catalogue::{
     SCANNER_VULNERABILITIES_FOUND_TOTAL, STELLAOPS_SCAN_DURATION_SECONDS,
     VulnerabilitiesFoundLabels,
 };
-use stellaops_telemetry_core::{ErrorKind, ExporterKind, Telemetry, instrument, tracing};
+use stellaops_telemetry_core::{
+    ErrorKind, ExporterKind, Telemetry, TenantOverride, TenantSampling, instrument, tracing,
+};
 use stellaops_telemetry_tower::client::ClientTelemetryLayer;
 use stellaops_telemetry_tower::server::{ServerTelemetryLayer, Tenant};
 use stellaops_telemetry_tower::services::Health;
@@ -211,6 +215,55 @@ async fn verdict(
     Ok(format!("scan {id}: policy says {answer}"))
 }
 
+/// `PUT /admin/log-level/{level}`: the service's log level, changed without a restart.
+async fn set_log_level(
+    State(app): State<App>,
+    Path(level): Path<String>,
+) -> Result<StatusCode, (StatusCode, String)> {
+    app.telemetry
+        .controls()
+        .set_log_level_str("quickstart-admin", &level)
+        .map(|()| StatusCode::NO_CONTENT)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e}\n")))
+}
+
+/// `PUT /admin/tenants/{pattern}/sampling/{always|never|profile}`: one tenant's traces kept,
+/// dropped, or left to the head sampler.
+async fn set_tenant_sampling(
+    State(app): State<App>,
+    Path((pattern, sampling)): Path<(String, String)>,
+) -> Result<StatusCode, (StatusCode, String)> {
+    let sampling = match sampling.as_str() {
+        "always" => TenantSampling::Always,
+        "never" => TenantSampling::Never,
+        "profile" => TenantSampling::Profile,
+        _ => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "expected always, never or profile\n".to_owned(),
+            ));
+        }
+    };
+    let controls = app.telemetry.controls();
+    let current = controls
+        .tenant_overrides()
+        .into_iter()
+        .find(|(p, _)| *p == pattern)
+        .map(|(_, o)| o)
+        .unwrap_or_default();
+    controls
+        .set_tenant(
+            "quickstart-admin",
+            &pattern,
+            TenantOverride {
+                sampling,
+                ..current
+            },
+        )
+        .map(|()| StatusCode::NO_CONTENT)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e}\n")))
+}
+
 fn router(app: App) -> Router {
     let layer = ServerTelemetryLayer::new(&app.telemetry).echo_traceparent(true);
     let own_addr = app.own_addr;
@@ -224,6 +277,11 @@ fn router(app: App) -> Router {
         .route("/scans/{id}", get(scan))
         .route("/scans/{id}/verdict", get(verdict))
         .route("/policy/evaluate", post(evaluate))
+        .route("/admin/log-level/{level}", put(set_log_level))
+        .route(
+            "/admin/tenants/{pattern}/sampling/{sampling}",
+            put(set_tenant_sampling),
+        )
         .route_service("/metrics", app.telemetry.metrics_service())
         .nest_service("/health", health)
         .layer(layer)
@@ -292,6 +350,10 @@ usage:
   quickstart --serve [--addr ADDR]  serve until Ctrl-C (default address 127.0.0.1:8080)
   quickstart --scrape-out FILE      also save GET /metrics after the burst
   quickstart --help                 this text
+
+While it serves, run-time controls (no restart):
+  curl -X PUT ADDR/admin/log-level/debug                   the service's log level
+  curl -X PUT ADDR/admin/tenants/acme/sampling/always      keep every trace of tenant acme
 
 Signals go to OTLP JSON Lines files under STELLAOPS_TELEMETRY_DIR (default ./telemetry-data);
 every OTEL_* and STELLAOPS_TELEMETRY_* variable of the README applies.";

@@ -233,17 +233,21 @@ mod one_span_road {
     }
 
     async fn one_request(telemetry: &stellaops_telemetry_core::Telemetry) {
+        tenant_request(telemetry, None).await;
+    }
+
+    async fn tenant_request(telemetry: &stellaops_telemetry_core::Telemetry, tenant: Option<&str>) {
         let app = axum::Router::new()
             .route("/roads", axum::routing::get(handler))
             .layer(ServerTelemetryLayer::new(telemetry).capture_request_headers(["x-note"]));
+        let mut request = Request::get("/roads")
+            .header("user-agent", "u".repeat(300))
+            .header("x-note", "password=hunter2");
+        if let Some(tenant) = tenant {
+            request = request.header("x-stellaops-tenant", tenant);
+        }
         let response = app
-            .oneshot(
-                Request::get("/roads")
-                    .header("user-agent", "u".repeat(300))
-                    .header("x-note", "password=hunter2")
-                    .body(Body::empty())
-                    .unwrap(),
-            )
+            .oneshot(request.body(Body::empty()).unwrap())
             .await
             .unwrap();
         response.into_body().collect().await.unwrap();
@@ -301,5 +305,38 @@ mod one_span_road {
         );
         let stats = telemetry.stats();
         assert_eq!((stats.spans.exported, stats.spans.dropped), (0, 0));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_tenant_kept_always_keeps_its_request_and_every_span_under_it() {
+        use stellaops_telemetry_core::{TenantOverride, TenantSampling};
+        let exporters = TestExporters::new();
+        let telemetry = pipeline(&exporters, Some("always_off"));
+        telemetry
+            .controls()
+            .set_tenant(
+                "ops",
+                "acme",
+                TenantOverride {
+                    sampling: TenantSampling::Always,
+                    log_level: None,
+                },
+            )
+            .unwrap();
+        let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
+        tenant_request(&telemetry, Some("globex")).await;
+        tenant_request(&telemetry, None).await;
+        tenant_request(&telemetry, Some("acme")).await;
+        telemetry.flush(Duration::from_secs(5)).unwrap();
+        let spans = exporters.finished_spans();
+        let mut names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["GET /roads", "road.tracing", "scan.image"],
+            "{spans:#?}"
+        );
+        let trace = spans[0].span_context.trace_id();
+        assert!(spans.iter().all(|s| s.span_context.trace_id() == trace));
     }
 }

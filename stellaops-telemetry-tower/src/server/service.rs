@@ -7,11 +7,11 @@ use std::time::Instant;
 use stellaops_telemetry_core::RequestContext;
 use stellaops_telemetry_core::SpanRecord;
 use stellaops_telemetry_core::opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags,
+    SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId,
 };
 use stellaops_telemetry_core::opentelemetry::{Array, KeyValue, StringValue, Value};
 use stellaops_telemetry_core::opentelemetry_sdk::trace::{
-    IdGenerator as _, RandomIdGenerator, SamplingDecision,
+    IdGenerator as _, RandomIdGenerator, SamplingDecision, SamplingResult,
 };
 use tower::Service;
 
@@ -19,7 +19,7 @@ use super::future::{Completion, ResponseFuture, Started};
 use super::layer::Shared;
 use super::request_id;
 use super::route::{DefaultMakeRoute, MakeRoute as _, method_label};
-use super::tenant::{self, TenantHeader};
+use super::tenant::{self, Tenant, TenantHeader};
 use crate::propagation;
 
 /// A service that records each request: see [`ServerTelemetryLayer`](super::ServerTelemetryLayer).
@@ -71,6 +71,25 @@ fn push_request_texts<B>(
 
 /// The headers the layer was asked to capture, as `http.request.header.<name>`: redacted,
 /// then cut to the attribute value limit.
+/// The pipeline's decision for a new request span: the tenant goes in as the span's start
+/// attribute, so a run-time tenant override of sampling applies to it (one reference count
+/// taken, nothing copied).
+fn sample(
+    recorder: &stellaops_telemetry_core::SpanRecorder,
+    parent: &stellaops_telemetry_core::opentelemetry::Context,
+    trace_id: TraceId,
+    tenant: Option<&Tenant>,
+) -> SamplingResult {
+    let tenant = tenant.map(|t| KeyValue::new("tenant.id", Value::String(t.shared().into())));
+    recorder.should_sample(
+        parent,
+        trace_id,
+        "http.request",
+        &SpanKind::Server,
+        tenant.as_slice(),
+    )
+}
+
 fn push_captured_headers(r: &mut SpanRecord, shared: &Shared, headers: &http::HeaderMap) {
     for name in &shared.captured_headers {
         let values: Vec<StringValue> = headers
@@ -174,8 +193,7 @@ where
             (ids.new_trace_id(), RANDOM)
         };
         let direct = &shared.direct;
-        let sampling =
-            direct.should_sample(&base, trace_id, "http.request", &SpanKind::Server, &[]);
+        let sampling = sample(direct, &base, trace_id, tenant.as_ref());
         let flags = inherited.with_sampled(sampling.decision == SamplingDecision::RecordAndSample);
         let span_context = SpanContext::new(
             trace_id,

@@ -517,7 +517,7 @@ impl TelemetryBuilder {
 
     /// Bytes of JSON log lines each output (stdout, the log file) holds before new lines are
     /// dropped (and counted). A value of 0 fails `build()`. Default: 8 MiB
-    /// ([`LogOutput::DEFAULT_QUEUE_BYTES`]).
+    /// ([`LogOutput::DEFAULT_QUEUE_BYTES`](crate::LogOutput::DEFAULT_QUEUE_BYTES)).
     pub fn max_log_line_queue_bytes(self, bytes: usize) -> Self {
         self.setter(
             "log_outputs.max_queue_bytes",

@@ -23,6 +23,11 @@
 //! log level, export interval, exporters, Prometheus scrape, redaction); a configuration
 //! applies its own profile first, then its other values. Sealing is sticky: an explicit sealed
 //! setting is never undone by a profile chosen later, only by a later explicit sealed setting.
+//! Three pairs are one setting seen twice rather than two: `service.name`, `service.version`
+//! and `deployment.environment` given by name (setter, file, `OTEL_SERVICE_NAME`) win over the
+//! same key inside the resource attributes; and an egress policy given in code
+//! ([`egress_policy`](TelemetryBuilder::egress_policy)) is asked instead of an allow-list
+//! outside sealed mode.
 //! [`TelemetryBuilder::build`] resolves the calls into settings (a pure step), plans the
 //! exporters of each signal (asking the egress policy) and assembles the pipeline.
 
@@ -244,8 +249,9 @@ impl TelemetryBuilder {
             self.profile.redaction = redaction;
             applied.push("redaction");
         }
-        if let Some(limits) = config.limits.take() {
-            self.limits = limits;
+        let limits = std::mem::take(&mut config.limits);
+        if !limits.is_empty() {
+            self.limits = limits.over(self.limits);
             applied.push("limits");
         }
         if let Some(name) = &config.service_name {

@@ -91,7 +91,7 @@ impl ErrorKind for std::io::Error {
 pub struct Pipeline(Arc<PipelineParts>);
 
 struct PipelineParts {
-    direct: SpanRecorder,
+    recorder: SpanRecorder,
     metrics: Metrics,
     clock: WallClock,
 }
@@ -103,9 +103,9 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    pub(crate) fn new(direct: SpanRecorder, metrics: Metrics) -> Self {
+    pub(crate) fn new(recorder: SpanRecorder, metrics: Metrics) -> Self {
         Pipeline(Arc::new(PipelineParts {
-            direct,
+            recorder,
             metrics,
             clock: WallClock::new(),
         }))
@@ -177,7 +177,7 @@ impl Call {
         let Some(pipeline) = &call.pipeline else {
             return call;
         };
-        let direct = &pipeline.0.direct;
+        let direct = &pipeline.0.recorder;
         if !direct.enabled() {
             return call;
         }
@@ -307,7 +307,7 @@ impl Call {
             record.error = true;
             record.push_static("error.type", kind);
         }
-        pipeline.0.direct.submit_record(record);
+        pipeline.0.recorder.submit_record(record);
     }
 }
 

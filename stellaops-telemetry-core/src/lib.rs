@@ -126,9 +126,9 @@ pub use assemble::DIRECT_SPAN_TARGET;
 pub use builder::{DEFAULT_SHUTDOWN_TIMEOUT, ServiceLayer, TelemetryBuilder};
 pub use clock::WallClock;
 pub use config::{
-    ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LogOutputsConfig,
-    Origin, OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig, PropagatorKind,
-    TelemetryConfig,
+    ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LimitsConfig,
+    LogOutputsConfig, Origin, OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig,
+    PropagatorKind, TelemetryConfig,
 };
 pub use context::RequestContext;
 pub use controls::{

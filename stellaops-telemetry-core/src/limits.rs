@@ -747,7 +747,7 @@ mod tests {
             "[limits]\nspan_event_count = 4\nlink_attribute_count = 0\n",
         )
         .unwrap();
-        let limits = config.limits.unwrap();
+        let limits = config.limits.over(crate::limits::ValueLimits::default());
         assert_eq!(limits.span_event_count, 4);
         assert_eq!(limits.link_attribute_count, 0);
         assert_eq!(limits.span_attribute_count, 128);

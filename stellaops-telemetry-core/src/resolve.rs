@@ -179,7 +179,8 @@ fn log_filter(config: &TelemetryConfig) -> Result<Option<String>, ConfigError> {
     };
     let invalid = |reason: String| ConfigError::InvalidValue {
         name: config.origin("log_filter"),
-        value: crate::config::shown(directives),
+        // At most 64 characters of it: the rest adds nothing an operator needs.
+        value: crate::config::shown(&directives.chars().take(64).collect::<String>()),
         reason,
     };
     if directives.len() > MAX_LOG_FILTER_BYTES {

@@ -447,13 +447,47 @@ fn sealing_is_sticky_against_a_later_profile_but_not_a_later_explicit_setting() 
 }
 
 #[test]
+fn a_limit_set_later_replaces_only_that_limit() {
+    let s = settings(&[
+        &call(|b| b.value_limits(ValueLimits::default().log_value_bytes(100))),
+        &env(&[("OTEL_SPAN_EVENT_COUNT_LIMIT", "10")]),
+        &file("[limits]\nlabel_value_bytes = 64"),
+    ]);
+    let limits = s.bounds.limits();
+    assert_eq!(
+        (
+            limits.log_value_bytes,
+            limits.span_event_count,
+            limits.label_value_bytes
+        ),
+        (100, 10, 64)
+    );
+    assert_eq!(
+        s.config.origin_of("limits"),
+        Origin::File("limits".to_owned())
+    );
+}
+
+#[test]
 fn origins_name_the_call_that_set_each_value() {
     let s = settings(&[
         &call(|b| b.log_level(LogLevel::Warn)),
         &env(&[("OTEL_TRACES_SAMPLER", "always_on")]),
         &call(|b| b.profile(Profile::forensic())),
         &file("metric_export_interval_ms = 5000"),
+        &env(&[
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "900"),
+        ]),
     ]);
+    assert_eq!(
+        s.config.origin_of("exporters.traces"),
+        Origin::Environment("OTEL_TRACES_EXPORTER".to_owned())
+    );
+    assert_eq!(
+        s.config.origin("otlp.timeout_ms"),
+        "OTEL_EXPORTER_OTLP_TIMEOUT"
+    );
     assert_eq!(
         s.config.origin_of("log_level"),
         Origin::Profile("forensic".to_owned())

@@ -202,7 +202,9 @@ fn cases() -> Vec<(String, String, Check)> {
             name.to_owned(),
             value.to_owned(),
             Box::new(move |c: &TelemetryConfig| {
-                let limits = c.limits.unwrap();
+                let limits = c
+                    .limits
+                    .over(stellaops_telemetry_core::ValueLimits::default());
                 assert_eq!(pick(&limits), expected);
             }) as Check,
         )
@@ -351,7 +353,9 @@ fn span_limit_variables_win_over_the_general_ones_and_over_the_file_field_by_fie
         ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "100"),
     ])
     .unwrap();
-    let limits = config.limits.unwrap();
+    let limits = config
+        .limits
+        .over(stellaops_telemetry_core::ValueLimits::default());
     assert_eq!(limits.span_attribute_count, 20);
     assert_eq!(limits.attribute_value_bytes, 100);
     assert_eq!(limits.span_event_count, 128);
@@ -379,7 +383,9 @@ fn span_limit_variables_win_over_the_general_ones_and_over_the_file_field_by_fie
         ("OTEL_SPAN_EVENT_COUNT_LIMIT", "5"),
     ])
     .unwrap();
-    let limits = config.limits.unwrap();
+    let limits = config
+        .limits
+        .over(stellaops_telemetry_core::ValueLimits::default());
     assert_eq!(limits.log_value_bytes, 4096);
     assert_eq!(limits.span_link_count, 3);
     assert_eq!(limits.span_event_count, 5);

@@ -219,6 +219,39 @@ fn a_tenant_log_level_shows_that_tenants_debug_events_only() {
 }
 
 #[test]
+fn a_tenant_level_reaches_events_inside_a_span_below_the_service_level() {
+    let exporters = TestExporters::new();
+    let telemetry = Telemetry::builder("scanner")
+        .exporters(&[])
+        .stdout_logs(false)
+        .test_exporters(&exporters)
+        .log_level(LogLevel::Warn)
+        .build()
+        .unwrap();
+    telemetry
+        .controls()
+        .set_tenant(
+            "ops",
+            "acme",
+            TenantOverride {
+                sampling: TenantSampling::Profile,
+                log_level: Some(LogLevel::Debug),
+            },
+        )
+        .unwrap();
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        tracing::info_span!("job", tenant.id = "acme").in_scope(|| tracing::debug!("acme job"));
+        tracing::info_span!("job", tenant.id = "globex").in_scope(|| tracing::debug!("globex job"));
+    });
+    telemetry.shutdown();
+    let seen = messages(&exporters);
+    assert!(seen.contains(&"acme job".to_owned()), "{seen:?}");
+    assert!(!seen.contains(&"globex job".to_owned()), "{seen:?}");
+    // The span itself stays below the service's level: not exported.
+    assert!(exporters.finished_spans().is_empty());
+}
+
+#[test]
 fn rust_log_directives_filter_the_service_events_until_a_run_time_change() {
     let exporters = TestExporters::new();
     let telemetry = Telemetry::builder("scanner")

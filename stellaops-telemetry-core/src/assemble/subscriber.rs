@@ -24,33 +24,42 @@ use crate::metrics::Metrics;
 use crate::recorder::SpanRecorder;
 use crate::resolve::Settings;
 
-/// Targets never exported as spans or OTLP log records: the exporters' own transports (at
-/// trace level they would export themselves without end).
-const TRANSPORT_TARGETS: [&str; 12] = [
+/// The OpenTelemetry crates' own targets. Their internal diagnostics use the package name,
+/// which is hyphenated for some (`opentelemetry-otlp`), their `tracing` spans the module path
+/// (`opentelemetry_otlp::…`): both spellings are listed.
+const OTEL_TARGETS: [&str; 11] = [
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
+    "opentelemetry-otlp",
+    "opentelemetry_http",
+    "opentelemetry-http",
+    "opentelemetry_proto",
+    "opentelemetry-proto",
+    "opentelemetry_stdout",
+    "opentelemetry-stdout",
+    "opentelemetry-prometheus",
+];
+
+/// Targets never exported as spans or OTLP log records: the exporters' own transports and the
+/// OpenTelemetry crates (at trace level they would export themselves without end).
+const TRANSPORT_TARGETS: [&str; 10] = [
     "h2",
     "hyper",
     "hyper_util",
+    "hyper_rustls",
+    "hyper_timeout",
     "tonic",
     "tower",
+    "tower_http",
     "reqwest",
     "rustls",
-    "opentelemetry",
-    "opentelemetry_sdk",
-    "opentelemetry_otlp",
-    "opentelemetry_http",
-    "opentelemetry_proto",
 ];
 
-/// The SDK's own targets (and the modules below them), filtered at the SDK diagnostics
-/// level. The tower crate's request and client spans are the service's, not diagnostics.
-const SDK_TARGETS: [&str; 6] = [
-    "opentelemetry",
-    "opentelemetry_sdk",
-    "opentelemetry_otlp",
-    "opentelemetry_http",
-    "stellaops_telemetry",
-    "stellaops_telemetry_core",
-];
+/// The SDK's own targets (and the modules below them), filtered at the SDK diagnostics level
+/// with the OpenTelemetry crates'. The tower crate's request and client spans are the
+/// service's, not diagnostics.
+const SDK_TARGETS: [&str; 2] = ["stellaops_telemetry", "stellaops_telemetry_core"];
 
 /// The target of tracing spans whose OpenTelemetry span the SDK records directly (the server
 /// layer's request span). No layer of the pipeline enables it: its OpenTelemetry span is
@@ -98,9 +107,12 @@ fn filters(
     controls: &Controls,
     bridge_enabled: bool,
 ) -> Result<Filters, ControlError> {
-    let sdk = (&SDK_TARGETS[..], settings.sdk_level.to_filter());
+    let sdk_level = settings.sdk_level.to_filter();
+    let sdk = (&SDK_TARGETS[..], sdk_level);
+    let otel = (&OTEL_TARGETS[..], sdk_level);
     let direct = (&[DIRECT_SPAN_TARGET][..], LevelFilter::OFF);
     let transport = (&TRANSPORT_TARGETS[..], LevelFilter::OFF);
+    let otel_off = (&OTEL_TARGETS[..], LevelFilter::OFF);
     let ours = (
         &["stellaops_telemetry", "stellaops_telemetry_core"][..],
         LevelFilter::OFF,
@@ -110,13 +122,15 @@ fn filters(
         ControlledFilter::new(controls.clone(), statics(rules), env)
     };
     Ok(Filters {
-        spans: filter(&[sdk, transport, direct])?,
-        json: filter(&[sdk, direct])?,
+        spans: filter(&[sdk, otel_off, transport, direct])?,
+        json: filter(&[sdk, otel, direct])?.with_tenant_spans(),
         // Without log targets the bridge is filtered to nothing rather than left out: an
         // absent layer would make every callsite "sometimes" interesting, and the callsites
         // every layer refuses would no longer be skipped where they are.
         bridge: if bridge_enabled {
-            BridgeFilter::On(Box::new(filter(&[sdk, transport, direct, ours])?))
+            BridgeFilter::On(Box::new(
+                filter(&[otel_off, transport, direct, ours])?.with_tenant_spans(),
+            ))
         } else {
             BridgeFilter::Off
         },

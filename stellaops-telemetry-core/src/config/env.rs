@@ -20,11 +20,10 @@
 use std::path::PathBuf;
 
 use super::{
-    ConfigError, Origin, OtlpSignalConfig, TelemetryConfig, parse_bool, parse_compression,
-    parse_count, parse_exporters, parse_headers, parse_propagators, parse_protocol,
-    parse_resource_attributes, parse_u64, parse_value_length,
+    ConfigError, LimitsConfig, Origin, OtlpSignalConfig, TelemetryConfig, parse_bool,
+    parse_compression, parse_count, parse_exporters, parse_headers, parse_propagators,
+    parse_protocol, parse_resource_attributes, parse_u64, parse_value_length,
 };
-use crate::limits::ValueLimits;
 
 /// One environment variable the SDK reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -431,18 +430,47 @@ impl TelemetryConfig {
         if let Some(v) = get("STELLAOPS_TELEMETRY_DIR") {
             env.dir = Some(PathBuf::from(v));
         }
+        record_origins(&mut env, &get);
         Ok(c.merge(env))
     }
 }
 
-/// The span limits of the environment over `file`'s (or the defaults), field by field; `None`
-/// when no limit variable is set.
+/// Every setting a variable set names that variable as its origin (the OTLP fields and the
+/// few recorded where they are read are already there).
+fn record_origins(env: &mut TelemetryConfig, get: &impl Fn(&str) -> Option<String>) {
+    const ORIGINS: [(&str, &str); 17] = [
+        ("resource_attributes", "OTEL_RESOURCE_ATTRIBUTES"),
+        ("disabled", "OTEL_SDK_DISABLED"),
+        ("propagators", "OTEL_PROPAGATORS"),
+        ("exporters.traces", "OTEL_TRACES_EXPORTER"),
+        ("exporters.metrics", "OTEL_METRICS_EXPORTER"),
+        ("exporters.logs", "OTEL_LOGS_EXPORTER"),
+        ("metric_export_interval_ms", "OTEL_METRIC_EXPORT_INTERVAL"),
+        ("sealed", "STELLAOPS_TELEMETRY_SEALED"),
+        ("dir", "STELLAOPS_TELEMETRY_DIR"),
+        ("limits", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+        ("limits", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+        ("limits", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT"),
+        ("limits", "OTEL_ATTRIBUTE_COUNT_LIMIT"),
+        ("limits", "OTEL_SPAN_EVENT_COUNT_LIMIT"),
+        ("limits", "OTEL_SPAN_LINK_COUNT_LIMIT"),
+        ("limits", "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT"),
+        ("limits", "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT"),
+    ];
+    for (field, var) in ORIGINS {
+        if get(var).is_some() {
+            env.origins
+                .insert(field.to_owned(), Origin::Environment(var.to_owned()));
+        }
+    }
+}
+
+/// The span limits of the environment over `file`'s, field by field.
 fn read_limits(
     get: &impl Fn(&str) -> Option<String>,
-    file: Option<ValueLimits>,
-) -> Result<Option<ValueLimits>, ConfigError> {
-    let mut limits = file.unwrap_or_default();
-    let mut any = false;
+    file: LimitsConfig,
+) -> Result<LimitsConfig, ConfigError> {
+    let mut limits = file;
     // Both are checked; the span-specific variable wins over the general one.
     let pair = |span: &str, general: &str, parse: fn(&str, &str) -> Result<usize, ConfigError>| {
         let general = get(general).map(|v| parse(general, &v)).transpose()?;
@@ -454,16 +482,14 @@ fn read_limits(
         "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
         parse_value_length,
     )? {
-        limits.attribute_value_bytes = n;
-        any = true;
+        limits.attribute_value_bytes = Some(n);
     }
     if let Some(n) = pair(
         "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
         "OTEL_ATTRIBUTE_COUNT_LIMIT",
         parse_count,
     )? {
-        limits.span_attribute_count = n;
-        any = true;
+        limits.span_attribute_count = Some(n);
     }
     for (name, slot) in [
         ("OTEL_SPAN_EVENT_COUNT_LIMIT", &mut limits.span_event_count),
@@ -478,11 +504,10 @@ fn read_limits(
         ),
     ] {
         if let Some(v) = get(name) {
-            *slot = parse_count(name, &v)?;
-            any = true;
+            *slot = Some(parse_count(name, &v)?);
         }
     }
-    Ok(any.then_some(limits))
+    Ok(limits)
 }
 
 fn read_otlp(
@@ -497,6 +522,16 @@ fn read_otlp(
     if let Some(v) = get(&var("ENDPOINT")) {
         origins.insert(field("endpoint"), Origin::Environment(var("ENDPOINT")));
         target.endpoint = Some(v);
+    }
+    for suffix in ["PROTOCOL", "HEADERS", "TIMEOUT", "COMPRESSION"] {
+        if get(&var(suffix)).is_some() {
+            let name = if suffix == "TIMEOUT" {
+                "timeout_ms".to_owned()
+            } else {
+                suffix.to_ascii_lowercase()
+            };
+            origins.insert(field(&name), Origin::Environment(var(suffix)));
+        }
     }
     if let Some(v) = get(&var("PROTOCOL")) {
         target.protocol = Some(parse_protocol(&var("PROTOCOL"), &v)?);

@@ -204,15 +204,98 @@ pub struct TelemetryConfig {
     pub redaction: Option<crate::redaction::RedactionSettings>,
     /// Egress settings.
     pub egress: EgressConfig,
-    /// Length limits of kept values and count limits of span contents (`[limits]`:
-    /// `attribute_value_bytes`, `log_value_bytes`, `label_value_bytes`,
-    /// `span_attribute_count`, `span_event_count`, `span_link_count`, `event_attribute_count`,
-    /// `link_attribute_count`; unset fields keep their defaults; the `OTEL_*_LIMIT` variables
-    /// win field by field).
-    pub limits: Option<crate::limits::ValueLimits>,
+    /// Length limits of kept values and count limits of span contents (`[limits]`): each
+    /// field set replaces that limit, unset fields keep what earlier calls set (or the
+    /// default); the `OTEL_*_LIMIT` variables win over the file's fields, field by field.
+    pub limits: LimitsConfig,
     /// Where each field's value came from, for error messages and the resolved settings.
     #[serde(skip)]
     pub(crate) origins: BTreeMap<String, Origin>,
+}
+
+/// `[limits]`: the limits of [`ValueLimits`](crate::ValueLimits), each one optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct LimitsConfig {
+    /// Longest span attribute value, in bytes.
+    pub attribute_value_bytes: Option<usize>,
+    /// Longest JSON log line field and OTLP log record value, in bytes.
+    pub log_value_bytes: Option<usize>,
+    /// Longest metric label value, in bytes.
+    pub label_value_bytes: Option<usize>,
+    /// Most attributes a span keeps.
+    pub span_attribute_count: Option<usize>,
+    /// Most events a span keeps.
+    pub span_event_count: Option<usize>,
+    /// Most links a span keeps.
+    pub span_link_count: Option<usize>,
+    /// Most attributes a span event keeps.
+    pub event_attribute_count: Option<usize>,
+    /// Most attributes a span link keeps.
+    pub link_attribute_count: Option<usize>,
+}
+
+impl LimitsConfig {
+    /// The fields as (setting, slot) pairs, in one place for `over` and `merge`.
+    fn slots(&mut self) -> [&mut Option<usize>; 8] {
+        [
+            &mut self.attribute_value_bytes,
+            &mut self.log_value_bytes,
+            &mut self.label_value_bytes,
+            &mut self.span_attribute_count,
+            &mut self.span_event_count,
+            &mut self.span_link_count,
+            &mut self.event_attribute_count,
+            &mut self.link_attribute_count,
+        ]
+    }
+
+    /// Whether no field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == LimitsConfig::default()
+    }
+
+    /// `base` with every field set here replacing its limit.
+    ///
+    /// ```
+    /// use stellaops_telemetry_core::{TelemetryConfig, ValueLimits};
+    ///
+    /// let config = TelemetryConfig::from_toml_str("[limits]\nspan_event_count = 10\n")?;
+    /// let limits = config.limits.over(ValueLimits::default().log_value_bytes(100));
+    /// assert_eq!((limits.span_event_count, limits.log_value_bytes), (10, 100));
+    /// # Ok::<(), stellaops_telemetry_core::ConfigError>(())
+    /// ```
+    pub fn over(&self, base: crate::limits::ValueLimits) -> crate::limits::ValueLimits {
+        let mut limits = base;
+        let targets = [
+            &mut limits.attribute_value_bytes,
+            &mut limits.log_value_bytes,
+            &mut limits.label_value_bytes,
+            &mut limits.span_attribute_count,
+            &mut limits.span_event_count,
+            &mut limits.span_link_count,
+            &mut limits.event_attribute_count,
+            &mut limits.link_attribute_count,
+        ];
+        let mut this = *self;
+        for (slot, target) in this.slots().into_iter().zip(targets) {
+            if let Some(value) = *slot {
+                *target = value;
+            }
+        }
+        limits
+    }
+
+    /// `self` with every field `other` sets replaced.
+    fn merge(mut self, mut other: LimitsConfig) -> LimitsConfig {
+        for (into, from) in self.slots().into_iter().zip(other.slots()) {
+            if from.is_some() {
+                *into = *from;
+            }
+        }
+        self
+    }
 }
 
 /// Exporters per signal; `None` keeps the profile's choice, an empty list exports nothing.
@@ -486,7 +569,7 @@ impl TelemetryConfig {
             &mut self.metric_export_interval_ms,
             other.metric_export_interval_ms,
         );
-        take(&mut self.limits, other.limits);
+        self.limits = self.limits.merge(other.limits);
         take(&mut self.exporters.traces, other.exporters.traces);
         take(&mut self.exporters.metrics, other.exporters.metrics);
         take(&mut self.exporters.logs, other.exporters.logs);

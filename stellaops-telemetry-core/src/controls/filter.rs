@@ -34,6 +34,10 @@ pub(crate) struct ControlledFilter {
     statics_max: LevelFilter,
     /// The `RUST_LOG` directives, deciding service events until a run-time level change.
     env: Option<EnvFilter>,
+    /// Whether spans that name a tenant are let through below the level when a tenant level
+    /// could apply: for the log layers, whose spans only carry the context of their events
+    /// (the span-export layer keeps to the level).
+    tenant_spans: bool,
 }
 
 impl ControlledFilter {
@@ -63,7 +67,16 @@ impl ControlledFilter {
             statics: statics.into_boxed_slice(),
             statics_max,
             env,
+            tenant_spans: false,
         })
+    }
+
+    /// The same filter, letting through spans that name a tenant (`tenant.id` or `tenant`)
+    /// below the level while a tenant level could apply, so that the events inside them find
+    /// their tenant. For layers whose spans only carry context (the log layers).
+    pub(crate) fn with_tenant_spans(mut self) -> Self {
+        self.tenant_spans = true;
+        self
     }
 
     /// The fixed level of `target`, when a static rule (or the audit target) decides it.
@@ -148,6 +161,15 @@ where
         }
         if meta.is_event() {
             // The event's own scope is known only in `event_enabled`, which decides.
+            return true;
+        }
+        if self.tenant_spans
+            && meta
+                .fields()
+                .iter()
+                .any(|f| matches!(f.name(), "tenant.id" | "tenant"))
+        {
+            // Its tenant is known only once it is recorded: keep it for its events to ask.
             return true;
         }
         let spans = cx.lookup_current().into_iter().flat_map(|s| s.scope());

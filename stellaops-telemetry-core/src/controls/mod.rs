@@ -250,7 +250,8 @@ impl Controls {
         let _ = self.inner.dispatch.set(d.downgrade());
     }
 
-    /// The service events' level now.
+    /// The service events' level now. While `RUST_LOG` directives decide (until the first
+    /// run-time change) this is the profile's level, which they replace.
     pub fn log_level(&self) -> LogLevel {
         level_from_code(self.inner.level.load(Ordering::Relaxed))
     }

@@ -36,7 +36,9 @@ enum Attribute {
     Text(&'static str, u16, u16),
 }
 
-/// A finished span in a fixed-size form (see the module docs). Filled with `push_*`, then
+/// A finished span in a fixed-size form: up to a few attributes and their short texts held
+/// inline, more in an overflow vector, so that a pooled record is reused without allocating.
+/// Filled with `push_*`, then
 /// handed to [`SpanRecorder::submit_record`](crate::SpanRecorder::submit_record).
 pub struct SpanRecord {
     /// The span's context (ids, flags, trace state).

@@ -85,8 +85,8 @@ impl RetentionPolicy {
 /// `correlationId` or `request.id` field, when known), `target`, the event's own fields, and
 /// `retention` (see [`RetentionPolicy`]).
 ///
-/// The layer filters nothing; put a filter on it as needed (the bootstrap applies the
-/// profile's level).
+/// The layer filters nothing; put a filter on it as needed (a built pipeline puts its
+/// controlled filter on it: the service's level, `RUST_LOG`, tenant levels).
 ///
 /// # Example
 ///

@@ -160,7 +160,7 @@ impl Completion {
             r.name = (self.started.method, self.started.route);
             r.end_time = r.start_time + elapsed;
             r.error = failed;
-            self.started.shared.direct.submit_record(r);
+            self.started.shared.recorder.submit_record(r);
         }
         self.started.shared.metrics.record(&Outcome {
             method: self.started.method,

@@ -36,7 +36,7 @@ pub(crate) struct Shared {
     pub(crate) make_route: Arc<dyn MakeRoute>,
     pub(crate) make_request_id: Arc<dyn MakeRequestId>,
     pub(crate) echo_traceparent: bool,
-    pub(crate) direct: stellaops_telemetry_core::SpanRecorder,
+    pub(crate) recorder: stellaops_telemetry_core::SpanRecorder,
     pub(crate) routes: Arc<super::route::Routes>,
     /// Span start times from the request's `Instant` (one clock reading, not two).
     pub(crate) clock: Arc<stellaops_telemetry_core::WallClock>,
@@ -67,7 +67,7 @@ impl ServerTelemetryLayer {
                 make_route: Arc::new(DefaultMakeRoute),
                 make_request_id: Arc::new(DefaultMakeRequestId),
                 echo_traceparent: false,
-                direct: telemetry.span_recorder().clone(),
+                recorder: telemetry.span_recorder().clone(),
                 routes: Arc::default(),
                 clock: Arc::default(),
             }),

@@ -69,8 +69,6 @@ fn push_request_texts<B>(
     }
 }
 
-/// The headers the layer was asked to capture, as `http.request.header.<name>`: redacted,
-/// then cut to the attribute value limit.
 /// The pipeline's decision for a new request span: the tenant goes in as the span's start
 /// attribute, so a run-time tenant override of sampling applies to it (one reference count
 /// taken, nothing copied).
@@ -90,6 +88,8 @@ fn sample(
     )
 }
 
+/// The headers the layer was asked to capture, as `http.request.header.<name>`: redacted,
+/// then cut to the attribute value limit.
 fn push_captured_headers(r: &mut SpanRecord, shared: &Shared, headers: &http::HeaderMap) {
     for name in &shared.captured_headers {
         let values: Vec<StringValue> = headers
@@ -192,7 +192,7 @@ where
         } else {
             (ids.new_trace_id(), RANDOM)
         };
-        let direct = &shared.direct;
+        let direct = &shared.recorder;
         let sampling = sample(direct, &base, trace_id, tenant.as_ref());
         let flags = inherited.with_sampled(sampling.decision == SamplingDecision::RecordAndSample);
         let span_context = SpanContext::new(

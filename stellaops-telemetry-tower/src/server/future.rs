@@ -109,8 +109,7 @@ impl Completion {
         if self.started.shared.echo_traceparent {
             let sc = &self.started.span_context;
             if sc.is_valid() {
-                let flags = if sc.is_sampled() { "01" } else { "00" };
-                let traceparent = format!("00-{}-{}-{flags}", sc.trace_id(), sc.span_id());
+                let traceparent = crate::propagation::traceparent_of(sc);
                 if let Ok(value) = http::HeaderValue::from_str(&traceparent) {
                     response
                         .headers_mut()

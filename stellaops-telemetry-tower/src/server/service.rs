@@ -237,9 +237,19 @@ where
         if let Some(tenant) = &tenant {
             request_context = request_context.with_tenant(tenant.shared());
         }
+        // What the client layer sends on: the received trace context (whole tracestate, random
+        // flag) continued by this span, or this span's own for a new trace.
+        let propagated = match base.get::<propagation::PropagatedTraceContext>() {
+            Some(received) => Some(received.continued_by(&span_context)),
+            None => propagation::PropagatedTraceContext::from_span_context(&span_context),
+        };
         let cx = base
             .with_remote_span_context(span_context.clone())
             .with_value(request_context);
+        let cx = match propagated {
+            Some(propagated) => cx.with_value(propagated),
+            None => cx,
+        };
 
         // The tracing span, for subscribers of the service's own; the pipeline's layers skip
         // its target (its OpenTelemetry span is the record above, and the log context is the

@@ -146,3 +146,128 @@ async fn one_trace_spans_both_servers_and_the_client() {
     assert_eq!(tenant_of(second_server).as_deref(), Some("acme"));
     telemetry.shutdown();
 }
+
+/// What the second server received when a request with these headers went through the first
+/// server's handler and its client layer, and the spans exported on the way.
+async fn through_both(
+    lines: &[(&str, String)],
+) -> (serde_json::Value, Vec<opentelemetry_sdk::trace::SpanData>) {
+    let exporters = TestExporters::new();
+    let telemetry = Telemetry::builder("roundtrip")
+        .exporters(&[])
+        .stdout_logs(false)
+        .test_exporters(&exporters)
+        .build()
+        .unwrap();
+    let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
+    let second = Router::new()
+        .route("/echo", get(echo))
+        .layer(ServerTelemetryLayer::new(&telemetry));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let downstream = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move { axum::serve(listener, second).await });
+    let first = Router::new()
+        .route("/call", get(call))
+        .with_state(downstream)
+        .layer(ServerTelemetryLayer::new(&telemetry));
+    let mut request = Request::get("/call");
+    for (name, value) in lines {
+        request = request.header(*name, value.as_str());
+    }
+    let response = first
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    server.abort();
+    telemetry.flush(std::time::Duration::from_secs(5)).unwrap();
+    let spans = exporters.finished_spans();
+    telemetry.shutdown();
+    (serde_json::from_slice(&body).unwrap(), spans)
+}
+
+/// Level 2 keys that opentelemetry's `TraceState` refuses (two `@`, a tenant key at the
+/// 256-character limit with a long system part) leave the client layer as they came, in order.
+#[tokio::test(flavor = "current_thread")]
+async fn level_2_tracestate_keys_propagate_unchanged_from_server_to_client() {
+    let near_limit = format!("{}@{}=2", "t".repeat(241), "v".repeat(4));
+    let at_limit = format!("{}@{}=3", "t".repeat(241), "v".repeat(14));
+    let tracestate = format!("foo@@bar=1,{near_limit},rojo=00f067aa0ba902b7,{at_limit}");
+    let (seen, _) = through_both(&[
+        ("traceparent", format!("00-{TRACE}-00f067aa0ba902b7-01")),
+        ("tracestate", "foo@@bar=1".to_owned()),
+        (
+            "tracestate",
+            format!(" {near_limit} ,, rojo=00f067aa0ba902b7"),
+        ),
+        ("tracestate", at_limit.clone()),
+    ])
+    .await;
+    assert_eq!(seen["tracestate"], tracestate.as_str());
+}
+
+/// Unsampled with the random flag: nothing is recorded, and the client layer sends the flags
+/// it received (`02`) with the parent-id it received (no span of this service was recorded).
+#[tokio::test(flavor = "current_thread")]
+async fn an_unsampled_request_forwards_the_random_flag_from_the_client_layer() {
+    let (seen, spans) = through_both(&[
+        ("traceparent", format!("00-{TRACE}-00f067aa0ba902b7-02")),
+        ("tracestate", "foo@@bar=1".to_owned()),
+    ])
+    .await;
+    assert!(spans.is_empty(), "{spans:?}");
+    assert_eq!(
+        seen["traceparent"],
+        format!("00-{TRACE}-00f067aa0ba902b7-02").as_str()
+    );
+    assert_eq!(seen["tracestate"], "foo@@bar=1");
+}
+
+/// Sampled with the random flag: the client span's id replaces the parent-id, and the flags
+/// are `03`.
+#[tokio::test(flavor = "current_thread")]
+async fn a_sampled_request_forwards_the_random_flag_from_the_client_layer() {
+    let (seen, spans) =
+        through_both(&[("traceparent", format!("00-{TRACE}-00f067aa0ba902b7-03"))]).await;
+    let client = spans.iter().find(|s| s.name == "GET").unwrap();
+    assert_eq!(
+        seen["traceparent"],
+        format!("00-{TRACE}-{}-03", client.span_context.span_id()).as_str()
+    );
+    assert_eq!(seen["tracestate"], "");
+}
+
+/// Server then client: what the second server receives is what the first received, byte for
+/// byte, but for the parent-id (the client span's) — for every flag combination.
+#[tokio::test(flavor = "current_thread")]
+async fn trace_headers_round_trip_byte_for_byte_through_server_and_client() {
+    let tracestate = format!(
+        "congo=t61rcWkgMzE,foo@@bar= a b,{}@{}=x,1abc=~",
+        "t".repeat(241),
+        "v".repeat(14)
+    );
+    for flags in ["00", "01", "02", "03"] {
+        let (seen, spans) = through_both(&[
+            (
+                "traceparent",
+                format!("00-{TRACE}-00f067aa0ba902b7-{flags}"),
+            ),
+            ("tracestate", tracestate.clone()),
+        ])
+        .await;
+        let parent = match spans.iter().find(|s| s.name == "GET") {
+            Some(client) => client.span_context.span_id().to_string(),
+            None => "00f067aa0ba902b7".to_owned(),
+        };
+        assert_eq!(
+            seen["traceparent"],
+            format!("00-{TRACE}-{parent}-{flags}").as_str(),
+            "flags {flags}"
+        );
+        assert_eq!(seen["tracestate"], tracestate.as_str(), "flags {flags}");
+        assert_eq!(spans.is_empty(), flags == "00" || flags == "02");
+    }
+}

@@ -271,3 +271,32 @@ async fn trace_headers_round_trip_byte_for_byte_through_server_and_client() {
         assert_eq!(spans.is_empty(), flags == "00" || flags == "02");
     }
 }
+
+/// The echoed `traceparent` keeps the random flag received, sampled or not.
+#[tokio::test(flavor = "current_thread")]
+async fn the_echoed_traceparent_keeps_the_random_flag() {
+    let telemetry = Telemetry::builder("echo")
+        .exporters(&[])
+        .stdout_logs(false)
+        .build()
+        .unwrap();
+    let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
+    for flags in ["00", "01", "02", "03"] {
+        let app = Router::new()
+            .route("/", get(|| async { "ok" }))
+            .layer(ServerTelemetryLayer::new(&telemetry).echo_traceparent(true));
+        let response = app
+            .oneshot(
+                Request::get("/")
+                    .header("traceparent", format!("00-{TRACE}-00f067aa0ba902b7-{flags}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let echoed = response.headers()["traceparent"].to_str().unwrap();
+        assert!(echoed.starts_with(&format!("00-{TRACE}-")), "{echoed}");
+        assert!(echoed.ends_with(&format!("-{flags}")), "{flags}: {echoed}");
+    }
+    telemetry.shutdown();
+}

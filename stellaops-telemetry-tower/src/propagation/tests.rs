@@ -95,3 +95,48 @@ proptest! {
         prop_assert_eq!(list.get("k"), Some(value.as_str()));
     }
 }
+
+#[test]
+fn tracestate_truncation_drops_long_members_first_then_from_the_end() {
+    let long = "l".repeat(128);
+    let short: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    // 40 members, two of them longer than 128 characters (`k=` + 128).
+    let mut members: Vec<(&str, &str)> = short.iter().map(|k| (k.as_str(), "v")).collect();
+    members[3].1 = &long;
+    members[30].1 = &long;
+    let kept = tracestate::truncate(members.clone());
+    assert_eq!(kept.len(), 32);
+    assert!(kept.iter().all(|&(_, v)| v == "v"));
+    // The two long ones went first, then the six right-most short ones.
+    let keys: Vec<&str> = kept.iter().map(|&(k, _)| k).collect();
+    let expected: Vec<&str> = short
+        .iter()
+        .map(String::as_str)
+        .filter(|k| *k != "k3" && *k != "k30")
+        .take(32)
+        .collect();
+    assert_eq!(keys, expected);
+
+    // One too many: only the right-most long member goes.
+    let mut members = members;
+    members.truncate(33);
+    let kept = tracestate::truncate(members);
+    assert_eq!(kept.len(), 32);
+    assert_eq!(kept.get(3).map(|m| m.1), Some(long.as_str()));
+    assert!(kept.iter().all(|&(k, _)| k != "k30"));
+
+    // 32 or fewer: unchanged, long members included.
+    let few = vec![("a", long.as_str()), ("b", "1")];
+    assert_eq!(tracestate::truncate(few.clone()), few);
+}
+
+#[test]
+fn a_128_character_member_is_not_long() {
+    let value = "v".repeat(126); // `k=` + 126 = 128
+    let mut members: Vec<(&str, &str)> = vec![("k", value.as_str())];
+    let keys: Vec<String> = (0..32).map(|i| format!("s{i}")).collect();
+    members.extend(keys.iter().map(|k| (k.as_str(), "1")));
+    let kept = tracestate::truncate(members);
+    assert_eq!(kept.first().map(|m| m.0), Some("k"));
+    assert_eq!(kept.last().map(|m| m.0), Some("s30"));
+}

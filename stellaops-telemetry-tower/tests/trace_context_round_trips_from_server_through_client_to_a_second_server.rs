@@ -288,7 +288,10 @@ async fn the_echoed_traceparent_keeps_the_random_flag() {
         let response = app
             .oneshot(
                 Request::get("/")
-                    .header("traceparent", format!("00-{TRACE}-00f067aa0ba902b7-{flags}"))
+                    .header(
+                        "traceparent",
+                        format!("00-{TRACE}-00f067aa0ba902b7-{flags}"),
+                    )
                     .body(Body::empty())
                     .unwrap(),
             )

@@ -118,7 +118,6 @@ fn tracestate_truncation_drops_long_members_first_then_from_the_end() {
     assert_eq!(keys, expected);
 
     // One too many: only the right-most long member goes.
-    let mut members = members;
     members.truncate(33);
     let kept = tracestate::truncate(members);
     assert_eq!(kept.len(), 32);

@@ -19,7 +19,9 @@
 //!
 //! - **Trace context** comes from `traceparent` / `tracestate` / `baggage`, parsed strictly
 //!   ([`propagation`](crate::propagation)). A malformed header starts a new trace; it never
-//!   fails the request.
+//!   fails the request. What the client layer sends on is kept beside the request span's
+//!   context as a [`PropagatedTraceContext`](crate::propagation::PropagatedTraceContext): the
+//!   whole validated `tracestate` and the random flag, whether or not the span is sampled.
 //! - **The span** `http.request` has the OpenTelemetry display name `{method} {route}` and the
 //!   stable HTTP semantic-convention attributes. Status codes are integers. On the server a
 //!   5xx is an error and a 4xx is not. The layer records it directly: the pipeline's sampler

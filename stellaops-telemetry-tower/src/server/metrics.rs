@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use parking_lot::RwLock;
 
-use super::route::FastHasher;
+use super::route::{FastHasher, UNMATCHED_ROUTE};
 use stellaops_telemetry_core::metrics::catalogue::{
     HttpInFlightLabels, RequestDurationLabels, RequestTotalLabels, STELLA_HTTP_REQUESTS_IN_FLIGHT,
     STELLAOPS_REQUEST_DURATION_SECONDS, STELLAOPS_REQUEST_TOTAL,
@@ -32,7 +32,9 @@ struct Key {
     method: &'static str,
     route: &'static str,
     status: u16,
+    sent: bool,
     scheme: &'static str,
+    protocol: &'static str,
     error: &'static str,
 }
 
@@ -41,7 +43,9 @@ impl PartialEq for Key {
         std::ptr::eq(self.method, other.method)
             && std::ptr::eq(self.route, other.route)
             && self.status == other.status
+            && self.sent == other.sent
             && std::ptr::eq(self.scheme, other.scheme)
+            && std::ptr::eq(self.protocol, other.protocol)
             && std::ptr::eq(self.error, other.error)
     }
 }
@@ -53,7 +57,9 @@ impl std::hash::Hash for Key {
         state.write_usize(self.method.as_ptr() as usize);
         state.write_usize(self.route.as_ptr() as usize);
         state.write_u16(self.status);
+        state.write_u16(u16::from(self.sent));
         state.write_usize(self.scheme.as_ptr() as usize);
+        state.write_usize(self.protocol.as_ptr() as usize);
         state.write_usize(self.error.as_ptr() as usize);
     }
 }
@@ -80,7 +86,7 @@ pub(crate) struct ServerMetrics {
     total: Counter<RequestTotalLabels<'static>>,
     in_flight: UpDownCounter<HttpInFlightLabels<'static>>,
     semconv: Histogram<HttpServerDurationLabels<'static>>,
-    /// One bound series per method label (`method_label` gives ten).
+    /// One bound series per standard method label and `_OTHER`.
     in_flight_bound: [std::sync::OnceLock<BoundUpDownCounter>; METHODS.len()],
     finished: RwLock<FinishedMap>,
 }
@@ -89,9 +95,14 @@ pub(crate) struct ServerMetrics {
 pub(crate) struct Outcome {
     pub method: &'static str,
     pub route: &'static str,
-    /// The HTTP status code, or the gRPC status code for gRPC requests.
+    /// The HTTP status code, or the gRPC status code for gRPC requests; `CLIENT_CLOSED` when
+    /// no response was sent.
     pub status: u16,
+    /// Whether a response head was sent (else `http.response.status_code` is absent).
+    pub sent: bool,
     pub scheme: &'static str,
+    /// `network.protocol.version`.
+    pub protocol: &'static str,
     /// `error.type`, empty when the request did not fail.
     pub error: &'static str,
     pub seconds: f64,
@@ -112,10 +123,10 @@ impl ServerMetrics {
 
     /// The in-flight series of `method` (one of the ten method labels).
     pub(crate) fn in_flight(&self, method: &'static str) -> BoundUpDownCounter {
-        let slot = METHODS
-            .iter()
-            .position(|m| *m == method)
-            .unwrap_or(METHODS.len() - 1);
+        let Some(slot) = METHODS.iter().position(|m| *m == method) else {
+            // A method made known by the layer's settings: bound on each request.
+            return self.in_flight.bind(HttpInFlightLabels { method });
+        };
         self.in_flight_bound[slot]
             .get_or_init(|| self.in_flight.bind(HttpInFlightLabels { method }))
             .clone()
@@ -126,7 +137,9 @@ impl ServerMetrics {
             method: o.method,
             route: o.route,
             status: o.status,
+            sent: o.sent,
             scheme: o.scheme,
+            protocol: o.protocol,
             error: o.error,
         };
         // The common case: the series are bound already; record under the read lock.
@@ -145,11 +158,17 @@ impl ServerMetrics {
                 service: &self.service,
                 status,
             }),
+            // Empty values are absent attributes: no route matched, no status sent, no error.
             semconv: self.semconv.bind(HttpServerDurationLabels {
                 method: o.method,
-                route: o.route,
-                status_code: status,
+                route: if std::ptr::eq(o.route, UNMATCHED_ROUTE) {
+                    ""
+                } else {
+                    o.route
+                },
+                status_code: if o.sent { status } else { "" },
                 scheme: o.scheme,
+                protocol_version: o.protocol,
                 error_type: o.error,
             }),
         };

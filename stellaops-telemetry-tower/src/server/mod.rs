@@ -51,6 +51,7 @@
 //! The layer never alters a response because telemetry failed. It never buffers a body. It
 //! passes the inner service's error through untouched.
 
+mod attributes;
 mod future;
 mod layer;
 mod metrics;
@@ -59,11 +60,11 @@ mod route;
 mod service;
 mod tenant;
 
-pub use future::{CLIENT_CLOSED, ResponseBody, ResponseFuture};
-pub use layer::ServerTelemetryLayer;
+pub use future::{ABORTED, CLIENT_CLOSED, PANIC, ResponseBody, ResponseFuture};
+pub use layer::{KNOWN_METHODS_VARIABLE, KnownMethodsError, ServerTelemetryLayer};
 pub use request_id::{DefaultMakeRequestId, MakeRequestId, REQUEST_ID_HEADER, RequestId};
 pub(crate) use route::method_label;
-pub use route::{DefaultMakeRoute, MakeRoute, UNMATCHED_ROUTE};
+pub use route::{DefaultMakeRoute, MakeRoute, ReportedRoute, UNMATCHED_ROUTE};
 pub use service::ServerTelemetry;
 pub(crate) use tenant::TENANT_HEADER_NAME;
 pub use tenant::{MAX_TENANT_LEN, TENANT_HEADER, Tenant};

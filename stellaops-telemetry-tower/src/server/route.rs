@@ -18,6 +18,22 @@ pub trait MakeRoute: Send + Sync + 'static {
     ) -> Option<Cow<'a, str>>;
 }
 
+/// The route template a service reports in its response's extensions. The layer uses it when
+/// it saw no route for the request: axum gives a layer no `MatchedPath` for a service
+/// mounted with `nest_service`, so such a service names its own route (the
+/// [`Health`](crate::services::Health) endpoints do: `/health`, `/health/ready`,
+/// `/health/live` under the prefix they are nested at). Interned like every template.
+///
+/// ```
+/// use stellaops_telemetry_tower::server::ReportedRoute;
+/// let mut response = http::Response::new(());
+/// response
+///     .extensions_mut()
+///     .insert(ReportedRoute("/files/*".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedRoute(pub Cow<'static, str>);
+
 /// axum's `MatchedPath` when present (feature `axum`); `None` otherwise.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultMakeRoute;
@@ -172,6 +188,24 @@ pub(crate) fn method_label(method: &http::Method) -> &'static str {
         http::Method::CONNECT => "CONNECT",
         _ => "_OTHER",
     }
+}
+
+/// The method as a bounded label under the layer's known methods: `None` keeps the nine
+/// standard ones ([`method_label`]); a list is matched case-sensitively, `_OTHER` for the rest.
+pub(crate) fn known_method(method: &http::Method, known: Option<&[&'static str]>) -> &'static str {
+    match known {
+        None => method_label(method),
+        Some(list) => list
+            .iter()
+            .find(|m| **m == method.as_str())
+            .copied()
+            .unwrap_or("_OTHER"),
+    }
+}
+
+/// A method name kept for the process (each distinct name once, like route templates).
+pub(crate) fn intern_method(name: &str) -> Option<&'static str> {
+    leak_once(name)
 }
 
 #[cfg(test)]

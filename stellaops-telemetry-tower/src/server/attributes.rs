@@ -9,7 +9,7 @@ use stellaops_telemetry_core::opentelemetry::{Array, KeyValue, StringValue, Valu
 use stellaops_telemetry_core::{Redactor, SpanRecord};
 
 use super::layer::Shared;
-use super::route::{DefaultMakeRoute, MakeRoute as _, UNMATCHED_ROUTE, known_method};
+use super::route::{DefaultMakeRoute, MakeRoute as _, is_unmatched, known_method};
 
 /// What the layer decides about a request before the inner service sees it.
 pub(crate) struct RequestFacts {
@@ -17,7 +17,7 @@ pub(crate) struct RequestFacts {
     pub(crate) method: &'static str,
     /// The span name's first part: the method, or `HTTP` for `_OTHER`.
     pub(crate) name: &'static str,
-    /// The interned template, [`UNMATCHED_ROUTE`] when none matched.
+    /// The interned template, [`UNMATCHED_ROUTE`](super::UNMATCHED_ROUTE) when none matched.
     pub(crate) route: &'static str,
     /// `url.scheme`: `http` or `https`.
     pub(crate) scheme: &'static str,
@@ -82,7 +82,7 @@ pub(crate) fn push_request_attributes<B>(
             &shared.bounds.attribute_value(original, &shared.redactor),
         );
     }
-    if !std::ptr::eq(facts.route, UNMATCHED_ROUTE) {
+    if !is_unmatched(facts.route) {
         r.push_static("http.route", facts.route);
     }
     r.push_static("network.protocol.version", facts.protocol);

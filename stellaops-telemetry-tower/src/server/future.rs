@@ -14,7 +14,8 @@ use stellaops_telemetry_core::opentelemetry::Context as OtelContext;
 use stellaops_telemetry_core::opentelemetry::trace::SpanContext;
 use tracing::Span;
 
-use super::{ReportedRoute, UNMATCHED_ROUTE};
+use super::route::is_unmatched;
+use super::ReportedRoute;
 use super::layer::Shared;
 use super::metrics::Outcome;
 use super::request_id::{REQUEST_ID_HEADER_NAME, RequestId};
@@ -110,12 +111,12 @@ impl Completion {
 
     /// The response head: status on the span, our headers on the response.
     fn on_head<RB>(&mut self, response: &mut http::Response<RB>) {
-        if std::ptr::eq(self.started.route, UNMATCHED_ROUTE)
+        if is_unmatched(self.started.route)
             && let Some(reported) = response.extensions().get::<ReportedRoute>()
         {
             let route = self.started.shared.routes.intern(Some(&reported.0));
             self.started.route = route;
-            if !std::ptr::eq(route, UNMATCHED_ROUTE) {
+            if !is_unmatched(route) {
                 self.attribute("http.route", AttributeValue::Static(route));
             }
         }
@@ -196,7 +197,7 @@ impl Completion {
         if failed {
             self.attribute("error.type", AttributeValue::Static(error));
         }
-        let route = if std::ptr::eq(self.started.route, UNMATCHED_ROUTE) {
+        let route = if is_unmatched(self.started.route) {
             ""
         } else {
             self.started.route

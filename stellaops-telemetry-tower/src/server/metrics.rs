@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use parking_lot::RwLock;
 
-use super::route::{FastHasher, UNMATCHED_ROUTE};
+use super::route::{FastHasher, is_unmatched};
 use stellaops_telemetry_core::metrics::catalogue::{
     HttpInFlightLabels, RequestDurationLabels, RequestTotalLabels, STELLA_HTTP_REQUESTS_IN_FLIGHT,
     STELLAOPS_REQUEST_DURATION_SECONDS, STELLAOPS_REQUEST_TOTAL,
@@ -161,7 +161,7 @@ impl ServerMetrics {
             // Empty values are absent attributes: no route matched, no status sent, no error.
             semconv: self.semconv.bind(HttpServerDurationLabels {
                 method: o.method,
-                route: if std::ptr::eq(o.route, UNMATCHED_ROUTE) {
+                route: if is_unmatched(o.route) {
                     ""
                 } else {
                     o.route

@@ -2,8 +2,15 @@
 
 use std::borrow::Cow;
 
-/// The route recorded when no template is known (the raw path is never a metric label).
+/// The `endpoint` label of `stellaops_request_duration_seconds` when no template is known
+/// (the raw path is never a metric label). The span and `http.server.request.duration` then
+/// carry no `http.route`, and the span is named by its method alone.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Whether `route` is [`UNMATCHED_ROUTE`] (compared by text: a constant has no one address).
+pub(crate) fn is_unmatched(route: &str) -> bool {
+    route == UNMATCHED_ROUTE
+}
 
 /// Gives the route template of a request (`/scans/{id}`), or `None` when unknown. Templates
 /// are interned by the layer (up to 1,024 distinct ones; beyond that, [`UNMATCHED_ROUTE`]), so

@@ -206,8 +206,10 @@ mod semantic_conventions {
         let mut points = Vec::new();
         for scope in last.scope_metrics() {
             for metric in scope.metrics() {
-                if let ("http.server.request.duration", AggregatedMetrics::F64(MetricData::Histogram(h))) =
-                    (metric.name(), metric.data())
+                if let (
+                    "http.server.request.duration",
+                    AggregatedMetrics::F64(MetricData::Histogram(h)),
+                ) = (metric.name(), metric.data())
                 {
                     for p in h.data_points() {
                         points.push(p.attributes().cloned().collect());
@@ -248,9 +250,9 @@ mod semantic_conventions {
             if std::mem::replace(&mut self.sent, true) {
                 Poll::Pending
             } else {
-                Poll::Ready(Some(Ok(http_body::Frame::data(axum::body::Bytes::from_static(
-                    b"first",
-                )))))
+                Poll::Ready(Some(Ok(http_body::Frame::data(
+                    axum::body::Bytes::from_static(b"first"),
+                ))))
             }
         }
     }
@@ -302,8 +304,10 @@ mod semantic_conventions {
         assert_eq!(attr(s, "http.response.status_code"), Some(&Value::I64(500)));
         let points = duration_points(&exporters);
         assert!(
-            points.iter().any(|p| get_attr(p, "error.type") == Some(&Value::from("panic"))
-                && get_attr(p, "http.response.status_code") == Some(&Value::I64(500))),
+            points
+                .iter()
+                .any(|p| get_attr(p, "error.type") == Some(&Value::from("panic"))
+                    && get_attr(p, "http.response.status_code") == Some(&Value::I64(500))),
             "{points:?}"
         );
         telemetry.shutdown();
@@ -332,7 +336,8 @@ mod semantic_conventions {
             .await
             .unwrap();
         let mut body = response.into_body();
-        let first = std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut body), cx)).await;
+        let first =
+            std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut body), cx)).await;
         assert!(first.is_some_and(|f| f.is_ok()));
         drop(body);
 
@@ -341,11 +346,18 @@ mod semantic_conventions {
         let before = span(&spans, "GET /hang");
         assert!(matches!(before.status, Status::Error { .. }));
         assert_eq!(attr(before, "error.type"), Some(&Value::from(ABORTED)));
-        assert_eq!(attr(before, "http.response.status_code"), None, "none was sent");
+        assert_eq!(
+            attr(before, "http.response.status_code"),
+            None,
+            "none was sent"
+        );
         let mid = span(&spans, "GET /stream");
         assert!(matches!(mid.status, Status::Error { .. }));
         assert_eq!(attr(mid, "error.type"), Some(&Value::from(ABORTED)));
-        assert_eq!(attr(mid, "http.response.status_code"), Some(&Value::I64(200)));
+        assert_eq!(
+            attr(mid, "http.response.status_code"),
+            Some(&Value::I64(200))
+        );
 
         let points = duration_points(&exporters);
         let of = |route: &str| {
@@ -354,9 +366,15 @@ mod semantic_conventions {
                 .find(|p| get_attr(p, "http.route") == Some(&Value::from(route.to_owned())))
                 .unwrap_or_else(|| panic!("no point for {route}: {points:?}"))
         };
-        assert_eq!(get_attr(of("/hang"), "error.type"), Some(&Value::from("aborted")));
+        assert_eq!(
+            get_attr(of("/hang"), "error.type"),
+            Some(&Value::from("aborted"))
+        );
         assert_eq!(get_attr(of("/hang"), "http.response.status_code"), None);
-        assert_eq!(get_attr(of("/stream"), "error.type"), Some(&Value::from("aborted")));
+        assert_eq!(
+            get_attr(of("/stream"), "error.type"),
+            Some(&Value::from("aborted"))
+        );
         assert_eq!(
             get_attr(of("/stream"), "http.response.status_code"),
             Some(&Value::I64(200))
@@ -384,17 +402,29 @@ mod semantic_conventions {
         telemetry.flush(Duration::from_secs(5)).unwrap();
         let spans = exporters.finished_spans();
         let other = span(&spans, "HTTP /scans/{id}");
-        assert_eq!(attr(other, "http.request.method"), Some(&Value::from("_OTHER")));
+        assert_eq!(
+            attr(other, "http.request.method"),
+            Some(&Value::from("_OTHER"))
+        );
         assert_eq!(
             attr(other, "http.request.method_original"),
             Some(&Value::from("PURGE"))
         );
         let unmatched = span(&spans, "GET");
-        assert!(matches!(unmatched.status, Status::Unset), "a 404 is no server error");
+        assert!(
+            matches!(unmatched.status, Status::Unset),
+            "a 404 is no server error"
+        );
         assert_eq!(attr(unmatched, "http.route"), None);
-        assert_eq!(attr(unmatched, "http.response.status_code"), Some(&Value::I64(404)));
+        assert_eq!(
+            attr(unmatched, "http.response.status_code"),
+            Some(&Value::I64(404))
+        );
         let nested = span(&spans, "GET /health/ready");
-        assert_eq!(attr(nested, "http.route"), Some(&Value::from("/health/ready")));
+        assert_eq!(
+            attr(nested, "http.route"),
+            Some(&Value::from("/health/ready"))
+        );
         let points = duration_points(&exporters);
         assert!(
             points
@@ -424,9 +454,15 @@ mod semantic_conventions {
         telemetry.flush(Duration::from_secs(5)).unwrap();
         let spans = exporters.finished_spans();
         let purge = span(&spans, "PURGE /scans/{id}");
-        assert_eq!(attr(purge, "http.request.method"), Some(&Value::from("PURGE")));
+        assert_eq!(
+            attr(purge, "http.request.method"),
+            Some(&Value::from("PURGE"))
+        );
         let post = span(&spans, "HTTP /scans/{id}");
-        assert_eq!(attr(post, "http.request.method"), Some(&Value::from("_OTHER")));
+        assert_eq!(
+            attr(post, "http.request.method"),
+            Some(&Value::from("_OTHER"))
+        );
         assert_eq!(
             attr(post, "http.request.method_original"),
             Some(&Value::from("POST"))
@@ -473,7 +509,10 @@ mod semantic_conventions {
         let query = attr(direct, "url.query").unwrap().to_string();
         assert!(query.starts_with("a=1&password="), "{query}");
         assert!(!query.contains("hunter2"), "{query}");
-        assert_eq!(attr(direct, "client.address"), Some(&Value::from("192.0.2.7")));
+        assert_eq!(
+            attr(direct, "client.address"),
+            Some(&Value::from("192.0.2.7"))
+        );
         assert_eq!(
             attr(direct, "network.peer.address"),
             Some(&Value::from("192.0.2.7"))
@@ -484,7 +523,11 @@ mod semantic_conventions {
             Some(&Value::from("2"))
         );
         assert_eq!(attr(direct, "url.scheme"), Some(&Value::from("http")));
-        assert_eq!(attr(direct, "server.address"), None, "no Host, untrusted proxy");
+        assert_eq!(
+            attr(direct, "server.address"),
+            None,
+            "no Host, untrusted proxy"
+        );
 
         let proxied = spans
             .iter()
@@ -511,9 +554,15 @@ mod semantic_conventions {
             .iter()
             .find(|p| get_attr(p, "http.route") == Some(&Value::from("/scans/{id}")))
             .unwrap();
-        assert_eq!(get_attr(ok, "http.response.status_code"), Some(&Value::I64(200)));
+        assert_eq!(
+            get_attr(ok, "http.response.status_code"),
+            Some(&Value::I64(200))
+        );
         assert_eq!(get_attr(ok, "error.type"), None);
-        assert_eq!(get_attr(ok, "network.protocol.version"), Some(&Value::from("2")));
+        assert_eq!(
+            get_attr(ok, "network.protocol.version"),
+            Some(&Value::from("2"))
+        );
         telemetry.shutdown();
     }
 }

@@ -377,7 +377,10 @@ mod tests {
         ]);
         assert_eq!(forwarded(&x).client, Some("203.0.113.9"));
         assert_eq!(forwarded(&x).proto, Some("https"));
-        assert_eq!(split_host_port("[2001:db8::17]:4711").0, Some("2001:db8::17"));
+        assert_eq!(
+            split_host_port("[2001:db8::17]:4711").0,
+            Some("2001:db8::17")
+        );
     }
 
     #[test]

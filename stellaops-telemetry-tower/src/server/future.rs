@@ -14,11 +14,11 @@ use stellaops_telemetry_core::opentelemetry::Context as OtelContext;
 use stellaops_telemetry_core::opentelemetry::trace::SpanContext;
 use tracing::Span;
 
-use super::route::is_unmatched;
 use super::ReportedRoute;
 use super::layer::Shared;
 use super::metrics::Outcome;
 use super::request_id::{REQUEST_ID_HEADER_NAME, RequestId};
+use super::route::is_unmatched;
 
 /// The `status` label of `stellaops_request_total` for a request whose response future was
 /// dropped before it produced a response (the client went away). The span and
@@ -212,7 +212,7 @@ impl Completion {
             method: self.started.method,
             route: self.started.route,
             status,
-            sent: self.status.is_some(),
+            http_status: self.status.unwrap_or(0),
             scheme: self.started.scheme,
             protocol: self.started.protocol,
             error,

@@ -32,7 +32,7 @@ struct Key {
     method: &'static str,
     route: &'static str,
     status: u16,
-    sent: bool,
+    http_status: u16,
     scheme: &'static str,
     protocol: &'static str,
     error: &'static str,
@@ -43,7 +43,7 @@ impl PartialEq for Key {
         std::ptr::eq(self.method, other.method)
             && std::ptr::eq(self.route, other.route)
             && self.status == other.status
-            && self.sent == other.sent
+            && self.http_status == other.http_status
             && std::ptr::eq(self.scheme, other.scheme)
             && std::ptr::eq(self.protocol, other.protocol)
             && std::ptr::eq(self.error, other.error)
@@ -57,7 +57,7 @@ impl std::hash::Hash for Key {
         state.write_usize(self.method.as_ptr() as usize);
         state.write_usize(self.route.as_ptr() as usize);
         state.write_u16(self.status);
-        state.write_u16(u16::from(self.sent));
+        state.write_u16(self.http_status);
         state.write_usize(self.scheme.as_ptr() as usize);
         state.write_usize(self.protocol.as_ptr() as usize);
         state.write_usize(self.error.as_ptr() as usize);
@@ -98,8 +98,8 @@ pub(crate) struct Outcome {
     /// The HTTP status code, or the gRPC status code for gRPC requests; `CLIENT_CLOSED` when
     /// no response was sent.
     pub status: u16,
-    /// Whether a response head was sent (else `http.response.status_code` is absent).
-    pub sent: bool,
+    /// The HTTP status sent, `0` when none was (`http.response.status_code` is then absent).
+    pub http_status: u16,
     pub scheme: &'static str,
     /// `network.protocol.version`.
     pub protocol: &'static str,
@@ -137,7 +137,7 @@ impl ServerMetrics {
             method: o.method,
             route: o.route,
             status: o.status,
-            sent: o.sent,
+            http_status: o.http_status,
             scheme: o.scheme,
             protocol: o.protocol,
             error: o.error,
@@ -149,6 +149,12 @@ impl ServerMetrics {
         }
         let mut code = itoa::Buffer::new();
         let status = code.format(o.status);
+        let mut http_code = itoa::Buffer::new();
+        let http_status = if o.http_status == 0 {
+            ""
+        } else {
+            http_code.format(o.http_status)
+        };
         let finished = Finished {
             duration: self.duration.bind(RequestDurationLabels {
                 service: &self.service,
@@ -161,12 +167,8 @@ impl ServerMetrics {
             // Empty values are absent attributes: no route matched, no status sent, no error.
             semconv: self.semconv.bind(HttpServerDurationLabels {
                 method: o.method,
-                route: if is_unmatched(o.route) {
-                    ""
-                } else {
-                    o.route
-                },
-                status_code: if o.sent { status } else { "" },
+                route: if is_unmatched(o.route) { "" } else { o.route },
+                status_code: http_status,
                 scheme: o.scheme,
                 protocol_version: o.protocol,
                 error_type: o.error,

@@ -565,4 +565,67 @@ mod semantic_conventions {
         );
         telemetry.shutdown();
     }
+
+    /// Through a real server (hyper over TCP): a response read to its end is a success, and a
+    /// client that closes its connection in the middle of a body is an abort.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn over_a_real_connection_a_full_body_succeeds_and_a_closed_one_is_aborted() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let exporters = TestExporters::new();
+        let telemetry = pipeline(&exporters);
+        let app = app(&telemetry, ServerTelemetryLayer::new(&telemetry));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+        });
+
+        let mut full = tokio::net::TcpStream::connect(address).await.unwrap();
+        full.write_all(b"GET /scans/1 HTTP/1.1\r\nhost: scanner\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        full.read_to_end(&mut answer).await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200"));
+
+        let mut partial = tokio::net::TcpStream::connect(address).await.unwrap();
+        partial
+            .write_all(b"GET /stream HTTP/1.1\r\nhost: scanner\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 64];
+        let n = partial.read(&mut first).await.unwrap();
+        assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+        drop(partial);
+
+        // The server notices the closed connection when it next writes or reads: wait for
+        // the span (counting flushes, not time).
+        let mut spans = Vec::new();
+        for _ in 0..200 {
+            telemetry.flush(Duration::from_secs(5)).unwrap();
+            spans = exporters.finished_spans();
+            if spans.iter().any(|s| s.name == "GET /stream") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let ok = span(&spans, "GET /scans/{id}");
+        assert!(matches!(ok.status, Status::Unset), "{ok:?}");
+        assert_eq!(attr(ok, "error.type"), None);
+        assert_eq!(
+            attr(ok, "network.protocol.version"),
+            Some(&Value::from("1.1"))
+        );
+        assert_eq!(attr(ok, "client.address"), Some(&Value::from("127.0.0.1")));
+        assert!(attr(ok, "network.peer.port").is_some());
+        let aborted = span(&spans, "GET /stream");
+        assert_eq!(attr(aborted, "error.type"), Some(&Value::from(ABORTED)));
+        assert!(matches!(aborted.status, Status::Error { .. }));
+        server.abort();
+        telemetry.shutdown();
+    }
 }

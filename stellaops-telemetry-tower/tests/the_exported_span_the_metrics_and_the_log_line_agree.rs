@@ -129,11 +129,11 @@ async fn span_metrics_and_log_line_agree() {
         );
     }
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("http_server_request_duration_count{")
+        metrics.lines().any(
+            |l| l.starts_with("http_server_request_duration_seconds_count{")
                 && l.contains(r#"http_route="/scans/{id}""#)
-                && l.contains(r#"http_response_status_code="200""#)),
+                && l.contains(r#"http_response_status_code="200""#)
+        ),
         "{metrics}"
     );
     telemetry.shutdown();

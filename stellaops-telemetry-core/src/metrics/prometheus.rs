@@ -3,8 +3,9 @@
 //! The pipeline's meter provider gets one more reader (opentelemetry-prometheus) when the
 //! profile enables Prometheus scraping; a scrape collects through it, so the exposition holds
 //! exactly what OTLP exports: the catalogue, the service's own instruments and the SDK's
-//! self-metrics, all redacted. Names are exposed as declared: unit and `_total` suffixes are
-//! not appended again (`stellaops_request_duration_seconds_bucket`, not
+//! self-metrics, all redacted. Names are exposed as declared (the dotted semantic-convention
+//! names with their unit suffix: `http_server_request_duration_seconds`): unit and `_total`
+//! suffixes are not appended again (`stellaops_request_duration_seconds_bucket`, not
 //! `…_seconds_seconds_bucket`), and no `otel_scope_*` labels are added, so the labels are
 //! exactly the catalogue's.
 
@@ -13,6 +14,12 @@ use std::future::{Ready, ready};
 use std::task::{Context, Poll};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+
+/// Semantic-convention metrics as the exporter names them without units, and as exposed.
+const SEMCONV_EXPOSED_NAMES: &[(&str, &str)] = &[(
+    "http_server_request_duration",
+    "http_server_request_duration_seconds",
+)];
 
 /// The exposition's Content-Type (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -62,7 +69,17 @@ impl PrometheusExposition {
     /// [`ExpositionError`] when the encoder refuses the collected families.
     pub fn render(&self) -> Result<String, ExpositionError> {
         use prometheus::Encoder as _;
-        let families = self.registry.gather();
+        let mut families = self.registry.gather();
+        for family in &mut families {
+            // Dotted semantic-convention names get their unit suffix, as a collector's
+            // Prometheus exporter gives them (the catalogue's names carry theirs already).
+            if let Some(exposed) = SEMCONV_EXPOSED_NAMES
+                .iter()
+                .find_map(|(bare, exposed)| (family.name() == *bare).then_some(*exposed))
+            {
+                family.set_name(exposed.to_owned());
+            }
+        }
         let mut out = Vec::with_capacity(4096);
         prometheus::TextEncoder::new()
             .encode(&families, &mut out)

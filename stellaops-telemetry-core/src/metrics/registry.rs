@@ -465,7 +465,7 @@ impl<C: Cell> Family<C> {
             .labels
             .iter()
             .zip(&owned)
-            .map(|(k, v)| KeyValue::new(*k, v.to_string()))
+            .filter_map(|(k, v)| series_attribute(k, v))
             .collect();
         // Redacted once per series, before anything reaches the SDK.
         self.redactor.redact_attributes(&mut attributes);
@@ -916,6 +916,27 @@ macro_rules! debug_bound {
     )*};
 }
 debug_bound!(BoundCounter, BoundUpDownCounter, BoundGauge, BoundHistogram);
+
+/// Semantic-convention attributes whose values are integers.
+const INTEGER_ATTRIBUTES: &[&str] = &["http.response.status_code", "rpc.grpc.status_code"];
+
+/// A series' exported attribute. A semantic-convention attribute (a dotted name) with an
+/// empty value is absent, as the conventions want an attribute that does not apply; its
+/// integer attributes are exported as integers. Catalogue labels are exported as written.
+fn series_attribute(key: &'static str, value: &str) -> Option<KeyValue> {
+    if !key.contains('.') {
+        return Some(KeyValue::new(key, value.to_owned()));
+    }
+    if value.is_empty() {
+        return None;
+    }
+    if INTEGER_ATTRIBUTES.contains(&key)
+        && let Ok(n) = value.parse::<i64>()
+    {
+        return Some(KeyValue::new(key, n));
+    }
+    Some(KeyValue::new(key, value.to_owned()))
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,9 @@
 use super::catalogue::REQUEST_BUCKETS;
 use super::descriptor::{HistogramDef, LabelValues, Labels};
 
-/// The attributes of `http.server.request.duration`.
+/// The attributes of `http.server.request.duration`. An empty value is an absent attribute
+/// (`http.route` when no route matched, `http.response.status_code` when none was sent,
+/// `error.type` on success); `http.response.status_code` is exported as an integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HttpServerDurationLabels<'a> {
     /// `http.request.method`.
@@ -16,6 +18,8 @@ pub struct HttpServerDurationLabels<'a> {
     pub status_code: &'a str,
     /// `url.scheme`.
     pub scheme: &'a str,
+    /// `network.protocol.version` (`1.0`, `1.1`, `2`, `3`).
+    pub protocol_version: &'a str,
     /// `error.type`: empty when the request did not fail.
     pub error_type: &'a str,
 }
@@ -26,6 +30,7 @@ impl Labels for HttpServerDurationLabels<'static> {
         "http.route",
         "http.response.status_code",
         "url.scheme",
+        "network.protocol.version",
         "error.type",
     ];
     type At<'a> = HttpServerDurationLabels<'a>;
@@ -37,11 +42,14 @@ impl LabelValues for HttpServerDurationLabels<'_> {
         f(self.route);
         f(self.status_code);
         f(self.scheme);
+        f(self.protocol_version);
         f(self.error_type);
     }
 }
 
-/// `http.server.request.duration` (seconds, the conventions' recommended buckets).
+/// `http.server.request.duration` (seconds, the conventions' recommended buckets). The
+/// Prometheus exposition names it `http_server_request_duration_seconds`, as a collector's
+/// Prometheus exporter does.
 pub const HTTP_SERVER_REQUEST_DURATION: HistogramDef<HttpServerDurationLabels<'static>> =
     HistogramDef::__new(
         "http.server.request.duration",

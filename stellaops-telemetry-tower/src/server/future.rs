@@ -2,6 +2,7 @@
 //! ends, so the duration covers the body stream, not only the head.
 
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -13,13 +14,26 @@ use stellaops_telemetry_core::opentelemetry::Context as OtelContext;
 use stellaops_telemetry_core::opentelemetry::trace::SpanContext;
 use tracing::Span;
 
+use super::ReportedRoute;
 use super::layer::Shared;
 use super::metrics::Outcome;
 use super::request_id::{REQUEST_ID_HEADER_NAME, RequestId};
+use super::route::is_unmatched;
 
-/// The status recorded for a request whose response future was dropped before it produced a
-/// response (the client went away).
+/// The `status` label of `stellaops_request_total` for a request whose response future was
+/// dropped before it produced a response (the client went away). The span and
+/// `http.server.request.duration` carry no status code then (none was sent), and
+/// `error.type` [`ABORTED`].
 pub const CLIENT_CLOSED: u16 = 499;
+
+/// `error.type` of a request whose handler panicked (in the service, its future or its body
+/// stream). The status is 500; the panic is recorded, then resumed: the layer never swallows it.
+pub const PANIC: &str = "panic";
+
+/// `error.type` of a request the client abandoned: its response future was dropped before the
+/// head (no status code is recorded), or its response body was dropped before its end (the
+/// status sent is kept).
+pub const ABORTED: &str = "aborted";
 
 /// gRPC codes that are errors on the server side (the semantic conventions' list).
 fn grpc_server_error(code: u16) -> bool {
@@ -48,8 +62,12 @@ pub(crate) struct Started {
     pub(crate) record: Option<Box<SpanRecord>>,
     pub(crate) start: Instant,
     pub(crate) method: &'static str,
+    /// The span name's first part: the method, or `HTTP` for `_OTHER`.
+    pub(crate) name: &'static str,
+    /// The interned template, [`UNMATCHED_ROUTE`](super::UNMATCHED_ROUTE) when none matched.
     pub(crate) route: &'static str,
     pub(crate) scheme: &'static str,
+    pub(crate) protocol: &'static str,
     pub(crate) grpc: bool,
     pub(crate) in_flight: BoundUpDownCounter,
     pub(crate) request_id: RequestId,
@@ -93,6 +111,15 @@ impl Completion {
 
     /// The response head: status on the span, our headers on the response.
     fn on_head<RB>(&mut self, response: &mut http::Response<RB>) {
+        if is_unmatched(self.started.route)
+            && let Some(reported) = response.extensions().get::<ReportedRoute>()
+        {
+            let route = self.started.shared.routes.intern(Some(&reported.0));
+            self.started.route = route;
+            if !is_unmatched(route) {
+                self.attribute("http.route", AttributeValue::Static(route));
+            }
+        }
         let status = response.status().as_u16();
         self.status = Some(status);
         self.attribute(
@@ -119,6 +146,44 @@ impl Completion {
         }
     }
 
+    /// Records the request as failed by `error` with status `status` (when none was sent
+    /// yet), now.
+    pub(crate) fn fail(&mut self, status: u16, error: &'static str) {
+        if self.status.is_none() {
+            self.status = Some(status);
+            self.attribute(
+                "http.response.status_code",
+                AttributeValue::Int(i64::from(status)),
+            );
+        }
+        self.error = error;
+        self.finish();
+    }
+
+    /// The status label and `error.type` (empty when the request did not fail).
+    fn outcome(&mut self) -> (u16, &'static str) {
+        if self.started.grpc && self.status.is_some() {
+            // No grpc-status at all: the stream ended without one (UNKNOWN).
+            let code = self.grpc_status.unwrap_or(2);
+            self.attribute("rpc.grpc.status_code", AttributeValue::Int(i64::from(code)));
+            let error = if !self.error.is_empty() || !grpc_server_error(code) {
+                self.error
+            } else {
+                "grpc_error"
+            };
+            return (code, error);
+        }
+        let status = self.status.unwrap_or(CLIENT_CLOSED);
+        let error = if !self.error.is_empty() {
+            self.error
+        } else if (500..600).contains(&status) {
+            status_text(status)
+        } else {
+            ""
+        };
+        (status, error)
+    }
+
     fn finish(&mut self) {
         if std::mem::replace(&mut self.done, true) {
             return;
@@ -126,37 +191,18 @@ impl Completion {
         self.started.in_flight.add(-1);
         // One clock reading for the metrics and the span's end.
         let elapsed = self.started.start.elapsed();
-        let http_status = self.status.unwrap_or(CLIENT_CLOSED);
-        let (status, failed, error) = if self.started.grpc && self.status.is_some() {
-            // No grpc-status at all: the stream ended without one (UNKNOWN).
-            let code = self.grpc_status.unwrap_or(2);
-            self.attribute("rpc.grpc.status_code", AttributeValue::Int(i64::from(code)));
-            let failed = grpc_server_error(code) || !self.error.is_empty();
-            (
-                code,
-                failed,
-                if failed && self.error.is_empty() {
-                    "grpc_error"
-                } else {
-                    self.error
-                },
-            )
-        } else {
-            let failed = (500..600).contains(&http_status) || !self.error.is_empty();
-            let error = if !self.error.is_empty() {
-                self.error
-            } else if failed {
-                status_text(http_status)
-            } else {
-                ""
-            };
-            (http_status, failed, error)
-        };
+        let (status, error) = self.outcome();
+        let failed = !error.is_empty();
         if failed {
             self.attribute("error.type", AttributeValue::Static(error));
         }
+        let route = if is_unmatched(self.started.route) {
+            ""
+        } else {
+            self.started.route
+        };
         if let Some(mut r) = self.started.record.take() {
-            r.name = (self.started.method, self.started.route);
+            r.name = (self.started.name, route);
             r.end_time = r.start_time + elapsed;
             r.error = failed;
             self.started.shared.recorder.submit_record(r);
@@ -165,7 +211,9 @@ impl Completion {
             method: self.started.method,
             route: self.started.route,
             status,
+            http_status: self.status.unwrap_or(0),
             scheme: self.started.scheme,
+            protocol: self.started.protocol,
             error,
             seconds: elapsed.as_secs_f64(),
         });
@@ -187,9 +235,13 @@ fn status_text(status: u16) -> &'static str {
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        // The body ended (or was dropped: hyper drops a body once it reports its end), or the
-        // response never came (CLIENT_CLOSED).
-        self.finish();
+        // Not finished: the response future or the body was dropped before its end (the body
+        // is finished as soon as it reports its end, so hyper dropping a finished body lands
+        // in `finish` first). The client went away.
+        if !self.done {
+            self.error = ABORTED;
+            self.finish();
+        }
     }
 }
 
@@ -214,20 +266,38 @@ impl<F> ResponseFuture<F> {
 impl<F, RB, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<http::Response<RB>, E>>,
+    RB: http_body::Body,
 {
     type Output = Result<http::Response<ResponseBody<RB>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = match this.completion.as_ref() {
-            Some(c) => ready!(c.in_scope(|| this.future.poll(cx))),
-            None => ready!(this.future.poll(cx)),
+        let future = this.future;
+        // A panic is recorded (500, `error.type` `panic`), then resumed as it was.
+        let polled = catch_unwind(AssertUnwindSafe(|| match this.completion.as_ref() {
+            Some(c) => c.in_scope(|| future.poll(cx)),
+            None => future.poll(cx),
+        }));
+        let result = match polled {
+            Ok(poll) => ready!(poll),
+            Err(panic) => {
+                if let Some(mut c) = this.completion.take() {
+                    c.fail(500, PANIC);
+                }
+                resume_unwind(panic)
+            }
         };
         let mut completion = this.completion.take();
         Poll::Ready(match result {
             Ok(mut response) => {
-                if let Some(c) = completion.as_mut() {
+                if let Some(mut c) = completion.take() {
                     c.on_head(&mut response);
+                    if response.body().is_end_stream() {
+                        // An empty body is never polled: the request ends with its head.
+                        c.finish();
+                    } else {
+                        completion = Some(c);
+                    }
                 }
                 let (parts, body) = response.into_parts();
                 Ok(http::Response::from_parts(
@@ -242,9 +312,7 @@ where
                 // The inner service's error passes through untouched; it is recorded as a
                 // failed request (500).
                 if let Some(mut c) = completion {
-                    c.status = Some(500);
-                    c.error = "_OTHER";
-                    c.finish();
+                    c.fail(500, "_OTHER");
                 }
                 Err(e)
             }
@@ -277,14 +345,23 @@ impl<B: http_body::Body> http_body::Body for ResponseBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = match this.completion.as_ref() {
-            // A streaming handler still runs in the request's context (a body at its end
-            // runs no code of the handler's: it only answers `None`).
-            Some(c) if !this.inner.is_end_stream() => {
-                ready!(c.in_scope(|| this.inner.poll_frame(cx)))
+        let mut this = self.project();
+        let inner = this.inner.as_mut();
+        // A streaming handler still runs in the request's context (a body at its end runs no
+        // code of the handler's: it only answers `None`). A panic in it is recorded, then
+        // resumed.
+        let polled = catch_unwind(AssertUnwindSafe(|| match this.completion.as_ref() {
+            Some(c) if !inner.is_end_stream() => c.in_scope(|| inner.poll_frame(cx)),
+            _ => inner.poll_frame(cx),
+        }));
+        let frame = match polled {
+            Ok(poll) => ready!(poll),
+            Err(panic) => {
+                if let Some(mut c) = this.completion.take() {
+                    c.fail(500, PANIC);
+                }
+                resume_unwind(panic)
             }
-            _ => ready!(this.inner.poll_frame(cx)),
         };
         match &frame {
             Some(Ok(frame)) => {
@@ -292,6 +369,12 @@ impl<B: http_body::Body> http_body::Body for ResponseBody<B> {
                     && c.started.grpc
                 {
                     c.grpc_status = grpc_status(trailers).or(c.grpc_status);
+                }
+                // hyper drops a body that reports its end without polling it again.
+                if this.inner.is_end_stream()
+                    && let Some(mut c) = this.completion.take()
+                {
+                    c.finish();
                 }
             }
             Some(Err(_)) => {

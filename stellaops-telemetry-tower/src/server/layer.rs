@@ -36,6 +36,10 @@ pub(crate) struct Shared {
     pub(crate) make_route: Arc<dyn MakeRoute>,
     pub(crate) make_request_id: Arc<dyn MakeRequestId>,
     pub(crate) echo_traceparent: bool,
+    /// The known methods when overridden (`None`: the nine standard ones).
+    pub(crate) known_methods: Option<Arc<[&'static str]>>,
+    /// Whether `Forwarded` and `X-Forwarded-*` are believed.
+    pub(crate) trust_forwarded: bool,
     pub(crate) recorder: stellaops_telemetry_core::SpanRecorder,
     pub(crate) routes: Arc<super::route::Routes>,
     /// Span start times from the request's `Instant` (one clock reading, not two).
@@ -67,6 +71,8 @@ impl ServerTelemetryLayer {
                 make_route: Arc::new(DefaultMakeRoute),
                 make_request_id: Arc::new(DefaultMakeRequestId),
                 echo_traceparent: false,
+                known_methods: None,
+                trust_forwarded: false,
                 recorder: telemetry.span_recorder().clone(),
                 routes: Arc::default(),
                 clock: Arc::default(),
@@ -107,10 +113,104 @@ impl ServerTelemetryLayer {
         self.with(|s| s.make_request_id = hook)
     }
 
+    /// The methods recorded as themselves in `http.request.method` (and the span name);
+    /// every other method is `_OTHER`, with the method as sent in
+    /// `http.request.method_original`, and the span is named `HTTP` (`HTTP {route}` with a
+    /// route). Matched case-sensitively. Default: `CONNECT`, `DELETE`, `GET`, `HEAD`,
+    /// `OPTIONS`, `PATCH`, `POST`, `PUT`, `TRACE`.
+    ///
+    /// # Errors
+    ///
+    /// [`KnownMethodsError`] naming the first name that is not a method token (`A-Z`, `a-z`,
+    /// digits and ``!#$%&'*+-.^_`|~``, at most 64 bytes), or when more than 64 are given.
+    ///
+    /// ```
+    /// # use stellaops_telemetry_tower::server::ServerTelemetryLayer;
+    /// # let telemetry = stellaops_telemetry_core::Telemetry::builder("scanner").exporters(&[]).stdout_logs(false).build()?;
+    /// let layer = ServerTelemetryLayer::new(&telemetry).known_methods(["GET", "POST", "PROPFIND"])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn known_methods<I, N>(self, names: I) -> Result<Self, KnownMethodsError>
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        let mut known = Vec::new();
+        for name in names {
+            let name = name.as_ref();
+            let valid = !name.is_empty()
+                && name.len() <= MAX_METHOD_LEN
+                && http::Method::from_bytes(name.as_bytes()).is_ok();
+            if !valid || known.len() >= MAX_KNOWN_METHODS {
+                return Err(KnownMethodsError {
+                    variable: KNOWN_METHODS_VARIABLE,
+                    name: name.chars().take(MAX_METHOD_LEN).collect(),
+                });
+            }
+            let Some(interned) = super::route::intern_method(name) else {
+                return Err(KnownMethodsError {
+                    variable: KNOWN_METHODS_VARIABLE,
+                    name: name.to_owned(),
+                });
+            };
+            if !known.contains(&interned) {
+                known.push(interned);
+            }
+        }
+        let known: Arc<[&'static str]> = known.into();
+        Ok(self.with(|s| s.known_methods = Some(known)))
+    }
+
+    /// [`known_methods`](Self::known_methods) from `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS`
+    /// (comma-separated, case-sensitive) when it is set; unchanged when it is not.
+    ///
+    /// # Errors
+    ///
+    /// [`KnownMethodsError`] naming the variable and the malformed name.
+    pub fn known_methods_from_env(self) -> Result<Self, KnownMethodsError> {
+        match std::env::var(KNOWN_METHODS_VARIABLE) {
+            Ok(list) => self.known_methods(list.split(',').map(str::trim)),
+            Err(std::env::VarError::NotPresent) => Ok(self),
+            Err(std::env::VarError::NotUnicode(_)) => Err(KnownMethodsError {
+                variable: KNOWN_METHODS_VARIABLE,
+                name: String::from("(not UTF-8)"),
+            }),
+        }
+    }
+
+    /// Believes `Forwarded`, `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host`
+    /// for `client.address`, `url.scheme` and `server.address` / `server.port`. Turn it on
+    /// only when every request comes through proxies that set (and overwrite) them: a
+    /// client can send them too. Default: off (the connection's peer and the `Host` header).
+    pub fn trust_forwarded_headers(self, trust: bool) -> Self {
+        self.with(|s| s.trust_forwarded = trust)
+    }
+
     /// Echoes the server span's `traceparent` in the response. Default: off.
     pub fn echo_traceparent(self, echo: bool) -> Self {
         self.with(|s| s.echo_traceparent = echo)
     }
+}
+
+/// The environment variable [`ServerTelemetryLayer::known_methods_from_env`] reads.
+pub const KNOWN_METHODS_VARIABLE: &str = "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS";
+
+/// At most this many known methods.
+const MAX_KNOWN_METHODS: usize = 64;
+
+/// A known method name is at most this long.
+const MAX_METHOD_LEN: usize = 64;
+
+/// A known-methods list held a name that is not an HTTP method token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "known methods ({variable}): `{name}` is not an http method token, or more than 64 were given"
+)]
+pub struct KnownMethodsError {
+    /// The environment variable that holds the list (also named for a list given in code).
+    pub variable: &'static str,
+    /// The offending name (cut to 64 characters).
+    pub name: String,
 }
 
 impl<S> Layer<S> for ServerTelemetryLayer {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use parking_lot::RwLock;
 
-use super::route::FastHasher;
+use super::route::{FastHasher, is_unmatched};
 use stellaops_telemetry_core::metrics::catalogue::{
     HttpInFlightLabels, RequestDurationLabels, RequestTotalLabels, STELLA_HTTP_REQUESTS_IN_FLIGHT,
     STELLAOPS_REQUEST_DURATION_SECONDS, STELLAOPS_REQUEST_TOTAL,
@@ -32,7 +32,9 @@ struct Key {
     method: &'static str,
     route: &'static str,
     status: u16,
+    http_status: u16,
     scheme: &'static str,
+    protocol: &'static str,
     error: &'static str,
 }
 
@@ -41,7 +43,9 @@ impl PartialEq for Key {
         std::ptr::eq(self.method, other.method)
             && std::ptr::eq(self.route, other.route)
             && self.status == other.status
+            && self.http_status == other.http_status
             && std::ptr::eq(self.scheme, other.scheme)
+            && std::ptr::eq(self.protocol, other.protocol)
             && std::ptr::eq(self.error, other.error)
     }
 }
@@ -53,7 +57,9 @@ impl std::hash::Hash for Key {
         state.write_usize(self.method.as_ptr() as usize);
         state.write_usize(self.route.as_ptr() as usize);
         state.write_u16(self.status);
+        state.write_u16(self.http_status);
         state.write_usize(self.scheme.as_ptr() as usize);
+        state.write_usize(self.protocol.as_ptr() as usize);
         state.write_usize(self.error.as_ptr() as usize);
     }
 }
@@ -80,7 +86,7 @@ pub(crate) struct ServerMetrics {
     total: Counter<RequestTotalLabels<'static>>,
     in_flight: UpDownCounter<HttpInFlightLabels<'static>>,
     semconv: Histogram<HttpServerDurationLabels<'static>>,
-    /// One bound series per method label (`method_label` gives ten).
+    /// One bound series per standard method label and `_OTHER`.
     in_flight_bound: [std::sync::OnceLock<BoundUpDownCounter>; METHODS.len()],
     finished: RwLock<FinishedMap>,
 }
@@ -89,9 +95,14 @@ pub(crate) struct ServerMetrics {
 pub(crate) struct Outcome {
     pub method: &'static str,
     pub route: &'static str,
-    /// The HTTP status code, or the gRPC status code for gRPC requests.
+    /// The HTTP status code, or the gRPC status code for gRPC requests; `CLIENT_CLOSED` when
+    /// no response was sent.
     pub status: u16,
+    /// The HTTP status sent, `0` when none was (`http.response.status_code` is then absent).
+    pub http_status: u16,
     pub scheme: &'static str,
+    /// `network.protocol.version`.
+    pub protocol: &'static str,
     /// `error.type`, empty when the request did not fail.
     pub error: &'static str,
     pub seconds: f64,
@@ -112,10 +123,10 @@ impl ServerMetrics {
 
     /// The in-flight series of `method` (one of the ten method labels).
     pub(crate) fn in_flight(&self, method: &'static str) -> BoundUpDownCounter {
-        let slot = METHODS
-            .iter()
-            .position(|m| *m == method)
-            .unwrap_or(METHODS.len() - 1);
+        let Some(slot) = METHODS.iter().position(|m| *m == method) else {
+            // A method made known by the layer's settings: bound on each request.
+            return self.in_flight.bind(HttpInFlightLabels { method });
+        };
         self.in_flight_bound[slot]
             .get_or_init(|| self.in_flight.bind(HttpInFlightLabels { method }))
             .clone()
@@ -126,7 +137,9 @@ impl ServerMetrics {
             method: o.method,
             route: o.route,
             status: o.status,
+            http_status: o.http_status,
             scheme: o.scheme,
+            protocol: o.protocol,
             error: o.error,
         };
         // The common case: the series are bound already; record under the read lock.
@@ -136,6 +149,12 @@ impl ServerMetrics {
         }
         let mut code = itoa::Buffer::new();
         let status = code.format(o.status);
+        let mut http_code = itoa::Buffer::new();
+        let http_status = if o.http_status == 0 {
+            ""
+        } else {
+            http_code.format(o.http_status)
+        };
         let finished = Finished {
             duration: self.duration.bind(RequestDurationLabels {
                 service: &self.service,
@@ -145,11 +164,13 @@ impl ServerMetrics {
                 service: &self.service,
                 status,
             }),
+            // Empty values are absent attributes: no route matched, no status sent, no error.
             semconv: self.semconv.bind(HttpServerDurationLabels {
                 method: o.method,
-                route: o.route,
-                status_code: status,
+                route: if is_unmatched(o.route) { "" } else { o.route },
+                status_code: http_status,
                 scheme: o.scheme,
+                protocol_version: o.protocol,
                 error_type: o.error,
             }),
         };

@@ -24,7 +24,18 @@
 //!   whole validated `tracestate` and the random flag, whether or not the span is sampled.
 //! - **The span** `http.request` has the OpenTelemetry display name `{method} {route}` and the
 //!   stable HTTP semantic-convention attributes. Status codes are integers. On the server a
-//!   5xx is an error and a 4xx is not. The layer records it directly: the pipeline's sampler
+//!   5xx is an error and a 4xx is not. A request no route matched has no `http.route` and is
+//!   named by its method alone; a method outside the known ones
+//!   ([`ServerTelemetryLayer::known_methods`]) is `_OTHER` with
+//!   `http.request.method_original`, and its span is named `HTTP` (`HTTP {route}`).
+//! - **Failures:** a panic of the handler is a 500 with `error.type` [`PANIC`], recorded and
+//!   then resumed (never swallowed). A client that goes away, before the response head or in
+//!   the middle of the body, is an error with `error.type` [`ABORTED`]; before the head no
+//!   status code is recorded (`stellaops_request_total` counts it under [`CLIENT_CLOSED`]).
+//! - **Addresses:** `url.query` (redacted), `network.protocol.version`, and from the
+//!   connection (axum's `ConnectInfo<SocketAddr>`) `client.address`, `network.peer.address`
+//!   and `network.peer.port`. Proxies' `Forwarded` / `X-Forwarded-*` headers count only after
+//!   [`ServerTelemetryLayer::trust_forwarded_headers`]. The layer records it directly: the pipeline's sampler
 //!   decides, and the finished span joins the pipeline's span queue (same redaction, bounds and
 //!   counts) without a detour through tracing-opentelemetry. The request's OpenTelemetry
 //!   context (its span, baggage and a
@@ -34,8 +45,10 @@
 //!   tracing span of the same name (target
 //!   [`DIRECT_SPAN_TARGET`](stellaops_telemetry_core::DIRECT_SPAN_TARGET)) is opened for
 //!   subscribers of the service's own; the pipeline's layers skip it.
-//! - **The route** comes from the [`MakeRoute`] hook, else axum's `MatchedPath`, else
-//!   [`UNMATCHED_ROUTE`]. The raw path is never a metric label.
+//! - **The route** comes from the [`MakeRoute`] hook, else axum's `MatchedPath`, else a
+//!   [`ReportedRoute`] in the response (a service mounted with `nest_service` names its own),
+//!   else none ([`UNMATCHED_ROUTE`] in the house metrics). The raw path is never a metric
+//!   label.
 //! - **Tenant:** a valid `X-StellaOps-Tenant` becomes `tenant.id` on the span and in the JSON
 //!   log context, and reaches handlers as a [`Tenant`] extension. An invalid one is never
 //!   recorded.
@@ -44,7 +57,8 @@
 //!   log lines, and reaches handlers through [`RequestId::current`] (an axum extractor too).
 //! - **Metrics:** `stellaops_request_duration_seconds{service,endpoint}`,
 //!   `stellaops_request_total{service,status}`, `stella_http_requests_in_flight{method}` and
-//!   `http.server.request.duration`. All come from one clock, read when the response body
+//!   `http.server.request.duration` (exposed to Prometheus as
+//!   `http_server_request_duration_seconds`). All come from one clock, read when the response body
 //!   ends, so the **duration covers the body stream**.
 //! - **gRPC (tonic):** the `grpc-status` (from the head or the trailers) becomes the `status`
 //!   label and `rpc.grpc.status_code`. UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
@@ -53,6 +67,7 @@
 //! The layer never alters a response because telemetry failed. It never buffers a body. It
 //! passes the inner service's error through untouched.
 
+mod attributes;
 mod future;
 mod layer;
 mod metrics;
@@ -61,11 +76,11 @@ mod route;
 mod service;
 mod tenant;
 
-pub use future::{CLIENT_CLOSED, ResponseBody, ResponseFuture};
-pub use layer::ServerTelemetryLayer;
+pub use future::{ABORTED, CLIENT_CLOSED, PANIC, ResponseBody, ResponseFuture};
+pub use layer::{KNOWN_METHODS_VARIABLE, KnownMethodsError, ServerTelemetryLayer};
 pub use request_id::{DefaultMakeRequestId, MakeRequestId, REQUEST_ID_HEADER, RequestId};
 pub(crate) use route::method_label;
-pub use route::{DefaultMakeRoute, MakeRoute, UNMATCHED_ROUTE};
+pub use route::{DefaultMakeRoute, MakeRoute, ReportedRoute, UNMATCHED_ROUTE};
 pub use service::ServerTelemetry;
 pub(crate) use tenant::TENANT_HEADER_NAME;
 pub use tenant::{MAX_TENANT_LEN, TENANT_HEADER, Tenant};

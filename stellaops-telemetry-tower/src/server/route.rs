@@ -2,8 +2,15 @@
 
 use std::borrow::Cow;
 
-/// The route recorded when no template is known (the raw path is never a metric label).
+/// The `endpoint` label of `stellaops_request_duration_seconds` when no template is known
+/// (the raw path is never a metric label). The span and `http.server.request.duration` then
+/// carry no `http.route`, and the span is named by its method alone.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Whether `route` is [`UNMATCHED_ROUTE`] (compared by text: a constant has no one address).
+pub(crate) fn is_unmatched(route: &str) -> bool {
+    route == UNMATCHED_ROUTE
+}
 
 /// Gives the route template of a request (`/scans/{id}`), or `None` when unknown. Templates
 /// are interned by the layer (up to 1,024 distinct ones; beyond that, [`UNMATCHED_ROUTE`]), so
@@ -17,6 +24,22 @@ pub trait MakeRoute: Send + Sync + 'static {
         extensions: &'a http::Extensions,
     ) -> Option<Cow<'a, str>>;
 }
+
+/// The route template a service reports in its response's extensions. The layer uses it when
+/// it saw no route for the request: axum gives a layer no `MatchedPath` for a service
+/// mounted with `nest_service`, so such a service names its own route (the
+/// [`Health`](crate::services::Health) endpoints do: `/health`, `/health/ready`,
+/// `/health/live` under the prefix they are nested at). Interned like every template.
+///
+/// ```
+/// use stellaops_telemetry_tower::server::ReportedRoute;
+/// let mut response = http::Response::new(());
+/// response
+///     .extensions_mut()
+///     .insert(ReportedRoute("/files/*".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedRoute(pub Cow<'static, str>);
 
 /// axum's `MatchedPath` when present (feature `axum`); `None` otherwise.
 #[derive(Debug, Clone, Copy, Default)]
@@ -172,6 +195,24 @@ pub(crate) fn method_label(method: &http::Method) -> &'static str {
         http::Method::CONNECT => "CONNECT",
         _ => "_OTHER",
     }
+}
+
+/// The method as a bounded label under the layer's known methods: `None` keeps the nine
+/// standard ones ([`method_label`]); a list is matched case-sensitively, `_OTHER` for the rest.
+pub(crate) fn known_method(method: &http::Method, known: Option<&[&'static str]>) -> &'static str {
+    match known {
+        None => method_label(method),
+        Some(list) => list
+            .iter()
+            .find(|m| **m == method.as_str())
+            .copied()
+            .unwrap_or("_OTHER"),
+    }
+}
+
+/// A method name kept for the process (each distinct name once, like route templates).
+pub(crate) fn intern_method(name: &str) -> Option<&'static str> {
+    leak_once(name)
 }
 
 #[cfg(test)]

@@ -1,24 +1,24 @@
 //! [`ServerTelemetry`]: what happens when a request comes in.
 
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use stellaops_telemetry_core::RequestContext;
-use stellaops_telemetry_core::SpanRecord;
 use stellaops_telemetry_core::opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId,
 };
-use stellaops_telemetry_core::opentelemetry::{Array, KeyValue, StringValue, Value};
+use stellaops_telemetry_core::opentelemetry::{KeyValue, Value};
 use stellaops_telemetry_core::opentelemetry_sdk::trace::{
     IdGenerator as _, RandomIdGenerator, SamplingDecision, SamplingResult,
 };
 use tower::Service;
 
-use super::future::{Completion, ResponseFuture, Started};
+use super::attributes::{RequestFacts, push_request_attributes};
+use super::future::{Completion, PANIC, ResponseFuture, Started};
 use super::layer::Shared;
 use super::request_id;
-use super::route::{DefaultMakeRoute, MakeRoute as _, method_label};
 use super::tenant::{self, Tenant, TenantHeader};
 use crate::propagation;
 
@@ -41,34 +41,6 @@ impl<S> ServerTelemetry<S> {
     }
 }
 
-/// `url.path`, `url.scheme`, `server.address`, `server.port` and `user_agent.original`. Every
-/// text taken from the request is cut to the attribute value limit before it is kept (an
-/// over-long one is redacted whole first).
-fn push_request_texts<B>(
-    r: &mut SpanRecord,
-    shared: &Shared,
-    request: &http::Request<B>,
-    scheme: &'static str,
-) {
-    let bounded = |text| shared.bounds.attribute_value(text, &shared.redactor);
-    r.push_text("url.path", &bounded(request.uri().path()));
-    r.push_static("url.scheme", scheme);
-    let (address, port) = server_address(request);
-    if let Some(address) = address {
-        r.push_text("server.address", &bounded(address));
-    }
-    if let Some(port) = port {
-        r.push_int("server.port", i64::from(port));
-    }
-    if let Some(ua) = request
-        .headers()
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-    {
-        r.push_text("user_agent.original", &bounded(ua));
-    }
-}
-
 /// The pipeline's decision for a new request span: the tenant goes in as the span's start
 /// attribute, so a run-time tenant override of sampling applies to it (one reference count
 /// taken, nothing copied).
@@ -88,52 +60,6 @@ fn sample(
     )
 }
 
-/// The headers the layer was asked to capture, as `http.request.header.<name>`: redacted,
-/// then cut to the attribute value limit.
-fn push_captured_headers(r: &mut SpanRecord, shared: &Shared, headers: &http::HeaderMap) {
-    for name in &shared.captured_headers {
-        let values: Vec<StringValue> = headers
-            .get_all(name)
-            .iter()
-            .map(|v| {
-                let redacted = shared.redactor.redact_header(name.as_str(), v.as_bytes());
-                shared
-                    .bounds
-                    .attribute_value(&redacted, &shared.redactor)
-                    .into_owned()
-                    .into()
-            })
-            .collect();
-        if !values.is_empty() {
-            r.push_key_value(KeyValue::new(
-                format!("http.request.header.{}", name.as_str()),
-                Value::Array(Array::String(values)),
-            ));
-        }
-    }
-}
-
-/// `server.address` and `server.port` from the `Host` header, else the URI's authority.
-fn server_address<B>(request: &http::Request<B>) -> (Option<&str>, Option<u16>) {
-    let authority = request
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()));
-    let Some(authority) = authority else {
-        return (None, None);
-    };
-    // `[::1]:8080`, `host:8080`, `host`.
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => (host, port.parse().ok()),
-        _ => (authority, None),
-    };
-    (
-        Some(host.trim_start_matches('[').trim_end_matches(']')),
-        port,
-    )
-}
-
 /// Whether the request is gRPC (tonic): its status is then the `grpc-status`.
 fn is_grpc<B>(request: &http::Request<B>) -> bool {
     request
@@ -148,6 +74,7 @@ const RANDOM: TraceFlags = TraceFlags::new(0x02);
 impl<S, B, RB> Service<http::Request<B>> for ServerTelemetry<S>
 where
     S: Service<http::Request<B>, Response = http::Response<RB>>,
+    RB: http_body::Body,
 {
     type Response = http::Response<super::ResponseBody<RB>>;
     type Error = S::Error;
@@ -160,20 +87,8 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let start = Instant::now();
         let shared = &self.shared;
-        let method = method_label(request.method());
-        let route = {
-            let (method, uri, extensions) = (request.method(), request.uri(), request.extensions());
-            let made = shared
-                .make_route
-                .make_route(method, uri, extensions)
-                .or_else(|| DefaultMakeRoute.make_route(method, uri, extensions));
-            shared.routes.intern(made.as_deref())
-        };
-        let scheme = if request.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
-            "https"
-        } else {
-            "http"
-        };
+        let facts = RequestFacts::of(shared, &request);
+        let (method, route, scheme) = (facts.method, facts.route, facts.scheme);
         let request_id = request_id::read(request.headers())
             .unwrap_or_else(|| shared.make_request_id.make_request_id());
         let tenant = match tenant::read(request.headers()) {
@@ -220,15 +135,12 @@ where
                 for attribute in sampling.attributes {
                     r.push_key_value(attribute);
                 }
-                r.push_static("http.request.method", method);
-                r.push_static("http.route", route);
-                push_request_texts(&mut r, shared, &request, scheme);
+                push_request_attributes(&mut r, shared, &request, &facts);
                 if let Some(tenant) = &tenant {
                     r.push_text("tenant.id", tenant.as_str());
                 }
                 // The correlation id of the JSON log lines, so a span and its lines meet.
                 r.push_text("request.id", request_id.as_str());
-                push_captured_headers(&mut r, shared, request.headers());
                 r
             });
         // The request's log context (tenant, correlation id) and the tenant the client layer
@@ -267,7 +179,7 @@ where
         let in_flight = shared.metrics.in_flight(method);
         in_flight.add(1);
         let grpc = is_grpc(&request);
-        let completion = Completion::new(Started {
+        let mut completion = Completion::new(Started {
             shared: Arc::clone(shared),
             span,
             cx,
@@ -275,46 +187,24 @@ where
             record,
             start,
             method,
+            name: facts.name,
             route,
             scheme,
+            protocol: facts.protocol,
             grpc,
             in_flight,
             request_id,
         });
-        let future = completion.in_scope(|| self.inner.call(request));
-        ResponseFuture::new(future, completion)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_address_handles_ipv6_and_missing_ports() {
-        let req = |host: &str| {
-            http::Request::builder()
-                .header("host", host)
-                .body(())
-                .unwrap()
-        };
-        assert_eq!(
-            server_address(&req("[::1]:8080")),
-            (Some("::1"), Some(8080))
-        );
-        assert_eq!(
-            server_address(&req("scanner.internal")),
-            (Some("scanner.internal"), None)
-        );
-        assert_eq!(server_address(&req("[::1]")), (Some("::1"), None));
-        assert_eq!(server_address(&req("h:99999")), (Some("h"), None));
-    }
-
-    #[test]
-    fn the_request_span_target_is_the_one_the_pipeline_keeps_from_opentelemetry() {
-        assert_eq!(
-            "stellaops_telemetry_tower::request",
-            stellaops_telemetry_core::DIRECT_SPAN_TARGET
-        );
+        let inner = &mut self.inner;
+        // A panic in the inner service's `call` is recorded, then resumed as it was.
+        match catch_unwind(AssertUnwindSafe(|| {
+            completion.in_scope(|| inner.call(request))
+        })) {
+            Ok(future) => ResponseFuture::new(future, completion),
+            Err(panic) => {
+                completion.fail(500, PANIC);
+                resume_unwind(panic)
+            }
+        }
     }
 }

@@ -533,13 +533,14 @@ impl<B> tower::Service<Request<B>> for Health {
 
     fn call(&mut self, request: Request<B>) -> ResponseFuture {
         let endpoint = route(request.uri().path());
+        let reported = reported_route(&request, endpoint);
         let head = request.method() == Method::HEAD;
         let allowed = head || request.method() == Method::GET;
         drop(request);
         let inner = self.inner.clone();
         ResponseFuture {
             inner: Box::pin(async move {
-                Ok(match endpoint {
+                let mut response = match endpoint {
                     None => plain(StatusCode::NOT_FOUND, "not found\n"),
                     Some(_) if !allowed => {
                         let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
@@ -564,10 +565,40 @@ impl<B> tower::Service<Request<B>> for Health {
                         let report = inner.report(Some(checks));
                         json(report.status.code(), &report, head)
                     }
-                })
+                };
+                if let Some(route) = reported {
+                    response.extensions_mut().insert(route);
+                }
+                Ok(response)
             }),
         }
     }
+}
+
+/// The route the server layer records when the endpoints are nested (axum's `nest_service`
+/// gives the layer no route): the prefix and the endpoint's path.
+fn reported_route<B>(
+    request: &Request<B>,
+    endpoint: Option<Endpoint>,
+) -> Option<crate::server::ReportedRoute> {
+    #[cfg(feature = "axum")]
+    if let Some(nested) = request.extensions().get::<axum::extract::NestedPath>() {
+        let prefix = nested.as_str().trim_end_matches('/');
+        let tail = match endpoint {
+            Some(Endpoint::Report) => "",
+            Some(Endpoint::Ready) => "/ready",
+            Some(Endpoint::Live) => "/live",
+            None => "/*",
+        };
+        let route = if prefix.is_empty() && tail.is_empty() {
+            String::from("/")
+        } else {
+            format!("{prefix}{tail}")
+        };
+        return Some(crate::server::ReportedRoute(route.into()));
+    }
+    let _ = (request, endpoint);
+    None
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

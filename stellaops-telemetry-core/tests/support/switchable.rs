@@ -1,0 +1,292 @@
+#![allow(dead_code)]
+
+//! An in-process OTLP/gRPC receiver that can be switched off and on, for outage drills.
+//!
+//! Included with `#[path]` by the binaries that need it (it is not part of `support/mod.rs`,
+//! so the other test binaries do not compile it).
+//!
+//! * Binds `127.0.0.1:0` only: a front listener (the endpoint handed to the exporter) that
+//!   pipes each connection to a tonic server on a second loopback port.
+//! * Off: every accepted connection is closed at once and every open pipe is cut, as when a
+//!   collector goes away; requests that reach the server meanwhile are answered
+//!   `UNAVAILABLE` and not counted.
+//! * Counts what it accepted per signal (spans, log records, metric data points), so a drill
+//!   can check delivered + dropped == produced.
+//! * Runs on its own runtime; usable from plain `#[test]`s and from async tests alike.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// What the receiver accepted, and whether it is up.
+#[derive(Debug, Default)]
+struct Counts {
+    up: AtomicBool,
+    in_flight: AtomicUsize,
+    spans: AtomicU64,
+    logs: AtomicU64,
+    points: AtomicU64,
+    refused_requests: AtomicU64,
+    refused_connections: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Sink(Arc<Counts>);
+
+impl Sink {
+    /// Counts `n` into `counter` when up; `UNAVAILABLE` otherwise. The in-flight count lets
+    /// `switch_off` wait for requests already counted to be answered before it cuts pipes.
+    fn accept(&self, counter: &AtomicU64, n: u64) -> Result<(), tonic::Status> {
+        self.0.in_flight.fetch_add(1, Ordering::SeqCst);
+        let result = if self.0.up.load(Ordering::SeqCst) {
+            counter.fetch_add(n, Ordering::SeqCst);
+            Ok(())
+        } else {
+            self.0.refused_requests.fetch_add(1, Ordering::SeqCst);
+            Err(tonic::Status::unavailable("collector is down"))
+        };
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Sink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let n: usize = request
+            .get_ref()
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        self.accept(&self.0.spans, n as u64)?;
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Sink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let n: usize = request
+            .get_ref()
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum();
+        self.accept(&self.0.logs, n as u64)?;
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Sink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let n: usize = request
+            .get_ref()
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+            .map(|m| match &m.data {
+                Some(Data::Gauge(g)) => g.data_points.len(),
+                Some(Data::Sum(s)) => s.data_points.len(),
+                Some(Data::Histogram(h)) => h.data_points.len(),
+                Some(Data::ExponentialHistogram(e)) => e.data_points.len(),
+                Some(Data::Summary(s)) => s.data_points.len(),
+                None => 0,
+            })
+            .sum();
+        self.accept(&self.0.points, n as u64)?;
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+/// Delivered counts at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Delivered {
+    /// Spans accepted.
+    pub spans: u64,
+    /// Log records accepted.
+    pub logs: u64,
+    /// Metric data points accepted.
+    pub points: u64,
+}
+
+/// The receiver; stops (in the background) when dropped.
+pub struct SwitchableReceiver {
+    front: SocketAddr,
+    counts: Arc<Counts>,
+    cut: watch::Sender<u64>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl SwitchableReceiver {
+    /// Starts the receiver, up.
+    pub fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("drill-receiver")
+            .enable_all()
+            .build()?;
+        let counts = Arc::new(Counts::default());
+        counts.up.store(true, Ordering::SeqCst);
+        let (cut, _) = watch::channel(0u64);
+        let (front, back) = runtime.block_on(async {
+            let back = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+            let front = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+            std::io::Result::Ok((front, back))
+        })?;
+        let back_addr = back.local_addr()?;
+        let front_addr = front.local_addr()?;
+        let sink = Sink(counts.clone());
+        runtime.spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(back);
+            let _ = tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(sink.clone()))
+                .add_service(LogsServiceServer::new(sink.clone()))
+                .add_service(MetricsServiceServer::new(sink))
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        runtime.spawn(accept_loop(front, back_addr, counts.clone(), cut.clone()));
+        Ok(SwitchableReceiver {
+            front: front_addr,
+            counts,
+            cut,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// The endpoint to hand to the exporter (`http://127.0.0.1:port`).
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.front)
+    }
+
+    /// Whether it is up.
+    pub fn is_up(&self) -> bool {
+        self.counts.up.load(Ordering::SeqCst)
+    }
+
+    /// Takes the collector away: new requests are refused (not counted), then, once the
+    /// requests already counted have been answered, every open connection is cut and new
+    /// ones are closed as soon as they are accepted.
+    pub fn switch_off(&self) {
+        self.counts.up.store(false, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.counts.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The answers of requests counted just before: let them reach the client, or the
+        // client would count as lost what the receiver counted as delivered.
+        std::thread::sleep(Duration::from_millis(100));
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+
+    /// Brings the collector back.
+    pub fn switch_on(&self) {
+        self.counts.up.store(true, Ordering::SeqCst);
+    }
+
+    /// What it accepted so far.
+    pub fn delivered(&self) -> Delivered {
+        Delivered {
+            spans: self.counts.spans.load(Ordering::SeqCst),
+            logs: self.counts.logs.load(Ordering::SeqCst),
+            points: self.counts.points.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Requests answered `UNAVAILABLE` and connections closed on accept while it was off.
+    pub fn refused(&self) -> (u64, u64) {
+        (
+            self.counts.refused_requests.load(Ordering::SeqCst),
+            self.counts.refused_connections.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Waits until `done(delivered)` holds or `timeout` passes; returns whether it held.
+    pub fn wait_until(&self, timeout: Duration, done: impl Fn(Delivered) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if done(self.delivered()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for SwitchableReceiver {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Pipes each accepted connection to the server while up; closes it at once while off.
+async fn accept_loop(
+    front: TcpListener,
+    back: SocketAddr,
+    counts: Arc<Counts>,
+    cut: watch::Sender<u64>,
+) {
+    loop {
+        let Ok((mut client, _)) = front.accept().await else {
+            continue;
+        };
+        if !counts.up.load(Ordering::SeqCst) {
+            counts.refused_connections.fetch_add(1, Ordering::SeqCst);
+            drop(client);
+            continue;
+        }
+        let mut cut = cut.subscribe();
+        cut.borrow_and_update();
+        tokio::spawn(async move {
+            let Ok(mut server) = TcpStream::connect(back).await else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                _ = cut.changed() => {}
+            }
+        });
+    }
+}

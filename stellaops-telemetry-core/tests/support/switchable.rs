@@ -165,11 +165,15 @@ impl SwitchableReceiver {
         let counts = Arc::new(Counts::default());
         counts.up.store(true, Ordering::SeqCst);
         let (cut, _) = watch::channel(0u64);
-        let (front, back) = runtime.block_on(async {
-            let back = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-            let front = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-            std::io::Result::Ok((front, back))
-        })?;
+        // Bound without `block_on`, which would panic when called inside an async test.
+        let bind = || {
+            let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+            listener.set_nonblocking(true)?;
+            std::io::Result::Ok(listener)
+        };
+        let (front, back) = (bind()?, bind()?);
+        let _entered = runtime.enter();
+        let (front, back) = (TcpListener::from_std(front)?, TcpListener::from_std(back)?);
         let back_addr = back.local_addr()?;
         let front_addr = front.local_addr()?;
         let sink = Sink(counts.clone());

@@ -176,11 +176,9 @@ fn tenant_override() -> impl Strategy<Value = TenantOverride> {
             Just(LogLevel::Trace)
         ]),
     )
-        .prop_map(|(sampling, log_level)| {
-            let mut o = TenantOverride::default();
-            o.sampling = sampling;
-            o.log_level = log_level;
-            o
+        .prop_map(|(sampling, log_level)| TenantOverride {
+            sampling,
+            log_level,
         })
 }
 

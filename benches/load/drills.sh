@@ -2,8 +2,8 @@
 # Drills under failure, at full scale, in a release build:
 #
 # 1. collector outage: 2,000 units a second for 60 s (each a span with one log event and a
-#    counter increment) into an in-process OTLP/gRPC receiver on loopback that is off for
-#    the middle third; prints the request-path latency (p50/p99/p99.9/max) per phase, the
+#    counter increment) into an in-process OTLP receiver on loopback (gRPC, then HTTP/protobuf)
+#    that is off for the middle third; prints the request-path latency (p50/p99/p99.9/max) per phase, the
 #    RSS growth, and delivered + dropped per signal (checked equal to produced, exactly);
 # 2. hung exporter: 10,000 spans and log records behind an endpoint that accepts TCP and never
 #    answers; prints how long shutdown() took against its 5 s deadline and how long the
@@ -75,8 +75,10 @@ run_core_drill() {
         --ignored --exact --nocapture --test-threads=1 "$1" 2>&1 | grep -v '^$\|^running\|^test result'
 }
 
-echo "## 1. collector outage"
-DRILL_RATE=2000 DRILL_SECONDS=$seconds run_core_drill drill_collector_outage_at_full_scale
+echo "## 1. collector outage, OTLP/gRPC"
+DRILL_PROTOCOL=grpc DRILL_RATE=2000 DRILL_SECONDS=$seconds run_core_drill drill_collector_outage_at_full_scale
+echo "## 1b. collector outage, OTLP/HTTP"
+DRILL_PROTOCOL=http DRILL_RATE=2000 DRILL_SECONDS=$seconds run_core_drill drill_collector_outage_at_full_scale
 echo "## 2. hung exporter"
 DRILL_HUNG_UNITS=10000 DRILL_HUNG_DEADLINE_MS=5000 DRILL_HUNG_EXPORT_TIMEOUT_MS=10000 \
     run_core_drill drill_hung_exporter_at_full_scale

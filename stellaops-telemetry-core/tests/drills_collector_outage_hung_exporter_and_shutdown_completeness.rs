@@ -2,10 +2,12 @@
 //! `benches/load/drills.sh` through environment variables):
 //!
 //! - a collector outage: spans, log records and metrics flow at a steady rate while an
-//!   in-process OTLP/gRPC receiver is switched off and on again; nothing panics, every span
-//!   and log record produced is either delivered or counted as dropped, exactly, metric data
-//!   points delivered are the ones counted as exported, and export resumes once the receiver
-//!   is back;
+//!   in-process OTLP receiver (gRPC, and HTTP/protobuf) is switched off and on again; nothing
+//!   panics, every span and log record produced is either delivered or counted as dropped,
+//!   exactly, metric data points delivered are the ones counted as exported, and export
+//!   resumes once the receiver is back. The OTLP exporters retry a failed export (three
+//!   times, backoff from 100 ms to 1.6 s, within the export timeout, on the export worker):
+//!   the outages here last 1.5 s, longer than that, so some records are lost and counted;
 //! - a hung exporter (an endpoint that accepts TCP and never answers): `shutdown()` returns
 //!   within its deadline, counts what it abandons as dropped, and leaves no thread behind;
 //! - shutdown completeness: every span ended before `shutdown()` is delivered, over and over.
@@ -46,6 +48,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// thread drill leaves out (the others wait for the lock meanwhile, or start at any time).
 const TESTS: &[&str] = &[
     "a_collector_outage_loses_nothing_uncounted_and_export_resumes",
+    "a_collector_outage_over_http_loses_nothing_uncounted_and_export_resumes",
     "drill_collector_outage_at_full_scale",
     "a_hung_exporter_cannot_hold_shutdown_past_its_deadline_or_leave_a_thread_behind",
     "drill_hung_exporter_at_full_scale",
@@ -98,6 +101,8 @@ struct Outage {
     off_from: f64,
     /// ...until this one.
     off_until: f64,
+    /// OTLP/HTTP with protobuf bodies instead of gRPC.
+    http: bool,
 }
 
 impl Outage {
@@ -107,6 +112,7 @@ impl Outage {
             seconds: env_or("DRILL_SECONDS", default.seconds),
             off_from: env_or("DRILL_OFF_FROM", default.off_from),
             off_until: env_or("DRILL_OFF_UNTIL", default.off_until),
+            http: std::env::var("DRILL_PROTOCOL").map_or(default.http, |p| p == "http"),
         }
     }
 }
@@ -145,11 +151,15 @@ struct OutageReport {
     refused: (u64, u64),
 }
 
-fn outage_pipeline(receiver: &SwitchableReceiver) -> Telemetry {
+fn outage_pipeline(receiver: &SwitchableReceiver, http: bool) -> Telemetry {
     Telemetry::builder("drill-outage")
         .exporters(&[ExporterKind::Otlp])
         .otlp_endpoint(receiver.endpoint())
-        .otlp_protocol(OtlpProtocol::Grpc)
+        .otlp_protocol(if http {
+            OtlpProtocol::HttpProtobuf
+        } else {
+            OtlpProtocol::Grpc
+        })
         .otlp_timeout(Duration::from_secs(2))
         .export_delay(Duration::from_millis(100))
         .export_interval(Duration::from_millis(250))
@@ -162,8 +172,12 @@ fn outage_pipeline(receiver: &SwitchableReceiver) -> Telemetry {
 
 /// Produces work at `shape.rate` for `shape.seconds`, the receiver off in the middle.
 fn run_outage(shape: Outage) -> OutageReport {
-    let receiver = SwitchableReceiver::start().unwrap();
-    let telemetry = outage_pipeline(&receiver);
+    let receiver = if shape.http {
+        SwitchableReceiver::start_http().unwrap()
+    } else {
+        SwitchableReceiver::start().unwrap()
+    };
+    let telemetry = outage_pipeline(&receiver, shape.http);
     let counter = telemetry.meter("drill").u64_counter("drill.work").build();
     let total = Duration::from_secs_f64(shape.seconds);
     let off_at = total.mul_f64(shape.off_from);
@@ -301,8 +315,24 @@ fn a_collector_outage_loses_nothing_uncounted_and_export_resumes() {
     let shape = Outage {
         rate: 2_000,
         seconds: 3.0,
-        off_from: 0.3,
-        off_until: 0.6,
+        off_from: 0.2,
+        off_until: 0.7,
+        http: false,
+    };
+    let report = run_outage(shape);
+    print_outage(shape, &report);
+    check_outage(&report);
+}
+
+#[test]
+fn a_collector_outage_over_http_loses_nothing_uncounted_and_export_resumes() {
+    let _serial = serial();
+    let shape = Outage {
+        rate: 2_000,
+        seconds: 3.0,
+        off_from: 0.2,
+        off_until: 0.7,
+        http: true,
     };
     let report = run_outage(shape);
     print_outage(shape, &report);
@@ -310,7 +340,8 @@ fn a_collector_outage_loses_nothing_uncounted_and_export_resumes() {
 }
 
 /// The full-scale drill: `DRILL_RATE` (2,000/s), `DRILL_SECONDS` (60), the receiver off
-/// between `DRILL_OFF_FROM` and `DRILL_OFF_UNTIL` (a third to two thirds of the run).
+/// between `DRILL_OFF_FROM` and `DRILL_OFF_UNTIL` (a third to two thirds of the run), over
+/// `DRILL_PROTOCOL` (`grpc`, the default, or `http`).
 #[test]
 #[ignore = "full-scale drill: run by benches/load/drills.sh"]
 fn drill_collector_outage_at_full_scale() {
@@ -320,6 +351,7 @@ fn drill_collector_outage_at_full_scale() {
         seconds: 60.0,
         off_from: 1.0 / 3.0,
         off_until: 2.0 / 3.0,
+        http: false,
     });
     let report = run_outage(shape);
     print_outage(shape, &report);

@@ -1,15 +1,16 @@
 #![allow(dead_code)]
 
-//! An in-process OTLP/gRPC receiver that can be switched off and on, for outage drills.
+//! An in-process OTLP receiver (gRPC or HTTP/protobuf) that can be switched off and on, for
+//! outage drills.
 //!
 //! Included with `#[path]` by the binaries that need it (it is not part of `support/mod.rs`,
 //! so the other test binaries do not compile it).
 //!
 //! * Binds `127.0.0.1:0` only: a front listener (the endpoint handed to the exporter) that
-//!   pipes each connection to a tonic server on a second loopback port.
+//!   pipes each connection to a tonic (gRPC) or axum (HTTP) server on a second loopback port.
 //! * Off: every accepted connection is closed at once and every open pipe is cut, as when a
 //!   collector goes away; requests that reach the server meanwhile are answered
-//!   `UNAVAILABLE` and not counted.
+//!   `UNAVAILABLE` (HTTP 503) and not counted.
 //! * Counts what it accepted per signal (spans, log records, metric data points), so a drill
 //!   can check delivered + dropped == produced.
 //! * Runs on its own runtime; usable from plain `#[test]`s and from async tests alike.
@@ -73,20 +74,45 @@ impl Sink {
     }
 }
 
+fn span_count(r: &ExportTraceServiceRequest) -> u64 {
+    r.resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len() as u64)
+        .sum()
+}
+
+fn log_count(r: &ExportLogsServiceRequest) -> u64 {
+    r.resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len() as u64)
+        .sum()
+}
+
+fn point_count(r: &ExportMetricsServiceRequest) -> u64 {
+    r.resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| match &m.data {
+            Some(Data::Gauge(g)) => g.data_points.len() as u64,
+            Some(Data::Sum(s)) => s.data_points.len() as u64,
+            Some(Data::Histogram(h)) => h.data_points.len() as u64,
+            Some(Data::ExponentialHistogram(e)) => e.data_points.len() as u64,
+            Some(Data::Summary(s)) => s.data_points.len() as u64,
+            None => 0,
+        })
+        .sum()
+}
+
 #[tonic::async_trait]
 impl TraceService for Sink {
     async fn export(
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let n: usize = request
-            .get_ref()
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        self.accept(&self.0.spans, n as u64)?;
+        self.accept(&self.0.spans, span_count(request.get_ref()))?;
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -97,14 +123,7 @@ impl LogsService for Sink {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        let n: usize = request
-            .get_ref()
-            .resource_logs
-            .iter()
-            .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len())
-            .sum();
-        self.accept(&self.0.logs, n as u64)?;
+        self.accept(&self.0.logs, log_count(request.get_ref()))?;
         Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
     }
 }
@@ -115,24 +134,60 @@ impl MetricsService for Sink {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let n: usize = request
-            .get_ref()
-            .resource_metrics
-            .iter()
-            .flat_map(|r| &r.scope_metrics)
-            .flat_map(|s| &s.metrics)
-            .map(|m| match &m.data {
-                Some(Data::Gauge(g)) => g.data_points.len(),
-                Some(Data::Sum(s)) => s.data_points.len(),
-                Some(Data::Histogram(h)) => h.data_points.len(),
-                Some(Data::ExponentialHistogram(e)) => e.data_points.len(),
-                Some(Data::Summary(s)) => s.data_points.len(),
-                None => 0,
-            })
-            .sum();
-        self.accept(&self.0.points, n as u64)?;
+        self.accept(&self.0.points, point_count(request.get_ref()))?;
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
+}
+
+/// `POST /v1/traces`, `/v1/logs`, `/v1/metrics` with protobuf bodies: 503 while off.
+fn http_router(sink: Sink) -> axum::Router {
+    use axum::body::Bytes;
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use prost::Message;
+
+    async fn answer<Req: Message + Default, Resp: Message + Default>(
+        body: Bytes,
+        count: impl FnOnce(&Req) -> Result<(), tonic::Status>,
+    ) -> (StatusCode, Vec<u8>) {
+        let Ok(request) = Req::decode(body) else {
+            return (StatusCode::BAD_REQUEST, Vec::new());
+        };
+        match count(&request) {
+            Ok(()) => (StatusCode::OK, Resp::default().encode_to_vec()),
+            Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Vec::new()),
+        }
+    }
+
+    let (traces, logs, metrics) = (sink.clone(), sink.clone(), sink);
+    axum::Router::new()
+        .route(
+            "/v1/traces",
+            post(move |body: Bytes| async move {
+                answer::<ExportTraceServiceRequest, ExportTraceServiceResponse>(body, |r| {
+                    traces.accept(&traces.0.spans, span_count(r))
+                })
+                .await
+            }),
+        )
+        .route(
+            "/v1/logs",
+            post(move |body: Bytes| async move {
+                answer::<ExportLogsServiceRequest, ExportLogsServiceResponse>(body, |r| {
+                    logs.accept(&logs.0.logs, log_count(r))
+                })
+                .await
+            }),
+        )
+        .route(
+            "/v1/metrics",
+            post(move |body: Bytes| async move {
+                answer::<ExportMetricsServiceRequest, ExportMetricsServiceResponse>(body, |r| {
+                    metrics.accept(&metrics.0.points, point_count(r))
+                })
+                .await
+            }),
+        )
 }
 
 /// Delivered counts at one moment.
@@ -155,8 +210,17 @@ pub struct SwitchableReceiver {
 }
 
 impl SwitchableReceiver {
-    /// Starts the receiver, up.
+    /// Starts the receiver, up, answering OTLP/gRPC.
     pub fn start() -> std::io::Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// Starts the receiver, up, answering OTLP/HTTP with protobuf bodies.
+    pub fn start_http() -> std::io::Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(http: bool) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("drill-receiver")
@@ -177,15 +241,21 @@ impl SwitchableReceiver {
         let back_addr = back.local_addr()?;
         let front_addr = front.local_addr()?;
         let sink = Sink(counts.clone());
-        runtime.spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(back);
-            let _ = tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(sink.clone()))
-                .add_service(LogsServiceServer::new(sink.clone()))
-                .add_service(MetricsServiceServer::new(sink))
-                .serve_with_incoming(incoming)
-                .await;
-        });
+        if http {
+            runtime.spawn(async move {
+                let _ = axum::serve(back, http_router(sink)).await;
+            });
+        } else {
+            runtime.spawn(async move {
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(back);
+                let _ = tonic::transport::Server::builder()
+                    .add_service(TraceServiceServer::new(sink.clone()))
+                    .add_service(LogsServiceServer::new(sink.clone()))
+                    .add_service(MetricsServiceServer::new(sink))
+                    .serve_with_incoming(incoming)
+                    .await;
+            });
+        }
         runtime.spawn(accept_loop(front, back_addr, counts.clone(), cut.clone()));
         Ok(SwitchableReceiver {
             front: front_addr,

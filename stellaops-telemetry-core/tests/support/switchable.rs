@@ -8,8 +8,8 @@
 //!
 //! * Binds `127.0.0.1:0` only: a front listener (the endpoint handed to the exporter) that
 //!   pipes each connection to a tonic (gRPC) or axum (HTTP) server on a second loopback port.
-//! * Off: every accepted connection is closed at once and every open pipe is cut, as when a
-//!   collector goes away; requests that reach the server meanwhile are answered
+//! * Off: the front port is closed (connections are refused) and every open pipe is cut, as
+//!   when a collector goes away; requests that reach the server meanwhile are answered
 //!   `UNAVAILABLE` (HTTP 503) and not counted.
 //! * Counts what it accepted per signal (spans, log records, metric data points), so a drill
 //!   can check delivered + dropped == produced.
@@ -204,8 +204,11 @@ pub struct Delivered {
 /// The receiver; stops (in the background) when dropped.
 pub struct SwitchableReceiver {
     front: SocketAddr,
+    back: SocketAddr,
     counts: Arc<Counts>,
     cut: watch::Sender<u64>,
+    /// The accept loop on the front port while up; `None` while off (the port is closed).
+    accepting: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -256,9 +259,11 @@ impl SwitchableReceiver {
                     .await;
             });
         }
-        runtime.spawn(accept_loop(front, back_addr, counts.clone(), cut.clone()));
+        let accepting = runtime.spawn(accept_loop(front, back_addr, counts.clone(), cut.clone()));
         Ok(SwitchableReceiver {
             front: front_addr,
+            back: back_addr,
+            accepting: std::sync::Mutex::new(Some(accepting)),
             counts,
             cut,
             runtime: Some(runtime),
@@ -275,9 +280,9 @@ impl SwitchableReceiver {
         self.counts.up.load(Ordering::SeqCst)
     }
 
-    /// Takes the collector away: new requests are refused (not counted), then, once the
-    /// requests already counted have been answered, every open connection is cut and new
-    /// ones are closed as soon as they are accepted.
+    /// Takes the collector away: new requests are refused (not counted); once the requests
+    /// already counted have been answered, the front port is closed (connections to it are
+    /// refused by the kernel, as when a collector is down) and every open connection is cut.
     pub fn switch_off(&self) {
         self.counts.up.store(false, Ordering::SeqCst);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -287,12 +292,46 @@ impl SwitchableReceiver {
         // The answers of requests counted just before: let them reach the client, or the
         // client would count as lost what the receiver counted as delivered.
         std::thread::sleep(Duration::from_millis(100));
+        if let Some(accepting) = self.accepting.lock().unwrap().take() {
+            accepting.abort();
+            // The listener closes when the aborted task is dropped.
+            while !accepting.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         self.cut.send_modify(|generation| *generation += 1);
     }
 
-    /// Brings the collector back.
+    /// Brings the collector back on the same port.
     pub fn switch_on(&self) {
         self.counts.up.store(true, Ordering::SeqCst);
+        let mut accepting = self.accepting.lock().unwrap();
+        if accepting.is_some() {
+            return;
+        }
+        let runtime = self.runtime.as_ref().unwrap();
+        // The port was ours a moment ago; std sets SO_REUSEADDR, so the connections of the
+        // previous listener waiting out TIME_WAIT do not keep it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match std::net::TcpListener::bind(self.front) {
+                Ok(listener) => break listener,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("rebinding {}: {e}", self.front);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("cannot rebind {}: {e}", self.front),
+            }
+        };
+        listener.set_nonblocking(true).unwrap();
+        let _entered = runtime.enter();
+        let listener = TcpListener::from_std(listener).unwrap();
+        *accepting = Some(runtime.spawn(accept_loop(
+            listener,
+            self.back,
+            self.counts.clone(),
+            self.cut.clone(),
+        )));
     }
 
     /// What it accepted so far.

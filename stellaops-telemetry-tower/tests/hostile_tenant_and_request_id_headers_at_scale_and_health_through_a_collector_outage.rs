@@ -140,19 +140,36 @@ fn emit(telemetry: &Telemetry, n: usize) {
     });
 }
 
-/// Emits a few spans and reads `/health` until the pipeline's entry is `want` (a bound on
-/// waiting, not on speed).
-async fn until(app: &Router, telemetry: &Telemetry, want: &str) -> Value {
+/// Emits a few spans (when `emitting`) and reads `/health` until `done` has held for one of
+/// the reports (a bound on waiting, not on speed); returns the last report.
+async fn until(
+    app: &Router,
+    telemetry: &Telemetry,
+    emitting: bool,
+    mut done: impl FnMut(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        emit(telemetry, 10);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if emitting {
+            emit(telemetry, 10);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let body = health(app).await;
-        if body["checks"]["telemetry"]["status"] == want {
+        if done(&body) {
             return body;
         }
-        assert!(Instant::now() < deadline, "never {want}: {body:#}");
+        assert!(Instant::now() < deadline, "never: {body:#}");
     }
+}
+
+fn status(body: &Value) -> &Value {
+    &body["checks"]["telemetry"]["status"]
+}
+
+fn span_depth(body: &Value) -> u64 {
+    body["checks"]["telemetry"]["signals"]["spans"]["backlog"]["depth"]
+        .as_u64()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,12 +188,23 @@ async fn health_reports_the_outage_with_its_drops_and_recovers_when_the_collecto
         .unwrap();
     let app = Router::new().nest_service("/health", Health::for_telemetry(&telemetry).build());
 
-    let up = until(&app, &telemetry, "healthy").await;
+    let up = until(&app, &telemetry, true, |b| {
+        status(b) == "healthy" && receiver.delivered().spans > 0
+    })
+    .await;
     assert_eq!(up["status"], "healthy", "{up:#}");
-    assert!(receiver.delivered().spans > 0);
 
     tokio::task::block_in_place(|| receiver.switch_off());
-    let down = until(&app, &telemetry, "degraded").await;
+    // The exporter retries each batch (within its timeout) before it gives up on it, so the
+    // backlog grows while the collector is down, then the batch is dropped and counted.
+    let mut saw_backlog = false;
+    let down = until(&app, &telemetry, true, |b| {
+        saw_backlog |= span_depth(b) > 0;
+        saw_backlog
+            && status(b) == "degraded"
+            && b["checks"]["telemetry"]["signals"]["spans"]["dropped"].as_u64() > Some(0)
+    })
+    .await;
     let pipeline = &down["checks"]["telemetry"];
     assert_eq!(down["status"], "degraded", "{down:#}");
     let error = pipeline["error"].as_str().unwrap();
@@ -196,11 +224,12 @@ async fn health_reports_the_outage_with_its_drops_and_recovers_when_the_collecto
 
     receiver.switch_on();
     let delivered = receiver.delivered().spans;
-    let back = until(&app, &telemetry, "healthy").await;
+    let back = until(&app, &telemetry, true, |b| status(b) == "healthy").await;
     assert_eq!(back["status"], "healthy", "{back:#}");
+    // The backlog drains once the collector answers again.
+    let drained = until(&app, &telemetry, false, |b| span_depth(b) == 0).await;
+    assert_eq!(status(&drained), "healthy", "{drained:#}");
     assert!(receiver.delivered().spans > delivered);
-    let spans = &back["checks"]["telemetry"]["signals"]["spans"];
-    assert_eq!(spans["backlog"]["depth"], 0, "{spans:#}");
 
     let t = telemetry.clone();
     tokio::task::spawn_blocking(move || t.shutdown())

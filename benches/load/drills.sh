@@ -2,9 +2,9 @@
 # Drills under failure, at full scale, in a release build:
 #
 # 1. collector outage: 2,000 units a second for 60 s (each a span with one log event and a
-#    counter increment) into an in-process OTLP receiver on loopback (gRPC, then HTTP/protobuf
-#    with the default queues and with 4 MiB queues) that is off for the middle third; prints
-#    the request-path latency (p50/p99/p99.9/max) per phase, the RSS growth, and delivered +
+#    counter increment) into an in-process OTLP receiver on loopback (gRPC and HTTP/protobuf,
+#    each with the default queues and with 4 MiB queues) that is off for the middle third;
+#    prints the request-path latency (p50/p99/p99.9/max) per phase, the RSS growth, and delivered +
 #    dropped per signal (checked equal to produced, exactly);
 # 2. hung exporter: 10,000 spans and log records behind an endpoint that accepts TCP and never
 #    answers; prints how long shutdown() took against its 5 s deadline and how long the
@@ -28,35 +28,35 @@
 # -----------------------
 # 2026-12-05 11:08 UTC, a 2-core AMD EPYC VM shared with three other builds (so the latency
 # tails are noisy), release build, `CARGO_TARGET_DIR=/work/main/target bash benches/load/drills.sh`
-# (full scale), 4 min 45 s in all once built. 1b and 1c were added after that run and ran
-# alone: `DRILL_PROTOCOL=http [DRILL_MAX_QUEUE_BYTES=4194304] DRILL_SECONDS=60 DRILL_RATE=2000
-# cargo test --release -p stellaops-telemetry-core --test
-# drills_collector_outage_hung_exporter_and_shutdown_completeness -- --ignored --exact
-# --nocapture drill_collector_outage_at_full_scale`.
+# (full scale), 4 min 45 s in all once built. The outage runs below were redone alone after
+# the receiver was changed to refuse connections while off: `DRILL_PROTOCOL=grpc|http
+# DRILL_MAX_QUEUE_BYTES=16777216|4194304 DRILL_SECONDS=60 DRILL_RATE=2000 cargo test --release
+# -p stellaops-telemetry-core --test drills_collector_outage_hung_exporter_and_shutdown_completeness
+# -- --ignored --exact --nocapture drill_collector_outage_at_full_scale`.
 #
-# 1. outage over gRPC, 2,000 units/s for 60 s, receiver off from 20 s to 40 s: 119,998 units.
-#    Request-path latency of one unit (span create+end with one event, counter add):
-#      before  p50 5.9 us  p99 42.6 us  p99.9  87 us  max 9.0 ms
-#      down    p50 5.7 us  p99 42.3 us  p99.9  82 us  max 2.4 ms   (no added latency)
-#      back    p50 7.1 us  p99 56.1 us  p99.9 118 us  max 1.0 ms
-#    RSS 9,624 KiB before, 17,504 KiB peak: +7,880 KiB (goal < 16 MiB: met; includes the
-#    ~2 MiB of latency samples the drill keeps), 17,628 KiB after shutdown.
-#    spans:         79,993 delivered = exported, + 40,005 dropped = 119,998 produced (199 failed exports)
-#    log records:   80,069 delivered = exported, + 39,929 dropped = 119,998 produced (198 failed exports)
-#    metric points:  6,970 delivered = exported, +  3,439 dropped (80 failed collections)
-#    Delivered at switch-off 39,855 spans, unchanged at switch-on, 79,993 at the end: export
-#    resumed. Over gRPC a refused connection fails each batch quickly (the exporter's retries
-#    do not save it), so the queues stay near empty through the outage.
-# 1b. the same over OTLP/HTTP (11:16 UTC), 119,999 units: latency p99 36.8 / 40.3 / 41.0 us
-#    before / down / back (no added latency); spans 87,736 delivered + 32,263 dropped, log
-#    records 102,292 + 17,707, metric points 6,969 delivered = exported + 988 dropped (23
-#    failed exports each): exact. The HTTP exporter retries each batch (3 retries, 100 ms to
-#    1.6 s backoff, within the 2 s export timeout) on the export worker, so the worker falls
-#    behind and both queues fill to their 16 MiB bounds: RSS +38,868 KiB (goal < 16 MiB: NOT
-#    met with the default queue bounds; within two full queues + 12 MiB).
-# 1c. OTLP/HTTP with DRILL_MAX_QUEUE_BYTES=4194304 (`max_queue_bytes(4 MiB)`, 11:17 UTC):
-#    RSS +14,952 KiB (goal met); p99 39.3 / 33.6 / 43.9 us; spans 81,779 + 38,220, log
-#    records 84,723 + 35,276 = 119,999 each; metric points 6,925 delivered = exported.
+# 1. outage, 2,000 units/s for 60 s, receiver off from 20 s to 40 s (its port closed:
+#    connections refused), run alone at 11:20-11:25 UTC with the command above; about
+#    120,000 units each. Request-path latency of one unit (span create+end with one event,
+#    counter add), p99 before / down / back:
+#      gRPC, 16 MiB queues   35.6 / 40.6 / 38.7 us   RSS +39,648 KiB  (goal < 16 MiB: NOT met)
+#      HTTP, 16 MiB queues   35.3 / 38.5 / 47.7 us   RSS +40,708 KiB  (goal: NOT met)
+#      HTTP,  4 MiB queues   61.1 / 30.7 / 37.6 us   RSS +15,284 KiB  (goal: met)
+#      gRPC,  4 MiB queues   37.0 / 33.7 / 34.3 us   RSS +15,552 KiB  (goal: met)
+#    (p50 5.4-6.9 us throughout: the outage adds no latency to the request path.)
+#    Delivered = exported, + dropped = produced, exactly, for spans and log records in every
+#    run; metric points delivered = exported. gRPC, 16 MiB: spans 88,325 + 31,673 = 119,998,
+#    log records 101,986 + 18,012, metric points 6,925 delivered + 988 dropped (22-23 failed
+#    exports each); HTTP, 16 MiB: spans 88,133 + 31,865, log records 102,201 + 17,797; HTTP,
+#    4 MiB: spans 81,504 + 38,494, log records 84,715 + 35,283; gRPC, 4 MiB: spans 81,771 +
+#    38,227, log records 85,401 + 34,597. Delivered spans at switch-off about 39,860,
+#    unchanged at switch-on, 81,500-88,300 at the end: export resumed.
+#    Why RSS grows: the OTLP exporters retry a failed batch (3 retries, 100 ms to 1.6 s
+#    backoff, within the 2 s export timeout) on the export worker, which falls behind while
+#    the collector is down: the span and log-record queues fill to their byte bounds
+#    (`max_queue_bytes`, 16 MiB each by default), then new records are dropped and counted.
+#    Growth stays within the bound of two full queues + 12 MiB; the 16 MiB goal needs queues
+#    of 4 MiB. (A collector that accepts connections and closes them at once is not retried
+#    over gRPC: an earlier run with such a receiver dropped 40,005 spans, RSS +7,880 KiB.)
 # 2. hung exporter: 10,000 spans + 10,000 log records abandoned and counted as dropped;
 #    shutdown() took 5.25 s for a 5 s deadline (shutdown waits its deadline plus a fixed
 #    250 ms margin), export timeout 10 s; the process was back at its thread count 68 ms after
@@ -95,6 +95,9 @@ echo "## 1b. collector outage, OTLP/HTTP"
 DRILL_PROTOCOL=http DRILL_RATE=2000 DRILL_SECONDS=$seconds run_core_drill drill_collector_outage_at_full_scale
 echo "## 1c. collector outage, OTLP/HTTP, queues of 4 MiB each"
 DRILL_MAX_QUEUE_BYTES=4194304 DRILL_PROTOCOL=http DRILL_RATE=2000 DRILL_SECONDS=$seconds \
+    run_core_drill drill_collector_outage_at_full_scale
+echo "## 1d. collector outage, OTLP/gRPC, queues of 4 MiB each"
+DRILL_MAX_QUEUE_BYTES=4194304 DRILL_PROTOCOL=grpc DRILL_RATE=2000 DRILL_SECONDS=$seconds \
     run_core_drill drill_collector_outage_at_full_scale
 echo "## 2. hung exporter"
 DRILL_HUNG_UNITS=10000 DRILL_HUNG_DEADLINE_MS=5000 DRILL_HUNG_EXPORT_TIMEOUT_MS=10000 \

@@ -71,7 +71,10 @@ impl Inner {
     /// is left of the budget. Runs on its own thread; returns `false` when the deadline passed.
     fn shut_down_parts(&self) -> bool {
         let timeout = self.shutdown_timeout;
-        let deadline = std::time::Instant::now() + timeout;
+        // The parts get the budget less a margin, so that what they report arrives before
+        // the caller's deadline, which is kept to the letter.
+        let margin = (timeout / 10).min(Duration::from_millis(250));
+        let deadline = std::time::Instant::now() + timeout.saturating_sub(margin);
         let (tracer, logger, meter, outputs) = (
             self.tracer_provider.clone(),
             self.logger_provider.clone(),
@@ -357,7 +360,7 @@ impl Telemetry {
     }
 }
 
-/// Runs `f` on its own thread and waits at most `timeout` (plus a small margin) for it.
+/// Runs `f` on its own thread and waits at most `timeout` for it.
 /// Returns `None` when the deadline passed; the thread then finishes on its own.
 fn run_with_deadline<T: Send + 'static>(
     timeout: Duration,
@@ -370,7 +373,7 @@ fn run_with_deadline<T: Send + 'static>(
             let _ = tx.send(f());
         });
     match spawned {
-        Ok(_) => rx.recv_timeout(timeout + Duration::from_millis(250)).ok(),
+        Ok(_) => rx.recv_timeout(timeout).ok(),
         Err(_) => None,
     }
 }

@@ -41,6 +41,33 @@ impl<S> ServerTelemetry<S> {
     }
 }
 
+/// The context attached while the handler runs: the request span's, the request's log context
+/// (tenant, correlation id; the tenant is also what the client layer propagates), and what the
+/// client layer sends on — the received trace context (whole tracestate, random flag)
+/// continued by this span, or this span's own for a new trace.
+fn handler_context(
+    base: &stellaops_telemetry_core::opentelemetry::Context,
+    span_context: &SpanContext,
+    request_id: &request_id::RequestId,
+    tenant: Option<&Tenant>,
+) -> stellaops_telemetry_core::opentelemetry::Context {
+    let mut request_context = RequestContext::new().with_correlation_id(request_id.shared());
+    if let Some(tenant) = tenant {
+        request_context = request_context.with_tenant(tenant.shared());
+    }
+    let propagated = match base.get::<propagation::PropagatedTraceContext>() {
+        Some(received) => Some(received.continued_by(span_context)),
+        None => propagation::PropagatedTraceContext::from_span_context(span_context),
+    };
+    let cx = base
+        .with_remote_span_context(span_context.clone())
+        .with_value(request_context);
+    match propagated {
+        Some(propagated) => cx.with_value(propagated),
+        None => cx,
+    }
+}
+
 /// The pipeline's decision for a new request span: the tenant goes in as the span's start
 /// attribute, so a run-time tenant override of sampling applies to it (one reference count
 /// taken, nothing copied).
@@ -143,25 +170,7 @@ where
                 r.push_text("request.id", request_id.as_str());
                 r
             });
-        // The request's log context (tenant, correlation id) and the tenant the client layer
-        // propagates, in the context attached while the handler runs.
-        let mut request_context = RequestContext::new().with_correlation_id(request_id.shared());
-        if let Some(tenant) = &tenant {
-            request_context = request_context.with_tenant(tenant.shared());
-        }
-        // What the client layer sends on: the received trace context (whole tracestate, random
-        // flag) continued by this span, or this span's own for a new trace.
-        let propagated = match base.get::<propagation::PropagatedTraceContext>() {
-            Some(received) => Some(received.continued_by(&span_context)),
-            None => propagation::PropagatedTraceContext::from_span_context(&span_context),
-        };
-        let cx = base
-            .with_remote_span_context(span_context.clone())
-            .with_value(request_context);
-        let cx = match propagated {
-            Some(propagated) => cx.with_value(propagated),
-            None => cx,
-        };
+        let cx = handler_context(&base, &span_context, &request_id, tenant.as_ref());
 
         // The tracing span, for subscribers of the service's own; the pipeline's layers skip
         // its target (its OpenTelemetry span is the record above, and the log context is the

@@ -83,7 +83,15 @@ fn resource(key: &'static str) -> impl Fn(&Settings) -> String {
     }
 }
 
+/// Every case: the profile settings, then the service's identity and outputs.
 fn cases() -> Vec<Case> {
+    let mut cases = profile_cases();
+    cases.extend(identity_and_output_cases());
+    cases
+}
+
+/// Settings a profile carries, and the profile itself.
+fn profile_cases() -> Vec<Case> {
     vec![
         Case {
             setting: "log level: setter and file",
@@ -234,6 +242,12 @@ fn cases() -> Vec<Case> {
             b_value: "forensic",
             read: |s| s.profile.name.clone(),
         },
+    ]
+}
+
+/// The service's identity, its exporters' endpoints and its outputs.
+fn identity_and_output_cases() -> Vec<Case> {
+    vec![
         Case {
             setting: "service name: file and environment",
             a: file("service_name = \"from-file\""),

@@ -39,10 +39,11 @@ use super::{RANDOM_TRACE_ID, TRACEPARENT, TRACESTATE, tracestate};
 /// let mut headers = HeaderMap::new();
 /// headers.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02"));
 /// headers.insert("tracestate", HeaderValue::from_static("foo@@bar=1 , rojo=2"));
-/// let received = extract(&headers).trace_context.expect("a valid traceparent");
+/// let received = extract(&headers).trace_context.ok_or("no valid traceparent")?;
 /// assert!(received.is_random() && !received.is_sampled());
 /// assert_eq!(received.tracestate(), "foo@@bar=1,rojo=2");
 /// assert_eq!(received.traceparent(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PropagatedTraceContext {
@@ -133,12 +134,13 @@ impl PropagatedTraceContext {
     ///
     /// let mut headers = HeaderMap::new();
     /// headers.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02"));
-    /// let received = extract(&headers).trace_context.expect("a valid traceparent");
+    /// let received = extract(&headers).trace_context.ok_or("no valid traceparent")?;
     /// let trace_id = received.trace_id();
     /// let recorded = SpanContext::new(trace_id, SpanId::from(7u64), TraceFlags::SAMPLED, false, TraceState::NONE);
     /// assert_eq!(received.continued_by(&recorded).traceparent(), format!("00-{trace_id}-0000000000000007-03"));
     /// let dropped = SpanContext::new(trace_id, SpanId::from(8u64), TraceFlags::default(), false, TraceState::NONE);
     /// assert_eq!(received.continued_by(&dropped).traceparent(), received.traceparent());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn continued_by(&self, span: &SpanContext) -> Self {
         if !span.is_valid() {

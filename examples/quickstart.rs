@@ -264,8 +264,10 @@ async fn set_tenant_sampling(
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e}\n")))
 }
 
-fn router(app: App) -> Router {
-    let layer = ServerTelemetryLayer::new(&app.telemetry).echo_traceparent(true);
+fn router(app: App) -> Result<Router, Error> {
+    let layer = ServerTelemetryLayer::new(&app.telemetry)
+        .echo_traceparent(true)
+        .known_methods_from_env()?;
     let own_addr = app.own_addr;
     let health = Health::for_telemetry(&app.telemetry)
         .check("policy_endpoint", move || async move {
@@ -273,7 +275,7 @@ fn router(app: App) -> Router {
             tokio::net::TcpStream::connect(own_addr).await.map(drop)
         })
         .build();
-    Router::new()
+    Ok(Router::new()
         .route("/scans/{id}", get(scan))
         .route("/scans/{id}/verdict", get(verdict))
         .route("/policy/evaluate", post(evaluate))
@@ -285,7 +287,7 @@ fn router(app: App) -> Router {
         .route_service("/metrics", app.telemetry.metrics_service())
         .nest_service("/health", health)
         .layer(layer)
-        .with_state(app)
+        .with_state(app))
 }
 
 async fn drive_traffic(addr: SocketAddr) -> Result<(usize, usize), Error> {
@@ -396,7 +398,7 @@ async fn main() -> Result<(), Error> {
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let app = router(App::new(telemetry.clone(), local));
+    let app = router(App::new(telemetry.clone(), local))?;
     let started = Instant::now();
     if serve {
         tracing::info!(addr = %local, "quickstart serving; Ctrl-C to stop");

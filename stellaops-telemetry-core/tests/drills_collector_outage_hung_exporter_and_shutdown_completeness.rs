@@ -350,7 +350,7 @@ fn a_collector_outage_over_http_loses_nothing_uncounted_and_export_resumes() {
 /// The full-scale drill: `DRILL_RATE` (2,000/s), `DRILL_SECONDS` (60), the receiver off
 /// between `DRILL_OFF_FROM` and `DRILL_OFF_UNTIL` (a third to two thirds of the run), over
 /// `DRILL_PROTOCOL` (`grpc`, the default, or `http`), with queues of `DRILL_MAX_QUEUE_BYTES`
-/// (16 MiB) each.
+/// (the default, 4 MiB) each.
 #[test]
 #[ignore = "full-scale drill: run by benches/load/drills.sh"]
 fn drill_collector_outage_at_full_scale() {

@@ -310,7 +310,7 @@ pub struct ExportersConfig {
     /// Log-record exporters.
     pub logs: Option<Vec<ExporterKind>>,
     /// Estimated bytes the span queue and the log-record queue each hold before new records
-    /// are dropped and counted (default 16 MiB; at least 1).
+    /// are dropped and counted (default 4 MiB; at least 1).
     pub max_queue_bytes: Option<u64>,
 }
 

@@ -90,6 +90,10 @@ pub struct TelemetryBuilder {
     pub(crate) cardinality_limit: usize,
     pub(crate) limits: ValueLimits,
     pub(crate) layers: Vec<ServiceLayer>,
+    /// The incident notification hooks.
+    pub(crate) incident_hooks: Vec<Arc<dyn crate::IncidentHook>>,
+    /// The error-rate incident trigger (off by default).
+    pub(crate) error_rate_trigger: Option<crate::ErrorRateTrigger>,
     #[cfg(feature = "testing")]
     pub(crate) test: Option<crate::testing::TestExporters>,
 }
@@ -120,6 +124,8 @@ impl TelemetryBuilder {
             cardinality_limit: crate::metrics::DEFAULT_CARDINALITY_LIMIT,
             limits: ValueLimits::default(),
             layers: Vec::new(),
+            incident_hooks: Vec::new(),
+            error_rate_trigger: None,
             #[cfg(feature = "testing")]
             test: None,
         }
@@ -471,6 +477,29 @@ impl TelemetryBuilder {
         .setter("otlp.client_key", "otlp_client_identity", |c| {
             c.otlp.common.client_key = Some(key)
         })
+    }
+
+    /// The watched incident file every instance of the service follows (and the control
+    /// plane writes). Default: none (incidents live in this process only).
+    pub fn incident_file(self, path: impl Into<PathBuf>) -> Self {
+        let p = path.into();
+        self.setter("incident_file", "incident_file", |c| {
+            c.incident_file = Some(p)
+        })
+    }
+
+    /// Adds a hook told of every incident start, extension, stop and expiry, on a thread of
+    /// its own.
+    pub fn incident_hook(mut self, hook: Arc<dyn crate::IncidentHook>) -> Self {
+        self.incident_hooks.push(hook);
+        self
+    }
+
+    /// Starts an incident for a tenant whose error share crosses the trigger's threshold.
+    /// Default: off. The server layer reports each request's outcome.
+    pub fn error_rate_trigger(mut self, trigger: crate::ErrorRateTrigger) -> Self {
+        self.error_rate_trigger = Some(trigger);
+        self
     }
 
     /// The local telemetry directory. Default: `./telemetry-data`.

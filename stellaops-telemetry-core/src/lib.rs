@@ -99,6 +99,7 @@ mod controls;
 mod egress;
 mod error;
 mod export;
+mod incidents;
 mod instrument;
 mod limits;
 mod logs;
@@ -141,6 +142,11 @@ pub use egress::{
 pub use error::TelemetryError;
 pub use export::record::SpanRecord;
 pub use export::*;
+pub use incidents::{
+    DEFAULT_INCIDENT_TTL, EXPIRY_ACTOR, ErrorRateTrigger, FILE_ACTOR, INCIDENT_ATTRIBUTE, Incident,
+    IncidentError, IncidentEvent, IncidentEventKind, IncidentFile, IncidentHook, IncidentStart,
+    IncidentTrigger, Incidents, MAX_ACTIVE_INCIDENTS, MAX_INCIDENT_TTL, parse_incident_ttl,
+};
 pub use limits::{
     LimitError, MIN_VALUE_LIMIT, TRUNCATED, TruncationCounts, ValueBounds, ValueLimits,
 };

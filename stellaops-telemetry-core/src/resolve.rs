@@ -46,6 +46,8 @@ pub(crate) struct Settings {
     pub(crate) policy: Arc<dyn EgressPolicy>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) cardinality_limit: usize,
+    /// Where incidents come from besides the API, and what they trigger.
+    pub(crate) incidents: crate::incidents::IncidentSettings,
     /// The OTLP settings (and every value's origin), for the export plan.
     pub(crate) config: TelemetryConfig,
 }
@@ -73,6 +75,8 @@ pub(crate) fn resolve(builder: TelemetryBuilder) -> Result<(Settings, Extras), T
         cardinality_limit,
         limits,
         layers,
+        incident_hooks,
+        error_rate_trigger,
         #[cfg(feature = "testing")]
         test,
         ..
@@ -117,6 +121,11 @@ pub(crate) fn resolve(builder: TelemetryBuilder) -> Result<(Settings, Extras), T
             .clone()
             .unwrap_or_else(|| vec![PropagatorKind::TraceContext, PropagatorKind::Baggage]),
         disabled: config.disabled == Some(true),
+        incidents: crate::incidents::IncidentSettings {
+            file: config.incident_file.clone(),
+            error_rate: error_rate_trigger,
+            hooks: incident_hooks,
+        },
         log_filter: log_filter(&config)?,
         log_outputs: config.log_outputs.clone(),
         service_name,

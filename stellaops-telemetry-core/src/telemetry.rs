@@ -204,6 +204,12 @@ impl Telemetry {
         &self.inner.controls
     }
 
+    /// The tenants' incidents: start, stop and list forensic capture per tenant at run time
+    /// (see [`Incidents`](crate::Incidents)).
+    pub fn incidents(&self) -> &crate::Incidents {
+        self.inner.controls.incidents()
+    }
+
     /// The Prometheus exposition, when the profile scrapes.
     pub fn prometheus(&self) -> Option<&crate::metrics::PrometheusExposition> {
         self.inner.prometheus.as_ref()
@@ -303,6 +309,7 @@ impl Telemetry {
         if self.inner.shut_down.swap(true, Ordering::SeqCst) {
             return;
         }
+        self.inner.controls.incidents().shutdown();
         if !self.inner.shut_down_parts() {
             tracing::warn!(
                 target: "stellaops_telemetry",

@@ -44,7 +44,8 @@ pub(crate) fn assemble(
     extras: Extras,
 ) -> Result<Telemetry, TelemetryError> {
     let stats = Arc::new(PipelineStats::default());
-    let controls = Controls::new(settings.profile.log_level);
+    let incidents = crate::incidents::Incidents::new(settings.incidents.clone());
+    let controls = Controls::new(settings.profile.log_level, incidents);
     if settings.disabled {
         return Ok(disabled(settings, stats, controls));
     }
@@ -76,6 +77,10 @@ pub(crate) fn assemble(
     let logger_provider = logs(&settings, &plan, handle.clone(), &stats, &extras)?;
     let meters = metrics(&settings, &plan, handle, &stats, &extras)?;
     crate::controls::register(&meters.provider, &controls);
+    crate::incidents::register(&meters.provider, controls.incidents());
+    controls
+        .incidents()
+        .set_metrics(meters.metrics.clone(), settings.service_name.clone());
     let log_outputs = outputs(&settings, &stats, &extras)?;
     let dispatch = subscriber::dispatch(subscriber::Parts {
         settings: &settings,

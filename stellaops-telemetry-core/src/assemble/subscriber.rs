@@ -236,7 +236,8 @@ where
     let retention = RetentionPolicy::of_profile(&settings.profile);
     let mut json = JsonLogLayer::new(&settings.service_name)
         .service_version(&settings.service_version)
-        .retention(retention);
+        .retention(retention)
+        .incidents(parts.controls.incidents().clone());
     for output in parts.log_outputs {
         json = json.output(output.clone());
     }
@@ -250,7 +251,8 @@ where
             .logger("stellaops-telemetry"),
     };
     let bridge = LogBridge::new(logger, settings.redactor.clone(), settings.bounds.clone())
-        .retention(retention);
+        .retention(retention)
+        .incidents(parts.controls.incidents().clone());
     Ok(base
         .with(
             tracing_opentelemetry::layer()

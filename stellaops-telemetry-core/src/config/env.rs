@@ -315,6 +315,11 @@ pub const ENVIRONMENT: &[EnvVar] = &[
         effect: "local telemetry directory (file exporter segments)",
     },
     EnvVar {
+        name: "STELLAOPS_TELEMETRY_INCIDENT_FILE",
+        default: "(none)",
+        effect: "the incident file every instance follows (JSON; incidents listed there put their tenant under forensic capture until they expire); the control plane and `stella-telemetry incident --file` write it",
+    },
+    EnvVar {
         name: "STELLAOPS_TELEMETRY_CONFIG",
         default: "(none)",
         effect: "path of a TOML or JSON configuration file, read first; variables win over it",
@@ -430,6 +435,9 @@ impl TelemetryConfig {
         if let Some(v) = get("STELLAOPS_TELEMETRY_DIR") {
             env.dir = Some(PathBuf::from(v));
         }
+        if let Some(v) = get("STELLAOPS_TELEMETRY_INCIDENT_FILE") {
+            env.incident_file = Some(PathBuf::from(v));
+        }
         record_origins(&mut env, &get);
         Ok(c.merge(env))
     }
@@ -438,7 +446,7 @@ impl TelemetryConfig {
 /// Every setting a variable set names that variable as its origin (the OTLP fields and the
 /// few recorded where they are read are already there).
 fn record_origins(env: &mut TelemetryConfig, get: &impl Fn(&str) -> Option<String>) {
-    const ORIGINS: [(&str, &str); 17] = [
+    const ORIGINS: [(&str, &str); 18] = [
         ("resource_attributes", "OTEL_RESOURCE_ATTRIBUTES"),
         ("disabled", "OTEL_SDK_DISABLED"),
         ("propagators", "OTEL_PROPAGATORS"),
@@ -448,6 +456,7 @@ fn record_origins(env: &mut TelemetryConfig, get: &impl Fn(&str) -> Option<Strin
         ("metric_export_interval_ms", "OTEL_METRIC_EXPORT_INTERVAL"),
         ("sealed", "STELLAOPS_TELEMETRY_SEALED"),
         ("dir", "STELLAOPS_TELEMETRY_DIR"),
+        ("incident_file", "STELLAOPS_TELEMETRY_INCIDENT_FILE"),
         ("limits", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
         ("limits", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
         ("limits", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT"),

@@ -174,6 +174,9 @@ pub struct TelemetryConfig {
     pub sealed: Option<bool>,
     /// Local telemetry directory (STELLAOPS_TELEMETRY_DIR).
     pub dir: Option<PathBuf>,
+    /// The watched incident file every instance of the service follows
+    /// (STELLAOPS_TELEMETRY_INCIDENT_FILE).
+    pub incident_file: Option<PathBuf>,
     /// Build a pipeline that records and exports nothing (OTEL_SDK_DISABLED).
     pub disabled: Option<bool>,
     /// Propagators installed globally by `install()` (OTEL_PROPAGATORS).
@@ -558,6 +561,7 @@ impl TelemetryConfig {
         take(&mut self.profile, other.profile);
         take(&mut self.sealed, other.sealed);
         take(&mut self.dir, other.dir);
+        take(&mut self.incident_file, other.incident_file);
         take(&mut self.disabled, other.disabled);
         take(&mut self.propagators, other.propagators);
         take(&mut self.log_level, other.log_level);

@@ -27,6 +27,7 @@ use tracing::dispatcher::WeakDispatch;
 pub(crate) use filter::ControlledFilter;
 pub(crate) use sampler::PipelineSampler;
 
+use crate::incidents::Incidents;
 use crate::profile::LogLevel;
 use table::{OverrideTable, Pattern, Summary};
 
@@ -35,7 +36,7 @@ use table::{OverrideTable, Pattern, Summary};
 pub const AUDIT_TARGET: &str = "stellaops_telemetry::audit";
 
 /// The most tenant overrides held at once; one more is [`ControlError::TooManyOverrides`].
-pub const MAX_TENANT_OVERRIDES: usize = 1024;
+pub const MAX_TENANT_OVERRIDES: usize = 16_384;
 
 /// The longest `who` written to the audit line, in bytes (longer ones are cut).
 const MAX_WHO_LEN: usize = 128;
@@ -217,6 +218,8 @@ struct Inner {
     writer: Mutex<()>,
     /// The pipeline's dispatch, for the audit lines.
     dispatch: OnceLock<WeakDispatch>,
+    /// The tenants' incidents, which act as the forensic override of their tenants.
+    incidents: Incidents,
 }
 
 impl fmt::Debug for Controls {
@@ -231,7 +234,7 @@ impl fmt::Debug for Controls {
 
 impl Controls {
     /// Controls starting at `initial` (the profile's level), with no tenant override.
-    pub(crate) fn new(initial: LogLevel) -> Controls {
+    pub(crate) fn new(initial: LogLevel, incidents: Incidents) -> Controls {
         Controls {
             inner: Arc::new(Inner {
                 level: AtomicU8::new(level_code(initial)),
@@ -240,6 +243,7 @@ impl Controls {
                 changes: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
                 writer: Mutex::new(()),
                 dispatch: OnceLock::new(),
+                incidents,
             }),
         }
     }
@@ -248,6 +252,14 @@ impl Controls {
     /// Only the first call counts.
     pub(crate) fn set_dispatch(&self, d: &Dispatch) {
         let _ = self.inner.dispatch.set(d.downgrade());
+        self.inner.incidents.set_dispatch(d);
+    }
+
+    /// The tenants' incidents. While a tenant is under one, it is treated as if it had the
+    /// override `{ sampling: Always, log_level: Some(Debug) }` (a more verbose override level
+    /// of its own still counts).
+    pub fn incidents(&self) -> &Incidents {
+        &self.inner.incidents
     }
 
     /// The service events' level now. While `RUST_LOG` directives decide (until the first
@@ -352,10 +364,24 @@ impl Controls {
 
     /// The override of `tenant`, if any (lock-free).
     pub(crate) fn override_for(&self, tenant: &str) -> Option<TenantOverride> {
-        if !self.summary().any() {
-            return None;
+        let set = if self.summary().any() {
+            self.inner.table.load().lookup(tenant)
+        } else {
+            None
+        };
+        if !self.inner.incidents.is_active(tenant) {
+            return set;
         }
-        self.inner.table.load().lookup(tenant)
+        let set_level = set.and_then(|o| o.log_level);
+        Some(TenantOverride {
+            sampling: TenantSampling::Always,
+            log_level: Some(set_level.map_or(LogLevel::Debug, |l| l.max(LogLevel::Debug))),
+        })
+    }
+
+    /// The tenant's active incident, if any (lock-free).
+    pub(crate) fn incident_for(&self, tenant: &str) -> Option<Arc<crate::Incident>> {
+        self.inner.incidents.active_for(tenant)
     }
 
     /// Whether any tenant override is set (one load).
@@ -366,12 +392,16 @@ impl Controls {
 
     /// Whether some tenant override changes sampling (one load).
     pub(crate) fn has_sampling_overrides(&self) -> bool {
-        self.summary().sampling()
+        self.summary().sampling() || self.inner.incidents.any_active()
     }
 
     /// The most verbose tenant override log level, if any (one load).
     pub(crate) fn max_override_level(&self) -> Option<LogLevel> {
-        self.summary().max_level_code().map(level_from_code)
+        let set = self.summary().max_level_code().map(level_from_code);
+        if self.inner.incidents.any_active() {
+            return Some(set.map_or(LogLevel::Debug, |l| l.max(LogLevel::Debug)));
+        }
+        set
     }
 
     fn summary(&self) -> Summary {

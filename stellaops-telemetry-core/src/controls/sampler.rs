@@ -6,16 +6,18 @@ use opentelemetry_sdk::trace::{Sampler, SamplingDecision, SamplingResult, Should
 
 use super::{Controls, TenantSampling};
 use crate::RequestContext;
+use crate::incidents::INCIDENT_ATTRIBUTE;
 
 /// The span attributes naming the tenant, in order of preference.
 const TENANT_KEYS: [&str; 2] = ["tenant.id", "tenant"];
 
 /// The head sampler, unless a tenant sampling override says otherwise.
 ///
-/// Without sampling overrides it is exactly `head` (one atomic load more). With them, the
-/// span's tenant — its `tenant.id` (else `tenant`) start attribute, else the parent context's
-/// [`RequestContext`] — decides: `Always` records and samples, `Never` drops, `Profile` or no
-/// tenant leaves the decision to `head`.
+/// Without sampling overrides or incidents it is exactly `head` (two atomic loads more). With
+/// them, the span's tenant — its `tenant.id` (else `tenant`) start attribute, else the parent
+/// context's [`RequestContext`] — decides: a tenant under incident records and samples, and
+/// the span carries the incident's id; `Always` records and samples, `Never` drops, `Profile`
+/// or no tenant leaves the decision to `head`.
 #[derive(Clone, Debug)]
 pub(crate) struct PipelineSampler {
     head: Sampler,
@@ -28,27 +30,44 @@ impl PipelineSampler {
         PipelineSampler { head, controls }
     }
 
-    /// The sampling override of the span's tenant.
-    fn tenant_sampling(
+    /// The span's tenant: its `tenant.id` (else `tenant`) start attribute, else the parent
+    /// context's request context.
+    fn tenant<'a>(
+        parent_context: Option<&'a Context>,
+        attributes: &'a [KeyValue],
+    ) -> Option<std::borrow::Cow<'a, str>> {
+        TENANT_KEYS
+            .iter()
+            .find_map(|key| {
+                attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == *key)
+                    .map(|kv| kv.value.as_str())
+            })
+            .or_else(|| {
+                parent_context
+                    .and_then(|cx| cx.get::<RequestContext>())
+                    .and_then(RequestContext::tenant)
+                    .map(std::borrow::Cow::Borrowed)
+            })
+    }
+
+    /// The decision of the span's tenant override or incident, and the incident attribute.
+    fn tenant_decision(
         &self,
         parent_context: Option<&Context>,
         attributes: &[KeyValue],
-    ) -> TenantSampling {
-        let from_attributes = TENANT_KEYS.iter().find_map(|key| {
-            attributes
-                .iter()
-                .find(|kv| kv.key.as_str() == *key)
-                .map(|kv| kv.value.as_str())
-        });
-        let lookup = |tenant: &str| self.controls.override_for(tenant).map(|o| o.sampling);
-        let sampling = match from_attributes {
-            Some(tenant) => lookup(&tenant),
-            None => parent_context
-                .and_then(|cx| cx.get::<RequestContext>())
-                .and_then(RequestContext::tenant)
-                .and_then(lookup),
-        };
-        sampling.unwrap_or_default()
+    ) -> Option<(SamplingDecision, Vec<KeyValue>)> {
+        let tenant = Self::tenant(parent_context, attributes)?;
+        if let Some(incident) = self.controls.incident_for(&tenant) {
+            let attribute = KeyValue::new(INCIDENT_ATTRIBUTE, incident.id.clone());
+            return Some((SamplingDecision::RecordAndSample, vec![attribute]));
+        }
+        match self.controls.override_for(&tenant).map(|o| o.sampling)? {
+            TenantSampling::Always => Some((SamplingDecision::RecordAndSample, Vec::new())),
+            TenantSampling::Never => Some((SamplingDecision::Drop, Vec::new())),
+            TenantSampling::Profile => None,
+        }
     }
 }
 
@@ -63,18 +82,14 @@ impl ShouldSample for PipelineSampler {
         links: &[Link],
     ) -> SamplingResult {
         let decision = if self.controls.has_sampling_overrides() {
-            match self.tenant_sampling(parent_context, attributes) {
-                TenantSampling::Always => Some(SamplingDecision::RecordAndSample),
-                TenantSampling::Never => Some(SamplingDecision::Drop),
-                TenantSampling::Profile => None,
-            }
+            self.tenant_decision(parent_context, attributes)
         } else {
             None
         };
         match decision {
-            Some(decision) => SamplingResult {
+            Some((decision, attributes)) => SamplingResult {
                 decision,
-                attributes: Vec::new(),
+                attributes,
                 trace_state: parent_trace_state(parent_context),
             },
             None => self.head.should_sample(

@@ -159,7 +159,10 @@ fn debug_for(tenant_level: LogLevel) -> TenantOverride {
 
 #[test]
 fn a_level_change_takes_effect_on_the_next_event() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let (dispatch, capture) = pipeline(&controls, vec![], None);
     let emit = |n: u32| {
         tracing::dispatcher::with_default(&dispatch, || {
@@ -182,7 +185,10 @@ fn a_level_change_takes_effect_on_the_next_event() {
 
 #[test]
 fn a_disabled_level_callsite_is_never_interesting_and_its_events_stay_skipped() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let filter = ControlledFilter::new(controls.clone(), vec![], None).unwrap();
     let debug = meta("svc", Level::DEBUG);
     assert_eq!(interest(&filter, debug), "never");
@@ -219,7 +225,10 @@ fn a_disabled_level_callsite_is_never_interesting_and_its_events_stay_skipped() 
 
 #[test]
 fn a_tenant_log_level_enables_debug_events_only_for_that_tenant() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let (dispatch, capture) = pipeline(&controls, vec![], None);
     controls
         .set_tenant("ops", "acme", debug_for(LogLevel::Debug))
@@ -276,7 +285,10 @@ fn a_tenant_log_level_enables_debug_events_only_for_that_tenant() {
 
 #[test]
 fn an_exact_tenant_wins_over_prefixes_and_the_longest_prefix_over_shorter_ones() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     controls
         .set_tenant("ops", "acme-*", debug_for(LogLevel::Debug))
         .unwrap();
@@ -306,7 +318,10 @@ fn an_exact_tenant_wins_over_prefixes_and_the_longest_prefix_over_shorter_ones()
 
 #[test]
 fn a_tenant_sampling_override_does_not_change_logs() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let (dispatch, capture) = pipeline(&controls, vec![], None);
     let always = TenantOverride {
         sampling: TenantSampling::Always,
@@ -327,7 +342,10 @@ fn a_tenant_sampling_override_does_not_change_logs() {
 
 #[test]
 fn static_rules_win_and_the_longest_matching_rule_decides() {
-    let controls = Controls::new(LogLevel::Trace);
+    let controls = Controls::new(
+        LogLevel::Trace,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let statics = vec![
         ("opentelemetry".to_owned(), LevelFilter::WARN),
         ("noisy".to_owned(), LevelFilter::DEBUG),
@@ -362,7 +380,10 @@ fn static_rules_win_and_the_longest_matching_rule_decides() {
 
 #[test]
 fn the_audit_target_passes_at_info_whatever_the_statics_say() {
-    let controls = Controls::new(LogLevel::Error);
+    let controls = Controls::new(
+        LogLevel::Error,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let statics = vec![("stellaops_telemetry".to_owned(), LevelFilter::OFF)];
     let filter = ControlledFilter::new(controls.clone(), statics.clone(), None).unwrap();
     assert_eq!(interest(&filter, meta(AUDIT_TARGET, Level::INFO)), "always");
@@ -386,7 +407,10 @@ fn the_audit_target_passes_at_info_whatever_the_statics_say() {
 
 #[test]
 fn every_applied_change_writes_one_audit_line_with_who_before_and_after() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     // Before the dispatch is known: applied and counted, not audited.
     controls.set_log_level("early", LogLevel::Warn).unwrap();
     assert_eq!(controls.changes(), 1);
@@ -460,7 +484,10 @@ fn the_change_counter_is_a_self_metric_by_control() {
     let provider = SdkMeterProvider::builder()
         .with_reader(PeriodicReader::builder(exporter.clone()).build())
         .build();
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     register(&provider, &controls);
     controls.set_log_level("ops", LogLevel::Debug).unwrap();
     controls
@@ -497,7 +524,10 @@ fn the_change_counter_is_a_self_metric_by_control() {
 
 #[test]
 fn an_invalid_level_is_refused_naming_it() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     for bad in ["verbose", "", "debugging", "in\nfo"] {
         let err = controls.set_log_level_str("ops", bad).unwrap_err();
         assert!(matches!(err, ControlError::InvalidLevel { .. }), "{err:?}");
@@ -511,7 +541,10 @@ fn an_invalid_level_is_refused_naming_it() {
 
 #[test]
 fn invalid_tenant_patterns_are_refused_naming_them() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let o = debug_for(LogLevel::Debug);
     for (bad, reason) in [
         ("", "it is empty"),
@@ -548,7 +581,10 @@ fn invalid_tenant_patterns_are_refused_naming_them() {
 
 #[test]
 fn clearing_an_unknown_pattern_is_a_typed_error() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let err = controls.clear_tenant("ops", "acme-*").unwrap_err();
     assert!(
         matches!(&err, ControlError::UnknownTenantPattern { pattern } if pattern == "acme-*"),
@@ -563,7 +599,10 @@ fn clearing_an_unknown_pattern_is_a_typed_error() {
 
 #[test]
 fn overrides_beyond_the_capacity_are_refused() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let o = debug_for(LogLevel::Debug);
     for i in 0..MAX_TENANT_OVERRIDES {
         controls.set_tenant("ops", &format!("t{i}"), o).unwrap();
@@ -583,7 +622,10 @@ fn overrides_beyond_the_capacity_are_refused() {
 
 #[test]
 fn hostile_strings_are_refused_with_a_bounded_message() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let megabyte = "\u{1b}[31m".repeat(1 << 18);
     let o = debug_for(LogLevel::Debug);
     let errors = [
@@ -612,7 +654,10 @@ fn hostile_strings_are_refused_with_a_bounded_message() {
 
 #[test]
 fn rust_log_directives_decide_until_the_first_run_time_level_change() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let env = Some("svc=debug,svc::quiet=error,[window]=trace");
     let (dispatch, capture) = pipeline(&controls, vec![], env);
     let emit = |n: u32| {
@@ -642,7 +687,10 @@ fn rust_log_directives_decide_until_the_first_run_time_level_change() {
 
 #[test]
 fn a_bad_rust_log_directive_is_refused_naming_it() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let err = ControlledFilter::new(controls.clone(), vec![], Some("svc=debug,svc=loud"))
         .err()
         .unwrap();
@@ -682,7 +730,10 @@ fn sampled(sampler: &PipelineSampler, cx: Option<&OtelContext>, attrs: &[KeyValu
 
 #[test]
 fn a_tenant_with_always_keeps_every_span_under_a_zero_ratio_head() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let sampler = PipelineSampler::new(Sampler::TraceIdRatioBased(0.0), controls.clone());
     let acme = [KeyValue::new("tenant.id", "acme")];
     assert_eq!(sampled(&sampler, None, &acme), 0);
@@ -709,7 +760,10 @@ fn a_tenant_with_always_keeps_every_span_under_a_zero_ratio_head() {
 
 #[test]
 fn a_tenant_with_never_drops_every_span_under_always_on() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let sampler = PipelineSampler::new(Sampler::AlwaysOn, controls.clone());
     let never = TenantOverride {
         sampling: TenantSampling::Never,
@@ -754,7 +808,10 @@ fn a_tenant_with_never_drops_every_span_under_always_on() {
 
 #[test]
 fn a_change_made_on_another_thread_applies_to_the_pipeline() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let (dispatch, capture) = pipeline(&controls, vec![], None);
     let emit = || {
         tracing::dispatcher::with_default(&dispatch, || {
@@ -775,7 +832,10 @@ fn a_change_made_on_another_thread_applies_to_the_pipeline() {
 
 #[test]
 fn readers_see_whole_tables_while_a_writer_changes_them() {
-    let controls = Controls::new(LogLevel::Info);
+    let controls = Controls::new(
+        LogLevel::Info,
+        crate::incidents::Incidents::new(Default::default()),
+    );
     let writer = controls.clone();
     let handle = std::thread::spawn(move || {
         for i in 0..500 {

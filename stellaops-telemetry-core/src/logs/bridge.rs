@@ -58,6 +58,9 @@ pub(crate) struct LogBridge {
     bounds: ValueBounds,
     /// `stellaops.retention` values by level index (error, warn, info, debug, trace).
     retention: [AnyValue; 5],
+    /// The values of a tenant under incident (the forensic classes), and the incidents.
+    incident_retention: [AnyValue; 5],
+    incidents: Option<crate::Incidents>,
     dispatch: OnceLock<WeakDispatch>,
 }
 
@@ -68,6 +71,10 @@ impl LogBridge {
             redactor,
             bounds,
             retention: retention_values(RetentionPolicy::default()),
+            incident_retention: retention_values(RetentionPolicy::of_profile(
+                &crate::Profile::forensic(),
+            )),
+            incidents: None,
             dispatch: OnceLock::new(),
         }
     }
@@ -76,6 +83,12 @@ impl LogBridge {
     /// [`RetentionPolicy::default`], no floor (the pipeline passes the profile's).
     pub(crate) fn retention(mut self, retention: RetentionPolicy) -> Self {
         self.retention = retention_values(retention);
+        self
+    }
+
+    /// Gives the records of a tenant under incident the forensic retention classes.
+    pub(crate) fn incidents(mut self, incidents: crate::Incidents) -> Self {
+        self.incidents = Some(incidents);
         self
     }
 
@@ -237,6 +250,10 @@ where
         };
         event.record(&mut fields);
         let (tenant, correlation) = event_context(event, &ctx);
+        let under_incident = match (&self.incidents, &tenant) {
+            (Some(incidents), Some(tenant)) => incidents.is_active(tenant),
+            _ => false,
+        };
         if let Some(tenant) = tenant {
             self.put_context(&mut record, TENANT_ATTRIBUTE, &tenant);
         }
@@ -245,7 +262,11 @@ where
         }
         record.add_attribute(
             Key::from_static_str(RETENTION_ATTRIBUTE),
-            self.retention[level].clone(),
+            if under_incident {
+                self.incident_retention[level].clone()
+            } else {
+                self.retention[level].clone()
+            },
         );
         if let Some(ids) = event_span_ids(&self.dispatch, event, &ctx)
             && let (Ok(trace), Ok(span)) = (

@@ -112,6 +112,10 @@ pub struct JsonLogLayer {
     service_fragment: Vec<u8>,
     /// `,"retention":"…d"}` and the newline, by level index.
     retention_fragments: [Vec<u8>; 5],
+    /// The pipeline's incidents: a tenant under one gets `incident_fragments`.
+    incidents: Option<crate::Incidents>,
+    /// The retention fragments of a tenant under incident (the forensic classes).
+    incident_fragments: [Vec<u8>; 5],
     redactor: Option<Redactor>,
     bounds: ValueBounds,
     dispatch: OnceLock<WeakDispatch>,
@@ -165,6 +169,8 @@ impl JsonLogLayer {
             outputs: Vec::new(),
             service_fragment: Vec::new(),
             retention_fragments: Default::default(),
+            incidents: None,
+            incident_fragments: Default::default(),
             redactor: Some(Redactor::default()),
             bounds: ValueBounds::default(),
             dispatch: OnceLock::new(),
@@ -228,6 +234,16 @@ impl JsonLogLayer {
             *fragment =
                 format!(",\"retention\":\"{}d\"}}\n", self.retention.days(level)).into_bytes();
         }
+        let forensic = RetentionPolicy::of_profile(&crate::Profile::forensic());
+        for (fragment, level) in self.incident_fragments.iter_mut().zip(LEVELS) {
+            *fragment = format!(",\"retention\":\"{}d\"}}\n", forensic.days(level)).into_bytes();
+        }
+    }
+
+    /// Gives the lines of a tenant under incident the forensic retention classes.
+    pub(crate) fn incidents(mut self, incidents: crate::Incidents) -> Self {
+        self.incidents = Some(incidents);
+        self
     }
 
     fn encode(&self, scratch: &mut Scratch, event: &Event<'_>, now: SystemTime, span: &SpanInfo) {
@@ -298,7 +314,15 @@ impl JsonLogLayer {
         line.push_raw(b",\"target\":");
         write_json_str(&mut line.bytes, meta.target());
         line.push_raw(&fields.bytes);
-        line.push_raw(&self.retention_fragments[level]);
+        let under_incident = match (&self.incidents, &span.tenant) {
+            (Some(incidents), Some(tenant)) => incidents.is_active(tenant),
+            _ => false,
+        };
+        if under_incident {
+            line.push_raw(&self.incident_fragments[level]);
+        } else {
+            line.push_raw(&self.retention_fragments[level]);
+        }
 
         for output in &self.outputs {
             output.write_line(&line.bytes);

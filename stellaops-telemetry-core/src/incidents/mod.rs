@@ -504,6 +504,15 @@ impl Incidents {
         self.active_for(tenant).is_some()
     }
 
+    /// The error-rate trigger, when it is on (the server layer then reports each request's
+    /// outcome through [`record_outcome`](Incidents::record_outcome)).
+    pub fn error_rate_trigger(&self) -> Option<&ErrorRateTrigger> {
+        self.inner
+            .error_rates
+            .as_ref()
+            .map(triggers::ErrorRates::trigger)
+    }
+
     /// Whether any incident is active (one load).
     pub fn any_active(&self) -> bool {
         self.inner.any.load(Ordering::Acquire)

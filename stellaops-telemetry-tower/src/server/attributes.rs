@@ -279,7 +279,46 @@ fn push_request_texts<B>(
 /// The headers the layer was asked to capture, as `http.request.header.<name>`: redacted,
 /// then cut to the attribute value limit.
 fn push_captured_headers(r: &mut SpanRecord, shared: &Shared, headers: &http::HeaderMap) {
-    for name in &shared.captured_headers {
+    push_headers(r, shared, &shared.captured_headers, &[], headers);
+}
+
+/// The extended attributes known when the request arrives: `http.request.body.size` (its
+/// `Content-Length`) and the forensic header list.
+pub(crate) fn push_extended_request_attributes<B>(
+    r: &mut SpanRecord,
+    shared: &Shared,
+    request: &http::Request<B>,
+) {
+    let length = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .and_then(|v| i64::try_from(v).ok());
+    if let Some(length) = length {
+        r.push_int("http.request.body.size", length);
+    }
+    // A header on both lists is recorded once, from the always-captured one.
+    let always = &shared.captured_headers;
+    push_headers(
+        r,
+        shared,
+        &shared.forensic_headers,
+        always,
+        request.headers(),
+    );
+}
+
+/// `names` (except those in `skip`) of `headers` as `http.request.header.<name>` arrays,
+/// redacted and bounded.
+fn push_headers(
+    r: &mut SpanRecord,
+    shared: &Shared,
+    names: &[http::HeaderName],
+    skip: &[http::HeaderName],
+    headers: &http::HeaderMap,
+) {
+    for name in names.iter().filter(|n| !skip.contains(n)) {
         let values: Vec<StringValue> = headers
             .get_all(name)
             .iter()

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
+use bytes::Buf as _;
+
 use stellaops_telemetry_core::SpanRecord;
 use stellaops_telemetry_core::metrics::BoundUpDownCounter;
 use stellaops_telemetry_core::opentelemetry::Context as OtelContext;
@@ -71,6 +73,10 @@ pub(crate) struct Started {
     pub(crate) grpc: bool,
     pub(crate) in_flight: BoundUpDownCounter,
     pub(crate) request_id: RequestId,
+    /// The span gets the extended attributes (forensic profile, tenant under incident).
+    pub(crate) extended: bool,
+    /// The tenant whose outcome the error-rate incident trigger counts, when it is on.
+    pub(crate) outcome_tenant: Option<std::sync::Arc<str>>,
 }
 
 /// Everything needed to record a request once, whichever way it ends.
@@ -80,6 +86,8 @@ pub(crate) struct Completion {
     grpc_status: Option<u16>,
     error: &'static str,
     done: bool,
+    /// The response body's bytes sent so far.
+    body_bytes: u64,
 }
 
 impl Completion {
@@ -90,6 +98,7 @@ impl Completion {
             grpc_status: None,
             error: "",
             done: false,
+            body_bytes: 0,
         }
     }
 
@@ -195,6 +204,16 @@ impl Completion {
         let failed = !error.is_empty();
         if failed {
             self.attribute("error.type", AttributeValue::Static(error));
+        }
+        if self.started.extended {
+            let bytes = i64::try_from(self.body_bytes).unwrap_or(i64::MAX);
+            self.attribute("http.response.body.size", AttributeValue::Int(bytes));
+        }
+        if let Some(tenant) = self.started.outcome_tenant.take() {
+            self.started
+                .shared
+                .incidents
+                .record_outcome(&tenant, failed);
         }
         let route = if is_unmatched(self.started.route) {
             ""
@@ -365,6 +384,9 @@ impl<B: http_body::Body> http_body::Body for ResponseBody<B> {
         };
         match &frame {
             Some(Ok(frame)) => {
+                if let (Some(data), Some(c)) = (frame.data_ref(), this.completion.as_mut()) {
+                    c.body_bytes = c.body_bytes.saturating_add(data.remaining() as u64);
+                }
                 if let (Some(trailers), Some(c)) = (frame.trailers_ref(), this.completion.as_mut())
                     && c.started.grpc
                 {

@@ -30,6 +30,14 @@ pub struct ServerTelemetryLayer {
 pub(crate) struct Shared {
     pub(crate) metrics: Arc<ServerMetrics>,
     pub(crate) captured_headers: Vec<http::HeaderName>,
+    /// Headers recorded only on requests with the extended attributes.
+    pub(crate) forensic_headers: Vec<http::HeaderName>,
+    /// The pipeline's incidents: a request of a tenant under one gets the extended attributes.
+    pub(crate) incidents: stellaops_telemetry_core::Incidents,
+    /// Every request gets the extended attributes (a profile with the extended set).
+    pub(crate) extended_always: bool,
+    /// Each request's outcome goes to the error-rate incident trigger.
+    pub(crate) report_outcomes: bool,
     pub(crate) redactor: Redactor,
     /// The pipeline's value limits: every text taken from the request is cut to them.
     pub(crate) bounds: stellaops_telemetry_core::ValueBounds,
@@ -66,6 +74,11 @@ impl ServerTelemetryLayer {
                     telemetry.metrics(),
                 )),
                 captured_headers: Vec::new(),
+                forensic_headers: Vec::new(),
+                incidents: telemetry.incidents().clone(),
+                extended_always: telemetry.profile().attributes
+                    == stellaops_telemetry_core::AttributeSet::Extended,
+                report_outcomes: telemetry.incidents().error_rate_trigger().is_some(),
                 redactor: telemetry.redactor().clone(),
                 bounds: telemetry.value_bounds().clone(),
                 make_route: Arc::new(DefaultMakeRoute),
@@ -85,6 +98,24 @@ impl ServerTelemetryLayer {
         self
     }
 
+    /// Records these request headers on the spans of requests with the extended attributes
+    /// only: every request under a profile with the extended attribute set (forensic), and the
+    /// requests of a tenant under incident. As `http.request.header.<name>`, through the
+    /// pipeline's redactor and cut to its attribute value limit. Default: none. Invalid names
+    /// are ignored.
+    ///
+    /// The extended attributes are these headers, `http.request.body.size` (from
+    /// `Content-Length`) and `http.response.body.size` (the bytes the body sent), beside what
+    /// every request records (the client address and the redacted query among them).
+    pub fn capture_forensic_request_headers<I, N>(self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        let names = header_names(names);
+        self.with(|s| s.forensic_headers = names)
+    }
+
     /// Records these request headers on the span as `http.request.header.<name>`, always
     /// through the pipeline's redactor and cut to its attribute value limit. Default: none.
     /// Invalid names are ignored.
@@ -93,10 +124,7 @@ impl ServerTelemetryLayer {
         I: IntoIterator<Item = N>,
         N: AsRef<str>,
     {
-        let names: Vec<http::HeaderName> = names
-            .into_iter()
-            .filter_map(|n| http::HeaderName::try_from(n.as_ref().to_ascii_lowercase()).ok())
-            .collect();
+        let names = header_names(names);
         self.with(|s| s.captured_headers = names)
     }
 
@@ -211,6 +239,18 @@ pub struct KnownMethodsError {
     pub variable: &'static str,
     /// The offending name (cut to 64 characters).
     pub name: String,
+}
+
+/// The valid header names of `names`, lowercased.
+fn header_names<I, N>(names: I) -> Vec<http::HeaderName>
+where
+    I: IntoIterator<Item = N>,
+    N: AsRef<str>,
+{
+    names
+        .into_iter()
+        .filter_map(|n| http::HeaderName::try_from(n.as_ref().to_ascii_lowercase()).ok())
+        .collect()
 }
 
 impl<S> Layer<S> for ServerTelemetryLayer {

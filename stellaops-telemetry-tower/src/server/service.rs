@@ -15,7 +15,7 @@ use stellaops_telemetry_core::opentelemetry_sdk::trace::{
 };
 use tower::Service;
 
-use super::attributes::{RequestFacts, push_request_attributes};
+use super::attributes::{RequestFacts, push_extended_request_attributes, push_request_attributes};
 use super::future::{Completion, PANIC, ResponseFuture, Started};
 use super::layer::Shared;
 use super::request_id;
@@ -135,6 +135,11 @@ where
             (ids.new_trace_id(), RANDOM)
         };
         let direct = &shared.recorder;
+        // One atomic load unless some incident is active.
+        let extended = shared.extended_always
+            || tenant
+                .as_ref()
+                .is_some_and(|t| shared.incidents.is_active(t.as_str()));
         let sampling = sample(direct, &base, trace_id, tenant.as_ref());
         let flags = inherited.with_sampled(sampling.decision == SamplingDecision::RecordAndSample);
         let span_context = SpanContext::new(
@@ -163,6 +168,9 @@ where
                     r.push_key_value(attribute);
                 }
                 push_request_attributes(&mut r, shared, &request, &facts);
+                if extended {
+                    push_extended_request_attributes(&mut r, shared, &request);
+                }
                 if let Some(tenant) = &tenant {
                     r.push_text("tenant.id", tenant.as_str());
                 }
@@ -171,6 +179,11 @@ where
                 r
             });
         let cx = handler_context(&base, &span_context, &request_id, tenant.as_ref());
+        let outcome_tenant = if shared.report_outcomes {
+            tenant.as_ref().map(Tenant::shared)
+        } else {
+            None
+        };
 
         // The tracing span, for subscribers of the service's own; the pipeline's layers skip
         // its target (its OpenTelemetry span is the record above, and the log context is the
@@ -203,6 +216,8 @@ where
             grpc,
             in_flight,
             request_id,
+            extended,
+            outcome_tenant,
         });
         let inner = &mut self.inner;
         // A panic in the inner service's `call` is recorded, then resumed as it was.

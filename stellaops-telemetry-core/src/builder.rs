@@ -540,10 +540,11 @@ impl TelemetryBuilder {
         self
     }
 
-    /// Estimated bytes the span queue and the log-record queue each hold before new records
-    /// are dropped (and counted): a record's fixed size plus its texts, so a few huge records
-    /// cannot hold more memory than this while the exporter falls behind. A value of 0 fails
-    /// `build()`. Default: 4 MiB ([`DEFAULT_MAX_QUEUE_BYTES`](crate::DEFAULT_MAX_QUEUE_BYTES)).
+    /// Estimated bytes the span queue and the log-record queue hold together before new
+    /// records are dropped (and counted): a record's fixed size plus its texts, so a few huge
+    /// records cannot hold more memory than this while the exporter falls behind. One bound
+    /// for both queues: either may use all of it while the other is empty. A value of 0 fails
+    /// `build()`. Default: 12 MiB ([`DEFAULT_MAX_QUEUE_BYTES`](crate::DEFAULT_MAX_QUEUE_BYTES)).
     pub fn max_queue_bytes(self, bytes: usize) -> Self {
         self.setter("exporters.max_queue_bytes", "max_queue_bytes", |c| {
             c.exporters.max_queue_bytes = Some(u64::try_from(bytes).unwrap_or(u64::MAX))

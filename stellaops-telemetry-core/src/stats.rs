@@ -37,10 +37,13 @@ pub(crate) struct Backlog {
     /// A lower bound of when the oldest queued record was accepted, kept by the consumer as
     /// it takes records and finishes with them.
     head: AtomicU64,
+    /// The bytes held by every queue sharing one byte bound with this one (the span and
+    /// log-record queues), when it shares one.
+    pool: Option<Arc<AtomicU64>>,
 }
 
 impl Backlog {
-    fn new(limit: u64) -> Self {
+    fn new(limit: u64, pool: Option<Arc<AtomicU64>>) -> Self {
         Backlog {
             epoch: Instant::now(),
             limit: AtomicU64::new(limit),
@@ -48,6 +51,7 @@ impl Backlog {
             bytes: AtomicU64::new(0),
             began: AtomicU64::new(0),
             head: AtomicU64::new(0),
+            pool,
         }
     }
 
@@ -78,18 +82,29 @@ impl Backlog {
     }
 
     /// Adds `n` bytes; returns the total held afterwards.
+    /// With a shared bound, the total is what every sharing queue holds.
     pub(crate) fn add_bytes(&self, n: u64) -> u64 {
-        self.bytes.fetch_add(n, Ordering::AcqRel).saturating_add(n)
+        let own = self.bytes.fetch_add(n, Ordering::AcqRel).saturating_add(n);
+        match &self.pool {
+            Some(pool) => pool.fetch_add(n, Ordering::AcqRel).saturating_add(n),
+            None => own,
+        }
     }
 
     /// Releases `n` bytes.
     pub(crate) fn sub_bytes(&self, n: u64) {
         // Never below zero, even if a caller released more than it added.
-        let _ = self
+        let released = self
             .bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
                 Some(b.saturating_sub(n))
+            })
+            .map_or(0, |before| before.min(n));
+        if let Some(pool) = &self.pool {
+            let _ = pool.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_sub(released))
             });
+        }
     }
 
     /// The backlog grew from empty at `at`.
@@ -128,12 +143,14 @@ pub struct SignalStats {
     last_error_report: AtomicU64,
     /// The queues of this signal (two JSON log outputs share the `log_lines` counters).
     backlogs: Mutex<Vec<Weak<Backlog>>>,
+    /// The byte bound this signal's queues share with another signal's, if any.
+    pool: Option<Arc<AtomicU64>>,
 }
 
 impl SignalStats {
     /// A new queue's backlog, counted in this signal's snapshots while the queue lives.
     pub(crate) fn backlog(&self, limit_bytes: u64) -> Arc<Backlog> {
-        let backlog = Arc::new(Backlog::new(limit_bytes));
+        let backlog = Arc::new(Backlog::new(limit_bytes, self.pool.clone()));
         let mut backlogs = self.backlogs.lock();
         backlogs.retain(|b| b.strong_count() > 0);
         backlogs.push(Arc::downgrade(&backlog));
@@ -223,8 +240,8 @@ pub struct SignalSnapshot {
     pub queue_fullest_permille: u32,
 }
 
-/// All counters of one pipeline.
-#[derive(Debug, Default)]
+/// All counters of one pipeline. The span and log-record queues share one byte bound.
+#[derive(Debug)]
 pub struct PipelineStats {
     /// Spans.
     pub spans: Arc<SignalStats>,
@@ -236,6 +253,25 @@ pub struct PipelineStats {
     pub log_lines: Arc<SignalStats>,
     /// Exporters the egress policy refused (each replaced by the file exporter).
     pub egress_refusals: AtomicU64,
+}
+
+impl Default for PipelineStats {
+    fn default() -> Self {
+        let pool = Arc::new(AtomicU64::new(0));
+        let sharing = |pool: &Arc<AtomicU64>| {
+            Arc::new(SignalStats {
+                pool: Some(pool.clone()),
+                ..SignalStats::default()
+            })
+        };
+        PipelineStats {
+            spans: sharing(&pool),
+            logs: sharing(&pool),
+            metrics: Arc::default(),
+            log_lines: Arc::default(),
+            egress_refusals: AtomicU64::new(0),
+        }
+    }
 }
 
 impl PipelineStats {

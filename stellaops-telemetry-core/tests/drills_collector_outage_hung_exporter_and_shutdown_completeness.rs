@@ -147,6 +147,8 @@ struct OutageReport {
     /// per phase.
     latencies: [Vec<u64>; 3],
     rss_before_kib: u64,
+    /// At switch-off: the pipeline warmed up by the first third, the outage not begun.
+    rss_at_off_kib: u64,
     rss_peak_kib: u64,
     rss_after_kib: u64,
     delivered_at_off: switchable::Delivered,
@@ -188,13 +190,23 @@ fn run_outage(shape: Outage) -> OutageReport {
     let total = Duration::from_secs_f64(shape.seconds);
     let off_at = total.mul_f64(shape.off_from);
     let on_at = total.mul_f64(shape.off_until);
-    let mut latencies: [Vec<u64>; 3] = Default::default();
+    // Sized up front (and touched), so that the drill's own bookkeeping is not counted in
+    // the pipeline's memory growth.
+    let per_phase = (shape.rate as f64 * shape.seconds) as usize + 1024;
+    let mut latencies: [Vec<u64>; 3] = std::array::from_fn(|_| {
+        // Written once: zeroed pages would only become resident during the drill.
+        let mut v = Vec::with_capacity(per_phase);
+        v.resize(per_phase, 1u64);
+        v.clear();
+        v
+    });
     let mut phase = Phase::Before;
     let mut produced = 0u64;
     let mut delivered_at_off = Default::default();
     let mut delivered_at_on = Default::default();
     let rss_before_kib = rss_kib();
     let mut rss_peak_kib = rss_before_kib;
+    let mut rss_at_off_kib = rss_before_kib;
     let started = Instant::now();
     tracing::dispatcher::with_default(telemetry.dispatch(), || {
         loop {
@@ -206,6 +218,7 @@ fn run_outage(shape: Outage) -> OutageReport {
             // off exactly while the "down" units run.
             if phase == Phase::Before && elapsed >= off_at {
                 delivered_at_off = receiver.delivered();
+                rss_at_off_kib = rss_kib();
                 receiver.switch_off();
                 phase = Phase::Down;
             } else if phase == Phase::Down && elapsed >= on_at {
@@ -242,6 +255,7 @@ fn run_outage(shape: Outage) -> OutageReport {
         produced,
         latencies,
         rss_before_kib,
+        rss_at_off_kib,
         rss_peak_kib,
         rss_after_kib,
         delivered_at_off,
@@ -271,10 +285,12 @@ fn print_outage(shape: Outage, r: &OutageReport) {
         );
     }
     println!(
-        "  RSS before {} KiB, peak {} KiB (+{} KiB), after {} KiB",
+        "  RSS before {} KiB, at switch-off {} KiB, peak {} KiB (+{} KiB from the start, +{} KiB from switch-off), after {} KiB",
         r.rss_before_kib,
+        r.rss_at_off_kib,
         r.rss_peak_kib,
         r.rss_peak_kib.saturating_sub(r.rss_before_kib),
+        r.rss_peak_kib.saturating_sub(r.rss_at_off_kib),
         r.rss_after_kib
     );
     println!(
@@ -350,7 +366,7 @@ fn a_collector_outage_over_http_loses_nothing_uncounted_and_export_resumes() {
 /// The full-scale drill: `DRILL_RATE` (2,000/s), `DRILL_SECONDS` (60), the receiver off
 /// between `DRILL_OFF_FROM` and `DRILL_OFF_UNTIL` (a third to two thirds of the run), over
 /// `DRILL_PROTOCOL` (`grpc`, the default, or `http`), with queues of `DRILL_MAX_QUEUE_BYTES`
-/// (the default, 4 MiB) each.
+/// (the default, 12 MiB, shared by the span and log-record queues).
 #[test]
 #[ignore = "full-scale drill: run by benches/load/drills.sh"]
 fn drill_collector_outage_at_full_scale() {
@@ -367,11 +383,14 @@ fn drill_collector_outage_at_full_scale() {
     print_outage(shape, &report);
     check_outage(&report);
     // While the exporter retries (up to its timeout per batch) the span and log-record
-    // queues fill up to their byte bounds: that, plus some allocator slack, is the bound.
-    let growth = report.rss_peak_kib.saturating_sub(report.rss_before_kib);
-    let bound = (2 * shape.queue_bytes as u64 + (12 << 20)) / 1024;
+    // queues fill up to their shared byte bound: that, plus the export buffers and some
+    // allocator slack, is the bound. The outage's growth is counted from switch-off (the
+    // first third warms the pipeline, and the in-process receiver, up); the growth from the
+    // start is printed beside it.
+    let growth = report.rss_peak_kib.saturating_sub(report.rss_at_off_kib);
+    let bound = (shape.queue_bytes as u64 + (12 << 20)) / 1024;
     println!(
-        "  RSS growth {growth} KiB: goal < 16 MiB {}; bound of two full queues of {} KiB + 12 MiB = {bound} KiB",
+        "  RSS growth through the outage {growth} KiB: goal < 16 MiB {}; bound of the full queues' {} KiB + 12 MiB = {bound} KiB",
         if growth < 16 * 1024 { "met" } else { "NOT met" },
         shape.queue_bytes / 1024
     );

@@ -312,8 +312,8 @@ pub struct ExportersConfig {
     pub metrics: Option<Vec<ExporterKind>>,
     /// Log-record exporters.
     pub logs: Option<Vec<ExporterKind>>,
-    /// Estimated bytes the span queue and the log-record queue each hold before new records
-    /// are dropped and counted (default 4 MiB; at least 1).
+    /// Estimated bytes the span queue and the log-record queue hold together before new
+    /// records are dropped and counted (default 12 MiB, shared; at least 1).
     pub max_queue_bytes: Option<u64>,
 }
 

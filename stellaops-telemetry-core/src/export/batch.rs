@@ -45,14 +45,15 @@ use super::targets::{LogTarget, SpanTarget, run_bounded};
 use crate::redaction::Redactor;
 use crate::stats::{Backlog, SignalStats};
 
-/// The estimated bytes each span or log-record queue holds before new records are dropped:
-/// 4 MiB. Both queues full hold 8 MiB, so a collector outage grows a service by well under
-/// 16 MiB, export buffers and retries included; with the JSON log outputs (8 MiB each,
-/// stdout and a log file) a stalled pipeline stays under 24 MiB of queued records. 4 MiB is
-/// some 3,200 request spans (about 1.3 KiB each as queued): over three seconds of a service
-/// answering 1,000 requests a second. A service that must ride out longer outages without
-/// losing spans raises it ([`TelemetryBuilder::max_queue_bytes`](crate::TelemetryBuilder::max_queue_bytes)).
-pub const DEFAULT_MAX_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+/// The estimated bytes the span and log-record queues hold together before new records are
+/// dropped: 12 MiB, shared (either queue may use all of it while the other is empty). A
+/// collector outage therefore grows a service by under 16 MiB, export buffers and retries
+/// included; with the JSON log outputs (8 MiB each, stdout and a log file) a stalled pipeline
+/// stays under 28 MiB of queued records. 12 MiB is some 9,600 request spans (about 1.3 KiB
+/// each as queued), and holds a burst of 10,000 plain spans (about 1 KiB each) ended at once. A service that must ride
+/// out longer outages without losing spans raises it
+/// ([`TelemetryBuilder::max_queue_bytes`](crate::TelemetryBuilder::max_queue_bytes)).
+pub const DEFAULT_MAX_QUEUE_BYTES: usize = 12 * 1024 * 1024;
 
 /// Estimated bytes per export call: 2 MiB keeps one OTLP request well under the 4 MiB a gRPC
 /// receiver accepts by default, so a batch of large records is split rather than refused.

@@ -74,7 +74,7 @@ impl LogOutput {
 
     /// The bytes of lines an output holds (waiting and being written) before it starts
     /// dropping: 8 MiB. Stdout and a log file together then hold at most 16 MiB, which with
-    /// the span and log-record queues keeps a stalled pipeline under 24 MiB.
+    /// the span and log-record queues keeps a stalled pipeline under 28 MiB.
     pub const DEFAULT_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
     /// Standard output, through a queue of [`DEFAULT_QUEUE_CAPACITY`](Self::DEFAULT_QUEUE_CAPACITY)

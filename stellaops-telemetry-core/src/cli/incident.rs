@@ -31,16 +31,11 @@ const DEFAULT_REASON: &str = "started with stella-telemetry";
 
 /// Where the incidents are changed and read: one of `--endpoint` or `--file`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("place").args(["endpoint", "file"]).required(true)))]
 pub(super) struct Target {
     /// The service's base URL (e.g. http://127.0.0.1:8080): go through its control plane
     /// (/telemetry/incidents/…), which changes every instance.
-    #[arg(
-        long,
-        value_name = "URL",
-        conflicts_with = "file",
-        required_unless_present = "file",
-        requires = "token_file"
-    )]
+    #[arg(long, value_name = "URL", requires = "token_file")]
     endpoint: Option<String>,
     /// The file holding the bearer token for --endpoint (read and trimmed; never printed).
     #[arg(long, value_name = "FILE", requires = "endpoint")]
@@ -186,7 +181,11 @@ fn open(target: Target) -> Result<Place, Failure> {
             Ok(Place::Api(Api::new(&endpoint, &token_file)?))
         }
         (None, None, Some(file)) => Ok(Place::File(file)),
-        // clap enforces the combinations; this is what it would say.
+        (None, Some(_), Some(_)) => Err(Failure {
+            code: USAGE,
+            message: "--token-file goes with --endpoint; --file needs no token".to_owned(),
+        }),
+        // clap enforces the other combinations; this is what it would say.
         _ => Err(Failure {
             code: USAGE,
             message: "give either --endpoint URL --token-file FILE, or --file PATH".to_owned(),

@@ -1,5 +1,5 @@
-//! The `stella-telemetry` command line (feature `cli`): profiles, the catalogue, and the
-//! generated artefacts. The binary is a thin `main` around [`run`].
+//! The `stella-telemetry` command line (feature `cli`): profiles, the catalogue, the
+//! generated artefacts, and tenants' incidents. The binary is a thin `main` around [`run`].
 //!
 //! # Example
 //!
@@ -22,10 +22,19 @@
 //! stella-telemetry generate collector [--profile NAME] --out DIR
 //! stella-telemetry generate all --out DIR          # DIR/alerts, DIR/dashboards, DIR/collector
 //! stella-telemetry catalogue [--json]
+//! stella-telemetry incident start  --tenant T [--reason R] [--ttl 30m] (--endpoint URL --token-file F | --file PATH [--actor A])
+//! stella-telemetry incident stop   --tenant T [--reason R] (--endpoint URL --token-file F | --file PATH)
+//! stella-telemetry incident status [--json] (--endpoint URL --token-file F | --file PATH)
 //! ```
 //!
+//! The incident commands either go through a service's control plane (`--endpoint`, its base
+//! URL, with the bearer token read from `--token-file`, which is never printed) or edit the
+//! watched incident file every instance follows (`--file`; the actor is `--actor` or `$USER`).
+//!
 //! Results go to standard output; errors go to standard error with exit status 1 (2 for a
-//! malformed command line, as clap reports it).
+//! malformed command line, as clap reports it; 3 when the endpoint cannot be reached). A
+//! refusal from the control plane prints its error text and HTTP status, with a hint for 401
+//! and 403.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -43,12 +52,17 @@ pub const SUCCESS: u8 = 0;
 pub const FAILURE: u8 = 1;
 /// The exit status of a malformed command line.
 pub const USAGE: u8 = 2;
+/// The exit status of an incident command whose `--endpoint` cannot be reached (no
+/// connection, or no answer in time).
+pub const UNREACHABLE: u8 = 3;
+
+mod incident;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "stella-telemetry",
     version,
-    about = "StellaOps telemetry: profiles, the metric catalogue, and generated alert rules, dashboards and collector configurations"
+    about = "StellaOps telemetry: profiles, the metric catalogue, generated alert rules, dashboards and collector configurations, and tenants' incidents"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -73,6 +87,12 @@ enum Command {
         /// Print JSON (an array of metric descriptors) instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Starts, stops and lists tenants' incidents (forensic capture), through a service's
+    /// control plane or the watched incident file.
+    Incident {
+        #[command(subcommand)]
+        command: incident::IncidentCommand,
     },
 }
 
@@ -126,7 +146,8 @@ enum GenerateCommand {
 }
 
 /// Runs the command line `args` (the program name first), writing results to `stdout` and
-/// errors to `stderr`; returns the exit status ([`SUCCESS`], [`FAILURE`] or [`USAGE`]).
+/// errors to `stderr`; returns the exit status ([`SUCCESS`], [`FAILURE`], [`USAGE`] or
+/// [`UNREACHABLE`]).
 pub fn run<I, T>(args: I, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8
 where
     I: IntoIterator<Item = T>,
@@ -148,14 +169,30 @@ where
     };
     match execute(cli.command, stdout) {
         Ok(()) => SUCCESS,
-        Err(message) => {
-            let _ = writeln!(stderr, "error: {message}");
-            FAILURE
+        Err(failure) => {
+            let _ = writeln!(stderr, "error: {}", failure.message);
+            failure.code
         }
     }
 }
 
 type Outcome = Result<(), String>;
+
+/// A failed command: what to print and the exit status.
+#[derive(Debug)]
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            code: FAILURE,
+            message,
+        }
+    }
+}
 
 fn io(err: std::io::Error) -> String {
     format!("cannot write the output: {err}")
@@ -172,11 +209,12 @@ fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-fn execute(command: Command, out: &mut dyn Write) -> Outcome {
+fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
     match command {
-        Command::Profile { command } => profile(command, out),
-        Command::Generate { what } => generate(what, out),
-        Command::Catalogue { json } => catalogue_table(json, out),
+        Command::Profile { command } => Ok(profile(command, out)?),
+        Command::Generate { what } => Ok(generate(what, out)?),
+        Command::Catalogue { json } => Ok(catalogue_table(json, out)?),
+        Command::Incident { command } => incident::run(command, out),
     }
 }
 

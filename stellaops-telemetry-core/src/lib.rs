@@ -143,9 +143,10 @@ pub use error::TelemetryError;
 pub use export::record::SpanRecord;
 pub use export::*;
 pub use incidents::{
-    DEFAULT_INCIDENT_TTL, EXPIRY_ACTOR, ErrorRateTrigger, FILE_ACTOR, INCIDENT_ATTRIBUTE, Incident,
-    IncidentError, IncidentEvent, IncidentEventKind, IncidentFile, IncidentHook, IncidentStart,
-    IncidentTrigger, Incidents, MAX_ACTIVE_INCIDENTS, MAX_INCIDENT_TTL, parse_incident_ttl,
+    DEFAULT_INCIDENT_TTL, DEFAULT_WEBHOOK_TIMEOUT, EXPIRY_ACTOR, ErrorRateTrigger, FILE_ACTOR,
+    INCIDENT_ATTRIBUTE, Incident, IncidentError, IncidentEvent, IncidentEventKind, IncidentFile,
+    IncidentHook, IncidentStart, IncidentTrigger, Incidents, MAX_ACTIVE_INCIDENTS,
+    MAX_INCIDENT_TTL, WebhookHook, parse_incident_ttl,
 };
 pub use limits::{
     LimitError, MIN_VALUE_LIMIT, TRUNCATED, TruncationCounts, ValueBounds, ValueLimits,

@@ -60,6 +60,8 @@ pub(crate) struct Inner {
     pub(crate) prometheus: Option<crate::metrics::PrometheusExposition>,
     pub(crate) recorder: SpanRecorder,
     pub(crate) controls: Controls,
+    /// The policy every network connection of the pipeline is checked against.
+    pub(crate) egress_policy: Arc<dyn crate::EgressPolicy>,
     pub(crate) runtime: Mutex<Option<ExportRuntime>>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) shut_down: AtomicBool,
@@ -208,6 +210,22 @@ impl Telemetry {
     /// (see [`Incidents`](crate::Incidents)).
     pub fn incidents(&self) -> &crate::Incidents {
         self.inner.controls.incidents()
+    }
+
+    /// The policy the pipeline checks every network connection against: the one set with
+    /// [`TelemetryBuilder::egress_policy`](crate::TelemetryBuilder::egress_policy), sealed
+    /// mode's, the allow-list, or (by default) an open one. Hand it to anything else the
+    /// service connects to on the pipeline's behalf, such as a [`WebhookHook`](crate::WebhookHook).
+    ///
+    /// ```
+    /// use stellaops_telemetry_core::{EgressPolicy, Telemetry};
+    ///
+    /// let telemetry = Telemetry::builder("scanner").exporters(&[]).sealed(true).build()?;
+    /// assert_eq!(telemetry.egress_policy().name(), "loopback-only");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn egress_policy(&self) -> &Arc<dyn crate::EgressPolicy> {
+        &self.inner.egress_policy
     }
 
     /// The Prometheus exposition, when the profile scrapes.

@@ -80,7 +80,7 @@ mod lifecycle {
             started.expires.duration_since(started.started).unwrap(),
             Duration::from_secs(600)
         );
-        assert_eq!(incidents.status(), [started.clone()]);
+        assert_eq!(incidents.status(), std::slice::from_ref(&started));
 
         let extended = incidents
             .start(IncidentStart::new("acme", "still triaging", "ops@example"))
@@ -345,12 +345,15 @@ mod watched_file {
             eventually(|| b.incidents().is_active("acme")),
             "b follows the file"
         );
-        assert_eq!(b.incidents().status(), [started.clone()]);
-        assert_eq!(IncidentFile::read(&file).unwrap(), [started.clone()]);
+        assert_eq!(b.incidents().status(), std::slice::from_ref(&started));
+        assert_eq!(
+            IncidentFile::read(&file).unwrap(),
+            std::slice::from_ref(&started)
+        );
 
         // A restarted instance reads the file at start.
         let (_ec, c) = instance(&file);
-        assert_eq!(c.incidents().status(), [started.clone()]);
+        assert_eq!(c.incidents().status(), std::slice::from_ref(&started));
 
         a.incidents().stop("ops", "acme").unwrap();
         assert!(

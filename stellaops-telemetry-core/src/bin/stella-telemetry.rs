@@ -1,5 +1,5 @@
-//! `stella-telemetry`: profiles, the metric catalogue, and generated alert rules, dashboards
-//! and collector configurations. See [`stellaops_telemetry_core::cli`].
+//! `stella-telemetry`: profiles, the metric catalogue, generated alert rules, dashboards and
+//! collector configurations, and tenants' incidents. See [`stellaops_telemetry_core::cli`].
 
 use std::process::ExitCode;
 

@@ -14,6 +14,7 @@
 mod file;
 mod hooks;
 mod triggers;
+mod webhook;
 mod worker;
 
 use std::collections::HashMap;
@@ -35,6 +36,9 @@ use tracing::dispatcher::WeakDispatch;
 pub use file::IncidentFile;
 pub use hooks::{IncidentEvent, IncidentEventKind, IncidentHook};
 pub use triggers::ErrorRateTrigger;
+pub use webhook::{DEFAULT_WEBHOOK_TIMEOUT, WebhookHook};
+#[cfg(feature = "cli")]
+pub(crate) use webhook::{blocking_client, error_chain, outside_runtime};
 
 use crate::controls::AUDIT_TARGET;
 

@@ -128,7 +128,7 @@ pub use clock::WallClock;
 pub use config::{
     ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LimitsConfig,
     LogOutputsConfig, Origin, OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig,
-    PropagatorKind, TelemetryConfig,
+    PropagatorKind, SamplingConfig, TelemetryConfig,
 };
 pub use context::RequestContext;
 pub use controls::{
@@ -149,7 +149,7 @@ pub use logs::LogCapture;
 pub use logs::{JsonLogLayer, LogOutput, LogOutputError, RetentionPolicy, RotatingFile};
 pub use profile::{
     AttributeSet, ExporterKind, ExporterSelection, LogLevel, Profile, ProfileDifference,
-    SamplingMode, SamplingSettings,
+    SamplingMode, SamplingSettings, SamplingSite,
 };
 pub use recorder::SpanRecorder;
 pub use redaction::{

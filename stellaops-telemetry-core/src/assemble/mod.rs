@@ -76,6 +76,9 @@ pub(crate) fn assemble(
     let logger_provider = logs(&settings, &plan, handle.clone(), &stats, &extras)?;
     let meters = metrics(&settings, &plan, handle, &stats, &extras)?;
     crate::controls::register(&meters.provider, &controls);
+    if let Some(read) = recorder.tail_sampling_reader() {
+        crate::export::register_tail_sampling(&meters.provider, read);
+    }
     let log_outputs = outputs(&settings, &stats, &extras)?;
     let dispatch = subscriber::dispatch(subscriber::Parts {
         settings: &settings,
@@ -210,6 +213,7 @@ fn spans(
         stats.spans.clone(),
         settings.redactor.clone(),
         scope.clone(),
+        crate::export::tail_sampler(&settings.profile.sampling, settings.tail_limits),
     )
     .map_err(|source| TelemetryError::Thread {
         what: "span processor",

@@ -139,7 +139,7 @@ fn incident_policy() -> Yaml {
             "string_attribute",
             MapBuilder::new()
                 .str("key", INCIDENT_ID_ATTRIBUTE)
-                .entry("values", Yaml::Seq(vec![s(".+")]))
+                .entry("values", flow(&[".+"]))
                 .raw("enabled_regex_matching", true)
                 .build(),
         )

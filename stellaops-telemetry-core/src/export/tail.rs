@@ -913,8 +913,8 @@ fn pass_on<H>(out: Vec<Out<H>>, mut emit: impl FnMut(H, usize, bool)) {
 /// Registers the tail sampler's self-metrics on the pipeline's meter:
 /// `stellaops_telemetry_tail_sampling_decisions_total{policy,decision}`,
 /// `stellaops_telemetry_tail_sampling_early_decisions_total{reason}`,
-/// `stellaops_telemetry_tail_sampling_spans_total{decision}` and the gauge
-/// `stellaops_telemetry_tail_sampling_held{unit}` (traces, spans, bytes).
+/// `stellaops_telemetry_tail_sampling_spans_total{decision}` and the gauges
+/// `stellaops_telemetry_tail_sampling_held_{traces,spans,bytes}`.
 pub(crate) fn register(
     provider: &SdkMeterProvider,
     snapshot: Arc<dyn Fn() -> TailSamplingSnapshot + Send + Sync>,
@@ -968,20 +968,30 @@ pub(crate) fn register(
             observer.observe(s.spans_sampled_out, &[KeyValue::new("decision", "drop")]);
         })
         .build();
-    let _ = meter
-        .u64_observable_gauge("stellaops_telemetry_tail_sampling_held")
-        .with_description("Traces, spans and estimated bytes the tail sampler holds")
-        .with_callback(move |observer| {
-            let s = snapshot();
-            for (unit, value) in [
-                ("traces", s.held_traces),
-                ("spans", s.held_spans),
-                ("bytes", s.held_bytes),
-            ] {
-                observer.observe(value, &[KeyValue::new("unit", unit)]);
-            }
-        })
-        .build();
+    for (name, description, pick) in [
+        (
+            "stellaops_telemetry_tail_sampling_held_traces",
+            "Traces the tail sampler holds, awaiting their decision",
+            (|s: &TailSamplingSnapshot| s.held_traces) as fn(&TailSamplingSnapshot) -> u64,
+        ),
+        (
+            "stellaops_telemetry_tail_sampling_held_spans",
+            "Spans the tail sampler holds, awaiting their trace's decision",
+            |s| s.held_spans,
+        ),
+        (
+            "stellaops_telemetry_tail_sampling_held_bytes",
+            "Estimated bytes of the spans the tail sampler holds",
+            |s| s.held_bytes,
+        ),
+    ] {
+        let read = snapshot.clone();
+        let _ = meter
+            .u64_observable_gauge(name)
+            .with_description(description)
+            .with_callback(move |observer| observer.observe(pick(&read()), &[]))
+            .build();
+    }
 }
 
 #[cfg(test)]

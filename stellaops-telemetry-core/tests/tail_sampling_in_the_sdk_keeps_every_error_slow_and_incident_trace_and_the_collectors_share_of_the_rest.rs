@@ -9,13 +9,13 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{
-    Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceId, TraceState,
-    Tracer as _, TracerProvider as _,
+    Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceId,
+    TraceState, Tracer as _, TracerProvider as _,
 };
 use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_core::{
-    INCIDENT_ID_ATTRIBUTE, ProbabilisticPolicy, Profile, SamplingSite, SpanRecorder, Telemetry,
-    TailSamplingLimits,
+    INCIDENT_ID_ATTRIBUTE, ProbabilisticPolicy, Profile, SamplingSite, SpanRecorder,
+    TailSamplingLimits, Telemetry,
 };
 
 /// splitmix64: deterministic, well-spread trace ids.
@@ -139,7 +139,11 @@ fn over_130_000_traces_every_special_trace_is_kept_and_the_share_matches_the_col
 
     // The rest: exactly the traces the collector's policy keeps, within 0.3 points of 10 %.
     let expected: HashSet<TraceId> = plain.iter().copied().filter(|id| base.keeps(*id)).collect();
-    let kept_plain: HashSet<TraceId> = plain.iter().copied().filter(|id| kept.contains(id)).collect();
+    let kept_plain: HashSet<TraceId> = plain
+        .iter()
+        .copied()
+        .filter(|id| kept.contains(id))
+        .collect();
     assert_eq!(kept_plain, expected, "the SDK and the collector disagree");
     let share = 100.0 * kept_plain.len() as f64 / plain.len() as f64;
     assert!((share - 10.0).abs() <= 0.3, "share {share:.3} %");
@@ -152,7 +156,10 @@ fn over_130_000_traces_every_special_trace_is_kept_and_the_share_matches_the_col
     assert_eq!(tail.decided(), 130_000);
     assert_eq!(tail.spans_kept, spans as u64);
     assert_eq!(tail.spans_kept + tail.spans_sampled_out, 260_000);
-    assert_eq!((tail.held_traces, tail.held_spans, tail.held_bytes), (0, 0, 0));
+    assert_eq!(
+        (tail.held_traces, tail.held_spans, tail.held_bytes),
+        (0, 0, 0)
+    );
     assert_eq!(tail.decided_early, [0; 5], "every root ended");
     assert_eq!(stats.spans.exported, spans as u64);
 
@@ -285,7 +292,11 @@ fn a_flood_of_traces_that_never_end_stays_within_the_caps_and_every_span_is_coun
     let tail = telemetry.stats().tail_sampling;
     assert!(tail.held_traces <= 1_000, "{tail:?}");
     // The trace cap decided the oldest traces early, the span cap the long trace.
-    assert_eq!(tail.decided_early[1], 50_001 - tail.held_traces - 1, "{tail:?}");
+    assert_eq!(
+        tail.decided_early[1],
+        50_001 - tail.held_traces - 1,
+        "{tail:?}"
+    );
     assert_eq!(tail.decided_early[2], 1, "{tail:?}");
     assert_eq!(
         tail.spans_kept + tail.spans_sampled_out + tail.held_spans,
@@ -351,7 +362,12 @@ fn profiles_that_leave_sampling_to_the_collector_keep_every_span() {
         .unwrap();
     let mut ids = Ids(5);
     for _ in 0..200 {
-        record_trace(telemetry.span_recorder(), ids.trace_id(), Kind::Plain, SystemTime::now());
+        record_trace(
+            telemetry.span_recorder(),
+            ids.trace_id(),
+            Kind::Plain,
+            SystemTime::now(),
+        );
     }
     telemetry.flush(Duration::from_secs(30)).unwrap();
     assert_eq!(exporters.finished_spans().len(), 400);
@@ -393,15 +409,60 @@ mod collector_probabilistic_policy {
         let ten = ProbabilisticPolicy::from_percentage(10.0);
         let salted = ProbabilisticPolicy::with_salt(33.0, "test-salt");
         for (hex, hash, kept_at_10, kept_at_33_salted) in [
-            ("ffffffffffffffffffffffffffffffff", Some(0x17be_c373_9634_fe2d), Some(true), Some(true)),
-            ("0102030405060708090a0b0c0d0e0f10", Some(0xdbcf_64d5_420f_4cad), Some(false), Some(true)),
-            ("4bf92f3577b34da6a3ce929d0e0e4736", Some(0xa545_33ba_2e49_70b5), Some(false), Some(false)),
-            ("0af7651916cd43dd8448eb211c80319c", Some(0x33bf_83d4_5f51_634c), Some(false), Some(false)),
-            ("073353003c4c4dd36a6635d1f9769faf", Some(0xe52a_2666_fe9c_8913), Some(false), Some(true)),
-            ("3fd65c5fc586b9d26db20b8dc425eaed", Some(0x0af8_87e0_8f35_873c), Some(true), Some(false)),
-            ("09166f6b113d178d6c0fd3901ff239a1", Some(0x0fac_8bc6_9705_4207), Some(true), None),
-            ("745c4c3fcb2eb2c73e14934c867ee057", Some(0x0e54_358a_a1ff_e3b6), Some(true), None),
-            ("0af6ab13c38e92cae0d15057b159987f", Some(0x1189_5cf8_30d9_3d77), Some(true), None),
+            (
+                "ffffffffffffffffffffffffffffffff",
+                Some(0x17be_c373_9634_fe2d),
+                Some(true),
+                Some(true),
+            ),
+            (
+                "0102030405060708090a0b0c0d0e0f10",
+                Some(0xdbcf_64d5_420f_4cad),
+                Some(false),
+                Some(true),
+            ),
+            (
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                Some(0xa545_33ba_2e49_70b5),
+                Some(false),
+                Some(false),
+            ),
+            (
+                "0af7651916cd43dd8448eb211c80319c",
+                Some(0x33bf_83d4_5f51_634c),
+                Some(false),
+                Some(false),
+            ),
+            (
+                "073353003c4c4dd36a6635d1f9769faf",
+                Some(0xe52a_2666_fe9c_8913),
+                Some(false),
+                Some(true),
+            ),
+            (
+                "3fd65c5fc586b9d26db20b8dc425eaed",
+                Some(0x0af8_87e0_8f35_873c),
+                Some(true),
+                Some(false),
+            ),
+            (
+                "09166f6b113d178d6c0fd3901ff239a1",
+                Some(0x0fac_8bc6_9705_4207),
+                Some(true),
+                None,
+            ),
+            (
+                "745c4c3fcb2eb2c73e14934c867ee057",
+                Some(0x0e54_358a_a1ff_e3b6),
+                Some(true),
+                None,
+            ),
+            (
+                "0af6ab13c38e92cae0d15057b159987f",
+                Some(0x1189_5cf8_30d9_3d77),
+                Some(true),
+                None,
+            ),
         ] {
             let id = TraceId::from_hex(hex).unwrap();
             if let Some(hash) = hash {

@@ -4,8 +4,8 @@
 
 use super::yaml::{MapBuilder, Yaml, document, s};
 use super::{Artefact, ArtefactError, ArtefactKind, generated_notice};
-use crate::profile::{ExporterKind, SamplingMode, SamplingSite};
 use crate::INCIDENT_ID_ATTRIBUTE;
+use crate::profile::{ExporterKind, SamplingMode, SamplingSite};
 use crate::{CREDENTIAL_KEYS, Profile, REDACTED, SENSITIVE_QUERY_PARAMETERS};
 
 const TLS_DIR: &str = "/etc/otelcol/tls";

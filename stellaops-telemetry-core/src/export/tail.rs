@@ -715,7 +715,13 @@ impl<H: TailSpan> Shard<H> {
 
     /// Decides a held trace: when its local root ended (`early` is `None`, the root is its
     /// last span) or early.
-    fn decide(&mut self, id: TraceId, early: Option<Early>, config: &Config, out: &mut Vec<Out<H>>) {
+    fn decide(
+        &mut self,
+        id: TraceId,
+        early: Option<Early>,
+        config: &Config,
+        out: &mut Vec<Out<H>>,
+    ) {
         let Some(trace) = self.pending.remove(&id) else {
             return;
         };
@@ -842,7 +848,9 @@ impl<H: TailSpan> TailSampler<H> {
     }
 
     fn shard(&self, id: TraceId) -> &Mutex<Shard<H>> {
-        let hash = self.key.hash(u128::from_be_bytes(id.to_bytes()).rotate_left(64));
+        let hash = self
+            .key
+            .hash(u128::from_be_bytes(id.to_bytes()).rotate_left(64));
         &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
     }
 

@@ -107,12 +107,18 @@ fn a_trace_is_held_until_its_local_root_ends_then_passed_on_whole() {
 #[test]
 fn without_error_slow_or_incident_a_zero_share_drops_and_a_late_error_turns_it_to_keep() {
     let s = sampler(TailSamplingLimits::default());
-    assert_eq!(run(&s, vec![span(2, false), span(2, true)]), [(2, false), (2, false)]);
+    assert_eq!(
+        run(&s, vec![span(2, false), span(2, true)]),
+        [(2, false), (2, false)]
+    );
     let mut late = span(2, false);
     late.error = true;
     assert_eq!(run(&s, vec![late, span(2, false)]), [(2, true), (2, true)]);
     let snap = s.snapshot();
-    assert_eq!((snap.dropped, snap.kept[0], snap.spans_sampled_out), (1, 1, 2));
+    assert_eq!(
+        (snap.dropped, snap.kept[0], snap.spans_sampled_out),
+        (1, 1, 2)
+    );
 }
 
 #[test]
@@ -157,7 +163,10 @@ fn the_byte_cap_decides_early_too_and_release_empties_the_sampler() {
     s.release(|_, _, _| released += 1);
     assert_eq!(released as u64, snap.held_spans);
     let after = s.snapshot();
-    assert_eq!((after.held_traces, after.held_spans, after.held_bytes), (0, 0, 0));
+    assert_eq!(
+        (after.held_traces, after.held_spans, after.held_bytes),
+        (0, 0, 0)
+    );
     assert_eq!(after.decided(), 50);
 }
 
@@ -184,6 +193,10 @@ fn stale_order_entries_are_compacted() {
     }
     for shard in s.shards.iter() {
         let shard = shard.lock();
-        assert!(shard.order.len() <= 2 * shard.pending.len() + 65, "{}", shard.order.len());
+        assert!(
+            shard.order.len() <= 2 * shard.pending.len() + 65,
+            "{}",
+            shard.order.len()
+        );
     }
 }

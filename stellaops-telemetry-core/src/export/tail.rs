@@ -35,9 +35,10 @@
 //! when it is the oldest of its shard and the shard is full (traces or bytes, each cap split
 //! evenly over the shards). A trace decided early whose local root is still open counts as
 //! slow once it has been open for the slow threshold (the root began before its earliest
-//! span). Decisions are remembered (as many as traces may be held), so spans ending after
-//! their trace was decided follow it; a late span that is itself an error, a slow local root
-//! or an incident span turns a drop into a keep from then on. Flushing or shutting the
+//! span). Recent decisions are remembered (a direct-mapped table of twice as many slots as
+//! traces may be held), so spans ending after their trace was decided follow it; a late span
+//! that is itself an error, a slow local root or an incident span turns a drop into a keep
+//! from then on. Flushing or shutting the
 //! pipeline down decides every held trace. No span is lost here: each is kept or sampled out,
 //! and counted ([`TailSamplingSnapshot`], the `stellaops_telemetry_tail_sampling_*` metrics).
 
@@ -547,6 +548,44 @@ impl Hasher for IdHasher {
     }
 }
 
+/// Recent decisions, for spans that end after their trace was decided: a direct-mapped
+/// table (one slot per trace id hash; a newer decision takes an older one's slot), so
+/// remembering and looking up cost one hash and no allocation.
+struct Decisions {
+    key: IdKey,
+    /// Trace id and decision; the invalid trace id 0 marks an empty slot.
+    slots: Box<[(u128, bool)]>,
+}
+
+impl Decisions {
+    fn new(key: IdKey, slots: usize) -> Self {
+        Decisions {
+            key,
+            slots: vec![(0, false); slots.next_power_of_two()].into_boxed_slice(),
+        }
+    }
+
+    fn slot(&self, id: u128) -> usize {
+        // Another bit order than the pending map's hash, so the two spread independently.
+        (self.key.hash(id.rotate_left(32)) as usize) & (self.slots.len() - 1)
+    }
+
+    fn get_mut(&mut self, id: TraceId) -> Option<&mut bool> {
+        let id = u128::from_be_bytes(id.to_bytes());
+        let slot = self.slot(id);
+        match &mut self.slots[slot] {
+            (held, kept) if *held == id && id != 0 => Some(kept),
+            _ => None,
+        }
+    }
+
+    fn remember(&mut self, id: TraceId, keep: bool) {
+        let id = u128::from_be_bytes(id.to_bytes());
+        let slot = self.slot(id);
+        self.slots[slot] = (id, keep);
+    }
+}
+
 /// A trace held until its decision.
 struct Pending<H> {
     spans: Vec<(H, usize)>,
@@ -560,6 +599,29 @@ struct Pending<H> {
 enum Out<H> {
     Trace(Vec<(H, usize)>, bool),
     One(H, usize, bool),
+}
+
+/// The decisions of one call: most calls make none or one, held without allocating.
+struct Outs<H> {
+    first: Option<Out<H>>,
+    rest: Vec<Out<H>>,
+}
+
+impl<H> Outs<H> {
+    fn new() -> Self {
+        Outs {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, out: Out<H>) {
+        if self.first.is_none() {
+            self.first = Some(out);
+        } else {
+            self.rest.push(out);
+        }
+    }
 }
 
 /// The caps of one shard and the policies.
@@ -577,8 +639,7 @@ struct Shard<H> {
     /// Pending traces oldest first, with stale entries for traces decided meanwhile (skipped
     /// when met, compacted when they outnumber the live ones).
     order: VecDeque<(TraceId, u64)>,
-    decided: HashMap<TraceId, bool, IdKey>,
-    decided_order: VecDeque<TraceId>,
+    decided: Decisions,
     next_seq: u64,
     held_spans: usize,
     held_bytes: usize,
@@ -590,12 +651,11 @@ struct Shard<H> {
 }
 
 impl<H: TailSpan> Shard<H> {
-    fn new(key: IdKey) -> Self {
+    fn new(key: IdKey, slots: usize) -> Self {
         Shard {
             pending: HashMap::with_hasher(key),
             order: VecDeque::new(),
-            decided: HashMap::with_hasher(key),
-            decided_order: VecDeque::new(),
+            decided: Decisions::new(key, slots),
             next_seq: 0,
             held_spans: 0,
             held_bytes: 0,
@@ -609,7 +669,7 @@ impl<H: TailSpan> Shard<H> {
 
     /// Takes an ended span: holds it with its trace, or passes it on (in `out`) when its
     /// trace is decided.
-    fn admit(&mut self, span: H, bytes: usize, config: &Config, out: &mut Vec<Out<H>>) {
+    fn admit(&mut self, span: H, bytes: usize, config: &Config, out: &mut Outs<H>) {
         let id = span.trace_id();
         let root = span.is_local_root();
         if let Some(trace) = self.pending.get_mut(&id) {
@@ -623,7 +683,7 @@ impl<H: TailSpan> Shard<H> {
             } else if full {
                 self.decide(id, Some(Early::SpanLimit), config, out);
             }
-        } else if let Some(kept) = self.decided.get_mut(&id) {
+        } else if let Some(kept) = self.decided.get_mut(id) {
             let mut keep = *kept;
             if !keep && let Some(policy) = config.policies.keeps_late(&span) {
                 *kept = true;
@@ -638,7 +698,7 @@ impl<H: TailSpan> Shard<H> {
             let (policy, keep) = config.policies.decide(id, &one, Some(&one[0].0), epoch());
             let [(span, bytes)] = one;
             self.count(policy, keep, 1);
-            self.remember(id, keep, config);
+            self.decided.remember(id, keep);
             out.push(Out::One(span, bytes, keep));
             return;
         } else {
@@ -648,10 +708,11 @@ impl<H: TailSpan> Shard<H> {
     }
 
     /// Starts holding a new trace with its first span.
-    fn hold(&mut self, id: TraceId, span: H, bytes: usize, config: &Config, out: &mut Vec<Out<H>>) {
+    fn hold(&mut self, id: TraceId, span: H, bytes: usize, config: &Config, out: &mut Outs<H>) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let mut spans = Vec::with_capacity(4);
+        // Room for a leaf service's trace of a request span and a child or two.
+        let mut spans = Vec::with_capacity(2);
         spans.push((span, bytes));
         self.pending.insert(
             id,
@@ -671,7 +732,7 @@ impl<H: TailSpan> Shard<H> {
     }
 
     /// Decides the oldest traces while the shard holds more than its caps.
-    fn enforce_caps(&mut self, config: &Config, out: &mut Vec<Out<H>>) {
+    fn enforce_caps(&mut self, config: &Config, out: &mut Outs<H>) {
         while self.pending.len() > config.traces {
             if !self.decide_oldest(Early::TraceLimit, config, out) {
                 break;
@@ -702,7 +763,7 @@ impl<H: TailSpan> Shard<H> {
         None
     }
 
-    fn decide_oldest(&mut self, why: Early, config: &Config, out: &mut Vec<Out<H>>) -> bool {
+    fn decide_oldest(&mut self, why: Early, config: &Config, out: &mut Outs<H>) -> bool {
         match self.oldest() {
             Some((id, _)) => {
                 self.order.pop_front();
@@ -715,13 +776,7 @@ impl<H: TailSpan> Shard<H> {
 
     /// Decides a held trace: when its local root ended (`early` is `None`, the root is its
     /// last span) or early.
-    fn decide(
-        &mut self,
-        id: TraceId,
-        early: Option<Early>,
-        config: &Config,
-        out: &mut Vec<Out<H>>,
-    ) {
+    fn decide(&mut self, id: TraceId, early: Option<Early>, config: &Config, out: &mut Outs<H>) {
         let Some(trace) = self.pending.remove(&id) else {
             return;
         };
@@ -740,7 +795,7 @@ impl<H: TailSpan> Shard<H> {
             }
         };
         self.count(policy, keep, trace.spans.len() as u64);
-        self.remember(id, keep, config);
+        self.decided.remember(id, keep);
         out.push(Out::Trace(trace.spans, keep));
     }
 
@@ -761,23 +816,8 @@ impl<H: TailSpan> Shard<H> {
         }
     }
 
-    /// Remembers a decision for spans that end later; as many as traces may be held.
-    fn remember(&mut self, id: TraceId, keep: bool, config: &Config) {
-        if self.decided.insert(id, keep).is_none() {
-            self.decided_order.push_back(id);
-        }
-        while self.decided.len() > config.traces {
-            match self.decided_order.pop_front() {
-                Some(old) => {
-                    self.decided.remove(&old);
-                }
-                None => break,
-            }
-        }
-    }
-
     /// Decides every trace held longer than the decision wait.
-    fn expire(&mut self, now: Instant, config: &Config, out: &mut Vec<Out<H>>) {
+    fn expire(&mut self, now: Instant, config: &Config, out: &mut Outs<H>) {
         while let Some((id, since)) = self.oldest() {
             if now.saturating_duration_since(since) < config.wait {
                 break;
@@ -788,7 +828,7 @@ impl<H: TailSpan> Shard<H> {
     }
 
     /// Decides every held trace.
-    fn release(&mut self, config: &Config, out: &mut Vec<Out<H>>) {
+    fn release(&mut self, config: &Config, out: &mut Outs<H>) {
         while self.decide_oldest(Early::Flush, config, out) {}
         self.order.clear();
     }
@@ -835,7 +875,11 @@ impl<H: TailSpan> TailSampler<H> {
         let shards = 1usize << (usize::BITS - 1 - wanted.leading_zeros());
         let key = IdKey::random();
         TailSampler {
-            shards: (0..shards).map(|_| Mutex::new(Shard::new(key))).collect(),
+            // As many remembered decisions as traces may be held (twice the slots, as a
+            // direct-mapped table loses some to collisions).
+            shards: (0..shards)
+                .map(|_| Mutex::new(Shard::new(key, 2 * (max_traces / shards).max(1))))
+                .collect(),
             key,
             config: Config {
                 policies: Policies::new(sampling),
@@ -857,7 +901,7 @@ impl<H: TailSpan> TailSampler<H> {
     /// Takes an ended span (`bytes` its estimated size); `emit` gets every span whose trace
     /// is decided now, with the decision, after the shard's lock is released.
     pub(crate) fn on_end(&self, span: H, bytes: usize, emit: impl FnMut(H, usize, bool)) {
-        let mut out = Vec::new();
+        let mut out = Outs::new();
         self.shard(span.trace_id())
             .lock()
             .admit(span, bytes, &self.config, &mut out);
@@ -868,7 +912,7 @@ impl<H: TailSpan> TailSampler<H> {
     pub(crate) fn sweep(&self, mut emit: impl FnMut(H, usize, bool)) {
         let now = Instant::now();
         for shard in self.shards.iter() {
-            let mut out = Vec::new();
+            let mut out = Outs::new();
             shard.lock().expire(now, &self.config, &mut out);
             pass_on(out, &mut emit);
         }
@@ -877,7 +921,7 @@ impl<H: TailSpan> TailSampler<H> {
     /// Decides every held trace (flush and shutdown).
     pub(crate) fn release(&self, mut emit: impl FnMut(H, usize, bool)) {
         for shard in self.shards.iter() {
-            let mut out = Vec::new();
+            let mut out = Outs::new();
             shard.lock().release(&self.config, &mut out);
             pass_on(out, &mut emit);
         }
@@ -905,8 +949,8 @@ impl<H: TailSpan> TailSampler<H> {
     }
 }
 
-fn pass_on<H>(out: Vec<Out<H>>, mut emit: impl FnMut(H, usize, bool)) {
-    for decided in out {
+fn pass_on<H>(out: Outs<H>, mut emit: impl FnMut(H, usize, bool)) {
+    for decided in out.first.into_iter().chain(out.rest) {
         match decided {
             Out::Trace(spans, keep) => {
                 for (span, bytes) in spans {

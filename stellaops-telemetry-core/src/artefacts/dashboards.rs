@@ -286,7 +286,7 @@ fn tail_sampling(sdk: impl Fn(&str) -> Option<&'static MetricDescriptor>) -> Vec
     }
     let held: Vec<(String, String)> = ["_tail_sampling_held_traces", "_tail_sampling_held_spans"]
         .into_iter()
-        .filter_map(|suffix| sdk(suffix))
+        .filter_map(&sdk)
         .map(|d| {
             (
                 format!("sum ({})", name(d)),

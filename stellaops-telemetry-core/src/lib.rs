@@ -57,7 +57,9 @@
 //!
 //! [`Profile::default_profile`], [`Profile::forensic`] and [`Profile::airgap`] carry the
 //! settings of the specification (sampling, log level, retention tag, attribute set, export
-//! interval, exporters, sealed mode); [`Profile::diff`] lists what differs.
+//! interval, exporters, sealed mode); [`Profile::diff`] lists what differs. Where tail sampling
+//! runs is profile data too ([`SamplingSite`]): the collector for default and forensic, the
+//! SDK's own tail sampler for airgap ([`ProbabilisticPolicy`], [`TailSamplingLimits`]).
 //!
 //! ## Feature flags
 //!

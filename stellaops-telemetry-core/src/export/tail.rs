@@ -30,8 +30,8 @@
 //!    and a collector agree on which traces make the share.
 //!
 //! Bounded memory ([`TailSamplingLimits`]): a trace is decided early, with the spans it has,
-//! when its decision wait passes (checked by the span worker on each pass, so at most one
-//! export delay late), when it reaches the span cap (its later spans follow the decision), or
+//! when its decision wait passes (checked by the span worker on each of its passes, about
+//! once per export delay), when it reaches the span cap (its later spans follow the decision), or
 //! when it is the oldest of its shard and the shard is full (traces or bytes, each cap split
 //! evenly over the shards). A trace decided early whose local root is still open counts as
 //! slow once it has been open for the slow threshold (the root began before its earliest

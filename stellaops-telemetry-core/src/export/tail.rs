@@ -18,9 +18,10 @@
 //! ```
 //!
 //! A span ends on the request path; it joins its trace in one of 32 shards (one short lock, a
-//! hash-map insert and a vector push: no I/O, no clock read). The trace is decided when its
-//! *local root* ends (a span whose parent is remote or absent), and its spans then join the
-//! span queue or are dropped, after the shard's lock is released. Policies, in order:
+//! hash-map insert and a vector push; no I/O, and a clock reading only for a trace's first
+//! span). The trace is decided when its *local root* ends (a span whose parent is remote or
+//! absent), and its spans then join the span queue or are dropped, after the shard's lock is
+//! released. Policies, in order:
 //!
 //! 1. `error`: a span of the trace has an error status (`error_ratio` of them kept);
 //! 2. `slow`: the local root lasted at least `slow_threshold_ms` (`slow_ratio` kept);

@@ -48,9 +48,10 @@ use crate::redaction::RedactionSettings;
 use crate::telemetry::{Telemetry, TelemetryGuard};
 
 /// The settings a profile carries, by the field names errors and origins use.
-pub(crate) const PROFILE_FIELDS: [&str; 9] = [
+pub(crate) const PROFILE_FIELDS: [&str; 10] = [
     "sampler",
     "sampler_arg",
+    "sampling.site",
     "log_level",
     "metric_export_interval_ms",
     "exporters.traces",
@@ -89,6 +90,7 @@ pub struct TelemetryBuilder {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) cardinality_limit: usize,
     pub(crate) limits: ValueLimits,
+    pub(crate) tail_limits: crate::export::TailSamplingLimits,
     pub(crate) layers: Vec<ServiceLayer>,
     /// The incident notification hooks.
     pub(crate) incident_hooks: Vec<Arc<dyn crate::IncidentHook>>,
@@ -123,6 +125,7 @@ impl TelemetryBuilder {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             cardinality_limit: crate::metrics::DEFAULT_CARDINALITY_LIMIT,
             limits: ValueLimits::default(),
+            tail_limits: crate::export::TailSamplingLimits::default(),
             layers: Vec::new(),
             incident_hooks: Vec::new(),
             error_rate_trigger: None,
@@ -254,6 +257,10 @@ impl TelemetryBuilder {
         if let Some(redaction) = config.redaction.take() {
             self.profile.redaction = redaction;
             applied.push("redaction");
+        }
+        if let Some(site) = config.sampling.site.take() {
+            self.profile.sampling.site = site;
+            applied.push("sampling.site");
         }
         let limits = std::mem::take(&mut config.limits);
         if !limits.is_empty() {
@@ -411,14 +418,29 @@ impl TelemetryBuilder {
     }
 
     /// The head sampler by its `OTEL_TRACES_SAMPLER` name, with an optional argument.
-    /// Default: the profile's sampling (every span is kept by the SDK; the generated
-    /// collector configurations sample by tail).
+    /// Default: the profile's sampling (every span is recorded; the tail sampler of the
+    /// collector, or of the SDK where the profile says so, decides what is kept).
     pub fn sampler(mut self, name: impl Into<String>, arg: Option<f64>) -> Self {
         self.config.sampler = Some(name.into());
         self.config.sampler_arg = arg.map(|a| a.to_string());
         for field in ["sampler", "sampler_arg"] {
             self.came_from(field, Origin::Setter("sampler"));
         }
+        self
+    }
+
+    /// Where tail sampling runs: in the SDK (before export) or in the collector (the SDK
+    /// keeps every span). Default: the profile's (collector; airgap the SDK).
+    pub fn sampling_site(self, site: crate::profile::SamplingSite) -> Self {
+        self.profile_setter("sampling.site", "sampling_site", |p| p.sampling.site = site)
+    }
+
+    /// The caps of the SDK's tail sampler (where the profile samples in the SDK): decision
+    /// wait, traces held, spans per trace, bytes held. Default:
+    /// [`TailSamplingLimits::default`](crate::TailSamplingLimits::default) (5 s, 10,000
+    /// traces, 1,000 spans per trace, 8 MiB).
+    pub fn tail_sampling_limits(mut self, limits: crate::export::TailSamplingLimits) -> Self {
+        self.tail_limits = limits;
         self
     }
 

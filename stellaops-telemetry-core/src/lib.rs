@@ -57,7 +57,9 @@
 //!
 //! [`Profile::default_profile`], [`Profile::forensic`] and [`Profile::airgap`] carry the
 //! settings of the specification (sampling, log level, retention tag, attribute set, export
-//! interval, exporters, sealed mode); [`Profile::diff`] lists what differs.
+//! interval, exporters, sealed mode); [`Profile::diff`] lists what differs. Where tail sampling
+//! runs is profile data too ([`SamplingSite`]): the collector for default and forensic, the
+//! SDK's own tail sampler for airgap ([`ProbabilisticPolicy`], [`TailSamplingLimits`]).
 //!
 //! ## Feature flags
 //!
@@ -129,7 +131,7 @@ pub use clock::WallClock;
 pub use config::{
     ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LimitsConfig,
     LogOutputsConfig, Origin, OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig,
-    PropagatorKind, TelemetryConfig,
+    PropagatorKind, SamplingConfig, TelemetryConfig,
 };
 pub use context::RequestContext;
 pub use controls::{
@@ -156,7 +158,7 @@ pub use logs::LogCapture;
 pub use logs::{JsonLogLayer, LogOutput, LogOutputError, RetentionPolicy, RotatingFile};
 pub use profile::{
     AttributeSet, ExporterKind, ExporterSelection, LogLevel, Profile, ProfileDifference,
-    SamplingMode, SamplingSettings,
+    SamplingMode, SamplingSettings, SamplingSite,
 };
 pub use recorder::SpanRecorder;
 pub use redaction::{

@@ -90,10 +90,10 @@ pub enum AttributeSet {
 
 /// Trace sampling settings.
 ///
-/// The profile carries the tail-sampling policy of the profile table, which the generated
-/// collector configurations apply; the SDK itself keeps every span of a profile whose `mode` is
-/// `tail` (the safe side of "100 % of error traces kept"), and `OTEL_TRACES_SAMPLER` can choose
-/// a head sampler.
+/// The profile carries the tail-sampling policy of the profile table and where it runs
+/// ([`SamplingSite`]): in the generated collector configuration (default, forensic), or in the
+/// SDK's own tail sampler, for sites without a collector (airgap). Where the collector samples,
+/// the SDK keeps every span; `OTEL_TRACES_SAMPLER` can choose a head sampler either way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SamplingSettings {
@@ -107,6 +107,37 @@ pub struct SamplingSettings {
     pub slow_ratio: f64,
     /// Share of all other traces kept (0.0–1.0).
     pub base_ratio: f64,
+    /// Where tail sampling runs (default `collector`; airgap `sdk`).
+    #[serde(default)]
+    pub site: SamplingSite,
+}
+
+/// Where a profile's tail sampling runs.
+///
+/// ```
+/// use stellaops_telemetry_core::{Profile, SamplingSite};
+///
+/// assert_eq!(Profile::default_profile().sampling.site, SamplingSite::Collector);
+/// assert_eq!(Profile::airgap().sampling.site, SamplingSite::Sdk);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplingSite {
+    /// The generated collector configuration samples; the SDK keeps every span (the default).
+    #[default]
+    Collector,
+    /// The SDK's tail sampler decides before export, and the collector keeps what it receives.
+    Sdk,
+}
+
+impl SamplingSite {
+    /// The lowercase name used in configuration files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SamplingSite::Collector => "collector",
+            SamplingSite::Sdk => "sdk",
+        }
+    }
 }
 
 /// How traces are sampled.
@@ -211,6 +242,7 @@ impl Profile {
                 slow_threshold_ms: 2_000,
                 slow_ratio: 1.0,
                 base_ratio: 0.1,
+                site: SamplingSite::Collector,
             },
             log_level: LogLevel::Info,
             retention_days: 30,
@@ -234,6 +266,7 @@ impl Profile {
                 slow_threshold_ms: 2_000,
                 slow_ratio: 1.0,
                 base_ratio: 1.0,
+                site: SamplingSite::Collector,
             },
             log_level: LogLevel::Debug,
             retention_days: 180,
@@ -243,14 +276,20 @@ impl Profile {
         }
     }
 
-    /// Air-gapped sites: as default, but files only and sealed (no network exporter).
+    /// Air-gapped sites: as default, but files only, sealed (no network exporter), and tail
+    /// sampling in the SDK (there is no collector to do it).
     pub fn airgap() -> Profile {
+        let default = Profile::default_profile();
         Profile {
             name: "airgap".to_owned(),
+            sampling: SamplingSettings {
+                site: SamplingSite::Sdk,
+                ..default.sampling
+            },
             exporters: ExporterSelection::all(&[ExporterKind::File]),
             prometheus_scrape: false,
             sealed: true,
-            ..Profile::default_profile()
+            ..default
         }
     }
 
@@ -382,6 +421,8 @@ mod tests {
         );
         let a = Profile::airgap();
         assert!(a.sealed);
+        assert_eq!(a.sampling.site, SamplingSite::Sdk);
+        assert_eq!(d.sampling.site, SamplingSite::Collector);
         assert_eq!(a.exporters, ExporterSelection::all(&[ExporterKind::File]));
     }
 
@@ -396,6 +437,7 @@ mod tests {
                 "exporters.metrics",
                 "exporters.traces",
                 "prometheus_scrape",
+                "sampling.site",
                 "sealed"
             ]
         );
@@ -411,6 +453,11 @@ mod tests {
         let mut v = serde_json::to_value(Profile::forensic()).unwrap();
         v["sampling"]["bogus"] = serde_json::json!(1);
         assert!(serde_json::from_value::<Profile>(v).is_err());
+        // A profile written before the sampling site existed still reads, as `collector`.
+        let mut old = serde_json::to_value(Profile::airgap()).unwrap();
+        old["sampling"].as_object_mut().unwrap().remove("site");
+        let read: Profile = serde_json::from_value(old).unwrap();
+        assert_eq!(read.sampling.site, SamplingSite::Collector);
     }
 
     #[test]

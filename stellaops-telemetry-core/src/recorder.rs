@@ -132,6 +132,21 @@ impl SpanRecorder {
             .should_sample(Some(parent), trace_id, name, kind, attributes, &[])
     }
 
+    /// The tail sampler's counters (all 0 when the SDK does not sample).
+    pub(crate) fn tail_sampling(&self) -> crate::export::TailSamplingSnapshot {
+        self.sink
+            .as_ref()
+            .and_then(SpanSink::tail_sampling)
+            .unwrap_or_default()
+    }
+
+    /// A reader of the tail sampler's counters, when the SDK samples.
+    pub(crate) fn tail_sampling_reader(
+        &self,
+    ) -> Option<Arc<dyn Fn() -> crate::export::TailSamplingSnapshot + Send + Sync>> {
+        self.sink.as_ref()?.tail_sampling_reader()
+    }
+
     /// The instrumentation scope spans recorded here carry.
     pub fn scope(&self) -> &InstrumentationScope {
         &self.scope

@@ -48,6 +48,8 @@ pub(crate) struct Settings {
     pub(crate) cardinality_limit: usize,
     /// Where incidents come from besides the API, and what they trigger.
     pub(crate) incidents: crate::incidents::IncidentSettings,
+    /// The caps of the SDK's tail sampler (used where the profile samples in the SDK).
+    pub(crate) tail_limits: crate::export::TailSamplingLimits,
     /// The OTLP settings (and every value's origin), for the export plan.
     pub(crate) config: TelemetryConfig,
 }
@@ -74,6 +76,7 @@ pub(crate) fn resolve(builder: TelemetryBuilder) -> Result<(Settings, Extras), T
         shutdown_timeout,
         cardinality_limit,
         limits,
+        tail_limits,
         layers,
         incident_hooks,
         error_rate_trigger,
@@ -139,6 +142,7 @@ pub(crate) fn resolve(builder: TelemetryBuilder) -> Result<(Settings, Extras), T
         resource,
         shutdown_timeout,
         cardinality_limit,
+        tail_limits,
         config,
     };
     let extras = Extras {
@@ -214,9 +218,9 @@ fn sdk_level(config: &TelemetryConfig) -> Result<LogLevel, ConfigError> {
     }
 }
 
-/// The head sampler: the configured one, else the profile's sampling. The SDK does no tail
-/// sampling itself (the generated collector configurations do), so the profile's sampling
-/// keeps every span: the safe side of "every error trace kept".
+/// The head sampler: the configured one, else the profile's sampling, which records every
+/// span: tail sampling (in the collector, or in the SDK's tail sampler where the profile says
+/// so) decides what is kept, so every error trace can be.
 fn sampler(config: &TelemetryConfig, profile: &Profile) -> Result<Sampler, ConfigError> {
     let Some(name) = &config.sampler else {
         return Ok(match profile.sampling.mode {

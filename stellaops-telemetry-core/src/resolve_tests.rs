@@ -7,7 +7,7 @@ use super::{Settings, resolve};
 use crate::config::{Origin, OtlpProtocol, TelemetryConfig};
 use crate::export::FileFormat;
 use crate::limits::ValueLimits;
-use crate::profile::{ExporterKind, LogLevel, Profile};
+use crate::profile::{ExporterKind, LogLevel, Profile, SamplingSite};
 use crate::redaction::RedactionSettings;
 use crate::{Telemetry, TelemetryBuilder};
 
@@ -68,6 +68,10 @@ fn redaction_keys(s: &Settings) -> String {
 
 fn traces_exporters(s: &Settings) -> String {
     format!("{:?}", s.profile.exporters.traces)
+}
+
+fn sampling_site(s: &Settings) -> String {
+    format!("{:?}", s.profile.sampling.site)
 }
 
 fn sampler(s: &Settings) -> String {
@@ -217,6 +221,30 @@ fn profile_cases() -> Vec<Case> {
             b: call(|b| b.profile(Profile::forensic())),
             b_value: "ParentBased(AlwaysOn)",
             read: sampler,
+        },
+        Case {
+            setting: "sampling site: setter and file",
+            a: call(|b| b.sampling_site(SamplingSite::Sdk)),
+            a_value: "Sdk",
+            b: file("[sampling]\nsite = \"collector\""),
+            b_value: "Collector",
+            read: sampling_site,
+        },
+        Case {
+            setting: "sampling site: file and profile",
+            a: file("[sampling]\nsite = \"sdk\""),
+            a_value: "Sdk",
+            b: call(|b| b.profile(Profile::forensic())),
+            b_value: "Collector",
+            read: sampling_site,
+        },
+        Case {
+            setting: "sampling site: setter and profile",
+            a: call(|b| b.sampling_site(SamplingSite::Collector)),
+            a_value: "Collector",
+            b: call(|b| b.profile(Profile::airgap())),
+            b_value: "Sdk",
+            read: sampling_site,
         },
         Case {
             setting: "prometheus scrape: setter and profile",
@@ -513,5 +541,17 @@ fn origins_name_the_call_that_set_each_value() {
     assert_eq!(
         s.config.origin_of("metric_export_interval_ms"),
         Origin::File("metric_export_interval_ms".to_owned())
+    );
+    assert_eq!(
+        s.config.origin_of("sampling.site"),
+        Origin::Profile("forensic".to_owned())
+    );
+    let site = settings(&[
+        &call(|b| b.profile(Profile::airgap())),
+        &file("[sampling]\nsite = \"collector\""),
+    ]);
+    assert_eq!(
+        site.config.origin_of("sampling.site"),
+        Origin::File("sampling.site".to_owned())
     );
 }

@@ -13,6 +13,12 @@
 //! | `stellaops_telemetry_queue_depth` (gauge) | `signal` (spans, logs, log_lines) |
 //! | `stellaops_telemetry_queue_bytes` (gauge) | `signal` |
 //! | `stellaops_telemetry_queue_oldest_age_seconds` (gauge) | `signal` |
+//! | `stellaops_telemetry_tail_sampling_decisions_total` | `policy` (error, slow, incident, probabilistic), `decision` (keep, drop) |
+//! | `stellaops_telemetry_tail_sampling_early_decisions_total` | `reason` (decision_wait, trace_limit, span_limit, byte_limit, flush) |
+//! | `stellaops_telemetry_tail_sampling_spans_total` | `decision` |
+//! | `stellaops_telemetry_tail_sampling_held_{traces,spans,bytes}` (gauges) | — |
+//!
+//! The tail-sampling metrics exist where the profile samples in the SDK.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

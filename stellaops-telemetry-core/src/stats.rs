@@ -284,6 +284,7 @@ impl PipelineStats {
             log_lines: self.log_lines.snapshot(),
             egress_refusals: self.egress_refusals.load(Ordering::Relaxed),
             truncated: crate::limits::TruncationCounts::default(),
+            tail_sampling: crate::export::TailSamplingSnapshot::default(),
         }
     }
 }
@@ -304,6 +305,9 @@ pub struct StatsSnapshot {
     pub egress_refusals: u64,
     /// Values cut to the pipeline's value limits, per kind.
     pub truncated: crate::limits::TruncationCounts,
+    /// The SDK's tail sampler: traces decided per policy, decided early, spans kept and
+    /// sampled out, and what it holds (all 0 where the collector samples).
+    pub tail_sampling: crate::export::TailSamplingSnapshot,
 }
 
 #[cfg(test)]

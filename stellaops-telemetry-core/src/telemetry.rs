@@ -285,11 +285,13 @@ impl Telemetry {
         self.inner.disabled
     }
 
-    /// A copy of the pipeline's counters: exported, dropped and failed per signal, and each
-    /// signal's backlog (records and bytes queued, the oldest record's age).
+    /// A copy of the pipeline's counters: exported, dropped and failed per signal, each
+    /// signal's backlog (records and bytes queued, the oldest record's age), and the tail
+    /// sampler's decisions where the SDK samples.
     pub fn stats(&self) -> StatsSnapshot {
         let mut snapshot = self.inner.stats.snapshot();
         snapshot.truncated = self.inner.bounds.counts();
+        snapshot.tail_sampling = self.inner.recorder.tail_sampling();
         snapshot
     }
 

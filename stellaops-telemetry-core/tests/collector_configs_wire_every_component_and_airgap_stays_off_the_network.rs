@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_norway::Value;
-use stellaops_telemetry_core::{CREDENTIAL_KEYS, Profile, artefacts};
+use stellaops_telemetry_core::{
+    CREDENTIAL_KEYS, INCIDENT_ATTRIBUTE, ProbabilisticPolicy, Profile, SamplingSite, artefacts,
+};
 
 fn parse(profile: &Profile) -> Value {
     let a = artefacts::collector(profile).unwrap();
@@ -119,6 +121,18 @@ fn sampling_numbers_come_from_the_profile() {
         by_type("probabilistic")["probabilistic"]["sampling_percentage"].as_f64(),
         Some(default.sampling.base_ratio * 100.0)
     );
+    // The SDK's tail sampler decides with the very percentage the collector is given.
+    let percentage = by_type("probabilistic")["probabilistic"]["sampling_percentage"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(
+        ProbabilisticPolicy::from_percentage(percentage),
+        ProbabilisticPolicy::from_ratio(default.sampling.base_ratio)
+    );
+    let incidents = &by_type("string_attribute")["string_attribute"];
+    assert_eq!(incidents["key"].as_str(), Some(INCIDENT_ATTRIBUTE));
+    assert_eq!(names(&incidents["values"]), [".+"]);
+    assert_eq!(incidents["enabled_regex_matching"].as_bool(), Some(true));
 
     let forensic = parse(&Profile::forensic());
     let policies = forensic["processors"]["tail_sampling"]["policies"]
@@ -182,4 +196,26 @@ fn airgap_has_only_file_exporters() {
         assert!(doc["exporters"][name.as_str()]["endpoint"].is_null());
         assert!(doc["exporters"][name.as_str()]["path"].is_string());
     }
+}
+
+#[test]
+fn profiles_sampled_in_the_sdk_are_not_sampled_again_by_the_collector() {
+    for profile in Profile::builtin() {
+        let doc = parse(&profile);
+        let traces = names(&doc["service"]["pipelines"]["traces"]["processors"]);
+        let sampled_here = traces.contains(&"tail_sampling".to_owned());
+        assert_eq!(
+            sampled_here,
+            profile.sampling.site == SamplingSite::Collector,
+            "{}: {traces:?}",
+            profile.name
+        );
+        assert_eq!(
+            doc["processors"]["tail_sampling"].is_null(),
+            !sampled_here,
+            "{}",
+            profile.name
+        );
+    }
+    assert_eq!(Profile::airgap().sampling.site, SamplingSite::Sdk);
 }

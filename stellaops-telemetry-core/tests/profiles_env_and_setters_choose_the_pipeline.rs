@@ -64,8 +64,10 @@ fn the_exporters_come_from_the_profile_and_the_exporter_variables() {
         .build()
         .unwrap();
     assert!(t.profile().sealed);
+    // Airgap samples in the SDK: an incident's trace is always kept.
     tracing::dispatcher::with_default(t.dispatch(), || {
-        tracing::info_span!("work").in_scope(|| tracing::info!("done"));
+        tracing::info_span!("work", stellaops.incident.id = "INC-1")
+            .in_scope(|| tracing::info!("done"));
     });
     t.meter("svc").u64_counter("work_total").build().add(1, &[]);
     t.shutdown();

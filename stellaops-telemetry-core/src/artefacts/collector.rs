@@ -4,7 +4,8 @@
 
 use super::yaml::{MapBuilder, Yaml, document, s};
 use super::{Artefact, ArtefactError, ArtefactKind, generated_notice};
-use crate::profile::{ExporterKind, SamplingMode};
+use crate::INCIDENT_ATTRIBUTE;
+use crate::profile::{ExporterKind, SamplingMode, SamplingSite};
 use crate::{CREDENTIAL_KEYS, Profile, REDACTED, SENSITIVE_QUERY_PARAMETERS};
 
 const TLS_DIR: &str = "/etc/otelcol/tls";
@@ -61,11 +62,10 @@ fn duration(ms: u64) -> String {
     }
 }
 
-/// A ratio (0.0–1.0) as a percentage, without a trailing `.0`.
+/// A ratio (0.0–1.0) as a percentage, without a trailing `.0`: the very number the SDK's tail
+/// sampler decides with ([`ProbabilisticPolicy::from_ratio`](crate::ProbabilisticPolicy::from_ratio)).
 fn percent(ratio: f64) -> String {
-    let p = (ratio * 100.0).clamp(0.0, 100.0);
-    let text = format!("{p:.3}");
-    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    crate::sampling_percentage(ratio)
 }
 
 /// The key pattern of the SDK's sensitive keys: the whole key or its last `.`, `_` or `-`
@@ -129,6 +129,23 @@ fn sampling_policy(name: &str, kind: &str, body: Yaml, ratio: f64) -> Yaml {
     }
 }
 
+/// Traces recorded for a forensic incident: any span carrying the incident id, whatever its
+/// value, keeps the trace (as the SDK's tail sampler does).
+fn incident_policy() -> Yaml {
+    MapBuilder::new()
+        .str("name", "incidents")
+        .str("type", "string_attribute")
+        .entry(
+            "string_attribute",
+            MapBuilder::new()
+                .str("key", INCIDENT_ATTRIBUTE)
+                .entry("values", flow(&[".+"]))
+                .raw("enabled_regex_matching", true)
+                .build(),
+        )
+        .build()
+}
+
 fn tail_sampling(profile: &Profile) -> Yaml {
     let sampling = &profile.sampling;
     let policies = match sampling.mode {
@@ -155,6 +172,7 @@ fn tail_sampling(profile: &Profile) -> Yaml {
                     .build(),
                 sampling.slow_ratio,
             ),
+            incident_policy(),
             MapBuilder::new()
                 .str("name", "baseline")
                 .str("type", "probabilistic")
@@ -292,8 +310,9 @@ fn exporter(name: &str, profile: &Profile) -> Yaml {
 
 /// The OpenTelemetry Collector configuration of `profile` (`collector-<name>.yaml`).
 ///
-/// Numbers come from the profile: the tail-sampling shares and slow threshold (or keep
-/// everything when its sampling is `always_on`), the metrics batch timeout (its export
+/// Numbers come from the profile: the tail-sampling shares and slow threshold, traces with an
+/// incident id always kept (or keep everything when its sampling is `always_on`; no tail
+/// sampling at all where the SDK samples), the metrics batch timeout (its export
 /// interval), the file retention, and the exporters: Tempo (`otlp/tempo`), Prometheus
 /// (`prometheusremotewrite`) and Loki (`otlphttp/loki`) for OTLP, `file` exporters for files,
 /// and files only when the profile is sealed. Every pipeline redacts the SDK's sensitive keys
@@ -442,7 +461,7 @@ fn pipelines(
         for n in &names {
             exporters = exporters.entry(n.clone(), exporter(n, profile));
         }
-        let processors = signal_processors(signal);
+        let processors = signal_processors(profile, signal);
         used.extend(processors);
         pipelines = pipelines.entry(
             *signal,
@@ -460,10 +479,16 @@ fn pipelines(
     }
 }
 
-/// The processors of a signal's pipeline, in order (only traces are tail-sampled; metrics skip
-/// the value masking).
-fn signal_processors(signal: &str) -> &'static [&'static str] {
+/// The processors of a signal's pipeline, in order (only traces are tail-sampled, and not
+/// again where the SDK samples; metrics skip the value masking).
+fn signal_processors(profile: &Profile, signal: &str) -> &'static [&'static str] {
     match signal {
+        "traces" if profile.sampling.site == SamplingSite::Sdk => &[
+            "memory_limiter",
+            "transform/redact-keys",
+            "redaction",
+            "batch",
+        ],
         "traces" => &[
             "memory_limiter",
             "transform/redact-keys",
@@ -484,10 +509,14 @@ fn signal_processors(signal: &str) -> &'static [&'static str] {
 /// The comment lines at the top of the file: the generated notice, then what the profile
 /// chose (sampling, metrics interval, destinations) and where certificates come from.
 fn header(profile: &Profile) -> Vec<String> {
-    let sampling = match profile.sampling.mode {
-        SamplingMode::AlwaysOn => "every trace kept".to_owned(),
-        SamplingMode::Tail => format!(
-            "tail sampling: errors {} %, slower than {} ms {} %, others {} %",
+    let sampling = match (profile.sampling.mode, profile.sampling.site) {
+        (SamplingMode::AlwaysOn, _) => "every trace kept".to_owned(),
+        (SamplingMode::Tail, site) => format!(
+            "tail sampling {}: errors {} %, slower than {} ms {} %, incidents 100 %, others {} %",
+            match site {
+                SamplingSite::Collector => "here",
+                SamplingSite::Sdk => "in the SDK (the collector keeps what it receives)",
+            },
             percent(profile.sampling.error_ratio),
             profile.sampling.slow_threshold_ms,
             percent(profile.sampling.slow_ratio),

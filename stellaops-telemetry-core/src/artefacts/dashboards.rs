@@ -247,6 +247,71 @@ fn sdk_health() -> Vec<Item> {
             items.push(item);
         }
     }
+    items.extend(tail_sampling(sdk));
+    items
+}
+
+/// The SDK's tail sampler (profiles that sample in the SDK): decisions, early decisions,
+/// spans kept and sampled out, and what it holds.
+fn tail_sampling(sdk: impl Fn(&str) -> Option<&'static MetricDescriptor>) -> Vec<Item> {
+    let mut items = Vec::new();
+    let rates: [(&str, &'static str, &'static str, &str); 3] = [
+        (
+            "_tail_sampling_decisions_total",
+            "Tail-sampling decisions",
+            "Traces the SDK's tail sampler decided, by policy and decision",
+            "policy, decision",
+        ),
+        (
+            "_tail_sampling_early_decisions_total",
+            "Traces decided early",
+            "Traces decided before their local root ended (decision wait, caps, flush), by reason",
+            "reason",
+        ),
+        (
+            "_tail_sampling_spans_total",
+            "Tail-sampled spans",
+            "Spans the SDK's tail sampler kept or sampled out",
+            "decision",
+        ),
+    ];
+    for (suffix, title, description, by) in rates {
+        if let Some(d) = sdk(suffix) {
+            let mut item = ts(title, description, "cps", one(rate(d, "", by), by));
+            if let Item::Panel(p) = &mut item {
+                p.width = 8;
+            }
+            items.push(item);
+        }
+    }
+    let held: Vec<(String, String)> = ["_tail_sampling_held_traces", "_tail_sampling_held_spans"]
+        .into_iter()
+        .filter_map(&sdk)
+        .map(|d| {
+            (
+                format!("sum ({})", name(d)),
+                d.name
+                    .trim_start_matches("stellaops_telemetry_tail_sampling_")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    if !held.is_empty() {
+        items.push(ts(
+            "Held by the tail sampler",
+            "Traces and spans awaiting their decision",
+            "short",
+            held,
+        ));
+    }
+    if let Some(d) = sdk("_tail_sampling_held_bytes") {
+        items.push(ts(
+            "Tail sampler memory",
+            "Estimated bytes of the spans the tail sampler holds",
+            "bytes",
+            vec![(format!("sum ({})", name(d)), String::new())],
+        ));
+    }
     items
 }
 

@@ -81,6 +81,9 @@ pub(crate) fn assemble(
     controls
         .incidents()
         .set_metrics(meters.metrics.clone(), settings.service_name.clone());
+    if let Some(read) = recorder.tail_sampling_reader() {
+        crate::export::register_tail_sampling(&meters.provider, read);
+    }
     let log_outputs = outputs(&settings, &stats, &extras)?;
     let dispatch = subscriber::dispatch(subscriber::Parts {
         settings: &settings,
@@ -217,6 +220,7 @@ fn spans(
         stats.spans.clone(),
         settings.redactor.clone(),
         scope.clone(),
+        crate::export::tail_sampler(&settings.profile.sampling, settings.tail_limits),
     )
     .map_err(|source| TelemetryError::Thread {
         what: "span processor",

@@ -86,7 +86,7 @@ pub const ENVIRONMENT: &[EnvVar] = &[
     },
     EnvVar {
         name: "OTEL_TRACES_SAMPLER",
-        default: "profile (keep every span; the collector samples by tail)",
+        default: "profile (record every span; tail sampling in the collector, or in the SDK where the profile says so)",
         effect: "head sampler: `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio`",
     },
     EnvVar {

@@ -205,6 +205,8 @@ pub struct TelemetryConfig {
     pub files: FilesConfig,
     /// Redaction settings (replace the profile's).
     pub redaction: Option<crate::redaction::RedactionSettings>,
+    /// Trace sampling (`[sampling]`): where tail sampling runs.
+    pub sampling: SamplingConfig,
     /// Egress settings.
     pub egress: EgressConfig,
     /// Length limits of kept values and count limits of span contents (`[limits]`): each
@@ -299,6 +301,23 @@ impl LimitsConfig {
         }
         self
     }
+}
+
+/// `[sampling]`: each field set replaces the profile's.
+///
+/// ```
+/// use stellaops_telemetry_core::{SamplingSite, TelemetryConfig};
+///
+/// let config = TelemetryConfig::from_toml_str("[sampling]\nsite = \"sdk\"\n")?;
+/// assert_eq!(config.sampling.site, Some(SamplingSite::Sdk));
+/// # Ok::<(), stellaops_telemetry_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct SamplingConfig {
+    /// Where tail sampling runs: `collector` or `sdk`.
+    pub site: Option<crate::profile::SamplingSite>,
 }
 
 /// Exporters per signal; `None` keeps the profile's choice, an empty list exports nothing.
@@ -621,6 +640,7 @@ impl TelemetryConfig {
         );
         take(&mut self.files.max_segments, other.files.max_segments);
         take(&mut self.redaction, other.redaction);
+        take(&mut self.sampling.site, other.sampling.site);
         take(&mut self.egress.allow, other.egress.allow);
         // A value `other` sets no longer comes from where the old one came from: forget the
         // old origin, so an error names the file field (or `other`'s own origin).

@@ -24,9 +24,9 @@
 //! time the 64 records before the oldest took to arrive, or one pass of the worker (its
 //! export delay plus the exports of that pass), whichever is less.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,7 @@ use parking_lot::Mutex;
 
 use super::record::{RecordPool, SpanRecord};
 use super::size;
+use super::tail::{TailSampler, TailSamplingSnapshot};
 use super::targets::{LogTarget, SpanTarget, run_bounded};
 use crate::redaction::Redactor;
 use crate::stats::{Backlog, SignalStats};
@@ -105,6 +106,10 @@ struct Entry {
     stamp: u64,
 }
 
+/// Work the worker does on each pass besides exporting (the tail sampler's decision-wait
+/// sweep), set once the processor exists.
+type Tick = Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>;
+
 enum Message<T> {
     Record(T, Entry),
     Flush(mpsc::Sender<()>),
@@ -147,6 +152,16 @@ impl<T: Send + 'static> Worker<T> {
         settings: BatchSettings,
         stats: Arc<SignalStats>,
     ) -> std::io::Result<Self> {
+        Self::start_with_tick(name, targets, settings, stats, Tick::default())
+    }
+
+    fn start_with_tick(
+        name: &'static str,
+        targets: impl Targets<T>,
+        settings: BatchSettings,
+        stats: Arc<SignalStats>,
+        tick: Tick,
+    ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel();
         let max_bytes = u64::try_from(settings.max_queue_bytes).unwrap_or(u64::MAX);
         let backlog = stats.backlog(max_bytes);
@@ -163,6 +178,7 @@ impl<T: Send + 'static> Worker<T> {
             taken: 0,
             floor: 0,
             last_stamp: 0,
+            tick,
         };
         let thread = std::thread::Builder::new()
             .name(format!("stellaops-telemetry-{name}"))
@@ -303,6 +319,7 @@ struct Run<T, X> {
     /// The latest time carried by a record taken so far: every record behind it in the
     /// channel was accepted after it.
     last_stamp: u64,
+    tick: Tick,
 }
 
 impl<T, X: Targets<T>> Run<T, X> {
@@ -363,6 +380,9 @@ impl<T, X: Targets<T>> Run<T, X> {
                         return;
                     }
                 }
+            }
+            if let Some(tick) = self.tick.get() {
+                tick();
             }
             let now = Instant::now();
             if now >= next_export {
@@ -525,22 +545,25 @@ impl Targets<SpanItem> for SpanTargets {
 pub(crate) struct BatchSpanProcessor {
     worker: Arc<Worker<SpanItem>>,
     pool: Arc<RecordPool>,
+    tail: Option<Arc<TailSampler<SpanItem>>>,
 }
 
 /// Hands finished spans to a pipeline's span worker directly (spans recorded without an SDK
 /// `Span`, such as the server layer's request span): the same queue, redaction, bounds and
-/// counts as every other span.
+/// counts as every other span, and the tail sampler in front of the queue where the SDK
+/// samples.
 #[derive(Debug, Clone)]
 pub(crate) struct SpanSink {
     worker: Arc<Worker<SpanItem>>,
     pool: Arc<RecordPool>,
+    tail: Option<Arc<TailSampler<SpanItem>>>,
 }
 
 impl SpanSink {
     pub(crate) fn submit(&self, span: SpanData) {
         if span.span_context.is_sampled() {
             let bytes = size::span_data(&span);
-            self.worker.submit(SpanItem::Data(span), bytes);
+            self.offer(SpanItem::Data(span), bytes);
         }
     }
 
@@ -553,12 +576,55 @@ impl SpanSink {
         if record.span_context.is_sampled() {
             // The queue slot (as large as an SDK span) plus the boxed record.
             let bytes = std::mem::size_of::<SpanItem>() + record.estimated_size();
-            self.worker.submit(SpanItem::Record(record), bytes);
+            self.offer(SpanItem::Record(record), bytes);
         }
+    }
+
+    /// Queues a span, or hands it to the tail sampler, which passes its trace on once decided.
+    fn offer(&self, item: SpanItem, bytes: usize) {
+        match &self.tail {
+            Some(tail) => tail.on_end(item, bytes, |item, bytes, keep| {
+                pass(&self.worker, &self.pool, item, bytes, keep);
+            }),
+            None => self.worker.submit(item, bytes),
+        }
+    }
+
+    /// Decides every trace the tail sampler holds (before a flush or shutdown).
+    pub(crate) fn release_held(&self) {
+        if let Some(tail) = &self.tail {
+            tail.release(|item, bytes, keep| pass(&self.worker, &self.pool, item, bytes, keep));
+        }
+    }
+
+    /// The tail sampler's counters, when the SDK samples.
+    pub(crate) fn tail_sampling(&self) -> Option<TailSamplingSnapshot> {
+        self.tail.as_ref().map(|tail| tail.snapshot())
+    }
+
+    /// A reader of the tail sampler's counters for the self-metrics, when the SDK samples.
+    pub(crate) fn tail_sampling_reader(
+        &self,
+    ) -> Option<Arc<dyn Fn() -> TailSamplingSnapshot + Send + Sync>> {
+        let tail = self.tail.clone()?;
+        Some(Arc::new(move || tail.snapshot()))
+    }
+}
+
+/// A decided span: queued when kept; a sampled-out record goes back to the pool emptied.
+fn pass(worker: &Worker<SpanItem>, pool: &RecordPool, item: SpanItem, bytes: usize, keep: bool) {
+    match (keep, item) {
+        (true, item) => worker.submit(item, bytes),
+        (false, SpanItem::Record(mut record)) => {
+            record.clear();
+            pool.give_back(record);
+        }
+        (false, SpanItem::Data(_)) => {}
     }
 }
 
 impl BatchSpanProcessor {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         mut targets: Vec<SpanTarget>,
         resource: &Resource,
@@ -567,6 +633,7 @@ impl BatchSpanProcessor {
         stats: Arc<SignalStats>,
         redactor: Redactor,
         scope: InstrumentationScope,
+        tail: Option<Arc<TailSampler<SpanItem>>>,
     ) -> std::io::Result<Self> {
         for target in &mut targets {
             target.set_resource(resource);
@@ -580,14 +647,32 @@ impl BatchSpanProcessor {
             runtime,
             redactor,
         };
-        let worker = Arc::new(Worker::start("spans", targets, settings, stats)?);
-        Ok(BatchSpanProcessor { worker, pool })
+        let tick = Tick::default();
+        let worker = Arc::new(Worker::start_with_tick(
+            "spans",
+            targets,
+            settings,
+            stats,
+            tick.clone(),
+        )?);
+        if let Some(tail) = &tail {
+            // Weak: the worker thread must not keep its own processor alive.
+            let (sampler, queue, records) =
+                (Arc::downgrade(tail), Arc::downgrade(&worker), pool.clone());
+            let _ = tick.set(Box::new(move || {
+                if let (Some(sampler), Some(queue)) = (sampler.upgrade(), queue.upgrade()) {
+                    sampler.sweep(|item, bytes, keep| pass(&queue, &records, item, bytes, keep));
+                }
+            }));
+        }
+        Ok(BatchSpanProcessor { worker, pool, tail })
     }
 
     pub(crate) fn sink(&self) -> SpanSink {
         SpanSink {
             worker: self.worker.clone(),
             pool: self.pool.clone(),
+            tail: self.tail.clone(),
         }
     }
 }
@@ -596,17 +681,17 @@ impl SpanProcessor for BatchSpanProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if span.span_context.is_sampled() {
-            let bytes = size::span_data(&span);
-            self.worker.submit(SpanItem::Data(span), bytes);
-        }
+        self.sink().submit(span);
     }
 
+    /// Decides every trace the tail sampler holds, then exports.
     fn force_flush(&self) -> OTelSdkResult {
+        self.sink().release_held();
         self.worker.flush(Duration::from_secs(30))
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.sink().release_held();
         self.worker.shutdown(timeout)
     }
 }

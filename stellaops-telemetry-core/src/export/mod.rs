@@ -17,6 +17,7 @@ mod file;
 mod otlp;
 pub(crate) mod record;
 mod size;
+mod tail;
 mod targets;
 
 pub use batch::DEFAULT_MAX_QUEUE_BYTES;
@@ -26,4 +27,9 @@ pub(crate) use otlp::{
     Egress, OtlpSettings, Signal, check_egress, log_exporter as otlp_log_exporter,
     metric_exporter as otlp_metric_exporter, span_exporter as otlp_span_exporter,
 };
+pub use tail::{
+    COLLECTOR_DEFAULT_HASH_SALT, ProbabilisticPolicy, TailSamplingLimits,
+    TailSamplingSnapshot, sampling_percentage,
+};
+pub(crate) use tail::{for_profile as tail_sampler, register as register_tail_sampling};
 pub(crate) use targets::{LogTarget, MetricKind, MetricTarget, SpanTarget};

@@ -307,6 +307,13 @@ impl SpanRecord {
                 .sum::<usize>()
     }
 
+    /// Empties the record without building its span (a span sampled out), ready for reuse.
+    pub(crate) fn clear(&mut self) {
+        self.attribute_count = 0;
+        self.text_len = 0;
+        self.overflow.clear();
+    }
+
     /// The `SpanData` this record describes; the record is left empty, ready for reuse.
     pub(crate) fn take_span_data(&mut self, scope: &InstrumentationScope) -> SpanData {
         let count = usize::from(std::mem::take(&mut self.attribute_count));

@@ -305,8 +305,26 @@ const fn sdk_gauge(name: &'static str, unit: &'static str, help: &'static str) -
     }
 }
 
+/// One of the SDK tail sampler's own metrics.
+const fn tail(
+    name: &'static str,
+    kind: MetricKind,
+    unit: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+) -> MetricDescriptor {
+    MetricDescriptor {
+        name,
+        kind,
+        unit,
+        help,
+        labels,
+        buckets: &[],
+    }
+}
+
 /// The SDK's own metrics, under one prefix, in the same exposition as the service's.
-pub const SDK: [MetricDescriptor; 11] = [
+pub const SDK: [MetricDescriptor; 17] = [
     sdk(
         "stellaops_telemetry_exported_total",
         "Records accepted by every exporter of the signal",
@@ -364,6 +382,48 @@ pub const SDK: [MetricDescriptor; 11] = [
         "stellaops_telemetry_queue_oldest_age_seconds",
         "s",
         "Age of the oldest record queued for export (0 when none is)",
+    ),
+    tail(
+        "stellaops_telemetry_tail_sampling_decisions_total",
+        MetricKind::Counter,
+        "{trace}",
+        "Traces the SDK's tail sampler decided, by policy and decision",
+        &["policy", "decision"],
+    ),
+    tail(
+        "stellaops_telemetry_tail_sampling_early_decisions_total",
+        MetricKind::Counter,
+        "{trace}",
+        "Traces decided before their local root ended, by reason",
+        &["reason"],
+    ),
+    tail(
+        "stellaops_telemetry_tail_sampling_spans_total",
+        MetricKind::Counter,
+        "{span}",
+        "Spans the SDK's tail sampler kept or sampled out",
+        &["decision"],
+    ),
+    tail(
+        "stellaops_telemetry_tail_sampling_held_traces",
+        MetricKind::Gauge,
+        "{trace}",
+        "Traces the tail sampler holds, awaiting their decision",
+        &[],
+    ),
+    tail(
+        "stellaops_telemetry_tail_sampling_held_spans",
+        MetricKind::Gauge,
+        "{span}",
+        "Spans the tail sampler holds, awaiting their trace's decision",
+        &[],
+    ),
+    tail(
+        "stellaops_telemetry_tail_sampling_held_bytes",
+        MetricKind::Gauge,
+        "By",
+        "Estimated bytes of the spans the tail sampler holds",
+        &[],
     ),
 ];
 

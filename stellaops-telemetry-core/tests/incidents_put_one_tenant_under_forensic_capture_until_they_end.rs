@@ -416,6 +416,13 @@ mod watched_file {
             a.incidents().is_active("acme"),
             "a broken file changes nothing"
         );
+        // A file truncated by an in-place edit is not "no incidents".
+        std::fs::write(&file, b"").unwrap();
+        assert!(a.incidents().reload_file().is_err());
+        assert!(
+            a.incidents().is_active("acme"),
+            "an empty file changes nothing"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
@@ -506,6 +513,16 @@ mod triggers_and_hooks {
             ]
         );
         assert_eq!(incidents.dropped_notifications(), 0);
+
+        // A hook added to the built pipeline hears of the changes from then on.
+        let (late_tx, late_rx) = mpsc::channel();
+        incidents.add_hook(Arc::new(Recorder(parking_lot::Mutex::new(late_tx))));
+        incidents.escalate("pager", "initech", "sev2").unwrap();
+        let late = late_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            (late.kind, late.incident.tenant.as_str()),
+            (IncidentEventKind::Started, "initech")
+        );
         assert!(matches!(
             incidents.circuit_breaker_opened("", "acme"),
             Err(IncidentError::InvalidField {

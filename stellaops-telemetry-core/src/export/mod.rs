@@ -28,8 +28,8 @@ pub(crate) use otlp::{
     metric_exporter as otlp_metric_exporter, span_exporter as otlp_span_exporter,
 };
 pub use tail::{
-    COLLECTOR_DEFAULT_HASH_SALT, ProbabilisticPolicy, TailSamplingLimits,
-    TailSamplingSnapshot, sampling_percentage,
+    COLLECTOR_DEFAULT_HASH_SALT, ProbabilisticPolicy, TailSamplingLimits, TailSamplingSnapshot,
+    sampling_percentage,
 };
 pub(crate) use tail::{for_profile as tail_sampler, register as register_tail_sampling};
 pub(crate) use targets::{LogTarget, MetricKind, MetricTarget, SpanTarget};

@@ -83,8 +83,13 @@ impl IncidentFile {
         if text.len() as u64 > MAX_FILE_BYTES {
             return Err(format(format!("larger than {MAX_FILE_BYTES} bytes")));
         }
+        // An empty file is a file being written in place (truncated, not yet filled): never
+        // read as "no incidents", which would stop every incident it listed. An empty list is
+        // `{"incidents": []}`; a file that does not exist lists none.
         if text.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Vec::new());
+            return Err(format(
+                "the file is empty (an empty list is {\"incidents\": []})".to_owned(),
+            ));
         }
         let document: Document =
             serde_json::from_slice(&text).map_err(|e| format(e.to_string()))?;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
+use tracing::dispatcher::WeakDispatch;
 
 use super::Incident;
 
@@ -88,7 +89,7 @@ pub trait IncidentHook: Send + Sync + fmt::Debug + 'static {
 
 /// The hooks, their queue and thread.
 pub(super) struct Hooks {
-    hooks: Arc<Vec<Arc<dyn IncidentHook>>>,
+    hooks: Arc<RwLock<Vec<Arc<dyn IncidentHook>>>>,
     sender: Mutex<Option<SyncSender<IncidentEvent>>>,
     dropped: AtomicU64,
 }
@@ -96,24 +97,31 @@ pub(super) struct Hooks {
 impl Hooks {
     pub(super) fn new(hooks: Vec<Arc<dyn IncidentHook>>) -> Hooks {
         Hooks {
-            hooks: Arc::new(hooks),
+            hooks: Arc::new(RwLock::new(hooks)),
             sender: Mutex::new(None),
             dropped: AtomicU64::new(0),
         }
     }
 
-    /// Queues `event` for the hooks (starting their thread on first use); never waits.
-    pub(super) fn notify(&self, event: IncidentEvent) {
-        if self.hooks.is_empty() {
+    /// Adds a hook, told of the changes from now on.
+    pub(super) fn add(&self, hook: Arc<dyn IncidentHook>) {
+        self.hooks.write().push(hook);
+    }
+
+    /// Queues `event` for the hooks (starting their thread on first use); never waits. The
+    /// hooks run inside `dispatch` (the pipeline's), so what they log goes where its lines go.
+    pub(super) fn notify(&self, event: IncidentEvent, dispatch: Option<&WeakDispatch>) {
+        if self.hooks.read().is_empty() {
             return;
         }
         let mut sender = self.sender.lock();
         if sender.is_none() {
             let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
             let hooks = self.hooks.clone();
+            let dispatch = dispatch.cloned();
             let spawned = std::thread::Builder::new()
                 .name("stellaops-incident-hooks".to_owned())
-                .spawn(move || deliver(&hooks, &rx));
+                .spawn(move || deliver(&hooks, &rx, dispatch.as_ref()));
             if spawned.is_err() {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -141,10 +149,23 @@ impl Hooks {
 }
 
 /// The hooks' thread: each event to each hook, a panicking hook caught so the others still run.
-fn deliver(hooks: &[Arc<dyn IncidentHook>], rx: &Receiver<IncidentEvent>) {
+fn deliver(
+    hooks: &RwLock<Vec<Arc<dyn IncidentHook>>>,
+    rx: &Receiver<IncidentEvent>,
+    dispatch: Option<&WeakDispatch>,
+) {
     while let Ok(event) = rx.recv() {
-        for hook in hooks {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook.notify(&event)));
+        // A copy of the list: a hook added meanwhile never waits behind a slow one.
+        let hooks: Vec<Arc<dyn IncidentHook>> = hooks.read().clone();
+        let run = || {
+            for hook in &hooks {
+                let _ =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook.notify(&event)));
+            }
+        };
+        match dispatch.and_then(WeakDispatch::upgrade) {
+            Some(d) => tracing::dispatcher::with_default(&d, run),
+            None => run(),
         }
     }
 }

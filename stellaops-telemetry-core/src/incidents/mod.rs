@@ -653,6 +653,14 @@ impl Incidents {
         IncidentEventKind::ALL.map(|k| (k, self.inner.counts.0[k as usize].load(Ordering::Relaxed)))
     }
 
+    /// Adds a notification hook, told of every change from now on (beside those given to
+    /// [`TelemetryBuilder::incident_hook`](crate::TelemetryBuilder::incident_hook)). A hook
+    /// that needs the built pipeline, a [`WebhookHook`](crate::WebhookHook) asking its
+    /// egress policy for one, is added here.
+    pub fn add_hook(&self, hook: Arc<dyn IncidentHook>) {
+        self.inner.hooks.add(hook);
+    }
+
     /// How many hook notifications were dropped because the hooks' queue was full.
     pub fn dropped_notifications(&self) -> u64 {
         self.inner.hooks.dropped()
@@ -823,11 +831,12 @@ impl Incidents {
                 kind.as_str()
             );
         });
-        self.inner.hooks.notify(IncidentEvent {
+        let event = IncidentEvent {
             kind,
             incident: incident.clone(),
             actor: actor.to_owned(),
-        });
+        };
+        self.inner.hooks.notify(event, self.inner.dispatch.get());
         // Counted last: a change that is counted has been audited.
         self.inner.counts.0[kind as usize].fetch_add(1, Ordering::Relaxed);
     }

@@ -35,25 +35,23 @@ const MAX_ANSWER_BYTES: u64 = 64 * 1024;
 /// The hook blocks while it delivers (at most the [timeout](WebhookHook::timeout), 5 s by
 /// default); the pipeline calls it on the hooks' own thread, so the caller of
 /// [`Incidents::start`](crate::Incidents::start) never waits for it. Give it the pipeline's
-/// policy ([`Telemetry::egress_policy`](crate::Telemetry::egress_policy), or the one handed
-/// to the builder) so a sealed service stays sealed. No proxy is used and no redirect
+/// policy ([`Telemetry::egress_policy`](crate::Telemetry::egress_policy)) so a sealed service
+/// stays sealed: add it once the pipeline is built, with
+/// [`Incidents::add_hook`](crate::Incidents::add_hook). No proxy is used and no redirect
 /// followed; host names are resolved by the system, loopback names as 127.0.0.1 and ::1.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use stellaops_telemetry_core::{Telemetry, WebhookHook, sealed_policy};
+/// use stellaops_telemetry_core::{Telemetry, WebhookHook};
 ///
+/// let telemetry = Telemetry::builder("scanner").exporters(&[]).sealed(true).build()?;
 /// let hook = Arc::new(
-///     WebhookHook::new("http://127.0.0.1:9000/incidents", Arc::from(sealed_policy(None)))?
+///     WebhookHook::new("http://127.0.0.1:9000/incidents", telemetry.egress_policy().clone())?
 ///         .timeout(Duration::from_secs(2)),
 /// );
-/// let telemetry = Telemetry::builder("scanner")
-///     .exporters(&[])
-///     .incident_hook(hook.clone())
-///     .build()?;
+/// telemetry.incidents().add_hook(hook.clone());
 /// assert_eq!((hook.delivered(), hook.failed(), hook.refused()), (0, 0, 0));
-/// # drop(telemetry);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct WebhookHook {

@@ -108,7 +108,12 @@ mod support {
             use rsa::traits::PublicKeyParts;
             (rsa_key.n().to_be_bytes(), rsa_key.e().to_be_bytes())
         };
-        let strip = |b: &[u8]| b.iter().skip_while(|&&x| x == 0).copied().collect::<Vec<u8>>();
+        let strip = |b: &[u8]| {
+            b.iter()
+                .skip_while(|&&x| x == 0)
+                .copied()
+                .collect::<Vec<u8>>()
+        };
         let jwks = json!({ "keys": [
             { "kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "alg": "EdDSA", "use": "sig",
               "x": b64(&ed_public) },
@@ -362,15 +367,17 @@ mod support {
             assert!(!line.contains("eyJ"), "a log line holds token text: {line}");
             for token in tokens {
                 for part in token.split('.').filter(|p| p.len() >= 8) {
-                    assert!(!line.contains(part), "a log line holds a token part: {line}");
+                    assert!(
+                        !line.contains(part),
+                        "a log line holds a token part: {line}"
+                    );
                 }
             }
         }
     }
 
     pub fn mode_body(tenant: &str, mode: &str) -> String {
-        json!({ "tenant": tenant, "mode": mode, "reason": "CVE triage", "ttl": "30m" })
-            .to_string()
+        json!({ "tenant": tenant, "mode": mode, "reason": "CVE triage", "ttl": "30m" }).to_string()
     }
 }
 
@@ -448,7 +455,11 @@ mod auth_matrix {
         };
         let mut tampered = token(&both, None);
         let middle = tampered.len() - 20;
-        let flipped = if &tampered[middle..=middle] == "A" { "B" } else { "A" };
+        let flipped = if &tampered[middle..=middle] == "A" {
+            "B"
+        } else {
+            "A"
+        };
         tampered.replace_range(middle..=middle, flipped);
         let mut cases = vec![
             Case {
@@ -470,7 +481,9 @@ mod auth_matrix {
             ),
             refused(
                 "wrong issuer",
-                Spec::new(&both).claim("iss", json!("https://evil.test")).mint(),
+                Spec::new(&both)
+                    .claim("iss", json!("https://evil.test"))
+                    .mint(),
             ),
             refused(
                 "wrong audience",
@@ -546,12 +559,22 @@ mod auth_matrix {
                         "Bearer realm=\"stellaops-telemetry\""
                     };
                     assert_eq!(challenge.unwrap(), expected, "{what}");
-                    assert!(answer.error().contains("bearer token"), "{what}: {answer:?}");
+                    assert!(
+                        answer.error().contains("bearer token"),
+                        "{what}: {answer:?}"
+                    );
                 }
                 if case.name == "missing scope" {
-                    assert_eq!(answer.error(), format!("missing scope {}", route.scope), "{what}");
+                    assert_eq!(
+                        answer.error(),
+                        format!("missing scope {}", route.scope),
+                        "{what}"
+                    );
                     let challenge = challenge.unwrap().to_str().unwrap();
-                    assert!(challenge.contains("insufficient_scope"), "{what}: {challenge}");
+                    assert!(
+                        challenge.contains("insufficient_scope"),
+                        "{what}: {challenge}"
+                    );
                 }
                 calls += 1;
                 let lines = audit_lines_at_least(&f.exporters, calls);
@@ -583,7 +606,14 @@ mod auth_matrix {
             assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
         }
         let bound = token(&admin, Some("acme"));
-        let status = call(&f.control, Method::GET, "/incidents/status", Some(&bound), "").await;
+        let status = call(
+            &f.control,
+            Method::GET,
+            "/incidents/status",
+            Some(&bound),
+            "",
+        )
+        .await;
         let tenants: Vec<&str> = status.body["incidents"]
             .as_array()
             .unwrap()
@@ -636,18 +666,34 @@ mod auth_matrix {
             .test_exporters(&exporters)
             .build()
             .unwrap();
-        let control = stellaops_telemetry_tower::control::ControlPlane::for_telemetry(&telemetry)
-            .build();
+        let control =
+            stellaops_telemetry_tower::control::ControlPlane::for_telemetry(&telemetry).build();
         let good = token(&format!("{READ} {ADMIN}"), None);
         for (i, route) in routes().into_iter().enumerate() {
             for token in [None, Some(good.as_str())] {
-                let answer = call(&control, route.method.clone(), route.path, token, &route.body).await;
-                assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", route.path);
+                let answer = call(
+                    &control,
+                    route.method.clone(),
+                    route.path,
+                    token,
+                    &route.body,
+                )
+                .await;
+                assert_eq!(
+                    answer.status,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "{}",
+                    route.path
+                );
                 assert_eq!(answer.error(), "no token verifier configured");
             }
             let lines = audit_lines_at_least(&exporters, 2 * (i + 1));
             assert_eq!(lines.len(), 2 * (i + 1));
-            assert!(lines.iter().all(|l| l["outcome"] == 503 && l["actor"] == "anonymous"));
+            assert!(
+                lines
+                    .iter()
+                    .all(|l| l["outcome"] == 503 && l["actor"] == "anonymous")
+            );
         }
         assert!(telemetry.incidents().status().is_empty());
         assert_no_token_text(&exporters, &[good]);
@@ -665,7 +711,10 @@ mod auth_matrix {
         assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(answer.headers[header::ALLOW], "GET");
         let lines = audit_lines_at_least(&f.exporters, 3);
-        let outcomes: Vec<_> = lines.iter().map(|l| l["outcome"].as_u64().unwrap()).collect();
+        let outcomes: Vec<_> = lines
+            .iter()
+            .map(|l| l["outcome"].as_u64().unwrap())
+            .collect();
         assert_eq!(outcomes, [404, 405, 405]);
         assert_eq!(lines[0]["route"], "/*");
     }
@@ -700,7 +749,11 @@ mod auth_matrix {
             .body(String::new())
             .unwrap();
         let answer = call_with(f.control.clone(), request).await;
-        assert_eq!(answer.status, StatusCode::OK, "the scheme is case-insensitive");
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "the scheme is case-insensitive"
+        );
         assert_no_token_text(&f.exporters, &[good]);
     }
 }
@@ -713,7 +766,14 @@ mod bad_input {
 
     async fn post(f: &Fixture, body: &str) -> Answer {
         let admin = token(ADMIN, None);
-        call(&f.control, Method::POST, "/incidents/mode", Some(&admin), body).await
+        call(
+            &f.control,
+            Method::POST,
+            "/incidents/mode",
+            Some(&admin),
+            body,
+        )
+        .await
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -724,24 +784,89 @@ mod bad_input {
             ("".into(), None, "the body is empty"),
             ("[]".into(), None, "malformed body"),
             ("\"forensic\"".into(), None, "malformed body"),
-            (json!({"mode": "forensic", "reason": "x"}).to_string(), Some("tenant"), "missing tenant"),
-            (json!({"tenant": 7, "mode": "forensic"}).to_string(), Some("tenant"), "tenant must be a string"),
-            (json!({"tenant": "acme"}).to_string(), Some("mode"), "missing mode"),
-            (json!({"tenant": "acme", "mode": "panic"}).to_string(), Some("mode"), "unknown mode `panic`"),
-            (json!({"tenant": "acme", "mode": "forensic"}).to_string(), Some("reason"), "missing reason"),
-            (json!({"tenant": "acme", "mode": "forensic", "reason": "x", "ttl": "25h"}).to_string(), Some("ttl"), "invalid ttl `25h`"),
-            (json!({"tenant": "acme", "mode": "forensic", "reason": "x", "ttl": "0s"}).to_string(), Some("ttl"), "invalid ttl"),
-            (json!({"tenant": "acme", "mode": "forensic", "reason": "x", "ttl": "soon"}).to_string(), Some("ttl"), "invalid ttl"),
-            (json!({"tenant": "acme", "mode": "forensic", "reason": "x", "ttl": 30}).to_string(), Some("ttl"), "ttl must be a string"),
-            (json!({"tenant": "acme corp", "mode": "forensic", "reason": "x"}).to_string(), Some("tenant"), "invalid tenant `acme corp`: a tenant id is made of"),
-            (json!({"tenant": "", "mode": "default"}).to_string(), Some("tenant"), "invalid tenant ``: it is empty"),
-            (json!({"tenant": "a".repeat(200), "mode": "default"}).to_string(), Some("tenant"), "at most 128 bytes"),
-            (json!({"tenant": "acme", "mode": "forensic", "reason": "r".repeat(600)}).to_string(), Some("reason"), "invalid reason"),
-            (json!({"tenant": "acme", "mode": "forensic", "reason": "x", "admin": true}).to_string(), Some("admin"), "unknown field `admin`"),
+            (
+                json!({"mode": "forensic", "reason": "x"}).to_string(),
+                Some("tenant"),
+                "missing tenant",
+            ),
+            (
+                json!({"tenant": 7, "mode": "forensic"}).to_string(),
+                Some("tenant"),
+                "tenant must be a string",
+            ),
+            (
+                json!({"tenant": "acme"}).to_string(),
+                Some("mode"),
+                "missing mode",
+            ),
+            (
+                json!({"tenant": "acme", "mode": "panic"}).to_string(),
+                Some("mode"),
+                "unknown mode `panic`",
+            ),
+            (
+                json!({"tenant": "acme", "mode": "forensic"}).to_string(),
+                Some("reason"),
+                "missing reason",
+            ),
+            (
+                json!({"tenant": "acme", "mode": "forensic", "reason": "x", "ttl": "25h"})
+                    .to_string(),
+                Some("ttl"),
+                "invalid ttl `25h`",
+            ),
+            (
+                json!({"tenant": "acme", "mode": "forensic", "reason": "x", "ttl": "0s"})
+                    .to_string(),
+                Some("ttl"),
+                "invalid ttl",
+            ),
+            (
+                json!({"tenant": "acme", "mode": "forensic", "reason": "x", "ttl": "soon"})
+                    .to_string(),
+                Some("ttl"),
+                "invalid ttl",
+            ),
+            (
+                json!({"tenant": "acme", "mode": "forensic", "reason": "x", "ttl": 30}).to_string(),
+                Some("ttl"),
+                "ttl must be a string",
+            ),
+            (
+                json!({"tenant": "acme corp", "mode": "forensic", "reason": "x"}).to_string(),
+                Some("tenant"),
+                "invalid tenant `acme corp`: a tenant id is made of",
+            ),
+            (
+                json!({"tenant": "", "mode": "default"}).to_string(),
+                Some("tenant"),
+                "invalid tenant ``: it is empty",
+            ),
+            (
+                json!({"tenant": "a".repeat(200), "mode": "default"}).to_string(),
+                Some("tenant"),
+                "at most 128 bytes",
+            ),
+            (
+                json!({"tenant": "acme", "mode": "forensic", "reason": "r".repeat(600)})
+                    .to_string(),
+                Some("reason"),
+                "invalid reason",
+            ),
+            (
+                json!({"tenant": "acme", "mode": "forensic", "reason": "x", "admin": true})
+                    .to_string(),
+                Some("admin"),
+                "unknown field `admin`",
+            ),
         ];
         for (body, field, error) in cases {
             let answer = post(&f, &body).await;
-            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body:.80}: {answer:?}");
+            assert_eq!(
+                answer.status,
+                StatusCode::BAD_REQUEST,
+                "{body:.80}: {answer:?}"
+            );
             assert_eq!(answer.field(), field, "{body:.80}: {answer:?}");
             assert!(answer.error().contains(error), "{body:.80}: {answer:?}");
         }
@@ -756,7 +881,10 @@ mod bad_input {
         let answer = post(&f, &body).await;
         assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{answer:?}");
         let request = http::Request::post("/incidents/mode")
-            .header(header::AUTHORIZATION, format!("Bearer {}", token(ADMIN, None)))
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", token(ADMIN, None)),
+            )
             .header(header::CONTENT_LENGTH, "1000000")
             .body(String::new())
             .unwrap();
@@ -778,7 +906,11 @@ mod bad_input {
             assert!(answer.error().starts_with("unknown profile"), "{answer:?}");
             assert!(answer.error().len() < 200, "{answer:?}");
         }
-        let answer = post(&f, &json!({"tenant": "acme", "mode": "default"}).to_string()).await;
+        let answer = post(
+            &f,
+            &json!({"tenant": "acme", "mode": "default"}).to_string(),
+        )
+        .await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND);
         assert_eq!(answer.field(), Some("tenant"));
         assert_eq!(answer.error(), "no incident is active for tenant `acme`");
@@ -788,7 +920,14 @@ mod bad_input {
     async fn profiles_and_one_profile_with_its_collector_configuration() {
         let f = fixture();
         let read = token(READ, None);
-        let all = call(&f.control, Method::GET, "/telemetry/config/profiles", Some(&read), "").await;
+        let all = call(
+            &f.control,
+            Method::GET,
+            "/telemetry/config/profiles",
+            Some(&read),
+            "",
+        )
+        .await;
         assert_eq!(all.status, StatusCode::OK);
         let names: Vec<&str> = all.body["profiles"]
             .as_array()
@@ -797,7 +936,14 @@ mod bad_input {
             .map(|p| p["name"].as_str().unwrap())
             .collect();
         assert_eq!(names, ["default", "forensic", "airgap"]);
-        let one = call(&f.control, Method::GET, "/config/profile/AirGap/", Some(&read), "").await;
+        let one = call(
+            &f.control,
+            Method::GET,
+            "/config/profile/AirGap/",
+            Some(&read),
+            "",
+        )
+        .await;
         assert_eq!(one.status, StatusCode::OK, "{one:?}");
         assert_eq!(one.body["profile"]["name"], "airgap");
         let yaml = one.body["collector"].as_str().unwrap();
@@ -847,7 +993,14 @@ mod lifecycle {
         assert!(f.telemetry.incidents().is_active("acme"));
         assert!(!f.telemetry.incidents().is_active("globex"));
 
-        let status = call(&f.control, Method::GET, "/incidents/status", Some(&admin), "").await;
+        let status = call(
+            &f.control,
+            Method::GET,
+            "/incidents/status",
+            Some(&admin),
+            "",
+        )
+        .await;
         assert_eq!(status.body["incidents"], json!([started.body["incident"]]));
 
         // Without ttl: the default 60 minutes; the incident is extended, same id.
@@ -875,13 +1028,25 @@ mod lifecycle {
         assert_eq!(stopped.status, StatusCode::OK, "{stopped:?}");
         assert_eq!(stopped.body["stopped"]["id"], incident.id.as_str());
         assert!(!f.telemetry.incidents().is_active("acme"));
-        let status = call(&f.control, Method::GET, "/incidents/status", Some(&admin), "").await;
+        let status = call(
+            &f.control,
+            Method::GET,
+            "/incidents/status",
+            Some(&admin),
+            "",
+        )
+        .await;
         assert_eq!(status.body["incidents"], json!([]));
 
         let lines = audit_lines_at_least(&f.exporters, 5);
         let summary: Vec<(String, u64)> = lines
             .iter()
-            .map(|l| (l["route"].as_str().unwrap().to_owned(), l["outcome"].as_u64().unwrap()))
+            .map(|l| {
+                (
+                    l["route"].as_str().unwrap().to_owned(),
+                    l["outcome"].as_u64().unwrap(),
+                )
+            })
             .collect();
         assert_eq!(summary.len(), 5, "{summary:?}");
         assert!(lines.iter().all(|l| l["actor"] == "alice@ops"));
@@ -895,7 +1060,10 @@ mod lifecycle {
             .into_iter()
             .filter(|l| l["control"] == "incident")
             .collect();
-        assert!(core_lines.iter().all(|l| l["actor"] == "alice@ops"), "{core_lines:?}");
+        assert!(
+            core_lines.iter().all(|l| l["actor"] == "alice@ops"),
+            "{core_lines:?}"
+        );
         assert_no_token_text(&f.exporters, &[admin]);
     }
 
@@ -954,7 +1122,12 @@ mod metrics_guard {
         let unconfigured = RequireScope::maybe(None::<JwtVerifier>, "obs:read")
             .layer(f.telemetry.metrics_service());
         let response = unconfigured
-            .oneshot(request(Method::GET, "/metrics", Some(&token("obs:read", None)), ""))
+            .oneshot(request(
+                Method::GET,
+                "/metrics",
+                Some(&token("obs:read", None)),
+                "",
+            ))
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -986,7 +1159,11 @@ mod configuration {
     #[test]
     fn the_environment_configures_the_verifier_or_names_what_is_wrong() {
         assert!(JwtVerifier::from_vars(vars(&[])).unwrap().is_none());
-        assert!(JwtVerifier::from_vars(vars(&[(ENV_JWKS, "")])).unwrap().is_none());
+        assert!(
+            JwtVerifier::from_vars(vars(&[(ENV_JWKS, "")]))
+                .unwrap()
+                .is_none()
+        );
         let (_dir, path) = verifier_file();
         let path = path.to_str().unwrap();
         let ok = JwtVerifier::from_vars(vars(&[
@@ -998,10 +1175,16 @@ mod configuration {
         .unwrap();
         assert_eq!(ok.key_count(), 3);
 
-        let missing = JwtVerifier::from_vars(vars(&[(ENV_JWKS, path), (ENV_ISSUER, ISSUER)]))
-            .unwrap_err();
-        assert!(matches!(missing, AuthConfigError::MissingVariable { variable } if variable == ENV_AUDIENCE));
-        assert!(missing.to_string().contains("STELLAOPS_TELEMETRY_AUTH_AUDIENCE"));
+        let missing =
+            JwtVerifier::from_vars(vars(&[(ENV_JWKS, path), (ENV_ISSUER, ISSUER)])).unwrap_err();
+        assert!(
+            matches!(missing, AuthConfigError::MissingVariable { variable } if variable == ENV_AUDIENCE)
+        );
+        assert!(
+            missing
+                .to_string()
+                .contains("STELLAOPS_TELEMETRY_AUTH_AUDIENCE")
+        );
 
         let absent = JwtVerifier::from_vars(vars(&[
             (ENV_JWKS, "/nonexistent/jwks.json"),
@@ -1010,7 +1193,10 @@ mod configuration {
         ]))
         .unwrap_err();
         assert!(matches!(absent, AuthConfigError::Read { .. }), "{absent}");
-        assert!(absent.to_string().contains("/nonexistent/jwks.json"), "{absent}");
+        assert!(
+            absent.to_string().contains("/nonexistent/jwks.json"),
+            "{absent}"
+        );
     }
 
     #[test]
@@ -1019,7 +1205,10 @@ mod configuration {
         let cases = [
             ("not json", "not a JSON Web Key Set"),
             (r#"{"keys":[]}"#, "no usable key"),
-            (r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#, "no usable key"),
+            (
+                r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#,
+                "no usable key",
+            ),
             (
                 r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"a","x":"AAAA"}]}"#,
                 "an Ed25519 key is 32 bytes",
@@ -1056,7 +1245,9 @@ mod hostile_input {
     use super::support::*;
 
     fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
     }
 
     /// One pipeline for every case (nothing the cases do changes it).

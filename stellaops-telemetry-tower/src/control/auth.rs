@@ -444,7 +444,9 @@ impl<F, B> fmt::Debug for GuardFuture<F, B> {
             GuardState::Inner { .. } => "inner",
             GuardState::Refused { .. } => "refused",
         };
-        f.debug_struct("GuardFuture").field("state", &state).finish()
+        f.debug_struct("GuardFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 

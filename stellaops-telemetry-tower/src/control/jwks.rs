@@ -298,7 +298,9 @@ impl JwtVerifier {
         }
         let (issuer, audience) = (issuer.into(), audience.into());
         if issuer.is_empty() || audience.is_empty() {
-            return Err(refused("the issuer and the audience must not be empty".into()));
+            return Err(refused(
+                "the issuer and the audience must not be empty".into(),
+            ));
         }
         let set: JwkSet = serde_json::from_str(json).map_err(|e| {
             refused(format!(
@@ -399,8 +401,8 @@ impl TokenVerifier for JwtVerifier {
         if token.len() > super::auth::MAX_TOKEN_BYTES {
             return Err(AuthError::invalid("token too long"));
         }
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| AuthError::invalid("malformed token"))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::invalid("malformed token"))?;
         if !matches!(
             header.alg,
             Algorithm::EdDSA | Algorithm::ES256 | Algorithm::RS256
@@ -430,9 +432,7 @@ fn usable_algorithm(jwk: &Jwk) -> Option<Algorithm> {
         AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
             Algorithm::EdDSA
         }
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
-            Algorithm::ES256
-        }
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
         AlgorithmParameters::RSA(_) => Algorithm::RS256,
         _ => return None,
     };

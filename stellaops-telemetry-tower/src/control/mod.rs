@@ -327,7 +327,9 @@ impl Inner {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let Some(endpoint) = endpoint else {
-            return Err(Refusal::new(StatusCode::NOT_FOUND, "no such control route").into_response());
+            return Err(
+                Refusal::new(StatusCode::NOT_FOUND, "no such control route").into_response()
+            );
         };
         if parts.method != endpoint.method() {
             let mut response = Refusal::new(
@@ -395,10 +397,11 @@ impl Inner {
         let request = routes::parse_mode(&bytes)?;
         call.tenant = Some(routes::shown(&request.tenant));
         if !claims.may_act_on(&request.tenant) {
-            return Err(
-                Refusal::new(StatusCode::FORBIDDEN, "the token is bound to another tenant")
-                    .field("tenant"),
-            );
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "the token is bound to another tenant",
+            )
+            .field("tenant"));
         }
         routes::apply_mode(&self.telemetry, &claims.subject, request)
     }

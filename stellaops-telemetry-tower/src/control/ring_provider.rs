@@ -105,9 +105,12 @@ impl Verifier<Vec<u8>> for RingVerifier {
     fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> std::result::Result<(), signature::Error> {
         let verified = match &self.check {
             Check::Hmac(key) => hmac::verify(key, msg, signature),
-            Check::Public(alg, key) => sig::UnparsedPublicKey::new(*alg, key).verify(msg, signature),
-            Check::RsaComponents(params, n, e) => sig::RsaPublicKeyComponents { n, e }
-                .verify(params, msg, signature),
+            Check::Public(alg, key) => {
+                sig::UnparsedPublicKey::new(*alg, key).verify(msg, signature)
+            }
+            Check::RsaComponents(params, n, e) => {
+                sig::RsaPublicKeyComponents { n, e }.verify(params, msg, signature)
+            }
         };
         verified.map_err(|_| signature::Error::new())
     }

@@ -226,7 +226,10 @@ pub(super) fn parse_mode(body: &[u8]) -> Result<ModeRequest, Refusal> {
         other => {
             return Err(Refusal::bad_request(
                 "mode",
-                format!("unknown mode `{}` (expected forensic or default)", shown(other)),
+                format!(
+                    "unknown mode `{}` (expected forensic or default)",
+                    shown(other)
+                ),
             ));
         }
     };

@@ -64,7 +64,7 @@
 //! # Audit
 //!
 //! Every call, allowed or refused, writes one line through the pipeline at target
-//! [`AUDIT_TARGET`](stellaops_telemetry_core::AUDIT_TARGET): `control` (`control_plane`),
+//! [`AUDIT_TARGET`]: `control` (`control_plane`),
 //! `actor` (the token's subject, or `anonymous`), `route`, `method`, `outcome` (the status
 //! code) and `target_tenant` (the tenant acted on, when there is one; it is also the line's
 //! `tenant` unless the request's span names one). Nothing of the token is ever written.

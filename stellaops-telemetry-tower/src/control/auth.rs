@@ -287,7 +287,8 @@ pub(crate) fn scope_refusal<B: From<String>>(scope: &str) -> Response<B> {
 /// 503 when built without a verifier. Refusals are JSON (`{"error":…}`).
 ///
 /// Guarded services answer `Response<B>` for any body `B: From<String>` (`String`,
-/// axum's `Body`, `Full<Bytes>`…); the refusal is written into the same body type.
+/// axum's `Body`, `Full<Bytes>`…); the refusal is written into the same body type. The guard
+/// writes no audit line: a scraper calling every few seconds would drown the audit log.
 ///
 /// # Example
 ///

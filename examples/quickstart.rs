@@ -6,7 +6,11 @@
 //! cargo run --example quickstart -- --scrape-out metrics.txt  # also save GET /metrics after the burst
 //! curl -X PUT localhost:8080/admin/log-level/debug               # run-time controls (with --serve)
 //! curl -X PUT localhost:8080/admin/tenants/acme/sampling/always
+//! curl -H "Authorization: Bearer $TOKEN" localhost:8080/telemetry/incidents/status
 //! ```
+//!
+//! The control plane is mounted under `/telemetry`, guarded by the JWKS, issuer and audience
+//! in `STELLAOPS_TELEMETRY_AUTH_*`; without them it refuses every call (503).
 //!
 //! No collector is needed: JSON log lines go to stdout and every signal is written as OTLP
 //! JSON Lines under `STELLAOPS_TELEMETRY_DIR` (default `./telemetry-data`). Every standard
@@ -33,6 +37,7 @@ use stellaops_telemetry_core::{
     ErrorKind, ExporterKind, Telemetry, TenantOverride, TenantSampling, instrument, tracing,
 };
 use stellaops_telemetry_tower::client::ClientTelemetryLayer;
+use stellaops_telemetry_tower::control::{ControlPlane, JwtVerifier};
 use stellaops_telemetry_tower::server::{ServerTelemetryLayer, Tenant};
 use stellaops_telemetry_tower::services::Health;
 use tower::{Service as _, ServiceBuilder, ServiceExt as _};
@@ -275,6 +280,21 @@ fn router(app: App) -> Result<Router, Error> {
             tokio::net::TcpStream::connect(own_addr).await.map(drop)
         })
         .build();
+    // The control plane (profiles, incident mode): guarded by the JWKS of the environment,
+    // else refusing every call.
+    let mut control = ControlPlane::for_telemetry(&app.telemetry);
+    match JwtVerifier::from_env()? {
+        Some(verifier) => {
+            tracing::info!(
+                keys = verifier.key_count(),
+                "control plane under /telemetry"
+            );
+            control = control.verifier(verifier);
+        }
+        None => tracing::info!(
+            "control plane under /telemetry refuses every call: STELLAOPS_TELEMETRY_AUTH_JWKS is not set"
+        ),
+    }
     Ok(Router::new()
         .route("/scans/{id}", get(scan))
         .route("/scans/{id}/verdict", get(verdict))
@@ -286,6 +306,7 @@ fn router(app: App) -> Result<Router, Error> {
         )
         .route_service("/metrics", app.telemetry.metrics_service())
         .nest_service("/health", health)
+        .nest_service("/telemetry", control.build())
         .layer(layer)
         .with_state(app))
 }
@@ -356,6 +377,14 @@ usage:
 While it serves, run-time controls (no restart):
   curl -X PUT ADDR/admin/log-level/debug                   the service's log level
   curl -X PUT ADDR/admin/tenants/acme/sampling/always      keep every trace of tenant acme
+
+The control plane under /telemetry (profiles, incident mode) needs a bearer token checked
+against STELLAOPS_TELEMETRY_AUTH_JWKS (a JWKS file), STELLAOPS_TELEMETRY_AUTH_ISSUER and
+STELLAOPS_TELEMETRY_AUTH_AUDIENCE; without them every control call is refused (503):
+  curl -H \"Authorization: Bearer $TOKEN\" ADDR/telemetry/incidents/status
+  curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\
+       -d '{\"tenant\":\"acme\",\"mode\":\"forensic\",\"reason\":\"triage\",\"ttl\":\"30m\"}' \\
+       ADDR/telemetry/incidents/mode
 
 Signals go to OTLP JSON Lines files under STELLAOPS_TELEMETRY_DIR (default ./telemetry-data);
 every OTEL_* and STELLAOPS_TELEMETRY_* variable of the README applies.";

@@ -375,25 +375,98 @@ fn profiles_that_leave_sampling_to_the_collector_keep_every_span() {
     telemetry.shutdown();
 }
 
-/// The collector's `probabilistic` policy: thresholds and decisions computed independently
-/// (exact rational arithmetic and FNV-1a), and the effective shares of the collector's own
-/// test table (processor/tailsamplingprocessor/internal/sampling/probabilistic_test.go).
+/// The collector's `probabilistic` policy, against vectors the collector's own code produced.
+///
+/// Every threshold, hash, decision and effective share in the tables below was printed by running the
+/// functions of opentelemetry-collector-contrib's
+/// `processor/tailsamplingprocessor/internal/sampling/probabilistic.go` (`calculateThreshold`,
+/// `hashTraceID`, the comparison in `Evaluate`, the default hash salt) copied verbatim into a
+/// Go program, over the trace ids of `genRandomTraceIDs` in its `probabilistic_test.go`
+/// (`math/rand` seeded with 1), with that test's cases plus the profile's default 10 %.
 mod collector_probabilistic_policy {
     use super::*;
 
+    /// The collector test's cases, then the profile's default share: percentage, hash salt
+    /// (empty: the default one), the collector's threshold, how many of the test's 100,000
+    /// ids it samples and the effective share the test computes from that (in `f32`).
+    const CASES: [(f64, &str, u64, u32, f32); 8] = [
+        (100.0, "", u64::MAX, 100_000, 100.0),
+        (0.0, "", 0, 0, 0.0),
+        (25.0, "", 4_611_686_018_427_387_903, 24_958, 24.958),
+        (33.0, "", 6_087_425_544_324_152_319, 33_027, 33.027),
+        (
+            33.0,
+            "test-salt",
+            6_087_425_544_324_152_319,
+            33_178,
+            33.177998,
+        ),
+        (-50.0, "", 0, 0, 0.0),
+        (150.0, "", u64::MAX, 100_000, 100.0),
+        (10.0, "", 1_844_674_407_370_955_263, 10_121, 10.121),
+    ];
+
+    /// Trace id, the collector's hash of it with the default salt and with `test-salt`, and
+    /// its decision under each of [`CASES`] in order (`1`: sampled). The first 20 ids of
+    /// `genRandomTraceIDs`, then fixed ids: all ones, counting bytes, common example ids and the
+    /// all-zero id.
+    #[rustfmt::skip] // One vector a line.
+    const VECTORS: [(&str, u64, u64, &str); 30] = [
+        ("4d65822107fcfd5278629a0f5f3f164f", 0xd91cd26ae4f711f2, 0x9ce2b4ebc2f52dc7, "10000010"),
+        ("d5104dc76695721db80704bb7b4d7c03", 0x41eb16e3da820851, 0x365bbf481acba560, "10011010"),
+        ("365a858149c6e2d157e9d1860d1d68d8", 0x68ffa1dcccca5958, 0x17a463e52d1ea7f1, "10001010"),
+        ("8866cb397916001e9408d2ac22c4d294", 0x2d3876602e6d4878, 0x76b561758e9b60a5, "10110010"),
+        ("0c697f48392907a0a68447a4189deb99", 0x7834c3584e6c7bd2, 0x114d0ab17b1f819f, "10001010"),
+        ("41f27cc6f3875d0468255aaf95e94627", 0x6f5dd5e849c531c6, 0xc9a2f9361a7e1753, "10000010"),
+        ("9b6cffa2ba51793630b95ff183c471d4", 0x913135d171217858, 0x2fd337cc8cc5ef99, "10001010"),
+        ("a8b621587cb3ad0b3c04951aa42655d9", 0xe4a531ebb875a340, 0xaa141241f3e38f45, "10000010"),
+        ("a43a768b7c4e0b68a5845c95d4491d1b", 0x82f6af91d3c6c9b8, 0x771c9ebf75460dad, "10000010"),
+        ("56ec3f25256321869bf98be2a9d78d73", 0x2a0dae7ca23d1c5d, 0x010431f003351e08, "10111010"),
+        ("1a02070f169c11212e3108dabb158644", 0x12ef4e9d7236f092, 0xcd20a879c71c797b, "10110011"),
+        ("c90bd268b68e6a3f6e661e92759805f5", 0xe3c6a7cfe2c815b3, 0xeb000e5bf5641516, "10000010"),
+        ("a584c47f2cdf5b8a2606cd2b57d29245", 0x0933bd0169f23e69, 0x81d861790c47523c, "10110011"),
+        ("6054502fc5d6d2681a714cf86b83d0e2", 0xc240e3454bbbb370, 0x625b38f7f162cd91, "10000010"),
+        ("eec34c367674cb74d92e17f7b068d9db", 0xb9bdbecc10dd33e4, 0x696bb7e5009ee699, "10000010"),
+        ("430c8b35bb9457d8039f6f78a15d523b", 0x02f93624b7434ad6, 0x84580a057f3ceda3, "10110011"),
+        ("944419db794209ff4dba7b0f9da1d7eb", 0xe17068faea9871cf, 0x29d24facb422d41e, "10001010"),
+        ("fcd4b7a55a25e0cb8a2b894cf840ec4b", 0x160c9aa45a3db53e, 0xab9bb0249313411b, "10110011"),
+        ("4c22b02936d4ff9b879143f7f4a5ee3b", 0x5e51a7c5cdd1bb7e, 0x70371b3c5490b88b, "10000010"),
+        ("589442fd5ad145f426984b92f6740304", 0x56de40a19aa935d2, 0xf1f646544816ac6b, "10000010"),
+        ("ffffffffffffffffffffffffffffffff", 0x17bec3739634fe2d, 0x49f70bce284974b0, "10111011"),
+        ("0102030405060708090a0b0c0d0e0f10", 0xdbcf64d5420f4cad, 0x08ee52deda923930, "10001010"),
+        ("4bf92f3577b34da6a3ce929d0e0e4736", 0xa54533ba2e4970b5, 0xabb7bd9f983cd93c, "10000010"),
+        ("0af7651916cd43dd8448eb211c80319c", 0x33bf83d45f51634c, 0xdf9caa2a9f0d52f1, "10110010"),
+        ("073353003c4c4dd36a6635d1f9769faf", 0xe52a2666fe9c8913, 0x2042038ca0bf3e22, "10001010"),
+        ("3fd65c5fc586b9d26db20b8dc425eaed", 0x0af887e08f35873c, 0xfb38323149eb43c5, "10110011"),
+        ("09166f6b113d178d6c0fd3901ff239a1", 0x0fac8bc697054207, 0x43bab0315f753bce, "10111011"),
+        ("745c4c3fcb2eb2c73e14934c867ee057", 0x0e54358aa1ffe3b6, 0x679082f3e7a9cdab, "10110011"),
+        ("0af6ab13c38e92cae0d15057b159987f", 0x11895cf830d93d77, 0x0cb70c294a1d7c06, "10111011"),
+        ("00000000000000000000000000000000", 0xe19536eed1bbac3d, 0x8149711e69875cc0, "10000010"),
+    ];
+
+    /// Further thresholds of `calculateThreshold(percentage / 100)`.
+    const THRESHOLDS: [(f64, u64); 5] = [
+        (0.1, 18_446_744_073_709_551),
+        (1.0, 184_467_440_737_095_519),
+        (33.333, 6_148_853_202_089_604_095),
+        (50.0, 9_223_372_036_854_775_807),
+        (99.9, 18_428_297_329_635_844_095),
+    ];
+
+    fn policy(percentage: f64, salt: &str) -> ProbabilisticPolicy {
+        ProbabilisticPolicy::with_salt(percentage, salt)
+    }
+
     #[test]
-    fn thresholds_agree_with_exact_arithmetic() {
-        for (percentage, threshold) in [
-            (0.0, 0),
-            (1.0, 184_467_440_737_095_519),
-            (10.0, 1_844_674_407_370_955_263),
-            (25.0, 4_611_686_018_427_387_903),
-            (33.0, 6_087_425_544_324_152_319),
-            (50.0, 9_223_372_036_854_775_807),
-            (100.0, u64::MAX),
-            (150.0, u64::MAX),
-            (-50.0, 0),
-        ] {
+    fn thresholds_are_the_collectors() {
+        for (percentage, salt, threshold, _, _) in CASES {
+            assert_eq!(
+                policy(percentage, salt).threshold(),
+                threshold,
+                "{percentage} %"
+            );
+        }
+        for (percentage, threshold) in THRESHOLDS {
             let policy = ProbabilisticPolicy::from_percentage(percentage);
             assert_eq!(policy.threshold(), threshold, "{percentage} %");
         }
@@ -405,98 +478,63 @@ mod collector_probabilistic_policy {
     }
 
     #[test]
-    fn golden_trace_ids_hash_and_decide_as_the_collector_does() {
-        let ten = ProbabilisticPolicy::from_percentage(10.0);
-        let salted = ProbabilisticPolicy::with_salt(33.0, "test-salt");
-        for (hex, hash, kept_at_10, kept_at_33_salted) in [
-            (
-                "ffffffffffffffffffffffffffffffff",
-                Some(0x17be_c373_9634_fe2d),
-                Some(true),
-                Some(true),
-            ),
-            (
-                "0102030405060708090a0b0c0d0e0f10",
-                Some(0xdbcf_64d5_420f_4cad),
-                Some(false),
-                Some(true),
-            ),
-            (
-                "4bf92f3577b34da6a3ce929d0e0e4736",
-                Some(0xa545_33ba_2e49_70b5),
-                Some(false),
-                Some(false),
-            ),
-            (
-                "0af7651916cd43dd8448eb211c80319c",
-                Some(0x33bf_83d4_5f51_634c),
-                Some(false),
-                Some(false),
-            ),
-            (
-                "073353003c4c4dd36a6635d1f9769faf",
-                Some(0xe52a_2666_fe9c_8913),
-                Some(false),
-                Some(true),
-            ),
-            (
-                "3fd65c5fc586b9d26db20b8dc425eaed",
-                Some(0x0af8_87e0_8f35_873c),
-                Some(true),
-                Some(false),
-            ),
-            (
-                "09166f6b113d178d6c0fd3901ff239a1",
-                Some(0x0fac_8bc6_9705_4207),
-                Some(true),
-                None,
-            ),
-            (
-                "745c4c3fcb2eb2c73e14934c867ee057",
-                Some(0x0e54_358a_a1ff_e3b6),
-                Some(true),
-                None,
-            ),
-            (
-                "0af6ab13c38e92cae0d15057b159987f",
-                Some(0x1189_5cf8_30d9_3d77),
-                Some(true),
-                None,
-            ),
-        ] {
+    fn hashes_and_decisions_are_the_collectors_for_every_vector() {
+        let mut checked = 0;
+        for (hex, default_salt_hash, test_salt_hash, decisions) in VECTORS {
+            // The all-zero id is not a valid trace id; its hash is still the collector's.
             let id = TraceId::from_hex(hex).unwrap();
-            if let Some(hash) = hash {
-                assert_eq!(ten.hash(id), hash, "{hex}");
-            }
-            if let Some(kept) = kept_at_10 {
-                assert_eq!(ten.keeps(id), kept, "{hex} at 10 %");
-            }
-            if let Some(kept) = kept_at_33_salted {
-                assert_eq!(salted.keeps(id), kept, "{hex} at 33 % salted");
+            assert_eq!(decisions.len(), CASES.len());
+            for ((percentage, salt, threshold, _, _), decision) in
+                CASES.iter().zip(decisions.chars())
+            {
+                let policy = policy(*percentage, salt);
+                let hash = if *salt == "test-salt" {
+                    test_salt_hash
+                } else {
+                    default_salt_hash
+                };
+                let sampled = decision == '1';
+                // The table agrees with itself: the collector samples when hash <= threshold.
+                assert_eq!(
+                    sampled,
+                    hash <= *threshold,
+                    "{hex} at {percentage} % {salt:?}"
+                );
+                assert_eq!(policy.hash(id), hash, "{hex} with salt {salt:?}");
+                assert_eq!(
+                    policy.keeps(id),
+                    sampled,
+                    "{hex} at {percentage} % {salt:?}"
+                );
+                checked += 1;
             }
         }
-        // The all-zero id is not a valid trace id; its hash is still the collector's.
-        let zero = TraceId::from_bytes([0; 16]);
-        assert_eq!(ten.hash(zero), 0xe195_36ee_d1bb_ac3d);
+        assert_eq!(checked, 240);
     }
 
     #[test]
-    fn effective_shares_over_100_000_ids_match_the_collectors_table() {
+    fn effective_shares_are_the_collectors_and_the_sdk_keeps_the_same_share_of_other_ids() {
+        // The collector's shares over its test's ids, recomputed as its test computes them
+        // and held to its test's bound: within 0.2 of the percentage, clamped to 0..=100.
+        for (percentage, salt, _, sampled, effective) in CASES {
+            let share = sampled as f32 / 100_000_f32 * 100.0;
+            assert_eq!(
+                share.to_bits(),
+                effective.to_bits(),
+                "{percentage} % {salt:?}"
+            );
+            let expected = percentage.clamp(0.0, 100.0);
+            assert!((f64::from(effective) - expected).abs() <= 0.2);
+        }
+        // The SDK's share over 100,000 ids of its own (these tests do not carry Go's `math/rand`
+        // stream) is held to the same bound.
         let mut ids = Ids(1);
         let ids: Vec<TraceId> = (0..100_000).map(|_| ids.trace_id()).collect();
-        for (percentage, salt, expected) in [
-            (100.0, "", 100.0),
-            (0.0, "", 0.0),
-            (25.0, "", 25.0),
-            (33.0, "", 33.0),
-            (33.0, "test-salt", 33.0),
-            (-50.0, "", 0.0),
-            (150.0, "", 100.0),
-            (10.0, "", 10.0),
-        ] {
-            let policy = ProbabilisticPolicy::with_salt(percentage, salt);
+        for (percentage, salt, _, _, _) in CASES {
+            let policy = policy(percentage, salt);
             let kept = ids.iter().filter(|id| policy.keeps(**id)).count();
             let share = 100.0 * kept as f64 / ids.len() as f64;
+            let expected = percentage.clamp(0.0, 100.0);
             assert!(
                 (share - expected).abs() <= 0.2,
                 "{percentage} % salt {salt:?}: {share}"

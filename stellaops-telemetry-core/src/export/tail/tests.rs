@@ -62,8 +62,9 @@ fn run(sampler: &TailSampler<T>, spans: Vec<T>) -> Vec<(u128, bool)> {
 
 #[test]
 fn thresholds_match_exact_rational_arithmetic() {
-    // Computed independently: u64::MAX × (p / 100) exactly, rounded to 64 significant bits
-    // (ties to even), truncated.
+    // u64::MAX × (p / 100) exactly, rounded to 64 significant bits (ties to even), truncated:
+    // each value is what the collector's `calculateThreshold` (its tail-sampling
+    // `probabilistic.go`) returns for it, printed by running that function.
     for (percentage, expected) in [
         (0.0, 0),
         (0.1, 18_446_744_073_709_551),

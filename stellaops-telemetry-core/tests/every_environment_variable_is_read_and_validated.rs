@@ -196,6 +196,16 @@ fn cases() -> Vec<(String, String, Check)> {
                 assert_eq!(c.dir, Some(PathBuf::from("/var/lib/stella/telemetry")))
             }),
         ),
+        (
+            "STELLAOPS_TELEMETRY_INCIDENT_FILE".into(),
+            "/etc/stella/incidents.json".into(),
+            Box::new(|c: &TelemetryConfig| {
+                assert_eq!(
+                    c.incident_file,
+                    Some(PathBuf::from("/etc/stella/incidents.json"))
+                )
+            }),
+        ),
     ];
     let limit = |name: &str, value: &str, pick: fn(&ValueLimits) -> usize, expected: usize| {
         (

@@ -114,6 +114,19 @@ mod lifecycle {
         assert_eq!(lines[0]["incident_id"], started.id.as_str());
         assert!(lines[0]["expires"].as_str().unwrap().ends_with('Z'));
         assert_eq!(lines[2]["actor"], "lead@example");
+        // The same audit events reach the OTLP log road, with the incident's tenant.
+        let records: Vec<String> = exporters
+            .log_records()
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .filter(|r| r.contains(started.id.as_str()))
+            .collect();
+        assert_eq!(records.len(), 3, "{records:#?}");
+        assert!(
+            records
+                .iter()
+                .all(|r| r.contains("tenant.id") && r.contains("acme"))
+        );
         let counts = incidents.counts();
         assert_eq!(counts[0], (IncidentEventKind::Started, 1));
         assert_eq!(counts[1], (IncidentEventKind::Extended, 1));

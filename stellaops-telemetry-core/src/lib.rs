@@ -119,6 +119,7 @@ mod stats;
 #[path = "private.rs"]
 pub mod __private;
 pub mod artefacts;
+pub mod bundle;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "testing")]
@@ -127,6 +128,7 @@ pub mod testing;
 pub use artefacts::{Artefact, ArtefactError, ArtefactKind};
 pub use assemble::DIRECT_SPAN_TARGET;
 pub use builder::{DEFAULT_SHUTDOWN_TIMEOUT, ServiceLayer, TelemetryBuilder};
+pub use bundle::BundleError;
 pub use clock::WallClock;
 pub use config::{
     ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LimitsConfig,

@@ -1,0 +1,299 @@
+//! Verifying a bundle offline: layout, signature, every file, every record.
+
+use std::io::Read;
+use std::path::Path;
+
+use super::archive::{HashingReader, MemberKind, MemberPath, OpenArchive};
+use super::records::{self, RecordView};
+use super::{BundleError, Compression, Envelope, FileEntry, Manifest, VerifyingKey, time};
+
+/// The largest `manifest.json` accepted: 1 MiB (a manifest lists at most a few hundred files).
+pub(crate) const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
+/// The largest `signatures/manifest.sig` accepted: 2 MiB (the manifest in base64, signatures).
+pub(crate) const MAX_SIGNATURE_BYTES: u64 = 2 * MAX_MANIFEST_BYTES;
+
+/// A bundle that passed [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedBundle {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The id of the key whose signature verified.
+    pub key_id: String,
+    /// The sha256 of the archive file, lower-case hex.
+    pub archive_sha256: String,
+    /// The archive file's size in bytes.
+    pub archive_size: u64,
+    /// Whether it is zstd-compressed.
+    pub compression: Compression,
+}
+
+/// Verifies the bundle at `archive` with `key`, reading it once from start to end.
+///
+/// Checks, in archive order: the layout (member order, paths, canonical tar headers, zero
+/// padding, the end-of-archive marker and nothing after it; for zstd, one frame with a valid
+/// checksum and nothing after it), `manifest.json` (format version first, then canonical
+/// form), each configuration and OTLP file's size and sha256 against the manifest, no missing
+/// and no extra file, every OTLP message decoding, every record inside the window
+/// `[from, to)` and carrying the manifest's `tenant.id` (when it names a tenant), the record
+/// counts, and last the DSSE signature over `manifest.json` by `key`. The first problem found
+/// is returned; nothing about a bundle should be trusted unless this returns `Ok`.
+///
+/// Memory is bounded: one OTLP message (at most [`MAX_OTLP_MESSAGE_BYTES`]) at a time, the
+/// manifest and signature (at most 1 and 2 MiB).
+///
+/// [`MAX_OTLP_MESSAGE_BYTES`]: super::MAX_OTLP_MESSAGE_BYTES
+///
+/// ```
+/// # use std::time::{Duration, UNIX_EPOCH};
+/// # use stellaops_telemetry_core::bundle::*;
+/// # let dir = tempfile::tempdir()?;
+/// # let meta = BundleMeta { from: UNIX_EPOCH, to: UNIX_EPOCH + Duration::from_secs(60), tenant: None, profile: "default".into() };
+/// # let key = SigningKey::generate()?;
+/// # let out = dir.path().join("b.tar");
+/// # pack(&meta, &OtlpFiles::empty_in(dir.path())?, &[], &key, Compression::None, &out)?;
+/// let verified = verify(&out, &key.public_key())?;
+/// assert_eq!(verified.key_id, key.key_id());
+///
+/// let stranger = SigningKey::generate()?.public_key();
+/// assert!(matches!(verify(&out, &stranger), Err(BundleError::UnknownKeyId { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// The [`BundleError`] naming the first problem: a layout variant
+/// ([`BundleError::UnexpectedMember`], [`BundleError::NonCanonicalHeader`]…),
+/// [`BundleError::MissingFile`], [`BundleError::ExtraFile`], [`BundleError::SizeMismatch`],
+/// [`BundleError::HashMismatch`], [`BundleError::UnsupportedFormatVersion`],
+/// [`BundleError::MalformedManifest`], [`BundleError::CorruptOtlp`],
+/// [`BundleError::RecordOutsideWindow`], [`BundleError::RecordOfAnotherTenant`],
+/// [`BundleError::CountMismatch`], [`BundleError::UnknownKeyId`],
+/// [`BundleError::BadSignature`], or [`BundleError::Io`] naming the archive.
+pub fn verify(archive: &Path, key: &VerifyingKey) -> Result<VerifiedBundle, BundleError> {
+    let archive = OpenArchive::open(archive)?;
+    let compression = archive.compression;
+    let mut state = Verifier::default();
+    let (archive_sha256, archive_size) =
+        archive.walk(&mut |path, kind, size, body| state.member(path, kind, size, body, key))?;
+    let (Some(manifest), Some(key_id)) = (state.manifest, state.key_id) else {
+        // The layout cursor has already required both members; this is defensive.
+        return Err(BundleError::MissingFile {
+            path: MemberPath::Signature.as_str().to_owned(),
+        });
+    };
+    Ok(VerifiedBundle {
+        manifest,
+        key_id,
+        archive_sha256,
+        archive_size,
+        compression,
+    })
+}
+
+/// What verification has learned so far, member by member.
+#[derive(Default)]
+struct Verifier {
+    /// Configuration members seen before the manifest: (path, size, sha256).
+    config: Vec<FileEntry>,
+    manifest_bytes: Vec<u8>,
+    manifest: Option<Manifest>,
+    window: (u64, u64),
+    key_id: Option<String>,
+}
+
+impl Verifier {
+    fn member(
+        &mut self,
+        path: &str,
+        kind: MemberKind,
+        size: u64,
+        body: &mut dyn Read,
+        key: &VerifyingKey,
+    ) -> Result<(), BundleError> {
+        match kind {
+            MemberKind::Config => {
+                let (sha256, size) = digest(body)?;
+                self.config.push(FileEntry {
+                    path: path.to_owned(),
+                    sha256,
+                    size,
+                });
+                Ok(())
+            }
+            MemberKind::Fixed(MemberPath::Manifest) => self.manifest(path, size, body),
+            MemberKind::Fixed(MemberPath::Signature) => {
+                let bytes = read_small(path, size, MAX_SIGNATURE_BYTES, body)?;
+                let envelope = Envelope::from_json(&bytes)?;
+                self.key_id = Some(envelope.verify(&self.manifest_bytes, key)?);
+                Ok(())
+            }
+            MemberKind::Fixed(member) => self.otlp(member, size, body),
+        }
+    }
+
+    fn manifest(&mut self, path: &str, size: u64, body: &mut dyn Read) -> Result<(), BundleError> {
+        let bytes = read_small(path, size, MAX_MANIFEST_BYTES, body)?;
+        let manifest = Manifest::from_json(&bytes)?;
+        self.window = manifest.window_nanos()?;
+        check_listing(&manifest, &self.config)?;
+        self.manifest_bytes = bytes;
+        self.manifest = Some(manifest);
+        Ok(())
+    }
+
+    fn otlp(
+        &mut self,
+        member: MemberPath,
+        size: u64,
+        body: &mut dyn Read,
+    ) -> Result<(), BundleError> {
+        let Some(manifest) = &self.manifest else {
+            return Err(BundleError::MissingFile {
+                path: MemberPath::Manifest.as_str().to_owned(),
+            });
+        };
+        let path = member.as_str();
+        let (from, to) = self.window;
+        let tenant = manifest.tenant.as_deref();
+        let mut hashing = HashingReader::new(body);
+        let mut check = |record: &RecordView<'_>| check_record(path, record, (from, to), tenant);
+        let count = records::for_each_record(member, &mut hashing, size, &mut check)?;
+        let (sha256, actual) = hashing.finish();
+        let entry = FileEntry {
+            path: path.to_owned(),
+            sha256,
+            size: actual,
+        };
+        compare(manifest, &entry)?;
+        let expected = match member {
+            MemberPath::Logs => manifest.counts.log_records,
+            MemberPath::Metrics => manifest.counts.points,
+            _ => manifest.counts.spans,
+        };
+        if count != expected {
+            return Err(BundleError::CountMismatch {
+                path: path.to_owned(),
+                expected,
+                actual: count,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_record(
+    path: &str,
+    record: &RecordView<'_>,
+    (from, to): (u64, u64),
+    tenant: Option<&str>,
+) -> Result<(), BundleError> {
+    if record.time_unix_nano < from || record.time_unix_nano >= to {
+        return Err(BundleError::RecordOutsideWindow {
+            path: path.to_owned(),
+            index: record.index,
+            time_unix_nano: record.time_unix_nano,
+            from: time::rfc3339_nanos(from),
+            to: time::rfc3339_nanos(to),
+        });
+    }
+    if let Some(expected) = tenant
+        && record.tenant.as_deref() != Some(expected)
+    {
+        return Err(BundleError::RecordOfAnotherTenant {
+            path: path.to_owned(),
+            index: record.index,
+            expected: expected.to_owned(),
+            found: record.tenant.as_ref().map(|t| t.to_string()),
+        });
+    }
+    Ok(())
+}
+
+/// The manifest lists exactly the configuration files seen and the three OTLP files (whose
+/// digests are compared as they are read).
+fn check_listing(manifest: &Manifest, config: &[FileEntry]) -> Result<(), BundleError> {
+    for entry in config {
+        compare(manifest, entry)?;
+    }
+    for listed in &manifest.files {
+        let is_otlp = [MemberPath::Logs, MemberPath::Metrics, MemberPath::Traces]
+            .iter()
+            .any(|m| m.as_str() == listed.path);
+        if !is_otlp
+            && config
+                .binary_search_by(|c| c.path.cmp(&listed.path))
+                .is_err()
+        {
+            return Err(BundleError::MissingFile {
+                path: listed.path.clone(),
+            });
+        }
+    }
+    for member in [MemberPath::Logs, MemberPath::Metrics, MemberPath::Traces] {
+        if manifest.file(member.as_str()).is_none() {
+            return Err(BundleError::ExtraFile {
+                path: member.as_str().to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Compares a member's size and digest with the manifest's entry for it.
+fn compare(manifest: &Manifest, actual: &FileEntry) -> Result<(), BundleError> {
+    let Some(listed) = manifest.file(&actual.path) else {
+        return Err(BundleError::ExtraFile {
+            path: actual.path.clone(),
+        });
+    };
+    if listed.size != actual.size {
+        return Err(BundleError::SizeMismatch {
+            path: actual.path.clone(),
+            expected: listed.size,
+            actual: actual.size,
+        });
+    }
+    if listed.sha256 != actual.sha256 {
+        return Err(BundleError::HashMismatch {
+            path: actual.path.clone(),
+            expected: listed.sha256.clone(),
+            actual: actual.sha256.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn digest(body: &mut dyn Read) -> Result<(String, u64), BundleError> {
+    let mut hashing = HashingReader::new(body);
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(body_error)?;
+    Ok(hashing.finish())
+}
+
+/// A member's body fails only when the archive's stream does; the archive walker reports
+/// that failure (with the archive's path) in place of this one.
+fn body_error(source: std::io::Error) -> BundleError {
+    BundleError::Write { source }
+}
+
+/// Reads a small member (manifest, signature) whole, refusing one above `limit`.
+pub(crate) fn read_small(
+    path: &str,
+    size: u64,
+    limit: u64,
+    body: &mut dyn Read,
+) -> Result<Vec<u8>, BundleError> {
+    if size > limit {
+        return Err(BundleError::MemberTooLarge {
+            path: path.to_owned(),
+            size,
+            limit,
+        });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    body.read_to_end(&mut bytes).map_err(body_error)?;
+    if bytes.len() as u64 != size {
+        return Err(body_error(std::io::ErrorKind::UnexpectedEof.into()));
+    }
+    Ok(bytes)
+}

@@ -16,6 +16,10 @@ pub(crate) const MAX_MEMBERS: usize = MAX_CONFIG_FILES + 5;
 pub(crate) const CONFIG_PREFIX: &str = "config/";
 const MAX_CONFIG_PATH_BYTES: usize = 100;
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// The frame header [`pack`](super::pack) writes: the magic number, a descriptor saying
+/// "content checksum, no content size, no dictionary, not single-segment", and the window
+/// descriptor for a 4 MiB window. Any other header is refused.
+const ZSTD_FRAME_HEADER: [u8; 6] = [0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x60];
 
 /// The fixed members, in archive order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -277,10 +281,14 @@ impl OpenArchive {
         };
         let file = File::open(path).map_err(io_error("open"))?;
         let mut reader = BufReader::with_capacity(64 * 1024, HashingReader::new(file));
-        let is_zstd = reader
-            .fill_buf()
-            .map_err(io_error("read"))?
-            .starts_with(&ZSTD_MAGIC);
+        let start = reader.fill_buf().map_err(io_error("read"))?;
+        let is_zstd = start.starts_with(&ZSTD_MAGIC);
+        if is_zstd && !start.starts_with(&ZSTD_FRAME_HEADER) {
+            return Err(BundleError::NotAnArchive {
+                path: path.to_path_buf(),
+                reason: "its zstd frame header is not the one bundles are written with".to_owned(),
+            });
+        }
         let (compression, stream) = if is_zstd {
             let mut decoder = zstd::Decoder::with_buffer(reader).map_err(io_error("read"))?;
             decoder

@@ -52,6 +52,14 @@
 //! `[from, to)` and, when the manifest names a tenant, carries that `tenant.id`.
 //! Verification streams: it decodes one OTLP message at a time and never holds the archive.
 //!
+//! For a compressed bundle the tar inside is checked byte for byte, the zstd frame header
+//! must be the one `pack` writes, and the frame's content checksum must match. zstd's
+//! entropy-coded blocks have a little slack, though: rarely, a changed byte inside them still
+//! decompresses to the very same tar. Such a change alters nothing a reader receives, so
+//! `verify` cannot see it; to pin the exact file, compare its sha256
+//! ([`VerifiedBundle::archive_sha256`]) with the one [`pack`] reported
+//! ([`PackedBundle::sha256`]). A plain tar has no such slack.
+//!
 //! Keys are Ed25519, stored as PKCS#8 (`PRIVATE KEY`) and SubjectPublicKeyInfo (`PUBLIC KEY`)
 //! PEM files, interchangeable with OpenSSL's. A key is named by its id: the first 32 hex
 //! digits of the sha256 of its raw public key.

@@ -61,6 +61,13 @@
 //! runs is profile data too ([`SamplingSite`]): the collector for default and forensic, the
 //! SDK's own tail sampler for airgap ([`ProbabilisticPolicy`], [`TailSamplingLimits`]).
 //!
+//! ## Offline bundles
+//!
+//! [`bundle::pack`] writes one window of telemetry (OTLP files, the profile's configuration,
+//! a manifest) as a deterministic tar archive, optionally zstd-compressed, signed with an
+//! Ed25519 key; [`bundle::verify`] checks it offline with the public key alone, down to every
+//! record's time and tenant; [`bundle::inspect`] shows what it holds without a key.
+//!
 //! ## Feature flags
 //!
 //! | feature | what it adds |

@@ -5,6 +5,8 @@
 //! The OTLP files come from a small generator here (two tenants, two services, spans, log
 //! records and metric points over one hour); the local store is not involved.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -256,6 +256,10 @@ impl LayoutCursor {
     }
 }
 
+/// Called for each member with its path, kind, size and contents.
+pub(crate) type Visitor<'a> =
+    dyn FnMut(&str, MemberKind, u64, &mut dyn Read) -> Result<(), BundleError> + 'a;
+
 /// An archive opened for reading: the tar stream (decompressed if need be) over the file,
 /// which is hashed as it is read.
 pub(crate) struct OpenArchive {
@@ -308,10 +312,7 @@ impl OpenArchive {
     /// Walks every member in order, calling `visit` with its path, kind, size and contents;
     /// checks headers, padding and the end of the archive byte for byte. Returns the archive's
     /// sha256 (hex) and size once everything has been read.
-    pub(crate) fn walk(
-        self,
-        visit: &mut dyn FnMut(&str, MemberKind, u64, &mut dyn Read) -> Result<(), BundleError>,
-    ) -> Result<(String, u64), BundleError> {
+    pub(crate) fn walk(self, visit: &mut Visitor<'_>) -> Result<(String, u64), BundleError> {
         let path = self.path;
         match self.stream {
             Stream::Plain(reader) => {
@@ -372,10 +373,7 @@ impl<'p, R: Read> TarReader<'p, R> {
         }
     }
 
-    fn walk(
-        &mut self,
-        visit: &mut dyn FnMut(&str, MemberKind, u64, &mut dyn Read) -> Result<(), BundleError>,
-    ) -> Result<(), BundleError> {
+    fn walk(&mut self, visit: &mut Visitor<'_>) -> Result<(), BundleError> {
         let mut cursor = LayoutCursor::default();
         let mut members = 0usize;
         let mut block = [0u8; BLOCK];
@@ -403,7 +401,7 @@ impl<'p, R: Read> TarReader<'p, R> {
         path: &str,
         kind: MemberKind,
         size: u64,
-        visit: &mut dyn FnMut(&str, MemberKind, u64, &mut dyn Read) -> Result<(), BundleError>,
+        visit: &mut Visitor<'_>,
     ) -> Result<(), BundleError> {
         let mut body = (&mut self.inner).take(size);
         let visited = visit(path, kind, size, &mut body);

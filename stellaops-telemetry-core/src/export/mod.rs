@@ -16,6 +16,7 @@ mod batch;
 mod file;
 mod otlp;
 pub(crate) mod record;
+mod replay;
 mod size;
 mod tail;
 mod targets;
@@ -27,6 +28,7 @@ pub(crate) use otlp::{
     Egress, OtlpSettings, Signal, check_egress, log_exporter as otlp_log_exporter,
     metric_exporter as otlp_metric_exporter, span_exporter as otlp_span_exporter,
 };
+pub use replay::{Replay, ReplayError, ReplayProtocol, ReplayReport};
 pub use tail::{
     COLLECTOR_DEFAULT_HASH_SALT, ProbabilisticPolicy, TailSamplingLimits, TailSamplingSnapshot,
     sampling_percentage,

@@ -106,6 +106,7 @@
 //! [OTLP/JSON encoding]: https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding
 
 mod exporter;
+pub(crate) mod index;
 mod options;
 mod read;
 mod segment;

@@ -1,5 +1,6 @@
-//! The per-segment index: a small JSON sidecar (`<segment>.idx`) written when a segment is
-//! closed, so that readers can skip a segment without opening it.
+//! The per-segment index: a small JSON sidecar written when a segment is closed, so that
+//! readers can skip a segment without opening it. The sidecar of `<dir>/<signal>/<name>` is
+//! `<dir>/.index/<signal>/<name>.idx`, outside the signal folders, which hold only OTLP.
 //!
 //! The index is kept up to date as records are written (no re-read): the earliest and the
 //! latest item time, the number of records and items, and the tenants seen. An item is a span
@@ -114,17 +115,31 @@ impl SegmentIndex {
     }
 }
 
-/// The sidecar of `segment`: `<segment>.idx`.
+/// The folder of the sidecars, under the telemetry directory.
+pub(crate) const INDEX_DIR: &str = ".index";
+
+/// The sidecar of `segment` (`<dir>/<signal>/<name>`): `<dir>/.index/<signal>/<name>.idx`.
+/// A segment outside that layout has its sidecar next to it.
 pub(crate) fn sidecar_path(segment: &Path) -> PathBuf {
-    let mut name = segment.as_os_str().to_owned();
+    let mut name = segment.file_name().unwrap_or_default().to_owned();
     name.push(".idx");
-    PathBuf::from(name)
+    let signal_dir = segment.parent();
+    match (
+        signal_dir.and_then(Path::parent),
+        signal_dir.and_then(Path::file_name),
+    ) {
+        (Some(root), Some(signal)) => root.join(INDEX_DIR).join(signal).join(name),
+        _ => segment.with_file_name(name),
+    }
 }
 
 /// Writes the sidecar of `segment` through a temporary file and a rename, so that a reader
 /// sees a whole sidecar or none.
 pub(crate) fn write_sidecar(segment: &Path, index: &SegmentIndex) -> io::Result<()> {
     let path = sidecar_path(segment);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -281,6 +296,14 @@ mod tests {
         let mut index = SegmentIndex::new(FileFormat::Json);
         index.note(1, Some(&"x".repeat(MAX_INDEXED_TENANT_BYTES + 1)));
         assert!(index.many_tenants);
+    }
+
+    #[test]
+    fn sidecars_live_in_the_index_folder() {
+        assert_eq!(
+            sidecar_path(Path::new("/t/traces/traces-20250102T030405Z-000001.jsonl")),
+            Path::new("/t/.index/traces/traces-20250102T030405Z-000001.jsonl.idx")
+        );
     }
 
     #[test]

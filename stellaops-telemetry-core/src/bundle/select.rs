@@ -304,7 +304,12 @@ mod tests {
         let gauge = Metric {
             name: "g".to_owned(),
             data: Some(metric::Data::Gauge(Gauge {
-                data_points: vec![point(9, "a"), point(10, "a"), point(19, "b"), point(20, "a")],
+                data_points: vec![
+                    point(9, "a"),
+                    point(10, "a"),
+                    point(19, "b"),
+                    point(20, "a"),
+                ],
             })),
             ..Metric::default()
         };

@@ -391,7 +391,10 @@ fn empty_window(from: SystemTime, to: SystemTime) -> StoreError {
 fn rfc3339(time: SystemTime) -> String {
     match time.duration_since(UNIX_EPOCH) {
         Ok(_) => humantime::format_rfc3339_nanos(time).to_string(),
-        Err(e) => format!("{}s before 1970-01-01T00:00:00Z", e.duration().as_secs_f64()),
+        Err(e) => format!(
+            "{}s before 1970-01-01T00:00:00Z",
+            e.duration().as_secs_f64()
+        ),
     }
 }
 
@@ -614,7 +617,10 @@ fn list_segments(dir: &Path, signal: &str) -> Result<Vec<(PathBuf, FileFormat)>,
         let Some(name) = name.to_str() else { continue };
         let format = [FileFormat::Json, FileFormat::Protobuf]
             .into_iter()
-            .find(|f| name.strip_suffix(f.extension()).is_some_and(|s| s.ends_with('.')));
+            .find(|f| {
+                name.strip_suffix(f.extension())
+                    .is_some_and(|s| s.ends_with('.'))
+            });
         let is_file = entry.file_type().map_err(error)?.is_file();
         if let (true, Some(format), true) = (name.starts_with(&prefix), format, is_file) {
             segments.push((entry.path(), format));

@@ -220,9 +220,8 @@ impl SegmentWriter {
             .map_err(|e| format!("cannot list `{}`: {e}", self.dir.display()))?;
         let current = self.current.as_ref().map(|s| s.path.clone());
         if !self.retention.is_zero() {
-            let cutoff = unix_nanos(SystemTime::now()).saturating_sub(
-                u64::try_from(self.retention.as_nanos()).unwrap_or(u64::MAX),
-            );
+            let cutoff = unix_nanos(SystemTime::now())
+                .saturating_sub(u64::try_from(self.retention.as_nanos()).unwrap_or(u64::MAX));
             let mut kept = Vec::with_capacity(segments.len());
             for path in segments {
                 if Some(&path) != current.as_ref() && self.last_item_time(&path) < cutoff {

@@ -543,11 +543,10 @@ mod canonical_order {
         }
     }
 
+    type SegmentAndSidecar = (PathBuf, Option<PathBuf>);
+
     /// The segments of one signal with their sidecars (if any).
-    fn segments(
-        store: &Path,
-        signal: &str,
-    ) -> Result<Vec<(PathBuf, Option<PathBuf>)>, Box<dyn Error>> {
+    fn segments(store: &Path, signal: &str) -> Result<Vec<SegmentAndSidecar>, Box<dyn Error>> {
         let mut out = Vec::new();
         for entry in fs::read_dir(store.join(signal))? {
             let path = entry?.path();
@@ -582,7 +581,7 @@ mod canonical_order {
                     i + 1
                 );
                 fs::copy(segment, target.join(signal).join(&name))?;
-                if let (Some(sidecar), true) = (sidecar, rng.next() % 2 == 0) {
+                if let (Some(sidecar), true) = (sidecar, rng.next().is_multiple_of(2)) {
                     let copy = target
                         .join(".index")
                         .join(signal)

@@ -867,3 +867,56 @@ mod bad_input {
         Ok(())
     }
 }
+
+mod pipeline {
+    use super::*;
+    use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+    use stellaops_telemetry_core::{ExporterKind, Telemetry, TelemetryConfig};
+
+    #[test]
+    fn a_pipeline_keeps_its_profiles_retention_counts_removals_and_its_store_selects() -> TestResult
+    {
+        let store = tempfile::tempdir()?;
+        let mut config = TelemetryConfig::default();
+        // One record per segment: every flush rotates.
+        config.files.max_segment_bytes = Some(1);
+        let telemetry = Telemetry::builder("store-test")
+            .config(config)
+            .exporters(&[ExporterKind::File])
+            .dir(store.path())
+            .build()?;
+        let tracer = telemetry.tracer_provider().tracer("store-test");
+        let now = SystemTime::now();
+        // Two spans far past the default profile's 30 days, then a recent one per tenant.
+        for (name, start, tenant) in [
+            ("old-1", from(), "acme"),
+            ("old-2", from(), "acme"),
+            ("recent-acme", now, "acme"),
+            ("recent-globex", now, "globex"),
+        ] {
+            tracer
+                .span_builder(name)
+                .with_start_time(start)
+                .with_attributes([KeyValue::new("tenant.id", tenant)])
+                .start(&tracer)
+                .end();
+            telemetry.flush(Duration::from_secs(10))?;
+        }
+        telemetry.shutdown();
+        assert_eq!(telemetry.stats().file_segments_removed, 2);
+        let out = tempfile::tempdir()?;
+        let (files, report) = Store::open(store.path())?.select(
+            now - Duration::from_secs(3600),
+            now + Duration::from_secs(3600),
+            Some("acme"),
+            out.path(),
+            &mut |_| {},
+        )?;
+        assert_eq!(span_names(&files.traces)?, ["recent-acme"]);
+        assert_eq!(
+            report.segments_scanned, 0,
+            "shutdown wrote the last sidecar"
+        );
+        Ok(())
+    }
+}

@@ -48,6 +48,13 @@ impl Output {
         self.removed_by_retention.load(Ordering::Relaxed)
     }
 
+    /// Counts deletions by retention into `counter` (the pipeline's stats), shared by the
+    /// three exporters of a pipeline.
+    fn count_removals_into(&mut self, counter: Arc<AtomicU64>) {
+        self.writer.lock().count_removals_into(counter.clone());
+        self.removed_by_retention = counter;
+    }
+
     /// Encodes `message` as one record and appends it.
     fn write<M: prost::Message + Serialize + Items>(&self, message: &M) -> OTelSdkResult {
         let mut writer = self.writer.lock();
@@ -142,6 +149,13 @@ pub struct FileSpanExporter {
 }
 
 impl FileSpanExporter {
+    /// Counts deletions by retention into the pipeline's `counter` from now on; the
+    /// exporter's own count then reads it.
+    pub(crate) fn count_removals_into(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.output.count_removals_into(counter);
+        self
+    }
+
     /// The segments deleted so far because their last item was older than the
     /// [`retention`](FileExportOptions::retention).
     ///
@@ -234,6 +248,13 @@ pub struct FileLogExporter {
 }
 
 impl FileLogExporter {
+    /// Counts deletions by retention into the pipeline's `counter` from now on; the
+    /// exporter's own count then reads it.
+    pub(crate) fn count_removals_into(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.output.count_removals_into(counter);
+        self
+    }
+
     /// The segments deleted so far because their last item was older than the
     /// [`retention`](FileExportOptions::retention).
     ///
@@ -324,6 +345,13 @@ pub struct FileMetricExporter {
 }
 
 impl FileMetricExporter {
+    /// Counts deletions by retention into the pipeline's `counter` from now on; the
+    /// exporter's own count then reads it.
+    pub(crate) fn count_removals_into(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.output.count_removals_into(counter);
+        self
+    }
+
     /// The segments deleted so far because their last item was older than the
     /// [`retention`](FileExportOptions::retention).
     ///

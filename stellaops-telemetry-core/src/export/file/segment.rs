@@ -94,6 +94,11 @@ impl SegmentWriter {
         self.removed_by_retention.clone()
     }
 
+    /// Counts later deletions by retention into `counter` instead.
+    pub(crate) fn count_removals_into(&mut self, counter: Arc<AtomicU64>) {
+        self.removed_by_retention = counter;
+    }
+
     /// Whether [`SegmentWriter::shutdown`] has run.
     pub(crate) fn is_shut_down(&self) -> bool {
         self.shut_down

@@ -119,6 +119,7 @@ mod stats;
 #[path = "private.rs"]
 pub mod __private;
 pub mod artefacts;
+pub mod bundle;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "testing")]

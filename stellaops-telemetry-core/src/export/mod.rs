@@ -23,6 +23,7 @@ mod targets;
 
 pub use batch::DEFAULT_MAX_QUEUE_BYTES;
 pub(crate) use batch::{BatchLogProcessor, BatchSettings, BatchSpanProcessor, SpanSink};
+pub(crate) use file::index;
 pub use file::*;
 pub(crate) use otlp::{
     Egress, OtlpSettings, Signal, check_egress, log_exporter as otlp_log_exporter,

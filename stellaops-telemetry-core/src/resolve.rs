@@ -118,7 +118,9 @@ pub(crate) fn resolve(builder: TelemetryBuilder) -> Result<(Settings, Extras), T
         sdk_level: sdk_level(&config)?,
         sampler: sampler(&config, &profile)?,
         policy: egress_policy_of(&config, &profile, egress_policy)?,
-        files: file_options(&config.files, &dir),
+        files: file_options(&config.files, &dir).retention(Duration::from_secs(
+            u64::from(profile.retention_days) * 24 * 60 * 60,
+        )),
         propagators: config
             .propagators
             .clone()

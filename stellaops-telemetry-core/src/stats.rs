@@ -253,6 +253,8 @@ pub struct PipelineStats {
     pub log_lines: Arc<SignalStats>,
     /// Exporters the egress policy refused (each replaced by the file exporter).
     pub egress_refusals: AtomicU64,
+    /// File segments deleted because their last item was older than the retention.
+    pub file_segments_removed: Arc<AtomicU64>,
 }
 
 impl Default for PipelineStats {
@@ -270,6 +272,7 @@ impl Default for PipelineStats {
             metrics: Arc::default(),
             log_lines: Arc::default(),
             egress_refusals: AtomicU64::new(0),
+            file_segments_removed: Arc::default(),
         }
     }
 }
@@ -283,6 +286,7 @@ impl PipelineStats {
             metrics: self.metrics.snapshot(),
             log_lines: self.log_lines.snapshot(),
             egress_refusals: self.egress_refusals.load(Ordering::Relaxed),
+            file_segments_removed: self.file_segments_removed.load(Ordering::Relaxed),
             truncated: crate::limits::TruncationCounts::default(),
             tail_sampling: crate::export::TailSamplingSnapshot::default(),
         }
@@ -303,6 +307,9 @@ pub struct StatsSnapshot {
     pub log_lines: SignalSnapshot,
     /// Exporters the egress policy refused.
     pub egress_refusals: u64,
+    /// File segments (every signal) deleted because their last item was older than the
+    /// profile's retention.
+    pub file_segments_removed: u64,
     /// Values cut to the pipeline's value limits, per kind.
     pub truncated: crate::limits::TruncationCounts,
     /// The SDK's tail sampler: traces decided per policy, decided early, spans kept and

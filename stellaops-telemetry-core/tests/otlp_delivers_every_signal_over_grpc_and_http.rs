@@ -212,3 +212,201 @@ fn per_signal_endpoints_win_and_the_shared_http_endpoint_gets_the_signal_path() 
     assert_eq!(shared.span_count(), 0);
     assert_eq!(traces_only.log_record_count(), 0);
 }
+
+/// Replay: varint-delimited OTLP streams (what a bundle holds) re-sent to a receiver deliver
+/// exactly the records they hold, over both protocols; the egress policy is asked first.
+mod replay {
+    use std::sync::Arc;
+
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, MetricsData, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
+    };
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, TracesData};
+    use prost::Message;
+    use stellaops_telemetry_core::{
+        LoopbackOnly, Replay, ReplayError, ReplayProtocol, ReplayReport, sealed_policy,
+    };
+
+    use super::*;
+
+    fn tenant(t: &str) -> KeyValue {
+        KeyValue {
+            key: "tenant.id".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(t.into())),
+            }),
+            ..KeyValue::default()
+        }
+    }
+
+    /// Three streams: `messages` messages per signal, each with `per` records.
+    fn streams(messages: u64, per: u64) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let (mut traces, mut metrics, mut logs) = (Vec::new(), Vec::new(), Vec::new());
+        for m in 0..messages {
+            let spans = (0..per)
+                .map(|i| Span {
+                    trace_id: vec![1; 16],
+                    span_id: (m * per + i + 1).to_be_bytes().to_vec(),
+                    name: format!("span-{m}-{i}"),
+                    start_time_unix_nano: 1_000 + i,
+                    end_time_unix_nano: 2_000 + i,
+                    attributes: vec![tenant("acme")],
+                    ..Span::default()
+                })
+                .collect();
+            TracesData {
+                resource_spans: vec![ResourceSpans {
+                    scope_spans: vec![ScopeSpans {
+                        spans,
+                        ..ScopeSpans::default()
+                    }],
+                    ..ResourceSpans::default()
+                }],
+            }
+            .encode_length_delimited(&mut traces)
+            .unwrap();
+            let points = (0..per)
+                .map(|i| NumberDataPoint {
+                    time_unix_nano: 1_000 + i,
+                    attributes: vec![tenant("acme")],
+                    ..NumberDataPoint::default()
+                })
+                .collect();
+            MetricsData {
+                resource_metrics: vec![ResourceMetrics {
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: vec![Metric {
+                            name: format!("gauge_{m}"),
+                            data: Some(metric::Data::Gauge(Gauge {
+                                data_points: points,
+                            })),
+                            ..Metric::default()
+                        }],
+                        ..ScopeMetrics::default()
+                    }],
+                    ..ResourceMetrics::default()
+                }],
+            }
+            .encode_length_delimited(&mut metrics)
+            .unwrap();
+            let records = (0..per)
+                .map(|i| LogRecord {
+                    time_unix_nano: 1_000 + i,
+                    attributes: vec![tenant("acme")],
+                    ..LogRecord::default()
+                })
+                .collect();
+            LogsData {
+                resource_logs: vec![ResourceLogs {
+                    scope_logs: vec![ScopeLogs {
+                        log_records: records,
+                        ..ScopeLogs::default()
+                    }],
+                    ..ResourceLogs::default()
+                }],
+            }
+            .encode_length_delimited(&mut logs)
+            .unwrap();
+        }
+        (traces, metrics, logs)
+    }
+
+    fn replay_to(receiver: &OtlpReceiver, protocol: ReplayProtocol) -> ReplayReport {
+        let (traces, metrics, logs) = streams(40, 50);
+        let replay = Replay::new(&receiver.endpoint(), protocol, Arc::new(LoopbackOnly)).unwrap();
+        replay
+            .send(&mut &traces[..], &mut &metrics[..], &mut &logs[..])
+            .unwrap()
+    }
+
+    #[test]
+    fn a_replay_over_grpc_and_http_delivers_exactly_what_the_streams_hold() {
+        for (receiver, protocol) in [
+            (OtlpReceiver::grpc_blocking().unwrap(), ReplayProtocol::Grpc),
+            (
+                OtlpReceiver::http_blocking().unwrap(),
+                ReplayProtocol::HttpProtobuf,
+            ),
+        ] {
+            let report = replay_to(&receiver, protocol);
+            assert_eq!(
+                (report.spans, report.points, report.log_records),
+                (2_000, 2_000, 2_000),
+                "{protocol:?}"
+            );
+            assert_eq!(receiver.span_count(), 2_000, "{protocol:?}");
+            assert_eq!(receiver.log_record_count(), 2_000, "{protocol:?}");
+            let points: usize = receiver
+                .metrics()
+                .iter()
+                .map(|m| match &m.data {
+                    Some(metric::Data::Gauge(g)) => g.data_points.len(),
+                    _ => 0,
+                })
+                .sum();
+            assert_eq!(points, 2_000, "{protocol:?}");
+            let names: std::collections::BTreeSet<String> =
+                receiver.spans().into_iter().map(|s| s.name).collect();
+            assert_eq!(names.len(), 2_000, "every span once, none twice");
+            assert_eq!(
+                report.requests as usize,
+                receiver.requests(),
+                "{protocol:?}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_replay_called_inside_an_async_runtime_still_delivers() {
+        let receiver = OtlpReceiver::grpc_blocking().unwrap();
+        let report = replay_to(&receiver, ReplayProtocol::Grpc);
+        assert_eq!(report.spans, 2_000);
+        assert_eq!(receiver.span_count(), 2_000);
+    }
+
+    #[test]
+    fn a_sealed_policy_refuses_a_remote_target_and_a_corrupt_stream_is_named() {
+        let refused = Replay::new(
+            "http://192.0.2.10:4318",
+            ReplayProtocol::HttpProtobuf,
+            Arc::from(sealed_policy(None)),
+        );
+        assert!(
+            matches!(refused, Err(ReplayError::Refused { .. })),
+            "{refused:?}"
+        );
+        assert!(matches!(
+            Replay::new(
+                "ftp://127.0.0.1",
+                ReplayProtocol::Grpc,
+                Arc::new(LoopbackOnly)
+            ),
+            Err(ReplayError::Endpoint(_))
+        ));
+        let receiver = OtlpReceiver::http_blocking().unwrap();
+        let replay = Replay::new(
+            &receiver.endpoint(),
+            ReplayProtocol::HttpProtobuf,
+            Arc::new(LoopbackOnly),
+        )
+        .unwrap();
+        let (traces, _, _) = streams(2, 3);
+        let cut = &traces[..traces.len() - 1];
+        let error = replay
+            .send(&mut &cut[..], &mut &[][..], &mut &[][..])
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ReplayError::Corrupt {
+                    signal: "traces",
+                    index: 1,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+}

@@ -181,7 +181,10 @@ fn spans(
             Planned::Otlp(s) => {
                 SpanTarget::Otlp(otlp_span_exporter(s)?, s.protocol == OtlpProtocol::Grpc)
             }
-            Planned::File => SpanTarget::File(FileSpanExporter::new(settings.files.clone())?),
+            Planned::File => SpanTarget::File(
+                FileSpanExporter::new(settings.files.clone())?
+                    .count_removals_into(stats.file_segments_removed.clone()),
+            ),
             Planned::Stdout => SpanTarget::Stdout(opentelemetry_stdout::SpanExporter::default()),
         });
     }
@@ -256,7 +259,10 @@ fn logs(
             Planned::Otlp(s) => {
                 LogTarget::Otlp(otlp_log_exporter(s)?, s.protocol == OtlpProtocol::Grpc)
             }
-            Planned::File => LogTarget::File(FileLogExporter::new(settings.files.clone())?),
+            Planned::File => LogTarget::File(
+                FileLogExporter::new(settings.files.clone())?
+                    .count_removals_into(stats.file_segments_removed.clone()),
+            ),
             Planned::Stdout => LogTarget::Stdout(opentelemetry_stdout::LogExporter::default()),
         });
     }
@@ -319,7 +325,10 @@ fn metrics(
                 )
             }
             Planned::File => (
-                MetricKind::File(FileMetricExporter::new(settings.files.clone())?),
+                MetricKind::File(
+                    FileMetricExporter::new(settings.files.clone())?
+                        .count_removals_into(stats.file_segments_removed.clone()),
+                ),
                 None,
                 batch.export_timeout,
             ),

@@ -60,6 +60,9 @@
 //! ([`VerifiedBundle::archive_sha256`]) with the one [`pack`] reported
 //! ([`PackedBundle::sha256`]). A plain tar has no such slack.
 //!
+//! The local store ([`Store`]) selects one window (and tenant) of the file exporters'
+//! segments into the three OTLP files [`pack`] takes.
+//!
 //! Keys are Ed25519, stored as PKCS#8 (`PRIVATE KEY`) and SubjectPublicKeyInfo (`PUBLIC KEY`)
 //! PEM files, interchangeable with OpenSSL's. A key is named by its id: the first 32 hex
 //! digits of the sha256 of its raw public key.
@@ -71,6 +74,8 @@ mod format;
 mod inspect;
 mod keys;
 mod records;
+mod select;
+mod store;
 mod time;
 mod verify;
 
@@ -82,6 +87,7 @@ pub use format::{
 };
 pub use inspect::{Inspection, inspect};
 pub use keys::{SigningKey, VerifyingKey};
+pub use store::{CorruptSegment, SelectionReport, Store, StoreError};
 pub use verify::{VerifiedBundle, verify};
 
 /// Lower-case hex of `bytes`.

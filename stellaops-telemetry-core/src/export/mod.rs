@@ -16,17 +16,20 @@ mod batch;
 mod file;
 mod otlp;
 pub(crate) mod record;
+mod replay;
 mod size;
 mod tail;
 mod targets;
 
 pub use batch::DEFAULT_MAX_QUEUE_BYTES;
 pub(crate) use batch::{BatchLogProcessor, BatchSettings, BatchSpanProcessor, SpanSink};
+pub(crate) use file::index;
 pub use file::*;
 pub(crate) use otlp::{
     Egress, OtlpSettings, Signal, check_egress, log_exporter as otlp_log_exporter,
     metric_exporter as otlp_metric_exporter, span_exporter as otlp_span_exporter,
 };
+pub use replay::{Replay, ReplayError, ReplayProtocol, ReplayReport};
 pub use tail::{
     COLLECTOR_DEFAULT_HASH_SALT, ProbabilisticPolicy, TailSamplingLimits, TailSamplingSnapshot,
     sampling_percentage,

@@ -37,7 +37,6 @@ pub use file::IncidentFile;
 pub use hooks::{IncidentEvent, IncidentEventKind, IncidentHook};
 pub use triggers::ErrorRateTrigger;
 pub use webhook::{DEFAULT_WEBHOOK_TIMEOUT, WebhookHook};
-#[cfg(feature = "cli")]
 pub(crate) use webhook::{blocking_client, error_chain, outside_runtime};
 
 use crate::controls::AUDIT_TARGET;

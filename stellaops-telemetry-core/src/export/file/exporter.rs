@@ -1,6 +1,8 @@
 //! The span, log and metric exporters over [`SegmentWriter`].
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -20,6 +22,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use super::index::Items;
 use super::segment::SegmentWriter;
 use super::{FileExportError, FileExportOptions, FileFormat};
 
@@ -28,25 +31,39 @@ use super::{FileExportError, FileExportOptions, FileFormat};
 struct Output {
     format: FileFormat,
     writer: Mutex<SegmentWriter>,
+    removed_by_retention: Arc<AtomicU64>,
 }
 
 impl Output {
     fn new(options: &FileExportOptions, signal: &'static str) -> Result<Self, FileExportError> {
+        let writer = SegmentWriter::new(options, signal)?;
         Ok(Output {
             format: options.format,
-            writer: Mutex::new(SegmentWriter::new(options, signal)?),
+            removed_by_retention: writer.removed_by_retention(),
+            writer: Mutex::new(writer),
         })
     }
 
+    fn removed_by_retention(&self) -> u64 {
+        self.removed_by_retention.load(Ordering::Relaxed)
+    }
+
+    /// Counts deletions by retention into `counter` (the pipeline's stats), shared by the
+    /// three exporters of a pipeline.
+    fn count_removals_into(&mut self, counter: Arc<AtomicU64>) {
+        self.writer.lock().count_removals_into(counter.clone());
+        self.removed_by_retention = counter;
+    }
+
     /// Encodes `message` as one record and appends it.
-    fn write<M: prost::Message + Serialize>(&self, message: &M) -> OTelSdkResult {
+    fn write<M: prost::Message + Serialize + Items>(&self, message: &M) -> OTelSdkResult {
         let mut writer = self.writer.lock();
         if writer.is_shut_down() {
             return Err(OTelSdkError::AlreadyShutdown);
         }
         let record = encode(message, self.format).map_err(OTelSdkError::InternalFailure)?;
         writer
-            .write_record(&record)
+            .write_record(&record, message)
             .map_err(OTelSdkError::InternalFailure)
     }
 
@@ -132,6 +149,27 @@ pub struct FileSpanExporter {
 }
 
 impl FileSpanExporter {
+    /// Counts deletions by retention into the pipeline's `counter` from now on; the
+    /// exporter's own count then reads it.
+    pub(crate) fn count_removals_into(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.output.count_removals_into(counter);
+        self
+    }
+
+    /// The segments deleted so far because their last item was older than the
+    /// [`retention`](FileExportOptions::retention).
+    ///
+    /// ```
+    /// # use stellaops_telemetry_core::{FileExportOptions, FileSpanExporter};
+    /// # let tmp = tempfile::tempdir()?;
+    /// let exporter = FileSpanExporter::new(FileExportOptions::new(tmp.path()))?;
+    /// assert_eq!(exporter.segments_removed_by_retention(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn segments_removed_by_retention(&self) -> u64 {
+        self.output.removed_by_retention()
+    }
+
     /// Creates `options.dir/traces/`; the first segment opens with the first batch.
     ///
     /// # Errors
@@ -210,6 +248,27 @@ pub struct FileLogExporter {
 }
 
 impl FileLogExporter {
+    /// Counts deletions by retention into the pipeline's `counter` from now on; the
+    /// exporter's own count then reads it.
+    pub(crate) fn count_removals_into(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.output.count_removals_into(counter);
+        self
+    }
+
+    /// The segments deleted so far because their last item was older than the
+    /// [`retention`](FileExportOptions::retention).
+    ///
+    /// ```
+    /// # use stellaops_telemetry_core::{FileExportOptions, FileLogExporter};
+    /// # let tmp = tempfile::tempdir()?;
+    /// let exporter = FileLogExporter::new(FileExportOptions::new(tmp.path()))?;
+    /// assert_eq!(exporter.segments_removed_by_retention(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn segments_removed_by_retention(&self) -> u64 {
+        self.output.removed_by_retention()
+    }
+
     /// Creates `options.dir/logs/`; the first segment opens with the first batch.
     ///
     /// # Errors
@@ -286,6 +345,27 @@ pub struct FileMetricExporter {
 }
 
 impl FileMetricExporter {
+    /// Counts deletions by retention into the pipeline's `counter` from now on; the
+    /// exporter's own count then reads it.
+    pub(crate) fn count_removals_into(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.output.count_removals_into(counter);
+        self
+    }
+
+    /// The segments deleted so far because their last item was older than the
+    /// [`retention`](FileExportOptions::retention).
+    ///
+    /// ```
+    /// # use stellaops_telemetry_core::{FileExportOptions, FileMetricExporter};
+    /// # let tmp = tempfile::tempdir()?;
+    /// let exporter = FileMetricExporter::new(FileExportOptions::new(tmp.path()))?;
+    /// assert_eq!(exporter.segments_removed_by_retention(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn segments_removed_by_retention(&self) -> u64 {
+        self.output.removed_by_retention()
+    }
+
     /// Creates `options.dir/metrics/`; the first segment opens with the first collection.
     ///
     /// # Errors

@@ -48,10 +48,26 @@
 //! goes alone into a fresh segment) or if the current one is older than
 //! [`max_segment_age`](FileExportOptions::max_segment_age). Age is checked when a record
 //! arrives, not by a timer, so an idle segment stays open until the next export. When
+//! [`retention`](FileExportOptions::retention) is set, opening a segment deletes that
+//! signal's closed segments whose last item is older than the retention (counted:
+//! `segments_removed_by_retention()` on each exporter). When
 //! [`max_segments_per_signal`](FileExportOptions::max_segments_per_signal) is set, opening a
 //! segment deletes that signal's oldest segments beyond the limit. If a write fails, the
 //! segment is cut back to its last whole record (best effort) and the next export starts a new
 //! segment.
+//!
+//! # Segment index
+//!
+//! When a segment is closed (rotation, a failed write, shutdown) its sidecar index is written
+//! to `<dir>/.index/<signal>/<segment file name>.idx`, outside the signal folders: one JSON
+//! object with the segment's `format`, length in `bytes`, number of `records` and `items`
+//! (spans, log records or metric data points), `min_time_unix_nano` and `max_time_unix_nano`
+//! of its items (a span's start time, a log record's timestamp or else its observed
+//! timestamp, a data point's `time_unix_nano`), the `tenants` seen in the items' own
+//! `tenant.id` attributes (at most 256 names, else `many_tenants` is `true` and the list is
+//! empty). It is computed as records are written, not by reading the segment back. Readers
+//! ([`bundle::Store`](crate::bundle::Store)) use it to skip segments; a segment without one,
+//! or whose length differs from the sidecar's, is read instead.
 //!
 //! Data is in the file (visible to any reader, safe from a crash of this process) when
 //! `export` returns. It is synced to the storage device (`fsync`) when a segment is closed,
@@ -106,6 +122,7 @@
 //! [OTLP/JSON encoding]: https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding
 
 mod exporter;
+pub(crate) mod index;
 mod options;
 mod read;
 mod segment;

@@ -69,6 +69,11 @@ pub struct FileExportOptions {
     /// How many segments to keep per signal; the oldest beyond it are deleted whenever a new
     /// segment opens. `0` keeps them all. Default: 0.
     pub max_segments_per_signal: usize,
+    /// How long to keep a closed segment after its last item (the latest span start, log
+    /// record time or metric data point time it holds); older segments are deleted with
+    /// their sidecars whenever a new segment opens, and counted. Zero keeps them all.
+    /// Default: zero; a pipeline passes its profile's retention (30 days by default).
+    pub retention: Duration,
 }
 
 /// The default [`FileExportOptions::max_segment_bytes`]: 64 MiB.
@@ -92,6 +97,7 @@ impl FileExportOptions {
             max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
             max_segment_age: DEFAULT_MAX_SEGMENT_AGE,
             max_segments_per_signal: 0,
+            retention: Duration::ZERO,
         }
     }
 
@@ -154,6 +160,21 @@ impl FileExportOptions {
     /// ```
     pub fn max_segments_per_signal(mut self, count: usize) -> Self {
         self.max_segments_per_signal = count;
+        self
+    }
+
+    /// How long to keep a closed segment after its last item; zero keeps them all.
+    /// Default: zero.
+    ///
+    /// ```
+    /// # use stellaops_telemetry_core::FileExportOptions;
+    /// # use std::time::Duration;
+    /// let options = FileExportOptions::new("telemetry-data")
+    ///     .retention(Duration::from_secs(30 * 24 * 60 * 60));
+    /// # assert_eq!(options.retention.as_secs(), 2_592_000);
+    /// ```
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
         self
     }
 

@@ -1,19 +1,34 @@
-//! The segment files of one signal: naming, size and age rotation, retention.
+//! The segment files of one signal: naming, size and age rotation, the sidecar index,
+//! retention.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{FileExportError, FileExportOptions};
+use super::index::{Items, SegmentIndex, read_sidecar, sidecar_path, write_sidecar};
+use super::{FileExportError, FileExportOptions, FileFormat};
 
-/// One open segment.
+/// One open segment and the index of what it holds so far.
 #[derive(Debug)]
 struct Segment {
     path: PathBuf,
     file: File,
     bytes: u64,
     opened: Instant,
+    index: SegmentIndex,
+}
+
+impl Segment {
+    /// Syncs the segment and writes its sidecar. Both are best effort: the data already
+    /// written stays readable, and a segment without a sidecar is scanned by readers.
+    fn close(mut self) {
+        let _ = self.file.sync_data();
+        self.index.bytes = self.bytes;
+        let _ = write_sidecar(&self.path, &self.index);
+    }
 }
 
 /// Appends whole records to the current segment of one signal, rotating and pruning as the
@@ -22,10 +37,14 @@ struct Segment {
 pub(crate) struct SegmentWriter {
     dir: PathBuf,
     signal: &'static str,
+    format: FileFormat,
     extension: &'static str,
     max_bytes: u64,
     max_age: Duration,
     max_segments: usize,
+    retention: Duration,
+    /// Segments deleted because their last item was older than `retention`.
+    removed_by_retention: Arc<AtomicU64>,
     next_seq: u64,
     current: Option<Segment>,
     shut_down: bool,
@@ -57,14 +76,27 @@ impl SegmentWriter {
         Ok(SegmentWriter {
             dir,
             signal,
+            format: options.format,
             extension,
             max_bytes: options.max_segment_bytes,
             max_age: options.max_segment_age,
             max_segments: options.max_segments_per_signal,
+            retention: options.retention,
+            removed_by_retention: Arc::new(AtomicU64::new(0)),
             next_seq,
             current: None,
             shut_down: false,
         })
+    }
+
+    /// The count of segments deleted by retention, shared with whoever reports it.
+    pub(crate) fn removed_by_retention(&self) -> Arc<AtomicU64> {
+        self.removed_by_retention.clone()
+    }
+
+    /// Counts later deletions by retention into `counter` instead.
+    pub(crate) fn count_removals_into(&mut self, counter: Arc<AtomicU64>) {
+        self.removed_by_retention = counter;
     }
 
     /// Whether [`SegmentWriter::shutdown`] has run.
@@ -75,9 +107,14 @@ impl SegmentWriter {
     /// Appends one fully encoded record with a single `write_all`, opening a new segment first
     /// when the current one is too old or the record would take it past the size bound.
     ///
+    /// `message` is the record's content, counted into the segment's index once written.
     /// On a failed write the segment is cut back to its previous length (best effort) and
-    /// abandoned, so no partial record is followed by further data.
-    pub(crate) fn write_record(&mut self, record: &[u8]) -> Result<(), String> {
+    /// abandoned (closed with its index), so no partial record is followed by further data.
+    pub(crate) fn write_record<M: Items>(
+        &mut self,
+        record: &[u8],
+        message: &M,
+    ) -> Result<(), String> {
         let record_len = u64::try_from(record.len()).unwrap_or(u64::MAX);
         let rotate = match &self.current {
             None => true,
@@ -106,13 +143,16 @@ impl SegmentWriter {
         {
             Ok(()) => {
                 segment.bytes = segment.bytes.saturating_add(record_len);
+                segment.index.note_record(message);
                 Ok(())
             }
             Err(error) => {
                 let message = format!("cannot write to `{}`: {error}", segment.path.display());
                 // Best effort: the error we report is the write error, not this one.
                 let _ = segment.file.set_len(segment.bytes);
-                self.current = None;
+                if let Some(segment) = self.current.take() {
+                    segment.close();
+                }
                 Err(message)
             }
         }
@@ -129,10 +169,12 @@ impl SegmentWriter {
         }
     }
 
-    /// Syncs and closes the current segment; later writes are refused.
+    /// Syncs and closes the current segment (writing its sidecar); later writes are refused.
     pub(crate) fn shutdown(&mut self) -> Result<(), String> {
         let result = self.sync();
-        self.current = None;
+        if let Some(segment) = self.current.take() {
+            segment.close();
+        }
         self.shut_down = true;
         result
     }
@@ -141,7 +183,7 @@ impl SegmentWriter {
     fn rotate(&mut self) -> Result<(), String> {
         if let Some(old) = self.current.take() {
             // A failed sync does not lose the data already written; carry on with a new file.
-            let _ = old.file.sync_data();
+            old.close();
         }
         let stamp = utc_stamp(SystemTime::now());
         // `create_new` never appends to a file we did not start; a name taken by another
@@ -168,36 +210,81 @@ impl SegmentWriter {
             file,
             bytes: 0,
             opened: Instant::now(),
+            index: SegmentIndex::new(self.format),
         });
         self.prune()
     }
 
-    /// Deletes the oldest segments beyond `max_segments`, never the current one.
+    /// Deletes the segments past retention, then the oldest beyond `max_segments`, never
+    /// the current one; each with its sidecar.
     fn prune(&self) -> Result<(), String> {
+        if self.max_segments == 0 && self.retention.is_zero() {
+            return Ok(());
+        }
+        let mut segments = list_segments(&self.dir, self.signal, self.extension)
+            .map_err(|e| format!("cannot list `{}`: {e}", self.dir.display()))?;
+        let current = self.current.as_ref().map(|s| s.path.clone());
+        if !self.retention.is_zero() {
+            let cutoff = unix_nanos(SystemTime::now())
+                .saturating_sub(u64::try_from(self.retention.as_nanos()).unwrap_or(u64::MAX));
+            let mut kept = Vec::with_capacity(segments.len());
+            for path in segments {
+                if Some(&path) != current.as_ref() && self.last_item_time(&path) < cutoff {
+                    remove_segment(&path)?;
+                    self.removed_by_retention.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    kept.push(path);
+                }
+            }
+            segments = kept;
+        }
         if self.max_segments == 0 {
             return Ok(());
         }
-        let segments = list_segments(&self.dir, self.signal, self.extension)
-            .map_err(|e| format!("cannot list `{}`: {e}", self.dir.display()))?;
         let excess = segments.len().saturating_sub(self.max_segments);
-        let current = self.current.as_ref().map(|s| s.path.as_path());
         for path in segments.iter().take(excess) {
-            if Some(path.as_path()) == current {
-                continue;
-            }
-            match fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(format!(
-                        "cannot delete old segment `{}`: {e}",
-                        path.display()
-                    ));
-                }
+            if Some(path) != current.as_ref() {
+                remove_segment(path)?;
             }
         }
         Ok(())
     }
+
+    /// When a closed segment's last item happened (unix nanoseconds): its sidecar's latest
+    /// item time, else the file's modification time (a segment written by an older version,
+    /// or by a process that stopped before closing it).
+    fn last_item_time(&self, path: &Path) -> u64 {
+        let Ok(metadata) = fs::metadata(path) else {
+            return u64::MAX;
+        };
+        read_sidecar(path, metadata.len(), self.format)
+            .and_then(|index| index.max_time_unix_nano)
+            .or_else(|| metadata.modified().ok().map(unix_nanos))
+            .unwrap_or(u64::MAX)
+    }
+}
+
+/// Deletes a segment and its sidecar; one already gone is not an error.
+fn remove_segment(path: &Path) -> Result<(), String> {
+    for file in [path.to_path_buf(), sidecar_path(path)] {
+        match fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot delete old segment `{}`: {e}",
+                    file.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Nanoseconds since the unix epoch; 0 before it, `u64::MAX` past 2554.
+fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// The segments of one signal in `dir`, sorted by name (which is chronological).

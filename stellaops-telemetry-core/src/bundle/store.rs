@@ -1,0 +1,607 @@
+//! The local store: the file exporters' segments under one telemetry directory, and the
+//! selection of a time window (and tenant) from them into three OTLP files.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::logs::v1::LogsData;
+use opentelemetry_proto::tonic::metrics::v1::MetricsData;
+use opentelemetry_proto::tonic::trace::v1::TracesData;
+
+use super::select::{Filter, RecordReader, SegmentFault, Selectable};
+use super::{OtlpFiles, SignalCounts};
+use crate::export::FileFormat;
+use crate::export::index::{SegmentIndex, read_sidecar};
+
+/// The file exporters' segments under one telemetry directory (`traces/`, `metrics/`,
+/// `logs/`), read-only.
+///
+/// Segments of both framings are read. A segment with a valid sidecar index is skipped
+/// without being opened when its times or tenants cannot match; one without (the segment a
+/// running exporter still writes, segments of older versions) is scanned.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use stellaops_telemetry_core::bundle::Store;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let store_dir = tempfile::tempdir()?;
+/// # let tmp = tempfile::tempdir()?;
+/// let store = Store::open(store_dir.path())?.max_window(Duration::from_secs(30 * 86_400));
+/// let to = SystemTime::now();
+/// let (files, report) = store.select(to - Duration::from_secs(3600), to, Some("acme"), tmp.path(), &mut |_| {})?;
+/// assert_eq!(files.counts.spans, 0);
+/// assert_eq!(report.segments_read, 0);
+/// assert!(files.traces.exists());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+    max_window: Option<Duration>,
+}
+
+/// What a selection did: for measuring it, and for telling the user what was skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SelectionReport {
+    /// Segment files found (every signal, both framings).
+    pub segments_listed: u64,
+    /// Segments skipped by their sidecar index, never opened.
+    pub segments_pruned: u64,
+    /// Segments without a usable sidecar, read once to index them.
+    pub segments_scanned: u64,
+    /// Segments read once more to hash them (two segments with the same time span are
+    /// ordered by the hash of their bytes).
+    pub segments_hashed: u64,
+    /// Segments whose records were read and filtered.
+    pub segments_read: u64,
+    /// Segments skipped because they could not be read to their end, in the order met.
+    pub corrupt: Vec<CorruptSegment>,
+    /// Bytes read from segments, every pass counted.
+    pub bytes_read: u64,
+    /// OTLP messages decoded while selecting (scans not counted).
+    pub records_read: u64,
+    /// Items written to the OTLP files.
+    pub counts: SignalCounts,
+    /// How long the selection took.
+    pub elapsed: Duration,
+}
+
+/// A segment the selection skipped because it could not be read to its end: nothing of it
+/// is in the OTLP files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorruptSegment {
+    /// The segment file.
+    pub path: PathBuf,
+    /// What was wrong, with the byte offset or record number where it went wrong.
+    pub reason: String,
+}
+
+/// What can go wrong opening a store or selecting from it. A corrupt segment is not an
+/// error: it is skipped and listed in [`SelectionReport::corrupt`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The telemetry directory does not exist.
+    #[error("telemetry directory `{}` does not exist", path.display())]
+    MissingDir {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The telemetry directory is a file.
+    #[error("telemetry directory `{}` is not a directory", path.display())]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A directory of the store that cannot be listed.
+    #[error("cannot list `{}`", path.display())]
+    List {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The window's end is not after its start.
+    #[error("the window is empty: its end ({to}) is not after its start ({from})")]
+    EmptyWindow {
+        /// The start, RFC 3339.
+        from: String,
+        /// The end, RFC 3339.
+        to: String,
+    },
+    /// The window is longer than the store's maximum.
+    #[error("the window of {}s is longer than the maximum of {}s", window.as_secs(), max.as_secs())]
+    WindowTooLong {
+        /// The window's length.
+        window: Duration,
+        /// The maximum ([`Store::max_window`]).
+        max: Duration,
+    },
+    /// An empty tenant name.
+    #[error("the tenant is empty")]
+    EmptyTenant,
+    /// A selection file that cannot be created or written.
+    #[error("cannot write `{}`", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The signals, their folders and the names of their selection files.
+const SIGNALS: [(&str, &str); 3] = [
+    ("traces", "traces.pb"),
+    ("metrics", "metrics.pb"),
+    ("logs", "logs.pb"),
+];
+
+impl Store {
+    /// The store under the telemetry directory `dir` (the file exporters' root folder).
+    /// Missing signal folders read as empty. No window maximum is set.
+    ///
+    /// ```
+    /// # use stellaops_telemetry_core::bundle::{Store, StoreError};
+    /// let missing = Store::open(std::path::Path::new("/no/such/telemetry-data"));
+    /// assert!(matches!(missing, Err(StoreError::MissingDir { .. })));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::MissingDir`] or [`StoreError::NotADirectory`].
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        match fs::metadata(dir) {
+            Ok(metadata) if metadata.is_dir() => Ok(Store {
+                dir: dir.to_path_buf(),
+                max_window: None,
+            }),
+            Ok(_) => Err(StoreError::NotADirectory {
+                path: dir.to_path_buf(),
+            }),
+            Err(_) => Err(StoreError::MissingDir {
+                path: dir.to_path_buf(),
+            }),
+        }
+    }
+
+    /// The longest window [`Store::select`] accepts, usually the profile's retention.
+    /// Default: none.
+    ///
+    /// ```
+    /// # use std::time::{Duration, SystemTime};
+    /// # use stellaops_telemetry_core::bundle::{Store, StoreError};
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?.max_window(Duration::from_secs(86_400));
+    /// let to = SystemTime::now();
+    /// let too_long = store.select(to - Duration::from_secs(2 * 86_400), to, None, dir.path(), &mut |_| {});
+    /// assert!(matches!(too_long, Err(StoreError::WindowTooLong { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_window(mut self, max: Duration) -> Store {
+        self.max_window = Some(max);
+        self
+    }
+
+    /// The telemetry directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Selects the items with `from <= t < to` and, when `tenant` is given, a `tenant.id`
+    /// attribute equal to it, into `tmp_dir/traces.pb`, `tmp_dir/metrics.pb` and
+    /// `tmp_dir/logs.pb` (created, or replaced).
+    ///
+    /// `t` is a span's start time, a log record's timestamp (its observed timestamp when it
+    /// has none) or a metric data point's `time_unix_nano`; the tenant is the item's own
+    /// attribute (an item without one is not selected for a tenant). A record keeps its
+    /// resource and scope; the items not selected are dropped, and so are the containers
+    /// they leave empty. Each record read that keeps an item is written as one message.
+    ///
+    /// The output does not depend on the segment files' names, times or the order they were
+    /// written in: segments are taken by their content (earliest item time, latest item
+    /// time, then the SHA-256 of their bytes), records in file order within a segment. Memory
+    /// is bounded by one record. A segment that cannot be read to its end is skipped whole
+    /// and listed in the report. `progress` is called with the running total of bytes read.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::EmptyWindow`], [`StoreError::WindowTooLong`],
+    /// [`StoreError::EmptyTenant`], [`StoreError::List`] when a signal folder cannot be
+    /// listed, [`StoreError::Write`] when a selection file cannot be written.
+    pub fn select(
+        &self,
+        from: SystemTime,
+        to: SystemTime,
+        tenant: Option<&str>,
+        tmp_dir: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(OtlpFiles, SelectionReport), StoreError> {
+        let started = Instant::now();
+        let filter = self.filter(from, to, tenant)?;
+        fs::create_dir_all(tmp_dir).map_err(|source| StoreError::Write {
+            path: tmp_dir.to_path_buf(),
+            source,
+        })?;
+        let mut run = Run {
+            report: SelectionReport::default(),
+            progress,
+        };
+        let [traces, metrics, logs] = SIGNALS.map(|(_, file)| tmp_dir.join(file));
+        let counts = SignalCounts {
+            spans: self.select_signal::<TracesData>(SIGNALS[0].0, &filter, &traces, &mut run)?,
+            points: self.select_signal::<MetricsData>(SIGNALS[1].0, &filter, &metrics, &mut run)?,
+            log_records: self.select_signal::<LogsData>(SIGNALS[2].0, &filter, &logs, &mut run)?,
+        };
+        let mut report = run.report;
+        report.counts = counts;
+        report.elapsed = started.elapsed();
+        let files = OtlpFiles {
+            traces,
+            metrics,
+            logs,
+            counts,
+        };
+        Ok((files, report))
+    }
+
+    /// Checks the window and the tenant.
+    fn filter(
+        &self,
+        from: SystemTime,
+        to: SystemTime,
+        tenant: Option<&str>,
+    ) -> Result<Filter, StoreError> {
+        let Ok(window) = to.duration_since(from) else {
+            return Err(empty_window(from, to));
+        };
+        if window.is_zero() {
+            return Err(empty_window(from, to));
+        }
+        if let Some(max) = self.max_window.filter(|max| window > *max) {
+            return Err(StoreError::WindowTooLong { window, max });
+        }
+        if tenant == Some("") {
+            return Err(StoreError::EmptyTenant);
+        }
+        Ok(Filter {
+            from: unix_nanos(from),
+            to: unix_nanos(to),
+            tenant: tenant.map(str::to_owned),
+        })
+    }
+
+    /// Selects one signal into `out`; returns the items written.
+    fn select_signal<M: Selectable>(
+        &self,
+        signal: &str,
+        filter: &Filter,
+        out: &Path,
+        run: &mut Run<'_>,
+    ) -> Result<u64, StoreError> {
+        let mut candidates = self.candidates::<M>(signal, filter, run)?;
+        order(&mut candidates, run);
+        let mut output = Output::create(out)?;
+        let mut kept = 0;
+        for candidate in &candidates {
+            let mark = output.written;
+            run.report.segments_read += 1;
+            match select_segment::<M>(candidate, filter, &mut output, run)? {
+                Ok(items) => kept += items,
+                Err(fault) => {
+                    output.rewind(mark)?;
+                    run.corrupt(&candidate.path, &fault);
+                }
+            }
+        }
+        output.finish()?;
+        Ok(kept)
+    }
+
+    /// The segments of `signal` that may hold a selected item, each with its time span;
+    /// segments without a usable sidecar are scanned.
+    fn candidates<M: Selectable>(
+        &self,
+        signal: &str,
+        filter: &Filter,
+        run: &mut Run<'_>,
+    ) -> Result<Vec<Candidate>, StoreError> {
+        let mut candidates = Vec::new();
+        for (path, format) in list_segments(&self.dir.join(signal), signal)? {
+            run.report.segments_listed += 1;
+            let len = match fs::metadata(&path) {
+                Ok(metadata) => metadata.len(),
+                Err(e) => {
+                    run.corrupt(&path, &SegmentFault::Io(e));
+                    continue;
+                }
+            };
+            let index = match read_sidecar(&path, len, format) {
+                Some(index) => {
+                    if !filter.may_keep(&index) {
+                        run.report.segments_pruned += 1;
+                        continue;
+                    }
+                    index
+                }
+                None => {
+                    run.report.segments_scanned += 1;
+                    match scan::<M>(&path, len, format, run) {
+                        Ok(index) if filter.may_keep(&index) => index,
+                        Ok(_) => continue,
+                        Err(fault) => {
+                            run.corrupt(&path, &fault);
+                            continue;
+                        }
+                    }
+                }
+            };
+            candidates.push(Candidate {
+                path,
+                format,
+                len,
+                min: index.min_time_unix_nano.unwrap_or(u64::MAX),
+                max: index.max_time_unix_nano.unwrap_or(0),
+                sha256: None,
+            });
+        }
+        Ok(candidates)
+    }
+}
+
+fn empty_window(from: SystemTime, to: SystemTime) -> StoreError {
+    StoreError::EmptyWindow {
+        from: rfc3339(from),
+        to: rfc3339(to),
+    }
+}
+
+/// A time as RFC 3339 (nanoseconds); times before 1970 as the epoch's offset.
+fn rfc3339(time: SystemTime) -> String {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(_) => humantime::format_rfc3339_nanos(time).to_string(),
+        Err(e) => format!(
+            "{}s before 1970-01-01T00:00:00Z",
+            e.duration().as_secs_f64()
+        ),
+    }
+}
+
+/// Nanoseconds since the unix epoch; 0 before it, `u64::MAX` past 2554.
+fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The state of one selection: its report and its progress callback.
+struct Run<'p> {
+    report: SelectionReport,
+    progress: &'p mut dyn FnMut(u64),
+}
+
+impl Run<'_> {
+    fn advance(&mut self, bytes: u64) {
+        if bytes > 0 {
+            self.report.bytes_read = self.report.bytes_read.saturating_add(bytes);
+            (self.progress)(self.report.bytes_read);
+        }
+    }
+
+    fn corrupt(&mut self, path: &Path, fault: &SegmentFault) {
+        self.report.corrupt.push(CorruptSegment {
+            path: path.to_path_buf(),
+            reason: fault.to_string(),
+        });
+    }
+}
+
+/// A segment that may hold selected items.
+#[derive(Debug)]
+struct Candidate {
+    path: PathBuf,
+    format: FileFormat,
+    /// Its length when listed: only these bytes are read.
+    len: u64,
+    min: u64,
+    max: u64,
+    /// Computed only for segments sharing their time span with another.
+    sha256: Option<[u8; 32]>,
+}
+
+/// Puts the candidates in canonical order: by time span, then by the hash of their bytes.
+/// A segment that cannot be hashed is dropped and reported.
+fn order(candidates: &mut Vec<Candidate>, run: &mut Run<'_>) {
+    candidates.sort_by_key(|c| (c.min, c.max));
+    let tied: Vec<bool> = (0..candidates.len())
+        .map(|i| {
+            let span = (candidates[i].min, candidates[i].max);
+            let same = |j: usize| candidates.get(j).is_some_and(|c| (c.min, c.max) == span);
+            (i > 0 && same(i - 1)) || same(i + 1)
+        })
+        .collect();
+    let mut unreadable = Vec::new();
+    for (candidate, tied) in candidates.iter_mut().zip(tied) {
+        if !tied {
+            continue;
+        }
+        run.report.segments_hashed += 1;
+        match hash_segment(&candidate.path, candidate.len, run) {
+            Ok(digest) => candidate.sha256 = Some(digest),
+            Err(e) => unreadable.push((candidate.path.clone(), e)),
+        }
+    }
+    for (path, error) in unreadable {
+        candidates.retain(|c| c.path != path);
+        run.corrupt(&path, &SegmentFault::Io(error));
+    }
+    candidates.sort_by_key(|c| (c.min, c.max, c.sha256));
+}
+
+/// The SHA-256 of the first `len` bytes of `path`.
+fn hash_segment(path: &Path, len: u64, run: &mut Run<'_>) -> io::Result<[u8; 32]> {
+    let mut input = File::open(path)?.take(len);
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = input.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        context.update(&buffer[..read]);
+        run.advance(u64::try_from(read).unwrap_or(u64::MAX));
+    }
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(context.finish().as_ref());
+    Ok(digest)
+}
+
+/// Indexes a segment without a sidecar by reading every record.
+fn scan<M: Selectable>(
+    path: &Path,
+    len: u64,
+    format: FileFormat,
+    run: &mut Run<'_>,
+) -> Result<SegmentIndex, SegmentFault> {
+    let mut reader = RecordReader::open(path, len, format)?;
+    let mut index = SegmentIndex::new(format);
+    let mut consumed = 0;
+    while let Some(message) = reader.next::<M>()? {
+        index.note_record(&message);
+        run.advance(reader.offset() - consumed);
+        consumed = reader.offset();
+    }
+    run.advance(reader.offset() - consumed);
+    index.bytes = len;
+    Ok(index)
+}
+
+/// Writes the selected part of every record of one segment; the outer error is a failed
+/// write, the inner one a segment that cannot be read to its end.
+fn select_segment<M: Selectable>(
+    candidate: &Candidate,
+    filter: &Filter,
+    output: &mut Output,
+    run: &mut Run<'_>,
+) -> Result<Result<u64, SegmentFault>, StoreError> {
+    let mut reader = match RecordReader::open(&candidate.path, candidate.len, candidate.format) {
+        Ok(reader) => reader,
+        Err(e) => return Ok(Err(SegmentFault::Io(e))),
+    };
+    let mut kept = 0;
+    let mut consumed = 0;
+    loop {
+        let next = reader.next::<M>();
+        run.advance(reader.offset() - consumed);
+        consumed = reader.offset();
+        let mut message = match next {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(Ok(kept)),
+            Err(fault) => return Ok(Err(fault)),
+        };
+        run.report.records_read += 1;
+        let items = message.retain(filter);
+        if items > 0 {
+            output.write(&message)?;
+            kept += items;
+        }
+    }
+}
+
+/// A selection file being written.
+struct Output {
+    path: PathBuf,
+    file: BufWriter<File>,
+    written: u64,
+    buffer: Vec<u8>,
+}
+
+impl Output {
+    fn create(path: &Path) -> Result<Self, StoreError> {
+        let file = File::create(path).map_err(|source| StoreError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Output {
+            path: path.to_path_buf(),
+            file: BufWriter::with_capacity(64 * 1024, file),
+            written: 0,
+            buffer: Vec::new(),
+        })
+    }
+
+    fn error(&self, source: io::Error) -> StoreError {
+        StoreError::Write {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Appends `message`, length-delimited.
+    fn write<M: prost::Message>(&mut self, message: &M) -> Result<(), StoreError> {
+        self.buffer.clear();
+        message
+            .encode_length_delimited(&mut self.buffer)
+            .map_err(|e| self.error(io::Error::other(e)))?;
+        self.file
+            .write_all(&self.buffer)
+            .map_err(|e| self.error(e))?;
+        self.written += u64::try_from(self.buffer.len()).unwrap_or(u64::MAX);
+        Ok(())
+    }
+
+    /// Cuts the file back to `mark` bytes: what a corrupt segment had added goes.
+    fn rewind(&mut self, mark: u64) -> Result<(), StoreError> {
+        self.file.flush().map_err(|e| self.error(e))?;
+        let file = self.file.get_mut();
+        let result = file
+            .set_len(mark)
+            .and_then(|()| file.seek(SeekFrom::Start(mark)).map(drop));
+        result.map_err(|e| self.error(e))?;
+        self.written = mark;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(), StoreError> {
+        self.file.flush().map_err(|e| self.error(e))
+    }
+}
+
+/// The segment files of `signal` in `dir`, both framings, sorted by name; a missing folder
+/// has none. (The order is made canonical later, by content.)
+fn list_segments(dir: &Path, signal: &str) -> Result<Vec<(PathBuf, FileFormat)>, StoreError> {
+    let error = |source| StoreError::List {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(error(e)),
+    };
+    let prefix = format!("{signal}-");
+    let mut segments = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(error)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let format = [FileFormat::Json, FileFormat::Protobuf]
+            .into_iter()
+            .find(|f| {
+                name.strip_suffix(f.extension())
+                    .is_some_and(|s| s.ends_with('.'))
+            });
+        let is_file = entry.file_type().map_err(error)?.is_file();
+        if let (true, Some(format), true) = (name.starts_with(&prefix), format, is_file) {
+            segments.push((entry.path(), format));
+        }
+    }
+    segments.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(segments)
+}

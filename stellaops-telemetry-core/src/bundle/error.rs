@@ -272,7 +272,11 @@ pub enum BundleError {
         /// The record's `tenant.id`, if it has one.
         found: Option<String>,
     },
-    // ============================================================================================
-    // Local store and record selection (the store helper's variants go in this block).
-    // ============================================================================================
+    // --- local store and record selection -------------------------------------------------------
+    /// The local store refused the selection (missing folder, bad window, …).
+    #[error(transparent)]
+    Store(#[from] super::StoreError),
+    /// A generated configuration file could not be made.
+    #[error("cannot generate the bundle's configuration: {0}")]
+    Config(String),
 }

@@ -70,6 +70,7 @@
 mod archive;
 mod dsse;
 mod error;
+mod export;
 mod format;
 mod inspect;
 mod keys;
@@ -81,6 +82,7 @@ mod verify;
 
 pub use dsse::{Envelope, EnvelopeSignature, MANIFEST_PAYLOAD_TYPE, pae};
 pub use error::BundleError;
+pub use export::{ExportReport, ExportRequest, config_files, export, export_into};
 pub use format::{
     BundleMeta, Compression, FORMAT_VERSION, FileEntry, MAX_CONFIG_FILES, MAX_OTLP_MESSAGE_BYTES,
     Manifest, OtlpFiles, PackedBundle, SignalCounts, Window, pack, pack_into,

@@ -517,6 +517,19 @@ mod sidecars {
         assert_eq!(report.segments_scanned, report.segments_listed);
         assert_eq!(report.segments_pruned, 0);
         assert_eq!(selection_bytes(&scanned), selection_bytes(&indexed));
+
+        // The scan left the sidecars behind: the next selection prunes again.
+        let healed_out = tempfile::tempdir()?;
+        let (healed, report) = Store::open(store.path())?.select(
+            narrow_from,
+            narrow_to,
+            None,
+            healed_out.path(),
+            &mut |_| {},
+        )?;
+        assert_eq!(report.segments_scanned, 0, "{report:?}");
+        assert!(report.segments_pruned > 0, "{report:?}");
+        assert_eq!(selection_bytes(&healed), selection_bytes(&indexed));
         Ok(())
     }
 }

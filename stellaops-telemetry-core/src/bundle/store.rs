@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::trace::v1::TracesData;
 use super::select::{Filter, RecordReader, SegmentFault, Selectable};
 use super::{OtlpFiles, SignalCounts};
 use crate::export::FileFormat;
-use crate::export::index::{SegmentIndex, read_sidecar};
+use crate::export::index::{SegmentIndex, read_sidecar, write_sidecar};
 
 /// The file exporters' segments under one telemetry directory (`traces/`, `metrics/`,
 /// `logs/`), read-only.
@@ -333,7 +333,15 @@ impl Store {
                 }
                 None => {
                     run.report.segments_scanned += 1;
-                    match scan::<M>(&path, len, format, run) {
+                    let scanned = scan::<M>(&path, len, format, run);
+                    if let Ok(index) = &scanned {
+                        // The index is kept for the next selection (a store written before
+                        // sidecars existed heals as it is read). A read-only store keeps none:
+                        // it is scanned again next time. A segment still being written gets
+                        // a sidecar that stops matching its length as soon as it grows.
+                        let _ = write_sidecar(&path, index);
+                    }
+                    match scanned {
                         Ok(index) if filter.may_keep(&index) => index,
                         Ok(_) => continue,
                         Err(fault) => {

@@ -372,10 +372,10 @@ fn window(args: &ExportArgs, retention: Duration, profile: &str) -> Result<Windo
     }
     if length > retention {
         return Err(Failure::from(format!(
-            "the window from {} to {} ({}) is longer than profile `{profile}`'s retention of {} days: the store keeps no older data; export a shorter window",
+            "the window from {} to {} ({:.1} days) is longer than profile `{profile}`'s retention of {} days; export a shorter window, or name the profile the data was kept under (--profile)",
             shown(from),
             shown(to),
-            humantime::format_duration(Duration::from_secs(length.as_secs())),
+            length.as_secs_f64() / 86_400.0,
             retention.as_secs() / 86_400,
         )));
     }

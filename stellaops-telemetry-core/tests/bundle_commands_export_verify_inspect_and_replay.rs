@@ -241,8 +241,12 @@ fn tampered_bundles_do_not_verify(plain: &Path, public: &Path, work: &Path) {
 
 fn replay_delivers_exactly_the_exported_records(plain: &Path, zst: &Path, public: &Path) {
     let manifest = bundle::inspect(plain).unwrap().counts;
-    for (file, protocol) in [(plain, "http"), (zst, "http")] {
-        let receiver = support::OtlpReceiver::http_blocking().unwrap();
+    for (file, protocol) in [(plain, "http"), (zst, "http"), (zst, "grpc")] {
+        let receiver = if protocol == "grpc" {
+            support::OtlpReceiver::grpc_blocking().unwrap()
+        } else {
+            support::OtlpReceiver::http_blocking().unwrap()
+        };
         let endpoint = receiver.endpoint();
         let (code, out, err) = run(&[
             "bundle",
@@ -317,6 +321,18 @@ fn a_tampered_bundle_is_not_replayed_and_a_closed_port_is_unreachable() {
         listener.local_addr().unwrap()
     };
     let (code, _, err) = replay(&file, &format!("http://{closed}"));
+    assert_eq!(code, UNREACHABLE, "{err}");
+    let (code, _, err) = run(&[
+        "bundle",
+        "replay",
+        "--endpoint",
+        &format!("http://{closed}"),
+        "--protocol",
+        "grpc",
+        "--pub",
+        s(&public),
+        s(&file),
+    ]);
     assert_eq!(code, UNREACHABLE, "{err}");
 }
 

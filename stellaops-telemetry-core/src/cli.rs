@@ -1,5 +1,6 @@
 //! The `stella-telemetry` command line (feature `cli`): profiles, the catalogue, the
-//! generated artefacts, and tenants' incidents. The binary is a thin `main` around [`run`].
+//! generated artefacts, tenants' incidents, and offline bundles. The binary is a thin `main`
+//! around [`run_with_progress`]; [`run`] is the same without progress bars.
 //!
 //! # Example
 //!
@@ -25,11 +26,23 @@
 //! stella-telemetry incident start  --tenant T [--reason R] [--ttl 30m] (--endpoint URL --token-file F | --file PATH [--actor A])
 //! stella-telemetry incident stop   --tenant T [--reason R] (--endpoint URL --token-file F | --file PATH)
 //! stella-telemetry incident status [--json] (--endpoint URL --token-file F | --file PATH)
+//! stella-telemetry keygen --out KEY [--force]      # KEY (PKCS#8, 0600) and KEY.pub (SPKI)
+//! stella-telemetry bundle export --dir DATA --from T [--to T] [--tenant T] [--profile NAME] --key KEY --out FILE [--zstd] [--force]
+//! stella-telemetry bundle verify --pub PUB FILE
+//! stella-telemetry bundle inspect [--json] FILE
+//! stella-telemetry bundle replay --endpoint URL [--protocol http|grpc] --pub PUB FILE
 //! ```
 //!
 //! The incident commands either go through a service's control plane (`--endpoint`, its base
 //! URL, with the bearer token read from `--token-file`, which is never printed) or edit the
 //! watched incident file every instance follows (`--file`; the actor is `--actor` or `$USER`).
+//!
+//! `bundle export` selects one window (`--from` an RFC 3339 time or a duration back from
+//! `--to`, which defaults to now; no longer than the profile's retention) and tenant from the
+//! file exporters' directory into a signed bundle; `bundle verify` checks one offline with
+//! the public key; `bundle inspect` shows what one holds without a key; `bundle replay`
+//! verifies one, then sends its records to an OTLP endpoint through the egress policy (the
+//! sealed one when `STELLAOPS_TELEMETRY_SEALED=true`, else any endpoint).
 //!
 //! Results go to standard output; errors go to standard error with exit status 1 (2 for a
 //! malformed command line, as clap reports it; 3 when the endpoint cannot be reached). A
@@ -56,13 +69,14 @@ pub const USAGE: u8 = 2;
 /// connection, or no answer in time).
 pub const UNREACHABLE: u8 = 3;
 
+mod bundle;
 mod incident;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "stella-telemetry",
     version,
-    about = "StellaOps telemetry: profiles, the metric catalogue, generated alert rules, dashboards and collector configurations, and tenants' incidents"
+    about = "StellaOps telemetry: profiles, the metric catalogue, generated alert rules, dashboards and collector configurations, tenants' incidents, and offline bundles"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -93,6 +107,14 @@ enum Command {
     Incident {
         #[command(subcommand)]
         command: incident::IncidentCommand,
+    },
+    /// Generates an Ed25519 key pair for signing bundles; prints its key id.
+    Keygen(bundle::KeygenArgs),
+    /// Exports, verifies, inspects and replays offline bundles: signed archives of one window
+    /// of telemetry from the local store.
+    Bundle {
+        #[command(subcommand)]
+        command: bundle::BundleCommand,
     },
 }
 
@@ -147,8 +169,37 @@ enum GenerateCommand {
 
 /// Runs the command line `args` (the program name first), writing results to `stdout` and
 /// errors to `stderr`; returns the exit status ([`SUCCESS`], [`FAILURE`], [`USAGE`] or
-/// [`UNREACHABLE`]).
+/// [`UNREACHABLE`]). Draws no progress bar.
 pub fn run<I, T>(args: I, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_inner(args, stdout, stderr, bundle::Progress { shown: false })
+}
+
+/// As [`run`], and `bundle export` and `bundle replay` draw a progress bar on the process's
+/// standard error when it is a terminal (not on `stderr`, which gets the errors only).
+///
+/// ```
+/// let (mut out, mut err) = (Vec::new(), Vec::new());
+/// let code = stellaops_telemetry_core::cli::run_with_progress(["stella-telemetry", "--version"], &mut out, &mut err);
+/// assert_eq!(code, stellaops_telemetry_core::cli::SUCCESS);
+/// ```
+pub fn run_with_progress<I, T>(args: I, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_inner(args, stdout, stderr, bundle::Progress { shown: true })
+}
+
+fn run_inner<I, T>(
+    args: I,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+    progress: bundle::Progress,
+) -> u8
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -167,7 +218,7 @@ where
             };
         }
     };
-    match execute(cli.command, stdout) {
+    match execute(cli.command, stdout, progress) {
         Ok(()) => SUCCESS,
         Err(failure) => {
             let _ = writeln!(stderr, "error: {}", failure.message);
@@ -209,12 +260,18 @@ fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-fn execute(command: Command, out: &mut dyn Write) -> Result<(), Failure> {
+fn execute(
+    command: Command,
+    out: &mut dyn Write,
+    progress: bundle::Progress,
+) -> Result<(), Failure> {
     match command {
         Command::Profile { command } => Ok(profile(command, out)?),
         Command::Generate { what } => Ok(generate(what, out)?),
         Command::Catalogue { json } => Ok(catalogue_table(json, out)?),
         Command::Incident { command } => incident::run(command, out),
+        Command::Keygen(args) => bundle::keygen(args, out),
+        Command::Bundle { command } => bundle::run(command, out, progress),
     }
 }
 

@@ -10,7 +10,7 @@ use ring::digest::{Context, SHA256};
 use super::format::{Compression, MAX_CONFIG_FILES, ZSTD_WINDOW_LOG};
 use super::{BundleError, hex};
 
-const BLOCK: usize = 512;
+pub(crate) const BLOCK: usize = 512;
 /// The most members an archive may hold: the configuration files and the five fixed members.
 pub(crate) const MAX_MEMBERS: usize = MAX_CONFIG_FILES + 5;
 pub(crate) const CONFIG_PREFIX: &str = "config/";
@@ -309,6 +309,15 @@ impl OpenArchive {
         })
     }
 
+    /// The tar stream (decompressed when the archive is zstd), for reading its members in
+    /// order; no layout check is made on it.
+    pub(crate) fn into_tar_stream(self) -> Box<dyn Read + Send> {
+        match self.stream {
+            Stream::Plain(reader) => Box::new(reader),
+            Stream::Zstd(decoder) => Box::new(decoder),
+        }
+    }
+
     /// Walks every member in order, calling `visit` with its path, kind, size and contents;
     /// checks headers, padding and the end of the archive byte for byte. Returns the archive's
     /// sha256 (hex) and size once everything has been read.
@@ -494,7 +503,7 @@ impl<'p, R: Read> TarReader<'p, R> {
 }
 
 /// The path and size of a member whose header is exactly the canonical one.
-fn canonical_member(block: &[u8; BLOCK]) -> Result<(String, u64), BundleError> {
+pub(crate) fn canonical_member(block: &[u8; BLOCK]) -> Result<(String, u64), BundleError> {
     let header = tar::Header::from_byte_slice(block);
     let path = String::from_utf8_lossy(&header.path_bytes()).into_owned();
     let kind = header.entry_type();

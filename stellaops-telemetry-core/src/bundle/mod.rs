@@ -60,6 +60,10 @@
 //! ([`VerifiedBundle::archive_sha256`]) with the one [`pack`] reported
 //! ([`PackedBundle::sha256`]). A plain tar has no such slack.
 //!
+//! To replay a bundle, [`verify`] it, then read its OTLP files one at a time with
+//! [`VerifiedBundle::otlp_reader`] (streamed, and checked against the verified manifest as
+//! they are read) into [`Replay::send`](crate::Replay::send).
+//!
 //! The local store ([`Store`]) selects one window (and tenant) of the file exporters'
 //! segments into the three OTLP files [`pack`] takes.
 //!
@@ -74,6 +78,7 @@ mod export;
 mod format;
 mod inspect;
 mod keys;
+mod member;
 mod records;
 mod select;
 mod store;
@@ -89,6 +94,7 @@ pub use format::{
 };
 pub use inspect::{Inspection, inspect};
 pub use keys::{SigningKey, VerifyingKey};
+pub use member::{OtlpReader, OtlpSignal};
 pub use store::{CorruptSegment, SelectionReport, Store, StoreError};
 pub use verify::{VerifiedBundle, verify};
 

@@ -22,7 +22,7 @@
 //! (see [`env`](crate::env) for the table of variables).
 
 pub(crate) mod env;
-mod parse;
+pub(crate) mod parse;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -246,9 +246,8 @@ pub(super) async fn answer(
         compression: query.compression,
         audit: Finished::of(call),
         head_audited,
-        _permit: permit,
     };
-    spawn(job, pieces).map_err(|_| {
+    spawn(job, permit, pieces).map_err(|_| {
         call.error = Some("cannot start the export thread".to_owned());
         Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -498,26 +497,25 @@ struct Job {
     audit: Finished,
     /// Fires once the call's own audit line is written, so the closing line follows it.
     head_audited: oneshot::Receiver<()>,
-    _permit: Permit,
 }
 
 /// Runs `job` on the runtime's blocking threads, or on a thread of its own outside a runtime.
-fn spawn(job: Job, pieces: mpsc::Sender<Piece>) -> io::Result<()> {
+fn spawn(job: Job, permit: Permit, pieces: mpsc::Sender<Piece>) -> io::Result<()> {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
             // Detached: the export ends on its own, or when the body is dropped.
-            drop(runtime.spawn_blocking(move || run(job, &pieces)));
+            drop(runtime.spawn_blocking(move || run(job, permit, &pieces)));
             Ok(())
         }
         Err(_) => std::thread::Builder::new()
             .name("stellaops-export".to_owned())
-            .spawn(move || run(job, &pieces))
+            .spawn(move || run(job, permit, &pieces))
             .map(drop),
     }
 }
 
 /// The export's thread: writes the archive into the channel, then says how it ended.
-fn run(job: Job, pieces: &mpsc::Sender<Piece>) {
+fn run(job: Job, permit: Permit, pieces: &mpsc::Sender<Piece>) {
     let mut out = ChunkWriter::new(pieces.clone());
     let result = export(&job, &mut out).and_then(|report| {
         out.finish()
@@ -532,6 +530,8 @@ fn run(job: Job, pieces: &mpsc::Sender<Piece>) {
             detail: detail.clone().unwrap_or_default(),
         },
     };
+    // Free the place before the client can see the end, so that it may export again at once.
+    drop(permit);
     // The body may be gone already; the audit line is written either way.
     let _ = pieces.blocking_send(last);
     if out.sent_any {

@@ -10,7 +10,9 @@
 //! ```
 //!
 //! The control plane is mounted under `/telemetry`, guarded by the JWKS, issuer and audience
-//! in `STELLAOPS_TELEMETRY_AUTH_*`; without them it refuses every call (503).
+//! in `STELLAOPS_TELEMETRY_AUTH_*`; without them it refuses every call (503). With
+//! `STELLAOPS_TELEMETRY_BUNDLE_KEY` (an Ed25519 PKCS#8 PEM file) it also streams signed
+//! bundles of the telemetry directory: `GET /telemetry/exports/forensic/1h`.
 //!
 //! No collector is needed: JSON log lines go to stdout and every signal is written as OTLP
 //! JSON Lines under `STELLAOPS_TELEMETRY_DIR` (default `./telemetry-data`). Every standard
@@ -37,7 +39,7 @@ use stellaops_telemetry_core::{
     ErrorKind, ExporterKind, Telemetry, TenantOverride, TenantSampling, instrument, tracing,
 };
 use stellaops_telemetry_tower::client::ClientTelemetryLayer;
-use stellaops_telemetry_tower::control::{ControlPlane, JwtVerifier};
+use stellaops_telemetry_tower::control::{ControlPlane, ForensicExports, JwtVerifier};
 use stellaops_telemetry_tower::server::{ServerTelemetryLayer, Tenant};
 use stellaops_telemetry_tower::services::Health;
 use tower::{Service as _, ServiceBuilder, ServiceExt as _};
@@ -295,6 +297,19 @@ fn router(app: App) -> Result<Router, Error> {
             "control plane under /telemetry refuses every call: STELLAOPS_TELEMETRY_AUTH_JWKS is not set"
         ),
     }
+    // Forensic exports of the pipeline's own files, signed with the key of the environment.
+    match ForensicExports::from_env(app.telemetry.dir())? {
+        Some(exports) => {
+            tracing::info!(
+                ?exports,
+                "forensic exports under /telemetry/exports/forensic"
+            );
+            control = control.forensic_exports(exports);
+        }
+        None => {
+            tracing::info!("forensic exports answer 503: STELLAOPS_TELEMETRY_BUNDLE_KEY is not set")
+        }
+    }
     Ok(Router::new()
         .route("/scans/{id}", get(scan))
         .route("/scans/{id}/verdict", get(verdict))
@@ -385,6 +400,9 @@ STELLAOPS_TELEMETRY_AUTH_AUDIENCE; without them every control call is refused (5
   curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\
        -d '{\"tenant\":\"acme\",\"mode\":\"forensic\",\"reason\":\"triage\",\"ttl\":\"30m\"}' \\
        ADDR/telemetry/incidents/mode
+With STELLAOPS_TELEMETRY_BUNDLE_KEY (an Ed25519 PKCS#8 PEM file), a token with scope
+telemetry:export downloads a signed bundle of the last hour (or FROM..TO, RFC 3339):
+  curl -OJ -H \"Authorization: Bearer $TOKEN\" ADDR/telemetry/exports/forensic/1h?tenant=acme
 
 Signals go to OTLP JSON Lines files under STELLAOPS_TELEMETRY_DIR (default ./telemetry-data);
 every OTEL_* and STELLAOPS_TELEMETRY_* variable of the README applies.";

@@ -26,7 +26,7 @@
 //! | [`client`] | `ClientTelemetryLayer`: client span, trace context, baggage and tenant out |
 //! | [`propagation`] | the strict W3C Trace Context (Level 1 and 2) and Baggage parser and writer |
 //! | [`services`] | `/health`, `/health/ready`, `/health/live` |
-//! | [`control`] | the control plane (profiles, incident mode) and the bearer-token guard |
+//! | [`control`] | the control plane (profiles, incident mode, forensic exports) and the bearer-token guard |
 
 pub mod client;
 pub mod control;

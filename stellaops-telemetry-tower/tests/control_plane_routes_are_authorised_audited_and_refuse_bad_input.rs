@@ -2,8 +2,9 @@
 //! JWKS file; unsigned, tampered, expired, early, foreign, unknown-key tokens refused with 401,
 //! missing scopes and other tenants with 403), one audit line per call with no token text in
 //! any log line, bad input refused with a JSON error naming the field, the incident lifecycle
-//! through the API, the `/metrics` guard, configuration from the environment, and hostile
-//! tokens and bodies that never panic.
+//! through the API, the `/metrics` guard, configuration from the environment, hostile
+//! tokens and bodies that never panic, and forensic exports: signed bundles of the token's
+//! tenant streamed in bounded chunks from a store a real pipeline wrote.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,13 +15,14 @@ mod support {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use http::{HeaderMap, Method, Request, StatusCode, header};
+    use http_body_util::BodyExt;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use ring::rand::SystemRandom;
     use ring::signature::{self, KeyPair};
     use serde_json::{Value, json};
     use stellaops_telemetry_core::testing::TestExporters;
     use stellaops_telemetry_core::{AUDIT_TARGET, Telemetry};
-    use stellaops_telemetry_tower::control::{ControlPlane, JwtVerifier};
+    use stellaops_telemetry_tower::control::{ControlBody, ControlPlane, JwtVerifier};
     use tower::ServiceExt;
 
     pub const ISSUER: &str = "https://id.stellaops.test";
@@ -294,7 +296,7 @@ mod support {
     where
         S: tower::Service<
                 Request<String>,
-                Response = http::Response<String>,
+                Response = http::Response<ControlBody>,
                 Error = std::convert::Infallible,
             >,
     {
@@ -306,7 +308,8 @@ mod support {
             "application/json",
             "{status}"
         );
-        let text = response.into_body();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
         // A refusal never holds token text (every JWT segment starts `eyJ`); the collector
         // configuration holds the redaction pattern for JWTs, so answers are not checked.
         if !status.is_success() {
@@ -1305,5 +1308,402 @@ mod hostile_input {
             prop_assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{:?}", answer);
             prop_assert!(f.telemetry.incidents().status().is_empty());
         }
+    }
+}
+
+mod forensic_exports {
+    use std::path::{Path, PathBuf};
+    use std::sync::OnceLock;
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+    use http::{Method, StatusCode, header};
+    use http_body_util::BodyExt;
+    use opentelemetry::KeyValue;
+    use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+    use serde_json::Value;
+    use stellaops_telemetry_core::bundle::{self, SigningKey, VerifiedBundle};
+    use stellaops_telemetry_core::testing::TestExporters;
+    use stellaops_telemetry_core::{ExporterKind, RequestContext, Telemetry};
+    use stellaops_telemetry_tower::control::{
+        ControlBody, ControlPlane, EXPORT_CHANNEL_CHUNKS, EXPORT_CHUNK_BYTES, EXPORT_SCOPE,
+        ForensicExports, JwtVerifier,
+    };
+    use tower::ServiceExt;
+
+    use super::support::*;
+
+    /// Spans of each tenant in the store, each with an attribute of [`NOTE_BYTES`]: enough for
+    /// an archive many chunks long.
+    const SPANS_PER_TENANT: usize = 600;
+    const LOGS_PER_TENANT: usize = 50;
+    const NOTE_BYTES: usize = 1500;
+
+    /// A store written by a real pipeline (file exporters), shared by the tests (they only
+    /// read it), and the key that signs its exports.
+    struct Store {
+        dir: PathBuf,
+        key_pem: String,
+        written_at: SystemTime,
+    }
+
+    fn store() -> &'static Store {
+        static STORE: OnceLock<Store> = OnceLock::new();
+        STORE.get_or_init(|| {
+            let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+                .unwrap()
+                .keep();
+            let written_at = SystemTime::now();
+            write_store(&dir);
+            Store {
+                dir,
+                key_pem: SigningKey::generate().unwrap().to_pem(),
+                written_at,
+            }
+        })
+    }
+
+    fn write_store(dir: &Path) {
+        let telemetry = Telemetry::builder("export-test")
+            .exporters(&[ExporterKind::File])
+            .stdout_logs(false)
+            .dir(dir)
+            .build()
+            .unwrap();
+        let tracer = telemetry.tracer_provider().tracer("export-test");
+        let note: String = "forensic evidence ".repeat(NOTE_BYTES / 18);
+        for tenant in ["acme", "globex"] {
+            for i in 0..SPANS_PER_TENANT {
+                tracer
+                    .span_builder(format!("scan-{i}"))
+                    .with_attributes([
+                        KeyValue::new("tenant.id", tenant),
+                        KeyValue::new("scan.note", note.clone()),
+                    ])
+                    .start(&tracer)
+                    .end();
+                if i % 100 == 99 {
+                    telemetry.flush(Duration::from_secs(10)).unwrap();
+                }
+            }
+            tracing::dispatcher::with_default(telemetry.dispatch(), || {
+                let _context = RequestContext::new().with_tenant(tenant).attach();
+                for i in 0..LOGS_PER_TENANT {
+                    tracing::info!(scan = i, "scan finished");
+                }
+            });
+            telemetry.flush(Duration::from_secs(10)).unwrap();
+        }
+        telemetry.shutdown();
+        let stats = telemetry.stats();
+        assert_eq!(stats.spans.dropped, 0, "{stats:?}");
+        assert_eq!(stats.logs.dropped, 0, "{stats:?}");
+    }
+
+    fn key() -> SigningKey {
+        SigningKey::from_pem(&store().key_pem).unwrap()
+    }
+
+    /// A control plane exporting from the shared store, its audit lines captured.
+    fn exports_fixture(max_concurrent: usize) -> Fixture {
+        let exporters = TestExporters::new();
+        let telemetry = Telemetry::builder("control-test")
+            .exporters(&[])
+            .stdout_logs(false)
+            .test_exporters(&exporters)
+            .build()
+            .unwrap();
+        let (dir, path) = verifier_file();
+        let verifier = JwtVerifier::from_jwks_file(&path, ISSUER, AUDIENCE).unwrap();
+        let exports = ForensicExports::new(&store().dir, key()).max_concurrent(max_concurrent);
+        let control = ControlPlane::for_telemetry(&telemetry)
+            .verifier(verifier)
+            .forensic_exports(exports)
+            .build();
+        Fixture {
+            exporters,
+            telemetry,
+            control,
+            _dir: dir,
+        }
+    }
+
+    /// A window around the store's records, as `FROM..TO`.
+    fn window() -> String {
+        let at = store().written_at;
+        let from = humantime::format_rfc3339_seconds(at - Duration::from_secs(600));
+        let to = humantime::format_rfc3339_seconds(at + Duration::from_secs(3600));
+        format!("{from}..{to}")
+    }
+
+    async fn get(
+        control: &ControlPlane,
+        path: &str,
+        token: Option<&str>,
+    ) -> http::Response<ControlBody> {
+        control
+            .clone()
+            .oneshot(request(Method::GET, path, token, ""))
+            .await
+            .unwrap()
+    }
+
+    /// Reads the body frame by frame into a file, after `taken` (the frames read already);
+    /// the sizes of the frames read here.
+    async fn save(taken: &[u8], body: ControlBody, out: &Path) -> Vec<usize> {
+        let mut body = body;
+        let mut frames = Vec::new();
+        let mut bytes = taken.to_vec();
+        while let Some(frame) = body.frame().await {
+            let data: Bytes = frame.unwrap().into_data().unwrap();
+            frames.push(data.len());
+            bytes.extend_from_slice(&data);
+        }
+        std::fs::write(out, bytes).unwrap();
+        frames
+    }
+
+    /// Exports `path` with `token`: the answer's headers and the verified bundle.
+    async fn export_ok(
+        f: &Fixture,
+        path: &str,
+        token: &str,
+    ) -> (http::HeaderMap, VerifiedBundle, Vec<usize>) {
+        let response = get(&f.control, path, Some(token)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers().clone();
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("bundle");
+        let frames = save(&[], response.into_body(), &file).await;
+        let verified = bundle::verify(&file, &key().public_key()).unwrap();
+        (headers, verified, frames)
+    }
+
+    /// The closing audit lines of exports (`export` set).
+    fn closing_lines(exporters: &TestExporters) -> Vec<Value> {
+        audit_lines(exporters)
+            .into_iter()
+            .filter(|l| l["export"].is_string())
+            .collect()
+    }
+
+    fn closing_lines_at_least(exporters: &TestExporters, count: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let lines = closing_lines(exporters);
+            if lines.len() >= count || std::time::Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_bound_token_gets_a_signed_bundle_of_its_tenant_with_two_audit_lines() {
+        let f = exports_fixture(2);
+        let bound = token(EXPORT_SCOPE, Some("acme"));
+        let path = format!("/telemetry/exports/forensic/{}", window());
+        let (headers, verified, _) = export_ok(&f, &path, &bound).await;
+        assert_eq!(headers[header::CONTENT_TYPE], "application/x-tar");
+        let disposition = headers[header::CONTENT_DISPOSITION].to_str().unwrap();
+        assert!(
+            disposition.starts_with("attachment; filename=\"stellaops-acme-")
+                && disposition.ends_with(".tar\""),
+            "{disposition}"
+        );
+        let manifest = &verified.manifest;
+        assert_eq!(manifest.tenant.as_deref(), Some("acme"));
+        assert_eq!(manifest.counts.spans, SPANS_PER_TENANT as u64);
+        assert!(
+            manifest.counts.log_records >= LOGS_PER_TENANT as u64,
+            "{manifest:?}"
+        );
+        assert_eq!(manifest.profile, "default");
+
+        let lines = audit_lines_at_least(&f.exporters, 2);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let (call, closing) = (&lines[0], &lines[1]);
+        assert_eq!(call["route"], "/exports/forensic/{window}");
+        assert_eq!(call["outcome"], 200);
+        assert_eq!(call["actor"], "ops@example");
+        assert_eq!(call["target_tenant"], "acme");
+        assert!(call["window"].as_str().unwrap().contains(".."), "{call}");
+        assert_eq!(closing["export"], "complete");
+        assert_eq!(closing["target_tenant"], "acme");
+        assert_eq!(closing["archive_sha256"], verified.archive_sha256.as_str());
+        assert_eq!(closing["archive_bytes"], verified.archive_size);
+        assert_eq!(closing["spans"], SPANS_PER_TENANT as u64);
+        assert_no_token_text(&f.exporters, &[bound]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unbound_token_exports_one_tenant_compressed_or_every_tenant() {
+        let f = exports_fixture(2);
+        let unbound = token(EXPORT_SCOPE, None);
+        let path = "/telemetry/exports/forensic/1h?tenant=globex&compression=zstd";
+        let (headers, verified, _) = export_ok(&f, path, &unbound).await;
+        assert_eq!(headers[header::CONTENT_TYPE], "application/zstd");
+        let disposition = headers[header::CONTENT_DISPOSITION].to_str().unwrap();
+        assert!(disposition.contains("stellaops-globex-") && disposition.ends_with(".tar.zst\""));
+        assert_eq!(verified.manifest.tenant.as_deref(), Some("globex"));
+        assert_eq!(verified.manifest.counts.spans, SPANS_PER_TENANT as u64);
+
+        // Every tenant; the same tenant again through a bound token repeating it.
+        let path = format!("/exports/forensic/{}", window());
+        let (headers, verified, _) = export_ok(&f, &path, &unbound).await;
+        assert!(
+            headers[header::CONTENT_DISPOSITION]
+                .to_str()
+                .unwrap()
+                .contains("stellaops-all-")
+        );
+        assert_eq!(verified.manifest.tenant, None);
+        assert_eq!(verified.manifest.counts.spans, 2 * SPANS_PER_TENANT as u64);
+        let bound = token(EXPORT_SCOPE, Some("globex"));
+        let (_, verified, _) = export_ok(&f, &format!("{path}?tenant=globex"), &bound).await;
+        assert_eq!(verified.manifest.tenant.as_deref(), Some("globex"));
+        let closing = closing_lines_at_least(&f.exporters, 3);
+        assert!(
+            closing.iter().all(|l| l["export"] == "complete"),
+            "{closing:?}"
+        );
+        assert_no_token_text(&f.exporters, &[unbound, bound]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn exports_are_refused_without_a_token_the_scope_or_for_another_tenant() {
+        let f = exports_fixture(2);
+        let path = format!("/exports/forensic/{}", window());
+        let read_admin = token(&format!("{READ} {ADMIN}"), None);
+        let bound = token(EXPORT_SCOPE, Some("acme"));
+        let answer = call(&f.control, Method::GET, &path, None, "").await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        let answer = call(&f.control, Method::GET, &path, Some(&read_admin), "").await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+        assert_eq!(answer.error(), "missing scope telemetry:export");
+        let answer = call(
+            &f.control,
+            Method::GET,
+            &format!("{path}?tenant=globex"),
+            Some(&bound),
+            "",
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+        assert_eq!(answer.field(), Some("tenant"));
+        let answer = call(&f.control, Method::POST, &path, Some(&bound), "").await;
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+
+        let lines = audit_lines_at_least(&f.exporters, 4);
+        let outcomes: Vec<&Value> = lines.iter().map(|l| &l["outcome"]).collect();
+        assert_eq!(outcomes, [401, 403, 403, 405], "{lines:?}");
+        assert_eq!(lines[1]["actor"], "ops@example");
+        assert_eq!(lines[2]["target_tenant"], "globex");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l["route"] == "/exports/forensic/{window}")
+        );
+        assert!(closing_lines(&f.exporters).is_empty());
+        assert_no_token_text(&f.exporters, &[read_admin, bound]);
+
+        // Without ForensicExports the route answers 503 to a token that may export.
+        let bare = fixture();
+        let unbound = token(EXPORT_SCOPE, None);
+        let answer = call(&bare.control, Method::GET, &path, Some(&unbound), "").await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.error(), "no signing key configured");
+        assert_eq!(audit_lines_at_least(&bare.exporters, 1)[0]["outcome"], 503);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn bad_windows_and_queries_are_refused_with_400_naming_the_field() {
+        let f = exports_fixture(2);
+        let unbound = token(EXPORT_SCOPE, None);
+        for (tail, field) in [
+            ("yesterday", "window"),
+            ("0s", "window"),
+            ("2026-12-05T10:00:00Z..2026-12-05T09:00:00Z", "window"),
+            ("2026-12-05T10:00:00Z..2026-12-05T10:00:00Z", "window"),
+            ("2026-12-05T09:00:00Z..2026-12-05", "window"),
+            // Longer than the default profile's 30 days of retention.
+            ("31d", "window"),
+            ("2026-10-01T00:00:00Z..2026-12-05T00:00:00Z", "window"),
+            ("1h?compression=gzip", "compression"),
+            ("1h?tenant=a%0Ab", "tenant"),
+            ("1h?tenant=acme&tenant=globex", "tenant"),
+            ("1h?access_token=x", "access_token"),
+        ] {
+            let path = format!("/exports/forensic/{tail}");
+            let answer = call(&f.control, Method::GET, &path, Some(&unbound), "").await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{tail}: {answer:?}");
+            assert_eq!(answer.field(), Some(field), "{tail}: {answer:?}");
+        }
+        let lines = audit_lines_at_least(&f.exporters, 11);
+        assert!(lines.iter().all(|l| l["outcome"] == 400), "{lines:?}");
+        assert!(closing_lines(&f.exporters).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_body_streams_in_bounded_chunks_before_the_export_has_finished() {
+        let f = exports_fixture(1);
+        let unbound = token(EXPORT_SCOPE, None);
+        let path = format!("/exports/forensic/{}", window());
+        let response = get(&f.control, &path, Some(&unbound)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first.len(), EXPORT_CHUNK_BYTES);
+        // The archive is many times the channel: the export cannot have finished while only
+        // its first chunk was taken, so its closing line is not written yet…
+        assert!(closing_lines(&f.exporters).is_empty());
+        // … and it holds its place: a second export is refused while it runs.
+        let answer = call(&f.control, Method::GET, &path, Some(&unbound), "").await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("all.tar");
+        let mut frames = vec![first.len()];
+        frames.extend(save(&first, body, &file).await);
+        let verified = bundle::verify(&file, &key().public_key()).unwrap();
+        let size = usize::try_from(verified.archive_size).unwrap();
+        assert!(
+            size > (EXPORT_CHANNEL_CHUNKS + 3) * EXPORT_CHUNK_BYTES,
+            "the store is too small to show streaming: {size} bytes"
+        );
+        assert_eq!(frames.iter().sum::<usize>(), size);
+        assert!(frames.len() > EXPORT_CHANNEL_CHUNKS + 3, "{frames:?}");
+        assert!(
+            frames.iter().all(|&n| n > 0 && n <= EXPORT_CHUNK_BYTES),
+            "{frames:?}"
+        );
+        let closing = closing_lines_at_least(&f.exporters, 1);
+        assert_eq!(closing[0]["archive_bytes"], verified.archive_size);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_goes_away_stops_the_export_and_the_audit_says_so() {
+        let f = exports_fixture(1);
+        let unbound = token(EXPORT_SCOPE, None);
+        let path = format!("/exports/forensic/{}", window());
+        let response = get(&f.control, &path, Some(&unbound)).await;
+        let mut body = response.into_body();
+        assert!(body.frame().await.unwrap().is_ok());
+        drop(body);
+        let closing = closing_lines_at_least(&f.exporters, 1);
+        assert_eq!(closing.len(), 1, "{closing:?}");
+        assert_eq!(closing[0]["export"], "failed");
+        assert!(closing[0]["archive_sha256"].is_null());
+        assert!(
+            closing[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("the client went away"),
+            "{closing:?}"
+        );
+        // Its place is free again.
+        let (_, verified, _) = export_ok(&f, &format!("{path}?tenant=acme"), &unbound).await;
+        assert_eq!(verified.manifest.tenant.as_deref(), Some("acme"));
+        assert_no_token_text(&f.exporters, &[unbound]);
     }
 }

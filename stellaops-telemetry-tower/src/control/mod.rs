@@ -35,11 +35,29 @@
 //! | `GET /config/profile/{name}` | `telemetry:read` | `{"profile":…,"collector":"<YAML>"}`; unknown name 404 |
 //! | `POST /incidents/mode` | `telemetry:admin` | `{"incident":…}` (forensic) or `{"stopped":…}` (default) |
 //! | `GET /incidents/status` | `telemetry:read` | `{"incidents":[…]}` |
+//! | `GET /exports/forensic/{window}` | `telemetry:export` | a signed bundle (`application/x-tar`, or `application/zstd` with `?compression=zstd`), streamed |
 //!
 //! `POST /incidents/mode` takes `{"tenant":"acme","mode":"forensic"|"default","reason":"…",
 //! "ttl":"30m"}`: `reason` is required for `forensic`, `ttl` is optional (default 60m, at
 //! most 24h). The incident's actor is the token's subject. Stopping a tenant with no active
 //! incident answers 404.
+//!
+//! `GET /exports/forensic/{window}` streams one window of the local store as a signed
+//! offline bundle (see `stellaops_telemetry_core::bundle`), configured with
+//! [`ControlPlaneBuilder::forensic_exports`]. `{window}` is `FROM..TO` in RFC 3339, UTC
+//! (`2026-12-05T09:00:00Z..2026-12-05T10:00:00Z`), or a duration ending now (`1h`, `30m`); it
+//! must not be empty nor longer than the profile's retention. `?tenant=acme` exports one
+//! tenant's records (a tenant-bound token exports its own tenant, and may only repeat it
+//! here); without it an unbound token exports every tenant. `?compression=zstd` compresses
+//! the archive. The answer is `Content-Disposition: attachment;
+//! filename="stellaops-<tenant|all>-<from>-<to>.tar[.zst]"` (times as `20261205T090000Z`).
+//!
+//! The archive is never held in memory: the export runs on a blocking thread, spools the
+//! selection to disk, and sends the archive in chunks of [`EXPORT_CHUNK_BYTES`] through a
+//! channel of [`EXPORT_CHANNEL_CHUNKS`] to the body ([`ControlBody`]); a client that reads
+//! slowly slows the export down, one that goes away stops it. The head is sent with the
+//! first chunk: a failure before it is a JSON refusal, one after it ends the body with an
+//! error, so the client sees a truncated transfer.
 //!
 //! # Refusals
 //!
@@ -48,14 +66,16 @@
 //!
 //! | status | when |
 //! |---|---|
-//! | 400 | malformed body, unknown field or mode, bad `ttl`, bad tenant, missing `reason` |
+//! | 400 | malformed body, unknown field or mode, bad `ttl`, bad tenant, missing `reason`; a malformed, empty or too long `window`, an unknown query parameter or compression |
 //! | 401 | no token, or a token that is malformed, unsigned (`alg: none`), badly signed, expired, not yet valid, for another issuer or audience, or of an unknown key; with `WWW-Authenticate: Bearer realm="stellaops-telemetry"` (`, error="invalid_token"` when a token was given) |
 //! | 403 | the token lacks the route's scope (`missing scope telemetry:admin`), or is bound to another tenant |
 //! | 404 | unknown route, unknown profile, no active incident to stop |
 //! | 405 | wrong method (with `Allow`) |
 //! | 409 | too many incidents active |
+//! | 429 | too many exports running ([`ForensicExports::max_concurrent`]) |
 //! | 413 | body over 16 KiB |
-//! | 503 | no verifier configured: `no token verifier configured` |
+//! | 500 | an export that failed before its first chunk (`the export failed`) |
+//! | 503 | no verifier configured: `no token verifier configured`; an export without [`ForensicExports`]: `no signing key configured` |
 //!
 //! Without a verifier ([`ControlPlaneBuilder::verifier`]) every call is refused: the control
 //! plane is never an open admin surface. A token bound to a tenant (its `stellaops:tenant`
@@ -67,9 +87,15 @@
 //! [`AUDIT_TARGET`]: `control` (`control_plane`),
 //! `actor` (the token's subject, or `anonymous`), `route`, `method`, `outcome` (the status
 //! code) and `target_tenant` (the tenant acted on, when there is one; it is also the line's
-//! `tenant` unless the request's span names one). Nothing of the token is ever written.
+//! `tenant` unless the request's span names one); an export adds `window` (as resolved) and,
+//! when it failed before its answer's head, `error`. An export whose head was sent writes a
+//! second line when it ends: `export` (`complete` or `failed`), and `archive_sha256`,
+//! `archive_bytes`, `spans`, `points` and `log_records`, or `error`. Nothing of the token is
+//! ever written.
 
 mod auth;
+mod body;
+mod export;
 mod jwks;
 mod ring_provider;
 mod routes;
@@ -90,6 +116,11 @@ pub use auth::{
     AuthError, Claims, GuardFuture, MAX_SCOPES, MAX_SUBJECT_BYTES, MAX_TOKEN_BYTES, REALM,
     RequireScope, RequireScopeService, TokenVerifier,
 };
+pub use body::ControlBody;
+pub use export::{
+    DEFAULT_MAX_CONCURRENT_EXPORTS, ENV_BUNDLE_KEY, EXPORT_CHANNEL_CHUNKS, EXPORT_CHUNK_BYTES,
+    ForensicExports,
+};
 pub use jwks::{
     AuthConfigError, ENV_AUDIENCE, ENV_ISSUER, ENV_JWKS, JwtVerifier, MAX_JWKS_BYTES,
     MAX_JWKS_KEYS, TENANT_CLAIM,
@@ -103,6 +134,9 @@ pub const READ_SCOPE: &str = "telemetry:read";
 
 /// The scope of the incident mode switch.
 pub const ADMIN_SCOPE: &str = "telemetry:admin";
+
+/// The scope of the forensic export.
+pub const EXPORT_SCOPE: &str = "telemetry:export";
 
 /// The largest request body read, in bytes: 16 KiB. A larger one is refused (413).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -125,6 +159,7 @@ pub const ANONYMOUS: &str = "anonymous";
 pub struct ControlPlaneBuilder {
     telemetry: Telemetry,
     verifier: Option<SharedVerifier>,
+    exports: Option<ForensicExports>,
 }
 
 impl fmt::Debug for ControlPlaneBuilder {
@@ -132,6 +167,7 @@ impl fmt::Debug for ControlPlaneBuilder {
         f.debug_struct("ControlPlaneBuilder")
             .field("telemetry", &self.telemetry)
             .field("verifier", &self.verifier.is_some())
+            .field("exports", &self.exports)
             .finish()
     }
 }
@@ -154,19 +190,40 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// Answers `GET exports/forensic/{window}` with bundles from `exports` (default: none,
+    /// the route answers 503 `no signing key configured`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use stellaops_telemetry_tower::control::{ControlPlane, ForensicExports};
+    /// # let telemetry = stellaops_telemetry_core::Telemetry::builder("svc").exporters(&[]).stdout_logs(false).build()?;
+    /// let mut control = ControlPlane::for_telemetry(&telemetry);
+    /// if let Some(exports) = ForensicExports::from_env(telemetry.dir())? {
+    ///     control = control.forensic_exports(exports);
+    /// }
+    /// let control = control.build();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn forensic_exports(mut self, exports: ForensicExports) -> Self {
+        self.exports = Some(exports);
+        self
+    }
+
     /// The service.
     pub fn build(self) -> ControlPlane {
         ControlPlane {
             inner: Arc::new(Inner {
                 telemetry: self.telemetry,
                 verifier: self.verifier,
+                exports: self.exports,
             }),
         }
     }
 }
 
 /// The control plane as one tower service: `Service<Request<B>>` for any body `B` (read only
-/// by `POST /incidents/mode`, at most [`MAX_BODY_BYTES`]), answering `Response<String>`
+/// by `POST /incidents/mode`, at most [`MAX_BODY_BYTES`]), answering `Response<ControlBody>`
 /// with error type [`Infallible`]. Cheap to clone. See the [module](self) for the routes.
 ///
 /// # Mounting
@@ -186,6 +243,7 @@ pub struct ControlPlane {
 struct Inner {
     telemetry: Telemetry,
     verifier: Option<SharedVerifier>,
+    exports: Option<ForensicExports>,
 }
 
 impl fmt::Debug for ControlPlane {
@@ -193,6 +251,7 @@ impl fmt::Debug for ControlPlane {
         f.debug_struct("ControlPlane")
             .field("telemetry", &self.inner.telemetry)
             .field("verifier", &self.inner.verifier.is_some())
+            .field("exports", &self.inner.exports)
             .finish()
     }
 }
@@ -212,13 +271,14 @@ impl ControlPlane {
         ControlPlaneBuilder {
             telemetry: telemetry.clone(),
             verifier: None,
+            exports: None,
         }
     }
 }
 
 /// The future of a [`ControlPlane`] answer.
 pub struct ControlFuture {
-    inner: Pin<Box<dyn Future<Output = Result<Response<String>, Infallible>> + Send>>,
+    inner: Pin<Box<dyn Future<Output = Result<Response<ControlBody>, Infallible>> + Send>>,
 }
 
 impl fmt::Debug for ControlFuture {
@@ -228,7 +288,7 @@ impl fmt::Debug for ControlFuture {
 }
 
 impl Future for ControlFuture {
-    type Output = Result<Response<String>, Infallible>;
+    type Output = Result<Response<ControlBody>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.inner.as_mut().poll(cx)
@@ -241,7 +301,7 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    type Response = Response<String>;
+    type Response = Response<ControlBody>;
     type Error = Infallible;
     type Future = ControlFuture;
 
@@ -261,6 +321,10 @@ where
                     Err(refused) => refused,
                 };
                 inner.audit(&call, response.status());
+                if let Some(audited) = call.audited.take() {
+                    // The export's closing line waits for this one.
+                    let _ = audited.send(());
+                }
                 if let Some(route) = call.reported_route() {
                     response.extensions_mut().insert(route);
                 }
@@ -277,6 +341,12 @@ struct Call {
     method: Method,
     tenant: Option<String>,
     nested: bool,
+    /// The export's window, as resolved (or as given, when refused).
+    window: Option<String>,
+    /// Why an export failed before its answer's head was sent.
+    error: Option<String>,
+    /// Told once this call's audit line is written (an export's closing line follows it).
+    audited: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Call {
@@ -292,6 +362,9 @@ impl Call {
             method: parts.method.clone(),
             tenant: None,
             nested,
+            window: None,
+            error: None,
+            audited: None,
         }
     }
 
@@ -321,7 +394,7 @@ impl Inner {
         body: B,
         endpoint: Option<Endpoint>,
         call: &mut Call,
-    ) -> Result<Response<String>, Response<String>>
+    ) -> Result<Response<ControlBody>, Response<ControlBody>>
     where
         B: http_body::Body + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -357,6 +430,18 @@ impl Inner {
             Endpoint::Profile(name) => routes::profile(name),
             Endpoint::Status => routes::status(&self.telemetry, &claims),
             Endpoint::Mode => self.mode(parts, body, &claims, call).await,
+            Endpoint::Export(window) => {
+                let Some(exports) = &self.exports else {
+                    return Err(Refusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no signing key configured",
+                    )
+                    .into_response());
+                };
+                return export::answer(exports, &self.telemetry, parts, window, &claims, call)
+                    .await
+                    .map_err(Refusal::into_response);
+            }
         };
         answer
             .map(|value| routes::ok(&value))
@@ -421,6 +506,8 @@ impl Inner {
                 method = %call.method,
                 outcome = status.as_u16(),
                 target_tenant = call.tenant.as_deref(),
+                window = call.window.as_deref(),
+                error = call.error.as_deref(),
                 "telemetry control plane call"
             );
         });

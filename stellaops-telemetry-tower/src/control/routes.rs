@@ -8,7 +8,7 @@ use stellaops_telemetry_core::{
 };
 
 use super::auth::{Claims, refusal};
-use super::{ADMIN_SCOPE, MAX_BODY_BYTES, READ_SCOPE};
+use super::{ADMIN_SCOPE, ControlBody, EXPORT_SCOPE, MAX_BODY_BYTES, READ_SCOPE};
 
 /// The longest profile name looked up, in bytes.
 const MAX_PROFILE_NAME_BYTES: usize = 32;
@@ -27,6 +27,8 @@ pub(super) enum Endpoint {
     Mode,
     /// `GET incidents/status`.
     Status,
+    /// `GET exports/forensic/{window}`.
+    Export(String),
 }
 
 impl Endpoint {
@@ -37,6 +39,7 @@ impl Endpoint {
             Endpoint::Profile(_) => "/config/profile/{name}",
             Endpoint::Mode => "/incidents/mode",
             Endpoint::Status => "/incidents/status",
+            Endpoint::Export(_) => "/exports/forensic/{window}",
         }
     }
 
@@ -52,6 +55,7 @@ impl Endpoint {
     pub(super) fn scope(&self) -> &'static str {
         match self {
             Endpoint::Mode => ADMIN_SCOPE,
+            Endpoint::Export(_) => EXPORT_SCOPE,
             _ => READ_SCOPE,
         }
     }
@@ -70,6 +74,9 @@ pub(super) fn route(path: &str) -> Option<Endpoint> {
         ("incidents", "status") => Some(Endpoint::Status),
         ("profile", name) if tail.next() == Some("config") && !name.is_empty() => {
             Some(Endpoint::Profile(name.to_owned()))
+        }
+        ("forensic", window) if tail.next() == Some("exports") && !window.is_empty() => {
+            Some(Endpoint::Export(window.to_owned()))
         }
         _ => None,
     }
@@ -101,7 +108,7 @@ impl Refusal {
         Refusal::new(StatusCode::BAD_REQUEST, error).field(field)
     }
 
-    pub(super) fn into_response(self) -> Response<String> {
+    pub(super) fn into_response(self) -> Response<ControlBody> {
         refusal(self.status, &self.error, self.field.as_deref(), None)
     }
 }
@@ -121,8 +128,8 @@ pub(super) fn shown(value: &str) -> String {
 }
 
 /// A 200 answer with a JSON body.
-pub(super) fn ok(body: &Value) -> Response<String> {
-    let mut response = Response::new(format!("{body}\n"));
+pub(super) fn ok(body: &Value) -> Response<ControlBody> {
+    let mut response = Response::new(ControlBody::from(format!("{body}\n")));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

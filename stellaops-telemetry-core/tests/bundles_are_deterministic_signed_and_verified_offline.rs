@@ -675,17 +675,13 @@ mod tampering {
     /// zstd's entropy-coded blocks have slack: a rare change decompresses to the very same
     /// tar. Every change verify accepts must be one of those; every other is rejected.
     #[test]
-    fn a_thousand_random_single_byte_changes_to_a_tar_zst_are_rejected_unless_they_change_nothing()
-    {
+    fn a_thousand_random_single_byte_changes_to_a_tar_zst_are_all_rejected() {
         let fx = Fixture::new(&["acme", "globex"]);
         let original = std::fs::read(fx.pack(None, Compression::Zstd, "b.tar.zst")).unwrap();
-        let tar = zstd::decode_all(original.as_slice()).unwrap();
         let (accepted, kinds) = flip_bytes(&fx, &original, 0x5eed_0002, rounds());
-        for bytes in &accepted {
-            assert_eq!(zstd::decode_all(bytes.as_slice()).unwrap(), tar);
-        }
+        // Even a change that decompresses to the same tar is refused: verify re-encodes.
         assert!(
-            accepted.len() * 200 < rounds(),
+            accepted.is_empty(),
             "{} changes were accepted",
             accepted.len()
         );

@@ -372,7 +372,9 @@ pub fn pack_into(
     })
 }
 
-fn zstd_encoder<W: Write>(w: W) -> io::Result<zstd::Encoder<'static, W>> {
+/// The zstd encoder bundles are written with (level, checksum, window pinned): `verify`
+/// re-encodes with it to check that a `.tar.zst` is exactly what `pack` writes.
+pub(crate) fn zstd_encoder<W: Write>(w: W) -> io::Result<zstd::Encoder<'static, W>> {
     let mut encoder = zstd::Encoder::new(w, ZSTD_LEVEL)?;
     encoder.include_checksum(true)?;
     encoder.include_contentsize(false)?;

@@ -54,11 +54,11 @@
 //!
 //! For a compressed bundle the tar inside is checked byte for byte, the zstd frame header
 //! must be the one `pack` writes, and the frame's content checksum must match. zstd's
-//! entropy-coded blocks have a little slack, though: rarely, a changed byte inside them still
-//! decompresses to the very same tar. Such a change alters nothing a reader receives, so
-//! `verify` cannot see it; to pin the exact file, compare its sha256
-//! ([`VerifiedBundle::archive_sha256`]) with the one [`pack`] reported
-//! ([`PackedBundle::sha256`]). A plain tar has no such slack.
+//! entropy-coded blocks have a little slack (rarely, a changed byte inside them still
+//! decompresses to the very same tar), so `verify` also re-encodes the tar with the encoder
+//! `pack` uses and requires the archive's bytes to be exactly that frame: a `.tar.zst`
+//! verifies only as the bytes that were packed. (This ties verification of `.tar.zst` bundles
+//! to zstd's encoder output, which this crate pins; a plain tar has no such dependency.)
 //!
 //! To replay a bundle, [`verify`] it, then read its OTLP files one at a time with
 //! [`VerifiedBundle::otlp_reader`] (streamed, and checked against the verified manifest as

@@ -1,6 +1,6 @@
 //! Verifying a bundle offline: layout, signature, every file, every record.
 
-use std::io::Read;
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
 use super::archive::{HashingReader, MemberKind, MemberPath, OpenArchive};
@@ -71,11 +71,15 @@ pub struct VerifiedBundle {
 /// [`BundleError::CountMismatch`], [`BundleError::UnknownKeyId`],
 /// [`BundleError::BadSignature`], or [`BundleError::Io`] naming the archive.
 pub fn verify(archive: &Path, key: &VerifyingKey) -> Result<VerifiedBundle, BundleError> {
+    let archive_path = archive.to_path_buf();
     let archive = OpenArchive::open(archive)?;
     let compression = archive.compression;
     let mut state = Verifier::default();
     let (archive_sha256, archive_size) =
         archive.walk(&mut |path, kind, size, body| state.member(path, kind, size, body, key))?;
+    if compression == Compression::Zstd {
+        same_compression(&archive_path)?;
+    }
     let (Some(manifest), Some(key_id)) = (state.manifest, state.key_id) else {
         // The layout cursor has already required both members; this is defensive.
         return Err(BundleError::MissingFile {
@@ -296,4 +300,72 @@ pub(crate) fn read_small(
         return Err(body_error(std::io::ErrorKind::UnexpectedEof.into()));
     }
     Ok(bytes)
+}
+
+/// Checks that a `.tar.zst` is byte for byte the frame `pack` writes for the tar inside it:
+/// re-encodes the tar with the pinned encoder and compares. Without it, a change inside a
+/// compressed block that happens to decompress to the same tar (zstd has such slack) would
+/// pass; with it, a bundle verifies only as the exact bytes that were signed and packed.
+fn same_compression(path: &Path) -> Result<(), BundleError> {
+    let io = |action: &'static str| {
+        move |source| BundleError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    let differs = || BundleError::NotAnArchive {
+        path: path.to_path_buf(),
+        reason: "its zstd frame is not the one bundles are written with for its contents \
+                 (it was re-compressed or changed)"
+            .to_owned(),
+    };
+    let mut tar = OpenArchive::open(path)?.into_tar_stream();
+    let raw = std::fs::File::open(path).map_err(io("open"))?;
+    let mut same = SameBytes {
+        expected: BufReader::with_capacity(64 * 1024, raw),
+        scratch: Vec::new(),
+        differs: false,
+    };
+    let encoded = super::format::zstd_encoder(&mut same).and_then(|mut encoder| {
+        std::io::copy(&mut tar, &mut encoder)?;
+        encoder.finish().map(drop)
+    });
+    if same.differs {
+        return Err(differs());
+    }
+    encoded.map_err(io("read"))?;
+    // Nothing may be left over in the archive.
+    let mut byte = [0u8; 1];
+    match same.expected.read(&mut byte).map_err(io("read"))? {
+        0 => Ok(()),
+        _ => Err(differs()),
+    }
+}
+
+/// A writer that only accepts the bytes `expected` holds next.
+struct SameBytes<R> {
+    expected: R,
+    scratch: Vec<u8>,
+    differs: bool,
+}
+
+impl<R: Read> Write for SameBytes<R> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.scratch.resize(buf.len(), 0);
+        let matches = self.expected.read_exact(&mut self.scratch).is_ok() && self.scratch == buf;
+        if matches {
+            Ok(buf.len())
+        } else {
+            self.differs = true;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the archive's bytes differ from the canonical frame",
+            ))
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -90,7 +90,9 @@ fn resource(key: &'static str) -> impl Fn(&Settings) -> String {
 /// Every case: the profile settings, then the service's identity and outputs.
 fn cases() -> Vec<Case> {
     let mut cases = profile_cases();
+    cases.extend(sampling_cases());
     cases.extend(identity_and_output_cases());
+    cases.extend(pipeline_switch_cases());
     cases
 }
 
@@ -203,6 +205,12 @@ fn profile_cases() -> Vec<Case> {
             b_value: "false",
             read: |s| s.profile.sealed.to_string(),
         },
+    ]
+}
+
+/// The sampler and the settings after it that a profile carries.
+fn sampling_cases() -> Vec<Case> {
+    vec![
         Case {
             setting: "sampler: setter and environment",
             a: call(|b| b.sampler("always_off", None)),
@@ -340,6 +348,12 @@ fn identity_and_output_cases() -> Vec<Case> {
             b_value: "/tmp/from-env",
             read: |s| s.dir.display().to_string(),
         },
+    ]
+}
+
+/// The switches of the whole pipeline: disabled, egress, levels and filters.
+fn pipeline_switch_cases() -> Vec<Case> {
+    vec![
         Case {
             setting: "disabled: setter and environment",
             a: call(|b| b.disabled(true)),

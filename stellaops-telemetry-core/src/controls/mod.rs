@@ -29,6 +29,7 @@ pub(crate) use sampler::PipelineSampler;
 
 use crate::incidents::Incidents;
 use crate::profile::LogLevel;
+pub(crate) use table::{MAX_TENANT_LEN, tenant_byte};
 use table::{OverrideTable, Pattern, Summary};
 
 /// The target of the audit line written for every applied control change. The pipeline's
@@ -364,11 +365,7 @@ impl Controls {
 
     /// The override of `tenant`, if any (lock-free).
     pub(crate) fn override_for(&self, tenant: &str) -> Option<TenantOverride> {
-        let set = if self.summary().any() {
-            self.inner.table.load().lookup(tenant)
-        } else {
-            None
-        };
+        let set = self.set_override_for(tenant);
         if !self.inner.incidents.is_active(tenant) {
             return set;
         }
@@ -377,6 +374,14 @@ impl Controls {
             sampling: TenantSampling::Always,
             log_level: Some(set_level.map_or(LogLevel::Debug, |l| l.max(LogLevel::Debug))),
         })
+    }
+
+    /// The override set for `tenant` in the table, incidents aside (lock-free).
+    pub(crate) fn set_override_for(&self, tenant: &str) -> Option<TenantOverride> {
+        if !self.summary().any() {
+            return None;
+        }
+        self.inner.table.load().lookup(tenant)
     }
 
     /// The tenant's active incident, if any (lock-free).
@@ -542,7 +547,7 @@ fn level_from_code(code: u8) -> LogLevel {
 }
 
 /// `value` cut to at most `limit` bytes, on a character boundary.
-fn cut_to(value: &str, limit: usize) -> &str {
+pub(crate) fn cut_to(value: &str, limit: usize) -> &str {
     if value.len() <= limit {
         return value;
     }
@@ -555,7 +560,7 @@ fn cut_to(value: &str, limit: usize) -> &str {
 
 /// A refused value as an error message shows it: at most 64 characters, control characters
 /// as `?`, and the full length when it was cut. Reads at most 65 characters of `value`.
-fn shown(value: &str) -> String {
+pub(crate) fn shown(value: &str) -> String {
     let mut out: String = value
         .chars()
         .take(MAX_SHOWN_CHARS)

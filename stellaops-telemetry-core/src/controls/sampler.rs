@@ -63,7 +63,12 @@ impl PipelineSampler {
             let attribute = KeyValue::new(INCIDENT_ATTRIBUTE, incident.id.clone());
             return Some((SamplingDecision::RecordAndSample, vec![attribute]));
         }
-        match self.controls.override_for(&tenant).map(|o| o.sampling)? {
+        // No incident (just looked up): the table alone decides.
+        match self
+            .controls
+            .set_override_for(&tenant)
+            .map(|o| o.sampling)?
+        {
             TenantSampling::Always => Some((SamplingDecision::RecordAndSample, Vec::new())),
             TenantSampling::Never => Some((SamplingDecision::Drop, Vec::new())),
             TenantSampling::Profile => None,

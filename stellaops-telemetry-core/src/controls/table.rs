@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use super::{ControlError, TenantOverride, TenantSampling, level_code, shown};
 
 /// The longest tenant id a pattern may name (the server layer's tenant header rule).
-pub(super) const MAX_TENANT_LEN: usize = 128;
+pub(crate) const MAX_TENANT_LEN: usize = 128;
 
 /// Whether `b` may appear in a tenant id (the server layer's tenant header alphabet).
-fn tenant_byte(b: u8) -> bool {
+pub(crate) fn tenant_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b':')
 }
 

@@ -39,7 +39,7 @@ pub use triggers::ErrorRateTrigger;
 pub use webhook::{DEFAULT_WEBHOOK_TIMEOUT, WebhookHook};
 pub(crate) use webhook::{blocking_client, error_chain, outside_runtime};
 
-use crate::controls::AUDIT_TARGET;
+use crate::controls::{AUDIT_TARGET, MAX_TENANT_LEN, cut_to, shown, tenant_byte};
 
 /// How long an incident lasts when its start names no expiry: 60 minutes.
 pub const DEFAULT_INCIDENT_TTL: Duration = Duration::from_secs(60 * 60);
@@ -60,17 +60,11 @@ pub const EXPIRY_ACTOR: &str = "expiry";
 /// The actor named for changes read from the incident file.
 pub const FILE_ACTOR: &str = "incident-file";
 
-/// The longest tenant id (the server layer's tenant header rule).
-const MAX_TENANT_LEN: usize = 128;
-
 /// The longest reason kept, in bytes.
 const MAX_REASON_LEN: usize = 512;
 
 /// The longest actor kept, in bytes.
 const MAX_ACTOR_LEN: usize = 128;
-
-/// The most characters of a refused value shown in an error.
-const MAX_SHOWN_CHARS: usize = 64;
 
 /// What started an incident.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -908,8 +902,7 @@ fn check_tenant(tenant: &str) -> Result<(), IncidentError> {
     if tenant.len() > MAX_TENANT_LEN {
         return Err(invalid("a tenant id is at most 128 bytes"));
     }
-    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b':');
-    if !tenant.bytes().all(ok) {
+    if !tenant.bytes().all(tenant_byte) {
         return Err(invalid("a tenant id is made of A-Z a-z 0-9 . _ - @ :"));
     }
     Ok(())
@@ -949,27 +942,6 @@ fn whole_millis(t: SystemTime) -> SystemTime {
         Ok(d) => SystemTime::UNIX_EPOCH + Duration::from_millis(d.as_millis() as u64),
         Err(_) => t,
     }
-}
-
-/// `value` cut to at most `limit` bytes, on a character boundary.
-fn cut_to(value: &str, limit: usize) -> &str {
-    if value.len() <= limit {
-        return value;
-    }
-    let mut end = limit;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    &value[..end]
-}
-
-/// A refused value as an error shows it: at most 64 characters, control characters as `?`.
-fn shown(value: &str) -> String {
-    value
-        .chars()
-        .take(MAX_SHOWN_CHARS)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 /// Parses a TTL as the API and the command line take it: `30m`, `2h`, `90s`, `1h 30m`

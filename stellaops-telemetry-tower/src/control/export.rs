@@ -448,26 +448,13 @@ fn parse_query(query: Option<&str>) -> Result<ExportQuery, Refusal> {
     Ok(out)
 }
 
-/// `%XX`-decodes `text`; `None` when an escape is malformed or the result is not UTF-8.
+/// `%XX`-decodes `text`; `None` when the result is not UTF-8. A `%` not followed by two hex
+/// digits stays as written (and is then refused by the window, tenant or compression rules).
 fn percent_decode(text: &str) -> Option<String> {
-    if !text.contains('%') {
-        return Some(text.to_owned());
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// RFC 3339 in UTC, as the bundle's manifest writes it.

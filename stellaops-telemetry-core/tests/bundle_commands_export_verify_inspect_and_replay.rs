@@ -214,19 +214,19 @@ fn tampered_bundles_do_not_verify(plain: &Path, public: &Path, work: &Path) {
 
     // A bundle whose manifest says a newer format (same length: headers stay valid).
     let manifest = bytes
-        .windows(b"\"format_version\":1".len())
-        .position(|w| w == b"\"format_version\":1")
+        .windows(b"\"format_version\":2".len())
+        .position(|w| w == b"\"format_version\":2")
         .unwrap();
     let mut newer = bytes.clone();
-    newer[manifest + b"\"format_version\":".len()] = b'2';
+    newer[manifest + b"\"format_version\":".len()] = b'3';
     let newer_path = work.join("newer.tar");
     std::fs::write(&newer_path, &newer).unwrap();
     let (code, _, err) = run(&["bundle", "verify", "--pub", s(public), s(&newer_path)]);
     assert_eq!(code, FAILURE);
-    assert!(err.contains("unsupported bundle format version 2"), "{err}");
+    assert!(err.contains("unsupported bundle format version 3"), "{err}");
     let (code, _, err) = run(&["bundle", "inspect", s(&newer_path)]);
     assert_eq!(code, FAILURE);
-    assert!(err.contains("format version 2"), "{err}");
+    assert!(err.contains("format version 3"), "{err}");
 
     // Not an archive at all.
     let junk = work.join("junk.tar");

@@ -214,20 +214,17 @@ mod generate {
 
     /// Writes the three files into `dir`, eight records per message.
     pub fn otlp_files(dir: &Path, records: &[Record]) -> OtlpFiles {
-        let files = OtlpFiles {
-            traces: dir.join("traces.pb"),
-            metrics: dir.join("metrics.pb"),
-            logs: dir.join("logs.pb"),
-            counts: SignalCounts {
-                spans: records.len() as u64,
-                points: 2 * records.len() as u64,
-                log_records: records.len() as u64,
-            },
+        let [traces_path, metrics_path, logs_path] =
+            ["traces.pb", "metrics.pb", "logs.pb"].map(|name| dir.join(name));
+        write_delimited(&traces_path, records.chunks(8).map(traces));
+        write_delimited(&metrics_path, records.chunks(8).map(metrics));
+        write_delimited(&logs_path, records.chunks(8).map(logs));
+        let counts = SignalCounts {
+            spans: records.len() as u64,
+            points: 2 * records.len() as u64,
+            log_records: records.len() as u64,
         };
-        write_delimited(&files.traces, records.chunks(8).map(traces));
-        write_delimited(&files.metrics, records.chunks(8).map(metrics));
-        write_delimited(&files.logs, records.chunks(8).map(logs));
-        files
+        OtlpFiles::from_paths(&traces_path, &metrics_path, &logs_path, counts).unwrap()
     }
 }
 
@@ -395,10 +392,10 @@ mod determinism {
             [
                 "config/collector.yaml",
                 "config/dashboards/platform-health.json",
-                "manifest.json",
                 "otlp/logs.pb",
                 "otlp/metrics.pb",
                 "otlp/traces.pb",
+                "manifest.json",
                 "signatures/manifest.sig",
             ]
         );
@@ -408,11 +405,13 @@ mod determinism {
     fn a_failed_pack_leaves_nothing_behind() {
         let fx = Fixture::new(&["acme"]);
         let mut otlp = fx.otlp.clone();
-        otlp.metrics = fx.path("no-such-file.pb");
+        std::fs::write(fx.path("vanishing.pb"), [0u8]).unwrap();
+        otlp.metrics = bundle::OtlpFile::from_path(&fx.path("vanishing.pb")).unwrap();
+        std::fs::remove_file(fx.path("vanishing.pb")).unwrap();
         let out = fx.path("out.tar");
         let err =
             bundle::pack(&meta(None), &otlp, &[], &fx.key, Compression::None, &out).unwrap_err();
-        assert!(err.to_string().contains("no-such-file.pb"), "{err}");
+        assert!(err.to_string().contains("vanishing.pb"), "{err}");
         assert!(!out.exists());
         let leftovers: Vec<_> = std::fs::read_dir(fx.dir.path())
             .unwrap()
@@ -490,7 +489,7 @@ mod manifest {
         assert_eq!(serde_json::to_vec(&value).unwrap(), bytes);
         let manifest = Manifest::from_json(bytes).unwrap();
         assert_eq!(manifest.to_canonical_json().unwrap(), bytes);
-        assert_eq!(manifest.format_version, 1);
+        assert_eq!(manifest.format_version, 2);
         assert_eq!(value["window"]["from"], "2023-11-14T22:13:20Z");
         assert_eq!(value["window"]["to"], "2023-11-14T23:13:20Z");
         assert_eq!(value["tenant"], "acme");
@@ -846,7 +845,7 @@ mod layout {
         let path = repacked(&fx, |all| {
             let mut value: serde_json::Value =
                 serde_json::from_slice(members::get(all, "manifest.json")).unwrap();
-            value["format_version"] = 2.into();
+            value["format_version"] = 3.into();
             let bytes = serde_json::to_vec(&value).unwrap();
             let envelope = Envelope::sign(&bytes, &fx.key).to_json().unwrap();
             members::set(all, "manifest.json", bytes);
@@ -857,8 +856,8 @@ mod layout {
             matches!(
                 err,
                 BundleError::UnsupportedFormatVersion {
-                    found: 2,
-                    supported: 1
+                    found: 3,
+                    supported: 2
                 }
             ),
             "{err}"
@@ -866,6 +865,43 @@ mod layout {
         assert!(matches!(
             bundle::inspect(&path),
             Err(BundleError::UnsupportedFormatVersion { .. })
+        ));
+    }
+
+    #[test]
+    fn a_bundle_of_the_first_format_with_its_manifest_first_is_named_as_such() {
+        let fx = Fixture::new(&["acme"]);
+        let path = repacked(&fx, |all| {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(members::get(all, "manifest.json")).unwrap();
+            value["format_version"] = 1.into();
+            let bytes = serde_json::to_vec(&value).unwrap();
+            let envelope = Envelope::sign(&bytes, &fx.key).to_json().unwrap();
+            members::set(all, "manifest.json", bytes);
+            members::set(all, "signatures/manifest.sig", envelope);
+            // Version 1 put the manifest right after the configuration.
+            let at = all.iter().position(|(p, _)| p == "manifest.json").unwrap();
+            let manifest = all.remove(at);
+            let first_otlp = all
+                .iter()
+                .position(|(p, _)| p.starts_with("otlp/"))
+                .unwrap();
+            all.insert(first_otlp, manifest);
+        });
+        let err = fx.verify(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BundleError::UnsupportedFormatVersion {
+                    found: 1,
+                    supported: 2
+                }
+            ),
+            "{err}"
+        );
+        assert!(matches!(
+            bundle::inspect(&path),
+            Err(BundleError::UnsupportedFormatVersion { found: 1, .. })
         ));
     }
 
@@ -1034,12 +1070,11 @@ mod records {
     #[test]
     fn a_corrupt_otlp_stream_is_refused_naming_the_file() {
         let fx = Fixture::new(&["acme"]);
+        let out = fx.pack(None, Compression::None, "b.tar");
+        let mut members = members::read(&out);
         // A length prefix promising more bytes than the file holds.
-        std::fs::write(&fx.otlp.traces, [0xff, 0xff, 0x03, 0x0a]).unwrap();
-        let mut otlp = fx.otlp.clone();
-        otlp.counts.spans = 0;
-        let out = fx.path("b.tar");
-        bundle::pack(&meta(None), &otlp, &[], &fx.key, Compression::None, &out).unwrap();
+        members::set(&mut members, "otlp/traces.pb", vec![0xff, 0xff, 0x03, 0x0a]);
+        members::write(&out, &members);
         let err = fx.verify(&out).unwrap_err();
         assert!(
             matches!(&err, BundleError::CorruptOtlp { path, message: 0, offset: 0, .. } if path == "otlp/traces.pb"),
@@ -1049,6 +1084,28 @@ mod records {
             bundle::inspect(&out),
             Err(BundleError::CorruptOtlp { .. })
         ));
+    }
+
+    #[test]
+    fn pack_refuses_an_otlp_file_that_is_not_whole_delimited_messages() {
+        let fx = Fixture::new(&["acme"]);
+        let mut otlp = fx.otlp.clone();
+        for (name, bytes) in [
+            ("cut.pb", vec![0x05, 1, 2]),
+            ("long-prefix.pb", vec![0xff; 11]),
+            ("huge.pb", vec![0x80, 0x80, 0x80, 0x80, 0x01]),
+        ] {
+            std::fs::write(fx.path(name), bytes).unwrap();
+            otlp.traces = bundle::OtlpFile::from_path(&fx.path(name)).unwrap();
+            let out = fx.path("b.tar");
+            let err = bundle::pack(&meta(None), &otlp, &[], &fx.key, Compression::None, &out)
+                .unwrap_err();
+            assert!(
+                matches!(&err, BundleError::UnframedOtlp { path, .. } if path.ends_with(name)),
+                "{name}: {err}"
+            );
+            assert!(!out.exists());
+        }
     }
 }
 

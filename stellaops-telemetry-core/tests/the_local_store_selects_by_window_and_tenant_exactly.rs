@@ -28,7 +28,7 @@ use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
 use prost::Message;
-use stellaops_telemetry_core::bundle::{SelectionReport, Store, StoreError};
+use stellaops_telemetry_core::bundle::{OtlpFile, SelectionReport, Store, StoreError};
 use stellaops_telemetry_core::{
     FileExportOptions, FileFormat, FileLogExporter, FileMetricExporter, FileSpanExporter,
 };
@@ -257,8 +257,8 @@ fn write_store(dir: &Path, format: FileFormat) -> TestResult {
 }
 
 /// Every length-delimited message of a selection file.
-fn decode_all<M: Message + Default>(path: &Path) -> Result<Vec<M>, Box<dyn Error>> {
-    let bytes = fs::read(path)?;
+fn decode_all<M: Message + Default>(file: &OtlpFile) -> Result<Vec<M>, Box<dyn Error>> {
+    let bytes = file.read_all()?;
     let mut rest = bytes.as_slice();
     let mut messages = Vec::new();
     while !rest.is_empty() {
@@ -267,8 +267,8 @@ fn decode_all<M: Message + Default>(path: &Path) -> Result<Vec<M>, Box<dyn Error
     Ok(messages)
 }
 
-fn span_names(path: &Path) -> Result<Vec<String>, Box<dyn Error>> {
-    let mut names: Vec<String> = decode_all::<TracesData>(path)?
+fn span_names(file: &OtlpFile) -> Result<Vec<String>, Box<dyn Error>> {
+    let mut names: Vec<String> = decode_all::<TracesData>(file)?
         .iter()
         .flat_map(|t| &t.resource_spans)
         .flat_map(|r| &r.scope_spans)
@@ -279,8 +279,8 @@ fn span_names(path: &Path) -> Result<Vec<String>, Box<dyn Error>> {
     Ok(names)
 }
 
-fn log_bodies(path: &Path) -> Result<Vec<String>, Box<dyn Error>> {
-    let mut bodies: Vec<String> = decode_all::<LogsData>(path)?
+fn log_bodies(file: &OtlpFile) -> Result<Vec<String>, Box<dyn Error>> {
+    let mut bodies: Vec<String> = decode_all::<LogsData>(file)?
         .iter()
         .flat_map(|l| &l.resource_logs)
         .flat_map(|r| &r.scope_logs)
@@ -295,9 +295,9 @@ fn log_bodies(path: &Path) -> Result<Vec<String>, Box<dyn Error>> {
 }
 
 /// Per metric name, the number of points selected.
-fn points_per_metric(path: &Path) -> Result<Vec<(String, usize)>, Box<dyn Error>> {
+fn points_per_metric(file: &OtlpFile) -> Result<Vec<(String, usize)>, Box<dyn Error>> {
     let mut out = Vec::new();
-    for data in decode_all::<MetricsData>(path)? {
+    for data in decode_all::<MetricsData>(file)? {
         for metric in data
             .resource_metrics
             .iter()
@@ -328,7 +328,7 @@ fn select(
 
 fn selection_bytes(files: &stellaops_telemetry_core::bundle::OtlpFiles) -> Vec<Vec<u8>> {
     [&files.traces, &files.metrics, &files.logs]
-        .map(|p| fs::read(p).unwrap_or_default())
+        .map(|f| f.read_all().unwrap_or_default())
         .to_vec()
 }
 
@@ -633,8 +633,8 @@ mod canonical_order {
 
     /// The messages of each selection file, each encoded, sorted.
     fn sorted_messages(files: &stellaops_telemetry_core::bundle::OtlpFiles) -> Vec<Vec<Vec<u8>>> {
-        fn encoded<M: Message + Default>(path: &Path) -> Vec<Vec<u8>> {
-            let mut all: Vec<Vec<u8>> = decode_all::<M>(path)
+        fn encoded<M: Message + Default>(file: &OtlpFile) -> Vec<Vec<u8>> {
+            let mut all: Vec<Vec<u8>> = decode_all::<M>(file)
                 .unwrap_or_default()
                 .iter()
                 .map(M::encode_to_vec)
@@ -665,13 +665,133 @@ mod canonical_order {
             write_metrics(dir.path(), format)?;
         }
         let (a_out, b_out) = (tempfile::tempdir()?, tempfile::tempdir()?);
-        let (a, _) = select(json.path(), Some("acme"), a_out.path())?;
-        let (b, _) = select(protobuf.path(), Some("acme"), b_out.path())?;
+        let (a, a_report) = select(json.path(), Some("acme"), a_out.path())?;
+        let (b, b_report) = select(protobuf.path(), Some("acme"), b_out.path())?;
+        // Whole acme-only protobuf segments are copied as written; JSON is always re-encoded.
+        assert_eq!(a_report.segments_copied, 0);
+        assert!(b_report.segments_copied > 0, "{b_report:?}");
         assert_eq!(a.counts.spans, 12);
         assert_eq!(a.counts, b.counts);
         assert!(sorted_messages(&a) == sorted_messages(&b));
         // Two logger providers list the SDK's resource attributes in different orders.
         assert_eq!(log_bodies(&a.logs)?, log_bodies(&b.logs)?);
+        Ok(())
+    }
+}
+
+mod whole_segments {
+    use super::*;
+    use stellaops_telemetry_core::bundle::{
+        self, BundleError, BundleMeta, Compression, SigningKey,
+    };
+
+    /// Twelve spans in the window, in segments of about four, `untenanted` of them without a
+    /// tenant.
+    fn write_acme(dir: &Path, untenanted: &[u64]) -> TestResult {
+        let exporter = FileSpanExporter::new(
+            FileExportOptions::new(dir)
+                .format(FileFormat::Protobuf)
+                .max_segment_bytes(300),
+        )?;
+        for i in 0..12u64 {
+            let mut data = span(&format!("s{i}"), i, from() + Duration::from_secs(i), "acme");
+            if untenanted.contains(&i) {
+                data.attributes.clear();
+            }
+            block_on(exporter.export(vec![data]))?;
+        }
+        exporter.shutdown()?;
+        Ok(())
+    }
+
+    fn segments(store: &Path) -> Result<Vec<PathBuf>, Box<dyn Error>> {
+        let mut all: Vec<PathBuf> = fs::read_dir(store.join("traces"))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        all.sort();
+        Ok(all)
+    }
+
+    #[test]
+    fn a_segment_with_an_item_of_no_tenant_is_read_for_a_tenant_and_copied_for_all() -> TestResult {
+        let store = tempfile::tempdir()?;
+        write_acme(store.path(), &[5])?;
+        let count = segments(store.path())?.len() as u64;
+        assert!(count >= 3, "{count} segments");
+        let out = tempfile::tempdir()?;
+        let (files, report) = select(store.path(), Some("acme"), out.path())?;
+        assert_eq!(files.counts.spans, 11);
+        assert_eq!(report.segments_copied, count - 1, "{report:?}");
+        assert!(!span_names(&files.traces)?.contains(&"s5".to_owned()));
+        let (files, report) = select(store.path(), None, out.path())?;
+        assert_eq!(files.counts.spans, 12);
+        assert_eq!(report.segments_copied, count, "{report:?}");
+        assert_eq!(report.records_read, 0, "nothing was decoded");
+        Ok(())
+    }
+
+    #[test]
+    fn a_segment_whose_framing_broke_after_it_was_indexed_is_skipped_and_reported() -> TestResult {
+        let store = tempfile::tempdir()?;
+        write_acme(store.path(), &[])?;
+        let all = segments(store.path())?;
+        // Same length (the sidecar still matches), but the first prefix now claims too much.
+        let mut bytes = fs::read(&all[1])?;
+        bytes[0] = 0x7f;
+        fs::write(&all[1], &bytes)?;
+        let out = tempfile::tempdir()?;
+        let (files, report) = select(store.path(), None, out.path())?;
+        let reported: Vec<&Path> = report.corrupt.iter().map(|c| c.path.as_path()).collect();
+        assert_eq!(reported, [all[1].as_path()]);
+        assert_eq!(report.segments_copied, all.len() as u64 - 1);
+        let names = span_names(&files.traces)?;
+        assert_eq!(names.len() as u64, files.counts.spans);
+        Ok(())
+    }
+
+    #[test]
+    fn a_copied_segment_that_changes_before_packing_fails_the_pack_and_leaves_nothing() -> TestResult
+    {
+        let store = tempfile::tempdir()?;
+        write_acme(store.path(), &[])?;
+        let out = tempfile::tempdir()?;
+        let (files, report) = select(store.path(), None, out.path())?;
+        assert!(report.segments_copied > 0);
+        let meta = BundleMeta {
+            from: from(),
+            to: to(),
+            tenant: None,
+            profile: "default".into(),
+        };
+        let key = SigningKey::generate()?;
+        let bundle_path = out.path().join("b.tar");
+        bundle::pack(&meta, &files, &[], &key, Compression::None, &bundle_path)?;
+        bundle::verify(&bundle_path, &key.public_key())?;
+
+        let victim = &segments(store.path())?[0];
+        let len = fs::metadata(victim)?.len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(victim)?
+            .set_len(len - 1)?;
+        let err =
+            bundle::pack(&meta, &files, &[], &key, Compression::None, &bundle_path).unwrap_err();
+        assert!(
+            matches!(&err, BundleError::ChangedWhilePacking { path, .. } if path == victim),
+            "{err}"
+        );
+        let mut bytes = fs::read(victim)?;
+        bytes.resize(len as usize, 0);
+        bytes[..11].fill(0xff);
+        fs::write(victim, &bytes)?;
+        let err =
+            bundle::pack(&meta, &files, &[], &key, Compression::None, &bundle_path).unwrap_err();
+        assert!(
+            matches!(&err, BundleError::UnframedOtlp { path, .. } if path == victim),
+            "{err}"
+        );
+        // The bundle packed before the damage is still the one in place.
+        bundle::verify(&bundle_path, &key.public_key())?;
         Ok(())
     }
 }

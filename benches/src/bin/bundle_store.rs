@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! bundle_store generate --dir DIR --format pb|json [--rps 1000] [--seconds 3600]
-//! bundle_store export --dir DIR --out FILE [--zstd]
+//! bundle_store export --dir DIR --out FILE [--zstd] [--tenant T]
 //! ```
 //!
 //! `generate` writes a store as the file exporter lays it out (`traces/`, `logs/`,
@@ -10,9 +10,9 @@
 //! server span with eleven attributes and one log record, ten tenants in turn, and every 10 s
 //! a gauge and a histogram point per tenant. Times start at 2026-01-01T00:00:00Z.
 //!
-//! `export` selects the whole window, packs it and signs it with a fresh key (what
-//! `stella-telemetry bundle export` does); it prints the records, bytes and seconds and the
-//! process's peak resident memory.
+//! `export` selects the whole window (or one tenant's records in it), packs it and signs it
+//! with a fresh key (what `stella-telemetry bundle export` does); it prints the records,
+//! segments, bytes and seconds and the process's peak resident memory.
 
 #![allow(missing_docs)]
 
@@ -62,7 +62,13 @@ fn main() -> Result<(), Error> {
         }
         Some("export") => {
             let out = PathBuf::from(flag("--out").ok_or("--out FILE is required")?);
-            export(&dir, &out, args.iter().any(|a| a == "--zstd"))
+            let tenant = flag("--tenant");
+            export(
+                &dir,
+                &out,
+                args.iter().any(|a| a == "--zstd"),
+                tenant.as_deref(),
+            )
         }
         _ => Err("usage: bundle_store generate|export --dir DIR ...".into()),
     }
@@ -333,7 +339,7 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn export(dir: &Path, out: &Path, zstd: bool) -> Result<(), Error> {
+fn export(dir: &Path, out: &Path, zstd: bool, tenant: Option<&str>) -> Result<(), Error> {
     use stellaops_telemetry_core::Profile;
     use stellaops_telemetry_core::bundle::{Compression, ExportRequest, SigningKey, Store};
     let from = SystemTime::UNIX_EPOCH + Duration::from_nanos(START_NS);
@@ -343,7 +349,7 @@ fn export(dir: &Path, out: &Path, zstd: bool) -> Result<(), Error> {
     let request = ExportRequest {
         from,
         to,
-        tenant: None,
+        tenant,
         profile: &profile,
         compression: if zstd {
             Compression::Zstd
@@ -357,21 +363,27 @@ fn export(dir: &Path, out: &Path, zstd: bool) -> Result<(), Error> {
     let report =
         stellaops_telemetry_core::bundle::export(&store, &request, &key, work, out, &mut |_| {})?;
     let elapsed = started.elapsed().as_secs_f64();
-    let counts = report.selection.counts;
+    let selection = &report.selection;
+    let counts = selection.counts;
     println!(
-        "exported {} spans, {} points, {} log records from {} segments ({} bytes read) into {} bytes in {elapsed:.2} s ({:.2} s selecting)",
+        "exported {} spans, {} points, {} log records into {} bytes in {elapsed:.2} s ({:.2} s selecting)",
         counts.spans,
         counts.points,
         counts.log_records,
-        report.selection.segments_read,
-        report.selection.bytes_read,
         report.packed.size,
-        report.selection.elapsed.as_secs_f64(),
+        selection.elapsed.as_secs_f64(),
     );
     println!(
-        "throughput {:.0} spans/s, {:.1} MB/s read; peak RSS {} KiB",
+        "segments: {} copied whole, {} decoded and filtered ({} bytes decoded), {} pruned",
+        selection.segments_copied,
+        selection.segments_read,
+        selection.bytes_read,
+        selection.segments_pruned,
+    );
+    println!(
+        "throughput {:.0} spans/s, {:.0} MB/s written; peak RSS {} KiB",
         counts.spans as f64 / elapsed,
-        report.selection.bytes_read as f64 / elapsed / 1e6,
+        report.packed.size as f64 / elapsed / 1e6,
         peak_rss_kib()
     );
     Ok(())

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ring::digest::{Context, SHA256};
 
-use super::format::{Compression, MAX_CONFIG_FILES, ZSTD_WINDOW_LOG};
+use super::format::{Compression, FORMAT_VERSION, MAX_CONFIG_FILES, ZSTD_WINDOW_LOG};
 use super::{BundleError, hex};
 
 pub(crate) const BLOCK: usize = 512;
@@ -24,19 +24,19 @@ const ZSTD_FRAME_HEADER: [u8; 6] = [0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x60];
 /// The fixed members, in archive order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum MemberPath {
-    Manifest,
     Logs,
     Metrics,
     Traces,
+    Manifest,
     Signature,
 }
 
 impl MemberPath {
     pub(crate) const ORDER: [MemberPath; 5] = [
-        MemberPath::Manifest,
         MemberPath::Logs,
         MemberPath::Metrics,
         MemberPath::Traces,
+        MemberPath::Manifest,
         MemberPath::Signature,
     ];
 
@@ -111,13 +111,11 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex(ring::digest::digest(&SHA256, bytes).as_ref())
 }
 
-/// A reader that hashes and counts what passes through it, and keeps a copy of the first
-/// error it met (so that a caller whose own reads failed can tell a source failure apart).
+/// A reader that hashes and counts what passes through it.
 pub(crate) struct HashingReader<R> {
     inner: R,
     digest: Context,
     count: u64,
-    error: Option<io::Error>,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -126,7 +124,6 @@ impl<R: Read> HashingReader<R> {
             inner,
             digest: Context::new(&SHA256),
             count: 0,
-            error: None,
         }
     }
 
@@ -134,29 +131,14 @@ impl<R: Read> HashingReader<R> {
     pub(crate) fn finish(self) -> (String, u64) {
         (hex(self.digest.finish().as_ref()), self.count)
     }
-
-    /// The first read error of the source, if any.
-    pub(crate) fn take_error(&mut self) -> Option<io::Error> {
-        self.error.take()
-    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(n) => {
-                let read = buf.get(..n).unwrap_or_default();
-                self.digest.update(read);
-                self.count += n as u64;
-                Ok(n)
-            }
-            Err(e) => {
-                if self.error.is_none() && e.kind() != io::ErrorKind::Interrupted {
-                    self.error = Some(io::Error::new(e.kind(), e.to_string()));
-                }
-                Err(e)
-            }
-        }
+        let n = self.inner.read(buf)?;
+        self.digest.update(buf.get(..n).unwrap_or_default());
+        self.count += n as u64;
+        Ok(n)
     }
 }
 
@@ -502,6 +484,61 @@ impl<'p, R: Read> TarReader<'p, R> {
     }
 }
 
+/// The `format_version` of the archive's `manifest.json`, wherever it lies, read without any
+/// layout check: to tell a bundle of another format version from a damaged one when the
+/// layout is not this version's. Reads at most [`MAX_MEMBERS`] headers and a manifest of at
+/// most `max_manifest` bytes; `None` when there is no such manifest.
+pub(crate) fn sniff_format_version(path: &Path, max_manifest: u64) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Version {
+        format_version: u64,
+    }
+    let mut stream = OpenArchive::open(path).ok()?.into_tar_stream();
+    let mut block = [0u8; BLOCK];
+    for _ in 0..MAX_MEMBERS {
+        stream.read_exact(&mut block).ok()?;
+        let header = tar::Header::from_byte_slice(&block);
+        let size = header.entry_size().ok()?;
+        if header.path_bytes().as_ref() == MemberPath::Manifest.as_str().as_bytes() {
+            if size > max_manifest {
+                return None;
+            }
+            let mut bytes = Vec::new();
+            (&mut stream).take(size).read_to_end(&mut bytes).ok()?;
+            return serde_json::from_slice::<Version>(&bytes)
+                .ok()
+                .map(|v| v.format_version);
+        }
+        let padded = size.div_ceil(BLOCK as u64).checked_mul(BLOCK as u64)?;
+        io::copy(&mut (&mut stream).take(padded), &mut io::sink()).ok()?;
+    }
+    None
+}
+
+/// A layout error explained: when the archive's manifest names another format version than
+/// this one, that is the error; otherwise `error` itself.
+pub(crate) fn explain_layout_error(
+    path: &Path,
+    max_manifest: u64,
+    error: BundleError,
+) -> BundleError {
+    let is_layout = matches!(
+        error,
+        BundleError::UnexpectedMember { .. }
+            | BundleError::MissingFile { .. }
+            | BundleError::ExtraFile { .. }
+    );
+    match sniff_format_version(path, max_manifest) {
+        Some(found) if is_layout && found != FORMAT_VERSION => {
+            BundleError::UnsupportedFormatVersion {
+                found,
+                supported: FORMAT_VERSION,
+            }
+        }
+        _ => error,
+    }
+}
+
 /// The path and size of a member whose header is exactly the canonical one.
 pub(crate) fn canonical_member(block: &[u8; BLOCK]) -> Result<(String, u64), BundleError> {
     let header = tar::Header::from_byte_slice(block);
@@ -586,9 +623,9 @@ mod tests {
             Err(BundleError::UnexpectedMember { .. })
         ));
         let mut c = LayoutCursor::default();
-        c.accept("manifest.json").unwrap();
+        c.accept("otlp/logs.pb").unwrap();
         assert!(
-            matches!(c.accept("otlp/metrics.pb"), Err(BundleError::MissingFile { path }) if path == "otlp/logs.pb")
+            matches!(c.accept("otlp/traces.pb"), Err(BundleError::MissingFile { path }) if path == "otlp/metrics.pb")
         );
         assert!(matches!(
             c.accept("otlp/extra.pb"),
@@ -599,7 +636,7 @@ mod tests {
             Err(BundleError::UnexpectedMember { .. })
         ));
         assert!(
-            matches!(c.finish(), Err(BundleError::MissingFile { path }) if path == "otlp/logs.pb")
+            matches!(c.finish(), Err(BundleError::MissingFile { path }) if path == "otlp/metrics.pb")
         );
     }
 }

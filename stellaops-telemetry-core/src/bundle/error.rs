@@ -28,11 +28,24 @@ pub enum BundleError {
         #[source]
         source: std::io::Error,
     },
-    /// An OTLP file that changed between hashing it and copying it into the archive.
-    #[error("`{}` changed while it was being packed", path.display())]
+    /// A local file of an OTLP file that became shorter between its selection and its copy
+    /// into the archive.
+    #[error("`{}` changed while it was being packed: {reason}", path.display())]
     ChangedWhilePacking {
         /// The local file.
         path: PathBuf,
+        /// What no longer holds.
+        reason: String,
+    },
+
+    /// A local file given as an OTLP file that is not a run of whole varint-length-delimited
+    /// messages of at most 32 MiB each.
+    #[error("`{}` is not length-delimited OTLP messages: {reason}", path.display())]
+    UnframedOtlp {
+        /// The local file.
+        path: PathBuf,
+        /// Where the framing breaks.
+        reason: String,
     },
 
     // --- what goes into a bundle ---------------------------------------------------------------
@@ -186,7 +199,8 @@ pub enum BundleError {
         /// What is wrong.
         reason: String,
     },
-    /// A manifest written by a newer tool, in a format this version cannot check.
+    /// A bundle of another format version (written by a newer or an older tool), which this
+    /// version cannot check.
     #[error("unsupported bundle format version {found} (this tool reads version {supported})")]
     UnsupportedFormatVersion {
         /// The manifest's version.

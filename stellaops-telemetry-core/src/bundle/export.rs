@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
+use super::pack::{pack_stream, pack_to_file};
 use super::{
     BundleError, BundleMeta, Compression, OtlpFiles, PackedBundle, SelectionReport, SigningKey,
     Store,
@@ -68,7 +69,12 @@ fn with_selection<T>(
     request: &ExportRequest<'_>,
     work: &Path,
     progress: &mut dyn FnMut(u64),
-    pack: impl FnOnce(&BundleMeta, &OtlpFiles, &[(String, Vec<u8>)]) -> Result<T, BundleError>,
+    pack: impl FnOnce(
+        &BundleMeta,
+        &OtlpFiles,
+        &[(String, Vec<u8>)],
+        &mut dyn FnMut(u64),
+    ) -> Result<T, BundleError>,
 ) -> Result<(T, SelectionReport), BundleError> {
     let config = config_files(request.profile)?;
     let scratch = tempfile::Builder::new()
@@ -92,7 +98,10 @@ fn with_selection<T>(
         tenant: request.tenant.map(str::to_owned),
         profile: request.profile.name.clone(),
     };
-    let packed = pack(&meta, &files, &config)?;
+    // Progress runs on through packing: the bytes selection read, then the bytes copied.
+    let selected = selection.bytes_read;
+    let mut packing = |copied: u64| progress(selected.saturating_add(copied));
+    let packed = pack(&meta, &files, &config, &mut packing)?;
     Ok((packed, selection))
 }
 
@@ -110,15 +119,21 @@ pub fn export(
     out: &Path,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ExportReport, BundleError> {
-    let (packed, selection) =
-        with_selection(store, request, work, progress, |meta, files, config| {
-            super::pack(meta, files, config, key, request.compression, out)
-        })?;
+    let (packed, selection) = with_selection(
+        store,
+        request,
+        work,
+        progress,
+        |meta, files, config, progress| {
+            pack_to_file(meta, files, config, key, request.compression, out, progress)
+        },
+    )?;
     Ok(ExportReport { packed, selection })
 }
 
 /// Exports the window as a stream into `w` (an HTTP response body, say): the archive is never
-/// held in memory; the selection is spooled to `work` first.
+/// held in memory; what is selected from segments that are not copied whole is spooled to
+/// `work` first.
 ///
 /// # Errors
 ///
@@ -131,9 +146,14 @@ pub fn export_into(
     w: &mut dyn Write,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ExportReport, BundleError> {
-    let (packed, selection) =
-        with_selection(store, request, work, progress, |meta, files, config| {
-            super::pack_into(meta, files, config, key, request.compression, w)
-        })?;
+    let (packed, selection) = with_selection(
+        store,
+        request,
+        work,
+        progress,
+        |meta, files, config, progress| {
+            pack_stream(meta, files, config, key, request.compression, w, progress)
+        },
+    )?;
     Ok(ExportReport { packed, selection })
 }

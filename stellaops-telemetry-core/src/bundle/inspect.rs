@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::archive::{MemberKind, MemberPath, OpenArchive};
+use super::archive::{MemberKind, MemberPath, OpenArchive, explain_layout_error};
 use super::records::{self, RecordView};
 use super::verify::{MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, read_small};
 use super::{BundleError, Compression, Envelope, FileEntry, Manifest, SignalCounts, Window};
@@ -66,7 +66,7 @@ pub struct Inspection {
 /// # let meta = BundleMeta { from: UNIX_EPOCH, to: UNIX_EPOCH + Duration::from_secs(60), tenant: Some("acme".into()), profile: "default".into() };
 /// # let key = SigningKey::generate()?;
 /// # let out = dir.path().join("b.tar");
-/// # pack(&meta, &OtlpFiles::empty_in(dir.path())?, &[], &key, Compression::None, &out)?;
+/// # pack(&meta, &OtlpFiles::empty(), &[], &key, Compression::None, &out)?;
 /// let inspection = inspect(&out)?;
 /// assert_eq!(inspection.tenant.as_deref(), Some("acme"));
 /// assert!(!inspection.verified);
@@ -81,11 +81,13 @@ pub struct Inspection {
 /// envelope does not parse, [`BundleError::CorruptOtlp`], or [`BundleError::Io`] naming the
 /// archive.
 pub fn inspect(archive: &Path) -> Result<Inspection, BundleError> {
+    let path = archive;
     let archive = OpenArchive::open(archive)?;
     let compression = archive.compression;
     let mut state = Inspector::default();
-    let (archive_sha256, archive_size) =
-        archive.walk(&mut |path, kind, size, body| state.member(path, kind, size, body))?;
+    let (archive_sha256, archive_size) = archive
+        .walk(&mut |path, kind, size, body| state.member(path, kind, size, body))
+        .map_err(|e| explain_layout_error(path, MAX_MANIFEST_BYTES, e))?;
     let Some(manifest) = state.manifest else {
         return Err(BundleError::MissingFile {
             path: MemberPath::Manifest.as_str().to_owned(),

@@ -63,7 +63,7 @@ impl VerifiedBundle {
     /// # let meta = BundleMeta { from: UNIX_EPOCH, to: UNIX_EPOCH + Duration::from_secs(60), tenant: None, profile: "default".into() };
     /// # let key = SigningKey::generate()?;
     /// let out = dir.path().join("b.tar.zst");
-    /// pack(&meta, &OtlpFiles::empty_in(dir.path())?, &[], &key, Compression::Zstd, &out)?;
+    /// pack(&meta, &OtlpFiles::empty(), &[], &key, Compression::Zstd, &out)?;
     /// let verified = verify(&out, &key.public_key())?;
     /// let mut traces = verified.otlp_reader(&out, OtlpSignal::Traces)?;
     /// let mut bytes = Vec::new();

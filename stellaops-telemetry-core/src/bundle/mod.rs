@@ -8,8 +8,8 @@
 //! use stellaops_telemetry_core::bundle::{self, BundleMeta, Compression, OtlpFiles, SigningKey};
 //!
 //! let dir = tempfile::tempdir()?;
-//! // Three varint-delimited OTLP files (empty here), as the local store selects them.
-//! let otlp = OtlpFiles::empty_in(dir.path())?;
+//! // Three varint-delimited OTLP files (none here), as the local store selects them.
+//! let otlp = OtlpFiles::empty();
 //! let meta = BundleMeta {
 //!     from: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
 //!     to: UNIX_EPOCH + Duration::from_secs(1_700_003_600),
@@ -35,14 +35,18 @@
 //! ```text
 //! config/…                     the profile's generated configuration (collector.yaml,
 //!                              dashboards/<name>.json), sorted by path
-//! manifest.json                every other file with its size and sha256, the window, tenant,
-//!                              profile, tool and record counts (canonical JSON: sorted keys,
-//!                              no spaces)
 //! otlp/logs.pb                 varint-length-delimited OTLP LogsData messages
 //! otlp/metrics.pb              … MetricsData messages
 //! otlp/traces.pb               … TracesData messages
+//! manifest.json                every file above with its size and sha256, the window,
+//!                              tenant, profile, tool, format version and record counts
+//!                              (canonical JSON: sorted keys, no spaces)
 //! signatures/manifest.sig      a DSSE envelope: Ed25519 over manifest.json
 //! ```
+//!
+//! The manifest follows the files it describes, so that an archive is written in one pass:
+//! each OTLP file is hashed as it is copied in. (Format version 1 put the manifest first;
+//! this version reads version 2 only, and says so for a bundle of another version.)
 //!
 //! Every member is a regular file with mode 0644, owner and group 0 with empty names, and
 //! modification time 0, so the same input gives byte-identical archives: packing twice gives
@@ -65,7 +69,9 @@
 //! they are read) into [`Replay::send`](crate::Replay::send).
 //!
 //! The local store ([`Store`]) selects one window (and tenant) of the file exporters'
-//! segments into the three OTLP files [`pack`] takes.
+//! segments into the three OTLP files [`pack`] takes: a protobuf segment wholly inside the
+//! window (and holding only the tenant's records) goes in as it is, the kept part of any
+//! other segment is decoded, filtered and spooled.
 //!
 //! Keys are Ed25519, stored as PKCS#8 (`PRIVATE KEY`) and SubjectPublicKeyInfo (`PUBLIC KEY`)
 //! PEM files, interchangeable with OpenSSL's. A key is named by its id: the first 32 hex
@@ -79,6 +85,8 @@ mod format;
 mod inspect;
 mod keys;
 mod member;
+mod otlp_file;
+mod pack;
 mod records;
 mod select;
 mod store;
@@ -90,11 +98,13 @@ pub use error::BundleError;
 pub use export::{ExportReport, ExportRequest, config_files, export, export_into};
 pub use format::{
     BundleMeta, Compression, FORMAT_VERSION, FileEntry, MAX_CONFIG_FILES, MAX_OTLP_MESSAGE_BYTES,
-    Manifest, OtlpFiles, PackedBundle, SignalCounts, Window, pack, pack_into,
+    Manifest, PackedBundle, SignalCounts, Window,
 };
 pub use inspect::{Inspection, inspect};
 pub use keys::{SigningKey, VerifyingKey};
 pub use member::{OtlpReader, OtlpSignal};
+pub use otlp_file::{OtlpFile, OtlpFiles};
+pub use pack::{pack, pack_into};
 pub use store::{CorruptSegment, SelectionReport, Store, StoreError};
 pub use verify::{VerifiedBundle, verify};
 

@@ -273,6 +273,71 @@ impl RecordReader {
     }
 }
 
+/// Whether a segment can be copied into a bundle as it is.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Framed {
+    /// It is `messages` whole messages, none longer than a bundle allows.
+    Copyable { messages: u64 },
+    /// It is framed, but holds a message longer than a bundle allows.
+    TooLong,
+}
+
+/// Follows the length prefixes of a protobuf segment's first `len` bytes, seeking over the
+/// messages (only the prefixes are read): checks that it is whole messages.
+pub(crate) fn walk_frames(path: &Path, len: u64) -> Result<Framed, SegmentFault> {
+    let file = File::open(path)?;
+    let actual = file.metadata()?.len();
+    if actual < len {
+        return Err(SegmentFault::Corrupt(format!(
+            "it is {actual} bytes long, shorter than the {len} listed"
+        )));
+    }
+    let mut input = BufReader::with_capacity(8 * 1024, file);
+    let mut offset = 0u64;
+    let mut messages = 0u64;
+    let mut too_long = false;
+    while offset < len {
+        let start = offset;
+        let mut value = 0u64;
+        let mut shift = 0;
+        loop {
+            if shift >= 70 {
+                return Err(SegmentFault::Corrupt(format!(
+                    "the length prefix at byte {start} is longer than ten bytes"
+                )));
+            }
+            let mut byte = [0u8; 1];
+            if offset >= len || input.read(&mut byte)? == 0 {
+                return Err(SegmentFault::Corrupt(format!(
+                    "the length prefix at byte {start} is cut short"
+                )));
+            }
+            offset += 1;
+            value |= u64::from(byte[0] & 0x7f).checked_shl(shift).unwrap_or(0);
+            shift += 7;
+            if byte[0] & 0x80 == 0 {
+                break;
+            }
+        }
+        if value > len - offset {
+            return Err(SegmentFault::Corrupt(format!(
+                "the record at byte {start} claims {value} bytes, {} are left",
+                len - offset
+            )));
+        }
+        too_long |= value > super::MAX_OTLP_MESSAGE_BYTES;
+        // `value` is at most `len`, a file length: it fits in i64.
+        input.seek_relative(i64::try_from(value).unwrap_or(i64::MAX))?;
+        offset += value;
+        messages += 1;
+    }
+    Ok(if too_long {
+        Framed::TooLong
+    } else {
+        Framed::Copyable { messages }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

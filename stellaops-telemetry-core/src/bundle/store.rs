@@ -10,8 +10,8 @@ use opentelemetry_proto::tonic::logs::v1::LogsData;
 use opentelemetry_proto::tonic::metrics::v1::MetricsData;
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 
-use super::select::{Filter, RecordReader, SegmentFault, Selectable};
-use super::{OtlpFiles, SignalCounts};
+use super::select::{Filter, Framed, RecordReader, SegmentFault, Selectable, walk_frames};
+use super::{OtlpFile, OtlpFiles, SignalCounts};
 use crate::export::FileFormat;
 use crate::export::index::{SegmentIndex, read_sidecar, write_sidecar};
 
@@ -34,7 +34,7 @@ use crate::export::index::{SegmentIndex, read_sidecar, write_sidecar};
 /// let (files, report) = store.select(to - Duration::from_secs(3600), to, Some("acme"), tmp.path(), &mut |_| {})?;
 /// assert_eq!(files.counts.spans, 0);
 /// assert_eq!(report.segments_read, 0);
-/// assert!(files.traces.exists());
+/// assert!(files.traces.is_empty());
 /// # Ok(())
 /// # }
 /// ```
@@ -59,6 +59,10 @@ pub struct SelectionReport {
     pub segments_hashed: u64,
     /// Segments whose records were read and filtered.
     pub segments_read: u64,
+    /// Protobuf segments wholly inside the window (and of the tenant only) whose bytes go into
+    /// the bundle as they are, without being decoded: their framing is checked here, and
+    /// again as they are packed.
+    pub segments_copied: u64,
     /// Segments skipped because they could not be read to their end, in the order met.
     pub corrupt: Vec<CorruptSegment>,
     /// Bytes read from segments, every pass counted.
@@ -196,14 +200,21 @@ impl Store {
     }
 
     /// Selects the items with `from <= t < to` and, when `tenant` is given, a `tenant.id`
-    /// attribute equal to it, into `tmp_dir/traces.pb`, `tmp_dir/metrics.pb` and
-    /// `tmp_dir/logs.pb` (created, or replaced).
+    /// attribute equal to it, as three OTLP files for [`pack`](super::pack). They refer to
+    /// the store's segments and to spool files `tmp_dir/traces.pb`, `tmp_dir/metrics.pb` and
+    /// `tmp_dir/logs.pb` (created, or replaced), which must stay until they are packed.
     ///
     /// `t` is a span's start time, a log record's timestamp (its observed timestamp when it
     /// has none) or a metric data point's `time_unix_nano`; the tenant is the item's own
     /// attribute (an item without one is not selected for a tenant). A record keeps its
     /// resource and scope; the items not selected are dropped, and so are the containers
     /// they leave empty. Each record read that keeps an item is written as one message.
+    ///
+    /// A protobuf segment whose index says that every item in it is selected (all inside
+    /// the window, all of the tenant) is not decoded: when its length prefixes frame whole
+    /// messages, as many as its index counts, the segment's bytes are taken as they are (see
+    /// [`SelectionReport::segments_copied`]); its records are then exactly what reading it
+    /// would have kept, as the index was made from them.
     ///
     /// The output does not depend on the segment files' names, times or the order they were
     /// written in: segments are taken by their content (earliest item time, latest item
@@ -235,10 +246,16 @@ impl Store {
             progress,
         };
         let [traces, metrics, logs] = SIGNALS.map(|(_, file)| tmp_dir.join(file));
+        let (traces, spans) =
+            self.select_signal::<TracesData>(SIGNALS[0].0, &filter, &traces, &mut run)?;
+        let (metrics, points) =
+            self.select_signal::<MetricsData>(SIGNALS[1].0, &filter, &metrics, &mut run)?;
+        let (logs, log_records) =
+            self.select_signal::<LogsData>(SIGNALS[2].0, &filter, &logs, &mut run)?;
         let counts = SignalCounts {
-            spans: self.select_signal::<TracesData>(SIGNALS[0].0, &filter, &traces, &mut run)?,
-            points: self.select_signal::<MetricsData>(SIGNALS[1].0, &filter, &metrics, &mut run)?,
-            log_records: self.select_signal::<LogsData>(SIGNALS[2].0, &filter, &logs, &mut run)?,
+            spans,
+            points,
+            log_records,
         };
         let mut report = run.report;
         report.counts = counts;
@@ -278,23 +295,33 @@ impl Store {
         })
     }
 
-    /// Selects one signal into `out`; returns the items written.
+    /// Selects one signal: whole segments where they can be copied, the kept part of the
+    /// others written to `spool`; returns the OTLP file and the items it holds.
     fn select_signal<M: Selectable>(
         &self,
         signal: &str,
         filter: &Filter,
-        out: &Path,
+        spool: &Path,
         run: &mut Run<'_>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(OtlpFile, u64), StoreError> {
         let mut candidates = self.candidates::<M>(signal, filter, run)?;
         order(&mut candidates, run);
-        let mut output = Output::create(out)?;
+        let mut output = Output::create(spool)?;
+        let mut file = OtlpFile::empty();
         let mut kept = 0;
         for candidate in &candidates {
+            if let Some(items) = copy_whole(candidate, run) {
+                file.push(&candidate.path, 0, candidate.len);
+                kept += items;
+                continue;
+            }
             let mark = output.written;
             run.report.segments_read += 1;
             match select_segment::<M>(candidate, filter, &mut output, run)? {
-                Ok(items) => kept += items,
+                Ok(items) => {
+                    file.push(spool, mark, output.written - mark);
+                    kept += items;
+                }
                 Err(fault) => {
                     output.rewind(mark)?;
                     run.corrupt(&candidate.path, &fault);
@@ -302,7 +329,7 @@ impl Store {
             }
         }
         output.finish()?;
-        Ok(kept)
+        Ok((file, kept))
     }
 
     /// The segments of `signal` that may hold a selected item, each with its time span;
@@ -351,6 +378,9 @@ impl Store {
                     }
                 }
             };
+            let whole = format == FileFormat::Protobuf
+                && index.lies_within(filter.from, filter.to)
+                && index.holds_only_tenant(filter.tenant.as_deref());
             candidates.push(Candidate {
                 path,
                 format,
@@ -358,6 +388,7 @@ impl Store {
                 min: index.min_time_unix_nano.unwrap_or(u64::MAX),
                 max: index.max_time_unix_nano.unwrap_or(0),
                 sha256: None,
+                whole: whole.then_some((index.records, index.items)),
             });
         }
         Ok(candidates)
@@ -421,6 +452,23 @@ struct Candidate {
     max: u64,
     /// Computed only for segments sharing their time span with another.
     sha256: Option<[u8; 32]>,
+    /// For a protobuf segment whose index says that every item is selected: the records and
+    /// items the index counts.
+    whole: Option<(u64, u64)>,
+}
+
+/// When every item of the segment is selected and its framing holds as many whole messages
+/// as its index counts, it goes into the bundle as it is: returns its items. Otherwise
+/// (`None`) it is read record by record; a framing fault shows there again.
+fn copy_whole(candidate: &Candidate, run: &mut Run<'_>) -> Option<u64> {
+    let (records, items) = candidate.whole?;
+    match walk_frames(&candidate.path, candidate.len) {
+        Ok(Framed::Copyable { messages }) if messages == records => {
+            run.report.segments_copied += 1;
+            Some(items)
+        }
+        _ => None,
+    }
 }
 
 /// Puts the candidates in canonical order: by time span, then by the hash of their bytes.

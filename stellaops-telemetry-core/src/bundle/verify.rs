@@ -3,7 +3,7 @@
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
-use super::archive::{HashingReader, MemberKind, MemberPath, OpenArchive};
+use super::archive::{HashingReader, MemberKind, MemberPath, OpenArchive, explain_layout_error};
 use super::records::{self, RecordView};
 use super::{BundleError, Compression, Envelope, FileEntry, Manifest, VerifyingKey, time};
 
@@ -30,14 +30,18 @@ pub struct VerifiedBundle {
 
 /// Verifies the bundle at `archive` with `key`, reading it once from start to end.
 ///
-/// Checks, in archive order: the layout (member order, paths, canonical tar headers, zero
-/// padding, the end-of-archive marker and nothing after it; for zstd, one frame with a valid
-/// checksum and nothing after it), `manifest.json` (format version first, then canonical
-/// form), each configuration and OTLP file's size and sha256 against the manifest, no missing
-/// and no extra file, every OTLP message decoding, every record inside the window
-/// `[from, to)` and carrying the manifest's `tenant.id` (when it names a tenant), the record
-/// counts, and last the DSSE signature over `manifest.json` by `key`. The first problem found
-/// is returned; nothing about a bundle should be trusted unless this returns `Ok`.
+/// Checks the layout as it reads (member order, paths, canonical tar headers, zero padding,
+/// the end-of-archive marker and nothing after it; for zstd, one frame with a valid checksum
+/// and nothing after it), decodes every OTLP message, and hashes every file. When
+/// `manifest.json` comes (after the files it lists), it checks its format version, then its
+/// canonical form, each configuration and OTLP file's size and sha256 against it, no missing
+/// and no extra file, every record inside the window `[from, to)` and carrying the
+/// manifest's `tenant.id` (when it names a tenant), and the record counts; last, the DSSE
+/// signature over `manifest.json` by `key`. The first problem found is returned; nothing
+/// about a bundle should be trusted unless this returns `Ok`.
+///
+/// A record outside the window is named by its index: the earliest record when it is before
+/// the window, else the latest. A record of another tenant is the first such record.
 ///
 /// Memory is bounded: one OTLP message (at most [`MAX_OTLP_MESSAGE_BYTES`]) at a time, the
 /// manifest and signature (at most 1 and 2 MiB).
@@ -51,7 +55,7 @@ pub struct VerifiedBundle {
 /// # let meta = BundleMeta { from: UNIX_EPOCH, to: UNIX_EPOCH + Duration::from_secs(60), tenant: None, profile: "default".into() };
 /// # let key = SigningKey::generate()?;
 /// # let out = dir.path().join("b.tar");
-/// # pack(&meta, &OtlpFiles::empty_in(dir.path())?, &[], &key, Compression::None, &out)?;
+/// # pack(&meta, &OtlpFiles::empty(), &[], &key, Compression::None, &out)?;
 /// let verified = verify(&out, &key.public_key())?;
 /// assert_eq!(verified.key_id, key.key_id());
 ///
@@ -75,8 +79,9 @@ pub fn verify(archive: &Path, key: &VerifyingKey) -> Result<VerifiedBundle, Bund
     let archive = OpenArchive::open(archive)?;
     let compression = archive.compression;
     let mut state = Verifier::default();
-    let (archive_sha256, archive_size) =
-        archive.walk(&mut |path, kind, size, body| state.member(path, kind, size, body, key))?;
+    let (archive_sha256, archive_size) = archive
+        .walk(&mut |path, kind, size, body| state.member(path, kind, size, body, key))
+        .map_err(|e| explain_layout_error(&archive_path, MAX_MANIFEST_BYTES, e))?;
     if compression == Compression::Zstd {
         same_compression(&archive_path)?;
     }
@@ -100,10 +105,89 @@ pub fn verify(archive: &Path, key: &VerifyingKey) -> Result<VerifiedBundle, Bund
 struct Verifier {
     /// Configuration members seen before the manifest: (path, size, sha256).
     config: Vec<FileEntry>,
+    /// The OTLP members seen before the manifest.
+    otlp: Vec<OtlpSummary>,
     manifest_bytes: Vec<u8>,
     manifest: Option<Manifest>,
-    window: (u64, u64),
     key_id: Option<String>,
+}
+
+/// What the checks against the manifest need to know of one OTLP member, gathered as it is
+/// read (the manifest comes after it): its size and digest, its record count, its earliest
+/// and latest record, and the first record of each of its first two tenants. That is enough
+/// to name a record outside any window, and the first record of another tenant than any one.
+struct OtlpSummary {
+    member: MemberPath,
+    entry: FileEntry,
+    count: u64,
+    /// (time, index) of the first record with the earliest time.
+    earliest: Option<(u64, u64)>,
+    /// (time, index) of the first record with the latest time.
+    latest: Option<(u64, u64)>,
+    /// The first two distinct `tenant.id` values (`None`: no tenant), each with the index of
+    /// its first record, in the order met.
+    tenants: Vec<(Option<String>, u64)>,
+}
+
+impl OtlpSummary {
+    fn note(&mut self, record: &RecordView<'_>) {
+        let (time, index) = (record.time_unix_nano, record.index);
+        if self.earliest.is_none_or(|(t, _)| time < t) {
+            self.earliest = Some((time, index));
+        }
+        if self.latest.is_none_or(|(t, _)| time > t) {
+            self.latest = Some((time, index));
+        }
+        let tenant = record.tenant.as_deref();
+        if self.tenants.len() < 2 && !self.tenants.iter().any(|(t, _)| t.as_deref() == tenant) {
+            self.tenants.push((tenant.map(str::to_owned), index));
+        }
+    }
+
+    /// Every record inside `[from, to)` and of `tenant` (when given), and as many records as
+    /// the manifest counts.
+    fn check(&self, manifest: &Manifest, (from, to): (u64, u64)) -> Result<(), BundleError> {
+        let path = self.member.as_str();
+        let outside = [self.earliest, self.latest]
+            .into_iter()
+            .flatten()
+            .find(|(time, _)| *time < from || *time >= to);
+        if let Some((time_unix_nano, index)) = outside {
+            return Err(BundleError::RecordOutsideWindow {
+                path: path.to_owned(),
+                index,
+                time_unix_nano,
+                from: time::rfc3339_nanos(from),
+                to: time::rfc3339_nanos(to),
+            });
+        }
+        if let Some(expected) = manifest.tenant.as_deref()
+            && let Some((found, index)) = self
+                .tenants
+                .iter()
+                .find(|(t, _)| t.as_deref() != Some(expected))
+        {
+            return Err(BundleError::RecordOfAnotherTenant {
+                path: path.to_owned(),
+                index: *index,
+                expected: expected.to_owned(),
+                found: found.clone(),
+            });
+        }
+        let expected = match self.member {
+            MemberPath::Logs => manifest.counts.log_records,
+            MemberPath::Metrics => manifest.counts.points,
+            _ => manifest.counts.spans,
+        };
+        if self.count != expected {
+            return Err(BundleError::CountMismatch {
+                path: path.to_owned(),
+                expected,
+                actual: self.count,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Verifier {
@@ -136,11 +220,16 @@ impl Verifier {
         }
     }
 
+    /// The manifest, then everything read before it checked against it.
     fn manifest(&mut self, path: &str, size: u64, body: &mut dyn Read) -> Result<(), BundleError> {
         let bytes = read_small(path, size, MAX_MANIFEST_BYTES, body)?;
         let manifest = Manifest::from_json(&bytes)?;
-        self.window = manifest.window_nanos()?;
-        check_listing(&manifest, &self.config)?;
+        let window = manifest.window_nanos()?;
+        let otlp: Vec<FileEntry> = self.otlp.iter().map(|s| s.entry.clone()).collect();
+        check_listing(&manifest, &self.config, &otlp)?;
+        for summary in &self.otlp {
+            summary.check(&manifest, window)?;
+        }
         self.manifest_bytes = bytes;
         self.manifest = Some(manifest);
         Ok(())
@@ -152,92 +241,49 @@ impl Verifier {
         size: u64,
         body: &mut dyn Read,
     ) -> Result<(), BundleError> {
-        let Some(manifest) = &self.manifest else {
-            return Err(BundleError::MissingFile {
-                path: MemberPath::Manifest.as_str().to_owned(),
-            });
-        };
         let path = member.as_str();
-        let (from, to) = self.window;
-        let tenant = manifest.tenant.as_deref();
-        let mut hashing = HashingReader::new(body);
-        let mut check = |record: &RecordView<'_>| check_record(path, record, (from, to), tenant);
-        let count = records::for_each_record(member, &mut hashing, size, &mut check)?;
-        let (sha256, actual) = hashing.finish();
-        let entry = FileEntry {
-            path: path.to_owned(),
-            sha256,
-            size: actual,
-        };
-        compare(manifest, &entry)?;
-        let expected = match member {
-            MemberPath::Logs => manifest.counts.log_records,
-            MemberPath::Metrics => manifest.counts.points,
-            _ => manifest.counts.spans,
-        };
-        if count != expected {
-            return Err(BundleError::CountMismatch {
+        let mut summary = OtlpSummary {
+            member,
+            entry: FileEntry {
                 path: path.to_owned(),
-                expected,
-                actual: count,
-            });
-        }
+                sha256: String::new(),
+                size: 0,
+            },
+            count: 0,
+            earliest: None,
+            latest: None,
+            tenants: Vec::new(),
+        };
+        let mut hashing = HashingReader::new(body);
+        let mut note = |record: &RecordView<'_>| {
+            summary.note(record);
+            Ok(())
+        };
+        let count = records::for_each_record(member, &mut hashing, size, &mut note)?;
+        let (sha256, actual) = hashing.finish();
+        summary.count = count;
+        summary.entry.sha256 = sha256;
+        summary.entry.size = actual;
+        self.otlp.push(summary);
         Ok(())
     }
 }
 
-fn check_record(
-    path: &str,
-    record: &RecordView<'_>,
-    (from, to): (u64, u64),
-    tenant: Option<&str>,
+/// The manifest lists exactly the configuration and OTLP files seen, with their sizes and
+/// digests.
+fn check_listing(
+    manifest: &Manifest,
+    config: &[FileEntry],
+    otlp: &[FileEntry],
 ) -> Result<(), BundleError> {
-    if record.time_unix_nano < from || record.time_unix_nano >= to {
-        return Err(BundleError::RecordOutsideWindow {
-            path: path.to_owned(),
-            index: record.index,
-            time_unix_nano: record.time_unix_nano,
-            from: time::rfc3339_nanos(from),
-            to: time::rfc3339_nanos(to),
-        });
-    }
-    if let Some(expected) = tenant
-        && record.tenant.as_deref() != Some(expected)
-    {
-        return Err(BundleError::RecordOfAnotherTenant {
-            path: path.to_owned(),
-            index: record.index,
-            expected: expected.to_owned(),
-            found: record.tenant.as_ref().map(|t| t.to_string()),
-        });
-    }
-    Ok(())
-}
-
-/// The manifest lists exactly the configuration files seen and the three OTLP files (whose
-/// digests are compared as they are read).
-fn check_listing(manifest: &Manifest, config: &[FileEntry]) -> Result<(), BundleError> {
-    for entry in config {
+    for entry in config.iter().chain(otlp) {
         compare(manifest, entry)?;
     }
     for listed in &manifest.files {
-        let is_otlp = [MemberPath::Logs, MemberPath::Metrics, MemberPath::Traces]
-            .iter()
-            .any(|m| m.as_str() == listed.path);
-        if !is_otlp
-            && config
-                .binary_search_by(|c| c.path.cmp(&listed.path))
-                .is_err()
-        {
+        let seen = |files: &[FileEntry]| files.iter().any(|f| f.path == listed.path);
+        if !seen(config) && !seen(otlp) {
             return Err(BundleError::MissingFile {
                 path: listed.path.clone(),
-            });
-        }
-    }
-    for member in [MemberPath::Logs, MemberPath::Metrics, MemberPath::Traces] {
-        if manifest.file(member.as_str()).is_none() {
-            return Err(BundleError::ExtraFile {
-                path: member.as_str().to_owned(),
             });
         }
     }
@@ -327,7 +373,7 @@ fn same_compression(path: &Path) -> Result<(), BundleError> {
         scratch: Vec::new(),
         differs: false,
     };
-    let encoded = super::format::zstd_encoder(&mut same).and_then(|mut encoder| {
+    let encoded = super::pack::zstd_encoder(&mut same).and_then(|mut encoder| {
         std::io::copy(&mut tar, &mut encoder)?;
         encoder.finish().map(drop)
     });

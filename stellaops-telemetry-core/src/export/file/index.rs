@@ -31,7 +31,7 @@ pub(crate) const MAX_INDEXED_TENANTS: usize = 256;
 /// The longest tenant name an index lists; a longer one makes the index say "many".
 const MAX_INDEXED_TENANT_BYTES: usize = 256;
 /// The version of the sidecar layout.
-const INDEX_VERSION: u32 = 1;
+const INDEX_VERSION: u32 = 2;
 /// The largest sidecar a reader accepts (a full one is about 70 KiB).
 const MAX_INDEX_BYTES: u64 = 1024 * 1024;
 
@@ -57,6 +57,8 @@ pub(crate) struct SegmentIndex {
     pub(crate) tenants: BTreeSet<String>,
     /// More tenants (or longer names) than the index lists: any tenant may be in the segment.
     pub(crate) many_tenants: bool,
+    /// Items without a (string) `tenant.id`.
+    pub(crate) untenanted: u64,
 }
 
 impl SegmentIndex {
@@ -72,6 +74,7 @@ impl SegmentIndex {
             max_time_unix_nano: None,
             tenants: BTreeSet::new(),
             many_tenants: false,
+            untenanted: 0,
         }
     }
 
@@ -80,7 +83,10 @@ impl SegmentIndex {
         self.items = self.items.saturating_add(1);
         self.min_time_unix_nano = Some(self.min_time_unix_nano.map_or(time, |t| t.min(time)));
         self.max_time_unix_nano = Some(self.max_time_unix_nano.map_or(time, |t| t.max(time)));
-        let Some(tenant) = tenant else { return };
+        let Some(tenant) = tenant else {
+            self.untenanted = self.untenanted.saturating_add(1);
+            return;
+        };
         if self.many_tenants || self.tenants.contains(tenant) {
             return;
         }
@@ -103,6 +109,27 @@ impl SegmentIndex {
         match tenant {
             None => true,
             Some(tenant) => self.many_tenants || self.tenants.contains(tenant),
+        }
+    }
+
+    /// Whether every item of the segment is `tenant`'s (any tenant's when `None`).
+    pub(crate) fn holds_only_tenant(&self, tenant: Option<&str>) -> bool {
+        match tenant {
+            None => true,
+            Some(tenant) => {
+                !self.many_tenants
+                    && self.untenanted == 0
+                    && self.tenants.len() == 1
+                    && self.tenants.contains(tenant)
+            }
+        }
+    }
+
+    /// Whether every item of the segment lies in `from <= time < to` (unix nanoseconds).
+    pub(crate) fn lies_within(&self, from: u64, to: u64) -> bool {
+        match (self.min_time_unix_nano, self.max_time_unix_nano) {
+            (Some(min), Some(max)) => from <= min && max < to,
+            _ => false,
         }
     }
 

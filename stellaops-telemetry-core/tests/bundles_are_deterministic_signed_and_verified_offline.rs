@@ -839,18 +839,21 @@ mod layout {
         assert!(matches!(err, BundleError::UnexpectedMember { .. }), "{err}");
     }
 
+    /// Sets the manifest's format version and signs it again.
+    fn with_format_version(fx: &Fixture, all: &mut [(String, Vec<u8>)], version: u64) {
+        let mut value: serde_json::Value =
+            serde_json::from_slice(members::get(all, "manifest.json")).unwrap();
+        value["format_version"] = version.into();
+        let bytes = serde_json::to_vec(&value).unwrap();
+        let envelope = Envelope::sign(&bytes, &fx.key).to_json().unwrap();
+        members::set(all, "manifest.json", bytes);
+        members::set(all, "signatures/manifest.sig", envelope);
+    }
+
     #[test]
     fn a_newer_format_version_is_refused_even_when_properly_signed() {
         let fx = Fixture::new(&["acme"]);
-        let path = repacked(&fx, |all| {
-            let mut value: serde_json::Value =
-                serde_json::from_slice(members::get(all, "manifest.json")).unwrap();
-            value["format_version"] = 3.into();
-            let bytes = serde_json::to_vec(&value).unwrap();
-            let envelope = Envelope::sign(&bytes, &fx.key).to_json().unwrap();
-            members::set(all, "manifest.json", bytes);
-            members::set(all, "signatures/manifest.sig", envelope);
-        });
+        let path = repacked(&fx, |all| with_format_version(&fx, all, 3));
         let err = fx.verify(&path).unwrap_err();
         assert!(
             matches!(
@@ -872,13 +875,7 @@ mod layout {
     fn a_bundle_of_the_first_format_with_its_manifest_first_is_named_as_such() {
         let fx = Fixture::new(&["acme"]);
         let path = repacked(&fx, |all| {
-            let mut value: serde_json::Value =
-                serde_json::from_slice(members::get(all, "manifest.json")).unwrap();
-            value["format_version"] = 1.into();
-            let bytes = serde_json::to_vec(&value).unwrap();
-            let envelope = Envelope::sign(&bytes, &fx.key).to_json().unwrap();
-            members::set(all, "manifest.json", bytes);
-            members::set(all, "signatures/manifest.sig", envelope);
+            with_format_version(&fx, all, 1);
             // Version 1 put the manifest right after the configuration.
             let at = all.iter().position(|(p, _)| p == "manifest.json").unwrap();
             let manifest = all.remove(at);

@@ -89,6 +89,7 @@ mod otlp_file;
 mod pack;
 mod records;
 mod select;
+mod spool;
 mod store;
 mod time;
 mod verify;

@@ -2,7 +2,7 @@
 //! selection of a time window (and tenant) from them into three OTLP files.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,6 +11,7 @@ use opentelemetry_proto::tonic::metrics::v1::MetricsData;
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 
 use super::select::{Filter, Framed, RecordReader, SegmentFault, Selectable, walk_frames};
+use super::spool;
 use super::{OtlpFile, OtlpFiles, SignalCounts};
 use crate::export::FileFormat;
 use crate::export::index::{SegmentIndex, read_sidecar, write_sidecar};
@@ -306,29 +307,41 @@ impl Store {
     ) -> Result<(OtlpFile, u64), StoreError> {
         let mut candidates = self.candidates::<M>(signal, filter, run)?;
         order(&mut candidates, run);
-        let mut output = Output::create(spool)?;
+        let whole: Vec<Option<u64>> = candidates.iter().map(|c| copy_whole(c, run)).collect();
+        let to_read: Vec<&Candidate> = candidates
+            .iter()
+            .zip(&whole)
+            .filter_map(|(c, whole)| whole.is_none().then_some(c))
+            .collect();
+        run.report.segments_read += to_read.len() as u64;
+        let report = &mut run.report;
+        let progress = &mut run.progress;
+        let mut read =
+            spool::read_segments::<M>(&to_read, filter, spool, &mut |bytes, records| {
+                report.records_read += records;
+                if bytes > 0 {
+                    report.bytes_read = report.bytes_read.saturating_add(bytes);
+                    progress(report.bytes_read);
+                }
+            })?
+            .into_iter();
         let mut file = OtlpFile::empty();
         let mut kept = 0;
-        for candidate in &candidates {
-            if let Some(items) = copy_whole(candidate, run) {
+        for (candidate, whole) in candidates.iter().zip(whole) {
+            if let Some(items) = whole {
                 file.push(&candidate.path, 0, candidate.len);
                 kept += items;
                 continue;
             }
-            let mark = output.written;
-            run.report.segments_read += 1;
-            match select_segment::<M>(candidate, filter, &mut output, run)? {
-                Ok(items) => {
-                    file.push(spool, mark, output.written - mark);
-                    kept += items;
+            match read.next() {
+                Some(Ok(spooled)) => {
+                    file.push(&spooled.path, spooled.offset, spooled.len);
+                    kept += spooled.items;
                 }
-                Err(fault) => {
-                    output.rewind(mark)?;
-                    run.corrupt(&candidate.path, &fault);
-                }
+                Some(Err(fault)) => run.corrupt(&candidate.path, &fault),
+                None => {}
             }
         }
-        output.finish()?;
         Ok((file, kept))
     }
 
@@ -443,11 +456,11 @@ impl Run<'_> {
 
 /// A segment that may hold selected items.
 #[derive(Debug)]
-struct Candidate {
-    path: PathBuf,
-    format: FileFormat,
+pub(super) struct Candidate {
+    pub(super) path: PathBuf,
+    pub(super) format: FileFormat,
     /// Its length when listed: only these bytes are read.
-    len: u64,
+    pub(super) len: u64,
     min: u64,
     max: u64,
     /// Computed only for segments sharing their time span with another.
@@ -536,97 +549,6 @@ fn scan<M: Selectable>(
     run.advance(reader.offset() - consumed);
     index.bytes = len;
     Ok(index)
-}
-
-/// Writes the selected part of every record of one segment; the outer error is a failed
-/// write, the inner one a segment that cannot be read to its end.
-fn select_segment<M: Selectable>(
-    candidate: &Candidate,
-    filter: &Filter,
-    output: &mut Output,
-    run: &mut Run<'_>,
-) -> Result<Result<u64, SegmentFault>, StoreError> {
-    let mut reader = match RecordReader::open(&candidate.path, candidate.len, candidate.format) {
-        Ok(reader) => reader,
-        Err(e) => return Ok(Err(SegmentFault::Io(e))),
-    };
-    let mut kept = 0;
-    let mut consumed = 0;
-    loop {
-        let next = reader.next::<M>();
-        run.advance(reader.offset() - consumed);
-        consumed = reader.offset();
-        let mut message = match next {
-            Ok(Some(message)) => message,
-            Ok(None) => return Ok(Ok(kept)),
-            Err(fault) => return Ok(Err(fault)),
-        };
-        run.report.records_read += 1;
-        let items = message.retain(filter);
-        if items > 0 {
-            output.write(&message)?;
-            kept += items;
-        }
-    }
-}
-
-/// A selection file being written.
-struct Output {
-    path: PathBuf,
-    file: BufWriter<File>,
-    written: u64,
-    buffer: Vec<u8>,
-}
-
-impl Output {
-    fn create(path: &Path) -> Result<Self, StoreError> {
-        let file = File::create(path).map_err(|source| StoreError::Write {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(Output {
-            path: path.to_path_buf(),
-            file: BufWriter::with_capacity(64 * 1024, file),
-            written: 0,
-            buffer: Vec::new(),
-        })
-    }
-
-    fn error(&self, source: io::Error) -> StoreError {
-        StoreError::Write {
-            path: self.path.clone(),
-            source,
-        }
-    }
-
-    /// Appends `message`, length-delimited.
-    fn write<M: prost::Message>(&mut self, message: &M) -> Result<(), StoreError> {
-        self.buffer.clear();
-        message
-            .encode_length_delimited(&mut self.buffer)
-            .map_err(|e| self.error(io::Error::other(e)))?;
-        self.file
-            .write_all(&self.buffer)
-            .map_err(|e| self.error(e))?;
-        self.written += u64::try_from(self.buffer.len()).unwrap_or(u64::MAX);
-        Ok(())
-    }
-
-    /// Cuts the file back to `mark` bytes: what a corrupt segment had added goes.
-    fn rewind(&mut self, mark: u64) -> Result<(), StoreError> {
-        self.file.flush().map_err(|e| self.error(e))?;
-        let file = self.file.get_mut();
-        let result = file
-            .set_len(mark)
-            .and_then(|()| file.seek(SeekFrom::Start(mark)).map(drop));
-        result.map_err(|e| self.error(e))?;
-        self.written = mark;
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<(), StoreError> {
-        self.file.flush().map_err(|e| self.error(e))
-    }
 }
 
 /// The segment files of `signal` in `dir`, both framings, sorted by name; a missing folder

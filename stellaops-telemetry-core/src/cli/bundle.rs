@@ -456,9 +456,10 @@ fn print_export(
     )?;
     writeln!(
         out,
-        "segments  {} found, {} skipped by their index, {} read ({} bytes), {} corrupt",
+        "segments  {} found, {} skipped by their index, {} copied whole, {} decoded ({} bytes), {} corrupt",
         s.segments_listed,
         s.segments_pruned,
+        s.segments_copied,
         s.segments_read,
         s.bytes_read,
         s.corrupt.len()

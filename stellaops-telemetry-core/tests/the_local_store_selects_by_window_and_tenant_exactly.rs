@@ -665,11 +665,17 @@ mod canonical_order {
             write_metrics(dir.path(), format)?;
         }
         let (a_out, b_out) = (tempfile::tempdir()?, tempfile::tempdir()?);
-        let (a, a_report) = select(json.path(), Some("acme"), a_out.path())?;
-        let (b, b_report) = select(protobuf.path(), Some("acme"), b_out.path())?;
-        // Whole acme-only protobuf segments are copied as written; JSON is always re-encoded.
+        let (a, _) = select(json.path(), Some("acme"), a_out.path())?;
+        let (b, _) = select(protobuf.path(), Some("acme"), b_out.path())?;
+        // Without a tenant, whole protobuf segments are copied as written, and still hold the
+        // same messages; JSON is always re-encoded.
+        let (all_a_out, all_b_out) = (tempfile::tempdir()?, tempfile::tempdir()?);
+        let (all_a, a_report) = select(json.path(), None, all_a_out.path())?;
+        let (all_b, b_report) = select(protobuf.path(), None, all_b_out.path())?;
         assert_eq!(a_report.segments_copied, 0);
         assert!(b_report.segments_copied > 0, "{b_report:?}");
+        assert_eq!(all_a.counts, all_b.counts);
+        assert!(sorted_messages(&all_a) == sorted_messages(&all_b));
         assert_eq!(a.counts.spans, 12);
         assert_eq!(a.counts, b.counts);
         assert!(sorted_messages(&a) == sorted_messages(&b));
@@ -713,7 +719,8 @@ mod whole_segments {
     }
 
     #[test]
-    fn a_segment_with_an_item_of_no_tenant_is_read_for_a_tenant_and_copied_for_all() -> TestResult {
+    fn a_tenants_selection_decodes_every_segment_and_a_selection_of_all_copies_them() -> TestResult
+    {
         let store = tempfile::tempdir()?;
         write_acme(store.path(), &[5])?;
         let count = segments(store.path())?.len() as u64;
@@ -721,12 +728,66 @@ mod whole_segments {
         let out = tempfile::tempdir()?;
         let (files, report) = select(store.path(), Some("acme"), out.path())?;
         assert_eq!(files.counts.spans, 11);
-        assert_eq!(report.segments_copied, count - 1, "{report:?}");
+        assert_eq!(report.segments_copied, 0, "{report:?}");
+        assert_eq!(report.segments_read, count);
         assert!(!span_names(&files.traces)?.contains(&"s5".to_owned()));
         let (files, report) = select(store.path(), None, out.path())?;
         assert_eq!(files.counts.spans, 12);
         assert_eq!(report.segments_copied, count, "{report:?}");
         assert_eq!(report.records_read, 0, "nothing was decoded");
+        Ok(())
+    }
+
+    #[test]
+    fn a_segment_holding_a_deeply_nested_value_is_decoded_not_copied() -> TestResult {
+        use opentelemetry::logs::AnyValue as LogValue;
+        let store = tempfile::tempdir()?;
+        let provider = SdkLoggerProvider::builder()
+            .with_simple_exporter(FileLogExporter::new(
+                FileExportOptions::new(store.path()).format(FileFormat::Protobuf),
+            )?)
+            .build();
+        let logger = provider.logger("store-test");
+        for depth in [1usize, 17] {
+            let mut body = LogValue::from(format!("depth-{depth}"));
+            for _ in 1..depth {
+                body = LogValue::ListAny(Box::new(vec![body]));
+            }
+            let mut record = logger.create_log_record();
+            record.set_timestamp(from() + Duration::from_secs(depth as u64));
+            record.set_body(body);
+            logger.emit(record);
+        }
+        provider.shutdown()?;
+        let out = tempfile::tempdir()?;
+        let (files, report) = select(store.path(), None, out.path())?;
+        assert_eq!(files.counts.log_records, 2);
+        assert_eq!(report.segments_copied, 0, "{report:?}");
+        assert_eq!(report.segments_read, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_copied_segment_removed_before_packing_is_still_packed_from_its_open_file() -> TestResult {
+        let store = tempfile::tempdir()?;
+        write_acme(store.path(), &[])?;
+        let out = tempfile::tempdir()?;
+        let (files, report) = select(store.path(), None, out.path())?;
+        assert!(report.segments_copied > 0);
+        for segment in segments(store.path())? {
+            fs::remove_file(segment)?;
+        }
+        let meta = BundleMeta {
+            from: from(),
+            to: to(),
+            tenant: None,
+            profile: "default".into(),
+        };
+        let key = SigningKey::generate()?;
+        let bundle_path = out.path().join("b.tar");
+        let packed = bundle::pack(&meta, &files, &[], &key, Compression::None, &bundle_path)?;
+        assert_eq!(packed.manifest.counts.spans, 12);
+        bundle::verify(&bundle_path, &key.public_key())?;
         Ok(())
     }
 

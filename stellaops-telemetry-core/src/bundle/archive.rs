@@ -515,26 +515,19 @@ pub(crate) fn sniff_format_version(path: &Path, max_manifest: u64) -> Option<u64
     None
 }
 
-/// A layout error explained: when the archive's manifest names another format version than
-/// this one, that is the error; otherwise `error` itself.
-pub(crate) fn explain_layout_error(
+/// An error met before the archive's manifest was read, explained: when the archive's
+/// manifest (wherever it lies) names another format version than this one, that is the
+/// error, since a bundle of another version is laid out and encoded otherwise; else `error`.
+pub(crate) fn explain_early_error(
     path: &Path,
     max_manifest: u64,
     error: BundleError,
 ) -> BundleError {
-    let is_layout = matches!(
-        error,
-        BundleError::UnexpectedMember { .. }
-            | BundleError::MissingFile { .. }
-            | BundleError::ExtraFile { .. }
-    );
     match sniff_format_version(path, max_manifest) {
-        Some(found) if is_layout && found != FORMAT_VERSION => {
-            BundleError::UnsupportedFormatVersion {
-                found,
-                supported: FORMAT_VERSION,
-            }
-        }
+        Some(found) if found != FORMAT_VERSION => BundleError::UnsupportedFormatVersion {
+            found,
+            supported: FORMAT_VERSION,
+        },
         _ => error,
     }
 }

@@ -141,12 +141,13 @@ impl Manifest {
         })
     }
 
-    /// Parses `manifest.json`: the format version first (a newer one is refused before
-    /// anything else is read), then the whole manifest, which must be in canonical form.
+    /// Parses `manifest.json`: the format version first (any other than [`FORMAT_VERSION`]
+    /// is refused before the rest is read), then the whole manifest, which must be in
+    /// canonical form.
     ///
     /// # Errors
     ///
-    /// [`BundleError::UnsupportedFormatVersion`] for a newer format,
+    /// [`BundleError::UnsupportedFormatVersion`] for another format version,
     /// [`BundleError::MalformedManifest`] for anything else that is wrong.
     pub fn from_json(bytes: &[u8]) -> Result<Manifest, BundleError> {
         #[derive(Deserialize)]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::archive::{MemberKind, MemberPath, OpenArchive, explain_layout_error};
+use super::archive::{MemberKind, MemberPath, OpenArchive, explain_early_error};
 use super::records::{self, RecordView};
 use super::verify::{MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, read_small};
 use super::{BundleError, Compression, Envelope, FileEntry, Manifest, SignalCounts, Window};
@@ -85,9 +85,13 @@ pub fn inspect(archive: &Path) -> Result<Inspection, BundleError> {
     let archive = OpenArchive::open(archive)?;
     let compression = archive.compression;
     let mut state = Inspector::default();
-    let (archive_sha256, archive_size) = archive
-        .walk(&mut |path, kind, size, body| state.member(path, kind, size, body))
-        .map_err(|e| explain_layout_error(path, MAX_MANIFEST_BYTES, e))?;
+    let walked = archive.walk(&mut |path, kind, size, body| state.member(path, kind, size, body));
+    let (archive_sha256, archive_size) = match walked {
+        Err(e) if state.manifest.is_none() => {
+            return Err(explain_early_error(path, MAX_MANIFEST_BYTES, e));
+        }
+        other => other?,
+    };
     let Some(manifest) = state.manifest else {
         return Err(BundleError::MissingFile {
             path: MemberPath::Manifest.as_str().to_owned(),
@@ -209,7 +213,7 @@ impl fmt::Display for Inspection {
         for file in &self.files {
             writeln!(
                 f,
-                "  {:<40} {:>12} bytes  sha256 {}",
+                "  {:<44} {:>12} bytes  sha256 {}",
                 file.path, file.size, file.sha256
             )?;
         }

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{BundleError, MAX_OTLP_MESSAGE_BYTES, SignalCounts};
 
@@ -28,13 +29,23 @@ pub struct OtlpFile {
     len: u64,
 }
 
-/// `len` bytes of the local file `path` from `offset`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `len` bytes of the local file `path` from `offset`; read through `handle` when the file was
+/// opened at selection (so that it can still be read if it is removed before packing).
+#[derive(Debug, Clone)]
 pub(crate) struct FilePart {
     pub(crate) path: PathBuf,
+    pub(crate) handle: Option<Arc<File>>,
     pub(crate) offset: u64,
     pub(crate) len: u64,
 }
+
+impl PartialEq for FilePart {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.path, self.offset, self.len) == (&other.path, other.offset, other.len)
+    }
+}
+
+impl Eq for FilePart {}
 
 impl OtlpFile {
     /// An OTLP file with no messages.
@@ -100,6 +111,7 @@ impl OtlpFile {
         }
         self.len = self.len.saturating_add(len);
         if let Some(last) = self.parts.last_mut()
+            && last.handle.is_none()
             && last.path == path
             && last.offset.saturating_add(last.len) == offset
         {
@@ -108,7 +120,22 @@ impl OtlpFile {
         }
         self.parts.push(FilePart {
             path: path.to_path_buf(),
+            handle: None,
             offset,
+            len,
+        });
+    }
+
+    /// Appends the first `len` bytes of the open file `handle` (which is `path`).
+    pub(crate) fn push_open(&mut self, path: &Path, handle: Arc<File>, len: u64) {
+        if len == 0 {
+            return;
+        }
+        self.len = self.len.saturating_add(len);
+        self.parts.push(FilePart {
+            path: path.to_path_buf(),
+            handle: Some(handle),
+            offset: 0,
             len,
         });
     }
@@ -166,7 +193,11 @@ pub(crate) struct PartReader<'a> {
 
 impl FilePart {
     pub(crate) fn open(&self) -> Result<PartReader<'_>, BundleError> {
-        let mut file = File::open(&self.path).map_err(|source| self.io("open", source))?;
+        let file = match &self.handle {
+            Some(handle) => handle.try_clone(),
+            None => File::open(&self.path),
+        };
+        let mut file = file.map_err(|source| self.io("open", source))?;
         file.seek(SeekFrom::Start(self.offset))
             .map_err(|source| self.io("read", source))?;
         Ok(PartReader {
@@ -250,6 +281,12 @@ impl Framing {
                     self.offset - 10
                 ));
             }
+            if self.prefix_bytes == 9 && byte > 1 {
+                return Err(format!(
+                    "the length prefix at byte {} overflows 64 bits",
+                    self.offset - 9
+                ));
+            }
             self.prefix |= u64::from(byte & 0x7f) << (7 * self.prefix_bytes);
             self.prefix_bytes += 1;
             self.offset += 1;
@@ -302,6 +339,10 @@ mod tests {
         assert!(cut.finish().is_err());
         let mut long = Framing::default();
         assert!(long.feed(&[0xff; 11]).is_err());
+        let mut overflow = Framing::default();
+        let mut prefix = vec![0x80; 9];
+        prefix.push(0x02);
+        assert!(overflow.feed(&prefix).is_err());
         let mut huge = Framing::default();
         let mut prefix = Vec::new();
         prost::encoding::encode_varint(MAX_OTLP_MESSAGE_BYTES + 1, &mut prefix);

@@ -532,9 +532,12 @@ impl Write for TarSink<'_, '_> {
     }
 }
 
-/// Hands a chunk back for reuse when this was its last holder (a full pool drops it).
+/// Hands a chunk buffer back for reuse when this was its last holder (small buffers, and
+/// any the full pool has no room for, are dropped).
 fn give_back(chunk: Arc<Vec<u8>>, spare: &mpsc::SyncSender<Vec<u8>>) {
-    if let Ok(buffer) = Arc::try_unwrap(chunk) {
+    if let Some(buffer) = Arc::into_inner(chunk)
+        && buffer.capacity() >= CHUNK_BYTES as usize
+    {
         let _ = spare.try_send(buffer);
     }
 }

@@ -23,7 +23,7 @@ pub(crate) struct RecordView<'a> {
     pub(crate) index: u64,
     /// Span start, data point time, log time (or observed time when the time is unset).
     pub(crate) time_unix_nano: u64,
-    /// Its `tenant.id` (non-string values in their text form).
+    /// Its `tenant.id`, when a string (a value of another type names no tenant).
     pub(crate) tenant: Option<Cow<'a, str>>,
     /// The `service.name` of its resource.
     pub(crate) service: Option<&'a str>,
@@ -230,7 +230,7 @@ fn view<'a>(
     RecordView {
         index,
         time_unix_nano,
-        tenant: attribute(attributes, TENANT_ATTRIBUTE).map(text_of),
+        tenant: attribute(attributes, TENANT_ATTRIBUTE).and_then(text_of),
         service,
     }
 }
@@ -247,11 +247,10 @@ fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> 
     attributes.iter().find(|kv| kv.key == key)?.value.as_ref()
 }
 
-fn text_of(value: &AnyValue) -> Cow<'_, str> {
+/// A `tenant.id` value: only a string names a tenant (as for selection).
+fn text_of(value: &AnyValue) -> Option<Cow<'_, str>> {
     match &value.value {
-        Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s),
-        Some(any_value::Value::IntValue(i)) => Cow::Owned(i.to_string()),
-        Some(any_value::Value::BoolValue(b)) => Cow::Owned(b.to_string()),
-        _ => Cow::Borrowed("(non-text value)"),
+        Some(any_value::Value::StringValue(s)) => Some(Cow::Borrowed(s)),
+        _ => None,
     }
 }

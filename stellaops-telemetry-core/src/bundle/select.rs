@@ -1,7 +1,7 @@
 //! Reading one segment record by record and keeping the items a selection asks for.
 //!
-//! Memory is bounded by one record: a record is read, filtered, written out and dropped
-//! before the next one is read.
+//! Memory is bounded by one record per reading thread: a record is read, filtered, written
+//! out and dropped before the next one is read.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Take};
@@ -16,8 +16,13 @@ use serde::de::DeserializeOwned;
 use crate::export::FileFormat;
 use crate::export::index::{DataPoint, Items, SegmentIndex, log_time, tenant_of};
 
-/// The largest record a segment may hold; a longer one makes the segment corrupt.
-pub(crate) const MAX_RECORD_BYTES: u64 = 256 * 1024 * 1024;
+/// The largest record a segment may hold, the largest message a bundle may hold; a longer
+/// one makes the segment corrupt.
+pub(crate) const MAX_RECORD_BYTES: u64 = super::MAX_OTLP_MESSAGE_BYTES;
+
+/// The longest OTLP/JSON line a segment may hold (JSON is about twice the size of the
+/// protobuf it encodes); a longer one makes the segment corrupt.
+pub(crate) const MAX_LINE_BYTES: u64 = 2 * MAX_RECORD_BYTES;
 
 /// Which items a selection keeps: `from <= time < to` (unix nanoseconds) and, when a tenant
 /// is given, a `tenant.id` attribute equal to it.
@@ -203,7 +208,7 @@ impl RecordReader {
     fn next_line(&mut self) -> Result<bool, SegmentFault> {
         loop {
             self.buffer.clear();
-            let limit = MAX_RECORD_BYTES + 1;
+            let limit = MAX_LINE_BYTES + 1;
             let read = (&mut self.input)
                 .take(limit)
                 .read_until(b'\n', &mut self.buffer)?;
@@ -213,7 +218,7 @@ impl RecordReader {
             self.offset += count(read);
             if count(read) >= limit && self.buffer.last() != Some(&b'\n') {
                 return Err(SegmentFault::Corrupt(format!(
-                    "the line after byte {} is longer than {MAX_RECORD_BYTES} bytes",
+                    "the line after byte {} is longer than {MAX_LINE_BYTES} bytes",
                     self.offset - count(read)
                 )));
             }
@@ -262,6 +267,11 @@ impl RecordReader {
                 };
             }
             self.offset += 1;
+            if shift == 63 && byte[0] > 1 {
+                return Err(SegmentFault::Corrupt(format!(
+                    "the length prefix at byte {start} overflows 64 bits"
+                )));
+            }
             value |= u64::from(byte[0] & 0x7f) << shift;
             if byte[0] & 0x80 == 0 {
                 return Ok(Some(value));
@@ -273,18 +283,10 @@ impl RecordReader {
     }
 }
 
-/// Whether a segment can be copied into a bundle as it is.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Framed {
-    /// It is `messages` whole messages, none longer than a bundle allows.
-    Copyable { messages: u64 },
-    /// It is framed, but holds a message longer than a bundle allows.
-    TooLong,
-}
-
 /// Follows the length prefixes of a protobuf segment's first `len` bytes, seeking over the
-/// messages (only the prefixes are read): checks that it is whole messages.
-pub(crate) fn walk_frames(path: &Path, len: u64) -> Result<Framed, SegmentFault> {
+/// messages (only the prefixes are read): checks that it is whole messages of at most
+/// [`MAX_RECORD_BYTES`] each. Returns the open file and how many messages it holds.
+pub(crate) fn walk_frames(path: &Path, len: u64) -> Result<(File, u64), SegmentFault> {
     let file = File::open(path)?;
     let actual = file.metadata()?.len();
     if actual < len {
@@ -295,17 +297,10 @@ pub(crate) fn walk_frames(path: &Path, len: u64) -> Result<Framed, SegmentFault>
     let mut input = BufReader::with_capacity(8 * 1024, file);
     let mut offset = 0u64;
     let mut messages = 0u64;
-    let mut too_long = false;
     while offset < len {
         let start = offset;
-        let mut value = 0u64;
-        let mut shift = 0;
+        let mut prefix = Vec::with_capacity(10);
         loop {
-            if shift >= 70 {
-                return Err(SegmentFault::Corrupt(format!(
-                    "the length prefix at byte {start} is longer than ten bytes"
-                )));
-            }
             let mut byte = [0u8; 1];
             if offset >= len || input.read(&mut byte)? == 0 {
                 return Err(SegmentFault::Corrupt(format!(
@@ -313,29 +308,31 @@ pub(crate) fn walk_frames(path: &Path, len: u64) -> Result<Framed, SegmentFault>
                 )));
             }
             offset += 1;
-            value |= u64::from(byte[0] & 0x7f).checked_shl(shift).unwrap_or(0);
-            shift += 7;
+            prefix.push(byte[0]);
             if byte[0] & 0x80 == 0 {
                 break;
             }
+            if prefix.len() == 10 {
+                return Err(SegmentFault::Corrupt(format!(
+                    "the length prefix at byte {start} is longer than ten bytes"
+                )));
+            }
         }
-        if value > len - offset {
+        let value = prost::encoding::decode_varint(&mut prefix.as_slice()).map_err(|e| {
+            SegmentFault::Corrupt(format!("the length prefix at byte {start}: {e}"))
+        })?;
+        if value > MAX_RECORD_BYTES || value > len - offset {
             return Err(SegmentFault::Corrupt(format!(
-                "the record at byte {start} claims {value} bytes, {} are left",
+                "the record at byte {start} claims {value} bytes, {} are left (at most {MAX_RECORD_BYTES})",
                 len - offset
             )));
         }
-        too_long |= value > super::MAX_OTLP_MESSAGE_BYTES;
-        // `value` is at most `len`, a file length: it fits in i64.
+        // `value` is at most MAX_RECORD_BYTES: it fits in i64.
         input.seek_relative(i64::try_from(value).unwrap_or(i64::MAX))?;
         offset += value;
         messages += 1;
     }
-    Ok(if too_long {
-        Framed::TooLong
-    } else {
-        Framed::Copyable { messages }
-    })
+    Ok((input.into_inner(), messages))
 }
 
 #[cfg(test)]

@@ -10,11 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
+use super::MAX_OTLP_MESSAGE_BYTES;
 use super::select::{Filter, RecordReader, SegmentFault, Selectable};
 use super::store::{Candidate, StoreError};
 
-/// The most threads one selection decodes on.
-const MAX_THREADS: usize = 4;
+/// The most threads one selection decodes on (each holds one record, up to 32 MiB, and its
+/// decoded form).
+const MAX_THREADS: usize = 2;
+/// Bytes read between two progress reports of a reading thread.
+const REPORT_EVERY_BYTES: u64 = 4 << 20;
 
 /// The kept records of one segment: `len` bytes of the spool file `path` from `offset`.
 #[derive(Debug)]
@@ -45,7 +49,7 @@ enum Event {
 /// its end (nothing of it is then in any spool). `note` is called on this thread with the
 /// bytes read and records decoded as they go.
 ///
-/// Memory is bounded by one record per thread.
+/// Memory is bounded by one record per thread: two records, and their decoded forms.
 pub(super) fn read_segments<M: Selectable>(
     segments: &[&Candidate],
     filter: &Filter,
@@ -162,30 +166,34 @@ fn select_segment<M: Selectable>(
         Ok(reader) => reader,
         Err(e) => return Ok(Err(SegmentFault::Io(e))),
     };
-    let mut kept = 0;
+    let mut kept = 0u64;
+    // Bytes and records read since the last report.
+    let (mut bytes, mut records) = (0, 0);
     let mut consumed = 0;
-    loop {
+    let result = loop {
         let next = reader.next::<M>();
-        let read = reader.offset() - consumed;
+        bytes += reader.offset() - consumed;
         consumed = reader.offset();
+        if bytes >= REPORT_EVERY_BYTES {
+            note(std::mem::take(&mut bytes), std::mem::take(&mut records));
+        }
         let mut message = match next {
             Ok(Some(message)) => message,
-            Ok(None) => {
-                note(read, 0);
-                return Ok(Ok(kept));
-            }
-            Err(fault) => {
-                note(read, 0);
-                return Ok(Err(fault));
-            }
+            Ok(None) => break Ok(kept),
+            Err(fault) => break Err(fault),
         };
-        note(read, 1);
+        records += 1;
         let items = message.retain(filter);
-        if items > 0 {
-            output.write(&message)?;
-            kept += items;
+        if items == 0 {
+            continue;
         }
-    }
+        if let Err(fault) = output.write(&message)? {
+            break Err(fault);
+        }
+        kept = kept.saturating_add(items);
+    };
+    note(bytes, records);
+    Ok(result)
 }
 
 /// A spool file being written.
@@ -217,8 +225,18 @@ impl Output {
         }
     }
 
-    /// Appends `message`, length-delimited.
-    fn write<M: prost::Message>(&mut self, message: &M) -> Result<(), StoreError> {
+    /// Appends `message`, length-delimited; the inner error is a message longer than a bundle
+    /// may hold (nothing is written then).
+    fn write<M: prost::Message>(
+        &mut self,
+        message: &M,
+    ) -> Result<Result<(), SegmentFault>, StoreError> {
+        let len = message.encoded_len() as u64;
+        if len > MAX_OTLP_MESSAGE_BYTES {
+            return Ok(Err(SegmentFault::Corrupt(format!(
+                "a record keeps {len} bytes, more than the {MAX_OTLP_MESSAGE_BYTES} a bundle holds"
+            ))));
+        }
         self.buffer.clear();
         message
             .encode_length_delimited(&mut self.buffer)
@@ -227,7 +245,7 @@ impl Output {
             .write_all(&self.buffer)
             .map_err(|e| self.error(e))?;
         self.written += u64::try_from(self.buffer.len()).unwrap_or(u64::MAX);
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Cuts the file back to `mark` bytes: what a corrupt segment had added goes.

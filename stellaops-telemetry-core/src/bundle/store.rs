@@ -4,13 +4,14 @@
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::logs::v1::LogsData;
 use opentelemetry_proto::tonic::metrics::v1::MetricsData;
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 
-use super::select::{Filter, Framed, RecordReader, SegmentFault, Selectable, walk_frames};
+use super::select::{Filter, RecordReader, SegmentFault, Selectable, walk_frames};
 use super::spool;
 use super::{OtlpFile, OtlpFiles, SignalCounts};
 use crate::export::FileFormat;
@@ -60,9 +61,9 @@ pub struct SelectionReport {
     pub segments_hashed: u64,
     /// Segments whose records were read and filtered.
     pub segments_read: u64,
-    /// Protobuf segments wholly inside the window (and of the tenant only) whose bytes go into
-    /// the bundle as they are, without being decoded: their framing is checked here, and
-    /// again as they are packed.
+    /// Protobuf segments wholly inside the window whose bytes go into the bundle as they are,
+    /// without being decoded (selections of every tenant only): their framing is checked
+    /// here, and again as they are packed.
     pub segments_copied: u64,
     /// Segments skipped because they could not be read to their end, in the order met.
     pub corrupt: Vec<CorruptSegment>,
@@ -142,6 +143,13 @@ pub enum StoreError {
     },
 }
 
+/// The deepest value nesting a segment copied whole may hold: far below the nesting any
+/// protobuf decoder refuses (prost stops at 100 messages deep; a map level is three).
+const MAX_COPIED_VALUE_DEPTH: u32 = 16;
+
+/// Copied segments kept open from selection to packing (more are opened again by path).
+const MAX_HELD_SEGMENTS: usize = 256;
+
 /// The signals, their folders and the names of their selection files.
 const SIGNALS: [(&str, &str); 3] = [
     ("traces", "traces.pb"),
@@ -202,26 +210,31 @@ impl Store {
 
     /// Selects the items with `from <= t < to` and, when `tenant` is given, a `tenant.id`
     /// attribute equal to it, as three OTLP files for [`pack`](super::pack). They refer to
-    /// the store's segments and to spool files `tmp_dir/traces.pb`, `tmp_dir/metrics.pb` and
-    /// `tmp_dir/logs.pb` (created, or replaced), which must stay until they are packed.
+    /// the store's segments and to spool files in `tmp_dir` (`traces.pb`, `metrics.pb`,
+    /// `logs.pb`, and `traces.pb.1`… when several threads decode), created or replaced; both
+    /// must stay until the files are packed. The first copied segments are kept open, so
+    /// that retention removing one of them before packing does not fail the export.
     ///
     /// `t` is a span's start time, a log record's timestamp (its observed timestamp when it
     /// has none) or a metric data point's `time_unix_nano`; the tenant is the item's own
-    /// attribute (an item without one is not selected for a tenant). A record keeps its
-    /// resource and scope; the items not selected are dropped, and so are the containers
+    /// string attribute (an item without one is not selected for a tenant). A record keeps
+    /// its resource and scope; the items not selected are dropped, and so are the containers
     /// they leave empty. Each record read that keeps an item is written as one message.
     ///
-    /// A protobuf segment whose index says that every item in it is selected (all inside
-    /// the window, all of the tenant) is not decoded: when its length prefixes frame whole
-    /// messages, as many as its index counts, the segment's bytes are taken as they are (see
-    /// [`SelectionReport::segments_copied`]); its records are then exactly what reading it
-    /// would have kept, as the index was made from them.
+    /// Without a tenant, a protobuf segment whose index says that every item in it lies in
+    /// the window (and that no value nests deeper than 16 levels) is not decoded: when its
+    /// length prefixes frame whole messages, as many as its index counts, its bytes are taken
+    /// as the exporter wrote them (see [`SelectionReport::segments_copied`]). They hold the
+    /// items reading it would keep, though not necessarily in the same bytes (reading drops
+    /// messages left without items and re-encodes the others). A tenant's selection always
+    /// decodes, so what leaves for one tenant never rests on an index alone.
     ///
     /// The output does not depend on the segment files' names, times or the order they were
-    /// written in: segments are taken by their content (earliest item time, latest item
-    /// time, then the SHA-256 of their bytes), records in file order within a segment. Memory
-    /// is bounded by one record. A segment that cannot be read to its end is skipped whole
-    /// and listed in the report. `progress` is called with the running total of bytes read.
+    /// written in, nor on which thread decoded what: segments are taken by their content
+    /// (earliest item time, latest item time, then the SHA-256 of their bytes), records in
+    /// file order within a segment. Memory is bounded by one record per decoding thread
+    /// (two). A segment that cannot be read to its end is skipped whole and listed in the
+    /// report. `progress` is called with the running total of bytes read.
     ///
     /// # Errors
     ///
@@ -307,11 +320,12 @@ impl Store {
     ) -> Result<(OtlpFile, u64), StoreError> {
         let mut candidates = self.candidates::<M>(signal, filter, run)?;
         order(&mut candidates, run);
-        let whole: Vec<Option<u64>> = candidates.iter().map(|c| copy_whole(c, run)).collect();
+        let mut held = 0;
+        let takes: Vec<Take> = candidates.iter().map(|c| take(c, &mut held, run)).collect();
         let to_read: Vec<&Candidate> = candidates
             .iter()
-            .zip(&whole)
-            .filter_map(|(c, whole)| whole.is_none().then_some(c))
+            .zip(&takes)
+            .filter_map(|(c, t)| matches!(t, Take::Read).then_some(c))
             .collect();
         run.report.segments_read += to_read.len() as u64;
         let report = &mut run.report;
@@ -326,20 +340,33 @@ impl Store {
             })?
             .into_iter();
         let mut file = OtlpFile::empty();
-        let mut kept = 0;
-        for (candidate, whole) in candidates.iter().zip(whole) {
-            if let Some(items) = whole {
-                file.push(&candidate.path, 0, candidate.len);
-                kept += items;
-                continue;
-            }
-            match read.next() {
-                Some(Ok(spooled)) => {
-                    file.push(&spooled.path, spooled.offset, spooled.len);
-                    kept += spooled.items;
+        let mut kept = 0u64;
+        for (candidate, take) in candidates.iter().zip(takes) {
+            let result = match take {
+                Take::Whole {
+                    items,
+                    file: Some(handle),
+                } => {
+                    file.push_open(&candidate.path, handle, candidate.len);
+                    Ok(items)
                 }
-                Some(Err(fault)) => run.corrupt(&candidate.path, &fault),
-                None => {}
+                Take::Whole { items, file: None } => {
+                    file.push(&candidate.path, 0, candidate.len);
+                    Ok(items)
+                }
+                Take::Read => match read.next() {
+                    Some(Ok(spooled)) => {
+                        file.push(&spooled.path, spooled.offset, spooled.len);
+                        Ok(spooled.items)
+                    }
+                    Some(Err(fault)) => Err(fault),
+                    None => continue,
+                },
+                Take::Skip(fault) => Err(fault),
+            };
+            match result {
+                Ok(items) => kept = kept.saturating_add(items),
+                Err(fault) => run.corrupt(&candidate.path, &fault),
             }
         }
         Ok((file, kept))
@@ -391,9 +418,12 @@ impl Store {
                     }
                 }
             };
+            // Only a selection of every tenant copies: a tenant's selection always decodes,
+            // so that what leaves for one tenant never rests on an index alone.
             let whole = format == FileFormat::Protobuf
+                && filter.tenant.is_none()
                 && index.lies_within(filter.from, filter.to)
-                && index.holds_only_tenant(filter.tenant.as_deref());
+                && index.max_value_depth <= MAX_COPIED_VALUE_DEPTH;
             candidates.push(Candidate {
                 path,
                 format,
@@ -470,17 +500,35 @@ pub(super) struct Candidate {
     whole: Option<(u64, u64)>,
 }
 
-/// When every item of the segment is selected and its framing holds as many whole messages
-/// as its index counts, it goes into the bundle as it is: returns its items. Otherwise
-/// (`None`) it is read record by record; a framing fault shows there again.
-fn copy_whole(candidate: &Candidate, run: &mut Run<'_>) -> Option<u64> {
-    let (records, items) = candidate.whole?;
+/// What becomes of one candidate segment.
+enum Take {
+    /// Its bytes, as they are: this many items, through this open file.
+    Whole { items: u64, file: Option<Arc<File>> },
+    /// Its records, read and filtered.
+    Read,
+    /// Nothing: it cannot be read to its end.
+    Skip(SegmentFault),
+}
+
+/// A segment whose index says that every item is selected is copied whole when its framing
+/// holds as many whole messages as the index counts (else it is read, as an index that does
+/// not describe it is stale); a segment whose framing is broken is skipped. The first
+/// [`MAX_HELD_SEGMENTS`] copied segments are kept open until they are packed.
+fn take(candidate: &Candidate, held: &mut usize, run: &mut Run<'_>) -> Take {
+    let Some((records, items)) = candidate.whole else {
+        return Take::Read;
+    };
     match walk_frames(&candidate.path, candidate.len) {
-        Ok(Framed::Copyable { messages }) if messages == records => {
+        Ok((file, messages)) if messages == records => {
             run.report.segments_copied += 1;
-            Some(items)
+            let file = (*held < MAX_HELD_SEGMENTS).then(|| {
+                *held += 1;
+                Arc::new(file)
+            });
+            Take::Whole { items, file }
         }
-        _ => None,
+        Ok(_) => Take::Read,
+        Err(fault) => Take::Skip(fault),
     }
 }
 

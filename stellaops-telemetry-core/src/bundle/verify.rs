@@ -3,7 +3,7 @@
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
-use super::archive::{HashingReader, MemberKind, MemberPath, OpenArchive, explain_layout_error};
+use super::archive::{HashingReader, MemberKind, MemberPath, OpenArchive, explain_early_error};
 use super::records::{self, RecordView};
 use super::{BundleError, Compression, Envelope, FileEntry, Manifest, VerifyingKey, time};
 
@@ -28,7 +28,8 @@ pub struct VerifiedBundle {
     pub compression: Compression,
 }
 
-/// Verifies the bundle at `archive` with `key`, reading it once from start to end.
+/// Verifies the bundle at `archive` with `key`, reading it from start to end (a `.tar.zst`
+/// twice: see below).
 ///
 /// Checks the layout as it reads (member order, paths, canonical tar headers, zero padding,
 /// the end-of-archive marker and nothing after it; for zstd, one frame with a valid checksum
@@ -79,9 +80,14 @@ pub fn verify(archive: &Path, key: &VerifyingKey) -> Result<VerifiedBundle, Bund
     let archive = OpenArchive::open(archive)?;
     let compression = archive.compression;
     let mut state = Verifier::default();
-    let (archive_sha256, archive_size) = archive
-        .walk(&mut |path, kind, size, body| state.member(path, kind, size, body, key))
-        .map_err(|e| explain_layout_error(&archive_path, MAX_MANIFEST_BYTES, e))?;
+    let walked =
+        archive.walk(&mut |path, kind, size, body| state.member(path, kind, size, body, key));
+    let (archive_sha256, archive_size) = match walked {
+        Err(e) if state.manifest.is_none() => {
+            return Err(explain_early_error(&archive_path, MAX_MANIFEST_BYTES, e));
+        }
+        other => other?,
+    };
     if compression == Compression::Zstd {
         same_compression(&archive_path)?;
     }

@@ -456,7 +456,7 @@ fn print_export(
     )?;
     writeln!(
         out,
-        "segments  {} found, {} skipped by their index, {} copied whole, {} decoded ({} bytes), {} corrupt",
+        "segments  {} found, {} skipped by their index, {} copied whole, {} decoded, {} bytes read, {} corrupt",
         s.segments_listed,
         s.segments_pruned,
         s.segments_copied,

@@ -13,12 +13,13 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData};
 use opentelemetry_proto::tonic::metrics::v1::{
     ExponentialHistogramDataPoint, HistogramDataPoint, Metric, MetricsData, NumberDataPoint,
     SummaryDataPoint, metric,
 };
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{Span, TracesData};
 use serde::{Deserialize, Serialize};
 
@@ -57,8 +58,9 @@ pub(crate) struct SegmentIndex {
     pub(crate) tenants: BTreeSet<String>,
     /// More tenants (or longer names) than the index lists: any tenant may be in the segment.
     pub(crate) many_tenants: bool,
-    /// Items without a (string) `tenant.id`.
-    pub(crate) untenanted: u64,
+    /// The deepest nesting of an attribute value or log body in the segment (a scalar is 1,
+    /// each list or map around it one more).
+    pub(crate) max_value_depth: u32,
 }
 
 impl SegmentIndex {
@@ -74,7 +76,7 @@ impl SegmentIndex {
             max_time_unix_nano: None,
             tenants: BTreeSet::new(),
             many_tenants: false,
-            untenanted: 0,
+            max_value_depth: 0,
         }
     }
 
@@ -83,10 +85,7 @@ impl SegmentIndex {
         self.items = self.items.saturating_add(1);
         self.min_time_unix_nano = Some(self.min_time_unix_nano.map_or(time, |t| t.min(time)));
         self.max_time_unix_nano = Some(self.max_time_unix_nano.map_or(time, |t| t.max(time)));
-        let Some(tenant) = tenant else {
-            self.untenanted = self.untenanted.saturating_add(1);
-            return;
-        };
+        let Some(tenant) = tenant else { return };
         if self.many_tenants || self.tenants.contains(tenant) {
             return;
         }
@@ -102,6 +101,7 @@ impl SegmentIndex {
     pub(crate) fn note_record<M: Items>(&mut self, message: &M) {
         self.records = self.records.saturating_add(1);
         message.for_each_item(&mut |time, tenant| self.note(time, tenant));
+        self.max_value_depth = self.max_value_depth.max(message.value_depth());
     }
 
     /// Whether the segment may hold an item of `tenant` (every tenant when `None`).
@@ -109,19 +109,6 @@ impl SegmentIndex {
         match tenant {
             None => true,
             Some(tenant) => self.many_tenants || self.tenants.contains(tenant),
-        }
-    }
-
-    /// Whether every item of the segment is `tenant`'s (any tenant's when `None`).
-    pub(crate) fn holds_only_tenant(&self, tenant: Option<&str>) -> bool {
-        match tenant {
-            None => true,
-            Some(tenant) => {
-                !self.many_tenants
-                    && self.untenanted == 0
-                    && self.tenants.len() == 1
-                    && self.tenants.contains(tenant)
-            }
         }
     }
 
@@ -243,6 +230,49 @@ data_point!(
 pub(crate) trait Items {
     /// Calls `f` with every item's time and tenant, in message order.
     fn for_each_item(&self, f: &mut dyn FnMut(u64, Option<&str>));
+
+    /// The deepest nesting of a value in the message: resource, scope and item attributes,
+    /// span event and link attributes, log bodies.
+    fn value_depth(&self) -> u32;
+}
+
+/// The nesting depth of the deepest of `values` (0 for none), walked with an explicit stack:
+/// time in proportion to the values' size, whatever their depth.
+fn depth<'a>(values: impl Iterator<Item = &'a AnyValue>) -> u32 {
+    let mut deepest = 0;
+    let mut stack: Vec<(&AnyValue, u32)> = values.map(|v| (v, 1)).collect();
+    while let Some((value, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        match &value.value {
+            Some(any_value::Value::ArrayValue(array)) => {
+                stack.extend(array.values.iter().map(|v| (v, depth + 1)));
+            }
+            Some(any_value::Value::KvlistValue(list)) => {
+                let values = list.values.iter().filter_map(|kv| kv.value.as_ref());
+                stack.extend(values.map(|v| (v, depth + 1)));
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// The values of `attributes`.
+fn values(attributes: &[KeyValue]) -> impl Iterator<Item = &AnyValue> {
+    attributes.iter().filter_map(|kv| kv.value.as_ref())
+}
+
+/// The values of a resource's and a scope's attributes.
+fn context_values<'a>(
+    resource: Option<&'a Resource>,
+    scope: Option<&'a InstrumentationScope>,
+) -> impl Iterator<Item = &'a AnyValue> {
+    let resource = resource.map(|r| values(&r.attributes));
+    let scope = scope.map(|s| values(&s.attributes));
+    resource
+        .into_iter()
+        .flatten()
+        .chain(scope.into_iter().flatten())
 }
 
 impl Items for TracesData {
@@ -254,6 +284,22 @@ impl Items for TracesData {
             .flat_map(|s| &s.spans);
         spans.for_each(|span: &Span| f(span.start_time_unix_nano, tenant_of(&span.attributes)));
     }
+
+    fn value_depth(&self) -> u32 {
+        let mut deepest = 0;
+        for resource in &self.resource_spans {
+            for scope in &resource.scope_spans {
+                let context = context_values(resource.resource.as_ref(), scope.scope.as_ref());
+                let spans = scope.spans.iter().flat_map(|span| {
+                    let events = span.events.iter().flat_map(|e| values(&e.attributes));
+                    let links = span.links.iter().flat_map(|l| values(&l.attributes));
+                    values(&span.attributes).chain(events).chain(links)
+                });
+                deepest = deepest.max(depth(context.chain(spans)));
+            }
+        }
+        deepest
+    }
 }
 
 impl Items for LogsData {
@@ -264,6 +310,21 @@ impl Items for LogsData {
             .flat_map(|r| &r.scope_logs)
             .flat_map(|s| &s.log_records);
         records.for_each(|record| f(log_time(record), tenant_of(&record.attributes)));
+    }
+
+    fn value_depth(&self) -> u32 {
+        let mut deepest = 0;
+        for resource in &self.resource_logs {
+            for scope in &resource.scope_logs {
+                let context = context_values(resource.resource.as_ref(), scope.scope.as_ref());
+                let records = scope
+                    .log_records
+                    .iter()
+                    .flat_map(|r| values(&r.attributes).chain(r.body.as_ref()));
+                deepest = deepest.max(depth(context.chain(records)));
+            }
+        }
+        deepest
     }
 }
 
@@ -277,6 +338,35 @@ impl Items for MetricsData {
         for metric in metrics {
             for_each_point(metric, f);
         }
+    }
+
+    fn value_depth(&self) -> u32 {
+        let mut deepest = 0;
+        for resource in &self.resource_metrics {
+            for scope in &resource.scope_metrics {
+                let context = context_values(resource.resource.as_ref(), scope.scope.as_ref());
+                let mut points = Vec::new();
+                for metric in &scope.metrics {
+                    for_each_point_attributes(metric, &mut |a| points.extend(values(a)));
+                }
+                deepest = deepest.max(depth(context.chain(points)));
+            }
+        }
+        deepest
+    }
+}
+
+fn for_each_point_attributes<'a>(metric: &'a Metric, f: &mut dyn FnMut(&'a [KeyValue])) {
+    fn each<'a, P: DataPoint>(points: &'a [P], f: &mut dyn FnMut(&'a [KeyValue])) {
+        points.iter().for_each(|p| f(p.attributes()));
+    }
+    match &metric.data {
+        Some(metric::Data::Gauge(g)) => each(&g.data_points, f),
+        Some(metric::Data::Sum(s)) => each(&s.data_points, f),
+        Some(metric::Data::Histogram(h)) => each(&h.data_points, f),
+        Some(metric::Data::ExponentialHistogram(h)) => each(&h.data_points, f),
+        Some(metric::Data::Summary(s)) => each(&s.data_points, f),
+        None => {}
     }
 }
 

@@ -71,6 +71,7 @@ pub const UNREACHABLE: u8 = 3;
 
 mod bundle;
 mod incident;
+mod kit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -116,6 +117,9 @@ enum Command {
         #[command(subcommand)]
         command: bundle::BundleCommand,
     },
+    /// Writes the offline kit for a profile (collector configuration, dashboards, rules and
+    /// their tests, an import guide, a sha256 manifest, signed with `--key`), or verifies one.
+    Kit(kit::KitArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,6 +276,7 @@ fn execute(
         Command::Incident { command } => incident::run(command, out),
         Command::Keygen(args) => bundle::keygen(args, out),
         Command::Bundle { command } => bundle::run(command, out, progress),
+        Command::Kit(args) => kit::run(args, out),
     }
 }
 

@@ -129,6 +129,7 @@ pub mod artefacts;
 pub mod bundle;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod kit;
 #[cfg(feature = "testing")]
 pub mod testing;
 

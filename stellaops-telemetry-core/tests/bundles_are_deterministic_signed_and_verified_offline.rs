@@ -1151,3 +1151,113 @@ mod keys {
         );
     }
 }
+
+/// The offline kit: written, verified, and every tampering named.
+mod kit {
+    use stellaops_telemetry_core::Profile;
+    use stellaops_telemetry_core::bundle::SigningKey;
+    use stellaops_telemetry_core::kit::{self, KitError};
+
+    fn written(key: Option<&SigningKey>) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("kit");
+        kit::write(&Profile::airgap(), &out, key).unwrap();
+        (dir, out)
+    }
+
+    #[test]
+    fn a_signed_kit_verifies_and_holds_the_guide_collector_dashboards_and_rules() {
+        let key = SigningKey::generate().unwrap();
+        let (_dir, out) = written(Some(&key));
+        let verified = kit::verify(&out, Some(&key.public_key())).unwrap();
+        assert_eq!(verified.signed_by, Some(key.key_id()));
+        let paths: Vec<&str> = verified
+            .manifest
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect();
+        assert!(paths.contains(&"IMPORT.md"));
+        assert!(paths.contains(&"collector/collector-airgap.yaml"));
+        assert!(paths.iter().any(|p| p.starts_with("dashboards/")));
+        assert!(paths.contains(&"rules/stellaops-alerts.test.yaml"));
+        let mut sorted = paths.clone();
+        sorted.sort();
+        assert_eq!(paths, sorted, "the manifest lists files by path");
+        // Without a key, the signature is named but not checked.
+        let unchecked = kit::verify(&out, None).unwrap();
+        assert_eq!(unchecked.signed_by, None);
+        assert_eq!(unchecked.unchecked_signers, [key.key_id()]);
+        // Two kits of the same profile and key are identical, file for file.
+        let (_again, other) = written(Some(&key));
+        for file in &verified.manifest.files {
+            assert_eq!(
+                std::fs::read(out.join(&file.path)).unwrap(),
+                std::fs::read(other.join(&file.path)).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn every_change_to_a_kit_is_named() {
+        let key = SigningKey::generate().unwrap();
+        let check = |edit: &dyn Fn(&std::path::Path)| {
+            let (_dir, out) = written(Some(&key));
+            edit(&out);
+            kit::verify(&out, Some(&key.public_key())).unwrap_err()
+        };
+        let changed = check(&|out| {
+            let path = out.join("IMPORT.md");
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[0] ^= 1;
+            std::fs::write(path, bytes).unwrap();
+        });
+        assert!(
+            matches!(&changed, KitError::Mismatch { path, what: "sha256" } if path == "IMPORT.md"),
+            "{changed}"
+        );
+        let extra = check(&|out| std::fs::write(out.join("rules/extra.yaml"), b"x").unwrap());
+        assert!(
+            matches!(&extra, KitError::ExtraFile { path } if path == "rules/extra.yaml"),
+            "{extra}"
+        );
+        let missing = check(&|out| std::fs::remove_file(out.join("IMPORT.md")).unwrap());
+        assert!(matches!(missing, KitError::MissingFile { .. }), "{missing}");
+        let sums = check(&|out| std::fs::write(out.join("SHA256SUMS"), b"").unwrap());
+        assert!(matches!(sums, KitError::SumsMismatch), "{sums}");
+        let unsigned = check(&|out| std::fs::remove_file(out.join("manifest.sig")).unwrap());
+        assert!(matches!(unsigned, KitError::Unsigned), "{unsigned}");
+        let manifest = check(&|out| {
+            let path = out.join("manifest.json");
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(
+                path,
+                text.replace("\"profile\":\"airgap\"", "\"profile\":\"forged\""),
+            )
+            .unwrap();
+        });
+        assert!(matches!(manifest, KitError::Signature(_)), "{manifest}");
+        let (_dir, out) = written(Some(&key));
+        let stranger = SigningKey::generate().unwrap().public_key();
+        assert!(matches!(
+            kit::verify(&out, Some(&stranger)),
+            Err(KitError::Signature(_))
+        ));
+    }
+
+    #[test]
+    fn a_kit_is_written_only_into_a_new_or_empty_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("something"), b"x").unwrap();
+        let err = kit::write(&Profile::airgap(), dir.path(), None).unwrap_err();
+        assert!(matches!(err, KitError::NotEmpty { .. }), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        kit::write(&Profile::default_profile(), empty.path(), None).unwrap();
+        assert!(
+            kit::verify(empty.path(), None)
+                .unwrap()
+                .unchecked_signers
+                .is_empty()
+        );
+    }
+}

@@ -69,13 +69,22 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The payload type of an offline kit manifest's envelope (`stella-telemetry kit`).
+pub const KIT_MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.stellaops.telemetry.kit-manifest+json";
+
 impl Envelope {
-    /// Signs `manifest` (the exact bytes of `manifest.json`) with `key`.
+    /// Signs `manifest` (the exact bytes of `manifest.json`) with `key`, as a bundle manifest.
     pub fn sign(manifest: &[u8], key: &SigningKey) -> Envelope {
-        let signature = key.sign(&pae(MANIFEST_PAYLOAD_TYPE, manifest));
+        Envelope::sign_as(MANIFEST_PAYLOAD_TYPE, manifest, key)
+    }
+
+    /// Signs `payload` as `payload_type` with `key` (the type is signed too, so a payload
+    /// signed as one type never verifies as another).
+    pub fn sign_as(payload_type: &str, payload: &[u8], key: &SigningKey) -> Envelope {
+        let signature = key.sign(&pae(payload_type, payload));
         Envelope {
-            payload: STANDARD.encode(manifest),
-            payload_type: MANIFEST_PAYLOAD_TYPE.to_owned(),
+            payload: STANDARD.encode(payload),
+            payload_type: payload_type.to_owned(),
             signatures: vec![EnvelopeSignature {
                 keyid: key.key_id(),
                 sig: STANDARD.encode(signature),
@@ -119,11 +128,26 @@ impl Envelope {
     /// `manifest`, or bad base64; [`BundleError::UnknownKeyId`] when no signature names the
     /// key; [`BundleError::BadSignature`] when its signature does not verify.
     pub fn verify(&self, manifest: &[u8], key: &VerifyingKey) -> Result<String, BundleError> {
+        self.verify_as(MANIFEST_PAYLOAD_TYPE, manifest, key)
+    }
+
+    /// Checks that the envelope signs exactly `payload` as `payload_type` with `key`;
+    /// returns the key id.
+    ///
+    /// # Errors
+    ///
+    /// As [`Envelope::verify`].
+    pub fn verify_as(
+        &self,
+        payload_type: &str,
+        manifest: &[u8],
+        key: &VerifyingKey,
+    ) -> Result<String, BundleError> {
         let malformed = |reason: &str| BundleError::MalformedSignature {
             reason: reason.to_owned(),
         };
-        if self.payload_type != MANIFEST_PAYLOAD_TYPE {
-            return Err(malformed("the payload type is not a bundle manifest"));
+        if self.payload_type != payload_type {
+            return Err(malformed("the payload type is not the one expected"));
         }
         if self.signatures.is_empty() || self.signatures.len() > MAX_SIGNATURES {
             return Err(malformed(
@@ -135,7 +159,7 @@ impl Envelope {
             .map_err(|_| malformed("the payload is not base64"))?;
         if payload != manifest {
             return Err(malformed(
-                "the signed payload is not the archive's manifest.json",
+                "the signed payload is not the manifest.json it signs",
             ));
         }
         let key_id = key.key_id();

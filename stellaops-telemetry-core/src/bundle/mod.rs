@@ -94,7 +94,9 @@ mod store;
 mod time;
 mod verify;
 
-pub use dsse::{Envelope, EnvelopeSignature, MANIFEST_PAYLOAD_TYPE, pae};
+pub use dsse::{
+    Envelope, EnvelopeSignature, KIT_MANIFEST_PAYLOAD_TYPE, MANIFEST_PAYLOAD_TYPE, pae,
+};
 pub use error::BundleError;
 pub use export::{ExportReport, ExportRequest, config_files, export, export_into};
 pub use format::{
@@ -108,6 +110,8 @@ pub use otlp_file::{OtlpFile, OtlpFiles};
 pub use pack::{pack, pack_into};
 pub use store::{CorruptSegment, SelectionReport, Store, StoreError};
 pub use verify::{VerifiedBundle, verify};
+
+pub(crate) use archive::sha256_hex;
 
 /// Lower-case hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {

@@ -347,7 +347,7 @@ impl Items for MetricsData {
                 let context = context_values(resource.resource.as_ref(), scope.scope.as_ref());
                 let mut points = Vec::new();
                 for metric in &scope.metrics {
-                    for_each_point_attributes(metric, &mut |a| points.extend(values(a)));
+                    for_each_data_point(metric, &mut |_, a| points.extend(values(a)));
                 }
                 deepest = deepest.max(depth(context.chain(points)));
             }
@@ -356,25 +356,16 @@ impl Items for MetricsData {
     }
 }
 
-fn for_each_point_attributes<'a>(metric: &'a Metric, f: &mut dyn FnMut(&'a [KeyValue])) {
-    fn each<'a, P: DataPoint>(points: &'a [P], f: &mut dyn FnMut(&'a [KeyValue])) {
-        points.iter().for_each(|p| f(p.attributes()));
-    }
-    match &metric.data {
-        Some(metric::Data::Gauge(g)) => each(&g.data_points, f),
-        Some(metric::Data::Sum(s)) => each(&s.data_points, f),
-        Some(metric::Data::Histogram(h)) => each(&h.data_points, f),
-        Some(metric::Data::ExponentialHistogram(h)) => each(&h.data_points, f),
-        Some(metric::Data::Summary(s)) => each(&s.data_points, f),
-        None => {}
-    }
+fn for_each_point(metric: &Metric, f: &mut dyn FnMut(u64, Option<&str>)) {
+    for_each_data_point(metric, &mut |time, attributes| {
+        f(time, tenant_of(attributes))
+    });
 }
 
-fn for_each_point(metric: &Metric, f: &mut dyn FnMut(u64, Option<&str>)) {
-    fn each<P: DataPoint>(points: &[P], f: &mut dyn FnMut(u64, Option<&str>)) {
-        points
-            .iter()
-            .for_each(|p| f(p.time(), tenant_of(p.attributes())));
+/// Calls `f` with every data point's time and attributes, whatever the metric's type.
+fn for_each_data_point<'a>(metric: &'a Metric, f: &mut dyn FnMut(u64, &'a [KeyValue])) {
+    fn each<'a, P: DataPoint>(points: &'a [P], f: &mut dyn FnMut(u64, &'a [KeyValue])) {
+        points.iter().for_each(|p| f(p.time(), p.attributes()));
     }
     match &metric.data {
         Some(metric::Data::Gauge(g)) => each(&g.data_points, f),

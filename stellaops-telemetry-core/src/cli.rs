@@ -31,6 +31,7 @@
 //! stella-telemetry bundle verify --pub PUB FILE
 //! stella-telemetry bundle inspect [--json] FILE
 //! stella-telemetry bundle replay --endpoint URL [--protocol http|grpc] --pub PUB FILE
+//! stella-telemetry smoke --endpoint URL [--protocol grpc|http/protobuf] [--tenant T] [--ca FILE] [--cert FILE --key FILE] [--timeout SECS]
 //! ```
 //!
 //! The incident commands either go through a service's control plane (`--endpoint`, its base
@@ -72,6 +73,7 @@ pub const UNREACHABLE: u8 = 3;
 mod bundle;
 mod incident;
 mod kit;
+mod smoke;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -120,6 +122,11 @@ enum Command {
     /// Writes the offline kit for a profile (collector configuration, dashboards, rules and
     /// their tests, an import guide, a sha256 manifest, signed with `--key`), or verifies one.
     Kit(kit::KitArgs),
+    /// Sends one span, one metric data point and one log record, each with the same
+    /// stellaops.smoke.id, to a collector through the egress policy (sealed with
+    /// STELLAOPS_TELEMETRY_SEALED=true); reports per signal whether it was accepted and how
+    /// long it took. Exit 1 when any signal fails, 3 when the endpoint cannot be reached.
+    Smoke(smoke::SmokeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -277,6 +284,7 @@ fn execute(
         Command::Keygen(args) => bundle::keygen(args, out),
         Command::Bundle { command } => bundle::run(command, out, progress),
         Command::Kit(args) => kit::run(args, out),
+        Command::Smoke(args) => smoke::run(args, out),
     }
 }
 

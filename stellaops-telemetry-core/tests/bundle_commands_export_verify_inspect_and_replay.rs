@@ -598,3 +598,278 @@ fn otlp_readers_stream_each_member_and_catch_an_archive_replaced_after_verificat
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
     assert!(err.to_string().contains("otlp/traces.pb"), "{err}");
 }
+
+/// `stella-telemetry smoke`: one span, one data point and one log record with one smoke id,
+/// one request per signal, accepted or not; a closed port, a partial success and a sealed
+/// pipeline's remote endpoint are failures with a clear message.
+mod smoke {
+    use std::process::Command;
+
+    use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+
+    use super::{BIN, run, support};
+    use stellaops_telemetry_core::cli::{FAILURE, SUCCESS, UNREACHABLE};
+
+    fn attr(attributes: &[KeyValue], key: &str) -> Option<String> {
+        attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+            .and_then(|v| match v {
+                any_value::Value::StringValue(s) => Some(s.clone()),
+                _ => None,
+            })
+    }
+
+    /// The smoke id printed on the first line.
+    fn smoke_id(out: &str) -> String {
+        let first = out.lines().next().unwrap();
+        let id = first
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("stellaops.smoke.id="))
+            .unwrap_or_else(|| panic!("no smoke id in {out}"));
+        assert_eq!(id.len(), 32, "{out}");
+        id.to_owned()
+    }
+
+    /// The receiver got exactly one span, one data point and one log record, each with the
+    /// smoke id and the tenant, in one request per signal.
+    fn assert_one_of_each(receiver: &support::OtlpReceiver, id: &str, tenant: &str) {
+        assert_eq!(receiver.trace_requests().len(), 1);
+        assert_eq!(receiver.metrics_requests().len(), 1);
+        assert_eq!(receiver.logs_requests().len(), 1);
+        let spans = receiver.spans();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(
+            attr(&spans[0].attributes, "stellaops.smoke.id").as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            attr(&spans[0].attributes, "tenant.id").as_deref(),
+            Some(tenant)
+        );
+        let metrics = receiver.metrics();
+        assert_eq!(metrics.len(), 1);
+        let Some(Data::Gauge(gauge)) = &metrics[0].data else {
+            panic!("not a gauge: {:?}", metrics[0]);
+        };
+        assert_eq!(gauge.data_points.len(), 1);
+        let point = &gauge.data_points[0];
+        assert_eq!(
+            attr(&point.attributes, "stellaops.smoke.id").as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            attr(&point.attributes, "tenant.id").as_deref(),
+            Some(tenant)
+        );
+        let logs = receiver.log_records();
+        assert_eq!(logs.len(), 1);
+        assert_eq!(
+            attr(&logs[0].attributes, "stellaops.smoke.id").as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            attr(&logs[0].attributes, "tenant.id").as_deref(),
+            Some(tenant)
+        );
+        // The log record belongs to the span: the smoke id is the trace id.
+        assert_eq!(logs[0].trace_id, spans[0].trace_id);
+    }
+
+    #[test]
+    fn smoke_passes_over_grpc_and_http_with_one_record_of_each_signal() {
+        for protocol in ["grpc", "http/protobuf"] {
+            let receiver = if protocol == "grpc" {
+                support::OtlpReceiver::grpc_blocking().unwrap()
+            } else {
+                support::OtlpReceiver::http_blocking().unwrap()
+            };
+            let endpoint = receiver.endpoint();
+            let (code, out, err) = run(&[
+                "smoke",
+                "--endpoint",
+                &endpoint,
+                "--protocol",
+                protocol,
+                "--tenant",
+                "acme",
+            ]);
+            assert_eq!(code, SUCCESS, "{protocol}: {out}{err}");
+            assert_eq!(err, "");
+            assert_eq!(out.matches(" accepted ").count(), 3, "{out}");
+            assert!(out.contains(&endpoint), "{out}");
+            assert!(out.contains(protocol), "{out}");
+            let id = smoke_id(&out);
+            assert_eq!(id, smoke_id(&out));
+            assert_one_of_each(&receiver, &id, "acme");
+            receiver.shutdown_blocking();
+        }
+    }
+
+    #[test]
+    fn smoke_passes_over_mutual_tls_with_the_certificate_options() {
+        let pki = support::TestPki::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let paths = pki.write_to(dir.path()).unwrap();
+        let receiver = support::OtlpReceiver::http_tls_blocking(&pki, true).unwrap();
+        let (code, out, err) = run(&[
+            "smoke",
+            "--endpoint",
+            &receiver.endpoint(),
+            "--tenant",
+            "acme",
+            "--ca",
+            super::s(&paths.ca),
+            "--cert",
+            super::s(&paths.client_cert),
+            "--key",
+            super::s(&paths.client_key),
+        ]);
+        assert_eq!(code, SUCCESS, "{out}{err}");
+        assert_one_of_each(&receiver, &smoke_id(&out), "acme");
+        assert!(receiver.client_cert_connections() >= 1);
+
+        // Without the client certificate the receiver refuses the connection.
+        let (code, out, err) = run(&[
+            "smoke",
+            "--endpoint",
+            &receiver.endpoint(),
+            "--ca",
+            super::s(&paths.ca),
+        ]);
+        assert_ne!(code, SUCCESS, "{out}{err}");
+        assert_eq!(out.matches(" FAILED ").count(), 3, "{out}");
+
+        // Certificates for a plain http endpoint are a mistake, said before anything is sent.
+        let (code, out, err) = run(&[
+            "smoke",
+            "--endpoint",
+            "http://127.0.0.1:4318",
+            "--ca",
+            super::s(&paths.ca),
+        ]);
+        assert_eq!((code, out.as_str()), (FAILURE, ""));
+        assert!(err.contains("need an https endpoint"), "{err}");
+        receiver.shutdown_blocking();
+    }
+
+    #[test]
+    fn smoke_against_a_closed_port_fails_naming_the_endpoint() {
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let endpoint = format!("http://{closed}");
+        for protocol in ["http/protobuf", "grpc"] {
+            let (code, out, err) = run(&[
+                "smoke",
+                "--endpoint",
+                &endpoint,
+                "--protocol",
+                protocol,
+                "--timeout",
+                "5",
+            ]);
+            assert_eq!(code, UNREACHABLE, "{protocol}: {out}{err}");
+            assert_eq!(out.matches(" FAILED ").count(), 3, "{out}");
+            assert!(err.starts_with("error: smoke test to "), "{err}");
+            assert!(err.contains(&endpoint), "{err}");
+            assert!(err.contains("failed for 3 of 3 signals"), "{err}");
+            assert!(
+                err.to_ascii_lowercase().contains("connection refused"),
+                "{protocol}: {err}"
+            );
+        }
+    }
+
+    /// An OTLP/HTTP collector that takes metrics and logs but rejects the span (partial
+    /// success).
+    fn partially_rejecting_collector() -> (String, tokio::runtime::Runtime) {
+        use axum::http::header;
+        use axum::routing::post;
+        use opentelemetry_proto::tonic::collector::trace::v1::{
+            ExportTracePartialSuccess, ExportTraceServiceResponse,
+        };
+        use prost::Message as _;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        const PROTOBUF: [(header::HeaderName, &str); 1] =
+            [(header::CONTENT_TYPE, "application/x-protobuf")];
+        let app = axum::Router::new()
+            .route(
+                "/v1/traces",
+                post(|| async {
+                    let answer = ExportTraceServiceResponse {
+                        partial_success: Some(ExportTracePartialSuccess {
+                            rejected_spans: 1,
+                            error_message: "span too old".to_owned(),
+                        }),
+                    };
+                    (PROTOBUF, answer.encode_to_vec())
+                }),
+            )
+            .route("/v1/metrics", post(|| async { (PROTOBUF, Vec::new()) }))
+            .route("/v1/logs", post(|| async { (PROTOBUF, Vec::new()) }));
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), runtime)
+    }
+
+    #[test]
+    fn a_partial_success_rejection_is_a_failure() {
+        let (endpoint, _runtime) = partially_rejecting_collector();
+        let (code, out, err) = run(&["smoke", "--endpoint", &endpoint]);
+        assert_eq!(code, FAILURE, "{out}{err}");
+        let traces = out.lines().find(|l| l.starts_with("traces")).unwrap();
+        assert!(traces.contains("FAILED"), "{out}");
+        assert!(
+            traces.contains("partial success, 1 rejected: span too old"),
+            "{out}"
+        );
+        assert_eq!(out.matches(" accepted ").count(), 2, "{out}");
+        assert!(err.contains("failed for 1 of 3 signals"), "{err}");
+        assert!(err.contains("traces: the collector rejected it"), "{err}");
+    }
+
+    #[test]
+    fn a_sealed_smoke_refuses_a_remote_endpoint_before_dialling() {
+        let sealed = Command::new(BIN)
+            .args([
+                "smoke",
+                "--endpoint",
+                "http://192.0.2.10:4318",
+                "--protocol",
+            ])
+            .arg("grpc")
+            .env("STELLAOPS_TELEMETRY_SEALED", "true")
+            .output()
+            .unwrap();
+        let err = String::from_utf8(sealed.stderr).unwrap();
+        assert_eq!(sealed.status.code(), Some(i32::from(FAILURE)), "{err}");
+        assert!(
+            err.contains("smoke test to http://192.0.2.10:4318 refused by the egress policy"),
+            "{err}"
+        );
+        assert!(err.contains("nothing was sent"), "{err}");
+        assert!(sealed.stdout.is_empty());
+
+        // A bad tenant is refused before anything is sent, too.
+        let (code, out, err) = run(&[
+            "smoke",
+            "--endpoint",
+            "http://192.0.2.10:4318",
+            "--tenant",
+            "acme; drop",
+        ]);
+        assert_eq!((code, out.as_str()), (FAILURE, ""));
+        assert!(err.contains("invalid tenant"), "{err}");
+    }
+}

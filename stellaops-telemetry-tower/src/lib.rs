@@ -22,7 +22,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`server`] | `ServerTelemetryLayer`: span, trace context in, tenant, request id, request metrics |
+//! | [`server`] | `ServerTelemetryLayer`: span, trace context in, tenant, request id, request metrics (the release orchestrator's `stella_http_*` family with `release_orchestrator_metrics(true)`) |
 //! | [`client`] | `ClientTelemetryLayer`: client span, trace context, baggage and tenant out |
 //! | [`propagation`] | the strict W3C Trace Context (Level 1 and 2) and Baggage parser and writer |
 //! | [`services`] | `/health`, `/health/ready`, `/health/live` |

@@ -629,3 +629,165 @@ mod semantic_conventions {
         telemetry.shutdown();
     }
 }
+
+/// The release orchestrator's HTTP family: off by default, and with the option on one counter
+/// and one histogram series per route, labelled by the route and the status code.
+mod release_orchestrator_metrics {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::{get, post};
+    use opentelemetry::KeyValue;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    use stellaops_telemetry_core::Telemetry;
+    use stellaops_telemetry_core::testing::TestExporters;
+    use stellaops_telemetry_tower::server::ServerTelemetryLayer;
+    use tower::ServiceExt;
+
+    fn pipeline(exporters: &TestExporters) -> Telemetry {
+        Telemetry::builder("release-orchestrator")
+            .exporters(&[])
+            .stdout_logs(false)
+            .test_exporters(exporters)
+            .build()
+            .unwrap()
+    }
+
+    async fn serve_two_routes(layer: ServerTelemetryLayer) {
+        use http_body_util::BodyExt as _;
+        let app = Router::new()
+            .route("/releases/{id}", get(|| async { "ok" }))
+            .route("/deployments", post(|| async { StatusCode::CONFLICT }))
+            .layer(layer);
+        for (method, uri) in [
+            ("GET", "/releases/r-1"),
+            ("GET", "/releases/r-2"),
+            ("POST", "/deployments"),
+        ] {
+            let request = Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            let _ = response.into_body().collect().await.unwrap();
+        }
+    }
+
+    fn labels(attributes: impl Iterator<Item = KeyValue>) -> Vec<(String, String)> {
+        let mut labels: Vec<(String, String)> = attributes
+            .map(|kv| (kv.key.as_str().to_owned(), kv.value.to_string()))
+            .collect();
+        labels.sort();
+        labels
+    }
+
+    type Series = Vec<(Vec<(String, String)>, u64)>;
+
+    /// The counter's series with their values, and the histogram's with their counts.
+    fn family(exporters: &TestExporters) -> (Series, Series) {
+        let metrics = exporters.metrics();
+        let last = metrics.last().expect("a metric export");
+        let (mut total, mut duration) = (Vec::new(), Vec::new());
+        for scope in last.scope_metrics() {
+            for metric in scope.metrics() {
+                match (metric.name(), metric.data()) {
+                    ("stella_http_requests_total", AggregatedMetrics::U64(MetricData::Sum(s))) => {
+                        for p in s.data_points() {
+                            total.push((labels(p.attributes().cloned()), p.value()));
+                        }
+                    }
+                    (
+                        "stella_http_request_duration_seconds",
+                        AggregatedMetrics::F64(MetricData::Histogram(h)),
+                    ) => {
+                        for p in h.data_points() {
+                            duration.push((labels(p.attributes().cloned()), p.count()));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        total.sort();
+        duration.sort();
+        (total, duration)
+    }
+
+    fn pairs(labels: &[(&str, &str)]) -> Vec<(String, String)> {
+        labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn with_the_option_on_two_routes_give_route_labelled_series() {
+        let exporters = TestExporters::new();
+        let telemetry = pipeline(&exporters);
+        serve_two_routes(ServerTelemetryLayer::new(&telemetry).release_orchestrator_metrics(true))
+            .await;
+        telemetry.flush(std::time::Duration::from_secs(5)).unwrap();
+        let (total, duration) = family(&exporters);
+        assert_eq!(
+            total,
+            [
+                (
+                    pairs(&[
+                        ("method", "GET"),
+                        ("path", "/releases/{id}"),
+                        ("status", "200")
+                    ]),
+                    2
+                ),
+                (
+                    pairs(&[
+                        ("method", "POST"),
+                        ("path", "/deployments"),
+                        ("status", "409")
+                    ]),
+                    1
+                ),
+            ]
+        );
+        assert_eq!(
+            duration,
+            [
+                (pairs(&[("method", "GET"), ("path", "/releases/{id}")]), 2),
+                (pairs(&[("method", "POST"), ("path", "/deployments")]), 1),
+            ]
+        );
+        // The raw path is never a label value.
+        assert!(
+            total
+                .iter()
+                .all(|(l, _)| l.iter().all(|(_, v)| !v.contains("r-1")))
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn with_the_option_off_there_is_no_such_series() {
+        let exporters = TestExporters::new();
+        let telemetry = pipeline(&exporters);
+        serve_two_routes(ServerTelemetryLayer::new(&telemetry)).await;
+        // Turned on, then off again: the builder's last word counts.
+        serve_two_routes(
+            ServerTelemetryLayer::new(&telemetry)
+                .release_orchestrator_metrics(true)
+                .release_orchestrator_metrics(false),
+        )
+        .await;
+        telemetry.flush(std::time::Duration::from_secs(5)).unwrap();
+        let (total, duration) = family(&exporters);
+        assert!(total.is_empty(), "{total:?}");
+        assert!(duration.is_empty(), "{duration:?}");
+        // The house metrics are still there.
+        let metrics = exporters.metrics();
+        let last = metrics.last().expect("a metric export");
+        assert!(
+            last.scope_metrics()
+                .flat_map(|s| s.metrics())
+                .any(|m| m.name() == "stellaops_request_total")
+        );
+    }
+}

@@ -487,7 +487,7 @@ fn print_export(
 }
 
 /// The egress policy replay goes through: sealed when `STELLAOPS_TELEMETRY_SEALED=true`.
-fn replay_policy() -> Result<Arc<dyn EgressPolicy>, Failure> {
+pub(super) fn replay_policy() -> Result<Arc<dyn EgressPolicy>, Failure> {
     let sealed = match std::env::var(SEALED_VARIABLE) {
         Ok(value) => crate::config::parse::parse_bool(SEALED_VARIABLE, &value)
             .map_err(|e| Failure::from(chain(&e)))?,

@@ -29,6 +29,8 @@ pub(crate) use otlp::{
     Egress, OtlpSettings, Signal, check_egress, log_exporter as otlp_log_exporter,
     metric_exporter as otlp_metric_exporter, span_exporter as otlp_span_exporter,
 };
+#[cfg(feature = "cli")]
+pub(crate) use replay::{Probe, ReplayTls, Request as ReplayRequest};
 pub use replay::{Replay, ReplayError, ReplayProtocol, ReplayReport};
 pub use tail::{
     COLLECTOR_DEFAULT_HASH_SALT, ProbabilisticPolicy, TailSamplingLimits, TailSamplingSnapshot,

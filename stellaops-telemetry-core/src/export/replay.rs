@@ -10,9 +10,15 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::logs::v1::LogsData;
 use opentelemetry_proto::tonic::metrics::v1::{MetricsData, metric};
 use opentelemetry_proto::tonic::trace::v1::TracesData;
@@ -108,6 +114,51 @@ pub struct Replay {
     https: bool,
     protocol: ReplayProtocol,
     timeout: Duration,
+    tls: ReplayTls,
+}
+
+/// PEM material for an https endpoint: a CA trusted instead of the system's roots, and a
+/// client certificate and key for mutual TLS. Default: the system's roots, no client
+/// certificate.
+#[derive(Clone, Default)]
+pub(crate) struct ReplayTls {
+    /// The CA certificates (PEM) that verify the endpoint.
+    pub(crate) ca: Option<Vec<u8>>,
+    /// The client certificate chain and its private key (PEM).
+    pub(crate) client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for ReplayTls {
+    /// Whether each part is set; the key is never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayTls")
+            .field("ca", &self.ca.is_some())
+            .field("client", &self.client.is_some())
+            .finish()
+    }
+}
+
+/// What the endpoint answered to one export request it accepted: the records it rejected
+/// all the same (OTLP's partial success), and its message.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Answer {
+    /// Spans, data points or log records rejected.
+    pub(crate) rejected: i64,
+    /// The endpoint's message (empty when it sent none).
+    pub(crate) message: String,
+}
+
+/// One export request sent on its own and timed.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+#[derive(Debug)]
+pub(crate) struct Probe {
+    /// `traces`, `metrics` or `logs`.
+    pub(crate) signal: &'static str,
+    /// From the request's start to its answer (or failure), connection set-up included.
+    pub(crate) elapsed: Duration,
+    /// The answer of an accepted request, or what the endpoint or the transport said.
+    pub(crate) result: Result<Answer, String>,
 }
 
 impl Replay {
@@ -149,6 +200,44 @@ impl Replay {
             https,
             protocol,
             timeout: Duration::from_secs(10),
+            tls: ReplayTls::default(),
+        })
+    }
+
+    /// The TLS material used for an https endpoint. Default: the system's roots, no client
+    /// certificate.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) fn tls(mut self, tls: ReplayTls) -> Replay {
+        self.tls = tls;
+        self
+    }
+
+    /// Sends each request on its own, in order, and times it: every request is tried, even
+    /// after one failed.
+    ///
+    /// Blocks the calling thread; called inside an async runtime, it does its work on a
+    /// thread of its own.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) fn probe(&self, requests: Vec<Request>) -> Vec<Probe> {
+        crate::incidents::outside_runtime(|| {
+            let transport = Transport::new(self);
+            requests
+                .into_iter()
+                .map(|request| {
+                    let signal = request.signal();
+                    let start = std::time::Instant::now();
+                    let result = match &transport {
+                        Ok(transport) => transport.export(request),
+                        Err(ReplayError::Export { reason, .. }) => Err(reason.clone()),
+                        Err(other) => Err(other.to_string()),
+                    };
+                    Probe {
+                        signal,
+                        elapsed: start.elapsed(),
+                        result,
+                    }
+                })
+                .collect()
         })
     }
 
@@ -214,8 +303,10 @@ impl Replay {
         }
         let message = std::mem::take(pending);
         let count = message.count();
+        // A partial success still counts as sent: replay reports what the endpoint took.
         transport
             .export(message.into_request())
+            .map(drop)
             .map_err(|reason| ReplayError::Export {
                 signal: M::NAME,
                 endpoint: crate::egress::mask_url(&self.endpoint),
@@ -288,13 +379,50 @@ trait Signal: Message + Default + Sized {
 }
 
 /// One export request, of one signal.
-enum Request {
+pub(crate) enum Request {
+    /// `POST /v1/traces`, `TraceService/Export`.
     Traces(ExportTraceServiceRequest),
+    /// `POST /v1/metrics`, `MetricsService/Export`.
     Metrics(ExportMetricsServiceRequest),
+    /// `POST /v1/logs`, `LogsService/Export`.
     Logs(ExportLogsServiceRequest),
 }
 
 impl Request {
+    fn signal(&self) -> &'static str {
+        match self {
+            Request::Traces(_) => "traces",
+            Request::Metrics(_) => "metrics",
+            Request::Logs(_) => "logs",
+        }
+    }
+
+    /// The partial success in an OTLP/HTTP response body (protobuf); an empty body is a full
+    /// success.
+    fn answer_of(&self, body: &[u8]) -> Result<Answer, String> {
+        let undecodable = |e: prost::DecodeError| format!("the response does not decode: {e}");
+        let partial = match self {
+            Request::Traces(_) => ExportTraceServiceResponse::decode(body)
+                .map_err(undecodable)?
+                .partial_success
+                .map(|p| (p.rejected_spans, p.error_message)),
+            Request::Metrics(_) => ExportMetricsServiceResponse::decode(body)
+                .map_err(undecodable)?
+                .partial_success
+                .map(|p| (p.rejected_data_points, p.error_message)),
+            Request::Logs(_) => ExportLogsServiceResponse::decode(body)
+                .map_err(undecodable)?
+                .partial_success
+                .map(|p| (p.rejected_log_records, p.error_message)),
+        };
+        Ok(
+            partial.map_or_else(Answer::default, |(rejected, message)| Answer {
+                rejected,
+                message,
+            }),
+        )
+    }
+
     fn path(&self) -> &'static str {
         match self {
             Request::Traces(_) => "/v1/traces",
@@ -416,9 +544,7 @@ impl Transport {
         };
         match replay.protocol {
             ReplayProtocol::HttpProtobuf => {
-                let client =
-                    crate::incidents::blocking_client(&replay.host, replay.https, replay.timeout)
-                        .map_err(failed)?;
+                let client = http_client(replay).map_err(failed)?;
                 Ok(Transport::Http {
                     client,
                     base: replay.endpoint.clone(),
@@ -434,7 +560,14 @@ impl Transport {
                     .timeout(replay.timeout)
                     .connect_timeout(replay.timeout);
                 if replay.https {
-                    let tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+                    let mut tls = tonic::transport::ClientTlsConfig::new();
+                    tls = match &replay.tls.ca {
+                        Some(ca) => tls.ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+                        None => tls.with_native_roots(),
+                    };
+                    if let Some((cert, key)) = &replay.tls.client {
+                        tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+                    }
                     endpoint = endpoint
                         .tls_config(tls)
                         .map_err(|e| failed(e.to_string()))?;
@@ -449,7 +582,7 @@ impl Transport {
         }
     }
 
-    fn export(&self, request: Request) -> Result<(), String> {
+    fn export(&self, request: Request) -> Result<Answer, String> {
         match self {
             Transport::Http { client, base } => {
                 let url = format!("{base}{}", request.path());
@@ -462,11 +595,16 @@ impl Transport {
                         .send()
                 };
                 let response = send().map_err(|e| crate::incidents::error_chain(&e))?;
-                if response.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("HTTP {}", response.status()))
+                if !response.status().is_success() {
+                    return Err(format!("HTTP {}", response.status()));
                 }
+                // An OTLP response is small; a longer body is cut (and then will not decode).
+                let mut answer = Vec::new();
+                response
+                    .take(MAX_RESPONSE_BYTES)
+                    .read_to_end(&mut answer)
+                    .map_err(|e| format!("cannot read the response: {e}"))?;
+                request.answer_of(&answer)
             }
             Transport::Grpc { runtime, channel } => {
                 runtime.block_on(grpc_export(channel.clone(), request))
@@ -475,16 +613,106 @@ impl Transport {
     }
 }
 
+/// The blocking HTTP client: the system's roots, or the CA and client certificate given.
+fn http_client(replay: &Replay) -> Result<reqwest::blocking::Client, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let tls = &replay.tls;
+    if tls.ca.is_none() && tls.client.is_none() {
+        return crate::incidents::blocking_client(&replay.host, replay.https, replay.timeout);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.ca {
+        Some(ca) => {
+            for cert in CertificateDer::pem_slice_iter(ca) {
+                let cert = cert.map_err(|e| format!("CA certificate: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("CA certificate: {e}"))?;
+            }
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_root_certificates(roots);
+    let config = match &tls.client {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("client certificate: {e}"))?;
+            let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("client key: {e}"))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("client certificate: {e}"))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    crate::incidents::blocking_client_with_tls(&replay.host, config, replay.timeout)
+}
+
+/// The most bytes of an OTLP/HTTP response read.
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+
 /// One gRPC export.
-async fn grpc_export(channel: tonic::transport::Channel, request: Request) -> Result<(), String> {
+async fn grpc_export(
+    channel: tonic::transport::Channel,
+    request: Request,
+) -> Result<Answer, String> {
     use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
     use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-    let status = |s: tonic::Status| format!("gRPC {:?}: {}", s.code(), s.message());
-    match request {
-        Request::Traces(r) => TraceServiceClient::new(channel).export(r).await.map(drop),
-        Request::Metrics(r) => MetricsServiceClient::new(channel).export(r).await.map(drop),
-        Request::Logs(r) => LogsServiceClient::new(channel).export(r).await.map(drop),
-    }
-    .map_err(status)
+    // The status's causes too: a connection failure says what failed only there.
+    let status = |s: tonic::Status| {
+        let mut text = format!("gRPC {:?}: {}", s.code(), s.message());
+        let mut source = std::error::Error::source(&s);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        text
+    };
+    let answer = |partial: Option<(i64, String)>| {
+        partial.map_or_else(Answer::default, |(rejected, message)| Answer {
+            rejected,
+            message,
+        })
+    };
+    Ok(match request {
+        Request::Traces(r) => answer(
+            TraceServiceClient::new(channel)
+                .export(r)
+                .await
+                .map_err(status)?
+                .into_inner()
+                .partial_success
+                .map(|p| (p.rejected_spans, p.error_message)),
+        ),
+        Request::Metrics(r) => answer(
+            MetricsServiceClient::new(channel)
+                .export(r)
+                .await
+                .map_err(status)?
+                .into_inner()
+                .partial_success
+                .map(|p| (p.rejected_data_points, p.error_message)),
+        ),
+        Request::Logs(r) => answer(
+            LogsServiceClient::new(channel)
+                .export(r)
+                .await
+                .map_err(status)?
+                .into_inner()
+                .partial_success
+                .map(|p| (p.rejected_log_records, p.error_message)),
+        ),
+    })
 }

@@ -37,7 +37,7 @@ pub use file::IncidentFile;
 pub use hooks::{IncidentEvent, IncidentEventKind, IncidentHook};
 pub use triggers::ErrorRateTrigger;
 pub use webhook::{DEFAULT_WEBHOOK_TIMEOUT, WebhookHook};
-pub(crate) use webhook::{blocking_client, error_chain, outside_runtime};
+pub(crate) use webhook::{blocking_client, blocking_client_with_tls, error_chain, outside_runtime};
 
 use crate::controls::{AUDIT_TARGET, MAX_TENANT_LEN, cut_to, shown, tenant_byte};
 

@@ -242,6 +242,16 @@ pub(crate) fn blocking_client(
         .map_err(|e| format!("cannot set up TLS: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    blocking_client_with_tls(host, tls, timeout)
+}
+
+/// As [`blocking_client`], with the TLS settings given (a CA of its own, a client
+/// certificate).
+pub(crate) fn blocking_client_with_tls(
+    host: &Host,
+    tls: rustls::ClientConfig,
+    timeout: Duration,
+) -> Result<reqwest::blocking::Client, String> {
     let builder = reqwest::blocking::Client::builder()
         .tls_backend_preconfigured(tls)
         .no_proxy()

@@ -214,6 +214,25 @@ impl ServerTelemetryLayer {
         self.with(|s| s.trust_forwarded = trust)
     }
 
+    /// Also records the release orchestrator's HTTP family beside the house metrics:
+    /// `stella_http_requests_total{method,path,status}` and
+    /// `stella_http_request_duration_seconds{method,path}` (the in-flight gauge
+    /// `stella_http_requests_in_flight{method}` is always recorded). `path` is the matched
+    /// route, `unmatched` when none matched (never the raw path, so the series stay few);
+    /// `status` is the HTTP status code sent, `499` when the client went away before one was.
+    /// The series are bound once per (method, route, status) and cached like the house
+    /// metrics'. Default: off.
+    ///
+    /// ```
+    /// # use stellaops_telemetry_tower::server::ServerTelemetryLayer;
+    /// # let telemetry = stellaops_telemetry_core::Telemetry::builder("release-orchestrator").exporters(&[]).stdout_logs(false).build()?;
+    /// let layer = ServerTelemetryLayer::new(&telemetry).release_orchestrator_metrics(true);
+    /// # Ok::<(), stellaops_telemetry_core::TelemetryError>(())
+    /// ```
+    pub fn release_orchestrator_metrics(self, on: bool) -> Self {
+        self.with(|s| s.metrics = Arc::new(s.metrics.release_orchestrator(on)))
+    }
+
     /// Echoes the server span's `traceparent` in the response. Default: off.
     pub fn echo_traceparent(self, echo: bool) -> Self {
         self.with(|s| s.echo_traceparent = echo)

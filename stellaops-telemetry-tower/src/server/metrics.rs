@@ -7,8 +7,9 @@ use parking_lot::RwLock;
 
 use super::route::{FastHasher, is_unmatched};
 use stellaops_telemetry_core::metrics::catalogue::{
-    HttpInFlightLabels, RequestDurationLabels, RequestTotalLabels, STELLA_HTTP_REQUESTS_IN_FLIGHT,
-    STELLAOPS_REQUEST_DURATION_SECONDS, STELLAOPS_REQUEST_TOTAL,
+    HttpInFlightLabels, HttpRequestDurationLabels, HttpRequestsLabels, RequestDurationLabels,
+    RequestTotalLabels, STELLA_HTTP_REQUEST_DURATION_SECONDS, STELLA_HTTP_REQUESTS_IN_FLIGHT,
+    STELLA_HTTP_REQUESTS_TOTAL, STELLAOPS_REQUEST_DURATION_SECONDS, STELLAOPS_REQUEST_TOTAL,
 };
 use stellaops_telemetry_core::metrics::semconv::{
     HTTP_SERVER_REQUEST_DURATION, HttpServerDurationLabels,
@@ -70,6 +71,8 @@ struct Finished {
     duration: BoundHistogram,
     total: BoundCounter,
     semconv: BoundHistogram,
+    /// The release orchestrator's series, when that family is on.
+    orchestrator: Option<(BoundCounter, BoundHistogram)>,
 }
 
 impl Finished {
@@ -77,11 +80,48 @@ impl Finished {
         self.duration.record(seconds);
         self.total.inc();
         self.semconv.record(seconds);
+        if let Some((total, duration)) = &self.orchestrator {
+            total.inc();
+            duration.record(seconds);
+        }
+    }
+}
+
+/// The release orchestrator's HTTP family: `stella_http_requests_total{method,path,status}`
+/// and `stella_http_request_duration_seconds{method,path}`.
+struct Orchestrator {
+    total: Counter<HttpRequestsLabels<'static>>,
+    duration: Histogram<HttpRequestDurationLabels<'static>>,
+}
+
+impl Orchestrator {
+    /// The bound series of one request: `path` is the route (the house metrics' endpoint,
+    /// `unmatched` when none matched), `status` the HTTP status sent (499 when none was).
+    fn bind(&self, o: &Outcome) -> (BoundCounter, BoundHistogram) {
+        let status = if o.http_status == 0 {
+            super::future::CLIENT_CLOSED
+        } else {
+            o.http_status
+        };
+        let mut code = itoa::Buffer::new();
+        let total = self.total.bind(HttpRequestsLabels {
+            method: o.method,
+            path: o.route,
+            status: code.format(status),
+        });
+        let duration = self.duration.bind(HttpRequestDurationLabels {
+            method: o.method,
+            path: o.route,
+        });
+        (total, duration)
     }
 }
 
 pub(crate) struct ServerMetrics {
     service: String,
+    /// Kept to rebuild these metrics when a layer setting changes which families are recorded.
+    metrics: Metrics,
+    orchestrator: Option<Orchestrator>,
     duration: Histogram<RequestDurationLabels<'static>>,
     total: Counter<RequestTotalLabels<'static>>,
     in_flight: UpDownCounter<HttpInFlightLabels<'static>>,
@@ -110,8 +150,23 @@ pub(crate) struct Outcome {
 
 impl ServerMetrics {
     pub(crate) fn new(service: String, metrics: &Metrics) -> Self {
+        Self::with_orchestrator(service, metrics, false)
+    }
+
+    /// These metrics, with the release orchestrator's HTTP family on or off (fresh series
+    /// cache; the in-flight gauge is the same series either way).
+    pub(crate) fn release_orchestrator(&self, on: bool) -> Self {
+        Self::with_orchestrator(self.service.clone(), &self.metrics, on)
+    }
+
+    fn with_orchestrator(service: String, metrics: &Metrics, orchestrator: bool) -> Self {
         ServerMetrics {
             service,
+            metrics: metrics.clone(),
+            orchestrator: orchestrator.then(|| Orchestrator {
+                total: metrics.counter(&STELLA_HTTP_REQUESTS_TOTAL),
+                duration: metrics.histogram(&STELLA_HTTP_REQUEST_DURATION_SECONDS),
+            }),
             duration: metrics.histogram(&STELLAOPS_REQUEST_DURATION_SECONDS),
             total: metrics.counter(&STELLAOPS_REQUEST_TOTAL),
             in_flight: metrics.up_down_counter(&STELLA_HTTP_REQUESTS_IN_FLIGHT),
@@ -173,6 +228,7 @@ impl ServerMetrics {
                 protocol_version: o.protocol,
                 error_type: o.error,
             }),
+            orchestrator: self.orchestrator.as_ref().map(|family| family.bind(o)),
         };
         finished.record(o.seconds);
         let mut map = self.finished.write();

@@ -58,8 +58,11 @@
 //! - **Metrics:** `stellaops_request_duration_seconds{service,endpoint}`,
 //!   `stellaops_request_total{service,status}`, `stella_http_requests_in_flight{method}` and
 //!   `http.server.request.duration` (exposed to Prometheus as
-//!   `http_server_request_duration_seconds`). All come from one clock, read when the response body
-//!   ends, so the **duration covers the body stream**.
+//!   `http_server_request_duration_seconds`); with
+//!   [`ServerTelemetryLayer::release_orchestrator_metrics`], also the release orchestrator's
+//!   `stella_http_requests_total{method,path,status}` and
+//!   `stella_http_request_duration_seconds{method,path}` (`path` is the route). All come from
+//!   one clock, read when the response body ends, so the **duration covers the body stream**.
 //! - **gRPC (tonic):** the `grpc-status` (from the head or the trailers) becomes the `status`
 //!   label and `rpc.grpc.status_code`. UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
 //!   UNAVAILABLE and DATA_LOSS are span errors.

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `stellaops_telemetry_exported_total` | `signal` (spans, logs, metrics, log_lines) |
 //! | `stellaops_telemetry_dropped_total` | `signal` |
-//! | `stellaops_telemetry_tenant_exported_total` | `signal` (traces, logs, metrics), `tenant` (at most 100 values, then `_other`; `_none` without a tenant) |
+//! | `stellaops_telemetry_tenant_exported_total` | `signal` (spans, logs, metrics), `tenant` (at most 100 values, then `_other`; `_none` without a tenant) |
 //! | `stellaops_telemetry_tenant_rejected_total` | `signal` |
 //! | `stellaops_telemetry_export_failures_total` | `signal` |
 //! | `stellaops_telemetry_redactions_total` | `rule` |
@@ -96,9 +96,7 @@ fn register_tenants(meter: &opentelemetry::metrics::Meter, stats: &Arc<PipelineS
     let tenants = stats.tenants.clone();
     let _ = meter
         .u64_observable_counter("stellaops_telemetry_tenant_exported_total")
-        .with_description(
-            "Records the OTLP exporters delivered, by the tenant their request was sent under",
-        )
+        .with_description("Records (metric data points) the OTLP exporters delivered, by tenant")
         .with_callback(move |observer| {
             for (signal, tenant, value) in tenants.exported() {
                 observer.observe(

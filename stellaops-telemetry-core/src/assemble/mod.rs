@@ -178,13 +178,11 @@ fn spans(
     let mut targets = Vec::new();
     for planned in &plan.traces {
         targets.push(match planned {
-            Planned::Otlp(s) => {
-                SpanTarget::Otlp(
+            Planned::Otlp(s) => SpanTarget::Otlp(
                 otlp_span_exporter(s)?,
                 s.protocol == OtlpProtocol::Grpc,
                 s.tenancy(&stats.tenants),
-            )
-            }
+            ),
             Planned::File => SpanTarget::File(
                 FileSpanExporter::new(settings.files.clone())?
                     .count_removals_into(stats.file_segments_removed.clone()),
@@ -260,13 +258,11 @@ fn logs(
     let mut targets = Vec::new();
     for planned in &plan.logs {
         targets.push(match planned {
-            Planned::Otlp(s) => {
-                LogTarget::Otlp(
+            Planned::Otlp(s) => LogTarget::Otlp(
                 otlp_log_exporter(s)?,
                 s.protocol == OtlpProtocol::Grpc,
                 s.tenancy(&stats.tenants),
-            )
-            }
+            ),
             Planned::File => LogTarget::File(
                 FileLogExporter::new(settings.files.clone())?
                     .count_removals_into(stats.file_segments_removed.clone()),

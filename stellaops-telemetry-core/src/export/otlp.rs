@@ -15,13 +15,13 @@ use opentelemetry_otlp::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::{
-    ConfigError, OtlpCompression, OtlpProtocol, OtlpSignalConfig, TelemetryConfig, check_headers,
-    validate_endpoint,
-};
 use super::tenant::{
     MAX_TENANT_HEADER_LEN, TENANT_HEADER, Tenancy, TenantCounts, TenantHttpClient,
     grpc_interceptor, header_value,
+};
+use crate::config::{
+    ConfigError, OtlpCompression, OtlpProtocol, OtlpSignalConfig, TelemetryConfig, check_headers,
+    validate_endpoint,
 };
 use crate::egress::{
     EgressDecision, EgressError, EgressPolicy, EgressTarget, SealedResolver, mask_url,

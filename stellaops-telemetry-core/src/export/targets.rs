@@ -74,7 +74,9 @@ impl SpanTarget {
         match self {
             SpanTarget::Otlp(e, _, tenancy) => {
                 let shares = tenancy.split(batch, |span| span_tenant(&span.attributes));
-                tenancy.send_each(shares, timeout, |share| e.export(share)).await
+                tenancy
+                    .send_each(shares, timeout, |share| e.export(share))
+                    .await
             }
             SpanTarget::File(e) => e.export(batch).await,
             SpanTarget::Stdout(e) => e.export(batch).await,
@@ -312,16 +314,25 @@ fn data_points(metrics: &ResourceMetrics) -> u64 {
 fn collection_tenant<'m>(
     tenancy: &Tenancy,
     metrics: &'m ResourceMetrics,
-) -> (Option<http::HeaderValue>, Vec<(Option<http::HeaderValue>, u64)>) {
+) -> (
+    Option<http::HeaderValue>,
+    Vec<(Option<http::HeaderValue>, u64)>,
+) {
     fn visit<'a, T>(data: &'a MetricData<T>, f: &mut dyn FnMut(Option<&'a str>)) {
         match data {
-            MetricData::Gauge(g) => g.data_points().for_each(|p| f(point_tenant(p.attributes()))),
-            MetricData::Sum(s) => s.data_points().for_each(|p| f(point_tenant(p.attributes()))),
+            MetricData::Gauge(g) => g
+                .data_points()
+                .for_each(|p| f(point_tenant(p.attributes()))),
+            MetricData::Sum(s) => s
+                .data_points()
+                .for_each(|p| f(point_tenant(p.attributes()))),
             MetricData::Histogram(h) => {
-                h.data_points().for_each(|p| f(point_tenant(p.attributes())));
+                h.data_points()
+                    .for_each(|p| f(point_tenant(p.attributes())));
             }
             MetricData::ExponentialHistogram(e) => {
-                e.data_points().for_each(|p| f(point_tenant(p.attributes())));
+                e.data_points()
+                    .for_each(|p| f(point_tenant(p.attributes())));
             }
         }
     }
@@ -355,4 +366,64 @@ fn collection_tenant<'m>(
         _ => None,
     };
     (header, tenants)
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use std::sync::Arc;
+
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
+
+    use super::*;
+    use crate::export::otlp::Signal;
+    use crate::export::tenant::header_value;
+
+    /// One collection of a counter with one point per entry (`None`: no tenant).
+    fn collection(tenants: &[Option<&str>]) -> ResourceMetrics {
+        let exporter = InMemoryMetricExporter::default();
+        let provider = SdkMeterProvider::builder()
+            .with_periodic_exporter(exporter.clone())
+            .build();
+        let counter = provider.meter("t").u64_counter("c").build();
+        for (i, tenant) in tenants.iter().enumerate() {
+            let mut attributes = vec![KeyValue::new("i", i as i64)];
+            if let Some(tenant) = tenant {
+                attributes.push(KeyValue::new("tenant.id", tenant.to_string()));
+            }
+            counter.add(1, &attributes);
+        }
+        provider.force_flush().unwrap();
+        exporter.get_finished_metrics().unwrap().pop().unwrap()
+    }
+
+    fn tenancy(default: Option<&str>) -> Tenancy {
+        Tenancy {
+            signal: Signal::Metrics,
+            default: default.and_then(header_value),
+            counts: Arc::default(),
+        }
+    }
+
+    fn header(h: &Option<http::HeaderValue>) -> Option<&str> {
+        h.as_ref().and_then(|h| h.to_str().ok())
+    }
+
+    #[test]
+    fn a_collection_of_one_tenant_goes_under_it_and_a_mixed_one_without_a_header() {
+        let t = tenancy(None);
+        let (h, points) = collection_tenant(&t, &collection(&[Some("a"), Some("a")]));
+        assert_eq!((header(&h), points.len()), (Some("a"), 1));
+
+        let (h, points) = collection_tenant(&t, &collection(&[Some("a"), Some("b"), None]));
+        assert_eq!(header(&h), None);
+        assert_eq!(points.iter().map(|(_, n)| n).sum::<u64>(), 3);
+
+        // Untenanted points and refused tenants resolve to the default tenant.
+        let t = tenancy(Some("a"));
+        let (h, points) = collection_tenant(&t, &collection(&[Some("a"), None, Some("x y")]));
+        assert_eq!((header(&h), points.len()), (Some("a"), 1));
+        assert_eq!(t.counts.rejected()[1], ("metrics", 1));
+    }
 }

@@ -91,8 +91,8 @@ pub(crate) fn grpc_interceptor(
     mut request: tonic::Request<()>,
 ) -> Result<tonic::Request<()>, tonic::Status> {
     let metadata = request.metadata_mut();
-    let value = current()
-        .and_then(|v| tonic::metadata::AsciiMetadataValue::try_from(v.as_bytes()).ok());
+    let value =
+        current().and_then(|v| tonic::metadata::AsciiMetadataValue::try_from(v.as_bytes()).ok());
     match value {
         Some(value) => {
             metadata.insert(TENANT_HEADER, value);
@@ -143,6 +143,15 @@ impl TenantCounts {
         }
     }
 
+    /// The signal's label value, as the other self-metrics name it.
+    fn label(signal: Signal) -> &'static str {
+        match signal {
+            Signal::Traces => "spans",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+
     /// Counts `n` records of `tenant` (a header value or `None`) as exported.
     pub(crate) fn record_exported(&self, signal: Signal, tenant: Option<&HeaderValue>, n: u64) {
         if n == 0 {
@@ -164,7 +173,7 @@ impl TenantCounts {
         *self
             .exported
             .lock()
-            .entry((signal.as_str(), label))
+            .entry((Self::label(signal), label))
             .or_default() += n;
     }
 
@@ -186,8 +195,12 @@ impl TenantCounts {
 
     /// Records per signal whose tenant could not be a header value.
     pub(crate) fn rejected(&self) -> [(&'static str, u64); 3] {
-        [Signal::Traces, Signal::Metrics, Signal::Logs]
-            .map(|s| (s.as_str(), self.rejected[Self::slot(s)].load(Ordering::Relaxed)))
+        [Signal::Traces, Signal::Metrics, Signal::Logs].map(|s| {
+            (
+                Self::label(s),
+                self.rejected[Self::slot(s)].load(Ordering::Relaxed),
+            )
+        })
     }
 }
 
@@ -293,7 +306,11 @@ impl Tenancy {
     }
 
     /// Runs `export` (a whole request) under `header`.
-    pub(crate) async fn send_as<Fut>(&self, header: Option<HeaderValue>, export: Fut) -> OTelSdkResult
+    pub(crate) async fn send_as<Fut>(
+        &self,
+        header: Option<HeaderValue>,
+        export: Fut,
+    ) -> OTelSdkResult
     where
         Fut: Future<Output = OTelSdkResult>,
     {
@@ -399,7 +416,7 @@ mod tests {
             ]
         );
         // The empty and the spaced tenant values were refused.
-        assert_eq!(t.counts.rejected()[0], ("traces", 2));
+        assert_eq!(t.counts.rejected()[0], ("spans", 2));
     }
 
     #[test]
@@ -407,7 +424,10 @@ mod tests {
         let t = tenancy(Some("platform"));
         let shares = t.split(vec![Some("a"), None, Some("x y")], |s| *s);
         assert_eq!(shares.len(), 2);
-        assert_eq!(shares[1].0.as_ref().and_then(|h| h.to_str().ok()), Some("platform"));
+        assert_eq!(
+            shares[1].0.as_ref().and_then(|h| h.to_str().ok()),
+            Some("platform")
+        );
         assert_eq!(shares[1].1, vec![None, Some("x y")]);
     }
 
@@ -424,7 +444,10 @@ mod tests {
             exported.iter().map(|(_, t, _)| &**t).collect();
         assert_eq!(labels.len(), MAX_TENANT_LABELS + 1);
         assert!(labels.contains(OTHER_TENANTS));
-        let other = exported.iter().find(|(_, t, _)| &**t == OTHER_TENANTS).unwrap();
+        let other = exported
+            .iter()
+            .find(|(_, t, _)| &**t == OTHER_TENANTS)
+            .unwrap();
         // 150 tenants past the bound, plus the untenanted record (its label came too late).
         assert_eq!(other.2, 150 * 2 + 1);
         assert_eq!(exported.iter().map(|(_, _, n)| n).sum::<u64>(), 501);
@@ -435,10 +458,8 @@ mod tests {
         let t = tenancy(None);
         let seen = Mutex::new(Vec::new());
         let shares = t.split(vec![Some("a"), None, Some("b")], |s| *s);
-        let result = futures_executor::block_on(t.send_each(
-            shares,
-            Duration::from_secs(10),
-            |_| async {
+        let result =
+            futures_executor::block_on(t.send_each(shares, Duration::from_secs(10), |_| async {
                 let mut headers = http::HeaderMap::new();
                 headers.insert(TENANT_HEADER, HeaderValue::from_static("configured"));
                 apply(&mut headers);
@@ -453,8 +474,7 @@ mod tests {
                         .map(|v| v.to_str().unwrap().to_owned()),
                 ));
                 Ok(())
-            },
-        ));
+            }));
         assert!(result.is_ok());
         let a = Some("a".to_owned());
         let b = Some("b".to_owned());

@@ -368,7 +368,8 @@ fn collection_tenant<'m>(
     (header, tenants)
 }
 
-#[cfg(all(test, feature = "testing"))]
+#[cfg(test)]
+#[cfg(feature = "testing")]
 mod tests {
     use std::sync::Arc;
 

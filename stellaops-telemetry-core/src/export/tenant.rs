@@ -11,7 +11,7 @@
 //! exported as if it had no tenant and counted as rejected. Records without a tenant go
 //! without the header, or under the configured default tenant.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -130,7 +130,7 @@ impl HttpClient for TenantHttpClient {
 pub(crate) struct TenantCounts {
     exported: Mutex<BTreeMap<(&'static str, Arc<str>), u64>>,
     /// The tenants with a label of their own.
-    labelled: Mutex<HashMap<Arc<str>, ()>>,
+    labelled: Mutex<HashSet<Arc<str>>>,
     rejected: [AtomicU64; 3],
 }
 
@@ -160,11 +160,11 @@ impl TenantCounts {
         let name = tenant.and_then(|v| v.to_str().ok()).unwrap_or(NO_TENANT);
         let label: Arc<str> = {
             let mut labelled = self.labelled.lock();
-            match labelled.get_key_value(name) {
-                Some((known, ())) => known.clone(),
+            match labelled.get(name) {
+                Some(known) => known.clone(),
                 None if labelled.len() < MAX_TENANT_LABELS => {
                     let label: Arc<str> = Arc::from(name);
-                    labelled.insert(label.clone(), ());
+                    labelled.insert(label.clone());
                     label
                 }
                 None => Arc::from(OTHER_TENANTS),

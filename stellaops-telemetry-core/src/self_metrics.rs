@@ -5,6 +5,8 @@
 //! |---|---|
 //! | `stellaops_telemetry_exported_total` | `signal` (spans, logs, metrics, log_lines) |
 //! | `stellaops_telemetry_dropped_total` | `signal` |
+//! | `stellaops_telemetry_tenant_exported_total` | `signal` (spans, logs, metrics), `tenant` (at most 100 values, then `_other`; `_none` without a tenant) |
+//! | `stellaops_telemetry_tenant_rejected_total` | `signal` |
 //! | `stellaops_telemetry_export_failures_total` | `signal` |
 //! | `stellaops_telemetry_redactions_total` | `rule` |
 //! | `stellaops_telemetry_egress_refusals_total` | — |
@@ -89,6 +91,38 @@ fn register_backlog(meter: &opentelemetry::metrics::Meter, stats: &Arc<PipelineS
         .build();
 }
 
+/// The per-tenant OTLP export counters.
+fn register_tenants(meter: &opentelemetry::metrics::Meter, stats: &Arc<PipelineStats>) {
+    let tenants = stats.tenants.clone();
+    let _ = meter
+        .u64_observable_counter("stellaops_telemetry_tenant_exported_total")
+        .with_description("Records (metric data points) the OTLP exporters delivered, by tenant")
+        .with_callback(move |observer| {
+            for (signal, tenant, value) in tenants.exported() {
+                observer.observe(
+                    value,
+                    &[
+                        KeyValue::new("signal", signal),
+                        KeyValue::new("tenant", tenant.to_string()),
+                    ],
+                );
+            }
+        })
+        .build();
+    let tenants = stats.tenants.clone();
+    let _ = meter
+        .u64_observable_counter("stellaops_telemetry_tenant_rejected_total")
+        .with_description(
+            "Records whose tenant.id cannot be a header value (sent as without a tenant)",
+        )
+        .with_callback(move |observer| {
+            for (signal, value) in tenants.rejected() {
+                observer.observe(value, &[KeyValue::new("signal", signal)]);
+            }
+        })
+        .build();
+}
+
 /// Registers the self-metrics on the pipeline's (non-redacting: the labels are the SDK's
 /// own) meter. The instruments live as long as the provider.
 pub(crate) fn register(provider: &SdkMeterProvider, stats: Arc<PipelineStats>, redactor: Redactor) {
@@ -132,6 +166,7 @@ pub(crate) fn register(provider: &SdkMeterProvider, stats: Arc<PipelineStats>, r
             }
         })
         .build();
+    register_tenants(&meter, &stats);
     let _ = meter
         .u64_observable_counter("stellaops_telemetry_egress_refusals_total")
         .with_description("Exporters the egress policy refused (replaced by files)")

@@ -255,6 +255,8 @@ pub struct PipelineStats {
     pub egress_refusals: AtomicU64,
     /// File segments deleted because their last item was older than the retention.
     pub file_segments_removed: Arc<AtomicU64>,
+    /// Records the OTLP exporters delivered per tenant, and tenant values they refused.
+    pub(crate) tenants: Arc<crate::export::TenantCounts>,
 }
 
 impl Default for PipelineStats {
@@ -273,6 +275,7 @@ impl Default for PipelineStats {
             log_lines: Arc::default(),
             egress_refusals: AtomicU64::new(0),
             file_segments_removed: Arc::default(),
+            tenants: Arc::default(),
         }
     }
 }

@@ -197,6 +197,13 @@ fn cases() -> Vec<(String, String, Check)> {
             }),
         ),
         (
+            "STELLAOPS_TELEMETRY_DEFAULT_TENANT".into(),
+            "platform".into(),
+            Box::new(|c: &TelemetryConfig| {
+                assert_eq!(c.otlp.common.default_tenant.as_deref(), Some("platform"))
+            }),
+        ),
+        (
             "STELLAOPS_TELEMETRY_INCIDENT_FILE".into(),
             "/etc/stella/incidents.json".into(),
             Box::new(|c: &TelemetryConfig| {

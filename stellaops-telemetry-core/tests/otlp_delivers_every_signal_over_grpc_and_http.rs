@@ -410,3 +410,294 @@ mod replay {
         );
     }
 }
+
+/// Tenant-true export: every OTLP request holds one tenant's spans or log records and names
+/// that tenant in its `X-StellaOps-Tenant` header; records without a (usable) tenant go
+/// without the header, or under the default tenant when one is configured.
+mod tenants {
+    use std::collections::BTreeMap;
+
+    use opentelemetry_proto::tonic::common::v1::KeyValue;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    use support::receiver::{ReceivedRequest, Signal};
+
+    use super::*;
+
+    const HEADER: &str = "x-stellaops-tenant";
+
+    /// Too long for a header, and not header-safe: both exported as without a tenant.
+    fn hostile() -> [String; 2] {
+        ["t".repeat(200), "evil\r\nx-injected: 1".to_owned()]
+    }
+
+    /// The tenants of the spans and log records emitted, in order (`None`: no tenant).
+    fn tenants() -> Vec<Option<String>> {
+        let [long, crlf] = hostile();
+        [
+            Some("tenant-a"),
+            Some("tenant-b"),
+            None,
+            Some("tenant-a"),
+            Some(&long),
+            Some("tenant-b"),
+            Some(&crlf),
+            Some("tenant-a"),
+        ]
+        .into_iter()
+        .map(|t| t.map(str::to_owned))
+        .collect()
+    }
+
+    /// One span per entry of [`tenants`], each with one log record inside, numbered.
+    fn emit_tenants(telemetry: &Telemetry) {
+        tracing::dispatcher::with_default(telemetry.dispatch(), || {
+            for (seq, tenant) in tenants().iter().enumerate() {
+                let seq = seq as i64;
+                let span = match tenant {
+                    Some(t) => tracing::info_span!("tenant.work", tenant.id = t.as_str(), seq),
+                    None => tracing::info_span!("tenant.work", seq),
+                };
+                span.in_scope(|| tracing::info!(seq, "tenant work done"));
+            }
+        });
+        telemetry
+            .meter("otlp-test")
+            .u64_counter("tenant_runs_total")
+            .build()
+            .add(1, &[opentelemetry::KeyValue::new("tenant.id", "tenant-a")]);
+    }
+
+    fn str_attr(attributes: &[KeyValue], key: &str) -> Option<String> {
+        attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+            match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Value::StringValue(s)) => Some(s.clone()),
+                _ => None,
+            }
+        })
+    }
+
+    fn int_attr(attributes: &[KeyValue], key: &str) -> Option<i64> {
+        attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+            match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Value::IntValue(i)) => Some(*i),
+                _ => None,
+            }
+        })
+    }
+
+    /// The header a record of `tenant` must arrive under.
+    fn expected_header(tenant: Option<&str>, default: Option<&str>) -> Option<String> {
+        match tenant {
+            Some(t) if (1..=128).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic()) => {
+                Some(t.to_owned())
+            }
+            _ => default.map(str::to_owned),
+        }
+    }
+
+    /// The requests of `signal`, in arrival order (the receiver records both lists under one
+    /// lock, so the n-th request of a signal is the n-th message of that signal).
+    fn requests_of(receiver: &OtlpReceiver, signal: Signal) -> Vec<ReceivedRequest> {
+        receiver
+            .received_requests()
+            .into_iter()
+            .filter(|r| r.signal == signal)
+            .collect()
+    }
+
+    /// Checks one request: all its records resolve to one header, the one it carries; returns
+    /// the sequence numbers it held.
+    fn check_request(
+        signal: &str,
+        request: &ReceivedRequest,
+        records: &[(Option<String>, i64)],
+        default: Option<&str>,
+    ) -> Vec<i64> {
+        assert!(!records.is_empty(), "an empty {signal} request");
+        let header = request.header(HEADER).map(str::to_owned);
+        for (tenant, seq) in records {
+            assert_eq!(
+                expected_header(tenant.as_deref(), default),
+                header,
+                "{signal} record {seq} (tenant {tenant:?}) arrived under {header:?}"
+            );
+        }
+        // The header is one and only one value: nothing was injected.
+        assert!(request.header("x-injected").is_none());
+        records.iter().map(|(_, seq)| *seq).collect()
+    }
+
+    /// The per-tenant export counter's last value per (signal, tenant), from the self-metrics
+    /// the receiver got.
+    fn tenant_counter(receiver: &OtlpReceiver, name: &str) -> BTreeMap<(String, String), i64> {
+        let mut values = BTreeMap::new();
+        for metric in receiver.metrics().iter().filter(|m| m.name == name) {
+            let Some(Data::Sum(sum)) = &metric.data else {
+                panic!("{name} is not a sum");
+            };
+            for point in &sum.data_points {
+                let signal = str_attr(&point.attributes, "signal").unwrap();
+                let tenant = str_attr(&point.attributes, "tenant").unwrap_or_default();
+                let value = match point.value {
+                    Some(
+                        opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(v),
+                    ) => v,
+                    other => panic!("{other:?}"),
+                };
+                let slot = values.entry((signal, tenant)).or_insert(0);
+                *slot = value.max(*slot);
+            }
+        }
+        values
+    }
+
+    fn run(protocol: OtlpProtocol, default: Option<&str>) {
+        let receiver = match protocol {
+            OtlpProtocol::Grpc => OtlpReceiver::grpc_blocking().unwrap(),
+            OtlpProtocol::HttpProtobuf => OtlpReceiver::http_blocking().unwrap(),
+        };
+        let protocol_name = match protocol {
+            OtlpProtocol::Grpc => "grpc",
+            OtlpProtocol::HttpProtobuf => "http/protobuf",
+        };
+        let mut vars = vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol_name.to_owned()),
+            // A configured tenant header never reaches another tenant's request.
+            ("OTEL_EXPORTER_OTLP_HEADERS", format!("{HEADER}=configured")),
+        ];
+        if let Some(default) = default {
+            vars.push(("STELLAOPS_TELEMETRY_DEFAULT_TENANT", default.to_owned()));
+        }
+        let telemetry = Telemetry::builder("otlp-test")
+            .exporters(&[ExporterKind::Otlp])
+            .stdout_logs(false)
+            .config(env_config(&vars))
+            .build()
+            .unwrap();
+        emit_tenants(&telemetry);
+        // Traces and logs first, then the metrics: the last collection counts every export.
+        telemetry.flush(WAIT).unwrap();
+        telemetry.shutdown();
+        let emitted = tenants().len();
+        assert!(receiver.wait_for_spans(emitted, WAIT), "spans missing");
+        assert!(receiver.wait_for_log_records(emitted, WAIT), "logs missing");
+
+        let mut seen = Vec::new();
+        let trace_requests = requests_of(&receiver, Signal::Traces);
+        for (request, message) in trace_requests.iter().zip(receiver.trace_requests()) {
+            let records: Vec<_> = message
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .filter(|s| s.name == "tenant.work")
+                .map(|s| {
+                    (
+                        str_attr(&s.attributes, "tenant.id"),
+                        int_attr(&s.attributes, "seq").unwrap(),
+                    )
+                })
+                .collect();
+            seen.extend(check_request("span", request, &records, default));
+        }
+        // Each tenant's spans keep their order; none is lost or doubled.
+        let mut sorted = seen.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..emitted as i64).collect::<Vec<_>>());
+        let a: Vec<i64> = seen
+            .iter()
+            .copied()
+            .filter(|s| [0, 3, 7].contains(s))
+            .collect();
+        assert_eq!(a, vec![0, 3, 7]);
+        // One request per tenant route at least: a, b and the untenanted (or default) one.
+        assert!(trace_requests.len() >= 3, "{}", trace_requests.len());
+
+        let mut seen = Vec::new();
+        let log_requests = requests_of(&receiver, Signal::Logs);
+        for (request, message) in log_requests.iter().zip(receiver.logs_requests()) {
+            let records: Vec<_> = message
+                .resource_logs
+                .iter()
+                .flat_map(|r| &r.scope_logs)
+                .flat_map(|s| &s.log_records)
+                .filter_map(|r| {
+                    let seq = int_attr(&r.attributes, "seq")?;
+                    Some((str_attr(&r.attributes, "tenant.id"), seq))
+                })
+                .collect();
+            if !records.is_empty() {
+                seen.extend(check_request("log", request, &records, default));
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..emitted as i64).collect::<Vec<_>>());
+
+        // Metrics are exported whole per collection: this one mixes tenant-a points with the
+        // untenanted self-metrics, so it goes without a header (a default tenant included).
+        assert!(receiver.wait_for_metrics(1, WAIT));
+        for request in requests_of(&receiver, Signal::Metrics) {
+            assert_eq!(request.header(HEADER), None, "{request:?}");
+        }
+
+        let untenanted = default.unwrap_or("_none").to_owned();
+        let exported = tenant_counter(&receiver, "stellaops_telemetry_tenant_exported_total");
+        for signal in ["spans", "logs"] {
+            let count = |tenant: &str| exported.get(&(signal.to_owned(), tenant.to_owned()));
+            assert_eq!(count("tenant-a"), Some(&3), "{signal}: {exported:?}");
+            assert_eq!(count("tenant-b"), Some(&2), "{signal}: {exported:?}");
+            assert_eq!(count(&untenanted), Some(&3), "{signal}: {exported:?}");
+        }
+        let rejected = tenant_counter(&receiver, "stellaops_telemetry_tenant_rejected_total");
+        for signal in ["spans", "logs"] {
+            assert_eq!(
+                rejected.get(&(signal.to_owned(), String::new())),
+                Some(&2),
+                "{rejected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn grpc_sends_one_request_per_tenant_with_its_header() {
+        run(OtlpProtocol::Grpc, None);
+    }
+
+    #[test]
+    fn http_sends_one_request_per_tenant_with_its_header() {
+        run(OtlpProtocol::HttpProtobuf, None);
+    }
+
+    #[test]
+    fn grpc_sends_untenanted_records_under_the_default_tenant() {
+        run(OtlpProtocol::Grpc, Some("platform"));
+    }
+
+    #[test]
+    fn http_sends_untenanted_records_under_the_default_tenant() {
+        run(OtlpProtocol::HttpProtobuf, Some("platform"));
+    }
+
+    #[test]
+    fn a_default_tenant_that_cannot_be_a_header_is_refused_naming_the_variable() {
+        for bad in ["two words", "x".repeat(129).as_str(), "caf\u{e9}"] {
+            let error = Telemetry::builder("otlp-test")
+                .exporters(&[ExporterKind::Otlp])
+                .stdout_logs(false)
+                .config(env_config(&[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+                    ("STELLAOPS_TELEMETRY_DEFAULT_TENANT", bad),
+                ]))
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("STELLAOPS_TELEMETRY_DEFAULT_TENANT"),
+                "{error}"
+            );
+            assert!(error.contains("tenant id"), "{error}");
+        }
+    }
+}

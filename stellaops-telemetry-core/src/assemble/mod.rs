@@ -178,9 +178,11 @@ fn spans(
     let mut targets = Vec::new();
     for planned in &plan.traces {
         targets.push(match planned {
-            Planned::Otlp(s) => {
-                SpanTarget::Otlp(otlp_span_exporter(s)?, s.protocol == OtlpProtocol::Grpc)
-            }
+            Planned::Otlp(s) => SpanTarget::Otlp(
+                otlp_span_exporter(s)?,
+                s.protocol == OtlpProtocol::Grpc,
+                s.tenancy(&stats.tenants),
+            ),
             Planned::File => SpanTarget::File(
                 FileSpanExporter::new(settings.files.clone())?
                     .count_removals_into(stats.file_segments_removed.clone()),
@@ -256,9 +258,11 @@ fn logs(
     let mut targets = Vec::new();
     for planned in &plan.logs {
         targets.push(match planned {
-            Planned::Otlp(s) => {
-                LogTarget::Otlp(otlp_log_exporter(s)?, s.protocol == OtlpProtocol::Grpc)
-            }
+            Planned::Otlp(s) => LogTarget::Otlp(
+                otlp_log_exporter(s)?,
+                s.protocol == OtlpProtocol::Grpc,
+                s.tenancy(&stats.tenants),
+            ),
             Planned::File => LogTarget::File(
                 FileLogExporter::new(settings.files.clone())?
                     .count_removals_into(stats.file_segments_removed.clone()),
@@ -319,7 +323,7 @@ fn metrics(
                 let grpc = s.protocol == OtlpProtocol::Grpc;
                 let runtime = if grpc { runtime.clone() } else { None };
                 (
-                    MetricKind::Otlp(otlp_metric_exporter(s)?),
+                    MetricKind::Otlp(otlp_metric_exporter(s)?, s.tenancy(&stats.tenants)),
                     runtime,
                     s.timeout,
                 )

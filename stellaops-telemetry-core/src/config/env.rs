@@ -320,6 +320,11 @@ pub const ENVIRONMENT: &[EnvVar] = &[
         effect: "the incident file every instance follows (JSON; incidents listed there put their tenant under forensic capture until they expire); the control plane and `stella-telemetry incident --file` write it",
     },
     EnvVar {
+        name: "STELLAOPS_TELEMETRY_DEFAULT_TENANT",
+        default: "(none)",
+        effect: "tenant of records without `tenant.id`: their OTLP requests carry it as the `X-StellaOps-Tenant` header (otherwise none); 1 to 128 visible ASCII characters",
+    },
+    EnvVar {
         name: "STELLAOPS_TELEMETRY_CONFIG",
         default: "(none)",
         effect: "path of a TOML or JSON configuration file, read first; variables win over it",
@@ -434,6 +439,13 @@ impl TelemetryConfig {
         }
         if let Some(v) = get("STELLAOPS_TELEMETRY_DIR") {
             env.dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("STELLAOPS_TELEMETRY_DEFAULT_TENANT") {
+            env.origins.insert(
+                "otlp.default_tenant".into(),
+                Origin::Environment("STELLAOPS_TELEMETRY_DEFAULT_TENANT".into()),
+            );
+            env.otlp.common.default_tenant = Some(v);
         }
         if let Some(v) = get("STELLAOPS_TELEMETRY_INCIDENT_FILE") {
             env.incident_file = Some(PathBuf::from(v));

@@ -422,6 +422,10 @@ pub struct OtlpSignalConfig {
     pub client_key: Option<PathBuf>,
     /// PEM file of the client certificate chain (mTLS).
     pub client_certificate: Option<PathBuf>,
+    /// The tenant of records without a `tenant.id`, sent as their requests'
+    /// `X-StellaOps-Tenant` header (1 to 128 visible ASCII characters). Default: none, such
+    /// requests go without the header.
+    pub default_tenant: Option<String>,
 }
 
 impl std::fmt::Debug for OtlpSignalConfig {
@@ -441,6 +445,7 @@ impl std::fmt::Debug for OtlpSignalConfig {
             .field("certificate", &self.certificate)
             .field("client_key", &self.client_key)
             .field("client_certificate", &self.client_certificate)
+            .field("default_tenant", &self.default_tenant)
             .finish()
     }
 }
@@ -614,6 +619,7 @@ impl TelemetryConfig {
             take(&mut into.certificate, from.certificate);
             take(&mut into.client_key, from.client_key);
             take(&mut into.client_certificate, from.client_certificate);
+            take(&mut into.default_tenant, from.default_tenant);
         }
         take(&mut self.log_outputs.stdout, other.log_outputs.stdout);
         take(&mut self.log_outputs.file, other.log_outputs.file);

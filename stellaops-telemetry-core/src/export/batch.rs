@@ -523,7 +523,7 @@ impl Targets<SpanItem> for SpanTargets {
             results.push(run_bounded(
                 runtime,
                 settings.export_timeout,
-                target.export(items),
+                target.export(items, settings.export_timeout),
             ));
         }
         results
@@ -711,7 +711,8 @@ impl Targets<(SdkLogRecord, InstrumentationScope)> for LogTargets {
             .iter()
             .map(|target| {
                 let runtime = self.runtime.as_ref().filter(|_| target.needs_runtime());
-                run_bounded(runtime, settings.export_timeout, target.export(&batch))
+                let timeout = settings.export_timeout;
+                run_bounded(runtime, timeout, target.export(&batch, timeout))
             })
             .collect()
     }

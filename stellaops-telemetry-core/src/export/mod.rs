@@ -20,6 +20,7 @@ mod replay;
 mod size;
 mod tail;
 mod targets;
+mod tenant;
 
 pub use batch::DEFAULT_MAX_QUEUE_BYTES;
 pub(crate) use batch::{BatchLogProcessor, BatchSettings, BatchSpanProcessor, SpanSink};
@@ -38,3 +39,4 @@ pub use tail::{
 };
 pub(crate) use tail::{for_profile as tail_sampler, register as register_tail_sampling};
 pub(crate) use targets::{LogTarget, MetricKind, MetricTarget, SpanTarget};
+pub(crate) use tenant::TenantCounts;

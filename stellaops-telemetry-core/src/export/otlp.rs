@@ -15,6 +15,10 @@ use opentelemetry_otlp::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::tenant::{
+    MAX_TENANT_HEADER_LEN, TENANT_HEADER, Tenancy, TenantCounts, TenantHttpClient,
+    grpc_interceptor, header_value,
+};
 use crate::config::{
     ConfigError, OtlpCompression, OtlpProtocol, OtlpSignalConfig, TelemetryConfig, check_headers,
     validate_endpoint,
@@ -79,6 +83,8 @@ pub(crate) struct OtlpSettings {
     /// Set in sealed mode once the policy allowed the endpoint: the exporter dials through it,
     /// so no name reaches the system resolver.
     sealed: Option<SealedResolver>,
+    /// The tenant of records without one (a valid header value).
+    default_tenant: Option<http::HeaderValue>,
 }
 
 impl std::fmt::Debug for OtlpSettings {
@@ -102,6 +108,7 @@ impl std::fmt::Debug for OtlpSettings {
                 "sealed",
                 &self.sealed.as_ref().map(SealedResolver::addresses),
             )
+            .field("default_tenant", &self.default_tenant)
             .finish()
     }
 }
@@ -175,6 +182,28 @@ pub(crate) fn check_egress(
     }
 }
 
+/// The default tenant named by `field`, as a header value.
+fn check_default_tenant(
+    config: &TelemetryConfig,
+    field: &str,
+    tenant: &str,
+) -> Result<http::HeaderValue, ConfigError> {
+    let tenant = tenant.trim();
+    header_value(tenant).ok_or_else(|| {
+        let mut shown: String = tenant.chars().take(64).collect();
+        if shown.len() < tenant.len() {
+            shown.push('…');
+        }
+        ConfigError::InvalidValue {
+            name: config.origin(field),
+            value: shown,
+            reason: format!(
+                "a tenant id is 1 to {MAX_TENANT_HEADER_LEN} visible ASCII characters (it is sent as the {TENANT_HEADER} header)"
+            ),
+        }
+    })
+}
+
 /// The export timeout when none is configured (the OTLP specification's 10 s).
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -236,6 +265,15 @@ impl OtlpSettings {
             .map(Duration::from_millis)
             .unwrap_or(DEFAULT_TIMEOUT);
         let compression = specific.compression.or(common.compression);
+        let default_tenant = match (&specific.default_tenant, &common.default_tenant) {
+            (Some(t), _) => Some((t, format!("{prefix}default_tenant"))),
+            (None, Some(t)) => Some((t, "otlp.default_tenant".to_owned())),
+            (None, None) => None,
+        };
+        let default_tenant = match default_tenant {
+            Some((tenant, field)) => Some(check_default_tenant(config, &field, tenant)?),
+            None => None,
+        };
 
         let pick = |s: &Option<PathBuf>, c: &Option<PathBuf>, field: &str| match (s, c) {
             (Some(p), _) => Some((p.clone(), format!("{prefix}{field}"))),
@@ -275,6 +313,7 @@ impl OtlpSettings {
             compression,
             tls,
             sealed: None,
+            default_tenant,
         })
     }
 
@@ -313,6 +352,16 @@ impl OtlpSettings {
                     format!("http://localhost:4318/v1/{}", self.signal.as_str())
                 }
             }),
+        }
+    }
+
+    /// How this signal's OTLP exporter names the tenants of its requests, counting into
+    /// `counts`.
+    pub(crate) fn tenancy(&self, counts: &Arc<TenantCounts>) -> Tenancy {
+        Tenancy {
+            signal: self.signal,
+            default: self.default_tenant.clone(),
+            counts: counts.clone(),
         }
     }
 
@@ -475,7 +524,8 @@ macro_rules! build_otlp {
                 let mut b = <$exporter>::builder()
                     .with_tonic()
                     .with_timeout(s.timeout)
-                    .with_metadata(s.metadata());
+                    .with_metadata(s.metadata())
+                    .with_interceptor(grpc_interceptor);
                 if let Some(resolver) = &s.sealed {
                     b = b.with_channel(s.sealed_channel(resolver)?);
                 } else {
@@ -494,7 +544,7 @@ macro_rules! build_otlp {
             OtlpProtocol::HttpProtobuf => {
                 let mut b = <$exporter>::builder()
                     .with_http()
-                    .with_http_client(s.http_client()?)
+                    .with_http_client(TenantHttpClient(s.http_client()?))
                     .with_protocol(Protocol::HttpBinary)
                     .with_timeout(s.timeout);
                 if !s.headers.is_empty() {

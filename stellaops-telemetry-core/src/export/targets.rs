@@ -3,6 +3,7 @@
 //! The SDK's exporter traits return `impl Future`, so they cannot be boxed; an enum keeps the
 //! set explicit and lets the batch processor bound every export the same way.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use opentelemetry::InstrumentationScope;
@@ -15,6 +16,7 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::file::{FileLogExporter, FileMetricExporter, FileSpanExporter};
+use super::tenant::{Tenancy, log_tenant, point_tenant, span_tenant, valid_tenant};
 
 /// Runs an export future to completion on the calling (worker) thread, bounded by `timeout`.
 ///
@@ -43,7 +45,8 @@ where
 /// A span exporter the pipeline can build.
 #[derive(Debug)]
 pub(crate) enum SpanTarget {
-    Otlp(opentelemetry_otlp::SpanExporter, bool),
+    /// The exporter, whether it speaks gRPC, and how it names tenants.
+    Otlp(opentelemetry_otlp::SpanExporter, bool, Tenancy),
     File(FileSpanExporter),
     Stdout(opentelemetry_stdout::SpanExporter),
     #[cfg(feature = "testing")]
@@ -62,12 +65,19 @@ pub(crate) enum SpanTarget {
 impl SpanTarget {
     /// Whether exports must run inside the export runtime (gRPC).
     pub(crate) fn needs_runtime(&self) -> bool {
-        matches!(self, SpanTarget::Otlp(_, true))
+        matches!(self, SpanTarget::Otlp(_, true, _))
     }
 
-    pub(crate) async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+    /// Exports `batch`; an OTLP target sends one request per tenant, all of them within
+    /// `timeout`.
+    pub(crate) async fn export(&self, batch: Vec<SpanData>, timeout: Duration) -> OTelSdkResult {
         match self {
-            SpanTarget::Otlp(e, _) => e.export(batch).await,
+            SpanTarget::Otlp(e, _, tenancy) => {
+                let shares = tenancy.split(batch, |span| span_tenant(&span.attributes));
+                tenancy
+                    .send_each(shares, timeout, |share| e.export(share))
+                    .await
+            }
             SpanTarget::File(e) => e.export(batch).await,
             SpanTarget::Stdout(e) => e.export(batch).await,
             #[cfg(feature = "testing")]
@@ -88,7 +98,7 @@ impl SpanTarget {
 
     pub(crate) fn set_resource(&mut self, resource: &Resource) {
         match self {
-            SpanTarget::Otlp(e, _) => e.set_resource(resource),
+            SpanTarget::Otlp(e, ..) => e.set_resource(resource),
             SpanTarget::File(e) => e.set_resource(resource),
             SpanTarget::Stdout(e) => e.set_resource(resource),
             #[cfg(feature = "testing")]
@@ -100,7 +110,7 @@ impl SpanTarget {
 
     pub(crate) fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
         match self {
-            SpanTarget::Otlp(e, _) => e.shutdown_with_timeout(timeout),
+            SpanTarget::Otlp(e, ..) => e.shutdown_with_timeout(timeout),
             SpanTarget::File(e) => e.shutdown_with_timeout(timeout),
             SpanTarget::Stdout(e) => e.shutdown_with_timeout(timeout),
             // The in-memory exporter's shutdown clears what tests want to read.
@@ -113,7 +123,8 @@ impl SpanTarget {
 /// A log-record exporter the pipeline can build.
 #[derive(Debug)]
 pub(crate) enum LogTarget {
-    Otlp(opentelemetry_otlp::LogExporter, bool),
+    /// The exporter, whether it speaks gRPC, and how it names tenants.
+    Otlp(opentelemetry_otlp::LogExporter, bool, Tenancy),
     File(FileLogExporter),
     Stdout(opentelemetry_stdout::LogExporter),
     #[cfg(feature = "testing")]
@@ -122,18 +133,29 @@ pub(crate) enum LogTarget {
 
 impl LogTarget {
     pub(crate) fn needs_runtime(&self) -> bool {
-        matches!(self, LogTarget::Otlp(_, true))
+        matches!(self, LogTarget::Otlp(_, true, _))
     }
 
+    /// Exports `records`; an OTLP target sends one request per tenant, all of them within
+    /// `timeout`.
     pub(crate) async fn export(
         &self,
         records: &[(SdkLogRecord, InstrumentationScope)],
+        timeout: Duration,
     ) -> OTelSdkResult {
         let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
             records.iter().map(|(r, s)| (r, s)).collect();
+        if let LogTarget::Otlp(e, _, tenancy) = self {
+            let shares = tenancy.split(refs, |(record, _)| log_tenant(record));
+            return tenancy
+                .send_each(shares, timeout, |share| async move {
+                    e.export(LogBatch::new(&share)).await
+                })
+                .await;
+        }
         let batch = LogBatch::new(&refs);
         match self {
-            LogTarget::Otlp(e, _) => e.export(batch).await,
+            LogTarget::Otlp(..) => Ok(()),
             LogTarget::File(e) => e.export(batch).await,
             LogTarget::Stdout(e) => e.export(batch).await,
             #[cfg(feature = "testing")]
@@ -143,7 +165,7 @@ impl LogTarget {
 
     pub(crate) fn set_resource(&mut self, resource: &Resource) {
         match self {
-            LogTarget::Otlp(e, _) => e.set_resource(resource),
+            LogTarget::Otlp(e, ..) => e.set_resource(resource),
             LogTarget::File(e) => e.set_resource(resource),
             LogTarget::Stdout(e) => e.set_resource(resource),
             #[cfg(feature = "testing")]
@@ -153,7 +175,7 @@ impl LogTarget {
 
     pub(crate) fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
         match self {
-            LogTarget::Otlp(e, _) => e.shutdown_with_timeout(timeout),
+            LogTarget::Otlp(e, ..) => e.shutdown_with_timeout(timeout),
             LogTarget::File(e) => e.shutdown_with_timeout(timeout),
             LogTarget::Stdout(e) => e.shutdown_with_timeout(timeout),
             #[cfg(feature = "testing")]
@@ -172,7 +194,8 @@ pub(crate) struct MetricTarget {
 }
 
 pub(crate) enum MetricKind {
-    Otlp(opentelemetry_otlp::MetricExporter),
+    /// The exporter and how it names tenants.
+    Otlp(opentelemetry_otlp::MetricExporter, Tenancy),
     File(FileMetricExporter),
     Stdout(opentelemetry_stdout::MetricExporter),
     #[cfg(feature = "testing")]
@@ -182,7 +205,7 @@ pub(crate) enum MetricKind {
 impl std::fmt::Debug for MetricTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let name = match &self.kind {
-            MetricKind::Otlp(_) => "otlp",
+            MetricKind::Otlp(..) => "otlp",
             MetricKind::File(_) => "file",
             MetricKind::Stdout(_) => "stdout",
             #[cfg(feature = "testing")]
@@ -198,10 +221,22 @@ impl PushMetricExporter for MetricTarget {
         // gRPC exporter hops onto the export runtime (tokio's `block_on` does not nest with the
         // futures executor's); the others are awaited in place.
         let result = match &self.kind {
-            MetricKind::Otlp(e) => match &self.runtime {
-                Some(handle) => run_bounded(Some(handle), self.timeout, e.export(metrics)),
-                None => e.export(metrics).await,
-            },
+            MetricKind::Otlp(e, tenancy) => {
+                let (header, tenants) = collection_tenant(tenancy, metrics);
+                let export = tenancy.send_as(header.clone(), e.export(metrics));
+                let result = match &self.runtime {
+                    Some(handle) => run_bounded(Some(handle), self.timeout, export),
+                    None => export.await,
+                };
+                if result.is_ok() {
+                    for (tenant, points) in tenants {
+                        tenancy
+                            .counts
+                            .record_exported(tenancy.signal, tenant.as_ref(), points);
+                    }
+                }
+                result
+            }
             MetricKind::File(e) => e.export(metrics).await,
             MetricKind::Stdout(e) => e.export(metrics).await,
             #[cfg(feature = "testing")]
@@ -226,7 +261,7 @@ impl PushMetricExporter for MetricTarget {
 
     fn force_flush(&self) -> OTelSdkResult {
         match &self.kind {
-            MetricKind::Otlp(e) => e.force_flush(),
+            MetricKind::Otlp(e, _) => e.force_flush(),
             MetricKind::File(e) => e.force_flush(),
             MetricKind::Stdout(e) => e.force_flush(),
             #[cfg(feature = "testing")]
@@ -236,7 +271,7 @@ impl PushMetricExporter for MetricTarget {
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         match &self.kind {
-            MetricKind::Otlp(e) => e.shutdown_with_timeout(timeout),
+            MetricKind::Otlp(e, _) => e.shutdown_with_timeout(timeout),
             MetricKind::File(e) => e.shutdown_with_timeout(timeout),
             MetricKind::Stdout(e) => e.shutdown_with_timeout(timeout),
             #[cfg(feature = "testing")]
@@ -268,4 +303,128 @@ fn data_points(metrics: &ResourceMetrics) -> u64 {
             AggregatedMetrics::I64(d) => count(d),
         })
         .sum::<usize>() as u64
+}
+
+/// The tenant header of one metric collection, and its data points per tenant.
+///
+/// A collection is exported whole (the SDK's metric data cannot be rebuilt outside it, so it
+/// cannot be split): it goes under a tenant only when every point resolves to that tenant
+/// (its own, or the default tenant for points without one); a collection mixing tenants, or
+/// tenanted and untenanted points without a default tenant, goes without the header.
+fn collection_tenant<'m>(
+    tenancy: &Tenancy,
+    metrics: &'m ResourceMetrics,
+) -> (
+    Option<http::HeaderValue>,
+    Vec<(Option<http::HeaderValue>, u64)>,
+) {
+    fn visit<'a, T>(data: &'a MetricData<T>, f: &mut dyn FnMut(Option<&'a str>)) {
+        match data {
+            MetricData::Gauge(g) => g
+                .data_points()
+                .for_each(|p| f(point_tenant(p.attributes()))),
+            MetricData::Sum(s) => s
+                .data_points()
+                .for_each(|p| f(point_tenant(p.attributes()))),
+            MetricData::Histogram(h) => {
+                h.data_points()
+                    .for_each(|p| f(point_tenant(p.attributes())));
+            }
+            MetricData::ExponentialHistogram(e) => {
+                e.data_points()
+                    .for_each(|p| f(point_tenant(p.attributes())));
+            }
+        }
+    }
+    // Keyed by valid tenant (`None`: no tenant or a refused one); bounded by the distinct
+    // tenants of the collection, which the cardinality limits bound.
+    let mut points: HashMap<Option<&'m str>, u64> = HashMap::new();
+    let mut rejected = 0u64;
+    let mut count = |tenant: Option<&'m str>| {
+        let valid = tenant.filter(|t| valid_tenant(t));
+        rejected += u64::from(tenant.is_some() && valid.is_none());
+        *points.entry(valid).or_default() += 1;
+    };
+    for metric in metrics.scope_metrics().flat_map(|scope| scope.metrics()) {
+        match metric.data() {
+            AggregatedMetrics::F64(d) => visit(d, &mut count),
+            AggregatedMetrics::U64(d) => visit(d, &mut count),
+            AggregatedMetrics::I64(d) => visit(d, &mut count),
+        }
+    }
+    tenancy.counts.record_rejected(tenancy.signal, rejected);
+    let mut tenants: Vec<(Option<http::HeaderValue>, u64)> = Vec::with_capacity(points.len());
+    for (tenant, n) in points {
+        let (header, _) = tenancy.route(tenant);
+        match tenants.iter_mut().find(|(h, _)| *h == header) {
+            Some((_, total)) => *total += n,
+            None => tenants.push((header, n)),
+        }
+    }
+    let header = match tenants.as_slice() {
+        [(header, _)] => header.clone(),
+        _ => None,
+    };
+    (header, tenants)
+}
+
+#[cfg(test)]
+#[cfg(feature = "testing")]
+mod tests {
+    use std::sync::Arc;
+
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
+
+    use super::*;
+    use crate::export::otlp::Signal;
+    use crate::export::tenant::header_value;
+
+    /// One collection of a counter with one point per entry (`None`: no tenant).
+    fn collection(tenants: &[Option<&str>]) -> ResourceMetrics {
+        let exporter = InMemoryMetricExporter::default();
+        let provider = SdkMeterProvider::builder()
+            .with_periodic_exporter(exporter.clone())
+            .build();
+        let counter = provider.meter("t").u64_counter("c").build();
+        for (i, tenant) in tenants.iter().enumerate() {
+            let mut attributes = vec![KeyValue::new("i", i as i64)];
+            if let Some(tenant) = tenant {
+                attributes.push(KeyValue::new("tenant.id", tenant.to_string()));
+            }
+            counter.add(1, &attributes);
+        }
+        provider.force_flush().unwrap();
+        exporter.get_finished_metrics().unwrap().pop().unwrap()
+    }
+
+    fn tenancy(default: Option<&str>) -> Tenancy {
+        Tenancy {
+            signal: Signal::Metrics,
+            default: default.and_then(header_value),
+            counts: Arc::default(),
+        }
+    }
+
+    fn header(h: &Option<http::HeaderValue>) -> Option<&str> {
+        h.as_ref().and_then(|h| h.to_str().ok())
+    }
+
+    #[test]
+    fn a_collection_of_one_tenant_goes_under_it_and_a_mixed_one_without_a_header() {
+        let t = tenancy(None);
+        let (h, points) = collection_tenant(&t, &collection(&[Some("a"), Some("a")]));
+        assert_eq!((header(&h), points.len()), (Some("a"), 1));
+
+        let (h, points) = collection_tenant(&t, &collection(&[Some("a"), Some("b"), None]));
+        assert_eq!(header(&h), None);
+        assert_eq!(points.iter().map(|(_, n)| n).sum::<u64>(), 3);
+
+        // Untenanted points and refused tenants resolve to the default tenant.
+        let t = tenancy(Some("a"));
+        let (h, points) = collection_tenant(&t, &collection(&[Some("a"), None, Some("x y")]));
+        assert_eq!((header(&h), points.len()), (Some("a"), 1));
+        assert_eq!(t.counts.rejected()[1], ("metrics", 1));
+    }
 }

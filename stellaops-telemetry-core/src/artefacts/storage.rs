@@ -401,7 +401,13 @@ pub(crate) fn example() -> Result<Vec<Artefact>, TenantsError> {
     files.push(Artefact {
         kind: ArtefactKind::Storage,
         file_name: EXAMPLE_TENANTS_FILE.to_owned(),
-        contents: EXAMPLE_TENANTS.to_owned(),
+        contents: format!(
+            "# {}\n{EXAMPLE_TENANTS}",
+            generated_notice(
+                "generate all",
+                "its built-in example (copy it to write your own)"
+            )
+        ),
     });
     Ok(files)
 }

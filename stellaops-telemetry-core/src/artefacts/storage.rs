@@ -18,6 +18,7 @@
 //! with no tenant is a [`TenantsError`] naming the tenant and the field.
 
 use std::collections::HashSet;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::yaml::{MapBuilder, Yaml, document};
@@ -176,14 +177,12 @@ pub fn read_tenants(path: &Path) -> Result<Vec<Tenant>, TenantsError> {
         path: path.to_owned(),
         source,
     };
-    let len = std::fs::metadata(path).map_err(read)?.len();
-    if len > MAX_TENANTS_FILE_BYTES as u64 {
-        return Err(TenantsError::TooLarge {
-            len,
-            max: MAX_TENANTS_FILE_BYTES,
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(read)?;
+    let file = std::fs::File::open(path).map_err(read)?;
+    // Reads at most one byte past the limit, whatever the file grows to meanwhile.
+    let mut text = String::new();
+    file.take(MAX_TENANTS_FILE_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(read)?;
     parse_tenants(&text)
 }
 
@@ -574,6 +573,13 @@ mod tests {
         assert!(r("1.5d").is_err());
         assert!(r("99999999999999999999h").is_err());
         assert!(retention(&toml::Value::Integer(30)).is_err());
+    }
+
+    #[test]
+    fn deeply_nested_values_are_refused_without_exhausting_the_stack() {
+        let depth = MAX_TENANTS_FILE_BYTES / 2 - 16;
+        let text = format!("x = {}{}\n", "[".repeat(depth), "]".repeat(depth));
+        assert!(parse_tenants(&text).is_err());
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //! stella-telemetry generate rules --out DIR
 //! stella-telemetry generate dashboards --out DIR
 //! stella-telemetry generate collector [--profile NAME] --out DIR
-//! stella-telemetry generate all --out DIR          # DIR/alerts, DIR/dashboards, DIR/collector
+//! stella-telemetry generate storage --tenants FILE --out DIR
+//! stella-telemetry generate all --out DIR          # DIR/alerts, DIR/dashboards, DIR/collector, DIR/storage
 //! stella-telemetry catalogue [--json]
 //! stella-telemetry incident start  --tenant T [--reason R] [--ttl 30m] (--endpoint URL --token-file F | --file PATH [--actor A])
 //! stella-telemetry incident stop   --tenant T [--reason R] (--endpoint URL --token-file F | --file PATH)
@@ -93,7 +94,8 @@ enum Command {
         #[command(subcommand)]
         command: ProfileCommand,
     },
-    /// Generates alert rules, dashboards or collector configurations from the catalogue.
+    /// Generates alert rules, dashboards, collector configurations (from the catalogue and
+    /// the profiles) or storage configurations (from a tenants file).
     Generate {
         #[command(subcommand)]
         what: GenerateCommand,
@@ -170,7 +172,18 @@ enum GenerateCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Every artefact, into DIR/alerts, DIR/dashboards and DIR/collector.
+    /// Loki and Tempo per-tenant overrides and the Prometheus scrape job, from a tenants file
+    /// (TOML, one `[[tenant]]` table per tenant).
+    Storage {
+        /// The tenants file.
+        #[arg(long, value_name = "FILE")]
+        tenants: PathBuf,
+        /// The directory to write to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Every artefact, into DIR/alerts, DIR/dashboards, DIR/collector and DIR/storage (the
+    /// storage files of the example tenants).
     All {
         /// The directory to write to (created if missing).
         #[arg(long, value_name = "DIR")]
@@ -356,6 +369,14 @@ fn generate(what: GenerateCommand, out: &mut dyn Write) -> Outcome {
                 None => Profile::builtin(),
             };
             artefacts::collectors(&profiles).and_then(|a| artefacts::write(&dir, &a))
+        }
+        GenerateCommand::Storage { tenants, out: dir } => {
+            let parsed = artefacts::read_tenants(&tenants).map_err(|e| chain(&e))?;
+            let source = tenants.file_name().map_or_else(
+                || tenants.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            artefacts::write(&dir, &artefacts::storage(&parsed, &source))
         }
         GenerateCommand::All { out: dir } => artefacts::write_all(&dir),
     }

@@ -130,13 +130,22 @@ fn generate_writes_each_kind_where_asked() {
         .collect();
     assert_eq!(files, ["collector-airgap.yaml"]);
 
+    // Each profile's collector, and the two tiers of the one that tail-samples in a collector.
     let (code, out, _) = run(&["generate", "collector", "--out", &path("all-profiles")]);
     assert_eq!(code, SUCCESS);
-    assert_eq!(out.lines().count(), 3);
+    assert_eq!(out.lines().count(), 5);
 
     let (code, out, _) = run(&["generate", "all", "--out", &path("all")]);
     assert_eq!(code, SUCCESS);
-    assert_eq!(out.lines().count(), 10);
+    assert_eq!(
+        out.lines().count(),
+        stellaops_telemetry_core::artefacts::all().unwrap().len()
+    );
+    assert!(
+        dir.path()
+            .join("all/storage/tempo-overrides.yaml")
+            .is_file()
+    );
     assert!(
         dir.path()
             .join("all/collector/collector-forensic.yaml")
@@ -156,6 +165,7 @@ fn every_command_has_help_and_bad_usage_exits_2() {
         &["generate", "rules", "--help"],
         &["generate", "dashboards", "--help"],
         &["generate", "collector", "--help"],
+        &["generate", "storage", "--help"],
         &["generate", "all", "--help"],
         &["catalogue", "--help"],
     ] {
@@ -170,4 +180,57 @@ fn every_command_has_help_and_bad_usage_exits_2() {
     let (code, _, err) = run(&["frobnicate"]);
     assert_eq!(code, USAGE);
     assert!(err.contains("frobnicate"));
+}
+
+#[test]
+fn generate_storage_writes_the_overrides_or_names_the_bad_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants.toml");
+    std::fs::write(
+        &tenants,
+        stellaops_telemetry_core::artefacts::EXAMPLE_TENANTS,
+    )
+    .unwrap();
+    let out_dir = dir.path().join("storage");
+    let (code, out, _) = run(&[
+        "generate",
+        "storage",
+        "--tenants",
+        tenants.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, SUCCESS);
+    assert_eq!(out.lines().count(), 3);
+    let loki = std::fs::read_to_string(out_dir.join("loki-overrides.yaml")).unwrap();
+    assert!(loki.contains("--tenants tenants.toml"), "{loki}");
+
+    std::fs::write(
+        &tenants,
+        "[[tenant]]\nid = \"acme\"\nretention = \"30 days\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&[
+        "generate",
+        "storage",
+        "--tenants",
+        tenants.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, FAILURE);
+    assert!(out.is_empty());
+    assert!(err.contains("tenant `acme`: invalid `retention`"), "{err}");
+
+    let missing = dir.path().join("absent.toml");
+    let (code, _, err) = run(&[
+        "generate",
+        "storage",
+        "--tenants",
+        missing.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, FAILURE);
+    assert!(err.contains("cannot read the tenants file"), "{err}");
 }

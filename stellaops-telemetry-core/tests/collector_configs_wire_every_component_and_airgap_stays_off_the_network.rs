@@ -1,6 +1,8 @@
 //! Each profile's collector configuration parses, its pipelines use only components it
 //! defines and use every one, its numbers come from the profile, and airgap has no network
-//! exporter.
+//! exporter. Tenants travel as client metadata to `X-Scope-OrgID`, backends get Authority
+//! tokens, and the two-tier variant routes by trace id to a tier that tail-samples.
+//! (Checked structurally: no collector binary runs here.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -86,7 +88,10 @@ fn default_and_forensic_export_to_tempo_prometheus_and_loki() {
         let doc = parse(&profile);
         let p = &doc["service"]["pipelines"];
         assert_eq!(names(&p["traces"]["exporters"]), ["otlp/tempo"]);
-        assert_eq!(names(&p["metrics"]["exporters"]), ["prometheusremotewrite"]);
+        assert_eq!(
+            names(&p["metrics"]["exporters"]),
+            ["prometheusremotewrite", "prometheus"]
+        );
         assert_eq!(names(&p["logs"]["exporters"]), ["otlphttp/loki"]);
         let seconds = profile.export_interval_ms / 1000;
         assert_eq!(
@@ -218,4 +223,216 @@ fn profiles_sampled_in_the_sdk_are_not_sampled_again_by_the_collector() {
         );
     }
     assert_eq!(Profile::airgap().sampling.site, SamplingSite::Sdk);
+}
+
+fn doc_of(a: &artefacts::Artefact) -> Value {
+    serde_norway::from_str(&a.contents)
+        .unwrap_or_else(|e| panic!("{} does not parse: {e}", a.file_name))
+}
+
+/// Every component a pipeline names is defined, every defined one is named, and every
+/// authenticator an exporter names is a running extension.
+fn assert_wired(file: &str, doc: &Value) {
+    let service = &doc["service"];
+    let extensions = names(&service["extensions"]);
+    assert_eq!(keys(&doc["extensions"]), extensions, "{file}");
+    let mut used: Vec<(String, String)> = Vec::new();
+    for (_, pipeline) in service["pipelines"].as_mapping().unwrap() {
+        for section in ["receivers", "processors", "exporters"] {
+            for n in names(&pipeline[section]) {
+                assert!(keys(&doc[section]).contains(&n), "{file}: `{n}` undefined");
+                used.push((section.to_owned(), n));
+            }
+        }
+    }
+    for section in ["receivers", "processors", "exporters"] {
+        for n in keys(&doc[section]) {
+            assert!(
+                used.contains(&(section.to_owned(), n.clone())),
+                "{file}: {section} `{n}` unused"
+            );
+        }
+    }
+    for (name, exporter) in doc["exporters"].as_mapping().unwrap() {
+        let auth = exporter["auth"]["authenticator"]
+            .as_str()
+            .or_else(|| exporter["protocol"]["otlp"]["auth"]["authenticator"].as_str());
+        if let Some(auth) = auth {
+            assert!(
+                extensions.contains(&auth.to_owned()),
+                "{file}: {name:?} names `{auth}`, not an extension"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_generated_yaml_parses_and_every_collector_file_is_wired() {
+    let all = artefacts::all().unwrap();
+    let mut yaml = 0;
+    for a in &all {
+        if a.file_name.ends_with(".yaml") {
+            let doc = doc_of(a);
+            yaml += 1;
+            if a.kind == artefacts::ArtefactKind::Collector {
+                assert_wired(&a.file_name, &doc);
+            }
+        }
+    }
+    // Rules, rule tests, five collector files and three storage files at least.
+    assert!(yaml >= 10, "{yaml}");
+}
+
+#[test]
+fn every_receiver_keeps_client_metadata_and_every_batch_splits_by_tenant() {
+    for a in artefacts::collectors(&Profile::builtin()).unwrap() {
+        let doc = doc_of(&a);
+        for proto in ["grpc", "http"] {
+            assert_eq!(
+                doc["receivers"]["otlp"]["protocols"][proto]["include_metadata"].as_bool(),
+                Some(true),
+                "{}: {proto}",
+                a.file_name
+            );
+        }
+        let mut batches = 0;
+        for (name, processor) in doc["processors"].as_mapping().unwrap() {
+            if !name.as_str().unwrap().starts_with("batch") {
+                continue;
+            }
+            batches += 1;
+            assert_eq!(
+                names(&processor["metadata_keys"]),
+                [artefacts::TENANT_METADATA_KEY],
+                "{}",
+                a.file_name
+            );
+            let limit = processor["metadata_cardinality_limit"].as_u64().unwrap();
+            assert!((1..=10_000).contains(&limit), "{}: {limit}", a.file_name);
+        }
+        assert!(batches >= 1, "{}", a.file_name);
+        // The collector's own metrics, pulled by Prometheus.
+        let reader =
+            &doc["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"];
+        assert_eq!(reader["port"].as_u64(), Some(8888), "{}", a.file_name);
+        assert!(reader["host"].is_string());
+        assert!(
+            a.contents
+                .lines()
+                .take(8)
+                .any(|l| l.starts_with("# Written for OpenTelemetry Collector Contrib v")),
+            "{}",
+            a.file_name
+        );
+    }
+}
+
+#[test]
+fn networked_profiles_send_the_tenant_and_authority_tokens_to_the_backends() {
+    for profile in [Profile::default_profile(), Profile::forensic()] {
+        let doc = parse(&profile);
+        let header = &doc["extensions"]["headers_setter"]["headers"][0];
+        assert_eq!(header["key"].as_str(), Some("X-Scope-OrgID"));
+        assert_eq!(
+            header["from_context"].as_str(),
+            Some(artefacts::TENANT_METADATA_KEY)
+        );
+        let exporters = &doc["exporters"];
+        for backend in ["otlp/tempo", "otlphttp/loki"] {
+            assert_eq!(
+                exporters[backend]["auth"]["authenticator"].as_str(),
+                Some("headers_setter"),
+                "{backend}"
+            );
+            assert!(exporters[backend]["tls"]["cert_file"].is_string());
+        }
+        let remote_write = &exporters["prometheusremotewrite"];
+        let token = remote_write["auth"]["authenticator"].as_str().unwrap();
+        assert!(token.starts_with("bearertokenauth"));
+        assert!(
+            doc["extensions"][token]["filename"]
+                .as_str()
+                .unwrap()
+                .ends_with(".token")
+        );
+        assert!(remote_write["tls"]["key_file"].is_string());
+
+        let scrape = &exporters["prometheus"];
+        assert_eq!(scrape["endpoint"].as_str(), Some("0.0.0.0:9464"));
+        assert_eq!(artefacts::SCRAPE_ENDPOINT, "0.0.0.0:9464");
+        assert!(scrape["tls"]["client_ca_file"].is_string());
+        assert_eq!(
+            scrape["resource_to_telemetry_conversion"]["enabled"].as_bool(),
+            Some(true)
+        );
+        let check = scrape["auth"]["authenticator"].as_str().unwrap();
+        assert!(doc["extensions"][check]["filename"].is_string());
+    }
+    // Sealed: no extension that talks to a backend.
+    let airgap = parse(&Profile::airgap());
+    assert_eq!(keys(&airgap["extensions"]), ["health_check"]);
+}
+
+#[test]
+fn the_two_tier_variant_routes_whole_traces_to_the_tail_sampling_tier() {
+    let default = Profile::default_profile();
+    let tiers = artefacts::collector_tiers(&default).unwrap();
+    let files: Vec<&str> = tiers.iter().map(|a| a.file_name.as_str()).collect();
+    assert_eq!(
+        files,
+        [
+            "collector-default-tier1-loadbalancer.yaml",
+            "collector-default-tier2-sampling.yaml"
+        ]
+    );
+    let (first, second) = (doc_of(&tiers[0]), doc_of(&tiers[1]));
+
+    let p = &first["service"]["pipelines"];
+    assert_eq!(names(&p["traces"]["exporters"]), ["loadbalancing"]);
+    assert!(!names(&p["traces"]["processors"]).contains(&"tail_sampling".to_owned()));
+    assert!(first["processors"]["tail_sampling"].is_null());
+    // Metrics and logs need no trace affinity: straight to the backends.
+    assert_eq!(names(&p["logs"]["exporters"]), ["otlphttp/loki"]);
+    let lb = &first["exporters"]["loadbalancing"];
+    assert_eq!(lb["routing_key"].as_str(), Some("traceID"));
+    assert!(lb["resolver"]["dns"]["hostname"].is_string());
+    assert!(lb["protocol"]["otlp"]["tls"]["cert_file"].is_string());
+    let relay = lb["protocol"]["otlp"]["auth"]["authenticator"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        first["extensions"][relay]["headers"][0]["key"].as_str(),
+        Some(artefacts::TENANT_METADATA_KEY)
+    );
+
+    let p = &second["service"]["pipelines"];
+    assert_eq!(keys(p), ["traces"]);
+    let processors = names(&p["traces"]["processors"]);
+    assert_eq!(
+        processors.first().map(String::as_str),
+        Some("memory_limiter")
+    );
+    assert!(processors.contains(&"tail_sampling".to_owned()));
+    assert_eq!(names(&p["traces"]["exporters"]), ["otlp/tempo"]);
+    // The very sampling of the single collector.
+    assert_eq!(
+        second["processors"]["tail_sampling"],
+        parse(&default)["processors"]["tail_sampling"]
+    );
+    assert_eq!(
+        second["receivers"]["otlp"]["protocols"]["grpc"]["include_metadata"].as_bool(),
+        Some(true)
+    );
+
+    // Forensic keeps every trace and airgap samples in the SDK: one tier is enough.
+    assert!(
+        artefacts::collector_tiers(&Profile::forensic())
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        artefacts::collector_tiers(&Profile::airgap())
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -1,6 +1,9 @@
-//! OpenTelemetry Collector configurations, one per profile: an mTLS OTLP receiver,
-//! memory limiter, the SDK's redaction rules, tail sampling, batching, and exporters to Tempo,
-//! Prometheus and Loki — or files only where the profile is sealed.
+//! OpenTelemetry Collector configurations, one per profile: an mTLS OTLP receiver that keeps
+//! the client metadata, memory limiter, the SDK's redaction rules, tail sampling, batching per
+//! tenant, and exporters to Tempo and Loki (with the tenant as `X-Scope-OrgID`), Prometheus
+//! (remote write with an Authority token, and a scrape endpoint) — or files only where the
+//! profile is sealed. Profiles that tail-sample in the collector also get a two-tier variant
+//! for several replicas: a load-balancing tier routing by trace id in front of a sampling tier.
 
 use super::yaml::{MapBuilder, Yaml, document, s};
 use super::{Artefact, ArtefactError, ArtefactKind, generated_notice};
@@ -13,6 +16,21 @@ const FILE_DIR: &str = "/var/lib/otelcol/stellaops";
 /// Traces and logs are batched for at most this long, whatever the profile: the product promises
 /// logs ingested within 5 s.
 const BATCH_TIMEOUT: &str = "5s";
+/// The collector version the generated YAML is written for (the `service.telemetry.metrics`
+/// readers, the `headers_setter`, `bearertokenauth` and `loadbalancing` components).
+pub const COLLECTOR_VERSION: &str = "OpenTelemetry Collector Contrib v0.130.0 or later";
+/// The client metadata key (an OTLP request header) that names the tenant.
+pub const TENANT_METADATA_KEY: &str = "x-stellaops-tenant";
+/// How many tenants a batch processor keeps apart at once; batches of further tenants are
+/// refused (and counted by the collector) rather than letting memory grow without bound.
+const TENANT_BATCHES: u32 = 1000;
+/// Where Authority writes the bearer tokens it mints for the collector (rotated in place; the
+/// `bearertokenauth` extension re-reads a changed file).
+const TOKEN_DIR: &str = "/var/run/secrets/stellaops/authority";
+/// The Prometheus scrape endpoint of the collector (the alternative to remote write).
+pub const SCRAPE_ENDPOINT: &str = "0.0.0.0:9464";
+/// The collector's own metrics, for Prometheus to pull.
+const SELF_METRICS_PORT: u16 = 8888;
 
 /// Value shapes the SDK redacts whatever the key (`redaction/rules.rs`), as RE2 regexes for
 /// the contrib `redaction` processor's `blocked_values`.
@@ -239,12 +257,41 @@ fn redaction() -> Yaml {
         .build()
 }
 
-/// Which signals go where: (signal, network exporter, file exporter).
-fn signal_exporters(
-    profile: &Profile,
-) -> Vec<(&'static str, Option<&'static str>, Option<String>)> {
+/// Which file a configuration is: the single collector of a profile, or one tier of its
+/// two-tier variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `collector-<profile>.yaml`: every signal, tail sampling included.
+    Single,
+    /// `collector-<profile>-tier1-loadbalancer.yaml`: receives everything; traces go whole to
+    /// the sampling tier (routed by trace id), metrics and logs straight to the backends.
+    LoadBalancer,
+    /// `collector-<profile>-tier2-sampling.yaml`: receives traces from the first tier only,
+    /// tail-samples them and sends them to Tempo.
+    Sampling,
+}
+
+impl Shape {
+    fn file_name(self, profile: &Profile) -> String {
+        match self {
+            Shape::Single => format!("collector-{}.yaml", profile.name),
+            Shape::LoadBalancer => format!("collector-{}-tier1-loadbalancer.yaml", profile.name),
+            Shape::Sampling => format!("collector-{}-tier2-sampling.yaml", profile.name),
+        }
+    }
+}
+
+/// Which exporters each signal goes to, in order.
+fn signal_exporters(profile: &Profile, shape: Shape) -> Vec<(&'static str, Vec<String>)> {
+    if shape == Shape::Sampling {
+        return vec![("traces", vec!["otlp/tempo".to_owned()])];
+    }
+    let traces_net = match shape {
+        Shape::LoadBalancer => "loadbalancing",
+        _ => "otlp/tempo",
+    };
     let selections = [
-        ("traces", &profile.exporters.traces, "otlp/tempo"),
+        ("traces", &profile.exporters.traces, traces_net),
         (
             "metrics",
             &profile.exporters.metrics,
@@ -255,23 +302,87 @@ fn signal_exporters(
     selections
         .into_iter()
         .map(|(signal, kinds, network)| {
-            let net = (!profile.sealed && kinds.contains(&ExporterKind::Otlp)).then_some(network);
+            let mut names = Vec::new();
+            if !profile.sealed && kinds.contains(&ExporterKind::Otlp) {
+                names.push(network.to_owned());
+                if signal == "metrics" {
+                    // The scrape endpoint beside remote write: Prometheus may pull instead.
+                    names.push("prometheus".to_owned());
+                }
+            }
             // A sealed profile's network exporters fall back to files, as the SDK's do.
-            let file = (kinds.contains(&ExporterKind::File)
-                || (profile.sealed && kinds.contains(&ExporterKind::Otlp)))
-            .then(|| format!("file/{signal}"));
-            (signal, net, file)
+            if kinds.contains(&ExporterKind::File)
+                || (profile.sealed && kinds.contains(&ExporterKind::Otlp))
+            {
+                names.push(format!("file/{signal}"));
+            }
+            (signal, names)
         })
         .collect()
 }
 
-fn exporter(name: &str, profile: &Profile) -> Yaml {
+/// The authenticator extension an exporter names, if any. An exporter takes one
+/// authenticator: Tempo and Loki get the tenant header (and mTLS for authentication),
+/// Prometheus remote write gets the Authority token.
+fn authenticator(exporter: &str) -> Option<&'static str> {
+    match exporter {
+        "otlp/tempo" | "otlphttp/loki" => Some("headers_setter"),
+        "loadbalancing" => Some("headers_setter/relay"),
+        "prometheusremotewrite" => Some("bearertokenauth/prometheus"),
+        "prometheus" => Some("bearertokenauth/scrape"),
+        _ => None,
+    }
+}
+
+/// Every authenticator extension, in the order they are written.
+const AUTHENTICATORS: [&str; 4] = [
+    "headers_setter",
+    "headers_setter/relay",
+    "bearertokenauth/prometheus",
+    "bearertokenauth/scrape",
+];
+
+fn auth(name: &str) -> Yaml {
+    MapBuilder::new().str("authenticator", name).build()
+}
+
+fn header_from_tenant(key: &str) -> Yaml {
+    Yaml::Seq(vec![
+        MapBuilder::new()
+            .str("action", "upsert")
+            .str("key", key)
+            .str("from_context", TENANT_METADATA_KEY)
+            .build(),
+    ])
+}
+
+/// The definition of an authenticator extension.
+fn extension(name: &str) -> Yaml {
     match name {
+        "headers_setter" => MapBuilder::new()
+            .entry("headers", header_from_tenant("X-Scope-OrgID"))
+            .build(),
+        "headers_setter/relay" => MapBuilder::new()
+            .entry("headers", header_from_tenant(TENANT_METADATA_KEY))
+            .build(),
+        "bearertokenauth/prometheus" => MapBuilder::new()
+            .str(
+                "filename",
+                format!("{TOKEN_DIR}/prometheus-remote-write.token"),
+            )
+            .build(),
+        _ => MapBuilder::new()
+            .str("filename", format!("{TOKEN_DIR}/prometheus-scrape.token"))
+            .build(),
+    }
+}
+
+fn exporter(name: &str, profile: &Profile) -> Yaml {
+    let built = match name {
         "otlp/tempo" => MapBuilder::new()
             .str("endpoint", "${env:STELLAOPS_TEMPO_ENDPOINT:-tempo:4317}")
             .entry("tls", tls_client())
-            .str("compression", "gzip")
-            .build(),
+            .str("compression", "gzip"),
         "prometheusremotewrite" => MapBuilder::new()
             .str(
                 "endpoint",
@@ -281,15 +392,27 @@ fn exporter(name: &str, profile: &Profile) -> Yaml {
             .entry(
                 "resource_to_telemetry_conversion",
                 MapBuilder::new().raw("enabled", true).build(),
+            ),
+        "prometheus" => MapBuilder::new()
+            .str("endpoint", SCRAPE_ENDPOINT)
+            .entry("tls", tls_server())
+            // No namespace: the catalogue's names already carry their `stellaops_` prefix,
+            // and the dashboards and alerts query them as they are.
+            .entry(
+                "resource_to_telemetry_conversion",
+                MapBuilder::new().raw("enabled", true).build(),
             )
-            .build(),
+            .str(
+                "metric_expiration",
+                duration(profile.export_interval_ms.saturating_mul(3).max(300_000)),
+            ),
         "otlphttp/loki" => MapBuilder::new()
             .str(
                 "endpoint",
                 "${env:STELLAOPS_LOKI_OTLP_ENDPOINT:-https://loki:3100/otlp}",
             )
-            .entry("tls", tls_client())
-            .build(),
+            .entry("tls", tls_client()),
+        "loadbalancing" => return load_balancing(),
         _ => {
             let signal = name.trim_start_matches("file/");
             MapBuilder::new()
@@ -303,9 +426,50 @@ fn exporter(name: &str, profile: &Profile) -> Yaml {
                         .raw("max_backups", 10)
                         .build(),
                 )
-                .build()
         }
+    };
+    match authenticator(name) {
+        Some(a) => built.entry("auth", auth(a)).build(),
+        None => built.build(),
     }
+}
+
+/// The first tier's trace exporter: every span of a trace to the same sampling-tier replica,
+/// found through DNS (a headless service listing every replica), over mTLS, with the tenant
+/// passed on as the request header the sampling tier's receiver reads back into metadata.
+fn load_balancing() -> Yaml {
+    MapBuilder::new()
+        .str("routing_key", "traceID")
+        .entry(
+            "protocol",
+            MapBuilder::new()
+                .entry(
+                    "otlp",
+                    MapBuilder::new()
+                        .entry("tls", tls_client())
+                        .str("compression", "gzip")
+                        .entry("auth", auth("headers_setter/relay"))
+                        .build(),
+                )
+                .build(),
+        )
+        .entry(
+            "resolver",
+            MapBuilder::new()
+                .entry(
+                    "dns",
+                    MapBuilder::new()
+                        .str(
+                            "hostname",
+                            "${env:STELLAOPS_SAMPLING_TIER_HOSTNAME:-otelcol-sampling}",
+                        )
+                        .str("port", "4317")
+                        .str("interval", "5s")
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
 }
 
 /// The OpenTelemetry Collector configuration of `profile` (`collector-<name>.yaml`).
@@ -314,46 +478,129 @@ fn exporter(name: &str, profile: &Profile) -> Yaml {
 /// incident id always kept (or keep everything when its sampling is `always_on`; no tail
 /// sampling at all where the SDK samples), the metrics batch timeout (its export
 /// interval), the file retention, and the exporters: Tempo (`otlp/tempo`), Prometheus
-/// (`prometheusremotewrite`) and Loki (`otlphttp/loki`) for OTLP, `file` exporters for files,
-/// and files only when the profile is sealed. Every pipeline redacts the SDK's sensitive keys
-/// ([`CREDENTIAL_KEYS`]) and, for traces and logs, its credential value shapes.
+/// (`prometheusremotewrite`, and a `prometheus` scrape endpoint on [`SCRAPE_ENDPOINT`]) and
+/// Loki (`otlphttp/loki`) for OTLP, `file` exporters for files, and files only when the
+/// profile is sealed. Every pipeline redacts the SDK's sensitive keys ([`CREDENTIAL_KEYS`])
+/// and, for traces and logs, its credential value shapes.
+///
+/// The receiver keeps the client metadata and every batch processor batches per tenant (the
+/// [`TENANT_METADATA_KEY`] request header), so the `headers_setter` extension can send the
+/// tenant to Tempo and Loki as `X-Scope-OrgID`. Remote write presents a bearer token read from
+/// a file Authority keeps fresh; the scrape endpoint asks for one (and a client certificate).
+/// The collector's own metrics are served for Prometheus on port 8888.
 ///
 /// # Errors
 ///
 /// None today; the signature matches the other generators.
 pub fn collector(profile: &Profile) -> Result<Artefact, ArtefactError> {
-    let routes = signal_exporters(profile);
-    let wiring = pipelines(profile, &routes);
-    // Only the processors some pipeline names are written out.
+    Ok(build(profile, Shape::Single))
+}
+
+/// Whether `profile` gets the two-tier variant: it tail-samples in a collector that reaches
+/// the network. (A profile that keeps every trace needs no trace-complete routing, and a
+/// sealed one runs a single local collector.)
+fn tiered(profile: &Profile) -> bool {
+    !profile.sealed
+        && profile.sampling.site == SamplingSite::Collector
+        && profile.sampling.mode == SamplingMode::Tail
+}
+
+/// The two-tier variant of `profile`'s collector, for running several replicas:
+/// `collector-<name>-tier1-loadbalancer.yaml` (receives everything, sends each trace whole to
+/// one replica of the second tier with the `loadbalancing` exporter routing by trace id, and
+/// metrics and logs straight to the backends) and `collector-<name>-tier2-sampling.yaml`
+/// (holds the profile's `tail_sampling` processor, so it decides on whole traces, and exports
+/// to Tempo). Empty for profiles that do not tail-sample in a networked collector.
+///
+/// # Errors
+///
+/// None today; the signature matches the other generators.
+pub fn collector_tiers(profile: &Profile) -> Result<Vec<Artefact>, ArtefactError> {
+    if !tiered(profile) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![
+        build(profile, Shape::LoadBalancer),
+        build(profile, Shape::Sampling),
+    ])
+}
+
+fn build(profile: &Profile, shape: Shape) -> Artefact {
+    let routes = signal_exporters(profile, shape);
+    let wiring = pipelines(profile, shape, &routes);
+    // Only the processors and extensions something names are written out.
     let processors = processors(profile)
         .retain(|name| wiring.used.contains(&name))
         .build();
+    let mut extensions = MapBuilder::new().entry(
+        "health_check",
+        MapBuilder::new().str("endpoint", "0.0.0.0:13133").build(),
+    );
+    let mut extension_names = vec!["health_check"];
+    for name in AUTHENTICATORS {
+        if wiring.authenticators.contains(&name) {
+            extensions = extensions.entry(name, extension(name));
+            extension_names.push(name);
+        }
+    }
     let doc = MapBuilder::new()
-        .entry(
-            "extensions",
-            MapBuilder::new()
-                .entry(
-                    "health_check",
-                    MapBuilder::new().str("endpoint", "0.0.0.0:13133").build(),
-                )
-                .build(),
-        )
+        .entry("extensions", extensions.build())
         .entry("receivers", receivers())
         .entry("processors", processors)
         .entry("exporters", wiring.exporters)
         .entry(
             "service",
             MapBuilder::new()
-                .entry("extensions", flow(&["health_check"]))
+                .entry("extensions", flow(&extension_names))
                 .entry("pipelines", wiring.pipelines)
+                .entry("telemetry", self_telemetry())
                 .build(),
         )
         .build();
-    Ok(Artefact {
+    Artefact {
         kind: ArtefactKind::Collector,
-        file_name: format!("collector-{}.yaml", profile.name),
-        contents: document(&header(profile), &doc),
-    })
+        file_name: shape.file_name(profile),
+        contents: document(&header(profile, shape), &doc),
+    }
+}
+
+/// The collector's own metrics (queue sizes, refused and dropped records), pulled by
+/// Prometheus.
+fn self_telemetry() -> Yaml {
+    let prometheus = MapBuilder::new()
+        .str("host", "0.0.0.0")
+        .raw("port", SELF_METRICS_PORT)
+        .build();
+    let reader = MapBuilder::new()
+        .entry(
+            "pull",
+            MapBuilder::new()
+                .entry(
+                    "exporter",
+                    MapBuilder::new().entry("prometheus", prometheus).build(),
+                )
+                .build(),
+        )
+        .build();
+    MapBuilder::new()
+        .entry(
+            "metrics",
+            MapBuilder::new()
+                .str("level", "normal")
+                .entry("readers", Yaml::Seq(vec![reader]))
+                .build(),
+        )
+        .build()
+}
+
+/// One OTLP protocol of the receiver: mTLS, and the request headers kept as client metadata
+/// (the tenant header among them).
+fn protocol(endpoint: &str) -> Yaml {
+    MapBuilder::new()
+        .str("endpoint", endpoint)
+        .raw("include_metadata", true)
+        .entry("tls", tls_server())
+        .build()
 }
 
 /// The OTLP receiver: gRPC and HTTP on their standard ports, both behind mTLS.
@@ -365,24 +612,23 @@ fn receivers() -> Yaml {
                 .entry(
                     "protocols",
                     MapBuilder::new()
-                        .entry(
-                            "grpc",
-                            MapBuilder::new()
-                                .str("endpoint", "0.0.0.0:4317")
-                                .entry("tls", tls_server())
-                                .build(),
-                        )
-                        .entry(
-                            "http",
-                            MapBuilder::new()
-                                .str("endpoint", "0.0.0.0:4318")
-                                .entry("tls", tls_server())
-                                .build(),
-                        )
+                        .entry("grpc", protocol("0.0.0.0:4317"))
+                        .entry("http", protocol("0.0.0.0:4318"))
                         .build(),
                 )
                 .build(),
         )
+        .build()
+}
+
+/// A batch processor that keeps each tenant's records in batches of their own.
+fn batch(timeout: String) -> Yaml {
+    MapBuilder::new()
+        .str("timeout", timeout)
+        .raw("send_batch_size", 8192)
+        .raw("send_batch_max_size", 16384)
+        .entry("metadata_keys", flow(&[TENANT_METADATA_KEY]))
+        .raw("metadata_cardinality_limit", TENANT_BATCHES)
         .build()
 }
 
@@ -410,65 +656,53 @@ fn processors(profile: &Profile) -> MapBuilder {
         )
         .entry("tail_sampling", tail_sampling(profile))
         .commented(
-            &["Traces and logs: at most 5 s in a batch (logs are promised to be ingested within 5 s)."],
+            &[
+                "Traces and logs: at most 5 s in a batch (logs are promised to be ingested within 5 s).",
+                &format!("One batch per tenant (`{TENANT_METADATA_KEY}`), at most {TENANT_BATCHES} tenants at once."),
+            ],
             "batch",
-            MapBuilder::new()
-                .str("timeout", BATCH_TIMEOUT)
-                .raw("send_batch_size", 8192)
-                .raw("send_batch_max_size", 16384)
-                .build(),
+            batch(BATCH_TIMEOUT.to_owned()),
         )
         .commented(
             &[&format!(
-                "Metrics: the profile's export interval ({}).",
+                "Metrics: the profile's export interval ({}), one batch per tenant.",
                 duration(profile.export_interval_ms)
             )],
             "batch/metrics",
-            MapBuilder::new()
-                .str("timeout", duration(profile.export_interval_ms))
-                .raw("send_batch_size", 8192)
-                .raw("send_batch_max_size", 16384)
-                .build(),
+            batch(duration(profile.export_interval_ms)),
         )
 }
 
-/// The exporters and pipelines of a profile, and the processors the pipelines name.
+/// The exporters and pipelines of a profile, and the processors and authenticators they name.
 struct Wiring {
     exporters: Yaml,
     pipelines: Yaml,
     used: Vec<&'static str>,
+    authenticators: Vec<&'static str>,
 }
 
 /// One pipeline per signal that has an exporter, each with its exporters declared.
-fn pipelines(
-    profile: &Profile,
-    routes: &[(&'static str, Option<&'static str>, Option<String>)],
-) -> Wiring {
+fn pipelines(profile: &Profile, shape: Shape, routes: &[(&'static str, Vec<String>)]) -> Wiring {
     let mut exporters = MapBuilder::new();
     let mut pipelines = MapBuilder::new();
     let mut used: Vec<&'static str> = Vec::new();
-    for (signal, net, file) in routes {
-        let mut names: Vec<String> = Vec::new();
-        if let Some(n) = net {
-            names.push((*n).to_owned());
-        }
-        if let Some(f) = file {
-            names.push(f.clone());
-        }
+    let mut authenticators: Vec<&'static str> = Vec::new();
+    for (signal, names) in routes {
         if names.is_empty() {
             continue;
         }
-        for n in &names {
+        for n in names {
             exporters = exporters.entry(n.clone(), exporter(n, profile));
+            authenticators.extend(authenticator(n));
         }
-        let processors = signal_processors(profile, signal);
+        let processors = signal_processors(profile, shape, signal);
         used.extend(processors);
         pipelines = pipelines.entry(
             *signal,
             MapBuilder::new()
                 .entry("receivers", flow(&["otlp"]))
                 .entry("processors", flow(processors))
-                .entry("exporters", Yaml::Flow(names))
+                .entry("exporters", Yaml::Flow(names.clone()))
                 .build(),
         );
     }
@@ -476,19 +710,29 @@ fn pipelines(
         exporters: exporters.build(),
         pipelines: pipelines.build(),
         used,
+        authenticators,
     }
 }
 
 /// The processors of a signal's pipeline, in order (only traces are tail-sampled, and not
-/// again where the SDK samples; metrics skip the value masking).
-fn signal_processors(profile: &Profile, signal: &str) -> &'static [&'static str] {
+/// again where the SDK samples, and only in the sampling tier of the two-tier variant; metrics
+/// skip the value masking; the sampling tier receives traces already redacted by the first).
+fn signal_processors(profile: &Profile, shape: Shape, signal: &str) -> &'static [&'static str] {
     match signal {
-        "traces" if profile.sampling.site == SamplingSite::Sdk => &[
+        "traces" if shape == Shape::Sampling => &[
             "memory_limiter",
             "transform/redact-keys",
-            "redaction",
+            "tail_sampling",
             "batch",
         ],
+        "traces" if shape == Shape::LoadBalancer || profile.sampling.site == SamplingSite::Sdk => {
+            &[
+                "memory_limiter",
+                "transform/redact-keys",
+                "redaction",
+                "batch",
+            ]
+        }
         "traces" => &[
             "memory_limiter",
             "transform/redact-keys",
@@ -507,15 +751,17 @@ fn signal_processors(profile: &Profile, signal: &str) -> &'static [&'static str]
 }
 
 /// The comment lines at the top of the file: the generated notice, then what the profile
-/// chose (sampling, metrics interval, destinations) and where certificates come from.
-fn header(profile: &Profile) -> Vec<String> {
+/// chose (sampling, metrics interval, destinations), the tier, the collector version it is
+/// written for, and where certificates and tokens come from.
+fn header(profile: &Profile, shape: Shape) -> Vec<String> {
     let sampling = match (profile.sampling.mode, profile.sampling.site) {
         (SamplingMode::AlwaysOn, _) => "every trace kept".to_owned(),
         (SamplingMode::Tail, site) => format!(
             "tail sampling {}: errors {} %, slower than {} ms {} %, incidents 100 %, others {} %",
-            match site {
-                SamplingSite::Collector => "here",
-                SamplingSite::Sdk => "in the SDK (the collector keeps what it receives)",
+            match (site, shape) {
+                (SamplingSite::Sdk, _) => "in the SDK (the collector keeps what it receives)",
+                (SamplingSite::Collector, Shape::LoadBalancer) => "in the second tier",
+                (SamplingSite::Collector, _) => "here",
             },
             percent(profile.sampling.error_ratio),
             profile.sampling.slow_threshold_ms,
@@ -526,29 +772,57 @@ fn header(profile: &Profile) -> Vec<String> {
     let destinations = if profile.sealed {
         "files only, no network exporter (sealed)"
     } else {
-        "Tempo, Prometheus (remote write) and Loki over mTLS"
+        "Tempo, Prometheus (remote write, and a scrape endpoint on :9464) and Loki over mTLS"
     };
-    vec![
-        generated_notice(
-            &format!("generate collector --profile {}", profile.name),
-            "the profile and the SDK's redaction rules",
-        ),
+    let command = match shape {
+        Shape::Single => format!("generate collector --profile {}", profile.name),
+        _ => format!("generate collector --profile {} (two tiers)", profile.name),
+    };
+    let mut lines = vec![
+        generated_notice(&command, "the profile and the SDK's redaction rules"),
         format!(
             "Profile `{}`: {sampling}; metrics every {}; {destinations}.",
             profile.name,
             duration(profile.export_interval_ms)
         ),
-        format!(
-            "Certificates are read from {TLS_DIR}; endpoints can be overridden with the STELLAOPS_* variables."
+    ];
+    match shape {
+        Shape::Single => {}
+        Shape::LoadBalancer => lines.push(
+            "Tier 1 of 2: every span of a trace goes to the same tier-2 replica (loadbalancing, routing_key traceID, replicas found in DNS at $STELLAOPS_SAMPLING_TIER_HOSTNAME); metrics and logs go straight to the backends."
+                .to_owned(),
         ),
-    ]
+        Shape::Sampling => lines.push(
+            "Tier 2 of 2: receives traces from tier 1 only, whole, tail-samples them and sends them to Tempo."
+                .to_owned(),
+        ),
+    }
+    lines.push(format!("Written for {COLLECTOR_VERSION}."));
+    if !profile.sealed {
+        lines.push(format!(
+            "Tenant: the `{TENANT_METADATA_KEY}` request header, kept per batch and sent to Tempo and Loki as X-Scope-OrgID."
+        ));
+        lines.push(format!(
+            "Bearer tokens are read from {TOKEN_DIR} (minted by Authority, re-read when they change)."
+        ));
+    }
+    lines.push(format!(
+        "Certificates are read from {TLS_DIR}; endpoints can be overridden with the STELLAOPS_* variables."
+    ));
+    lines
 }
 
-/// The collector configuration of each profile, in order.
+/// The collector configurations of each profile, in order: its single collector, then its
+/// two-tier variant where it has one ([`collector_tiers`]).
 ///
 /// # Errors
 ///
 /// As [`collector`].
 pub fn collectors(profiles: &[Profile]) -> Result<Vec<Artefact>, ArtefactError> {
-    profiles.iter().map(collector).collect()
+    let mut out = Vec::new();
+    for profile in profiles {
+        out.push(collector(profile)?);
+        out.extend(collector_tiers(profile)?);
+    }
+    Ok(out)
 }

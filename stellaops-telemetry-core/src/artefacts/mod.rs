@@ -1,6 +1,7 @@
 //! Artefacts generated from the catalogue and the profiles: Prometheus alert rules and their
-//! `promtool test rules` unit tests, Grafana dashboards, and OpenTelemetry Collector
-//! configurations.
+//! `promtool test rules` unit tests, Grafana dashboards, OpenTelemetry Collector
+//! configurations, and the storage configuration (Loki and Tempo per-tenant overrides, the
+//! Prometheus scrape job) generated from a tenants file.
 //!
 //! # Example
 //!
@@ -35,14 +36,22 @@ mod alerts;
 mod collector;
 mod dashboards;
 pub mod promql;
+mod storage;
 mod yaml;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use alerts::{ALERT_RULES_FILE, ALERT_TESTS_FILE, alert_rule_tests, alert_rules};
-pub use collector::{collector, collectors};
+pub use collector::{
+    COLLECTOR_VERSION, SCRAPE_ENDPOINT, TENANT_METADATA_KEY, collector, collector_tiers, collectors,
+};
 pub use dashboards::dashboards;
+pub use storage::{
+    EXAMPLE_TENANTS, EXAMPLE_TENANTS_FILE, LOKI_OVERRIDES_FILE, MAX_TENANTS,
+    MAX_TENANTS_FILE_BYTES, PROMETHEUS_SCRAPE_FILE, TEMPO_OVERRIDES_FILE, Tenant, TenantsError,
+    parse_tenants, read_tenants, storage,
+};
 
 use crate::Profile;
 
@@ -56,22 +65,26 @@ pub enum ArtefactKind {
     Dashboards,
     /// OpenTelemetry Collector configurations (`collector/`).
     Collector,
+    /// Loki and Tempo per-tenant overrides and the Prometheus scrape job (`storage/`).
+    Storage,
 }
 
 impl ArtefactKind {
     /// Every kind, in the order [`all`] generates them.
-    pub const ALL: [ArtefactKind; 3] = [
+    pub const ALL: [ArtefactKind; 4] = [
         ArtefactKind::Alerts,
         ArtefactKind::Dashboards,
         ArtefactKind::Collector,
+        ArtefactKind::Storage,
     ];
 
-    /// The sub-directory name: `alerts`, `dashboards` or `collector`.
+    /// The sub-directory name: `alerts`, `dashboards`, `collector` or `storage`.
     pub const fn dir_name(self) -> &'static str {
         match self {
             ArtefactKind::Alerts => "alerts",
             ArtefactKind::Dashboards => "dashboards",
             ArtefactKind::Collector => "collector",
+            ArtefactKind::Storage => "storage",
         }
     }
 }
@@ -124,6 +137,9 @@ pub enum ArtefactError {
         #[source]
         source: serde_json::Error,
     },
+    /// The built-in example tenants file was refused.
+    #[error("the example tenants file is invalid")]
+    Tenants(#[source] TenantsError),
     /// A directory could not be created.
     #[error("cannot create the directory `{}`", path.display())]
     CreateDir {
@@ -161,7 +177,9 @@ pub(crate) fn checked(file: &str, expr: String) -> Result<String, ArtefactError>
     }
 }
 
-/// The artefacts of one kind: for [`ArtefactKind::Collector`], one file per built-in profile.
+/// The artefacts of one kind: for [`ArtefactKind::Collector`], the files of every built-in
+/// profile ([`collectors`]); for [`ArtefactKind::Storage`], those of the example tenants file
+/// ([`EXAMPLE_TENANTS`]) and the example itself.
 ///
 /// # Errors
 ///
@@ -172,11 +190,12 @@ pub fn generate(kind: ArtefactKind) -> Result<Vec<Artefact>, ArtefactError> {
         ArtefactKind::Alerts => Ok(vec![alert_rules()?, alert_rule_tests()?]),
         ArtefactKind::Dashboards => dashboards(),
         ArtefactKind::Collector => collectors(&Profile::builtin()),
+        ArtefactKind::Storage => storage::example().map_err(ArtefactError::Tenants),
     }
 }
 
-/// Every artefact: alert rules and tests, dashboards, and the collector configuration of
-/// each built-in profile.
+/// Every artefact: alert rules and tests, dashboards, the collector configurations of each
+/// built-in profile, and the storage configuration of the example tenants.
 ///
 /// # Errors
 ///
@@ -213,7 +232,7 @@ pub fn write(dir: &Path, artefacts: &[Artefact]) -> Result<Vec<PathBuf>, Artefac
 }
 
 /// Generates every artefact and writes it to `dir/<kind>/<file>` (`alerts/`, `dashboards/`,
-/// `collector/`); returns the paths written.
+/// `collector/`, `storage/`); returns the paths written.
 ///
 /// # Errors
 ///

@@ -8,7 +8,7 @@
 //! let dir = tempfile::tempdir()?;
 //! let out = dir.path().join("kit");
 //! let key = SigningKey::generate()?;
-//! let written = kit::write(&Profile::airgap(), &out, Some(&key))?;
+//! let written = kit::write(&kit::KitSpec::profile(&Profile::airgap()), &out, Some(&key))?;
 //! assert!(written.files.iter().any(|f| f.path == "IMPORT.md"));
 //!
 //! let checked = kit::verify(&out, Some(&key.public_key()))?;
@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::Profile;
-use crate::artefacts::{self, ArtefactError, ArtefactKind};
+use crate::artefacts::{self, ArtefactError, ArtefactKind, Tenant};
 use crate::bundle::{
     BundleError, Envelope, FileEntry, KIT_MANIFEST_PAYLOAD_TYPE, SigningKey, VerifyingKey,
 };
@@ -164,17 +164,50 @@ pub enum KitError {
     Signature(#[source] BundleError),
 }
 
-/// The files of the kit for `profile`: its collector configuration, the dashboards, the alert
-/// rules and their tests, and the import guide, in path order.
+/// What a kit is made for: a profile and, optionally, the site's tenants (whose storage
+/// overrides it then carries).
+#[derive(Debug, Clone, Copy)]
+pub struct KitSpec<'a> {
+    /// The profile whose collector configuration the kit carries.
+    pub profile: &'a Profile,
+    /// The tenants (a tenants file, read with [`artefacts::read_tenants`]) whose Loki and
+    /// Tempo overrides and Prometheus scrape job go into `storage/`; none without them.
+    pub tenants: Option<&'a [Tenant]>,
+}
+
+impl<'a> KitSpec<'a> {
+    /// A kit for `profile`, without storage overrides.
+    pub fn profile(profile: &'a Profile) -> KitSpec<'a> {
+        KitSpec {
+            profile,
+            tenants: None,
+        }
+    }
+}
+
+/// The files of the kit: the profile's collector configuration (and its two-tier variant
+/// when it has one), the dashboards, the alert rules and their tests, the storage
+/// configuration when tenants are given, and the import guide, in path order.
 ///
 /// # Errors
 ///
 /// [`KitError::Artefact`] when a generator fails.
-pub fn files(profile: &Profile) -> Result<Vec<KitFile>, KitError> {
+pub fn files(spec: &KitSpec<'_>) -> Result<Vec<KitFile>, KitError> {
+    let profile = spec.profile;
+    let mut collector = vec![artefacts::collector(profile)?];
+    collector.extend(artefacts::collector_tiers(profile)?);
+    let storage = spec
+        .tenants
+        .map(|tenants| artefacts::storage(tenants, "the site's tenants file"))
+        .unwrap_or_default();
     let mut sections = vec![
         Section {
             dir: "collector",
-            files: vec![artefacts::collector(profile)?],
+            files: collector,
+        },
+        Section {
+            dir: "storage",
+            files: storage,
         },
         Section {
             dir: "dashboards",
@@ -233,14 +266,27 @@ fn guide(profile: &Profile, files: &[KitFile]) -> String {
 }
 
 /// The guide's text for each folder.
-const GUIDE_SECTIONS: [(&str, &str); 3] = [
+const GUIDE_SECTIONS: [(&str, &str); 4] = [
     (
         "collector",
         "## collector/\n\n\
          The OpenTelemetry Collector configuration. Install it as the collector's configuration \
          file (for the contrib distribution: `/etc/otelcol-contrib/config.yaml`), check it with \
          `otelcol-contrib validate --config=/etc/otelcol-contrib/config.yaml`, then restart the \
-         collector. Certificates, keys and token files it names are the site's own.\n",
+         collector. Certificates, keys and token files it names are the site's own. With \
+         several collector replicas, use the `-tier1-loadbalancer` file on the replicas that \
+         receive from services and the `-tier2-sampling` file on the tail-sampling replicas \
+         (when the profile has them), so that sampling sees whole traces.\n",
+    ),
+    (
+        "storage",
+        "## storage/\n\n\
+         Per-tenant storage settings. `loki-overrides.yaml` is Loki's runtime configuration \
+         (the file `runtime_config.file` names; Loki reloads it on its own), \
+         `tempo-overrides.yaml` is Tempo's per-tenant overrides file \
+         (`overrides.per_tenant_override_config`), and `prometheus-scrape.yaml` holds the \
+         scrape jobs to merge under `scrape_configs:` in prometheus.yml; check the result with \
+         `promtool check config prometheus.yml` before reloading Prometheus.\n",
     ),
     (
         "dashboards",
@@ -262,7 +308,7 @@ const GUIDE_SECTIONS: [(&str, &str); 3] = [
     ),
 ];
 
-/// Writes the kit for `profile` into `dir` (created; it must be new or empty): its files,
+/// Writes the kit for `spec` into `dir` (created; it must be new or empty): its files,
 /// `manifest.json`, `SHA256SUMS`, and `manifest.sig` when `key` is given.
 ///
 /// # Errors
@@ -270,11 +316,12 @@ const GUIDE_SECTIONS: [(&str, &str); 3] = [
 /// [`KitError::NotEmpty`] when `dir` holds anything, [`KitError::Artefact`] when a generator
 /// fails, [`KitError::Io`] naming what cannot be written.
 pub fn write(
-    profile: &Profile,
+    spec: &KitSpec<'_>,
     dir: &Path,
     key: Option<&SigningKey>,
 ) -> Result<WrittenKit, KitError> {
-    let files = files(profile)?;
+    let profile = spec.profile;
+    let files = files(spec)?;
     let not_empty = fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
     if not_empty {
         return Err(KitError::NotEmpty {

@@ -1161,7 +1161,15 @@ mod kit {
     fn written(key: Option<&SigningKey>) -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("kit");
-        kit::write(&Profile::airgap(), &out, key).unwrap();
+        let tenants = stellaops_telemetry_core::artefacts::parse_tenants(
+            stellaops_telemetry_core::artefacts::EXAMPLE_TENANTS,
+        )
+        .unwrap();
+        let spec = kit::KitSpec {
+            profile: &Profile::default_profile(),
+            tenants: Some(&tenants),
+        };
+        kit::write(&spec, &out, key).unwrap();
         (dir, out)
     }
 
@@ -1178,7 +1186,11 @@ mod kit {
             .map(|f| f.path.as_str())
             .collect();
         assert!(paths.contains(&"IMPORT.md"));
-        assert!(paths.contains(&"collector/collector-airgap.yaml"));
+        assert!(paths.contains(&"collector/collector-default.yaml"));
+        assert!(paths.contains(&"collector/collector-default-tier2-sampling.yaml"));
+        assert!(paths.contains(&"storage/loki-overrides.yaml"));
+        assert!(paths.contains(&"storage/tempo-overrides.yaml"));
+        assert!(paths.contains(&"storage/prometheus-scrape.yaml"));
         assert!(paths.iter().any(|p| p.starts_with("dashboards/")));
         assert!(paths.contains(&"rules/stellaops-alerts.test.yaml"));
         let mut sorted = paths.clone();
@@ -1232,7 +1244,7 @@ mod kit {
             let text = std::fs::read_to_string(&path).unwrap();
             std::fs::write(
                 path,
-                text.replace("\"profile\":\"airgap\"", "\"profile\":\"forged\""),
+                text.replace("\"profile\":\"default\"", "\"profile\":\"forged\""),
             )
             .unwrap();
         });
@@ -1249,10 +1261,16 @@ mod kit {
     fn a_kit_is_written_only_into_a_new_or_empty_folder() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("something"), b"x").unwrap();
-        let err = kit::write(&Profile::airgap(), dir.path(), None).unwrap_err();
+        let err =
+            kit::write(&kit::KitSpec::profile(&Profile::airgap()), dir.path(), None).unwrap_err();
         assert!(matches!(err, KitError::NotEmpty { .. }), "{err}");
         let empty = tempfile::tempdir().unwrap();
-        kit::write(&Profile::default_profile(), empty.path(), None).unwrap();
+        kit::write(
+            &kit::KitSpec::profile(&Profile::airgap()),
+            empty.path(),
+            None,
+        )
+        .unwrap();
         assert!(
             kit::verify(empty.path(), None)
                 .unwrap()

@@ -23,6 +23,10 @@ pub(super) struct KitArgs {
     /// A PKCS#8 PEM private key (`stella-telemetry keygen`) to sign the kit's manifest with.
     #[arg(long)]
     key: Option<PathBuf>,
+    /// The site's tenants file (as for `generate storage`): the kit then carries the Loki and
+    /// Tempo per-tenant overrides and the Prometheus scrape job.
+    #[arg(long)]
+    tenants: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,7 +59,17 @@ pub(super) fn run(args: KitArgs, out: &mut dyn Write) -> Result<(), Failure> {
             })?),
             None => None,
         };
-    let written = kit::write(&profile, &dir, key.as_ref()).map_err(|e| Failure::from(chain(&e)))?;
+    let tenants = match &args.tenants {
+        Some(path) => {
+            Some(crate::artefacts::read_tenants(path).map_err(|e| Failure::from(chain(&e)))?)
+        }
+        None => None,
+    };
+    let spec = kit::KitSpec {
+        profile: &profile,
+        tenants: tenants.as_deref(),
+    };
+    let written = kit::write(&spec, &dir, key.as_ref()).map_err(|e| Failure::from(chain(&e)))?;
     for file in &written.files {
         writeln!(out, "{}", dir.join(&file.path).display()).map_err(io)?;
     }

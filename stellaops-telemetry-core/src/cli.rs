@@ -21,7 +21,8 @@
 //! stella-telemetry generate rules --out DIR
 //! stella-telemetry generate dashboards --out DIR
 //! stella-telemetry generate collector [--profile NAME] --out DIR
-//! stella-telemetry generate all --out DIR          # DIR/alerts, DIR/dashboards, DIR/collector
+//! stella-telemetry generate alertmanager --out DIR
+//! stella-telemetry generate all --out DIR          # DIR/alerts, DIR/dashboards, DIR/collector, DIR/alertmanager
 //! stella-telemetry catalogue [--json]
 //! stella-telemetry incident start  --tenant T [--reason R] [--ttl 30m] (--endpoint URL --token-file F | --file PATH [--actor A])
 //! stella-telemetry incident stop   --tenant T [--reason R] (--endpoint URL --token-file F | --file PATH)
@@ -159,7 +160,13 @@ enum GenerateCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Every artefact, into DIR/alerts, DIR/dashboards and DIR/collector.
+    /// The Alertmanager configuration routing the alerts (critical to a pager, warning to chat).
+    Alertmanager {
+        /// The directory to write to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Every artefact, into DIR/alerts, DIR/dashboards, DIR/collector and DIR/alertmanager.
     All {
         /// The directory to write to (created if missing).
         #[arg(long, value_name = "DIR")]
@@ -343,6 +350,9 @@ fn generate(what: GenerateCommand, out: &mut dyn Write) -> Outcome {
                 None => Profile::builtin(),
             };
             artefacts::collectors(&profiles).and_then(|a| artefacts::write(&dir, &a))
+        }
+        GenerateCommand::Alertmanager { out: dir } => {
+            artefacts::generate(ArtefactKind::Alertmanager).and_then(|a| artefacts::write(&dir, &a))
         }
         GenerateCommand::All { out: dir } => artefacts::write_all(&dir),
     }

@@ -1,6 +1,7 @@
-//! Artefacts generated from the catalogue and the profiles: Prometheus alert rules and their
-//! `promtool test rules` unit tests, Grafana dashboards, and OpenTelemetry Collector
-//! configurations.
+//! Artefacts generated from the catalogue and the profiles: Prometheus alert rules (platform,
+//! SLO burn rates, the telemetry stack itself) and their `promtool test rules` unit tests,
+//! Grafana dashboards, OpenTelemetry Collector configurations, and the Alertmanager
+//! configuration that routes the alerts.
 //!
 //! # Example
 //!
@@ -31,16 +32,23 @@
 //!     generate all --out stellaops-telemetry-core/generated
 //! ```
 
+mod alertmanager;
 mod alerts;
 mod collector;
 mod dashboards;
 pub mod promql;
+pub mod slo;
 mod yaml;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use alerts::{ALERT_RULES_FILE, ALERT_TESTS_FILE, alert_rule_tests, alert_rules};
+pub use alertmanager::{ALERTMANAGER_FILE, CHAT_URL, GROUP_BY, PAGER_URL, alertmanager};
+pub use alerts::{
+    ALERT_RULES_FILE, ALERT_TESTS_FILE, STACK_RULES_FILE, STACK_TESTS_FILE, alert_rule_tests,
+    alert_rules, stack_rule_tests, stack_rules,
+};
+pub use slo::{SLO_RULES_FILE, SLO_TESTS_FILE, slo_rule_tests, slo_rules};
 pub use collector::{collector, collectors};
 pub use dashboards::dashboards;
 
@@ -56,22 +64,26 @@ pub enum ArtefactKind {
     Dashboards,
     /// OpenTelemetry Collector configurations (`collector/`).
     Collector,
+    /// The Alertmanager configuration routing the alerts (`alertmanager/`).
+    Alertmanager,
 }
 
 impl ArtefactKind {
     /// Every kind, in the order [`all`] generates them.
-    pub const ALL: [ArtefactKind; 3] = [
+    pub const ALL: [ArtefactKind; 4] = [
         ArtefactKind::Alerts,
         ArtefactKind::Dashboards,
         ArtefactKind::Collector,
+        ArtefactKind::Alertmanager,
     ];
 
-    /// The sub-directory name: `alerts`, `dashboards` or `collector`.
+    /// The sub-directory name: `alerts`, `dashboards`, `collector` or `alertmanager`.
     pub const fn dir_name(self) -> &'static str {
         match self {
             ArtefactKind::Alerts => "alerts",
             ArtefactKind::Dashboards => "dashboards",
             ArtefactKind::Collector => "collector",
+            ArtefactKind::Alertmanager => "alertmanager",
         }
     }
 }
@@ -115,6 +127,9 @@ pub enum ArtefactError {
         #[source]
         source: promql::QueryError,
     },
+    /// A declared service-level objective is invalid.
+    #[error(transparent)]
+    Slo(#[from] slo::SloError),
     /// A dashboard could not be rendered as JSON.
     #[error("`{file}`: cannot render the dashboard as JSON")]
     Json {
@@ -169,9 +184,17 @@ pub(crate) fn checked(file: &str, expr: String) -> Result<String, ArtefactError>
 /// [`ArtefactError::Json`] when a dashboard cannot be rendered.
 pub fn generate(kind: ArtefactKind) -> Result<Vec<Artefact>, ArtefactError> {
     match kind {
-        ArtefactKind::Alerts => Ok(vec![alert_rules()?, alert_rule_tests()?]),
+        ArtefactKind::Alerts => Ok(vec![
+            alert_rules()?,
+            alert_rule_tests()?,
+            slo_rules()?,
+            slo_rule_tests()?,
+            stack_rules()?,
+            stack_rule_tests()?,
+        ]),
         ArtefactKind::Dashboards => dashboards(),
         ArtefactKind::Collector => collectors(&Profile::builtin()),
+        ArtefactKind::Alertmanager => Ok(vec![alertmanager()]),
     }
 }
 
@@ -213,7 +236,7 @@ pub fn write(dir: &Path, artefacts: &[Artefact]) -> Result<Vec<PathBuf>, Artefac
 }
 
 /// Generates every artefact and writes it to `dir/<kind>/<file>` (`alerts/`, `dashboards/`,
-/// `collector/`); returns the paths written.
+/// `collector/`, `alertmanager/`); returns the paths written.
 ///
 /// # Errors
 ///

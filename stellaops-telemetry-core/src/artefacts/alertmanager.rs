@@ -98,7 +98,8 @@ pub fn alertmanager() -> Artefact {
         .build();
     let header = [
         generated_notice("generate alertmanager", "the alert severities"),
-        "Routes the generated alerts; check with `amtool check-config alertmanager.yaml`.".to_owned(),
+        "Routes the generated alerts; check with `amtool check-config alertmanager.yaml`."
+            .to_owned(),
     ];
     Artefact {
         kind: ArtefactKind::Alertmanager,

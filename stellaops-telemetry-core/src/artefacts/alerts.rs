@@ -738,7 +738,9 @@ fn sdk_alerts() -> Result<Vec<Alert>, ArtefactError> {
         Alert {
             group: "stellaops.telemetry.sdk",
             name: "TelemetryCardinalityOverflow",
-            note: &["Label sets beyond a metric's cardinality limit, folded into its overflow series."],
+            note: &[
+                "Label sets beyond a metric's cardinality limit, folded into its overflow series.",
+            ],
             expr: format!("increase({}[30m]) > 0", overflow.name),
             for_: "5m",
             severity: "warning",
@@ -810,7 +812,9 @@ fn collector_alerts() -> Result<Vec<Alert>, ArtefactError> {
         Alert {
             group: "stellaops.telemetry.collector",
             name: "CollectorExporterQueueNearFull",
-            note: &["An exporter's sending queue more than 80 % full: its backend is slow or down."],
+            note: &[
+                "An exporter's sending queue more than 80 % full: its backend is slow or down.",
+            ],
             expr: format!("{} / {} > 0.8", queue.name, capacity.name),
             for_: "5m",
             severity: "warning",

@@ -48,9 +48,9 @@ pub use alerts::{
     ALERT_RULES_FILE, ALERT_TESTS_FILE, STACK_RULES_FILE, STACK_TESTS_FILE, alert_rule_tests,
     alert_rules, stack_rule_tests, stack_rules,
 };
-pub use slo::{SLO_RULES_FILE, SLO_TESTS_FILE, slo_rule_tests, slo_rules};
 pub use collector::{collector, collectors};
 pub use dashboards::dashboards;
+pub use slo::{SLO_RULES_FILE, SLO_TESTS_FILE, slo_rule_tests, slo_rules};
 
 use crate::Profile;
 

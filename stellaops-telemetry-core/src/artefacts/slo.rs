@@ -764,7 +764,9 @@ pub fn tests_for(slos: &[Slo]) -> Result<Artefact, ArtefactError> {
         kind: ArtefactKind::Alerts,
         file_name: SLO_TESTS_FILE.to_owned(),
         contents: document(
-            &header(&["Unit tests of stellaops-slo.yaml: `promtool test rules stellaops-slo.test.yaml`."]),
+            &header(&[
+                "Unit tests of stellaops-slo.yaml: `promtool test rules stellaops-slo.test.yaml`.",
+            ]),
             &doc,
         ),
     })

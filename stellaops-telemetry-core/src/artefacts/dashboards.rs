@@ -897,8 +897,13 @@ fn tenant_filtered(expr: &str) -> (String, Option<&'static str>) {
         let starts_ident = b.is_ascii_alphabetic() || b == b'_' || b == b':';
         let after_dollar = i > 0 && bytes[i - 1] == b'$';
         if nested > 0 || !starts_ident || after_dollar {
-            out.push(char::from(b));
-            i += 1;
+            // Whole characters, so a non-ASCII one in a comment or label survives.
+            let ch = expr[i..]
+                .chars()
+                .next()
+                .unwrap_or(char::REPLACEMENT_CHARACTER);
+            out.push(ch);
+            i += ch.len_utf8();
             continue;
         }
         let mut j = i;
@@ -1143,4 +1148,43 @@ pub fn dashboards() -> Result<Vec<Artefact>, ArtefactError> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tenant_filtered;
+
+    #[test]
+    fn tenant_metrics_get_the_filter_and_others_stay_as_they_are() {
+        let (out, first) = tenant_filtered(
+            "sum by (tenant) (rate(stellaops_scan_duration_seconds_count[$__rate_interval]))",
+        );
+        assert_eq!(
+            out,
+            "sum by (tenant) (rate(stellaops_scan_duration_seconds_count{tenant=~\"$tenant\"}[$__rate_interval]))"
+        );
+        assert_eq!(first, Some("stellaops_scan_duration_seconds"));
+        let (out, _) = tenant_filtered("sum(stella_targets{env=\"prod\"}) / sum(stella_targets{})");
+        assert_eq!(
+            out,
+            "sum(stella_targets{tenant=~\"$tenant\",env=\"prod\"}) / sum(stella_targets{tenant=~\"$tenant\"})"
+        );
+        let untouched = "sum by (service) (rate(stellaops_request_total{status=~\"5..\"}[5m]))";
+        assert_eq!(tenant_filtered(untouched), (untouched.to_owned(), None));
+    }
+
+    #[test]
+    fn odd_input_is_copied_without_panicking() {
+        for expr in [
+            "\"unterminated \\",
+            "é{\"x\\\"y\"}",
+            "{{{",
+            "]]]",
+            "$",
+            "stella_targets",
+        ] {
+            let (out, _) = tenant_filtered(expr);
+            assert!(out.len() >= expr.len(), "{expr}");
+        }
+    }
 }

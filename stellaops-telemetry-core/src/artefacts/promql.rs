@@ -1,4 +1,5 @@
-//! A pragmatic PromQL check against the catalogue: every metric a query selects exists, every
+//! A pragmatic PromQL check against the catalogue: every metric a query selects exists (in
+//! the catalogue, or among the scrape's and the collector's own metrics, [`EXTERNAL`]), every
 //! label it matches or groups by is one of that metric's labels.
 //!
 //! # Example

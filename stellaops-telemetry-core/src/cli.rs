@@ -22,7 +22,8 @@
 //! stella-telemetry generate dashboards --out DIR
 //! stella-telemetry generate collector [--profile NAME] --out DIR
 //! stella-telemetry generate storage --tenants FILE --out DIR
-//! stella-telemetry generate all --out DIR          # DIR/alerts, DIR/dashboards, DIR/collector, DIR/storage
+//! stella-telemetry generate alertmanager --out DIR
+//! stella-telemetry generate all --out DIR          # DIR/alerts, DIR/dashboards, DIR/collector, DIR/storage, DIR/alertmanager
 //! stella-telemetry catalogue [--json]
 //! stella-telemetry incident start  --tenant T [--reason R] [--ttl 30m] (--endpoint URL --token-file F | --file PATH [--actor A])
 //! stella-telemetry incident stop   --tenant T [--reason R] (--endpoint URL --token-file F | --file PATH)
@@ -182,8 +183,14 @@ enum GenerateCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Every artefact, into DIR/alerts, DIR/dashboards, DIR/collector and DIR/storage (the
-    /// storage files of the example tenants).
+    /// The Alertmanager configuration routing the alerts (critical to a pager, warning to chat).
+    Alertmanager {
+        /// The directory to write to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Every artefact, into DIR/alerts, DIR/dashboards, DIR/collector, DIR/storage (the
+    /// storage files of the example tenants) and DIR/alertmanager.
     All {
         /// The directory to write to (created if missing).
         #[arg(long, value_name = "DIR")]
@@ -377,6 +384,9 @@ fn generate(what: GenerateCommand, out: &mut dyn Write) -> Outcome {
                 |n| n.to_string_lossy().into_owned(),
             );
             artefacts::write(&dir, &artefacts::storage(&parsed, &source))
+        }
+        GenerateCommand::Alertmanager { out: dir } => {
+            artefacts::generate(ArtefactKind::Alertmanager).and_then(|a| artefacts::write(&dir, &a))
         }
         GenerateCommand::All { out: dir } => artefacts::write_all(&dir),
     }

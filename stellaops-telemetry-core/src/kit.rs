@@ -186,8 +186,9 @@ impl<'a> KitSpec<'a> {
 }
 
 /// The files of the kit: the profile's collector configuration (and its two-tier variant
-/// when it has one), the dashboards, the alert rules and their tests, the storage
-/// configuration when tenants are given, and the import guide, in path order.
+/// when it has one), the dashboards, the alert rules and their tests, the Alertmanager
+/// configuration, the storage configuration when tenants are given, and the import guide,
+/// in path order.
 ///
 /// # Errors
 ///
@@ -216,6 +217,10 @@ pub fn files(spec: &KitSpec<'_>) -> Result<Vec<KitFile>, KitError> {
         Section {
             dir: "rules",
             files: artefacts::generate(ArtefactKind::Alerts)?,
+        },
+        Section {
+            dir: "alertmanager",
+            files: artefacts::generate(ArtefactKind::Alertmanager)?,
         },
     ];
     sections.retain(|s| !s.files.is_empty());
@@ -266,7 +271,7 @@ fn guide(profile: &Profile, files: &[KitFile]) -> String {
 }
 
 /// The guide's text for each folder.
-const GUIDE_SECTIONS: [(&str, &str); 4] = [
+const GUIDE_SECTIONS: [(&str, &str); 5] = [
     (
         "collector",
         "## collector/\n\n\
@@ -305,6 +310,16 @@ const GUIDE_SECTIONS: [(&str, &str); 4] = [
          Prometheus:\n\n\
          ```sh\ncd rules && for f in *.yaml; do case \"$f\" in *.test.yaml) promtool test rules \"$f\";; \
          *) promtool check rules \"$f\";; esac; done\ncurl -X POST http://PROMETHEUS:9090/-/reload\n```\n",
+    ),
+    (
+        "alertmanager",
+        "## alertmanager/\n\n\
+         The Alertmanager configuration: critical alerts to the pager receiver, warnings to the \
+         chat receiver, grouped by alert, service and tenant, a critical alert silencing the \
+         same alert's warning. Replace the two placeholder webhook URLs (under `.invalid` hosts) \
+         with the site's, check it with `amtool check-config alertmanager.yaml`, install it as \
+         Alertmanager's configuration file and reload Alertmanager \
+         (`curl -X POST http://ALERTMANAGER:9093/-/reload`).\n",
     ),
 ];
 

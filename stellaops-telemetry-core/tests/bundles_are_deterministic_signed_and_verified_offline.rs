@@ -1189,6 +1189,8 @@ mod kit {
         assert!(paths.contains(&"collector/collector-default.yaml"));
         assert!(paths.contains(&"collector/collector-default-tier2-sampling.yaml"));
         assert!(paths.contains(&"storage/loki-overrides.yaml"));
+        assert!(paths.contains(&"alertmanager/alertmanager.yaml"));
+        assert!(paths.contains(&"rules/stellaops-slo.test.yaml"));
         assert!(paths.contains(&"storage/tempo-overrides.yaml"));
         assert!(paths.contains(&"storage/prometheus-scrape.yaml"));
         assert!(paths.iter().any(|p| p.starts_with("dashboards/")));

@@ -100,8 +100,14 @@ fn generate_writes_each_kind_where_asked() {
 
     let (code, out, _) = run(&["generate", "rules", "--out", &path("rules")]);
     assert_eq!(code, SUCCESS);
-    assert_eq!(out.lines().count(), 2);
+    assert_eq!(out.lines().count(), 6);
     assert!(dir.path().join("rules/stellaops-alerts.yaml").is_file());
+    assert!(dir.path().join("rules/stellaops-slo.test.yaml").is_file());
+    assert!(
+        dir.path()
+            .join("rules/stellaops-telemetry-stack.yaml")
+            .is_file()
+    );
     assert!(
         dir.path()
             .join("rules/stellaops-alerts.test.yaml")
@@ -112,8 +118,13 @@ fn generate_writes_each_kind_where_asked() {
     assert_eq!(code, SUCCESS);
     assert_eq!(
         std::fs::read_dir(dir.path().join("dash")).unwrap().count(),
-        5
+        6
     );
+
+    let (code, out, _) = run(&["generate", "alertmanager", "--out", &path("am")]);
+    assert_eq!(code, SUCCESS);
+    assert_eq!(out.lines().count(), 1);
+    assert!(dir.path().join("am/alertmanager.yaml").is_file());
 
     let (code, _, _) = run(&[
         "generate",
@@ -143,6 +154,11 @@ fn generate_writes_each_kind_where_asked() {
     );
     assert!(
         dir.path()
+            .join("all/alertmanager/alertmanager.yaml")
+            .exists()
+    );
+    assert!(
+        dir.path()
             .join("all/storage/tempo-overrides.yaml")
             .is_file()
     );
@@ -166,6 +182,7 @@ fn every_command_has_help_and_bad_usage_exits_2() {
         &["generate", "dashboards", "--help"],
         &["generate", "collector", "--help"],
         &["generate", "storage", "--help"],
+        &["generate", "alertmanager", "--help"],
         &["generate", "all", "--help"],
         &["catalogue", "--help"],
     ] {

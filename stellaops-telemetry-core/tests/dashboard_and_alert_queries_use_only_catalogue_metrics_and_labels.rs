@@ -36,7 +36,7 @@ fn base(series: &str) -> &str {
 fn every_dashboard_query_fits_the_catalogue_and_every_metric_is_shown() {
     let mut shown = BTreeSet::new();
     let dashboards = artefacts::generate(ArtefactKind::Dashboards).unwrap();
-    assert_eq!(dashboards.len(), 5);
+    assert_eq!(dashboards.len(), 6);
     for d in &dashboards {
         let json: Value = serde_json::from_str(&d.contents).unwrap();
         assert_eq!(json["schemaVersion"], 39, "{}", d.file_name);
@@ -103,6 +103,95 @@ fn every_alert_expression_fits_the_catalogue() {
         }
     }
     assert_eq!(count, 11);
+}
+
+#[test]
+fn self_alerts_and_slo_recording_rules_fit_the_catalogue_and_the_collector_metrics() {
+    let mut checked = 0;
+    for rules in [
+        artefacts::stack_rules().unwrap(),
+        artefacts::slo_rules().unwrap(),
+    ] {
+        let doc: serde_norway::Value = serde_norway::from_str(&rules.contents).unwrap();
+        for group in doc["groups"].as_sequence().unwrap() {
+            for rule in group["rules"].as_sequence().unwrap() {
+                let expr = rule["expr"].as_str().unwrap();
+                // Burn-rate alerts compare recorded ratios, whose own queries are checked.
+                if expr.contains(":ratio_rate") {
+                    continue;
+                }
+                if let Err(e) = promql::check(expr) {
+                    panic!("{}: `{expr}`: {e}", rules.file_name);
+                }
+                checked += 1;
+            }
+        }
+    }
+    // 7 self-alerts, 7 ratios for each of the 2 SLOs.
+    assert_eq!(checked, 7 + 14);
+}
+
+#[test]
+fn dashboards_with_tenant_metrics_have_a_tenant_variable_and_filter_on_it() {
+    let dashboards = artefacts::generate(ArtefactKind::Dashboards).unwrap();
+    let mut with_tenant = Vec::new();
+    for d in &dashboards {
+        let json: Value = serde_json::from_str(&d.contents).unwrap();
+        let vars = json["templating"]["list"].as_array().unwrap();
+        let tenant_var = vars.iter().find(|v| v["name"] == "tenant");
+        let mut tenant_metric_seen = false;
+        for p in panels(&json) {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let expr = t["expr"].as_str().unwrap();
+                for m in promql::check(expr).unwrap() {
+                    let (desc, _) = promql::resolve(&m).unwrap();
+                    if !desc.has_label("tenant") {
+                        continue;
+                    }
+                    tenant_metric_seen = true;
+                    // Every selector of that series filters on the variable.
+                    let selections = expr.matches(&format!("{m}{{")).count()
+                        + expr.matches(&format!("{m}[")).count()
+                        + expr.matches(&format!("{m})")).count();
+                    let filtered = expr.matches(&format!("{m}{{tenant=~\"$tenant\"")).count();
+                    assert_eq!(selections, filtered, "{}: `{expr}`", d.file_name);
+                }
+            }
+        }
+        assert_eq!(
+            tenant_var.is_some(),
+            tenant_metric_seen,
+            "{}: a tenant variable exactly where metrics carry `tenant`",
+            d.file_name
+        );
+        if let Some(v) = tenant_var {
+            assert_eq!(v["includeAll"], true);
+            assert_eq!(v["multi"], true);
+            assert_eq!(v["allValue"], ".*");
+            with_tenant.push(d.file_name.clone());
+        }
+    }
+    assert_eq!(
+        with_tenant,
+        [
+            "scan-operations.json",
+            "policy-engine.json",
+            "job-orchestration.json",
+            "release-orchestrator.json"
+        ]
+    );
+    let stack = dashboards
+        .iter()
+        .find(|d| d.file_name == "telemetry-stack.json")
+        .unwrap();
+    for metric in [
+        "stellaops_telemetry_dropped_total",
+        "otelcol_exporter_queue_size",
+        "otelcol_receiver_refused_spans",
+        "up{job=~",
+    ] {
+        assert!(stack.contents.contains(metric), "{metric}");
+    }
 }
 
 #[test]

@@ -75,8 +75,8 @@ fn the_catalogue_matches_the_specification_tables() {
             &["grant_type", "audience"],
         ),
         (
-            "stella_targets_total",
-            MetricKind::Counter,
+            "stella_targets",
+            MetricKind::Gauge,
             &["tenant", "env", "type"],
         ),
         (

@@ -1,5 +1,6 @@
-//! Prometheus alert rules (platform and release orchestrator) and their
-//! `promtool test rules` unit tests, both from one table so they cannot drift apart.
+//! Prometheus alert rules (platform and release orchestrator; the telemetry stack itself)
+//! and their `promtool test rules` unit tests, each file pair from one table so they cannot
+//! drift apart.
 
 use super::yaml::{MapBuilder, Yaml, document, s};
 use super::{Artefact, ArtefactError, ArtefactKind, checked, generated_notice};
@@ -15,6 +16,10 @@ use crate::metrics::catalogue::{
 pub const ALERT_RULES_FILE: &str = "stellaops-alerts.yaml";
 /// The file name of the rules' `promtool test rules` unit tests.
 pub const ALERT_TESTS_FILE: &str = "stellaops-alerts.test.yaml";
+/// The file name of the alert rules on the telemetry stack itself (SDK and collector).
+pub const STACK_RULES_FILE: &str = "stellaops-telemetry-stack.yaml";
+/// The file name of [`STACK_RULES_FILE`]'s `promtool test rules` unit tests.
+pub const STACK_TESTS_FILE: &str = "stellaops-telemetry-stack.test.yaml";
 
 /// One unit-test case of an alert: input series, when to evaluate, and the labels the alert
 /// carries when it fires (none: it must stay quiet).
@@ -41,6 +46,9 @@ struct Alert {
 
 /// `name{a="x",b="y"}`, checked against the catalogue.
 fn series(d: &MetricDescriptor, labels: &[(&str, &str)]) -> Result<String, ArtefactError> {
+    if labels.is_empty() {
+        return checked(ALERT_TESTS_FILE, d.name.to_owned());
+    }
     let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     checked(
         ALERT_TESTS_FILE,
@@ -456,10 +464,38 @@ fn header(command: &str, about: &[&str]) -> Vec<String> {
 ///
 /// [`ArtefactError::Query`] when a rule's query no longer fits the catalogue.
 pub fn alert_rules() -> Result<Artefact, ArtefactError> {
-    let alerts = table()?;
+    rules_file(
+        ALERT_RULES_FILE,
+        &[
+            "Alert rules of the platform and the release orchestrator; check with",
+            "`promtool check rules` and `promtool test rules stellaops-alerts.test.yaml`.",
+        ],
+        table()?,
+    )
+}
+
+/// The alert rules on the telemetry stack itself ([`STACK_RULES_FILE`]): the SDK's dropped
+/// records, export failures, egress refusals and cardinality overflow, and the collector
+/// down, its exporter queue near capacity, or its receivers refusing spans.
+///
+/// # Errors
+///
+/// [`ArtefactError::Query`] when a rule's query no longer fits the catalogue.
+pub fn stack_rules() -> Result<Artefact, ArtefactError> {
+    rules_file(
+        STACK_RULES_FILE,
+        &[
+            "Alert rules on the telemetry stack itself (SDK self-metrics, the collector); check with",
+            "`promtool check rules` and `promtool test rules stellaops-telemetry-stack.test.yaml`.",
+        ],
+        stack_table()?,
+    )
+}
+
+fn rules_file(file: &str, about: &[&str], alerts: Vec<Alert>) -> Result<Artefact, ArtefactError> {
     let mut groups: Vec<(&str, Vec<Yaml>)> = Vec::new();
     for alert in alerts {
-        let expr = checked(ALERT_RULES_FILE, alert.expr)?;
+        let expr = checked(file, alert.expr)?;
         let rule = MapBuilder::new()
             .commented(alert.note, "alert", s(alert.name))
             .entry("expr", Yaml::Block(expr))
@@ -499,22 +535,13 @@ pub fn alert_rules() -> Result<Artefact, ArtefactError> {
         .build();
     Ok(Artefact {
         kind: ArtefactKind::Alerts,
-        file_name: ALERT_RULES_FILE.to_owned(),
-        contents: document(
-            &header(
-                "generate rules",
-                &[
-                    "Alert rules of the platform and the release orchestrator; check with",
-                    "`promtool check rules` and `promtool test rules stellaops-alerts.test.yaml`.",
-                ],
-            ),
-            &doc,
-        ),
+        file_name: file.to_owned(),
+        contents: document(&header("generate rules", about), &doc),
     })
 }
 
 /// Replaces `{{ $labels.NAME }}` with the label's value, as Prometheus expands annotations.
-fn expand(template: &str, labels: &[(&str, &str)]) -> String {
+pub(super) fn expand(template: &str, labels: &[(&str, &str)]) -> String {
     let mut out = template.to_owned();
     for (name, value) in labels {
         out = out.replace(&format!("{{{{ $labels.{name} }}}}"), value);
@@ -583,28 +610,268 @@ fn case(alert: &Alert, case: &Case, fires: bool) -> Yaml {
 ///
 /// [`ArtefactError::Query`] when a test series no longer fits the catalogue.
 pub fn alert_rule_tests() -> Result<Artefact, ArtefactError> {
-    let alerts = table()?;
+    tests_file(ALERT_RULES_FILE, ALERT_TESTS_FILE, &table()?)
+}
+
+/// The `promtool test rules` unit tests of [`stack_rules`] ([`STACK_TESTS_FILE`]): for every
+/// alert one case where it fires and one where it stays quiet.
+///
+/// # Errors
+///
+/// [`ArtefactError::Query`] when a test series no longer fits the catalogue.
+pub fn stack_rule_tests() -> Result<Artefact, ArtefactError> {
+    tests_file(STACK_RULES_FILE, STACK_TESTS_FILE, &stack_table()?)
+}
+
+fn tests_file(rules: &str, file: &str, alerts: &[Alert]) -> Result<Artefact, ArtefactError> {
     let mut tests = Vec::new();
-    for alert in &alerts {
+    for alert in alerts {
         tests.push(case(alert, &alert.fires, true));
         tests.push(case(alert, &alert.quiet, false));
     }
     let doc = MapBuilder::new()
-        .entry("rule_files", Yaml::Seq(vec![s(ALERT_RULES_FILE)]))
+        .entry("rule_files", Yaml::Seq(vec![s(rules)]))
         .str("evaluation_interval", "1m")
         .entry("tests", Yaml::Seq(tests))
         .build();
+    let about = format!("Unit tests of {rules}: `promtool test rules {file}`.");
     Ok(Artefact {
         kind: ArtefactKind::Alerts,
-        file_name: ALERT_TESTS_FILE.to_owned(),
-        contents: document(
-            &header(
-                "generate rules",
-                &[
-                    "Unit tests of stellaops-alerts.yaml: `promtool test rules stellaops-alerts.test.yaml`.",
-                ],
-            ),
-            &doc,
-        ),
+        file_name: file.to_owned(),
+        contents: document(&header("generate rules", &[about.as_str()]), &doc),
     })
+}
+
+/// A descriptor of the SDK's self-metrics or of the scrape's and collector's metrics.
+fn stack_metric(name: &str) -> Result<&'static MetricDescriptor, ArtefactError> {
+    crate::metrics::catalogue::SDK
+        .iter()
+        .chain(super::promql::EXTERNAL.iter())
+        .find(|d| d.name == name)
+        .ok_or_else(|| ArtefactError::Query {
+            file: STACK_RULES_FILE.to_owned(),
+            expr: name.to_owned(),
+            source: super::promql::QueryError::UnknownMetric {
+                metric: name.to_owned(),
+            },
+        })
+}
+
+/// The SDK's alerts on its own losses.
+fn sdk_alerts() -> Result<Vec<Alert>, ArtefactError> {
+    let dropped = stack_metric("stellaops_telemetry_dropped_total")?;
+    let failures = stack_metric("stellaops_telemetry_export_failures_total")?;
+    let refusals = stack_metric("stellaops_telemetry_egress_refusals_total")?;
+    let overflow = stack_metric("stellaops_telemetry_cardinality_overflow_total")?;
+    let spans = [("signal", "spans")];
+    let request_total = [("metric", "stellaops_request_total")];
+    Ok(vec![
+        Alert {
+            group: "stellaops.telemetry.sdk",
+            name: "TelemetryRecordsDropped",
+            note: &["Any record the SDK lost (full queue, failed export, shutdown deadline)."],
+            expr: format!("increase({}[10m]) > 0", dropped.name),
+            for_: "5m",
+            severity: "warning",
+            summary: "Telemetry records dropped ({{ $labels.signal }})",
+            description: "The SDK dropped {{ $labels.signal }} records in the last 10 minutes",
+            fires: Case {
+                name: "5 spans dropped a minute",
+                series: vec![input(dropped, &spans, "0+5x30")?],
+                eval_time: "20m",
+                fires: Some(vec![("signal", "spans")]),
+            },
+            quiet: Case {
+                name: "nothing dropped",
+                series: vec![input(dropped, &spans, "0x30")?],
+                eval_time: "20m",
+                fires: None,
+            },
+        },
+        Alert {
+            group: "stellaops.telemetry.sdk",
+            name: "TelemetryExportFailing",
+            note: &["More than 3 failed or timed-out export calls in 15 minutes."],
+            expr: format!("increase({}[15m]) > 3", failures.name),
+            for_: "5m",
+            severity: "warning",
+            summary: "Telemetry export failing ({{ $labels.signal }})",
+            description: "More than 3 {{ $labels.signal }} export calls failed in 15 minutes",
+            fires: Case {
+                name: "one failed export a minute",
+                series: vec![input(failures, &spans, "0+1x40")?],
+                eval_time: "30m",
+                fires: Some(vec![("signal", "spans")]),
+            },
+            quiet: Case {
+                name: "one failed export",
+                series: vec![input(failures, &spans, "0x10 1x30")?],
+                eval_time: "30m",
+                fires: None,
+            },
+        },
+        Alert {
+            group: "stellaops.telemetry.sdk",
+            name: "TelemetryEgressRefused",
+            note: &[
+                "The egress policy refused an exporter (its records go to files instead); the",
+                "count rises when the pipeline is built, so the alert lasts an hour after it.",
+            ],
+            expr: format!("increase({}[1h]) > 0", refusals.name),
+            for_: "1m",
+            severity: "warning",
+            summary: "Telemetry egress refused",
+            description: "The egress policy refused an exporter in the last hour; its records go to files",
+            fires: Case {
+                name: "an exporter refused at start",
+                series: vec![input(refusals, &[], "0x5 1x60")?],
+                eval_time: "20m",
+                fires: Some(vec![]),
+            },
+            quiet: Case {
+                name: "no refusal",
+                series: vec![input(refusals, &[], "0x60")?],
+                eval_time: "20m",
+                fires: None,
+            },
+        },
+        Alert {
+            group: "stellaops.telemetry.sdk",
+            name: "TelemetryCardinalityOverflow",
+            note: &[
+                "Label sets beyond a metric's cardinality limit, folded into its overflow series.",
+            ],
+            expr: format!("increase({}[30m]) > 0", overflow.name),
+            for_: "5m",
+            severity: "warning",
+            summary: "Metric {{ $labels.metric }} over its cardinality limit",
+            description: "New label sets of {{ $labels.metric }} are folded into its overflow series",
+            fires: Case {
+                name: "20 label sets a minute overflow",
+                series: vec![input(overflow, &request_total, "0+20x30")?],
+                eval_time: "20m",
+                fires: Some(vec![("metric", "stellaops_request_total")]),
+            },
+            quiet: Case {
+                name: "no overflow",
+                series: vec![input(overflow, &request_total, "0x30")?],
+                eval_time: "20m",
+                fires: None,
+            },
+        },
+    ])
+}
+
+/// The collector's alerts, from Prometheus's scrape of it and its own metrics.
+fn collector_alerts() -> Result<Vec<Alert>, ArtefactError> {
+    let up = stack_metric("up")?;
+    let queue = stack_metric("otelcol_exporter_queue_size")?;
+    let capacity = stack_metric("otelcol_exporter_queue_capacity")?;
+    let refused = stack_metric("otelcol_receiver_refused_spans")?;
+    let refused_total = stack_metric("otelcol_receiver_refused_spans_total")?;
+    let target = [("job", "otel-collector"), ("instance", "collector-0:8888")];
+    let exporter = [
+        ("job", "otel-collector"),
+        ("instance", "collector-0:8888"),
+        ("exporter", "otlp/tempo"),
+    ];
+    let receiver = [
+        ("job", "otel-collector"),
+        ("instance", "collector-0:8888"),
+        ("receiver", "otlp"),
+        ("transport", "grpc"),
+    ];
+    let receiver_out = vec![
+        ("instance", "collector-0:8888"),
+        ("job", "otel-collector"),
+        ("receiver", "otlp"),
+    ];
+    Ok(vec![
+        Alert {
+            group: "stellaops.telemetry.collector",
+            name: "CollectorDown",
+            note: &["Prometheus cannot scrape a collector (any job whose name holds `collector`)."],
+            expr: format!("{}{{job=~\".*collector.*\"}} == 0", up.name),
+            for_: "2m",
+            severity: "critical",
+            summary: "Collector {{ $labels.instance }} down",
+            description: "Prometheus cannot scrape collector {{ $labels.instance }} of job {{ $labels.job }}",
+            fires: Case {
+                name: "the scrape fails for 10 minutes",
+                series: vec![input(up, &target, "0x20")?],
+                eval_time: "10m",
+                fires: Some(target.to_vec()),
+            },
+            quiet: Case {
+                name: "the scrape succeeds",
+                series: vec![input(up, &target, "1x20")?],
+                eval_time: "10m",
+                fires: None,
+            },
+        },
+        Alert {
+            group: "stellaops.telemetry.collector",
+            name: "CollectorExporterQueueNearFull",
+            note: &[
+                "An exporter's sending queue more than 80 % full: its backend is slow or down.",
+            ],
+            expr: format!("{} / {} > 0.8", queue.name, capacity.name),
+            for_: "5m",
+            severity: "warning",
+            summary: "Collector exporter {{ $labels.exporter }} queue near capacity",
+            description: "The sending queue of exporter {{ $labels.exporter }} on {{ $labels.instance }} is more than 80% full",
+            fires: Case {
+                name: "900 of 1000 batches queued",
+                series: vec![
+                    input(queue, &exporter, "900x20")?,
+                    input(capacity, &exporter, "1000x20")?,
+                ],
+                eval_time: "10m",
+                fires: Some(exporter.to_vec()),
+            },
+            quiet: Case {
+                name: "100 of 1000 batches queued",
+                series: vec![
+                    input(queue, &exporter, "100x20")?,
+                    input(capacity, &exporter, "1000x20")?,
+                ],
+                eval_time: "10m",
+                fires: None,
+            },
+        },
+        Alert {
+            group: "stellaops.telemetry.collector",
+            name: "CollectorRefusingSpans",
+            note: &[
+                "A receiver refuses spans (memory limiter, full pipeline). Older collectors name the",
+                "counter without `_total`, newer ones with it: either is matched.",
+            ],
+            expr: format!(
+                "sum by (job, instance, receiver) (\n  rate({}[5m]) or rate({}[5m])\n) > 0",
+                refused.name, refused_total.name
+            ),
+            for_: "5m",
+            severity: "warning",
+            summary: "Collector {{ $labels.instance }} refusing spans",
+            description: "Receiver {{ $labels.receiver }} of collector {{ $labels.instance }} refuses spans",
+            fires: Case {
+                name: "10 spans refused a minute (newer `_total` name)",
+                series: vec![input(refused_total, &receiver, "0+10x30")?],
+                eval_time: "20m",
+                fires: Some(receiver_out),
+            },
+            quiet: Case {
+                name: "no span refused",
+                series: vec![input(refused, &receiver, "0x30")?],
+                eval_time: "20m",
+                fires: None,
+            },
+        },
+    ])
+}
+
+fn stack_table() -> Result<Vec<Alert>, ArtefactError> {
+    let mut alerts = sdk_alerts()?;
+    alerts.extend(collector_alerts()?);
+    Ok(alerts)
 }

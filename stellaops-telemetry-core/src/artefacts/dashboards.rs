@@ -1,5 +1,9 @@
-//! Grafana dashboards: platform health, scan
-//! operations, policy engine, job orchestration and release orchestrator.
+//! Grafana dashboards: platform health, scan operations, policy engine, job orchestration,
+//! release orchestrator, and the telemetry stack itself (SDK and collector).
+//!
+//! A dashboard whose queries select a metric with a `tenant` label gets a `tenant` template
+//! variable (multi-valued, "All" by default), and each such selector filters on
+//! `tenant=~"$tenant"`.
 
 use serde_json::{Value, json};
 
@@ -15,7 +19,7 @@ use crate::metrics::catalogue::{
     STELLA_DEPLOYMENT_DURATION_SECONDS, STELLA_DEPLOYMENTS_TOTAL,
     STELLA_HTTP_REQUEST_DURATION_SECONDS, STELLA_HTTP_REQUESTS_IN_FLIGHT,
     STELLA_HTTP_REQUESTS_TOTAL, STELLA_PROMOTIONS_TOTAL, STELLA_RELEASES_TOTAL,
-    STELLA_ROLLBACKS_TOTAL, STELLA_TARGETS_TOTAL, STELLA_WORKFLOW_RUNS_TOTAL,
+    STELLA_ROLLBACKS_TOTAL, STELLA_TARGETS, STELLA_WORKFLOW_RUNS_TOTAL,
     STELLA_WORKFLOW_STEP_DURATION_SECONDS, STELLAOPS_ACTIVE_JOBS, STELLAOPS_CIRCUIT_BREAKER_OPEN,
     STELLAOPS_QUEUE_DEPTH, STELLAOPS_REQUEST_DURATION_SECONDS, STELLAOPS_REQUEST_TOTAL,
     STELLAOPS_SCAN_DURATION_SECONDS,
@@ -340,7 +344,7 @@ fn table() -> Vec<Dashboard> {
     let promotions = STELLA_PROMOTIONS_TOTAL.descriptor();
     let agents = STELLA_AGENTS_CONNECTED.descriptor();
     let heartbeat = STELLA_AGENT_HEARTBEAT_AGE_SECONDS.descriptor();
-    let targets = STELLA_TARGETS_TOTAL.descriptor();
+    let targets = STELLA_TARGETS.descriptor();
     let pending = STELLA_APPROVAL_PENDING_COUNT.descriptor();
     let approval = STELLA_APPROVAL_DURATION_SECONDS.descriptor();
     let http = STELLA_HTTP_REQUESTS_TOTAL.descriptor();
@@ -781,6 +785,199 @@ fn table() -> Vec<Dashboard> {
     ]
 }
 
+/// The collector's panels: scrape health, exporter queues, spans in and out.
+fn collector_items() -> Vec<Item> {
+    let rate = |m: &str, by: &str| format!("sum by ({by}) (rate({m}{RANGE}))");
+    let mut items = vec![Item::Row("OpenTelemetry Collector")];
+    items.push(stat(
+        "Collectors up",
+        "Collectors Prometheus scrapes successfully (alert: one down for 2 minutes)",
+        "short",
+        one("sum(up{job=~\".*collector.*\"})".to_owned(), ""),
+    ));
+    items.push(stat(
+        "Collectors down",
+        "Collectors Prometheus cannot scrape",
+        "short",
+        one(
+            "count(up{job=~\".*collector.*\"} == 0) or vector(0)".to_owned(),
+            "",
+        ),
+    ));
+    items.push(ts(
+        "Exporter queue usage",
+        "Share of each exporter's sending queue in use (alert: above 80 %)",
+        "percentunit",
+        one(
+            "max by (exporter) (otelcol_exporter_queue_size / otelcol_exporter_queue_capacity)"
+                .to_owned(),
+            "exporter",
+        ),
+    ));
+    items.push(ts(
+        "Spans received",
+        "Spans receivers accepted and refused per second (alert: any refused), by receiver",
+        "cps",
+        vec![
+            (
+                rate("otelcol_receiver_accepted_spans", "receiver"),
+                "accepted {{receiver}}".to_owned(),
+            ),
+            (
+                format!(
+                    "sum by (receiver) (rate(otelcol_receiver_refused_spans{RANGE}) or rate(otelcol_receiver_refused_spans_total{RANGE}))"
+                ),
+                "refused {{receiver}}".to_owned(),
+            ),
+        ],
+    ));
+    items.push(ts(
+        "Spans exported",
+        "Spans exporters sent, failed to send and could not queue per second, by exporter",
+        "cps",
+        vec![
+            (
+                rate("otelcol_exporter_sent_spans", "exporter"),
+                "sent {{exporter}}".to_owned(),
+            ),
+            (
+                rate("otelcol_exporter_send_failed_spans", "exporter"),
+                "failed {{exporter}}".to_owned(),
+            ),
+            (
+                rate("otelcol_exporter_enqueue_failed_spans", "exporter"),
+                "not queued {{exporter}}".to_owned(),
+            ),
+        ],
+    ));
+    items
+}
+
+/// The telemetry stack watching itself: the SDK's self-metrics and the collector's.
+fn telemetry_stack() -> Dashboard {
+    let mut items = sdk_health();
+    items.extend(collector_items());
+    Dashboard {
+        file: "telemetry-stack.json",
+        uid: "stellaops-telemetry-stack",
+        title: "StellaOps / Telemetry Stack",
+        description: "The telemetry stack itself: SDK exports, drops, failures, refusals, queues and sampling; collector health, queues and spans",
+        tags: &["telemetry"],
+        items,
+    }
+}
+
+const TENANT_MATCHER: &str = "tenant=~\"$tenant\"";
+
+/// `expr` with `tenant=~"$tenant"` added to each selector of a metric that has a `tenant`
+/// label; the first such metric, if any. Quoted strings, label matchers and ranges are copied
+/// as they are.
+fn tenant_filtered(expr: &str) -> (String, Option<&'static str>) {
+    let bytes = expr.as_bytes();
+    let mut out = String::with_capacity(expr.len() + 32);
+    let mut first = None;
+    let (mut i, mut nested) = (0usize, 0usize);
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'"' => {
+                let mut j = i + 1;
+                while j < bytes.len() && bytes[j] != b'"' {
+                    j += if bytes[j] == b'\\' { 2 } else { 1 };
+                }
+                let end = (j + 1).min(bytes.len());
+                out.push_str(&expr[i..end]);
+                i = end;
+                continue;
+            }
+            b'{' | b'[' => nested += 1,
+            b'}' | b']' => nested = nested.saturating_sub(1),
+            _ => {}
+        }
+        let starts_ident = b.is_ascii_alphabetic() || b == b'_' || b == b':';
+        let after_dollar = i > 0 && bytes[i - 1] == b'$';
+        if nested > 0 || !starts_ident || after_dollar {
+            // Whole characters, so a non-ASCII one in a comment or label survives.
+            let ch = expr[i..]
+                .chars()
+                .next()
+                .unwrap_or(char::REPLACEMENT_CHARACTER);
+            out.push(ch);
+            i += ch.len_utf8();
+            continue;
+        }
+        let mut j = i;
+        while j < bytes.len()
+            && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_' || bytes[j] == b':')
+        {
+            j += 1;
+        }
+        let ident = &expr[i..j];
+        out.push_str(ident);
+        i = j;
+        let Some((d, _)) = super::promql::resolve(ident) else {
+            continue;
+        };
+        if !d.has_label("tenant") {
+            continue;
+        }
+        first.get_or_insert(d.name);
+        if bytes.get(i) == Some(&b'{') {
+            let empty = bytes.get(i + 1) == Some(&b'}');
+            out.push('{');
+            out.push_str(TENANT_MATCHER);
+            if !empty {
+                out.push(',');
+            }
+            i += 1;
+            nested += 1;
+        } else {
+            out.push('{');
+            out.push_str(TENANT_MATCHER);
+            out.push('}');
+        }
+    }
+    (out, first)
+}
+
+/// Adds the tenant filter to every panel's queries; the first metric with a `tenant` label,
+/// if any (the tenant variable's values come from it).
+fn filter_by_tenant(d: &mut Dashboard) -> Option<&'static str> {
+    let mut first = None;
+    for item in &mut d.items {
+        if let Item::Panel(panel) = item {
+            for (expr, _) in &mut panel.targets {
+                let (filtered, metric) = tenant_filtered(expr);
+                *expr = filtered;
+                first = first.or(metric);
+            }
+        }
+    }
+    first
+}
+
+/// The `tenant` template variable, its values read from `metric`.
+fn tenant_variable(metric: &str) -> Value {
+    let query = format!("label_values({metric}, tenant)");
+    json!({
+        "allValue": ".*",
+        "current": { "selected": true, "text": ["All"], "value": ["$__all"] },
+        "datasource": datasource(),
+        "definition": query,
+        "hide": 0,
+        "includeAll": true,
+        "label": "Tenant",
+        "multi": true,
+        "name": "tenant",
+        "options": [],
+        "query": { "query": query, "refId": "StandardVariableQuery" },
+        "refresh": 2,
+        "regex": "",
+        "sort": 1,
+        "type": "query",
+    })
+}
+
 fn datasource() -> Value {
     json!({ "type": "prometheus", "uid": "${datasource}" })
 }
@@ -835,7 +1032,7 @@ fn panel_json(panel: &Panel, id: u32, x: u32, y: u32, file: &str) -> Result<Valu
     }))
 }
 
-fn dashboard_json(d: &Dashboard) -> Result<Value, ArtefactError> {
+fn dashboard_json(d: &Dashboard, tenant_metric: Option<&str>) -> Result<Value, ArtefactError> {
     let mut panels = Vec::new();
     let (mut x, mut y, mut id) = (0u32, 0u32, 1u32);
     for item in &d.items {
@@ -867,6 +1064,20 @@ fn dashboard_json(d: &Dashboard) -> Result<Value, ArtefactError> {
         id += 1;
     }
     let notice = generated_notice("generate dashboards", "the metric catalogue");
+    let mut variables = vec![json!({
+        "current": {},
+        "hide": 0,
+        "includeAll": false,
+        "label": "Data source",
+        "multi": false,
+        "name": "datasource",
+        "options": [],
+        "query": "prometheus",
+        "refresh": 1,
+        "regex": "",
+        "type": "datasource",
+    })];
+    variables.extend(tenant_metric.map(tenant_variable));
     let mut tags = vec!["stellaops", "generated"];
     tags.extend(d.tags);
     Ok(json!({
@@ -882,21 +1093,7 @@ fn dashboard_json(d: &Dashboard) -> Result<Value, ArtefactError> {
         "refresh": "1m",
         "schemaVersion": 39,
         "tags": tags,
-        "templating": {
-            "list": [{
-                "current": {},
-                "hide": 0,
-                "includeAll": false,
-                "label": "Data source",
-                "multi": false,
-                "name": "datasource",
-                "options": [],
-                "query": "prometheus",
-                "refresh": 1,
-                "regex": "",
-                "type": "datasource",
-            }],
-        },
+        "templating": { "list": variables },
         "time": { "from": "now-6h", "to": "now" },
         "timepicker": {},
         "timezone": "utc",
@@ -922,7 +1119,8 @@ fn sort_keys(value: &mut Value) {
 }
 
 /// The Grafana dashboards, one JSON file each, using a `${datasource}` Prometheus data-source
-/// variable. The first key of each, `__generated`, says the file is generated (JSON has no
+/// variable and, where their metrics carry a `tenant` label, a `$tenant` variable every such
+/// query filters on. The first key of each, `__generated`, says the file is generated (JSON has no
 /// comments); the dashboard's description says so too.
 ///
 /// # Errors
@@ -931,8 +1129,11 @@ fn sort_keys(value: &mut Value) {
 /// [`ArtefactError::Json`] when a dashboard cannot be rendered.
 pub fn dashboards() -> Result<Vec<Artefact>, ArtefactError> {
     let mut out = Vec::new();
-    for d in table() {
-        let mut value = dashboard_json(&d)?;
+    let mut all = table();
+    all.push(telemetry_stack());
+    for mut d in all {
+        let tenant_metric = filter_by_tenant(&mut d);
+        let mut value = dashboard_json(&d, tenant_metric)?;
         sort_keys(&mut value);
         let mut text =
             serde_json::to_string_pretty(&value).map_err(|source| ArtefactError::Json {
@@ -947,4 +1148,43 @@ pub fn dashboards() -> Result<Vec<Artefact>, ArtefactError> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tenant_filtered;
+
+    #[test]
+    fn tenant_metrics_get_the_filter_and_others_stay_as_they_are() {
+        let (out, first) = tenant_filtered(
+            "sum by (tenant) (rate(stellaops_scan_duration_seconds_count[$__rate_interval]))",
+        );
+        assert_eq!(
+            out,
+            "sum by (tenant) (rate(stellaops_scan_duration_seconds_count{tenant=~\"$tenant\"}[$__rate_interval]))"
+        );
+        assert_eq!(first, Some("stellaops_scan_duration_seconds"));
+        let (out, _) = tenant_filtered("sum(stella_targets{env=\"prod\"}) / sum(stella_targets{})");
+        assert_eq!(
+            out,
+            "sum(stella_targets{tenant=~\"$tenant\",env=\"prod\"}) / sum(stella_targets{tenant=~\"$tenant\"})"
+        );
+        let untouched = "sum by (service) (rate(stellaops_request_total{status=~\"5..\"}[5m]))";
+        assert_eq!(tenant_filtered(untouched), (untouched.to_owned(), None));
+    }
+
+    #[test]
+    fn odd_input_is_copied_without_panicking() {
+        for expr in [
+            "\"unterminated \\",
+            "é{\"x\\\"y\"}",
+            "{{{",
+            "]]]",
+            "$",
+            "stella_targets",
+        ] {
+            let (out, _) = tenant_filtered(expr);
+            assert!(out.len() >= expr.len(), "{expr}");
+        }
+    }
 }

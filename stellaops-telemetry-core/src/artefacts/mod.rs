@@ -1,7 +1,8 @@
-//! Artefacts generated from the catalogue and the profiles: Prometheus alert rules and their
-//! `promtool test rules` unit tests, Grafana dashboards, OpenTelemetry Collector
-//! configurations, and the storage configuration (Loki and Tempo per-tenant overrides, the
-//! Prometheus scrape job) generated from a tenants file.
+//! Artefacts generated from the catalogue and the profiles: Prometheus alert rules (platform,
+//! SLO burn rates, the telemetry stack itself) and their `promtool test rules` unit tests,
+//! Grafana dashboards, OpenTelemetry Collector configurations, the Alertmanager
+//! configuration that routes the alerts, and the storage configuration (Loki and Tempo
+//! per-tenant overrides, the Prometheus scrape job) generated from a tenants file.
 //!
 //! # Example
 //!
@@ -32,21 +33,28 @@
 //!     generate all --out stellaops-telemetry-core/generated
 //! ```
 
+mod alertmanager;
 mod alerts;
 mod collector;
 mod dashboards;
 pub mod promql;
+pub mod slo;
 mod storage;
 mod yaml;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use alerts::{ALERT_RULES_FILE, ALERT_TESTS_FILE, alert_rule_tests, alert_rules};
+pub use alertmanager::{ALERTMANAGER_FILE, CHAT_URL, GROUP_BY, PAGER_URL, alertmanager};
+pub use alerts::{
+    ALERT_RULES_FILE, ALERT_TESTS_FILE, STACK_RULES_FILE, STACK_TESTS_FILE, alert_rule_tests,
+    alert_rules, stack_rule_tests, stack_rules,
+};
 pub use collector::{
     COLLECTOR_VERSION, SCRAPE_ENDPOINT, TENANT_METADATA_KEY, collector, collector_tiers, collectors,
 };
 pub use dashboards::dashboards;
+pub use slo::{SLO_RULES_FILE, SLO_TESTS_FILE, slo_rule_tests, slo_rules};
 pub use storage::{
     EXAMPLE_TENANTS, EXAMPLE_TENANTS_FILE, LOKI_OVERRIDES_FILE, MAX_TENANTS,
     MAX_TENANTS_FILE_BYTES, PROMETHEUS_SCRAPE_FILE, TEMPO_OVERRIDES_FILE, Tenant, TenantsError,
@@ -67,24 +75,29 @@ pub enum ArtefactKind {
     Collector,
     /// Loki and Tempo per-tenant overrides and the Prometheus scrape job (`storage/`).
     Storage,
+    /// The Alertmanager configuration routing the alerts (`alertmanager/`).
+    Alertmanager,
 }
 
 impl ArtefactKind {
     /// Every kind, in the order [`all`] generates them.
-    pub const ALL: [ArtefactKind; 4] = [
+    pub const ALL: [ArtefactKind; 5] = [
         ArtefactKind::Alerts,
         ArtefactKind::Dashboards,
         ArtefactKind::Collector,
         ArtefactKind::Storage,
+        ArtefactKind::Alertmanager,
     ];
 
-    /// The sub-directory name: `alerts`, `dashboards`, `collector` or `storage`.
+    /// The sub-directory name: `alerts`, `dashboards`, `collector`, `storage` or
+    /// `alertmanager`.
     pub const fn dir_name(self) -> &'static str {
         match self {
             ArtefactKind::Alerts => "alerts",
             ArtefactKind::Dashboards => "dashboards",
             ArtefactKind::Collector => "collector",
             ArtefactKind::Storage => "storage",
+            ArtefactKind::Alertmanager => "alertmanager",
         }
     }
 }
@@ -128,6 +141,9 @@ pub enum ArtefactError {
         #[source]
         source: promql::QueryError,
     },
+    /// A declared service-level objective is invalid.
+    #[error(transparent)]
+    Slo(#[from] slo::SloError),
     /// A dashboard could not be rendered as JSON.
     #[error("`{file}`: cannot render the dashboard as JSON")]
     Json {
@@ -187,10 +203,18 @@ pub(crate) fn checked(file: &str, expr: String) -> Result<String, ArtefactError>
 /// [`ArtefactError::Json`] when a dashboard cannot be rendered.
 pub fn generate(kind: ArtefactKind) -> Result<Vec<Artefact>, ArtefactError> {
     match kind {
-        ArtefactKind::Alerts => Ok(vec![alert_rules()?, alert_rule_tests()?]),
+        ArtefactKind::Alerts => Ok(vec![
+            alert_rules()?,
+            alert_rule_tests()?,
+            slo_rules()?,
+            slo_rule_tests()?,
+            stack_rules()?,
+            stack_rule_tests()?,
+        ]),
         ArtefactKind::Dashboards => dashboards(),
         ArtefactKind::Collector => collectors(&Profile::builtin()),
         ArtefactKind::Storage => storage::example().map_err(ArtefactError::Tenants),
+        ArtefactKind::Alertmanager => Ok(vec![alertmanager()]),
     }
 }
 
@@ -232,7 +256,7 @@ pub fn write(dir: &Path, artefacts: &[Artefact]) -> Result<Vec<PathBuf>, Artefac
 }
 
 /// Generates every artefact and writes it to `dir/<kind>/<file>` (`alerts/`, `dashboards/`,
-/// `collector/`, `storage/`); returns the paths written.
+/// `collector/`, `storage/`, `alertmanager/`); returns the paths written.
 ///
 /// # Errors
 ///

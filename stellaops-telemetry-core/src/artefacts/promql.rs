@@ -1,4 +1,5 @@
-//! A pragmatic PromQL check against the catalogue: every metric a query selects exists, every
+//! A pragmatic PromQL check against the catalogue: every metric a query selects exists (in
+//! the catalogue, or among the scrape's and the collector's own metrics, [`EXTERNAL`]), every
 //! label it matches or groups by is one of that metric's labels.
 //!
 //! # Example
@@ -251,10 +252,89 @@ impl Series {
     }
 }
 
-/// Resolves a series name to its catalogue entry: the name itself, or a histogram's
-/// `_bucket`, `_sum` or `_count` series. The flag says whether it is a `_bucket` series.
+/// The labels Prometheus adds to a scraped collector's own metrics, with the collector's.
+const COLLECTOR_LABELS: &[&str] = &[
+    "job",
+    "instance",
+    "service_instance_id",
+    "service_name",
+    "service_version",
+    "receiver",
+    "exporter",
+    "transport",
+    "data_type",
+];
+
+const fn collector(name: &'static str, kind: MetricKind, help: &'static str) -> MetricDescriptor {
+    MetricDescriptor {
+        name,
+        kind,
+        unit: "1",
+        help,
+        labels: COLLECTOR_LABELS,
+        buckets: &[],
+    }
+}
+
+/// Metrics outside the catalogue that the generated artefacts watch the telemetry stack
+/// with: Prometheus's `up` and the OpenTelemetry Collector's own metrics (counters under both
+/// their older names and the `_total` names newer collectors expose).
+pub const EXTERNAL: [MetricDescriptor; 9] = [
+    MetricDescriptor {
+        name: "up",
+        kind: MetricKind::Gauge,
+        unit: "1",
+        help: "1 when Prometheus's last scrape of the target succeeded, else 0",
+        labels: &["job", "instance"],
+        buckets: &[],
+    },
+    collector(
+        "otelcol_exporter_queue_size",
+        MetricKind::Gauge,
+        "Batches in an exporter's sending queue",
+    ),
+    collector(
+        "otelcol_exporter_queue_capacity",
+        MetricKind::Gauge,
+        "Capacity of an exporter's sending queue",
+    ),
+    collector(
+        "otelcol_receiver_accepted_spans",
+        MetricKind::Counter,
+        "Spans a receiver pushed into the pipeline",
+    ),
+    collector(
+        "otelcol_receiver_refused_spans",
+        MetricKind::Counter,
+        "Spans a receiver could not push into the pipeline",
+    ),
+    collector(
+        "otelcol_receiver_refused_spans_total",
+        MetricKind::Counter,
+        "Spans a receiver could not push into the pipeline",
+    ),
+    collector(
+        "otelcol_exporter_sent_spans",
+        MetricKind::Counter,
+        "Spans an exporter sent",
+    ),
+    collector(
+        "otelcol_exporter_send_failed_spans",
+        MetricKind::Counter,
+        "Spans an exporter failed to send",
+    ),
+    collector(
+        "otelcol_exporter_enqueue_failed_spans",
+        MetricKind::Counter,
+        "Spans an exporter could not queue (queue full)",
+    ),
+];
+
+/// Resolves a series name to its catalogue entry (or its [`EXTERNAL`] entry): the name
+/// itself, or a histogram's `_bucket`, `_sum` or `_count` series. The flag says whether it
+/// is a `_bucket` series.
 pub fn resolve(name: &str) -> Option<(&'static MetricDescriptor, bool)> {
-    if let Some(d) = catalogue::find(name) {
+    if let Some(d) = catalogue::find(name).or_else(|| EXTERNAL.iter().find(|d| d.name == name)) {
         return Some((d, false));
     }
     for suffix in ["_bucket", "_sum", "_count"] {

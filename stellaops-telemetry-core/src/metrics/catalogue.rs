@@ -12,7 +12,8 @@
 //!
 //! Beyond the specification's tables: `stellaops_circuit_breaker_open` (the "circuit open"
 //! alert's `breaker_open = 1`), a `status` label on `stella_deployments_total` and on
-//! `stella_agents_connected` (the release orchestrator's alert rules select on it), and the SDK's
+//! `stella_agents_connected` (the release orchestrator's alert rules select on it), the gauge
+//! `stella_targets` (renamed from the seed's counter `stella_targets_total`), and the SDK's
 //! self-metrics ([`SDK`]).
 
 use super::descriptor::{MetricDescriptor, MetricKind};
@@ -162,8 +163,11 @@ crate::declare_metrics! {
         help: "Connected agents",
         labels: AgentsConnectedLabels { tenant, status },
     }
-    /// Deployment targets registered, by tenant, environment and type.
-    pub counter STELLA_TARGETS_TOTAL = "stella_targets_total" {
+    /// Deployment targets registered now, by tenant, environment and type. A gauge named
+    /// `stella_targets`: renamed from the seed's `stella_targets_total`, which was declared a
+    /// counter although it counts targets registered now (and a `_total` gauge breaks the
+    /// naming rules).
+    pub gauge STELLA_TARGETS = "stella_targets" {
         unit: "{target}",
         help: "Deployment targets registered",
         labels: TargetsLabels { tenant, env, r#type },
@@ -265,7 +269,7 @@ pub const RELEASE: [&MetricDescriptor; 17] = [
     STELLA_DEPLOYMENT_DURATION_SECONDS.descriptor(),
     STELLA_ROLLBACKS_TOTAL.descriptor(),
     STELLA_AGENTS_CONNECTED.descriptor(),
-    STELLA_TARGETS_TOTAL.descriptor(),
+    STELLA_TARGETS.descriptor(),
     STELLA_WORKFLOW_RUNS_TOTAL.descriptor(),
     STELLA_WORKFLOW_STEP_DURATION_SECONDS.descriptor(),
     STELLA_APPROVAL_PENDING_COUNT.descriptor(),

@@ -174,10 +174,12 @@ fn dashboards_with_tenant_metrics_have_a_tenant_variable_and_filter_on_it() {
     assert_eq!(
         with_tenant,
         [
+            "platform-health.json",
             "scan-operations.json",
             "policy-engine.json",
             "job-orchestration.json",
-            "release-orchestrator.json"
+            "release-orchestrator.json",
+            "telemetry-stack.json"
         ]
     );
     let stack = dashboards

@@ -158,7 +158,7 @@ fn one(expr: String, by: &str) -> Vec<(String, String)> {
 fn sdk_health() -> Vec<Item> {
     let sdk = |metric: &str| catalogue::SDK.iter().find(|d| d.name.ends_with(metric));
     let mut items = vec![Item::Row("Telemetry SDK health")];
-    let panels: [(&str, &'static str, &'static str, &str); 8] = [
+    let panels: [(&str, &'static str, &'static str, &str); 10] = [
         (
             "_exported_total",
             "Records exported",
@@ -175,6 +175,18 @@ fn sdk_health() -> Vec<Item> {
             "_export_failures_total",
             "Export failures",
             "Export calls that failed or timed out, by signal",
+            "signal",
+        ),
+        (
+            "_tenant_exported_total",
+            "Records exported per tenant",
+            "Records in OTLP requests delivered, one tenant per request, by tenant",
+            "tenant",
+        ),
+        (
+            "_tenant_rejected_total",
+            "Unusable tenant ids",
+            "Records whose tenant id could not be a request header, sent as untenanted, by signal",
             "signal",
         ),
         (

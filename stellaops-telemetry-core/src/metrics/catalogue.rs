@@ -328,7 +328,7 @@ const fn tail(
 }
 
 /// The SDK's own metrics, under one prefix, in the same exposition as the service's.
-pub const SDK: [MetricDescriptor; 17] = [
+pub const SDK: [MetricDescriptor; 19] = [
     sdk(
         "stellaops_telemetry_exported_total",
         "Records accepted by every exporter of the signal",
@@ -348,6 +348,16 @@ pub const SDK: [MetricDescriptor; 17] = [
         "stellaops_telemetry_redactions_total",
         "Values redacted or dropped, by rule",
         &["rule"],
+    ),
+    sdk(
+        "stellaops_telemetry_tenant_exported_total",
+        "Records in OTLP requests delivered, by signal and tenant (at most 100 tenants, then `_other`; `_none` without one)",
+        &["signal", "tenant"],
+    ),
+    sdk(
+        "stellaops_telemetry_tenant_rejected_total",
+        "Records whose tenant could not be a request header, sent as untenanted",
+        &["signal"],
     ),
     sdk(
         "stellaops_telemetry_egress_refusals_total",

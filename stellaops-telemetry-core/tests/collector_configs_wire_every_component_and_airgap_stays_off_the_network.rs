@@ -331,20 +331,29 @@ fn every_receiver_keeps_client_metadata_and_every_batch_splits_by_tenant() {
 fn networked_profiles_send_the_tenant_and_authority_tokens_to_the_backends() {
     for profile in [Profile::default_profile(), Profile::forensic()] {
         let doc = parse(&profile);
-        let header = &doc["extensions"]["headers_setter"]["headers"][0];
-        assert_eq!(header["key"].as_str(), Some("X-Scope-OrgID"));
-        assert_eq!(
-            header["from_context"].as_str(),
-            Some(artefacts::TENANT_METADATA_KEY)
-        );
         let exporters = &doc["exporters"];
-        for backend in ["otlp/tempo", "otlphttp/loki"] {
+        for (backend, setter, token) in [
+            ("otlp/tempo", "headers_setter/tempo", "tempo.token"),
+            ("otlphttp/loki", "headers_setter/loki", "loki.token"),
+        ] {
             assert_eq!(
                 exporters[backend]["auth"]["authenticator"].as_str(),
-                Some("headers_setter"),
+                Some(setter),
                 "{backend}"
             );
             assert!(exporters[backend]["tls"]["cert_file"].is_string());
+            let headers = &doc["extensions"][setter]["headers"];
+            assert_eq!(headers[0]["key"].as_str(), Some("X-Scope-OrgID"));
+            assert_eq!(
+                headers[0]["from_context"].as_str(),
+                Some(artefacts::TENANT_METADATA_KEY)
+            );
+            assert_eq!(headers[1]["key"].as_str(), Some("Authorization"));
+            let value = headers[1]["value"].as_str().unwrap();
+            assert!(
+                value.starts_with("Bearer ${file:/") && value.ends_with(&format!("{token}}}")),
+                "{value}"
+            );
         }
         let remote_write = &exporters["prometheusremotewrite"];
         let token = remote_write["auth"]["authenticator"].as_str().unwrap();

@@ -322,11 +322,12 @@ fn signal_exporters(profile: &Profile, shape: Shape) -> Vec<(&'static str, Vec<S
 }
 
 /// The authenticator extension an exporter names, if any. An exporter takes one
-/// authenticator: Tempo and Loki get the tenant header (and mTLS for authentication),
-/// Prometheus remote write gets the Authority token.
+/// authenticator: Tempo and Loki each get a `headers_setter` that sends the tenant and their
+/// Authority token, Prometheus remote write gets a `bearertokenauth` reading its token file.
 fn authenticator(exporter: &str) -> Option<&'static str> {
     match exporter {
-        "otlp/tempo" | "otlphttp/loki" => Some("headers_setter"),
+        "otlp/tempo" => Some("headers_setter/tempo"),
+        "otlphttp/loki" => Some("headers_setter/loki"),
         "loadbalancing" => Some("headers_setter/relay"),
         "prometheusremotewrite" => Some("bearertokenauth/prometheus"),
         "prometheus" => Some("bearertokenauth/scrape"),
@@ -335,8 +336,9 @@ fn authenticator(exporter: &str) -> Option<&'static str> {
 }
 
 /// Every authenticator extension, in the order they are written.
-const AUTHENTICATORS: [&str; 4] = [
-    "headers_setter",
+const AUTHENTICATORS: [&str; 5] = [
+    "headers_setter/tempo",
+    "headers_setter/loki",
     "headers_setter/relay",
     "bearertokenauth/prometheus",
     "bearertokenauth/scrape",
@@ -347,23 +349,46 @@ fn auth(name: &str) -> Yaml {
 }
 
 fn header_from_tenant(key: &str) -> Yaml {
-    Yaml::Seq(vec![
-        MapBuilder::new()
-            .str("action", "upsert")
-            .str("key", key)
-            .str("from_context", TENANT_METADATA_KEY)
-            .build(),
-    ])
+    MapBuilder::new()
+        .str("action", "upsert")
+        .str("key", key)
+        .str("from_context", TENANT_METADATA_KEY)
+        .build()
+}
+
+/// The tenant as `X-Scope-OrgID`, and `Authorization: Bearer` with the Authority token in
+/// `<TOKEN_DIR>/<backend>.token`. The collector reads the token file when it loads its
+/// configuration (the `file` configuration provider), so it must be restarted when Authority
+/// rotates the token; remote write's `bearertokenauth` re-reads its own file by itself.
+fn backend_headers(backend: &str) -> Yaml {
+    MapBuilder::new()
+        .entry(
+            "headers",
+            Yaml::Seq(vec![
+                header_from_tenant("X-Scope-OrgID"),
+                MapBuilder::new()
+                    .str("action", "upsert")
+                    .str("key", "Authorization")
+                    .str(
+                        "value",
+                        format!("Bearer ${{file:{TOKEN_DIR}/{backend}.token}}"),
+                    )
+                    .build(),
+            ]),
+        )
+        .build()
 }
 
 /// The definition of an authenticator extension.
 fn extension(name: &str) -> Yaml {
     match name {
-        "headers_setter" => MapBuilder::new()
-            .entry("headers", header_from_tenant("X-Scope-OrgID"))
-            .build(),
+        "headers_setter/tempo" => backend_headers("tempo"),
+        "headers_setter/loki" => backend_headers("loki"),
         "headers_setter/relay" => MapBuilder::new()
-            .entry("headers", header_from_tenant(TENANT_METADATA_KEY))
+            .entry(
+                "headers",
+                Yaml::Seq(vec![header_from_tenant(TENANT_METADATA_KEY)]),
+            )
             .build(),
         "bearertokenauth/prometheus" => MapBuilder::new()
             .str(

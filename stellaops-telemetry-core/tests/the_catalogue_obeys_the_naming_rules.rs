@@ -12,7 +12,7 @@ use stellaops_telemetry_core::testing::TestExporters;
 #[test]
 fn every_catalogue_metric_passes_every_naming_rule() {
     let all: Vec<&MetricDescriptor> = catalogue::all().collect();
-    assert_eq!(all.len(), 6 + 9 + 17 + 17);
+    assert_eq!(all.len(), 6 + 9 + 17 + 19);
     for d in &all {
         assert_eq!(naming::check(d), Ok(()), "{}", d.name);
         if d.kind == MetricKind::Histogram {

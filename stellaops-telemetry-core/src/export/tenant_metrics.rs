@@ -447,6 +447,7 @@ mod tests {
     fn attr(key: &str, value: &str) -> KeyValue {
         KeyValue {
             key: key.to_owned(),
+            key_strindex: 0,
             value: Some(AnyValue {
                 value: Some(Value::StringValue(value.to_owned())),
             }),
@@ -456,6 +457,7 @@ mod tests {
     fn number(tenant: Option<&str>, seq: i64) -> NumberDataPoint {
         let mut attributes = vec![KeyValue {
             key: "seq".to_owned(),
+            key_strindex: 0,
             value: Some(AnyValue {
                 value: Some(Value::IntValue(seq)),
             }),
@@ -575,5 +577,40 @@ mod tests {
         let parts = split_request(request(), &tenancy(Some("b")));
         let headers: Vec<_> = shown(&parts).into_iter().map(|(h, _, n)| (h, n)).collect();
         assert_eq!(headers, vec![(Some("a"), 3), (Some("b"), 3)]);
+    }
+
+    #[test]
+    fn a_failed_request_counts_its_points_as_failed_and_not_as_exported() {
+        // Nothing listens on port 1 of the loopback address: every request fails.
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let client = reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let transport = MetricTransport::Http {
+            client,
+            url: "http://127.0.0.1:1/v1/metrics".to_owned(),
+            headers: http::HeaderMap::new(),
+            gzip: true,
+        };
+        let t = tenancy(None);
+        let requests = split_request(request(), &t);
+        let outcome = futures_executor::block_on(send_split(
+            &transport,
+            &t,
+            requests,
+            Duration::from_secs(10),
+        ));
+        assert!(outcome.result.is_err());
+        assert_eq!((outcome.exported, outcome.failed), (0, 6));
+        assert!(t.counts.exported().is_empty());
     }
 }

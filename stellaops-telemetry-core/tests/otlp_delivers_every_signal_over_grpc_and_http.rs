@@ -32,6 +32,15 @@ fn emit(telemetry: &Telemetry) -> String {
     trace_id
 }
 
+/// One metric point of tenant-b, next to the untenanted ones of [`emit`].
+fn emit_tenant_point(telemetry: &Telemetry) {
+    telemetry
+        .meter("otlp-test")
+        .u64_counter("tenant_runs_total")
+        .build()
+        .add(1, &[opentelemetry::KeyValue::new("tenant.id", "tenant-b")]);
+}
+
 fn base(endpoint: String, protocol: OtlpProtocol) -> TelemetryBuilder {
     Telemetry::builder("otlp-test")
         .service_version("3.1.0")
@@ -151,9 +160,16 @@ fn mtls(protocol: OtlpProtocol) {
         .build()
         .unwrap();
     let trace_id = emit(&telemetry);
+    emit_tenant_point(&telemetry);
     telemetry.shutdown();
     assert_delivered(&receiver, &telemetry, &trace_id);
     assert!(receiver.client_cert_connections() > 0);
+    // The collection mixed tenant-b with untenanted points: tenant-b's request went over the
+    // same mTLS connection settings, with the configured headers.
+    assert!(receiver.received_requests().iter().any(|r| {
+        r.header("x-stellaops-tenant") == Some("tenant-b")
+            && r.header("x-stellaops-scope") == Some("tenant-a")
+    }));
 
     // Without the client identity the server refuses the handshake: nothing arrives, and the
     // loss is counted instead of propagated.
@@ -168,9 +184,13 @@ fn mtls(protocol: OtlpProtocol) {
         .build()
         .unwrap();
     emit(&refused);
+    emit_tenant_point(&refused);
     refused.shutdown();
     assert_eq!(receiver.span_count(), 0);
     let stats = refused.stats();
+    // The per-tenant metric requests failed too: their points count as dropped.
+    assert_eq!(stats.metrics.exported, 0);
+    assert!(stats.metrics.dropped > 0);
     assert_eq!(stats.spans.exported, 0);
     assert_eq!(stats.spans.dropped, 1);
     assert!(stats.spans.export_failures >= 1);

@@ -326,7 +326,7 @@ fn metrics(
                     MetricKind::Otlp(
                         otlp_metric_exporter(s)?,
                         s.tenancy(&stats.tenants),
-                        otlp_metric_transport(s)?,
+                        Box::new(otlp_metric_transport(s)?),
                     ),
                     runtime,
                     s.timeout,

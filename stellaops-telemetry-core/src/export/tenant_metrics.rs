@@ -525,8 +525,10 @@ mod tests {
         }
     }
 
-    /// Per request: header, (scope, metric, seqs or counts) entries.
-    fn shown(parts: &[TenantRequest]) -> Vec<(Option<&str>, Vec<(String, String, usize)>, u64)> {
+    /// One request as shown: header, (scope, metric, points) entries, points in all.
+    type Shown<'a> = (Option<&'a str>, Vec<(String, String, usize)>, u64);
+
+    fn shown(parts: &[TenantRequest]) -> Vec<Shown<'_>> {
         parts
             .iter()
             .map(|(h, request, n)| {

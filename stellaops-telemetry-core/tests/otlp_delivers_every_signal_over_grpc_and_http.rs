@@ -32,6 +32,15 @@ fn emit(telemetry: &Telemetry) -> String {
     trace_id
 }
 
+/// One metric point of tenant-b, next to the untenanted ones of [`emit`].
+fn emit_tenant_point(telemetry: &Telemetry) {
+    telemetry
+        .meter("otlp-test")
+        .u64_counter("tenant_runs_total")
+        .build()
+        .add(1, &[opentelemetry::KeyValue::new("tenant.id", "tenant-b")]);
+}
+
 fn base(endpoint: String, protocol: OtlpProtocol) -> TelemetryBuilder {
     Telemetry::builder("otlp-test")
         .service_version("3.1.0")
@@ -151,9 +160,16 @@ fn mtls(protocol: OtlpProtocol) {
         .build()
         .unwrap();
     let trace_id = emit(&telemetry);
+    emit_tenant_point(&telemetry);
     telemetry.shutdown();
     assert_delivered(&receiver, &telemetry, &trace_id);
     assert!(receiver.client_cert_connections() > 0);
+    // The collection mixed tenant-b with untenanted points: tenant-b's request went over the
+    // same mTLS connection settings, with the configured headers.
+    assert!(receiver.received_requests().iter().any(|r| {
+        r.header("x-stellaops-tenant") == Some("tenant-b")
+            && r.header("x-stellaops-scope") == Some("tenant-a")
+    }));
 
     // Without the client identity the server refuses the handshake: nothing arrives, and the
     // loss is counted instead of propagated.
@@ -168,9 +184,13 @@ fn mtls(protocol: OtlpProtocol) {
         .build()
         .unwrap();
     emit(&refused);
+    emit_tenant_point(&refused);
     refused.shutdown();
     assert_eq!(receiver.span_count(), 0);
     let stats = refused.stats();
+    // The per-tenant metric requests failed too: their points count as dropped.
+    assert_eq!(stats.metrics.exported, 0);
+    assert!(stats.metrics.dropped > 0);
     assert_eq!(stats.spans.exported, 0);
     assert_eq!(stats.spans.dropped, 1);
     assert!(stats.spans.export_failures >= 1);
@@ -461,11 +481,91 @@ mod tenants {
                 span.in_scope(|| tracing::info!(seq, "tenant work done"));
             }
         });
-        telemetry
-            .meter("otlp-test")
-            .u64_counter("tenant_runs_total")
-            .build()
-            .add(1, &[opentelemetry::KeyValue::new("tenant.id", "tenant-a")]);
+        // One collection holding points of tenant-a, tenant-b and none (the self-metrics are
+        // untenanted too).
+        let meter = telemetry.meter("otlp-test");
+        let runs = meter.u64_counter("tenant_runs_total").build();
+        let latency = meter.f64_histogram("tenant_latency_ms").build();
+        for tenant in ["tenant-a", "tenant-b"] {
+            let attributes = [opentelemetry::KeyValue::new("tenant.id", tenant)];
+            runs.add(1, &attributes);
+            latency.record(3.0, &attributes);
+        }
+        runs.add(1, &[opentelemetry::KeyValue::new("mode", "untenanted")]);
+    }
+
+    /// Every data point of a metrics request: its metric's name and its tenant attribute.
+    fn metric_points(
+        message: &opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+    ) -> Vec<(String, Option<String>)> {
+        let mut points = Vec::new();
+        for metric in message
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+        {
+            let attributes: Vec<&Vec<KeyValue>> = match &metric.data {
+                Some(Data::Sum(d)) => d.data_points.iter().map(|p| &p.attributes).collect(),
+                Some(Data::Gauge(d)) => d.data_points.iter().map(|p| &p.attributes).collect(),
+                Some(Data::Histogram(d)) => d.data_points.iter().map(|p| &p.attributes).collect(),
+                Some(Data::ExponentialHistogram(d)) => {
+                    d.data_points.iter().map(|p| &p.attributes).collect()
+                }
+                Some(Data::Summary(d)) => d.data_points.iter().map(|p| &p.attributes).collect(),
+                None => Vec::new(),
+            };
+            // A metric left without a point of the request's tenant is not sent at all.
+            assert!(!attributes.is_empty(), "empty metric {}", metric.name);
+            for a in attributes {
+                points.push((metric.name.clone(), str_attr(a, "tenant.id")));
+            }
+        }
+        points
+    }
+
+    /// Every metrics request holds the points of one tenant and carries its header; the
+    /// collection mixing tenant-a, tenant-b and untenanted points was split three ways.
+    fn check_metric_requests(receiver: &OtlpReceiver, default: Option<&str>) {
+        let requests = requests_of(receiver, Signal::Metrics);
+        let messages = receiver.metrics_requests();
+        assert_eq!(requests.len(), messages.len());
+        let mut headers = std::collections::BTreeSet::new();
+        let mut runs = std::collections::BTreeSet::new();
+        for (request, message) in requests.iter().zip(&messages) {
+            let header = request.header(HEADER).map(str::to_owned);
+            let points = metric_points(message);
+            assert!(!points.is_empty(), "an empty metrics request");
+            for (name, tenant) in &points {
+                assert_eq!(
+                    expected_header(tenant.as_deref(), default),
+                    header,
+                    "metric {name} (tenant {tenant:?}) arrived under {header:?}"
+                );
+                if name == "tenant_runs_total" || name == "tenant_latency_ms" {
+                    runs.insert((name.clone(), header.clone()));
+                }
+            }
+            headers.insert(header);
+        }
+        let untenanted = default.map(str::to_owned);
+        let a = Some("tenant-a".to_owned());
+        let b = Some("tenant-b".to_owned());
+        for expected in [&a, &b, &untenanted] {
+            assert!(headers.contains(expected), "{expected:?} in {headers:?}");
+        }
+        let run = |h: &Option<String>| ("tenant_runs_total".to_owned(), h.clone());
+        let latency = |h: &Option<String>| ("tenant_latency_ms".to_owned(), h.clone());
+        assert!(
+            runs.contains(&run(&a)) && runs.contains(&latency(&a)),
+            "{runs:?}"
+        );
+        assert!(
+            runs.contains(&run(&b)) && runs.contains(&latency(&b)),
+            "{runs:?}"
+        );
+        assert!(runs.contains(&run(&untenanted)), "{runs:?}");
+        assert!(!runs.contains(&latency(&untenanted)), "{runs:?}");
     }
 
     fn str_attr(attributes: &[KeyValue], key: &str) -> Option<String> {
@@ -635,12 +735,8 @@ mod tenants {
         seen.sort_unstable();
         assert_eq!(seen, (0..emitted as i64).collect::<Vec<_>>());
 
-        // Metrics are exported whole per collection: this one mixes tenant-a points with the
-        // untenanted self-metrics, so it goes without a header (a default tenant included).
         assert!(receiver.wait_for_metrics(1, WAIT));
-        for request in requests_of(&receiver, Signal::Metrics) {
-            assert_eq!(request.header(HEADER), None, "{request:?}");
-        }
+        check_metric_requests(&receiver, default);
 
         let untenanted = default.unwrap_or("_none").to_owned();
         let exported = tenant_counter(&receiver, "stellaops_telemetry_tenant_exported_total");
@@ -649,6 +745,12 @@ mod tenants {
             assert_eq!(count("tenant-a"), Some(&3), "{signal}: {exported:?}");
             assert_eq!(count("tenant-b"), Some(&2), "{signal}: {exported:?}");
             assert_eq!(count(&untenanted), Some(&3), "{signal}: {exported:?}");
+        }
+        // Metric points are counted per tenant too (the counter is read from a collection
+        // made after the mixed one was exported).
+        for tenant in ["tenant-a", "tenant-b", untenanted.as_str()] {
+            let count = exported.get(&("metrics".to_owned(), tenant.to_owned()));
+            assert!(count.is_some_and(|n| *n > 0), "{tenant}: {exported:?}");
         }
         let rejected = tenant_counter(&receiver, "stellaops_telemetry_tenant_rejected_total");
         for signal in ["spans", "logs"] {

@@ -37,17 +37,24 @@ fn sealed_delivery(receiver: &OtlpReceiver, protocol: OtlpProtocol, host: &str) 
     tracing::dispatcher::with_default(telemetry.dispatch(), || {
         tracing::info_span!("scan.image").in_scope(|| tracing::info!(findings = 3u64, "scanned"));
     });
-    telemetry
-        .meter("sealed")
-        .u64_counter("scans_total")
-        .build()
-        .add(1, &[]);
+    let scans = telemetry.meter("sealed").u64_counter("scans_total").build();
+    scans.add(1, &[]);
+    // A second tenant in the collection: it is split, and each request dials the same way.
+    scans.add(1, &[opentelemetry::KeyValue::new("tenant.id", "tenant-a")]);
     telemetry.shutdown();
     assert!(receiver.wait_for_spans(1, WAIT), "{endpoint}: no span");
     assert!(receiver.wait_for_log_records(1, WAIT), "{endpoint}: no log");
     assert!(receiver.wait_for_metrics(1, WAIT), "{endpoint}: no metric");
+    assert!(
+        receiver
+            .received_requests()
+            .iter()
+            .any(|r| r.header("x-stellaops-tenant") == Some("tenant-a")),
+        "{endpoint}: no tenant-a metrics request"
+    );
     let stats = telemetry.stats();
     assert_eq!(stats.egress_refusals, 0, "{endpoint}");
+    assert_eq!(stats.metrics.dropped, 0, "{endpoint}");
     assert_eq!(
         (stats.spans.exported, stats.spans.dropped),
         (1, 0),

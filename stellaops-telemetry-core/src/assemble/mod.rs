@@ -23,7 +23,7 @@ use crate::error::TelemetryError;
 use crate::export::{
     BatchLogProcessor, BatchSpanProcessor, FileLogExporter, FileMetricExporter, FileSpanExporter,
     LogTarget, MetricKind, MetricTarget, SpanTarget, otlp_log_exporter, otlp_metric_exporter,
-    otlp_span_exporter,
+    otlp_metric_transport, otlp_span_exporter,
 };
 use crate::logs::{LogOutput, RotatingFile};
 use crate::metrics::{Metrics, PrometheusExposition};
@@ -323,7 +323,11 @@ fn metrics(
                 let grpc = s.protocol == OtlpProtocol::Grpc;
                 let runtime = if grpc { runtime.clone() } else { None };
                 (
-                    MetricKind::Otlp(otlp_metric_exporter(s)?, s.tenancy(&stats.tenants)),
+                    MetricKind::Otlp(
+                        otlp_metric_exporter(s)?,
+                        s.tenancy(&stats.tenants),
+                        Box::new(otlp_metric_transport(s)?),
+                    ),
                     runtime,
                     s.timeout,
                 )

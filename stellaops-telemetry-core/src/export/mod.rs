@@ -21,6 +21,7 @@ mod size;
 mod tail;
 mod targets;
 mod tenant;
+mod tenant_metrics;
 
 pub use batch::DEFAULT_MAX_QUEUE_BYTES;
 pub(crate) use batch::{BatchLogProcessor, BatchSettings, BatchSpanProcessor, SpanSink};
@@ -28,7 +29,8 @@ pub(crate) use file::index;
 pub use file::*;
 pub(crate) use otlp::{
     Egress, OtlpSettings, Signal, check_egress, log_exporter as otlp_log_exporter,
-    metric_exporter as otlp_metric_exporter, span_exporter as otlp_span_exporter,
+    metric_exporter as otlp_metric_exporter, metric_transport as otlp_metric_transport,
+    span_exporter as otlp_span_exporter,
 };
 #[cfg(feature = "cli")]
 pub(crate) use replay::{Probe, ReplayTls, Request as ReplayRequest};

@@ -19,6 +19,7 @@ use super::tenant::{
     MAX_TENANT_HEADER_LEN, TENANT_HEADER, Tenancy, TenantCounts, TenantHttpClient,
     grpc_interceptor, header_value,
 };
+use super::tenant_metrics::MetricTransport;
 use crate::config::{
     ConfigError, OtlpCompression, OtlpProtocol, OtlpSignalConfig, TelemetryConfig, check_headers,
     validate_endpoint,
@@ -578,6 +579,49 @@ pub(crate) fn metric_exporter(
     s: &OtlpSettings,
 ) -> Result<opentelemetry_otlp::MetricExporter, ConfigError> {
     build_otlp!(opentelemetry_otlp::MetricExporter, s)
+}
+
+/// The transport of a metric collection split by tenant, built from the settings of the
+/// metric exporter: the endpoint it dials (the HTTP one with its `/v1/metrics` path), its
+/// static headers, TLS material, compression and timeout; in sealed mode the same resolver.
+/// A gRPC channel connects lazily, on the runtime current at construction.
+pub(crate) fn metric_transport(s: &OtlpSettings) -> Result<MetricTransport, ConfigError> {
+    let mut pinned = s.clone();
+    let url = pinned.pin_endpoint()?;
+    let gzip = matches!(s.compression, Some(OtlpCompression::Gzip));
+    match s.protocol {
+        OtlpProtocol::Grpc => {
+            let channel = match &s.sealed {
+                Some(resolver) => s.sealed_channel(resolver)?,
+                None => {
+                    let mut endpoint = tonic::transport::Endpoint::from_shared(url)
+                        .map_err(|e| s.build_error(e))?;
+                    if let Some(tls) = s.tonic_tls() {
+                        endpoint = endpoint.tls_config(tls).map_err(|e| s.build_error(e))?;
+                    }
+                    endpoint.timeout(s.timeout).connect_lazy()
+                }
+            };
+            let mut client =
+                opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient::new(channel);
+            if gzip {
+                client = client
+                    .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+            }
+            Ok(MetricTransport::Grpc {
+                client,
+                metadata: s.metadata(),
+                timeout: s.timeout,
+            })
+        }
+        OtlpProtocol::HttpProtobuf => Ok(MetricTransport::Http {
+            client: s.http_client()?,
+            url,
+            headers: s.metadata().into_headers(),
+            gzip,
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::file::{FileLogExporter, FileMetricExporter, FileSpanExporter};
 use super::tenant::{Tenancy, log_tenant, point_tenant, span_tenant, valid_tenant};
+use super::tenant_metrics::{MetricTransport, send_split, split_request};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 
 /// Runs an export future to completion on the calling (worker) thread, bounded by `timeout`.
 ///
@@ -194,8 +196,12 @@ pub(crate) struct MetricTarget {
 }
 
 pub(crate) enum MetricKind {
-    /// The exporter and how it names tenants.
-    Otlp(opentelemetry_otlp::MetricExporter, Tenancy),
+    /// The exporter, how it names tenants, and the transport of collections split by tenant.
+    Otlp(
+        opentelemetry_otlp::MetricExporter,
+        Tenancy,
+        Box<MetricTransport>,
+    ),
     File(FileMetricExporter),
     Stdout(opentelemetry_stdout::MetricExporter),
     #[cfg(feature = "testing")]
@@ -215,53 +221,88 @@ impl std::fmt::Debug for MetricTarget {
     }
 }
 
+impl MetricTarget {
+    /// Exports `metrics` through the OTLP exporter: a collection of one tenant goes whole
+    /// under its header, one of several tenants is split into one request per tenant.
+    /// Returns the result with the data points delivered and not delivered.
+    async fn export_otlp(
+        &self,
+        exporter: &opentelemetry_otlp::MetricExporter,
+        tenancy: &Tenancy,
+        transport: &MetricTransport,
+        metrics: &ResourceMetrics,
+    ) -> (OTelSdkResult, u64, u64) {
+        let tenants = collection_tenant(tenancy, metrics);
+        let total: u64 = tenants.iter().map(|(_, n)| n).sum();
+        if tenants.len() > 1 {
+            let requests = split_request(ExportMetricsServiceRequest::from(metrics), tenancy);
+            let send = send_split(transport, tenancy, requests, self.timeout);
+            // Each request is bounded by the transport's timeout, and none starts after the
+            // first one's timeout, so every point ends up counted as delivered or failed.
+            let outcome = match &self.runtime {
+                Some(handle) => handle.block_on(send),
+                None => send.await,
+            };
+            return (outcome.result, outcome.exported, outcome.failed);
+        }
+        let header = tenants.first().and_then(|(header, _)| header.clone());
+        let export = tenancy.send_as(header.clone(), exporter.export(metrics));
+        let result = match &self.runtime {
+            Some(handle) => run_bounded(Some(handle), self.timeout, export),
+            None => export.await,
+        };
+        if result.is_ok() {
+            tenancy
+                .counts
+                .record_exported(tenancy.signal, header.as_ref(), total);
+            (result, total, 0)
+        } else {
+            (result, 0, total)
+        }
+    }
+}
+
 impl PushMetricExporter for MetricTarget {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
         // The periodic reader already polls this inside `futures_executor::block_on`: only the
         // gRPC exporter hops onto the export runtime (tokio's `block_on` does not nest with the
         // futures executor's); the others are awaited in place.
-        let result = match &self.kind {
-            MetricKind::Otlp(e, tenancy) => {
-                let (header, tenants) = collection_tenant(tenancy, metrics);
-                let export = tenancy.send_as(header.clone(), e.export(metrics));
-                let result = match &self.runtime {
-                    Some(handle) => run_bounded(Some(handle), self.timeout, export),
-                    None => export.await,
+        let (result, exported, dropped) = match &self.kind {
+            MetricKind::Otlp(e, tenancy, transport) => {
+                self.export_otlp(e, tenancy, transport, metrics).await
+            }
+            other => {
+                let result = match other {
+                    // Exported above.
+                    MetricKind::Otlp(..) => Ok(()),
+                    MetricKind::File(e) => e.export(metrics).await,
+                    MetricKind::Stdout(e) => e.export(metrics).await,
+                    #[cfg(feature = "testing")]
+                    MetricKind::Memory(e) => e.export(metrics).await,
                 };
-                if result.is_ok() {
-                    for (tenant, points) in tenants {
-                        tenancy
-                            .counts
-                            .record_exported(tenancy.signal, tenant.as_ref(), points);
-                    }
+                let points = data_points(metrics);
+                match result {
+                    Ok(()) => (result, points, 0),
+                    Err(_) => (result, 0, points),
                 }
-                result
             }
-            MetricKind::File(e) => e.export(metrics).await,
-            MetricKind::Stdout(e) => e.export(metrics).await,
-            #[cfg(feature = "testing")]
-            MetricKind::Memory(e) => e.export(metrics).await,
         };
-        let points = data_points(metrics);
-        match &result {
-            Ok(()) => self.stats.metrics.record_exported(points),
-            Err(error) => {
-                self.stats.metrics.record_dropped(points);
-                if self
-                    .stats
-                    .metrics
-                    .record_failure(error.to_string(), self.report_interval)
-                {
-                    tracing::warn!(target: "stellaops_telemetry", exporter = ?self, error = %error, "metric export failed");
-                }
-            }
+        self.stats.metrics.record_exported(exported);
+        self.stats.metrics.record_dropped(dropped);
+        if let Err(error) = &result
+            && self
+                .stats
+                .metrics
+                .record_failure(error.to_string(), self.report_interval)
+        {
+            tracing::warn!(target: "stellaops_telemetry", exporter = ?self, error = %error, "metric export failed");
         }
         result
     }
 
     fn force_flush(&self) -> OTelSdkResult {
         match &self.kind {
-            MetricKind::Otlp(e, _) => e.force_flush(),
+            MetricKind::Otlp(e, ..) => e.force_flush(),
             MetricKind::File(e) => e.force_flush(),
             MetricKind::Stdout(e) => e.force_flush(),
             #[cfg(feature = "testing")]
@@ -271,7 +312,7 @@ impl PushMetricExporter for MetricTarget {
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         match &self.kind {
-            MetricKind::Otlp(e, _) => e.shutdown_with_timeout(timeout),
+            MetricKind::Otlp(e, ..) => e.shutdown_with_timeout(timeout),
             MetricKind::File(e) => e.shutdown_with_timeout(timeout),
             MetricKind::Stdout(e) => e.shutdown_with_timeout(timeout),
             #[cfg(feature = "testing")]
@@ -305,19 +346,17 @@ fn data_points(metrics: &ResourceMetrics) -> u64 {
         .sum::<usize>() as u64
 }
 
-/// The tenant header of one metric collection, and its data points per tenant.
+/// The data points of one metric collection per tenant route, each tenant (a header value,
+/// `None` for points sent without the header) once.
 ///
-/// A collection is exported whole (the SDK's metric data cannot be rebuilt outside it, so it
-/// cannot be split): it goes under a tenant only when every point resolves to that tenant
-/// (its own, or the default tenant for points without one); a collection mixing tenants, or
-/// tenanted and untenanted points without a default tenant, goes without the header.
+/// A point's route follows the rules of spans and log records: its own `tenant.id` when that
+/// can be a header value, else the default tenant (refused values are counted here). A
+/// collection with one route is exported whole under it; one with several is split into one
+/// request per route.
 fn collection_tenant<'m>(
     tenancy: &Tenancy,
     metrics: &'m ResourceMetrics,
-) -> (
-    Option<http::HeaderValue>,
-    Vec<(Option<http::HeaderValue>, u64)>,
-) {
+) -> Vec<(Option<http::HeaderValue>, u64)> {
     fn visit<'a, T>(data: &'a MetricData<T>, f: &mut dyn FnMut(Option<&'a str>)) {
         match data {
             MetricData::Gauge(g) => g
@@ -361,11 +400,7 @@ fn collection_tenant<'m>(
             None => tenants.push((header, n)),
         }
     }
-    let header = match tenants.as_slice() {
-        [(header, _)] => header.clone(),
-        _ => None,
-    };
-    (header, tenants)
+    tenants
 }
 
 #[cfg(test)]
@@ -412,19 +447,35 @@ mod tests {
     }
 
     #[test]
-    fn a_collection_of_one_tenant_goes_under_it_and_a_mixed_one_without_a_header() {
+    fn a_collection_of_one_tenant_has_one_route_and_a_mixed_one_several() {
+        let routes = |t: &Tenancy, tenants: &[Option<&str>]| -> Vec<(Option<String>, u64)> {
+            let mut routes: Vec<_> = collection_tenant(t, &collection(tenants))
+                .iter()
+                .map(|(h, n)| (header(h).map(str::to_owned), *n))
+                .collect();
+            routes.sort();
+            routes
+        };
         let t = tenancy(None);
-        let (h, points) = collection_tenant(&t, &collection(&[Some("a"), Some("a")]));
-        assert_eq!((header(&h), points.len()), (Some("a"), 1));
-
-        let (h, points) = collection_tenant(&t, &collection(&[Some("a"), Some("b"), None]));
-        assert_eq!(header(&h), None);
-        assert_eq!(points.iter().map(|(_, n)| n).sum::<u64>(), 3);
+        assert_eq!(
+            routes(&t, &[Some("a"), Some("a")]),
+            vec![(Some("a".to_owned()), 2)]
+        );
+        assert_eq!(
+            routes(&t, &[Some("a"), Some("b"), None]),
+            vec![
+                (None, 1),
+                (Some("a".to_owned()), 1),
+                (Some("b".to_owned()), 1)
+            ]
+        );
 
         // Untenanted points and refused tenants resolve to the default tenant.
         let t = tenancy(Some("a"));
-        let (h, points) = collection_tenant(&t, &collection(&[Some("a"), None, Some("x y")]));
-        assert_eq!((header(&h), points.len()), (Some("a"), 1));
+        assert_eq!(
+            routes(&t, &[Some("a"), None, Some("x y")]),
+            vec![(Some("a".to_owned()), 3)]
+        );
         assert_eq!(t.counts.rejected()[1], ("metrics", 1));
     }
 }

@@ -80,7 +80,7 @@ pub struct KitFile {
     pub contents: Vec<u8>,
 }
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenKit {
     /// The files gathered (the import guide included), in path order.
@@ -91,7 +91,7 @@ pub struct WrittenKit {
     pub signed_by: Option<String>,
 }
 
-/// What [`verify`] found.
+/// What [`verify()`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct VerifiedKit {

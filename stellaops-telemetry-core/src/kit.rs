@@ -434,6 +434,11 @@ pub fn verify(dir: &Path, key: Option<&VerifyingKey>) -> Result<VerifiedKit, Kit
             reason: "not in canonical form".to_owned(),
         });
     }
+    if !manifest.files.windows(2).all(|w| w[0].path < w[1].path) {
+        return Err(KitError::MalformedManifest {
+            reason: "files are not sorted by path, or one is listed twice".to_owned(),
+        });
+    }
     check_listing(dir, &manifest)?;
     if read_small(&dir.join(SUMS_FILE))? != sums(&manifest).as_bytes() {
         return Err(KitError::SumsMismatch);
@@ -488,12 +493,7 @@ fn check_listing(dir: &Path, manifest: &KitManifest) -> Result<(), KitError> {
         if metadata.len() != entry.size {
             return Err(mismatch("size"));
         }
-        let contents = fs::read(&path).map_err(|source| KitError::Io {
-            action: "read",
-            path: path.clone(),
-            source,
-        })?;
-        if crate::bundle::sha256_hex(&contents) != entry.sha256 {
+        if sha256_of_file(&path, entry.size)? != entry.sha256 {
             return Err(mismatch("sha256"));
         }
     }
@@ -510,6 +510,32 @@ fn check_listing(dir: &Path, manifest: &KitManifest) -> Result<(), KitError> {
         }
     }
     Ok(())
+}
+
+/// The sha256 (hex) of the first `size` bytes of `path`, streamed (a kit file of any size
+/// costs one buffer).
+fn sha256_of_file(path: &Path, size: u64) -> Result<String, KitError> {
+    let io = |source| KitError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut input = fs::File::open(path).map_err(io)?.take(size);
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = input.read(&mut buffer).map_err(io)?;
+        let Some(chunk) = buffer.get(..read).filter(|c| !c.is_empty()) else {
+            break;
+        };
+        digest.update(chunk);
+    }
+    Ok(digest
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// A relative path of `[A-Za-z0-9._-]` segments joined by `/`, none empty, `.` or `..`.

@@ -828,7 +828,7 @@ fn header(profile: &Profile, shape: Shape) -> Vec<String> {
             "Tenant: the `{TENANT_METADATA_KEY}` request header, kept per batch and sent to Tempo and Loki as X-Scope-OrgID."
         ));
         lines.push(format!(
-            "Bearer tokens are read from {TOKEN_DIR} (minted by Authority, re-read when they change)."
+            "Bearer tokens are read from {TOKEN_DIR} (minted by Authority): remote write re-reads its file when it changes; tempo.token and loki.token are read at start, so restart the collector when they rotate."
         ));
     }
     lines.push(format!(

@@ -322,7 +322,7 @@ pub const ENVIRONMENT: &[EnvVar] = &[
     EnvVar {
         name: "STELLAOPS_TELEMETRY_DEFAULT_TENANT",
         default: "(none)",
-        effect: "tenant of records without `tenant.id`: their OTLP requests carry it as the `X-StellaOps-Tenant` header (otherwise none); 1 to 128 visible ASCII characters",
+        effect: "tenant of records without `tenant.id`: their OTLP requests carry it as the `X-StellaOps-Tenant` header (otherwise none); 1 to 128 characters of `A-Z a-z 0-9 . _ - @ :`",
     },
     EnvVar {
         name: "STELLAOPS_TELEMETRY_CONFIG",

@@ -423,7 +423,7 @@ pub struct OtlpSignalConfig {
     /// PEM file of the client certificate chain (mTLS).
     pub client_certificate: Option<PathBuf>,
     /// The tenant of records without a `tenant.id`, sent as their requests'
-    /// `X-StellaOps-Tenant` header (1 to 128 visible ASCII characters). Default: none, such
+    /// `X-StellaOps-Tenant` header (1 to 128 characters of `A-Z a-z 0-9 . _ - @ :`). Default: none, such
     /// requests go without the header.
     pub default_tenant: Option<String>,
 }

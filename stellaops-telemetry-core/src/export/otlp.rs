@@ -199,7 +199,7 @@ fn check_default_tenant(
             name: config.origin(field),
             value: shown,
             reason: format!(
-                "a tenant id is 1 to {MAX_TENANT_HEADER_LEN} visible ASCII characters (it is sent as the {TENANT_HEADER} header)"
+                "a tenant id is 1 to {MAX_TENANT_HEADER_LEN} characters of `A-Z a-z 0-9 . _ - @ :` (it is sent as the {TENANT_HEADER} header)"
             ),
         }
     })

@@ -392,15 +392,14 @@ fn collection_tenant<'m>(
         }
     }
     tenancy.counts.record_rejected(tenancy.signal, rejected);
-    let mut tenants: Vec<(Option<http::HeaderValue>, u64)> = Vec::with_capacity(points.len());
+    // Several tenants may route to one header (the default tenant): merged through a map, so
+    // the cost stays linear in the number of tenants.
+    let mut merged: HashMap<Option<http::HeaderValue>, u64> = HashMap::with_capacity(points.len());
     for (tenant, n) in points {
         let (header, _) = tenancy.route(tenant);
-        match tenants.iter_mut().find(|(h, _)| *h == header) {
-            Some((_, total)) => *total += n,
-            None => tenants.push((header, n)),
-        }
+        *merged.entry(header).or_default() += n;
     }
-    tenants
+    merged.into_iter().collect()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! it while the request is being made. One exporter (and one connection) serves every tenant.
 //!
 //! A record's tenant is its `tenant.id` string attribute. A value that is empty, longer than
-//! [`MAX_TENANT_HEADER_LEN`] bytes or not visible ASCII cannot be a header value: the record is
+//! [`MAX_TENANT_HEADER_LEN`] bytes or holding a byte outside `A-Z a-z 0-9 . _ - @ :` is not a tenant header: the record is
 //! exported as if it had no tenant and counted as rejected. Records without a tenant go
 //! without the header, or under the configured default tenant.
 
@@ -52,7 +52,7 @@ tokio::task_local! {
 }
 
 /// `tenant` as a header value, or `None` when it cannot be one: empty, longer than
-/// [`MAX_TENANT_HEADER_LEN`] bytes, or holding a byte outside visible ASCII.
+/// [`MAX_TENANT_HEADER_LEN`] bytes, or holding a byte outside the tenant alphabet.
 pub(crate) fn header_value(tenant: &str) -> Option<HeaderValue> {
     if !valid_tenant(tenant) {
         return None;
@@ -60,11 +60,14 @@ pub(crate) fn header_value(tenant: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(tenant).ok()
 }
 
-/// Whether `tenant` can be sent as a header value (checked without allocating).
+/// Whether `tenant` can be sent as the tenant header (checked without allocating): the
+/// tenant alphabet the server layer and the controls accept (`A-Z a-z 0-9 . _ - @ :`), so
+/// that a value set directly in application code (with `|` or `/`, say) never reaches Loki or
+/// Tempo as an `X-Scope-OrgID` they would refuse or split.
 pub(crate) fn valid_tenant(tenant: &str) -> bool {
     !tenant.is_empty()
         && tenant.len() <= MAX_TENANT_HEADER_LEN
-        && tenant.bytes().all(|b| b.is_ascii_graphic())
+        && tenant.bytes().all(crate::controls::tenant_byte)
 }
 
 /// The tenant header value of the request being made (read by the transports).
@@ -365,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn header_values_are_bounded_visible_ascii() {
+    fn header_values_are_bounded_and_in_the_tenant_alphabet() {
         assert!(header_value("acme-prod.eu:7@x_y").is_some());
         assert!(header_value(&"t".repeat(MAX_TENANT_HEADER_LEN)).is_some());
         for bad in [
@@ -375,6 +378,10 @@ mod tests {
             "a\r\nx-evil: 1",
             "caf\u{e9}",
             "tab\there",
+            "a|b",
+            "x/y",
+            "a,b",
+            "\"q\"",
             &"t".repeat(MAX_TENANT_HEADER_LEN + 1),
             &"t".repeat(1 << 20),
         ] {

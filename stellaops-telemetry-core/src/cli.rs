@@ -169,6 +169,11 @@ enum GenerateCommand {
         /// The profile (default, forensic, airgap); every built-in profile when left out.
         #[arg(long, value_name = "NAME")]
         profile: Option<String>,
+        /// The tenants file (as for `generate storage`): where a collector tail-samples, each
+        /// tenant's sampled traces go to Tempo under its own tenant; without it, every sampled
+        /// trace goes under the fallback tenant ($STELLAOPS_FALLBACK_TENANT).
+        #[arg(long, value_name = "FILE")]
+        tenants: Option<PathBuf>,
         /// The directory to write to (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -370,20 +375,32 @@ fn generate(what: GenerateCommand, out: &mut dyn Write) -> Outcome {
         GenerateCommand::Dashboards { out: dir } => {
             artefacts::generate(ArtefactKind::Dashboards).and_then(|a| artefacts::write(&dir, &a))
         }
-        GenerateCommand::Collector { profile, out: dir } => {
+        GenerateCommand::Collector {
+            profile,
+            tenants,
+            out: dir,
+        } => {
             let profiles = match profile {
                 Some(name) => vec![by_name(&name)?],
                 None => Profile::builtin(),
             };
-            artefacts::collectors(&profiles).and_then(|a| artefacts::write(&dir, &a))
+            let parsed = match &tenants {
+                Some(path) => artefacts::read_tenants(path).map_err(|e| chain(&e))?,
+                None => Vec::new(),
+            };
+            let source = tenants.as_deref().map(file_name);
+            let routes = match &source {
+                Some(source) => artefacts::TenantRoutes {
+                    tenants: &parsed,
+                    source,
+                },
+                None => artefacts::TenantRoutes::NONE,
+            };
+            artefacts::collectors(&profiles, routes).and_then(|a| artefacts::write(&dir, &a))
         }
         GenerateCommand::Storage { tenants, out: dir } => {
             let parsed = artefacts::read_tenants(&tenants).map_err(|e| chain(&e))?;
-            let source = tenants.file_name().map_or_else(
-                || tenants.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            );
-            artefacts::write(&dir, &artefacts::storage(&parsed, &source))
+            artefacts::write(&dir, &artefacts::storage(&parsed, &file_name(&tenants)))
         }
         GenerateCommand::Alertmanager { out: dir } => {
             artefacts::generate(ArtefactKind::Alertmanager).and_then(|a| artefacts::write(&dir, &a))
@@ -395,6 +412,14 @@ fn generate(what: GenerateCommand, out: &mut dyn Write) -> Outcome {
         writeln!(out, "{}", path.display()).map_err(io)?;
     }
     Ok(())
+}
+
+/// A path's file name, as generated files name their source (the whole path when it has none).
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn catalogue_table(json: bool, out: &mut dyn Write) -> Outcome {

@@ -195,8 +195,16 @@ impl<'a> KitSpec<'a> {
 /// [`KitError::Artefact`] when a generator fails.
 pub fn files(spec: &KitSpec<'_>) -> Result<Vec<KitFile>, KitError> {
     let profile = spec.profile;
-    let mut collector = vec![artefacts::collector(profile)?];
-    collector.extend(artefacts::collector_tiers(profile)?);
+    let routes = spec
+        .tenants
+        .map_or(artefacts::TenantRoutes::NONE, |tenants| {
+            artefacts::TenantRoutes {
+                tenants,
+                source: "the site's tenants file",
+            }
+        });
+    let mut collector = vec![artefacts::collector_for(profile, routes)?];
+    collector.extend(artefacts::collector_tiers(profile, routes)?);
     let storage = spec
         .tenants
         .map(|tenants| artefacts::storage(tenants, "the site's tenants file"))
@@ -281,7 +289,13 @@ const GUIDE_SECTIONS: [(&str, &str); 5] = [
          collector. Certificates, keys and token files it names are the site's own. With \
          several collector replicas, use the `-tier1-loadbalancer` file on the replicas that \
          receive from services and the `-tier2-sampling` file on the tail-sampling replicas \
-         (when the profile has them), so that sampling sees whole traces.\n",
+         (when the profile has them), so that sampling sees whole traces. Set \
+         `STELLAOPS_FALLBACK_TENANT` in the collector's environment to the Loki and Tempo tenant \
+         of records that name none (`stellaops` unless set). Where the collector tail-samples, \
+         sampled traces reach Tempo through one exporter per tenant of the tenants file the kit \
+         was made with (none without `--tenants`: then every sampled trace is stored under the \
+         fallback tenant); make the kit again when tenants are added, or the \
+         `CollectorTracesOfUnlistedTenant` alert fires.\n",
     ),
     (
         "storage",
@@ -291,7 +305,10 @@ const GUIDE_SECTIONS: [(&str, &str); 5] = [
          `tempo-overrides.yaml` is Tempo's per-tenant overrides file \
          (`overrides.per_tenant_override_config`), and `prometheus-scrape.yaml` holds the \
          scrape jobs to merge under `scrape_configs:` in prometheus.yml; check the result with \
-         `promtool check config prometheus.yml` before reloading Prometheus.\n",
+         `promtool check config prometheus.yml` before reloading Prometheus. The scrape job \
+         presents the token in `/etc/prometheus/stellaops/collector-scrape.token`, which the \
+         collector checks against its own `prometheus-scrape.token` (in \
+         `/var/run/secrets/stellaops/authority`): both files must hold the same token.\n",
     ),
     (
         "dashboards",

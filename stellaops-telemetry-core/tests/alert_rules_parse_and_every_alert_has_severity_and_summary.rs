@@ -400,7 +400,7 @@ mod slo {
 mod stack {
     use super::*;
 
-    const STACK: [(&str, &str); 7] = [
+    const STACK: [(&str, &str); 8] = [
         (
             "TelemetryRecordsDropped",
             "stellaops_telemetry_dropped_total",
@@ -423,6 +423,10 @@ mod stack {
             "otelcol_exporter_queue_size / otelcol_exporter_queue_capacity > 0.8",
         ),
         ("CollectorRefusingSpans", "otelcol_receiver_refused_spans"),
+        (
+            "CollectorTracesOfUnlistedTenant",
+            "otelcol_exporter_sent_spans_total{exporter=\"otlp/tempo-unlisted\"}",
+        ),
     ];
 
     #[test]

@@ -1,12 +1,14 @@
 //! Each profile's collector configuration parses, its pipelines use only components it
 //! defines and use every one, its numbers come from the profile, and airgap has no network
-//! exporter. Tenants travel as client metadata to `X-Scope-OrgID`, backends get Authority
-//! tokens, and the two-tier variant routes by trace id to a tier that tail-samples.
+//! exporter. Tenants travel as client metadata to `X-Scope-OrgID`, and through tail sampling
+//! on the spans to a Tempo exporter per tenant; backends get Authority tokens, and the
+//! two-tier variant routes by trace id to a tier that tail-samples.
 //! (Checked structurally: no collector binary runs here.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_norway::Value;
+use stellaops_telemetry_core::artefacts::TenantRoutes;
 use stellaops_telemetry_core::{
     CREDENTIAL_KEYS, INCIDENT_ATTRIBUTE, ProbabilisticPolicy, Profile, SamplingSite, artefacts,
 };
@@ -41,17 +43,24 @@ fn pipelines_reference_exactly_the_defined_components() {
             .map(|n| ("extensions".to_owned(), n))
             .collect();
         let pipelines = service["pipelines"].as_mapping().unwrap();
-        assert_eq!(pipelines.len(), 3, "{}", profile.name);
-        for (_, pipeline) in pipelines {
+        for (name, pipeline) in pipelines {
             for section in ["receivers", "processors", "exporters"] {
                 for n in names(&pipeline[section]) {
+                    let defined = keys(&doc[section]).contains(&n)
+                        || (section != "processors" && keys(&doc["connectors"]).contains(&n));
                     assert!(
-                        keys(&doc[section]).contains(&n),
+                        defined,
                         "{}: {section} `{n}` is used but not defined",
                         profile.name
                     );
                     used.push((section.to_owned(), n));
                 }
+            }
+            // The signal pipelines; the tenant routes after tail sampling only batch.
+            let name = name.as_str().unwrap();
+            if name.contains('/') {
+                assert_eq!(names(&pipeline["processors"]), ["batch"], "{name}");
+                continue;
             }
             let processors = names(&pipeline["processors"]);
             assert_eq!(
@@ -87,7 +96,12 @@ fn default_and_forensic_export_to_tempo_prometheus_and_loki() {
     for profile in [Profile::default_profile(), Profile::forensic()] {
         let doc = parse(&profile);
         let p = &doc["service"]["pipelines"];
-        assert_eq!(names(&p["traces"]["exporters"]), ["otlp/tempo"]);
+        // Tail-sampled here: Tempo through the tenant router.
+        assert_eq!(names(&p["traces"]["exporters"]), ["routing/tenant"]);
+        assert_eq!(
+            names(&p["traces/fallback"]["exporters"]),
+            ["otlp/tempo-fallback"]
+        );
         assert_eq!(
             names(&p["metrics"]["exporters"]),
             ["prometheusremotewrite", "prometheus"]
@@ -236,10 +250,16 @@ fn assert_wired(file: &str, doc: &Value) {
     let service = &doc["service"];
     let extensions = names(&service["extensions"]);
     assert_eq!(keys(&doc["extensions"]), extensions, "{file}");
+    let connectors = keys(&doc["connectors"]);
     let mut used: Vec<(String, String)> = Vec::new();
     for (_, pipeline) in service["pipelines"].as_mapping().unwrap() {
         for section in ["receivers", "processors", "exporters"] {
             for n in names(&pipeline[section]) {
+                if section != "processors" && connectors.contains(&n) {
+                    // A connector ends one pipeline and starts others.
+                    used.push((format!("connectors as {section}"), n));
+                    continue;
+                }
                 assert!(keys(&doc[section]).contains(&n), "{file}: `{n}` undefined");
                 used.push((section.to_owned(), n));
             }
@@ -250,6 +270,14 @@ fn assert_wired(file: &str, doc: &Value) {
             assert!(
                 used.contains(&(section.to_owned(), n.clone())),
                 "{file}: {section} `{n}` unused"
+            );
+        }
+    }
+    for n in &connectors {
+        for side in ["receivers", "exporters"] {
+            assert!(
+                used.contains(&(format!("connectors as {side}"), n.clone())),
+                "{file}: connector `{n}` is not among any pipeline's {side}"
             );
         }
     }
@@ -285,7 +313,7 @@ fn every_generated_yaml_parses_and_every_collector_file_is_wired() {
 
 #[test]
 fn every_receiver_keeps_client_metadata_and_every_batch_splits_by_tenant() {
-    for a in artefacts::collectors(&Profile::builtin()).unwrap() {
+    for a in artefacts::collectors(&Profile::builtin(), TenantRoutes::NONE).unwrap() {
         let doc = doc_of(&a);
         for proto in ["grpc", "http"] {
             assert_eq!(
@@ -329,13 +357,23 @@ fn every_receiver_keeps_client_metadata_and_every_batch_splits_by_tenant() {
 
 #[test]
 fn networked_profiles_send_the_tenant_and_authority_tokens_to_the_backends() {
-    for profile in [Profile::default_profile(), Profile::forensic()] {
+    // Sampled in the SDK: the collector keeps the request's metadata up to Tempo too.
+    let mut sdk_sampled = Profile::default_profile();
+    sdk_sampled.sampling.site = SamplingSite::Sdk;
+    let doc = parse(&sdk_sampled);
+    assert!(doc["connectors"].is_null());
+    assert_eq!(
+        names(&doc["service"]["pipelines"]["traces"]["exporters"]),
+        ["otlp/tempo"]
+    );
+    for profile in [Profile::default_profile(), Profile::forensic(), sdk_sampled] {
         let doc = parse(&profile);
         let exporters = &doc["exporters"];
-        for (backend, setter, token) in [
-            ("otlp/tempo", "headers_setter/tempo", "tempo.token"),
-            ("otlphttp/loki", "headers_setter/loki", "loki.token"),
-        ] {
+        let mut setters = vec![("otlphttp/loki", "headers_setter/loki", "loki.token")];
+        if profile.sampling.site == SamplingSite::Sdk {
+            setters.push(("otlp/tempo", "headers_setter/tempo", "tempo.token"));
+        }
+        for (backend, setter, token) in setters {
             assert_eq!(
                 exporters[backend]["auth"]["authenticator"].as_str(),
                 Some(setter),
@@ -347,6 +385,11 @@ fn networked_profiles_send_the_tenant_and_authority_tokens_to_the_backends() {
             assert_eq!(
                 headers[0]["from_context"].as_str(),
                 Some(artefacts::TENANT_METADATA_KEY)
+            );
+            // A request without a tenant is stored under the fallback, not refused.
+            assert_eq!(
+                headers[0]["default_value"].as_str(),
+                Some(artefacts::FALLBACK_TENANT)
             );
             assert_eq!(headers[1]["key"].as_str(), Some("Authorization"));
             let value = headers[1]["value"].as_str().unwrap();
@@ -385,7 +428,7 @@ fn networked_profiles_send_the_tenant_and_authority_tokens_to_the_backends() {
 #[test]
 fn the_two_tier_variant_routes_whole_traces_to_the_tail_sampling_tier() {
     let default = Profile::default_profile();
-    let tiers = artefacts::collector_tiers(&default).unwrap();
+    let tiers = artefacts::collector_tiers(&default, TenantRoutes::NONE).unwrap();
     let files: Vec<&str> = tiers.iter().map(|a| a.file_name.as_str()).collect();
     assert_eq!(
         files,
@@ -415,14 +458,18 @@ fn the_two_tier_variant_routes_whole_traces_to_the_tail_sampling_tier() {
     );
 
     let p = &second["service"]["pipelines"];
-    assert_eq!(keys(p), ["traces"]);
+    assert!(
+        keys(p).iter().all(|k| k.starts_with("traces")),
+        "{:?}",
+        keys(p)
+    );
     let processors = names(&p["traces"]["processors"]);
     assert_eq!(
         processors.first().map(String::as_str),
         Some("memory_limiter")
     );
     assert!(processors.contains(&"tail_sampling".to_owned()));
-    assert_eq!(names(&p["traces"]["exporters"]), ["otlp/tempo"]);
+    assert_eq!(names(&p["traces"]["exporters"]), ["routing/tenant"]);
     // The very sampling of the single collector.
     assert_eq!(
         second["processors"]["tail_sampling"],
@@ -435,13 +482,196 @@ fn the_two_tier_variant_routes_whole_traces_to_the_tail_sampling_tier() {
 
     // Forensic keeps every trace and airgap samples in the SDK: one tier is enough.
     assert!(
-        artefacts::collector_tiers(&Profile::forensic())
+        artefacts::collector_tiers(&Profile::forensic(), TenantRoutes::NONE)
             .unwrap()
             .is_empty()
     );
     assert!(
-        artefacts::collector_tiers(&Profile::airgap())
+        artefacts::collector_tiers(&Profile::airgap(), TenantRoutes::NONE)
             .unwrap()
             .is_empty()
     );
+}
+
+mod tenants_through_tail_sampling {
+    use super::*;
+
+    fn tenants() -> Vec<artefacts::Tenant> {
+        artefacts::parse_tenants(artefacts::EXAMPLE_TENANTS).unwrap()
+    }
+
+    fn routed(profile: &Profile, tenants: &[artefacts::Tenant]) -> Value {
+        let routes = TenantRoutes {
+            tenants,
+            source: "tenants.toml",
+        };
+        let a = artefacts::collector_for(profile, routes).unwrap();
+        // The header names where the routes come from, where there are routes.
+        assert_eq!(
+            a.contents.contains("(3 from tenants.toml)"),
+            profile.name == "default" && profile.sampling.site == SamplingSite::Collector,
+            "{}",
+            a.file_name
+        );
+        doc_of(&a)
+    }
+
+    #[test]
+    fn the_tenant_header_is_copied_onto_each_span_before_tail_sampling() {
+        let doc = routed(&Profile::default_profile(), &tenants());
+        let traces = names(&doc["service"]["pipelines"]["traces"]["processors"]);
+        let at = |p: &str| traces.iter().position(|n| n == p).unwrap();
+        assert_eq!(
+            at("attributes/tenant") + 1,
+            at("tail_sampling"),
+            "{traces:?}"
+        );
+        // The batches are made per route, after the router.
+        assert!(!traces.contains(&"batch".to_owned()));
+        let action = &doc["processors"]["attributes/tenant"]["actions"][0];
+        assert_eq!(action["key"].as_str(), Some("tenant.id"));
+        assert_eq!(
+            action["from_context"].as_str(),
+            Some(&*format!("metadata.{}", artefacts::TENANT_METADATA_KEY))
+        );
+        assert_eq!(action["action"].as_str(), Some("upsert"));
+    }
+
+    #[test]
+    fn each_listed_tenant_gets_a_route_and_a_tempo_exporter_sending_its_org_id() {
+        let tenants = tenants();
+        let doc = routed(&Profile::default_profile(), &tenants);
+        let router = &doc["connectors"]["routing/tenant"];
+        let table = router["table"].as_sequence().unwrap();
+        assert_eq!(table.len(), tenants.len() + 1);
+        let pipelines = &doc["service"]["pipelines"];
+        for (route, tenant) in table.iter().zip(&tenants) {
+            assert_eq!(route["context"].as_str(), Some("span"));
+            assert_eq!(
+                route["condition"].as_str().unwrap(),
+                format!("attributes[\"tenant.id\"] == \"{}\"", tenant.id)
+            );
+            let pipeline = format!("traces/tenant-{}", tenant.id);
+            assert_eq!(names(&route["pipelines"]), [pipeline.clone()]);
+            assert_eq!(
+                names(&pipelines[&*pipeline]["receivers"]),
+                ["routing/tenant"]
+            );
+            let exporter = names(&pipelines[&*pipeline]["exporters"]);
+            assert_eq!(exporter, [format!("otlp/tempo-tenant-{}", tenant.id)]);
+            let definition = &doc["exporters"][&*exporter[0]];
+            assert_eq!(
+                definition["headers"]["X-Scope-OrgID"].as_str(),
+                Some(&*tenant.id)
+            );
+            assert_eq!(
+                definition["auth"]["authenticator"].as_str(),
+                Some("bearertokenauth/tempo")
+            );
+            assert!(definition["tls"]["cert_file"].is_string());
+        }
+        // Another tenant, then none: both under the fallback tenant, apart.
+        let last = &table[tenants.len()];
+        assert_eq!(
+            last["condition"].as_str(),
+            Some("attributes[\"tenant.id\"] != nil")
+        );
+        assert_eq!(names(&last["pipelines"]), ["traces/unlisted"]);
+        assert_eq!(names(&router["default_pipelines"]), ["traces/fallback"]);
+        assert_eq!(router["error_mode"].as_str(), Some("ignore"));
+        for route in ["unlisted", "fallback"] {
+            let exporter = format!("otlp/tempo-{route}");
+            assert_eq!(
+                names(&pipelines[&*format!("traces/{route}")]["exporters"]),
+                [exporter.clone()]
+            );
+            assert_eq!(
+                doc["exporters"][&*exporter]["headers"]["X-Scope-OrgID"].as_str(),
+                Some(artefacts::FALLBACK_TENANT)
+            );
+        }
+        assert!(
+            doc["extensions"]["bearertokenauth/tempo"]["filename"]
+                .as_str()
+                .unwrap()
+                .ends_with("/tempo.token")
+        );
+        assert_wired("collector-default.yaml", &doc);
+    }
+
+    #[test]
+    fn the_sampling_tier_routes_and_the_load_balancing_tier_does_not() {
+        let tenants = tenants();
+        let routes = TenantRoutes {
+            tenants: &tenants,
+            source: "tenants.toml",
+        };
+        let tiers = artefacts::collector_tiers(&Profile::default_profile(), routes).unwrap();
+        let (first, second) = (doc_of(&tiers[0]), doc_of(&tiers[1]));
+        assert!(first["connectors"].is_null());
+        assert!(first["processors"]["attributes/tenant"].is_null());
+        let table = second["connectors"]["routing/tenant"]["table"]
+            .as_sequence()
+            .unwrap();
+        assert_eq!(table.len(), tenants.len() + 1);
+        let traces = names(&second["service"]["pipelines"]["traces"]["processors"]);
+        assert!(
+            traces.contains(&"attributes/tenant".to_owned()),
+            "{traces:?}"
+        );
+        for (name, doc) in [("tier 1", &first), ("tier 2", &second)] {
+            assert_wired(name, doc);
+        }
+    }
+
+    #[test]
+    fn profiles_that_keep_the_metadata_up_to_tempo_and_sealed_ones_route_nothing() {
+        let tenants = tenants();
+        let mut sdk_sampled = Profile::default_profile();
+        sdk_sampled.sampling.site = SamplingSite::Sdk;
+        for profile in [sdk_sampled, Profile::airgap()] {
+            let doc = routed(&profile, &tenants);
+            assert!(doc["connectors"].is_null(), "{}", profile.name);
+            assert!(doc["processors"]["attributes/tenant"].is_null());
+        }
+    }
+
+    #[test]
+    fn more_tenants_than_a_collector_routes_are_refused_by_name() {
+        let one = tenants().remove(0);
+        let many: Vec<artefacts::Tenant> = (0..=artefacts::MAX_ROUTED_TENANTS)
+            .map(|i| artefacts::Tenant {
+                id: format!("t{i}"),
+                ..one.clone()
+            })
+            .collect();
+        let routes = TenantRoutes {
+            tenants: &many,
+            source: "big.toml",
+        };
+        let err = artefacts::collector_for(&Profile::default_profile(), routes).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                artefacts::ArtefactError::TooManyRoutedTenants { count, max }
+                    if count == artefacts::MAX_ROUTED_TENANTS + 1 && max == artefacts::MAX_ROUTED_TENANTS
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("at most 1000"), "{err}");
+        assert!(artefacts::collector_tiers(&Profile::default_profile(), routes).is_err());
+        // At the limit, every tenant is routed.
+        let routes = TenantRoutes {
+            tenants: &many[..artefacts::MAX_ROUTED_TENANTS],
+            source: "big.toml",
+        };
+        let doc = doc_of(&artefacts::collector_for(&Profile::default_profile(), routes).unwrap());
+        assert_eq!(
+            doc["connectors"]["routing/tenant"]["table"]
+                .as_sequence()
+                .unwrap()
+                .len(),
+            artefacts::MAX_ROUTED_TENANTS + 1
+        );
+    }
 }

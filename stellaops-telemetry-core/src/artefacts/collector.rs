@@ -4,9 +4,15 @@
 //! (remote write with an Authority token, and a scrape endpoint) — or files only where the
 //! profile is sealed. Profiles that tail-sample in the collector also get a two-tier variant
 //! for several replicas: a load-balancing tier routing by trace id in front of a sampling tier.
+//!
+//! Tail sampling regroups spans into new batches and drops the request's metadata with them,
+//! so after it the tenant header is gone. Where a collector tail-samples, the header is first
+//! copied onto every span as `tenant.id`, and the sampled spans are routed by that attribute
+//! (a `routing` connector) to one Tempo exporter per tenant of the tenants file, each sending
+//! its tenant as a fixed `X-Scope-OrgID`.
 
 use super::yaml::{MapBuilder, Yaml, document, s};
-use super::{Artefact, ArtefactError, ArtefactKind, generated_notice};
+use super::{Artefact, ArtefactError, ArtefactKind, Tenant, generated_notice};
 use crate::INCIDENT_ATTRIBUTE;
 use crate::profile::{ExporterKind, SamplingMode, SamplingSite};
 use crate::{CREDENTIAL_KEYS, Profile, REDACTED, SENSITIVE_QUERY_PARAMETERS};
@@ -24,6 +30,21 @@ pub const TENANT_METADATA_KEY: &str = "x-stellaops-tenant";
 /// How many tenants a batch processor keeps apart at once; batches of further tenants are
 /// refused (and counted by the collector) rather than letting memory grow without bound.
 const TENANT_BATCHES: u32 = 1000;
+/// The span attribute that names a span's tenant (the SDK's, and the collector's copy of the
+/// tenant header before tail sampling).
+const TENANT_ATTRIBUTE: &str = "tenant.id";
+/// The most tenants a collector routes sampled traces for: each costs one exporter (a queue
+/// and a connection) and one routing condition evaluated per span.
+pub const MAX_ROUTED_TENANTS: usize = 1000;
+/// The Tempo and Loki tenant of records that name none, and of sampled spans whose tenant is
+/// not in the tenants file (a collector configuration variable, `stellaops` unless set).
+pub const FALLBACK_TENANT: &str = "${env:STELLAOPS_FALLBACK_TENANT:-stellaops}";
+/// The connector routing sampled spans by tenant.
+const ROUTING: &str = "routing/tenant";
+/// The pipeline and exporter of sampled spans with no tenant.
+const NO_TENANT_ROUTE: &str = "fallback";
+/// The pipeline and exporter of sampled spans whose tenant is not in the tenants file.
+const UNLISTED_ROUTE: &str = "unlisted";
 /// Where Authority writes the bearer tokens it mints for the collector (rotated in place; the
 /// `bearertokenauth` extension re-reads a changed file).
 const TOKEN_DIR: &str = "/var/run/secrets/stellaops/authority";
@@ -323,10 +344,13 @@ fn signal_exporters(profile: &Profile, shape: Shape) -> Vec<(&'static str, Vec<S
 
 /// The authenticator extension an exporter names, if any. An exporter takes one
 /// authenticator: Tempo and Loki each get a `headers_setter` that sends the tenant and their
-/// Authority token, Prometheus remote write gets a `bearertokenauth` reading its token file.
+/// Authority token, Prometheus remote write gets a `bearertokenauth` reading its token file,
+/// and the per-tenant Tempo exporters after tail sampling (whose tenant is fixed) one reading
+/// Tempo's.
 fn authenticator(exporter: &str) -> Option<&'static str> {
     match exporter {
         "otlp/tempo" => Some("headers_setter/tempo"),
+        routed if routed.starts_with("otlp/tempo-") => Some("bearertokenauth/tempo"),
         "otlphttp/loki" => Some("headers_setter/loki"),
         "loadbalancing" => Some("headers_setter/relay"),
         "prometheusremotewrite" => Some("bearertokenauth/prometheus"),
@@ -336,10 +360,11 @@ fn authenticator(exporter: &str) -> Option<&'static str> {
 }
 
 /// Every authenticator extension, in the order they are written.
-const AUTHENTICATORS: [&str; 5] = [
+const AUTHENTICATORS: [&str; 6] = [
     "headers_setter/tempo",
     "headers_setter/loki",
     "headers_setter/relay",
+    "bearertokenauth/tempo",
     "bearertokenauth/prometheus",
     "bearertokenauth/scrape",
 ];
@@ -356,7 +381,8 @@ fn header_from_tenant(key: &str) -> Yaml {
         .build()
 }
 
-/// The tenant as `X-Scope-OrgID`, and `Authorization: Bearer` with the Authority token in
+/// The tenant as `X-Scope-OrgID` ([`FALLBACK_TENANT`] for a request that names none, which
+/// Loki and Tempo would otherwise refuse), and `Authorization: Bearer` with the Authority token in
 /// `<TOKEN_DIR>/<backend>.token`. The collector reads the token file when it loads its
 /// configuration (the `file` configuration provider), so it must be restarted when Authority
 /// rotates the token; remote write's `bearertokenauth` re-reads its own file by itself.
@@ -365,7 +391,12 @@ fn backend_headers(backend: &str) -> Yaml {
         .entry(
             "headers",
             Yaml::Seq(vec![
-                header_from_tenant("X-Scope-OrgID"),
+                MapBuilder::new()
+                    .str("action", "upsert")
+                    .str("key", "X-Scope-OrgID")
+                    .str("from_context", TENANT_METADATA_KEY)
+                    .str("default_value", FALLBACK_TENANT)
+                    .build(),
                 MapBuilder::new()
                     .str("action", "upsert")
                     .str("key", "Authorization")
@@ -390,6 +421,9 @@ fn extension(name: &str) -> Yaml {
                 Yaml::Seq(vec![header_from_tenant(TENANT_METADATA_KEY)]),
             )
             .build(),
+        "bearertokenauth/tempo" => MapBuilder::new()
+            .str("filename", format!("{TOKEN_DIR}/tempo.token"))
+            .build(),
         "bearertokenauth/prometheus" => MapBuilder::new()
             .str(
                 "filename",
@@ -402,12 +436,17 @@ fn extension(name: &str) -> Yaml {
     }
 }
 
+/// Tempo over OTLP/gRPC: the endpoint, mTLS and compression every Tempo exporter shares.
+fn tempo() -> MapBuilder {
+    MapBuilder::new()
+        .str("endpoint", "${env:STELLAOPS_TEMPO_ENDPOINT:-tempo:4317}")
+        .entry("tls", tls_client())
+        .str("compression", "gzip")
+}
+
 fn exporter(name: &str, profile: &Profile) -> Yaml {
     let built = match name {
-        "otlp/tempo" => MapBuilder::new()
-            .str("endpoint", "${env:STELLAOPS_TEMPO_ENDPOINT:-tempo:4317}")
-            .entry("tls", tls_client())
-            .str("compression", "gzip"),
+        "otlp/tempo" => tempo(),
         "prometheusremotewrite" => MapBuilder::new()
             .str(
                 "endpoint",
@@ -514,11 +553,63 @@ fn load_balancing() -> Yaml {
 /// a file Authority keeps fresh; the scrape endpoint asks for one (and a client certificate).
 /// The collector's own metrics are served for Prometheus on port 8888.
 ///
+/// Where the collector tail-samples, it routes no tenant's traces by name: every sampled
+/// trace goes to Tempo under [`FALLBACK_TENANT`]. Use [`collector_for`] with the site's
+/// tenants to keep them apart.
+///
 /// # Errors
 ///
 /// None today; the signature matches the other generators.
 pub fn collector(profile: &Profile) -> Result<Artefact, ArtefactError> {
-    Ok(build(profile, Shape::Single))
+    collector_for(profile, TenantRoutes::NONE)
+}
+
+/// The tenants whose sampled traces a collector routes to Tempo under their own tenant, and
+/// the file they come from (named in the generated file's header).
+#[derive(Debug, Clone, Copy)]
+pub struct TenantRoutes<'a> {
+    /// The tenants (a tenants file, read with [`super::read_tenants`]).
+    pub tenants: &'a [Tenant],
+    /// Where they come from, e.g. the tenants file's name.
+    pub source: &'a str,
+}
+
+impl TenantRoutes<'_> {
+    /// No tenant routed by name.
+    pub const NONE: TenantRoutes<'static> = TenantRoutes {
+        tenants: &[],
+        source: "no tenants file",
+    };
+}
+
+/// As [`collector`], and where the collector tail-samples, each of `routes`' tenants gets its
+/// own Tempo exporter after tail sampling (which drops the request's metadata, and with it
+/// the tenant header): the tenant header is copied onto every span as `tenant.id` before
+/// sampling, and a `routing` connector sends each sampled span to its tenant's exporter, which
+/// sends that tenant as `X-Scope-OrgID`. Sampled spans of a tenant not in `routes` go to
+/// `otlp/tempo-unlisted`, spans with no tenant to `otlp/tempo-fallback`, both under
+/// [`FALLBACK_TENANT`]; the first are counted by the collector per exporter, and an alert
+/// fires when any are sent.
+///
+/// # Errors
+///
+/// [`ArtefactError::TooManyRoutedTenants`] beyond [`MAX_ROUTED_TENANTS`] tenants.
+pub fn collector_for(
+    profile: &Profile,
+    routes: TenantRoutes<'_>,
+) -> Result<Artefact, ArtefactError> {
+    check_routes(routes)?;
+    Ok(build(profile, Shape::Single, routes))
+}
+
+fn check_routes(routes: TenantRoutes<'_>) -> Result<(), ArtefactError> {
+    if routes.tenants.len() > MAX_ROUTED_TENANTS {
+        return Err(ArtefactError::TooManyRoutedTenants {
+            count: routes.tenants.len(),
+            max: MAX_ROUTED_TENANTS,
+        });
+    }
+    Ok(())
 }
 
 /// Whether `profile` gets the two-tier variant: it tail-samples in a collector that reaches
@@ -535,24 +626,29 @@ fn tiered(profile: &Profile) -> bool {
 /// one replica of the second tier with the `loadbalancing` exporter routing by trace id, and
 /// metrics and logs straight to the backends) and `collector-<name>-tier2-sampling.yaml`
 /// (holds the profile's `tail_sampling` processor, so it decides on whole traces, and exports
-/// to Tempo). Empty for profiles that do not tail-sample in a networked collector.
+/// to Tempo, routing sampled traces by tenant as [`collector_for`] does). Empty for profiles
+/// that do not tail-sample in a networked collector.
 ///
 /// # Errors
 ///
-/// None today; the signature matches the other generators.
-pub fn collector_tiers(profile: &Profile) -> Result<Vec<Artefact>, ArtefactError> {
+/// As [`collector_for`].
+pub fn collector_tiers(
+    profile: &Profile,
+    routes: TenantRoutes<'_>,
+) -> Result<Vec<Artefact>, ArtefactError> {
+    check_routes(routes)?;
     if !tiered(profile) {
         return Ok(Vec::new());
     }
     Ok(vec![
-        build(profile, Shape::LoadBalancer),
-        build(profile, Shape::Sampling),
+        build(profile, Shape::LoadBalancer, routes),
+        build(profile, Shape::Sampling, routes),
     ])
 }
 
-fn build(profile: &Profile, shape: Shape) -> Artefact {
+fn build(profile: &Profile, shape: Shape, tenants: TenantRoutes<'_>) -> Artefact {
     let routes = signal_exporters(profile, shape);
-    let wiring = pipelines(profile, shape, &routes);
+    let wiring = pipelines(profile, shape, &routes, tenants);
     // Only the processors and extensions something names are written out.
     let processors = processors(profile)
         .retain(|name| wiring.used.contains(&name))
@@ -568,11 +664,15 @@ fn build(profile: &Profile, shape: Shape) -> Artefact {
             extension_names.push(name);
         }
     }
-    let doc = MapBuilder::new()
+    let mut doc = MapBuilder::new()
         .entry("extensions", extensions.build())
         .entry("receivers", receivers())
         .entry("processors", processors)
-        .entry("exporters", wiring.exporters)
+        .entry("exporters", wiring.exporters);
+    if let Some(connectors) = wiring.connectors {
+        doc = doc.entry("connectors", connectors);
+    }
+    let doc = doc
         .entry(
             "service",
             MapBuilder::new()
@@ -585,7 +685,10 @@ fn build(profile: &Profile, shape: Shape) -> Artefact {
     Artefact {
         kind: ArtefactKind::Collector,
         file_name: shape.file_name(profile),
-        contents: document(&header(profile, shape), &doc),
+        contents: document(
+            &header(profile, shape, tenants, &wiring.authenticators),
+            &doc,
+        ),
     }
 }
 
@@ -679,6 +782,14 @@ fn processors(profile: &Profile) -> MapBuilder {
             "redaction",
             redaction(),
         )
+        .commented(
+            &[
+                "The tenant header onto every span as `tenant.id`: tail sampling drops the request's",
+                "metadata, so the sampled spans are routed to their tenant by this attribute.",
+            ],
+            "attributes/tenant",
+            tenant_attribute(),
+        )
         .entry("tail_sampling", tail_sampling(profile))
         .commented(
             &[
@@ -698,45 +809,177 @@ fn processors(profile: &Profile) -> MapBuilder {
         )
 }
 
-/// The exporters and pipelines of a profile, and the processors and authenticators they name.
+/// Sets `tenant.id` from the tenant header (where the request has one: it is what the SDK
+/// sends, one tenant per request).
+fn tenant_attribute() -> Yaml {
+    MapBuilder::new()
+        .entry(
+            "actions",
+            Yaml::Seq(vec![
+                MapBuilder::new()
+                    .str("key", TENANT_ATTRIBUTE)
+                    .str("from_context", format!("metadata.{TENANT_METADATA_KEY}"))
+                    .str("action", "upsert")
+                    .build(),
+            ]),
+        )
+        .build()
+}
+
+/// The exporters, connectors and pipelines of a profile, and the processors and
+/// authenticators they name.
 struct Wiring {
     exporters: Yaml,
+    connectors: Option<Yaml>,
     pipelines: Yaml,
     used: Vec<&'static str>,
     authenticators: Vec<&'static str>,
 }
 
-/// One pipeline per signal that has an exporter, each with its exporters declared.
-fn pipelines(profile: &Profile, shape: Shape, routes: &[(&'static str, Vec<String>)]) -> Wiring {
+/// Whether traces are tail-sampled here and sent on to Tempo, so that their tenant must be
+/// carried through sampling on the spans and routed after it.
+fn routed(profile: &Profile, shape: Shape) -> bool {
+    !profile.sealed && signal_processors(profile, shape, "traces").contains(&"tail_sampling")
+}
+
+/// One pipeline per signal that has an exporter, each with its exporters declared; where
+/// traces are tail-sampled ([`routed`]), the traces pipeline ends in the tenant router and
+/// [`tenant_routes`] adds a pipeline per route.
+fn pipelines(
+    profile: &Profile,
+    shape: Shape,
+    routes: &[(&'static str, Vec<String>)],
+    tenants: TenantRoutes<'_>,
+) -> Wiring {
     let mut exporters = MapBuilder::new();
     let mut pipelines = MapBuilder::new();
     let mut used: Vec<&'static str> = Vec::new();
     let mut authenticators: Vec<&'static str> = Vec::new();
+    let mut connectors = None;
+    let mut routed_pipelines = Vec::new();
     for (signal, names) in routes {
         if names.is_empty() {
             continue;
         }
-        for n in names {
+        let mut processors = signal_processors(profile, shape, signal).to_vec();
+        let mut targets = names.clone();
+        if *signal == "traces" && routed(profile, shape) {
+            // The routes batch what they receive; the router needs the tenant on each span.
+            processors.retain(|p| *p != "batch");
+            if let Some(at) = processors.iter().position(|p| *p == "tail_sampling") {
+                processors.insert(at, "attributes/tenant");
+            }
+            for t in &mut targets {
+                if t == "otlp/tempo" {
+                    ROUTING.clone_into(t);
+                }
+            }
+            let (table, routed_exporters, routes) = tenant_routes(tenants);
+            connectors = Some(MapBuilder::new().entry(ROUTING, table).build());
+            for (name, definition) in routed_exporters {
+                exporters = exporters.entry(name, definition);
+            }
+            routed_pipelines = routes;
+            authenticators.push("bearertokenauth/tempo");
+            used.push("batch");
+        }
+        for n in targets.iter().filter(|n| n.as_str() != ROUTING) {
             exporters = exporters.entry(n.clone(), exporter(n, profile));
             authenticators.extend(authenticator(n));
         }
-        let processors = signal_processors(profile, shape, signal);
-        used.extend(processors);
+        used.extend(processors.iter().copied());
         pipelines = pipelines.entry(
             *signal,
             MapBuilder::new()
                 .entry("receivers", flow(&["otlp"]))
-                .entry("processors", flow(processors))
-                .entry("exporters", Yaml::Flow(names.clone()))
+                .entry("processors", flow(&processors))
+                .entry("exporters", Yaml::Flow(targets))
                 .build(),
         );
+        for (name, definition) in routed_pipelines.drain(..) {
+            pipelines = pipelines.entry(name, definition);
+        }
     }
     Wiring {
         exporters: exporters.build(),
+        connectors,
         pipelines: pipelines.build(),
         used,
         authenticators,
     }
+}
+
+/// A named collector component and its definition.
+type Component = (String, Yaml);
+
+/// The tenant router's table, and the exporter and pipeline of each route: one per listed
+/// tenant (`traces/tenant-<id>` to `otlp/tempo-tenant-<id>`, whose `X-Scope-OrgID` is the
+/// tenant), then `traces/unlisted` for spans naming another tenant and `traces/fallback` (the
+/// router's default) for spans naming none, both under [`FALLBACK_TENANT`]. The router takes
+/// the first route whose condition holds.
+fn tenant_routes(tenants: TenantRoutes<'_>) -> (Yaml, Vec<Component>, Vec<Component>) {
+    let mut table = Vec::with_capacity(tenants.tenants.len() + 1);
+    let mut exporters = Vec::with_capacity(tenants.tenants.len() + 2);
+    let mut pipelines = Vec::with_capacity(tenants.tenants.len() + 2);
+    let mut route = |condition: String, name: String, org_id: &str| {
+        let pipeline = format!("traces/{name}");
+        let exporter = format!("otlp/tempo-{name}");
+        if !condition.is_empty() {
+            table.push(
+                MapBuilder::new()
+                    .str("context", "span")
+                    .str("condition", condition)
+                    .entry("pipelines", Yaml::Flow(vec![pipeline.clone()]))
+                    .build(),
+            );
+        }
+        pipelines.push((
+            pipeline,
+            MapBuilder::new()
+                .entry("receivers", flow(&[ROUTING]))
+                .entry("processors", flow(&["batch"]))
+                .entry("exporters", Yaml::Flow(vec![exporter.clone()]))
+                .build(),
+        ));
+        exporters.push((exporter, routed_exporter(org_id)));
+    };
+    for tenant in tenants.tenants {
+        // Tenant ids are lowercase letters, digits, `-` and `_` (checked when the tenants
+        // file is read): safe in a component name and inside an OTTL string.
+        route(
+            format!("attributes[\"{TENANT_ATTRIBUTE}\"] == \"{}\"", tenant.id),
+            format!("tenant-{}", tenant.id),
+            &tenant.id,
+        );
+    }
+    route(
+        format!("attributes[\"{TENANT_ATTRIBUTE}\"] != nil"),
+        UNLISTED_ROUTE.to_owned(),
+        FALLBACK_TENANT,
+    );
+    route(String::new(), NO_TENANT_ROUTE.to_owned(), FALLBACK_TENANT);
+    let table = MapBuilder::new()
+        .entry(
+            "default_pipelines",
+            Yaml::Flow(vec![format!("traces/{NO_TENANT_ROUTE}")]),
+        )
+        // A condition that cannot be evaluated sends the span to the default route.
+        .str("error_mode", "ignore")
+        .entry("table", Yaml::Seq(table))
+        .build();
+    (table, exporters, pipelines)
+}
+
+/// A Tempo exporter for one route: its tenant as a fixed `X-Scope-OrgID`, and Tempo's
+/// Authority token (re-read when it changes).
+fn routed_exporter(org_id: &str) -> Yaml {
+    tempo()
+        .entry(
+            "headers",
+            MapBuilder::new().str("X-Scope-OrgID", org_id).build(),
+        )
+        .entry("auth", auth("bearertokenauth/tempo"))
+        .build()
 }
 
 /// The processors of a signal's pipeline, in order (only traces are tail-sampled, and not
@@ -778,7 +1021,12 @@ fn signal_processors(profile: &Profile, shape: Shape, signal: &str) -> &'static 
 /// The comment lines at the top of the file: the generated notice, then what the profile
 /// chose (sampling, metrics interval, destinations), the tier, the collector version it is
 /// written for, and where certificates and tokens come from.
-fn header(profile: &Profile, shape: Shape) -> Vec<String> {
+fn header(
+    profile: &Profile,
+    shape: Shape,
+    tenants: TenantRoutes<'_>,
+    authenticators: &[&str],
+) -> Vec<String> {
     let sampling = match (profile.sampling.mode, profile.sampling.site) {
         (SamplingMode::AlwaysOn, _) => "every trace kept".to_owned(),
         (SamplingMode::Tail, site) => format!(
@@ -825,11 +1073,37 @@ fn header(profile: &Profile, shape: Shape) -> Vec<String> {
     lines.push(format!("Written for {COLLECTOR_VERSION}."));
     if !profile.sealed {
         lines.push(format!(
-            "Tenant: the `{TENANT_METADATA_KEY}` request header, kept per batch and sent to Tempo and Loki as X-Scope-OrgID."
+            "Tenant: the `{TENANT_METADATA_KEY}` request header, kept per batch and sent to Tempo and Loki as X-Scope-OrgID (records without one: $STELLAOPS_FALLBACK_TENANT, default `stellaops`)."
         ));
-        lines.push(format!(
-            "Bearer tokens are read from {TOKEN_DIR} (minted by Authority): remote write re-reads its file when it changes; tempo.token and loki.token are read at start, so restart the collector when they rotate."
-        ));
+        if routed(profile, shape) {
+            lines.push(format!(
+                "Tail sampling drops the request's metadata: the header is copied onto each span as `{TENANT_ATTRIBUTE}` first, and sampled spans are routed by it to one Tempo exporter per tenant ({} from {}); spans of other tenants go to otlp/tempo-{UNLISTED_ROUTE} (alerted on), spans without one to otlp/tempo-{NO_TENANT_ROUTE}, both under the fallback tenant. Regenerate with --tenants FILE when tenants change.",
+                tenants.tenants.len(),
+                tenants.source
+            ));
+        }
+        let read_at_start: Vec<&str> = [
+            ("headers_setter/tempo", "tempo.token"),
+            ("headers_setter/loki", "loki.token"),
+        ]
+        .into_iter()
+        .filter(|(setter, _)| authenticators.contains(setter))
+        .map(|(_, file)| file)
+        .collect();
+        let mut tokens = format!(
+            "Bearer tokens are read from {TOKEN_DIR} (minted by Authority): bearertokenauth re-reads its file when it changes"
+        );
+        match read_at_start.as_slice() {
+            [] => tokens.push('.'),
+            [one] => tokens.push_str(&format!(
+                "; {one} is read at start, so restart the collector when it rotates."
+            )),
+            files => tokens.push_str(&format!(
+                "; {} are read at start, so restart the collector when they rotate.",
+                files.join(" and ")
+            )),
+        }
+        lines.push(tokens);
     }
     lines.push(format!(
         "Certificates are read from {TLS_DIR}; endpoints can be overridden with the STELLAOPS_* variables."
@@ -838,16 +1112,19 @@ fn header(profile: &Profile, shape: Shape) -> Vec<String> {
 }
 
 /// The collector configurations of each profile, in order: its single collector, then its
-/// two-tier variant where it has one ([`collector_tiers`]).
+/// two-tier variant where it has one ([`collector_tiers`]), routing `routes`' tenants.
 ///
 /// # Errors
 ///
-/// As [`collector`].
-pub fn collectors(profiles: &[Profile]) -> Result<Vec<Artefact>, ArtefactError> {
+/// As [`collector_for`].
+pub fn collectors(
+    profiles: &[Profile],
+    routes: TenantRoutes<'_>,
+) -> Result<Vec<Artefact>, ArtefactError> {
     let mut out = Vec::new();
     for profile in profiles {
-        out.push(collector(profile)?);
-        out.extend(collector_tiers(profile)?);
+        out.push(collector_for(profile, routes)?);
+        out.extend(collector_tiers(profile, routes)?);
     }
     Ok(out)
 }

@@ -51,7 +51,8 @@ pub use alerts::{
     alert_rules, stack_rule_tests, stack_rules,
 };
 pub use collector::{
-    COLLECTOR_VERSION, SCRAPE_ENDPOINT, TENANT_METADATA_KEY, collector, collector_tiers, collectors,
+    COLLECTOR_VERSION, FALLBACK_TENANT, MAX_ROUTED_TENANTS, SCRAPE_ENDPOINT, TENANT_METADATA_KEY,
+    TenantRoutes, collector, collector_for, collector_tiers, collectors,
 };
 pub use dashboards::dashboards;
 pub use slo::{SLO_RULES_FILE, SLO_TESTS_FILE, slo_rule_tests, slo_rules};
@@ -153,6 +154,16 @@ pub enum ArtefactError {
         #[source]
         source: serde_json::Error,
     },
+    /// More tenants than a collector routes sampled traces for.
+    #[error(
+        "{count} tenants: a collector routes sampled traces for at most {max} (one exporter each)"
+    )]
+    TooManyRoutedTenants {
+        /// How many were given.
+        count: usize,
+        /// [`MAX_ROUTED_TENANTS`].
+        max: usize,
+    },
     /// The built-in example tenants file was refused.
     #[error("the example tenants file is invalid")]
     Tenants(#[source] TenantsError),
@@ -194,8 +205,9 @@ pub(crate) fn checked(file: &str, expr: String) -> Result<String, ArtefactError>
 }
 
 /// The artefacts of one kind: for [`ArtefactKind::Collector`], the files of every built-in
-/// profile ([`collectors`]); for [`ArtefactKind::Storage`], those of the example tenants file
-/// ([`EXAMPLE_TENANTS`]) and the example itself.
+/// profile ([`collectors`], routing the example tenants' sampled traces); for
+/// [`ArtefactKind::Storage`], those of the example tenants file ([`EXAMPLE_TENANTS`]) and the
+/// example itself.
 ///
 /// # Errors
 ///
@@ -212,7 +224,14 @@ pub fn generate(kind: ArtefactKind) -> Result<Vec<Artefact>, ArtefactError> {
             stack_rule_tests()?,
         ]),
         ArtefactKind::Dashboards => dashboards(),
-        ArtefactKind::Collector => collectors(&Profile::builtin()),
+        ArtefactKind::Collector => {
+            let tenants = parse_tenants(EXAMPLE_TENANTS).map_err(ArtefactError::Tenants)?;
+            let routes = TenantRoutes {
+                tenants: &tenants,
+                source: EXAMPLE_TENANTS_FILE,
+            };
+            collectors(&Profile::builtin(), routes)
+        }
         ArtefactKind::Storage => storage::example().map_err(ArtefactError::Tenants),
         ArtefactKind::Alertmanager => Ok(vec![alertmanager()]),
     }

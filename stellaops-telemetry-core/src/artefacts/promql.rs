@@ -279,7 +279,7 @@ const fn collector(name: &'static str, kind: MetricKind, help: &'static str) -> 
 /// Metrics outside the catalogue that the generated artefacts watch the telemetry stack
 /// with: Prometheus's `up` and the OpenTelemetry Collector's own metrics (counters under both
 /// their older names and the `_total` names newer collectors expose).
-pub const EXTERNAL: [MetricDescriptor; 9] = [
+pub const EXTERNAL: [MetricDescriptor; 10] = [
     MetricDescriptor {
         name: "up",
         kind: MetricKind::Gauge,
@@ -315,6 +315,11 @@ pub const EXTERNAL: [MetricDescriptor; 9] = [
     ),
     collector(
         "otelcol_exporter_sent_spans",
+        MetricKind::Counter,
+        "Spans an exporter sent",
+    ),
+    collector(
+        "otelcol_exporter_sent_spans_total",
         MetricKind::Counter,
         "Spans an exporter sent",
     ),

@@ -552,7 +552,7 @@ mod tenants_through_tail_sampling {
                 format!("attributes[\"tenant.id\"] == \"{}\"", tenant.id)
             );
             let pipeline = format!("traces/tenant-{}", tenant.id);
-            assert_eq!(names(&route["pipelines"]), [pipeline.clone()]);
+            assert_eq!(names(&route["pipelines"]), std::slice::from_ref(&pipeline));
             assert_eq!(
                 names(&pipelines[&*pipeline]["receivers"]),
                 ["routing/tenant"]
@@ -583,7 +583,7 @@ mod tenants_through_tail_sampling {
             let exporter = format!("otlp/tempo-{route}");
             assert_eq!(
                 names(&pipelines[&*format!("traces/{route}")]["exporters"]),
-                [exporter.clone()]
+                std::slice::from_ref(&exporter)
             );
             assert_eq!(
                 doc["exporters"][&*exporter]["headers"]["X-Scope-OrgID"].as_str(),

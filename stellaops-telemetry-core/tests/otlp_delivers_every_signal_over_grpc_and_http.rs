@@ -782,6 +782,53 @@ mod tenants {
         run(OtlpProtocol::HttpProtobuf, Some("platform"));
     }
 
+    /// The receiver refuses tenant-b: its spans and log records are dropped and counted as
+    /// such, the other tenants' are delivered and counted as exported, and nothing is counted
+    /// twice.
+    fn one_tenant_refused(protocol: OtlpProtocol) {
+        let receiver = match protocol {
+            OtlpProtocol::Grpc => OtlpReceiver::grpc_blocking().unwrap(),
+            OtlpProtocol::HttpProtobuf => OtlpReceiver::http_blocking().unwrap(),
+        };
+        receiver.refuse_tenant("tenant-b");
+        let telemetry = Telemetry::builder("otlp-test")
+            .exporters(&[ExporterKind::Otlp])
+            .otlp_endpoint(receiver.endpoint())
+            .otlp_protocol(protocol)
+            .otlp_timeout(Duration::from_secs(5))
+            .stdout_logs(false)
+            .build()
+            .unwrap();
+        emit_tenants(&telemetry);
+        let _ = telemetry.flush(WAIT);
+        let stats = telemetry.stats();
+        telemetry.shutdown();
+        // 8 records each: tenant-a 3, tenant-b 2, none (or hostile) 3.
+        for (signal, s) in [("spans", &stats.spans), ("logs", &stats.logs)] {
+            assert_eq!(s.dropped, 2, "{signal}: {s:?}");
+            assert!(s.exported >= 6, "{signal}: {s:?}");
+            assert!(s.export_failures >= 1, "{signal}: {s:?}");
+        }
+        assert!(receiver.wait_for_spans(6, WAIT));
+        let spans = receiver.spans();
+        assert!(
+            spans
+                .iter()
+                .filter(|s| s.name == "tenant.work")
+                .all(|s| str_attr(&s.attributes, "tenant.id").as_deref() != Some("tenant-b"))
+        );
+    }
+
+    #[test]
+    fn a_tenant_refused_over_grpc_loses_only_its_own_records() {
+        one_tenant_refused(OtlpProtocol::Grpc);
+    }
+
+    #[test]
+    fn a_tenant_refused_over_http_loses_only_its_own_records() {
+        one_tenant_refused(OtlpProtocol::HttpProtobuf);
+    }
+
     #[test]
     fn a_default_tenant_that_cannot_be_a_header_is_refused_naming_the_variable() {
         for bad in ["two words", "x".repeat(129).as_str(), "caf\u{e9}"] {

@@ -24,7 +24,7 @@
 //! time the 64 records before the oldest took to arrive, or one pass of the worker (its
 //! export delay plus the exports of that pass), whichever is less.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -117,8 +117,26 @@ enum Message<T> {
 }
 
 /// The signal-specific part of a processor: how a batch reaches the targets.
+/// One destination's export of a batch: its result, and how many of the batch's records it
+/// did not deliver (all of them on an error, unless it delivered some, one request per tenant).
+struct Delivery {
+    result: OTelSdkResult,
+    lost: u64,
+}
+
+impl Delivery {
+    /// The delivery of `n` records of which `delivered` went out.
+    fn of(result: OTelSdkResult, n: usize, delivered: &AtomicU64) -> Delivery {
+        let lost = match result {
+            Ok(()) => 0,
+            Err(_) => (n as u64).saturating_sub(delivered.load(Ordering::Relaxed)),
+        };
+        Delivery { result, lost }
+    }
+}
+
 trait Targets<T>: Send + 'static {
-    fn export(&self, batch: Vec<T>, settings: &BatchSettings) -> Vec<OTelSdkResult>;
+    fn export(&self, batch: Vec<T>, settings: &BatchSettings) -> Vec<Delivery>;
     fn shutdown(&self, timeout: Duration);
     fn signal(&self) -> &'static str;
 }
@@ -434,14 +452,25 @@ impl<T, X: Targets<T>> Run<T, X> {
             // `shutdown` passed its deadline and already counted these as dropped.
             return;
         }
-        let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        let failures: Vec<_> = results
+            .iter()
+            .filter_map(|d| d.result.as_ref().err())
+            .collect();
         if failures.is_empty() {
             self.stats.record_exported(n);
             return;
         }
-        // Lost for at least one destination: counted as dropped, reported at most once per
-        // interval so a dead collector cannot flood the service's logs.
-        self.stats.record_dropped(n);
+        // A record lost for any destination is dropped. Where several destinations each lost
+        // part of the batch they may have lost the same records: their sum, capped at the
+        // batch, never understates the loss. Failures are reported at most once per interval
+        // so a dead collector cannot flood the service's logs.
+        let lost = results
+            .iter()
+            .map(|d| d.lost)
+            .fold(0u64, u64::saturating_add)
+            .min(n);
+        self.stats.record_exported(n - lost);
+        self.stats.record_dropped(lost);
         for error in failures {
             if self
                 .stats
@@ -451,7 +480,7 @@ impl<T, X: Targets<T>> Run<T, X> {
                     target: "stellaops_telemetry",
                     signal = self.targets.signal(),
                     error = %error,
-                    dropped = n,
+                    dropped = lost,
                     "telemetry export failed; records dropped"
                 );
             }
@@ -492,7 +521,7 @@ pub(crate) enum SpanItem {
 }
 
 impl Targets<SpanItem> for SpanTargets {
-    fn export(&self, batch: Vec<SpanItem>, settings: &BatchSettings) -> Vec<OTelSdkResult> {
+    fn export(&self, batch: Vec<SpanItem>, settings: &BatchSettings) -> Vec<Delivery> {
         // Built and redacted here, on the worker: nothing reaches a target unredacted, and
         // the request path pays for neither.
         let batch: Vec<SpanData> = batch
@@ -520,11 +549,14 @@ impl Targets<SpanItem> for SpanTargets {
                 batch.clone().unwrap_or_default()
             };
             let runtime = self.runtime.as_ref().filter(|_| target.needs_runtime());
-            results.push(run_bounded(
+            let n = items.len();
+            let delivered = AtomicU64::new(0);
+            let result = run_bounded(
                 runtime,
                 settings.export_timeout,
-                target.export(items, settings.export_timeout),
-            ));
+                target.export(items, settings.export_timeout, &delivered),
+            );
+            results.push(Delivery::of(result, n, &delivered));
         }
         results
     }
@@ -706,13 +738,16 @@ impl Targets<(SdkLogRecord, InstrumentationScope)> for LogTargets {
         &self,
         batch: Vec<(SdkLogRecord, InstrumentationScope)>,
         settings: &BatchSettings,
-    ) -> Vec<OTelSdkResult> {
+    ) -> Vec<Delivery> {
         self.targets
             .iter()
             .map(|target| {
                 let runtime = self.runtime.as_ref().filter(|_| target.needs_runtime());
                 let timeout = settings.export_timeout;
-                run_bounded(runtime, timeout, target.export(&batch, timeout))
+                let delivered = AtomicU64::new(0);
+                let result =
+                    run_bounded(runtime, timeout, target.export(&batch, timeout, &delivered));
+                Delivery::of(result, batch.len(), &delivered)
             })
             .collect()
     }
@@ -792,13 +827,16 @@ mod tests {
     }
 
     impl Targets<Vec<u8>> for Gated {
-        fn export(&self, batch: Vec<Vec<u8>>, _: &BatchSettings) -> Vec<OTelSdkResult> {
+        fn export(&self, batch: Vec<Vec<u8>>, _: &BatchSettings) -> Vec<Delivery> {
             let mut open = self.gate.0.lock();
             while !*open {
                 self.gate.1.wait(&mut open);
             }
             self.exported.fetch_add(batch.len(), Ordering::AcqRel);
-            vec![Ok(())]
+            vec![Delivery {
+                result: Ok(()),
+                lost: 0,
+            }]
         }
 
         fn shutdown(&self, _: Duration) {}
@@ -854,6 +892,73 @@ mod tests {
         assert_eq!(done.queue_oldest_age, None);
         assert_eq!(targets.exported.load(Ordering::Acquire), 11);
         worker.shutdown(Duration::from_secs(10)).unwrap();
+    }
+
+    /// Two destinations: the first loses the records whose first byte is 1 (a tenant's share
+    /// refused), the second those whose first byte is `lost_by_second`.
+    struct PartlyRefusing {
+        lost_by_second: u8,
+    }
+
+    impl Targets<Vec<u8>> for PartlyRefusing {
+        fn export(&self, batch: Vec<Vec<u8>>, _: &BatchSettings) -> Vec<Delivery> {
+            [1, self.lost_by_second]
+                .into_iter()
+                .map(|refused| {
+                    let lost = batch.iter().filter(|r| r[0] == refused).count() as u64;
+                    Delivery {
+                        result: if lost == 0 {
+                            Ok(())
+                        } else {
+                            Err(OTelSdkError::InternalFailure("share refused".into()))
+                        },
+                        lost,
+                    }
+                })
+                .collect()
+        }
+
+        fn shutdown(&self, _: Duration) {}
+
+        fn signal(&self) -> &'static str {
+            "test"
+        }
+    }
+
+    fn partly_refused(lost_by_second: u8) -> crate::stats::SignalSnapshot {
+        let stats = Arc::new(SignalStats::default());
+        let settings = BatchSettings {
+            max_batch: 10,
+            delay: Duration::from_secs(60),
+            ..BatchSettings::default()
+        };
+        let worker = Worker::start(
+            "test",
+            PartlyRefusing { lost_by_second },
+            settings,
+            stats.clone(),
+        )
+        .unwrap();
+        for first in [0, 1, 0, 1, 2, 0, 2, 2, 0, 0] {
+            worker.submit(vec![first, 0], 2);
+        }
+        worker.shutdown(Duration::from_secs(10)).unwrap();
+        stats.snapshot()
+    }
+
+    #[test]
+    fn a_batch_partly_refused_counts_only_the_refused_records_as_dropped() {
+        // The second destination takes everything: the first's two refused records are lost.
+        let one = partly_refused(9);
+        assert_eq!((one.exported, one.dropped), (8, 2), "{one:?}");
+        assert_eq!(one.export_failures, 1);
+        // Each destination refuses a different share: the loss is their sum.
+        let two = partly_refused(2);
+        assert_eq!((two.exported, two.dropped), (5, 5), "{two:?}");
+        // Both refuse the same share: never less than the loss, never more than the batch.
+        let same = partly_refused(1);
+        assert_eq!(same.exported + same.dropped, 10);
+        assert!(same.dropped >= 2, "{same:?}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! set explicit and lets the batch processor bound every export the same way.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use opentelemetry::InstrumentationScope;
@@ -71,13 +72,19 @@ impl SpanTarget {
     }
 
     /// Exports `batch`; an OTLP target sends one request per tenant, all of them within
-    /// `timeout`.
-    pub(crate) async fn export(&self, batch: Vec<SpanData>, timeout: Duration) -> OTelSdkResult {
+    /// `timeout`, and adds the spans of each request delivered to `delivered` as it goes (on
+    /// an error, the others were lost).
+    pub(crate) async fn export(
+        &self,
+        batch: Vec<SpanData>,
+        timeout: Duration,
+        delivered: &AtomicU64,
+    ) -> OTelSdkResult {
         match self {
             SpanTarget::Otlp(e, _, tenancy) => {
                 let shares = tenancy.split(batch, |span| span_tenant(&span.attributes));
                 tenancy
-                    .send_each(shares, timeout, |share| e.export(share))
+                    .send_each(shares, timeout, delivered, |share| e.export(share))
                     .await
             }
             SpanTarget::File(e) => e.export(batch).await,
@@ -139,18 +146,20 @@ impl LogTarget {
     }
 
     /// Exports `records`; an OTLP target sends one request per tenant, all of them within
-    /// `timeout`.
+    /// `timeout`, and adds the records of each request delivered to `delivered` as it goes
+    /// (on an error, the others were lost).
     pub(crate) async fn export(
         &self,
         records: &[(SdkLogRecord, InstrumentationScope)],
         timeout: Duration,
+        delivered: &AtomicU64,
     ) -> OTelSdkResult {
         let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
             records.iter().map(|(r, s)| (r, s)).collect();
         if let LogTarget::Otlp(e, _, tenancy) = self {
             let shares = tenancy.split(refs, |(record, _)| log_tenant(record));
             return tenancy
-                .send_each(shares, timeout, |share| async move {
+                .send_each(shares, timeout, delivered, |share| async move {
                     e.export(LogBatch::new(&share)).await
                 })
                 .await;

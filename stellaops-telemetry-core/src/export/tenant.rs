@@ -273,13 +273,15 @@ impl Tenancy {
     }
 
     /// Exports each share through `send`, one request per share inside its tenant's scope,
-    /// and counts the records of every share delivered. Shares not started within `timeout`
-    /// of the first fail with a timeout (the transport bounds each request on its own). The
-    /// first error is returned.
+    /// and counts the records of every share delivered, per tenant and in `delivered` (as each
+    /// share completes, so a caller that gives up on this future part-way still knows what
+    /// went out). Shares not started within `timeout` of the first fail with a timeout (the
+    /// transport bounds each request on its own). The first error is returned.
     pub(crate) async fn send_each<T, F, Fut>(
         &self,
         shares: Vec<Share<T>>,
         timeout: Duration,
+        delivered: &AtomicU64,
         mut send: F,
     ) -> OTelSdkResult
     where
@@ -297,7 +299,10 @@ impl Tenancy {
             }
             let n = items.len() as u64;
             match REQUEST_TENANT.scope(header.clone(), send(items)).await {
-                Ok(()) => self.counts.record_exported(self.signal, header.as_ref(), n),
+                Ok(()) => {
+                    self.counts.record_exported(self.signal, header.as_ref(), n);
+                    delivered.fetch_add(n, Ordering::Relaxed);
+                }
                 Err(error) => {
                     if result.is_ok() {
                         result = Err(error);
@@ -465,8 +470,12 @@ mod tests {
         let t = tenancy(None);
         let seen = Mutex::new(Vec::new());
         let shares = t.split(vec![Some("a"), None, Some("b")], |s| *s);
-        let result =
-            futures_executor::block_on(t.send_each(shares, Duration::from_secs(10), |_| async {
+        let delivered = AtomicU64::new(0);
+        let result = futures_executor::block_on(t.send_each(
+            shares,
+            Duration::from_secs(10),
+            &delivered,
+            |_| async {
                 let mut headers = http::HeaderMap::new();
                 headers.insert(TENANT_HEADER, HeaderValue::from_static("configured"));
                 apply(&mut headers);
@@ -481,8 +490,10 @@ mod tests {
                         .map(|v| v.to_str().unwrap().to_owned()),
                 ));
                 Ok(())
-            }));
+            },
+        ));
         assert!(result.is_ok());
+        assert_eq!(delivered.load(Ordering::Relaxed), 3);
         let a = Some("a".to_owned());
         let b = Some("b".to_owned());
         assert_eq!(
@@ -493,5 +504,59 @@ mod tests {
         let mut exported = t.counts.exported();
         exported.sort();
         assert_eq!(exported.len(), 3);
+    }
+
+    #[test]
+    fn a_failed_share_counts_only_its_own_records_and_the_first_error_is_returned() {
+        let t = tenancy(None);
+        let shares = t.split(
+            vec![Some("a"), Some("b"), Some("a"), Some("c"), Some("b")],
+            |s| *s,
+        );
+        let delivered = AtomicU64::new(0);
+        let result = futures_executor::block_on(t.send_each(
+            shares,
+            Duration::from_secs(10),
+            &delivered,
+            |share| async move {
+                if share[0] == Some("b") {
+                    Err(OTelSdkError::InternalFailure("b refused".into()))
+                } else {
+                    Ok(())
+                }
+            },
+        ));
+        assert!(matches!(result, Err(OTelSdkError::InternalFailure(m)) if m == "b refused"));
+        // a (2) and c (1) went out; b's 2 did not.
+        assert_eq!(delivered.load(Ordering::Relaxed), 3);
+        let mut exported: Vec<(String, u64)> = t
+            .counts
+            .exported()
+            .into_iter()
+            .map(|(_, tenant, n)| (tenant.to_string(), n))
+            .collect();
+        exported.sort();
+        assert_eq!(exported, [("a".to_owned(), 2), ("c".to_owned(), 1)]);
+    }
+
+    #[test]
+    fn shares_not_started_by_the_deadline_fail_with_a_timeout_and_are_not_delivered() {
+        let t = tenancy(None);
+        let shares = t.split(vec![Some("a"), Some("b"), Some("c")], |s| *s);
+        let delivered = AtomicU64::new(0);
+        let result = futures_executor::block_on(t.send_each(
+            shares,
+            Duration::from_millis(20),
+            &delivered,
+            |_| async {
+                std::thread::sleep(Duration::from_millis(30));
+                Ok(())
+            },
+        ));
+        assert!(
+            matches!(result, Err(OTelSdkError::Timeout(_))),
+            "{result:?}"
+        );
+        assert_eq!(delivered.load(Ordering::Relaxed), 1);
     }
 }

@@ -161,9 +161,18 @@ struct Shared {
     tls_handshake_failures: AtomicUsize,
     client_cert_connections: AtomicUsize,
     rejected_requests: AtomicUsize,
+    /// Requests whose `x-stellaops-tenant` is this value are refused (HTTP 403, gRPC
+    /// `PERMISSION_DENIED`: neither is retried) and not recorded.
+    refused_tenant: Mutex<Option<String>>,
 }
 
 impl Shared {
+    /// Whether `request` names the refused tenant.
+    fn refuses(&self, request: &ReceivedRequest) -> bool {
+        let refused = self.refused_tenant.lock();
+        refused.is_some() && request.header("x-stellaops-tenant") == refused.as_deref()
+    }
+
     fn record(&self, request: ReceivedRequest, store: impl FnOnce(&mut Recorded)) {
         let mut recorded = self.recorded.lock();
         store(&mut recorded);
@@ -214,6 +223,10 @@ impl TraceService for GrpcSink {
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let meta = Self::meta(&request, Signal::Traces);
+        if self.0.refuses(&meta) {
+            self.0.rejected_requests.fetch_add(1, Ordering::SeqCst);
+            return Err(tonic::Status::permission_denied("tenant refused"));
+        }
         let message = request.into_inner();
         self.0.record(meta, |r| r.traces.push(message));
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
@@ -240,6 +253,10 @@ impl LogsService for GrpcSink {
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
         let meta = Self::meta(&request, Signal::Logs);
+        if self.0.refuses(&meta) {
+            self.0.rejected_requests.fetch_add(1, Ordering::SeqCst);
+            return Err(tonic::Status::permission_denied("tenant refused"));
+        }
         let message = request.into_inner();
         self.0.record(meta, |r| r.logs.push(message));
         Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
@@ -340,6 +357,9 @@ where
         content_encoding,
         content_type,
     };
+    if shared.refuses(&meta) {
+        return reject(shared, StatusCode::FORBIDDEN, "tenant refused".to_owned());
+    }
     match mime.as_deref() {
         Some("application/x-protobuf") => match Req::decode(body) {
             Ok(message) => {
@@ -687,6 +707,12 @@ impl OtlpReceiver {
     pub async fn http_tls(pki: &TestPki, require_client_cert: bool) -> io::Result<Self> {
         let config = server_tls_config(pki, require_client_cert, HTTP_ALPN)?;
         Self::start(Transport::Http, Some(config)).await
+    }
+
+    /// Refuses every trace and log request (and HTTP metrics request) naming `tenant` in
+    /// `x-stellaops-tenant` from now on, recording none of them.
+    pub fn refuse_tenant(&self, tenant: &str) {
+        *self.shared.refused_tenant.lock() = Some(tenant.to_owned());
     }
 
     /// [`OtlpReceiver::grpc`] on a dedicated runtime in a background thread.

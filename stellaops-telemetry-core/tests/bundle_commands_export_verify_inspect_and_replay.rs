@@ -636,6 +636,17 @@ mod smoke {
     /// The receiver got exactly one span, one data point and one log record, each with the
     /// smoke id and the tenant, in one request per signal.
     fn assert_one_of_each(receiver: &support::OtlpReceiver, id: &str, tenant: &str) {
+        // Every request names the tenant in its header too, as the SDK's exporters do.
+        let requests = receiver.received_requests();
+        assert_eq!(requests.len(), 3);
+        for request in &requests {
+            assert_eq!(
+                request.header("x-stellaops-tenant"),
+                Some(tenant),
+                "{:?}",
+                request.signal
+            );
+        }
         assert_eq!(receiver.trace_requests().len(), 1);
         assert_eq!(receiver.metrics_requests().len(), 1);
         assert_eq!(receiver.logs_requests().len(), 1);
@@ -811,13 +822,23 @@ mod smoke {
                     let answer = ExportTraceServiceResponse {
                         partial_success: Some(ExportTracePartialSuccess {
                             rejected_spans: 1,
-                            error_message: "span too old".to_owned(),
+                            // A terminal escape and a forged line: printed escaped.
+                            error_message: "span too old\u{1b}[2J\nlogs     accepted".to_owned(),
                         }),
                     };
                     (PROTOBUF, answer.encode_to_vec())
                 }),
             )
-            .route("/v1/metrics", post(|| async { (PROTOBUF, Vec::new()) }))
+            // A success whose body is not OTLP (a proxy's page): accepted all the same.
+            .route(
+                "/v1/metrics",
+                post(|| async {
+                    (
+                        [(header::CONTENT_TYPE, "text/html")],
+                        "<html>ok</html>".as_bytes().to_vec(),
+                    )
+                }),
+            )
             .route("/v1/logs", post(|| async { (PROTOBUF, Vec::new()) }));
         runtime.spawn(async move { axum::serve(listener, app).await });
         (format!("http://{addr}"), runtime)
@@ -831,10 +852,20 @@ mod smoke {
         let traces = out.lines().find(|l| l.starts_with("traces")).unwrap();
         assert!(traces.contains("FAILED"), "{out}");
         assert!(
-            traces.contains("partial success, 1 rejected: span too old"),
+            traces.contains("partial success, 1 rejected: span too old\\u{1b}[2J\\nlogs"),
             "{out}"
         );
+        assert!(
+            !out.contains('\u{1b}') && !err.contains('\u{1b}'),
+            "{out}{err}"
+        );
+        assert_eq!(out.lines().count(), 4, "{out}");
         assert_eq!(out.matches(" accepted ").count(), 2, "{out}");
+        let metrics = out.lines().find(|l| l.starts_with("metrics")).unwrap();
+        assert!(
+            metrics.contains("accepted") && metrics.contains("not an OTLP response"),
+            "{out}"
+        );
         assert!(err.contains("failed for 1 of 3 signals"), "{err}");
         assert!(err.contains("traces: the collector rejected it"), "{err}");
     }

@@ -95,7 +95,13 @@ pub(super) fn run(args: SmokeArgs, out: &mut dyn Write) -> Result<(), Failure> {
     };
     let replay = Replay::new(&args.endpoint, protocol, policy).map_err(refused)?;
     let endpoint = crate::egress::mask_url(args.endpoint.trim().trim_end_matches('/'));
-    let replay = replay.timeout(Duration::from_secs(args.timeout)).tls(tls);
+    let header = tenant
+        .as_deref()
+        .and_then(crate::export::tenant_header_value);
+    let replay = replay
+        .timeout(Duration::from_secs(args.timeout))
+        .tls(tls)
+        .tenant(header);
 
     let trace_id = RandomIdGenerator::default().new_trace_id();
     let smoke_id = trace_id.to_string();
@@ -331,6 +337,28 @@ impl Records {
     }
 }
 
+/// The most characters of the collector's own text (messages, errors) printed.
+const MAX_SHOWN_CHARS: usize = 512;
+
+/// Text from the collector or the network as it is safe to print: control characters
+/// escaped (no terminal escape sequence or forged line reaches the output), and at most
+/// [`MAX_SHOWN_CHARS`] characters.
+fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_SHOWN_CHARS));
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_SHOWN_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// What one signal's request came to: `None` when the collector took the record.
 fn problem(probe: &Probe) -> Option<String> {
     match &probe.result {
@@ -340,11 +368,11 @@ fn problem(probe: &Probe) -> Option<String> {
             if answer.message.is_empty() {
                 String::new()
             } else {
-                format!(": {}", answer.message)
+                format!(": {}", shown(&answer.message))
             }
         )),
         Ok(_) => None,
-        Err(reason) => Some(reason.clone()),
+        Err(reason) => Some(shown(reason)),
     }
 }
 
@@ -377,7 +405,7 @@ fn print_probes(
                 // A warning the collector sent with a full success.
                 match &probe.result {
                     Ok(answer) if !answer.message.is_empty() => {
-                        writeln!(out, "  ({})", answer.message)?;
+                        writeln!(out, "  ({})", shown(&answer.message))?;
                     }
                     _ => writeln!(out)?,
                 }

@@ -115,6 +115,8 @@ pub struct Replay {
     protocol: ReplayProtocol,
     timeout: Duration,
     tls: ReplayTls,
+    /// The tenant header of every request ([`Replay::probe`] only).
+    tenant: Option<http::HeaderValue>,
 }
 
 /// PEM material for an https endpoint: a CA trusted instead of the system's roots, and a
@@ -201,6 +203,7 @@ impl Replay {
             protocol,
             timeout: Duration::from_secs(10),
             tls: ReplayTls::default(),
+            tenant: None,
         })
     }
 
@@ -212,6 +215,15 @@ impl Replay {
         self
     }
 
+    /// The tenant every probe request names in its `X-StellaOps-Tenant` header (gRPC metadata
+    /// `x-stellaops-tenant`), as the SDK's exporters do, so a collector that routes by tenant
+    /// routes it.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) fn tenant(mut self, tenant: Option<http::HeaderValue>) -> Replay {
+        self.tenant = tenant;
+        self
+    }
+
     /// Sends each request on its own, in order, and times it: every request is tried, even
     /// after one failed.
     ///
@@ -220,7 +232,7 @@ impl Replay {
     #[cfg_attr(not(feature = "cli"), allow(dead_code))]
     pub(crate) fn probe(&self, requests: Vec<Request>) -> Vec<Probe> {
         crate::incidents::outside_runtime(|| {
-            let transport = Transport::new(self);
+            let transport = Transport::new(self).map(|t| t.with_tenant(self.tenant.clone()));
             requests
                 .into_iter()
                 .map(|request| {
@@ -398,29 +410,33 @@ impl Request {
     }
 
     /// The partial success in an OTLP/HTTP response body (protobuf); an empty body is a full
-    /// success.
-    fn answer_of(&self, body: &[u8]) -> Result<Answer, String> {
-        let undecodable = |e: prost::DecodeError| format!("the response does not decode: {e}");
+    /// success. A body that is not an OTLP response (a proxy's page, say) came with a success
+    /// status all the same: the request was accepted, and the answer says what was odd.
+    fn answer_of(&self, body: &[u8]) -> Answer {
         let partial = match self {
-            Request::Traces(_) => ExportTraceServiceResponse::decode(body)
-                .map_err(undecodable)?
-                .partial_success
-                .map(|p| (p.rejected_spans, p.error_message)),
-            Request::Metrics(_) => ExportMetricsServiceResponse::decode(body)
-                .map_err(undecodable)?
-                .partial_success
-                .map(|p| (p.rejected_data_points, p.error_message)),
-            Request::Logs(_) => ExportLogsServiceResponse::decode(body)
-                .map_err(undecodable)?
-                .partial_success
-                .map(|p| (p.rejected_log_records, p.error_message)),
+            Request::Traces(_) => ExportTraceServiceResponse::decode(body).map(|r| {
+                r.partial_success
+                    .map(|p| (p.rejected_spans, p.error_message))
+            }),
+            Request::Metrics(_) => ExportMetricsServiceResponse::decode(body).map(|r| {
+                r.partial_success
+                    .map(|p| (p.rejected_data_points, p.error_message))
+            }),
+            Request::Logs(_) => ExportLogsServiceResponse::decode(body).map(|r| {
+                r.partial_success
+                    .map(|p| (p.rejected_log_records, p.error_message))
+            }),
         };
-        Ok(
-            partial.map_or_else(Answer::default, |(rejected, message)| Answer {
+        match partial {
+            Ok(partial) => partial.map_or_else(Answer::default, |(rejected, message)| Answer {
                 rejected,
                 message,
             }),
-        )
+            Err(e) => Answer {
+                rejected: 0,
+                message: format!("the success response is not an OTLP response: {e}"),
+            },
+        }
     }
 
     fn path(&self) -> &'static str {
@@ -527,10 +543,12 @@ enum Transport {
     Http {
         client: reqwest::blocking::Client,
         base: String,
+        tenant: Option<http::HeaderValue>,
     },
     Grpc {
         runtime: tokio::runtime::Runtime,
         channel: tonic::transport::Channel,
+        tenant: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     },
 }
 
@@ -548,6 +566,7 @@ impl Transport {
                 Ok(Transport::Http {
                     client,
                     base: replay.endpoint.clone(),
+                    tenant: None,
                 })
             }
             ReplayProtocol::Grpc => {
@@ -577,22 +596,44 @@ impl Transport {
                     let _entered = runtime.enter();
                     endpoint.connect_lazy()
                 };
-                Ok(Transport::Grpc { runtime, channel })
+                Ok(Transport::Grpc {
+                    runtime,
+                    channel,
+                    tenant: None,
+                })
             }
         }
     }
 
+    /// The transport with every request naming `tenant`.
+    fn with_tenant(mut self, tenant: Option<http::HeaderValue>) -> Transport {
+        match &mut self {
+            Transport::Http { tenant: slot, .. } => *slot = tenant,
+            Transport::Grpc { tenant: slot, .. } => {
+                // A header value of the tenant alphabet is always valid ASCII metadata.
+                *slot = tenant.and_then(|t| t.to_str().ok().and_then(|t| t.parse().ok()));
+            }
+        }
+        self
+    }
+
     fn export(&self, request: Request) -> Result<Answer, String> {
         match self {
-            Transport::Http { client, base } => {
+            Transport::Http {
+                client,
+                base,
+                tenant,
+            } => {
                 let url = format!("{base}{}", request.path());
                 let body = request.encode();
                 let send = || {
-                    client
+                    let mut post = client
                         .post(&url)
-                        .header("content-type", "application/x-protobuf")
-                        .body(body)
-                        .send()
+                        .header("content-type", "application/x-protobuf");
+                    if let Some(tenant) = tenant {
+                        post = post.header(crate::export::TENANT_HEADER, tenant.clone());
+                    }
+                    post.body(body).send()
                 };
                 let response = send().map_err(|e| crate::incidents::error_chain(&e))?;
                 if !response.status().is_success() {
@@ -604,11 +645,13 @@ impl Transport {
                     .take(MAX_RESPONSE_BYTES)
                     .read_to_end(&mut answer)
                     .map_err(|e| format!("cannot read the response: {e}"))?;
-                request.answer_of(&answer)
+                Ok(request.answer_of(&answer))
             }
-            Transport::Grpc { runtime, channel } => {
-                runtime.block_on(grpc_export(channel.clone(), request))
-            }
+            Transport::Grpc {
+                runtime,
+                channel,
+                tenant,
+            } => runtime.block_on(grpc_export(channel.clone(), request, tenant.clone())),
         }
     }
 }
@@ -658,10 +701,26 @@ fn http_client(replay: &Replay) -> Result<reqwest::blocking::Client, String> {
 /// The most bytes of an OTLP/HTTP response read.
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
 
+/// `message` as a gRPC request with the tenant in its metadata, as the SDK's gRPC exporter
+/// sends it.
+fn with_tenant<M>(
+    message: M,
+    tenant: Option<&tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+) -> tonic::Request<M> {
+    let mut request = tonic::Request::new(message);
+    if let Some(tenant) = tenant {
+        request
+            .metadata_mut()
+            .insert(crate::export::TENANT_HEADER, tenant.clone());
+    }
+    request
+}
+
 /// One gRPC export.
 async fn grpc_export(
     channel: tonic::transport::Channel,
     request: Request,
+    tenant: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 ) -> Result<Answer, String> {
     use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
     use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
@@ -689,7 +748,7 @@ async fn grpc_export(
     Ok(match request {
         Request::Traces(r) => answer(
             TraceServiceClient::new(channel)
-                .export(r)
+                .export(with_tenant(r, tenant.as_ref()))
                 .await
                 .map_err(status)?
                 .into_inner()
@@ -698,7 +757,7 @@ async fn grpc_export(
         ),
         Request::Metrics(r) => answer(
             MetricsServiceClient::new(channel)
-                .export(r)
+                .export(with_tenant(r, tenant.as_ref()))
                 .await
                 .map_err(status)?
                 .into_inner()
@@ -707,7 +766,7 @@ async fn grpc_export(
         ),
         Request::Logs(r) => answer(
             LogsServiceClient::new(channel)
-                .export(r)
+                .export(with_tenant(r, tenant.as_ref()))
                 .await
                 .map_err(status)?
                 .into_inner()

@@ -41,6 +41,6 @@ pub use tail::{
 };
 pub(crate) use tail::{for_profile as tail_sampler, register as register_tail_sampling};
 pub(crate) use targets::{LogTarget, MetricKind, MetricTarget, SpanTarget};
-pub(crate) use tenant::{TENANT_HEADER, TenantCounts};
 #[cfg(feature = "cli")]
 pub(crate) use tenant::header_value as tenant_header_value;
+pub(crate) use tenant::{TENANT_HEADER, TenantCounts};

@@ -852,7 +852,7 @@ mod smoke {
         let traces = out.lines().find(|l| l.starts_with("traces")).unwrap();
         assert!(traces.contains("FAILED"), "{out}");
         assert!(
-            traces.contains("partial success, 1 rejected: span too old\\u{1b}[2J\\nlogs"),
+            traces.contains("partial success, 1 rejected: span too old\\u{1b}[2J\\u{a}logs"),
             "{out}"
         );
         assert!(

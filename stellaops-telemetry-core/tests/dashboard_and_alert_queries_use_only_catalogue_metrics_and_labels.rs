@@ -127,8 +127,8 @@ fn self_alerts_and_slo_recording_rules_fit_the_catalogue_and_the_collector_metri
             }
         }
     }
-    // 7 self-alerts, 7 ratios for each of the 2 SLOs.
-    assert_eq!(checked, 7 + 14);
+    // 8 self-alerts, 7 ratios for each of the 2 SLOs.
+    assert_eq!(checked, 8 + 14);
 }
 
 #[test]

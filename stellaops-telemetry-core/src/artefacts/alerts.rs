@@ -769,18 +769,6 @@ fn collector_alerts() -> Result<Vec<Alert>, ArtefactError> {
     let capacity = stack_metric("otelcol_exporter_queue_capacity")?;
     let refused = stack_metric("otelcol_receiver_refused_spans")?;
     let refused_total = stack_metric("otelcol_receiver_refused_spans_total")?;
-    let sent = stack_metric("otelcol_exporter_sent_spans")?;
-    let sent_total = stack_metric("otelcol_exporter_sent_spans_total")?;
-    let unlisted = [
-        ("job", "otel-collector"),
-        ("instance", "collector-0:8888"),
-        ("exporter", "otlp/tempo-unlisted"),
-    ];
-    let listed = [
-        ("job", "otel-collector"),
-        ("instance", "collector-0:8888"),
-        ("exporter", "otlp/tempo-tenant-acme"),
-    ];
     let target = [("job", "otel-collector"), ("instance", "collector-0:8888")];
     let exporter = [
         ("job", "otel-collector"),
@@ -879,45 +867,62 @@ fn collector_alerts() -> Result<Vec<Alert>, ArtefactError> {
                 fires: None,
             },
         },
-        Alert {
-            group: "stellaops.telemetry.collector",
-            name: "CollectorTracesOfUnlistedTenant",
-            note: &[
-                "Sampled spans of a tenant missing from the collector's tenants file go to Tempo under",
-                "the fallback tenant (exporter `otlp/tempo-unlisted`): add the tenant and regenerate.",
-            ],
-            expr: format!(
-                "sum by (job, instance) (\n  rate({}{{exporter=\"otlp/tempo-unlisted\"}}[15m])\n  or rate({}{{exporter=\"otlp/tempo-unlisted\"}}[15m])\n) > 0",
-                sent.name, sent_total.name
-            ),
-            for_: "15m",
-            severity: "warning",
-            summary: "Collector {{ $labels.instance }} stores traces of an unlisted tenant",
-            description: "Collector {{ $labels.instance }} sends sampled spans of a tenant missing from its tenants file to Tempo under the fallback tenant",
-            fires: Case {
-                name: "5 spans a minute of an unlisted tenant",
-                series: vec![input(sent_total, &unlisted, "0+5x60")?],
-                eval_time: "45m",
-                fires: Some(vec![
-                    ("instance", "collector-0:8888"),
-                    ("job", "otel-collector"),
-                ]),
-            },
-            quiet: Case {
-                name: "spans of listed tenants only",
-                series: vec![
-                    input(sent, &listed, "0+50x60")?,
-                    input(sent_total, &unlisted, "0x60")?,
-                ],
-                eval_time: "45m",
-                fires: None,
-            },
-        },
     ])
+}
+
+/// Sampled spans of a tenant missing from the collector's tenants file.
+fn unlisted_tenant_alert() -> Result<Alert, ArtefactError> {
+    let sent = stack_metric("otelcol_exporter_sent_spans")?;
+    let sent_total = stack_metric("otelcol_exporter_sent_spans_total")?;
+    let unlisted = [
+        ("job", "otel-collector"),
+        ("instance", "collector-0:8888"),
+        ("exporter", "otlp/tempo-unlisted"),
+    ];
+    let listed = [
+        ("job", "otel-collector"),
+        ("instance", "collector-0:8888"),
+        ("exporter", "otlp/tempo-tenant-acme"),
+    ];
+    Ok(Alert {
+        group: "stellaops.telemetry.collector",
+        name: "CollectorTracesOfUnlistedTenant",
+        note: &[
+            "Sampled spans of a tenant missing from the collector's tenants file go to Tempo under",
+            "the fallback tenant (exporter `otlp/tempo-unlisted`): add the tenant and regenerate.",
+        ],
+        expr: format!(
+            "sum by (job, instance) (\n  rate({}{{exporter=\"otlp/tempo-unlisted\"}}[15m])\n  or rate({}{{exporter=\"otlp/tempo-unlisted\"}}[15m])\n) > 0",
+            sent.name, sent_total.name
+        ),
+        for_: "15m",
+        severity: "warning",
+        summary: "Collector {{ $labels.instance }} stores traces of an unlisted tenant",
+        description: "Collector {{ $labels.instance }} sends sampled spans of a tenant missing from its tenants file to Tempo under the fallback tenant",
+        fires: Case {
+            name: "5 spans a minute of an unlisted tenant",
+            series: vec![input(sent_total, &unlisted, "0+5x60")?],
+            eval_time: "45m",
+            fires: Some(vec![
+                ("instance", "collector-0:8888"),
+                ("job", "otel-collector"),
+            ]),
+        },
+        quiet: Case {
+            name: "spans of listed tenants only",
+            series: vec![
+                input(sent, &listed, "0+50x60")?,
+                input(sent_total, &unlisted, "0x60")?,
+            ],
+            eval_time: "45m",
+            fires: None,
+        },
+    })
 }
 
 fn stack_table() -> Result<Vec<Alert>, ArtefactError> {
     let mut alerts = sdk_alerts()?;
     alerts.extend(collector_alerts()?);
+    alerts.push(unlisted_tenant_alert()?);
     Ok(alerts)
 }

@@ -598,16 +598,29 @@ pub fn collector_for(
     profile: &Profile,
     routes: TenantRoutes<'_>,
 ) -> Result<Artefact, ArtefactError> {
-    check_routes(routes)?;
+    if routed(profile, Shape::Single) {
+        check_routes(routes)?;
+    }
     Ok(build(profile, Shape::Single, routes))
 }
 
+/// Checks the tenants a collector routes: at most [`MAX_ROUTED_TENANTS`], each id a tenants
+/// file's (it becomes part of a component name and of an OTTL string), none twice.
 fn check_routes(routes: TenantRoutes<'_>) -> Result<(), ArtefactError> {
     if routes.tenants.len() > MAX_ROUTED_TENANTS {
         return Err(ArtefactError::TooManyRoutedTenants {
             count: routes.tenants.len(),
             max: MAX_ROUTED_TENANTS,
         });
+    }
+    let mut seen = std::collections::HashSet::with_capacity(routes.tenants.len());
+    for tenant in routes.tenants {
+        super::storage::check_id(&tenant.id).map_err(ArtefactError::Tenants)?;
+        if !seen.insert(tenant.id.as_str()) {
+            return Err(ArtefactError::Tenants(super::TenantsError::DuplicateId {
+                tenant: tenant.id.clone(),
+            }));
+        }
     }
     Ok(())
 }
@@ -636,10 +649,10 @@ pub fn collector_tiers(
     profile: &Profile,
     routes: TenantRoutes<'_>,
 ) -> Result<Vec<Artefact>, ArtefactError> {
-    check_routes(routes)?;
     if !tiered(profile) {
         return Ok(Vec::new());
     }
+    check_routes(routes)?;
     Ok(vec![
         build(profile, Shape::LoadBalancer, routes),
         build(profile, Shape::Sampling, routes),
@@ -650,7 +663,7 @@ fn build(profile: &Profile, shape: Shape, tenants: TenantRoutes<'_>) -> Artefact
     let routes = signal_exporters(profile, shape);
     let wiring = pipelines(profile, shape, &routes, tenants);
     // Only the processors and extensions something names are written out.
-    let processors = processors(profile)
+    let processors = processors(profile, shape)
         .retain(|name| wiring.used.contains(&name))
         .build();
     let mut extensions = MapBuilder::new().entry(
@@ -762,7 +775,7 @@ fn batch(timeout: String) -> Yaml {
 
 /// Every processor a pipeline may name, in the order they are written; the caller keeps the
 /// ones in use.
-fn processors(profile: &Profile) -> MapBuilder {
+fn processors(profile: &Profile, shape: Shape) -> MapBuilder {
     MapBuilder::new()
         .entry(
             "memory_limiter",
@@ -788,7 +801,7 @@ fn processors(profile: &Profile) -> MapBuilder {
                 "metadata, so the sampled spans are routed to their tenant by this attribute.",
             ],
             "attributes/tenant",
-            tenant_attribute(),
+            tenant_attribute(shape),
         )
         .entry("tail_sampling", tail_sampling(profile))
         .commented(
@@ -809,20 +822,29 @@ fn processors(profile: &Profile) -> MapBuilder {
         )
 }
 
-/// Sets `tenant.id` from the tenant header (where the request has one: it is what the SDK
-/// sends, one tenant per request).
-fn tenant_attribute() -> Yaml {
+/// Makes the tenant header the spans' `tenant.id`, as it is the tenant of the request's logs
+/// and metrics: where the request comes from a service, any `tenant.id` is removed first (a
+/// request without the header is the fallback tenant's); in the sampling tier, which receives
+/// spans the first tier already set, the relayed header only confirms it.
+fn tenant_attribute(shape: Shape) -> Yaml {
+    let mut actions = Vec::with_capacity(2);
+    if shape != Shape::Sampling {
+        actions.push(
+            MapBuilder::new()
+                .str("key", TENANT_ATTRIBUTE)
+                .str("action", "delete")
+                .build(),
+        );
+    }
+    actions.push(
+        MapBuilder::new()
+            .str("key", TENANT_ATTRIBUTE)
+            .str("from_context", format!("metadata.{TENANT_METADATA_KEY}"))
+            .str("action", "upsert")
+            .build(),
+    );
     MapBuilder::new()
-        .entry(
-            "actions",
-            Yaml::Seq(vec![
-                MapBuilder::new()
-                    .str("key", TENANT_ATTRIBUTE)
-                    .str("from_context", format!("metadata.{TENANT_METADATA_KEY}"))
-                    .str("action", "upsert")
-                    .build(),
-            ]),
-        )
+        .entry("actions", Yaml::Seq(actions))
         .build()
 }
 
@@ -839,7 +861,10 @@ struct Wiring {
 /// Whether traces are tail-sampled here and sent on to Tempo, so that their tenant must be
 /// carried through sampling on the spans and routed after it.
 fn routed(profile: &Profile, shape: Shape) -> bool {
-    !profile.sealed && signal_processors(profile, shape, "traces").contains(&"tail_sampling")
+    signal_processors(profile, shape, "traces").contains(&"tail_sampling")
+        && signal_exporters(profile, shape)
+            .iter()
+            .any(|(signal, names)| *signal == "traces" && names.iter().any(|n| n == "otlp/tempo"))
 }
 
 /// One pipeline per signal that has an exporter, each with its exporters declared; where
@@ -864,8 +889,11 @@ fn pipelines(
         let mut processors = signal_processors(profile, shape, signal).to_vec();
         let mut targets = names.clone();
         if *signal == "traces" && routed(profile, shape) {
-            // The routes batch what they receive; the router needs the tenant on each span.
-            processors.retain(|p| *p != "batch");
+            // The routes batch what they receive (the pipeline still batches for its other
+            // exporters, such as files); the router needs the tenant on each span.
+            if names.len() == 1 {
+                processors.retain(|p| *p != "batch");
+            }
             if let Some(at) = processors.iter().position(|p| *p == "tail_sampling") {
                 processors.insert(at, "attributes/tenant");
             }
@@ -952,11 +980,15 @@ fn tenant_routes(tenants: TenantRoutes<'_>) -> (Yaml, Vec<Component>, Vec<Compon
             &tenant.id,
         );
     }
-    route(
-        format!("attributes[\"{TENANT_ATTRIBUTE}\"] != nil"),
-        UNLISTED_ROUTE.to_owned(),
-        FALLBACK_TENANT,
-    );
+    // Without a tenants file every sampled span goes under the fallback tenant, as said in
+    // the file's header, and none counts as unlisted.
+    if !tenants.tenants.is_empty() {
+        route(
+            format!("attributes[\"{TENANT_ATTRIBUTE}\"] != nil"),
+            UNLISTED_ROUTE.to_owned(),
+            FALLBACK_TENANT,
+        );
+    }
     route(String::new(), NO_TENANT_ROUTE.to_owned(), FALLBACK_TENANT);
     let table = MapBuilder::new()
         .entry(
@@ -993,14 +1025,20 @@ fn signal_processors(profile: &Profile, shape: Shape, signal: &str) -> &'static 
             "tail_sampling",
             "batch",
         ],
-        "traces" if shape == Shape::LoadBalancer || profile.sampling.site == SamplingSite::Sdk => {
-            &[
-                "memory_limiter",
-                "transform/redact-keys",
-                "redaction",
-                "batch",
-            ]
-        }
+        // The first tier sets the spans' tenant from the header, for the second to route by.
+        "traces" if shape == Shape::LoadBalancer => &[
+            "memory_limiter",
+            "transform/redact-keys",
+            "redaction",
+            "attributes/tenant",
+            "batch",
+        ],
+        "traces" if profile.sampling.site == SamplingSite::Sdk => &[
+            "memory_limiter",
+            "transform/redact-keys",
+            "redaction",
+            "batch",
+        ],
         "traces" => &[
             "memory_limiter",
             "transform/redact-keys",
@@ -1075,7 +1113,11 @@ fn header(
         lines.push(format!(
             "Tenant: the `{TENANT_METADATA_KEY}` request header, kept per batch and sent to Tempo and Loki as X-Scope-OrgID (records without one: $STELLAOPS_FALLBACK_TENANT, default `stellaops`)."
         ));
-        if routed(profile, shape) {
+        if routed(profile, shape) && tenants.tenants.is_empty() {
+            lines.push(format!(
+                "Tail sampling drops the request's metadata, and no tenants file was given: every sampled span goes to otlp/tempo-{NO_TENANT_ROUTE}, under the fallback tenant. Generate with --tenants FILE to keep tenants' traces apart."
+            ));
+        } else if routed(profile, shape) {
             lines.push(format!(
                 "Tail sampling drops the request's metadata: the header is copied onto each span as `{TENANT_ATTRIBUTE}` first, and sampled spans are routed by it to one Tempo exporter per tenant ({} from {}); spans of other tenants go to otlp/tempo-{UNLISTED_ROUTE} (alerted on), spans without one to otlp/tempo-{NO_TENANT_ROUTE}, both under the fallback tenant. Regenerate with --tenants FILE when tenants change.",
                 tenants.tenants.len(),

@@ -164,8 +164,9 @@ pub enum ArtefactError {
         /// [`MAX_ROUTED_TENANTS`].
         max: usize,
     },
-    /// The built-in example tenants file was refused.
-    #[error("the example tenants file is invalid")]
+    /// A list of tenants was refused: the built-in example tenants file, or the tenants a
+    /// collector routes (an id a tenants file would refuse, or one listed twice).
+    #[error("invalid tenants")]
     Tenants(#[source] TenantsError),
     /// A directory could not be created.
     #[error("cannot create the directory `{}`", path.display())]

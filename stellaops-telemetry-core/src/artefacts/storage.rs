@@ -295,7 +295,7 @@ fn tenant(index: usize, fields: &toml::Table) -> Result<Tenant, TenantsError> {
     })
 }
 
-fn check_id(id: &str) -> Result<(), TenantsError> {
+pub(crate) fn check_id(id: &str) -> Result<(), TenantsError> {
     let invalid = |reason| TenantsError::InvalidId {
         tenant: id.to_owned(),
         reason,

@@ -337,24 +337,32 @@ impl Records {
     }
 }
 
-/// The most characters of the collector's own text (messages, errors) printed.
+/// The most characters of the collector's own text (messages, errors) printed, escapes
+/// included.
 const MAX_SHOWN_CHARS: usize = 512;
 
-/// Text from the collector or the network as it is safe to print: control characters
-/// escaped (no terminal escape sequence or forged line reaches the output), and at most
-/// [`MAX_SHOWN_CHARS`] characters.
+/// Text from the collector or the network as it is safe to print: control characters and
+/// the invisible format characters that reorder or hide text (bidirectional overrides, zero
+/// width characters, line and paragraph separators) escaped, so no terminal escape sequence,
+/// forged line or disguised text reaches the output; at most [`MAX_SHOWN_CHARS`] characters.
 fn shown(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_SHOWN_CHARS));
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX_SHOWN_CHARS {
+    let mut len = 0;
+    for c in text.chars() {
+        let hidden = c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}');
+        let piece: String = if hidden {
+            c.escape_unicode().collect()
+        } else {
+            c.to_string()
+        };
+        let width = piece.chars().count();
+        if len + width > MAX_SHOWN_CHARS {
             out.push('…');
             break;
         }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+        out.push_str(&piece);
+        len += width;
     }
     out
 }
@@ -449,4 +457,28 @@ fn verdict(endpoint: &str, probes: &[Probe]) -> Result<(), Failure> {
             details.join("; ")
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collector_text_is_shown_escaped_and_bounded() {
+        assert_eq!(shown("span too old"), "span too old");
+        assert_eq!(shown("a\u{1b}[2Jb\nc"), "a\\u{1b}[2Jb\\u{a}c");
+        // A right-to-left override and a line separator cannot disguise or split the line.
+        assert_eq!(shown("x\u{202E}y\u{2028}z"), "x\\u{202e}y\\u{2028}z");
+        let long = shown(&"é".repeat(10_000));
+        assert_eq!(long.chars().count(), MAX_SHOWN_CHARS + 1);
+        assert!(long.ends_with('…'));
+        // The bound counts the escapes too.
+        let escaped = shown(&"\u{1b}".repeat(10_000));
+        assert!(
+            escaped.chars().count() <= MAX_SHOWN_CHARS + 1,
+            "{}",
+            escaped.len()
+        );
+        assert!(escaped.starts_with("\\u{1b}\\u{1b}"));
+    }
 }

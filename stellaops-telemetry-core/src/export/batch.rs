@@ -116,9 +116,9 @@ enum Message<T> {
     Shutdown(mpsc::Sender<()>),
 }
 
-/// The signal-specific part of a processor: how a batch reaches the targets.
 /// One destination's export of a batch: its result, and how many of the batch's records it
-/// did not deliver (all of them on an error, unless it delivered some, one request per tenant).
+/// did not deliver (all of them on an error, unless it delivered some, one request per
+/// tenant).
 struct Delivery {
     result: OTelSdkResult,
     lost: u64,
@@ -135,6 +135,7 @@ impl Delivery {
     }
 }
 
+/// The signal-specific part of a processor: how a batch reaches the targets.
 trait Targets<T>: Send + 'static {
     fn export(&self, batch: Vec<T>, settings: &BatchSettings) -> Vec<Delivery>;
     fn shutdown(&self, timeout: Duration);
@@ -955,10 +956,10 @@ mod tests {
         // Each destination refuses a different share: the loss is their sum.
         let two = partly_refused(2);
         assert_eq!((two.exported, two.dropped), (5, 5), "{two:?}");
-        // Both refuse the same share: never less than the loss, never more than the batch.
+        // Both refuse the same share: counted once per destination (the records cannot be
+        // told apart across destinations), so the loss is never understated.
         let same = partly_refused(1);
-        assert_eq!(same.exported + same.dropped, 10);
-        assert!(same.dropped >= 2, "{same:?}");
+        assert_eq!((same.exported, same.dropped), (6, 4), "{same:?}");
     }
 
     #[test]

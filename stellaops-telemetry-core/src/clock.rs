@@ -30,6 +30,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 impl Civil {
     /// The civil time of `time` (times before 1970 clamp to the epoch).
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) fn from_system_time(time: SystemTime) -> Civil {
         let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
         Civil::from_unix_millis(since.as_millis() as i64)
@@ -71,6 +72,7 @@ impl Civil {
     }
 
     /// `YYYYMMDDTHHMMSSZ`, for file names that sort chronologically.
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) fn file_stamp(&self) -> String {
         format!(
             "{:04}{:02}{:02}T{:02}{:02}{:02}Z",

@@ -59,6 +59,7 @@ pub enum TelemetryError {
     #[error(transparent)]
     Subscriber(#[from] crate::controls::ControlError),
     /// The Prometheus exposition could not be set up.
+    #[cfg(feature = "prometheus")]
     #[error(transparent)]
     Exposition(#[from] crate::metrics::ExpositionError),
 }

@@ -120,22 +120,29 @@ mod resource;
 mod self_metrics;
 pub mod spans;
 mod stats;
+#[cfg(feature = "_otlp")]
+mod tls;
 
 // Around it.
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+#[cfg(feature = "generators")]
 pub mod artefacts;
+#[cfg(feature = "bundle")]
 pub mod bundle;
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "bundle")]
 pub mod kit;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+#[cfg(feature = "generators")]
 pub use artefacts::{Artefact, ArtefactError, ArtefactKind};
 pub use assemble::DIRECT_SPAN_TARGET;
 pub use builder::{DEFAULT_SHUTDOWN_TIMEOUT, ServiceLayer, TelemetryBuilder};
+#[cfg(feature = "bundle")]
 pub use bundle::BundleError;
 pub use clock::WallClock;
 pub use config::{
@@ -155,11 +162,12 @@ pub use error::TelemetryError;
 pub use export::record::SpanRecord;
 pub use export::*;
 pub use incidents::{
-    DEFAULT_INCIDENT_TTL, DEFAULT_WEBHOOK_TIMEOUT, EXPIRY_ACTOR, ErrorRateTrigger, FILE_ACTOR,
-    INCIDENT_ATTRIBUTE, Incident, IncidentError, IncidentEvent, IncidentEventKind, IncidentFile,
-    IncidentHook, IncidentStart, IncidentTrigger, Incidents, MAX_ACTIVE_INCIDENTS,
-    MAX_INCIDENT_TTL, WebhookHook, parse_incident_ttl,
+    DEFAULT_INCIDENT_TTL, EXPIRY_ACTOR, ErrorRateTrigger, FILE_ACTOR, INCIDENT_ATTRIBUTE, Incident,
+    IncidentError, IncidentEvent, IncidentEventKind, IncidentFile, IncidentHook, IncidentStart,
+    IncidentTrigger, Incidents, MAX_ACTIVE_INCIDENTS, MAX_INCIDENT_TTL, parse_incident_ttl,
 };
+#[cfg(feature = "otlp-http")]
+pub use incidents::{DEFAULT_WEBHOOK_TIMEOUT, WebhookHook};
 pub use limits::{
     LimitError, MIN_VALUE_LIMIT, TRUNCATED, TruncationCounts, ValueBounds, ValueLimits,
 };

@@ -2,17 +2,22 @@
 //! endpoint each network exporter would dial. A refused exporter is replaced by the file
 //! exporter. Nothing is built or dialled here.
 
+#[cfg(feature = "_otlp")]
 use crate::config::OtlpProtocol;
 use crate::error::TelemetryError;
-use crate::export::{Egress, OtlpSettings, Signal, check_egress};
+use crate::export::Signal;
+#[cfg(feature = "_otlp")]
+use crate::export::{Egress, OtlpSettings, check_egress};
 use crate::profile::ExporterKind;
 use crate::resolve::Settings;
 
 /// One exporter of one signal, ready to be built.
 pub(crate) enum Planned {
     /// OTLP, with settings the egress policy allowed.
+    #[cfg(feature = "_otlp")]
     Otlp(Box<OtlpSettings>),
     /// OTLP files under the telemetry directory.
+    #[cfg(feature = "file")]
     File,
     /// OTLP JSON on stdout.
     Stdout,
@@ -41,13 +46,20 @@ impl ExportPlan {
 
     /// Whether an exporter needs the gRPC export runtime.
     pub(crate) fn needs_runtime(&self) -> bool {
-        self.all()
-            .any(|p| matches!(p, Planned::Otlp(s) if s.protocol == OtlpProtocol::Grpc))
+        self.all().any(|p| match p {
+            #[cfg(feature = "_otlp")]
+            Planned::Otlp(s) => s.protocol == OtlpProtocol::Grpc,
+            _ => false,
+        })
     }
 
     /// Whether an exporter writes under the telemetry directory.
     pub(crate) fn needs_files(&self) -> bool {
-        self.all().any(|p| matches!(p, Planned::File))
+        self.all().any(|p| match p {
+            #[cfg(feature = "file")]
+            Planned::File => true,
+            _ => false,
+        })
     }
 }
 
@@ -78,8 +90,29 @@ pub(crate) fn plan(settings: &Settings) -> Result<ExportPlan, TelemetryError> {
     Ok(plan)
 }
 
+/// The file exporter, where this build has it.
+#[cfg(feature = "file")]
+fn file(_: &Settings, _: Signal) -> Result<Planned, TelemetryError> {
+    Ok(Planned::File)
+}
+
+/// The file exporter, where this build has it.
+#[cfg(not(feature = "file"))]
+fn file(settings: &Settings, signal: Signal) -> Result<Planned, TelemetryError> {
+    Err(crate::ConfigError::NotBuiltIn {
+        what: format!(
+            "the profile `{}`'s file exporter for {} (also the fallback of a refused OTLP exporter)",
+            settings.profile.name,
+            signal.as_str()
+        ),
+        feature: "file",
+    }
+    .into())
+}
+
 /// The exporters of one signal, in the configured order; a refused OTLP exporter becomes the
 /// file exporter (once).
+#[cfg_attr(not(feature = "_otlp"), allow(unused_variables, unused_mut))]
 fn plan_signal(
     settings: &Settings,
     signal: Signal,
@@ -90,6 +123,19 @@ fn plan_signal(
     let mut file_fallback = false;
     for kind in kinds {
         match kind {
+            #[cfg(not(feature = "_otlp"))]
+            ExporterKind::Otlp => {
+                return Err(crate::ConfigError::NotBuiltIn {
+                    what: format!(
+                        "the profile `{}`'s OTLP exporter for {}",
+                        settings.profile.name,
+                        signal.as_str()
+                    ),
+                    feature: "otlp-grpc` or `otlp-http",
+                }
+                .into());
+            }
+            #[cfg(feature = "_otlp")]
             ExporterKind::Otlp => match check_egress(
                 &settings.config,
                 signal,
@@ -106,12 +152,12 @@ fn plan_signal(
                     });
                 }
             },
-            ExporterKind::File => planned.push(Planned::File),
+            ExporterKind::File => planned.push(file(settings, signal)?),
             ExporterKind::Stdout => planned.push(Planned::Stdout),
         }
     }
     if file_fallback && !kinds.contains(&ExporterKind::File) {
-        planned.push(Planned::File);
+        planned.push(file(settings, signal)?);
     }
     Ok(planned)
 }

@@ -37,6 +37,7 @@ pub(crate) struct Settings {
     pub(crate) sampler: Sampler,
     pub(crate) batch: BatchSettings,
     pub(crate) log_line_queue_bytes: usize,
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) files: FileExportOptions,
     pub(crate) log_outputs: LogOutputsConfig,
     pub(crate) redactor: Redactor,
@@ -51,6 +52,7 @@ pub(crate) struct Settings {
     /// The caps of the SDK's tail sampler (used where the profile samples in the SDK).
     pub(crate) tail_limits: crate::export::TailSamplingLimits,
     /// The OTLP settings (and every value's origin), for the export plan.
+    #[cfg_attr(not(feature = "_otlp"), allow(dead_code))]
     pub(crate) config: TelemetryConfig,
 }
 

@@ -57,6 +57,7 @@ pub(crate) struct Inner {
     pub(crate) log_outputs: Vec<LogOutput>,
     pub(crate) stats: Arc<PipelineStats>,
     pub(crate) metrics: crate::metrics::Metrics,
+    #[cfg(feature = "prometheus")]
     pub(crate) prometheus: Option<crate::metrics::PrometheusExposition>,
     pub(crate) recorder: SpanRecorder,
     pub(crate) controls: Controls,
@@ -229,11 +230,13 @@ impl Telemetry {
     }
 
     /// The Prometheus exposition, when the profile scrapes.
+    #[cfg(feature = "prometheus")]
     pub fn prometheus(&self) -> Option<&crate::metrics::PrometheusExposition> {
         self.inner.prometheus.as_ref()
     }
 
     /// `GET /metrics` as a tower service (404 when the profile does not scrape).
+    #[cfg(feature = "prometheus")]
     pub fn metrics_service(&self) -> crate::metrics::MetricsService {
         crate::metrics::MetricsService::new(self.inner.prometheus.clone())
     }

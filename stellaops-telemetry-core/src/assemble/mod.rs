@@ -17,16 +17,23 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use parking_lot::Mutex;
 use tracing::Dispatch;
 
+#[cfg(feature = "_otlp")]
 use crate::config::OtlpProtocol;
 use crate::controls::{Controls, PipelineSampler};
 use crate::error::TelemetryError;
 use crate::export::{
-    BatchLogProcessor, BatchSpanProcessor, FileLogExporter, FileMetricExporter, FileSpanExporter,
-    LogTarget, MetricKind, MetricTarget, SpanTarget, otlp_log_exporter, otlp_metric_exporter,
-    otlp_metric_transport, otlp_span_exporter,
+    BatchLogProcessor, BatchSpanProcessor, LogTarget, MetricKind, MetricTarget, SpanTarget,
+};
+#[cfg(feature = "file")]
+use crate::export::{FileLogExporter, FileMetricExporter, FileSpanExporter};
+#[cfg(feature = "_otlp")]
+use crate::export::{
+    otlp_log_exporter, otlp_metric_exporter, otlp_metric_transport, otlp_span_exporter,
 };
 use crate::logs::{LogOutput, RotatingFile};
-use crate::metrics::{Metrics, PrometheusExposition};
+use crate::metrics::Metrics;
+#[cfg(feature = "prometheus")]
+use crate::metrics::PrometheusExposition;
 use crate::plan::{ExportPlan, Planned, Refusal};
 use crate::recorder::{RecorderProcessor, SharedSampler, SpanRecorder};
 use crate::redaction::RedactingMeterProvider;
@@ -113,6 +120,7 @@ pub(crate) fn assemble(
             log_outputs,
             stats,
             metrics: meters.metrics,
+            #[cfg(feature = "prometheus")]
             prometheus: meters.prometheus,
             recorder,
             controls,
@@ -149,6 +157,7 @@ fn disabled(settings: Settings, stats: Arc<PipelineStats>, controls: Controls) -
             log_outputs: Vec::new(),
             stats,
             metrics: Metrics::detached(),
+            #[cfg(feature = "prometheus")]
             prometheus: None,
             recorder: SpanRecorder::disabled(),
             controls,
@@ -178,11 +187,13 @@ fn spans(
     let mut targets = Vec::new();
     for planned in &plan.traces {
         targets.push(match planned {
+            #[cfg(feature = "_otlp")]
             Planned::Otlp(s) => SpanTarget::Otlp(
                 otlp_span_exporter(s)?,
                 s.protocol == OtlpProtocol::Grpc,
                 s.tenancy(&stats.tenants),
             ),
+            #[cfg(feature = "file")]
             Planned::File => SpanTarget::File(
                 FileSpanExporter::new(settings.files.clone())?
                     .count_removals_into(stats.file_segments_removed.clone()),
@@ -258,11 +269,13 @@ fn logs(
     let mut targets = Vec::new();
     for planned in &plan.logs {
         targets.push(match planned {
+            #[cfg(feature = "_otlp")]
             Planned::Otlp(s) => LogTarget::Otlp(
                 otlp_log_exporter(s)?,
                 s.protocol == OtlpProtocol::Grpc,
                 s.tenancy(&stats.tenants),
             ),
+            #[cfg(feature = "file")]
             Planned::File => LogTarget::File(
                 FileLogExporter::new(settings.files.clone())?
                     .count_removals_into(stats.file_segments_removed.clone()),
@@ -303,11 +316,13 @@ struct MetricParts {
     provider: SdkMeterProvider,
     redacting: RedactingMeterProvider,
     metrics: Metrics,
+    #[cfg(feature = "prometheus")]
     prometheus: Option<PrometheusExposition>,
 }
 
 /// The metric road: one periodic reader per exporter (each export bounded and counted), the
 /// Prometheus exposition as one more reader, the self-metrics and the catalogue's registry.
+#[cfg_attr(not(feature = "_otlp"), allow(unused_variables))]
 fn metrics(
     settings: &Settings,
     plan: &ExportPlan,
@@ -319,6 +334,7 @@ fn metrics(
     let mut kinds = Vec::new();
     for planned in &plan.metrics {
         kinds.push(match planned {
+            #[cfg(feature = "_otlp")]
             Planned::Otlp(s) => {
                 let grpc = s.protocol == OtlpProtocol::Grpc;
                 let runtime = if grpc { runtime.clone() } else { None };
@@ -332,6 +348,7 @@ fn metrics(
                     s.timeout,
                 )
             }
+            #[cfg(feature = "file")]
             Planned::File => (
                 MetricKind::File(
                     FileMetricExporter::new(settings.files.clone())?
@@ -374,6 +391,7 @@ fn metrics(
         );
     }
     // A scrape collects like an export does.
+    #[cfg(feature = "prometheus")]
     let prometheus = if settings.profile.prometheus_scrape {
         let (exposition, reader) = PrometheusExposition::new()?;
         builder = builder.with_reader(reader);
@@ -381,6 +399,17 @@ fn metrics(
     } else {
         None
     };
+    #[cfg(not(feature = "prometheus"))]
+    if settings.profile.prometheus_scrape {
+        return Err(crate::ConfigError::NotBuiltIn {
+            what: format!(
+                "the profile `{}`'s prometheus_scrape (the Prometheus endpoint)",
+                settings.profile.name
+            ),
+            feature: "prometheus",
+        }
+        .into());
+    }
     let provider = builder.build();
     crate::self_metrics::register(&provider, stats.clone(), settings.redactor.clone());
     crate::limits::register(&provider, &settings.bounds);
@@ -401,6 +430,7 @@ fn metrics(
         provider,
         redacting,
         metrics,
+        #[cfg(feature = "prometheus")]
         prometheus,
     })
 }

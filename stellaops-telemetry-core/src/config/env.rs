@@ -353,7 +353,15 @@ impl TelemetryConfig {
     ) -> Result<TelemetryConfig, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let c = match get("STELLAOPS_TELEMETRY_CONFIG") {
+            #[cfg(feature = "config-file")]
             Some(path) => TelemetryConfig::from_file(PathBuf::from(path))?,
+            #[cfg(not(feature = "config-file"))]
+            Some(_) => {
+                return Err(ConfigError::NotBuiltIn {
+                    what: "reading the configuration file STELLAOPS_TELEMETRY_CONFIG names".into(),
+                    feature: "config-file",
+                });
+            }
             None => TelemetryConfig::default(),
         };
         let mut env = TelemetryConfig::default();

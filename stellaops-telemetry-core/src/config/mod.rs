@@ -25,7 +25,9 @@ pub(crate) mod env;
 pub(crate) mod parse;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+#[cfg(feature = "config-file")]
+use std::path::Path;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +68,15 @@ impl std::fmt::Display for Origin {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// A setting asks for a part of the SDK this build leaves out (a cargo feature that is
+    /// off).
+    #[error("{what} needs the SDK's `{feature}` feature, which this build leaves out")]
+    NotBuiltIn {
+        /// What was asked for, naming the setting.
+        what: String,
+        /// The feature (or features) that provide it.
+        feature: &'static str,
+    },
     /// A profile name that is not built in.
     #[error("unknown profile `{name}` (expected one of default, forensic, airgap)")]
     UnknownProfile {
@@ -357,6 +368,16 @@ pub enum OtlpProtocol {
     HttpProtobuf,
 }
 
+impl OtlpProtocol {
+    /// `grpc` or `http/protobuf`, as the configuration spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtlpProtocol::Grpc => "grpc",
+            OtlpProtocol::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
 /// Compression of OTLP payloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -498,6 +519,7 @@ impl TelemetryConfig {
     /// # Errors
     ///
     /// [`ConfigError::InvalidFile`] naming the field (unknown fields are refused).
+    #[cfg(feature = "config-file")]
     pub fn from_toml_str(text: &str) -> Result<TelemetryConfig, ConfigError> {
         Self::parse_toml(text, "<string>")
     }
@@ -507,6 +529,7 @@ impl TelemetryConfig {
     /// # Errors
     ///
     /// [`ConfigError::UnreadableFile`] or [`ConfigError::InvalidFile`].
+    #[cfg(feature = "config-file")]
     pub fn from_file(path: impl AsRef<Path>) -> Result<TelemetryConfig, ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::UnreadableFile {
@@ -537,6 +560,7 @@ impl TelemetryConfig {
 
     /// TOML's own `Display` quotes the offending line; only its position and the message
     /// are kept.
+    #[cfg(feature = "config-file")]
     fn parse_toml(text: &str, path: &str) -> Result<TelemetryConfig, ConfigError> {
         toml::from_str(text).map_err(|e| {
             let position = match e.span() {
@@ -659,6 +683,7 @@ impl TelemetryConfig {
 }
 
 /// The 1-based line and column (in characters) of byte `offset` in `text`.
+#[cfg(feature = "config-file")]
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;

@@ -22,6 +22,7 @@ pub(crate) fn shown(value: &str) -> String {
 /// A parser's message as an error shows it: serde's rendering of an unexpected string
 /// (`invalid type: string "…"`) loses the string, and credential shapes are masked. The
 /// message still says what was expected, and the caller adds where.
+#[cfg(any(feature = "config-file", test))]
 pub(crate) fn shown_parser_message(message: &str) -> String {
     const STRING: &str = "string \"";
     let mut out = String::with_capacity(message.len());
@@ -273,6 +274,7 @@ pub(crate) fn parse_compression(name: &str, value: &str) -> Result<OtlpCompressi
 }
 
 /// An exporter endpoint: an absolute `http` or `https` URL with a host.
+#[cfg_attr(not(feature = "_otlp"), allow(dead_code))]
 pub(crate) fn validate_endpoint(name: &str, value: &str) -> Result<http::Uri, ConfigError> {
     let bad = |reason: &str| ConfigError::InvalidEndpoint {
         name: name.to_owned(),

@@ -2,12 +2,16 @@
 //! [`SealedResolver`], which answers from the checked host alone and never asks the system
 //! resolver, so no name leaves the process as a DNS query.
 
+#[cfg(feature = "otlp-grpc")]
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+#[cfg(feature = "otlp-grpc")]
 use std::pin::Pin;
 use std::sync::Arc;
+#[cfg(feature = "otlp-grpc")]
 use std::task::{Context, Poll};
 
+#[cfg(feature = "otlp-grpc")]
 use hyper_util::client::legacy::connect::dns::Name as HyperName;
 
 use super::Host;
@@ -80,6 +84,7 @@ fn normalise(name: &str) -> String {
 }
 
 /// reqwest's hook (the blocking HTTP exporter).
+#[cfg(feature = "otlp-http")]
 impl reqwest::dns::Resolve for SealedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let answer = self
@@ -91,6 +96,7 @@ impl reqwest::dns::Resolve for SealedResolver {
 }
 
 /// hyper-util's hook (the connector of the gRPC exporter's channel).
+#[cfg(feature = "otlp-grpc")]
 impl tower_service::Service<HyperName> for SealedResolver {
     type Response = std::vec::IntoIter<SocketAddr>;
     type Error = NameRefused;

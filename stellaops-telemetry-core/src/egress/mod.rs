@@ -43,6 +43,7 @@
 //! `()` is one that allows everything. [`EgressPolicy::name`] is the `policy` field of the
 //! warning a refusal is reported with.
 
+#[cfg(feature = "_otlp")]
 mod dial;
 mod policies;
 mod target;
@@ -50,6 +51,7 @@ mod target;
 use std::fmt;
 use std::sync::Arc;
 
+#[cfg(feature = "_otlp")]
 pub(crate) use dial::SealedResolver;
 pub use policies::{AllowList, LoopbackOnly, OpenPolicy};
 pub(crate) use target::mask_url;

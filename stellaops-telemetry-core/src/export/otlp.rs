@@ -9,16 +9,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_otlp::{
-    Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
-};
+#[cfg(feature = "otlp-grpc")]
+use opentelemetry_otlp::WithTonicConfig;
+use opentelemetry_otlp::{Compression, WithExportConfig};
+#[cfg(feature = "otlp-http")]
+use opentelemetry_otlp::{Protocol, WithHttpConfig};
+#[cfg(feature = "otlp-http")]
 use rustls_pki_types::pem::PemObject;
+#[cfg(feature = "otlp-http")]
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::tenant::{
-    MAX_TENANT_HEADER_LEN, TENANT_HEADER, Tenancy, TenantCounts, TenantHttpClient,
-    grpc_interceptor, header_value,
-};
+use super::signal::Signal;
+#[cfg(feature = "otlp-http")]
+use super::tenant::TenantHttpClient;
+#[cfg(feature = "otlp-grpc")]
+use super::tenant::grpc_interceptor;
+use super::tenant::{MAX_TENANT_HEADER_LEN, TENANT_HEADER, Tenancy, TenantCounts, header_value};
 use super::tenant_metrics::MetricTransport;
 use crate::config::{
     ConfigError, OtlpCompression, OtlpProtocol, OtlpSignalConfig, TelemetryConfig, check_headers,
@@ -28,24 +34,6 @@ use crate::egress::{
     EgressDecision, EgressError, EgressPolicy, EgressTarget, SealedResolver, mask_url,
     parse_endpoint,
 };
-
-/// A telemetry signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Signal {
-    Traces,
-    Metrics,
-    Logs,
-}
-
-impl Signal {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Metrics => "metrics",
-            Signal::Logs => "logs",
-        }
-    }
-}
 
 /// The shared HTTP endpoint with `/v1/<signal>` appended to its path (before any query or
 /// fragment).
@@ -238,6 +226,7 @@ impl OtlpSettings {
             .protocol
             .or(common.protocol)
             .unwrap_or(OtlpProtocol::Grpc);
+        check_built_in(config, prefix, protocol)?;
         let endpoint = match (&specific.endpoint, &common.endpoint) {
             (Some(url), _) => {
                 let field = format!("{prefix}endpoint");
@@ -374,6 +363,7 @@ impl OtlpSettings {
         })
     }
 
+    #[cfg(feature = "otlp-grpc")]
     fn tonic_tls(&self) -> Option<tonic::transport::ClientTlsConfig> {
         if self.tls.ca.is_none() && self.tls.client.is_none() && !self.is_https() {
             return None;
@@ -389,7 +379,8 @@ impl OtlpSettings {
         Some(tls)
     }
 
-    fn metadata(&self) -> tonic::metadata::MetadataMap {
+    /// The static headers as a header map.
+    fn header_map(&self) -> http::HeaderMap {
         let mut map = http::HeaderMap::new();
         for (k, v) in &self.headers {
             // Validated by `check_headers`; an entry that still fails is skipped, not fatal.
@@ -400,7 +391,12 @@ impl OtlpSettings {
                 map.insert(name, value);
             }
         }
-        tonic::metadata::MetadataMap::from_headers(map)
+        map
+    }
+
+    #[cfg(feature = "otlp-grpc")]
+    fn metadata(&self) -> tonic::metadata::MetadataMap {
+        tonic::metadata::MetadataMap::from_headers(self.header_map())
     }
 
     fn build_error(&self, reason: impl std::fmt::Display) -> ConfigError {
@@ -421,8 +417,9 @@ impl OtlpSettings {
 
     /// The blocking HTTP client, pinned explicitly so feature unification elsewhere cannot
     /// swap in an async client (which panics without a reactor in the SDK's threads).
+    #[cfg(feature = "otlp-http")]
     fn http_client(&self) -> Result<reqwest::blocking::Client, ConfigError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(crate::tls::provider());
         let mut roots = rustls::RootCertStore::empty();
         match &self.tls.ca {
             Some(ca) => {
@@ -487,6 +484,7 @@ impl OtlpSettings {
     /// The gRPC channel of a sealed exporter: tonic's connector, asking `resolver` instead of
     /// the system for names, with the TLS settings the OTLP crate would apply (the server
     /// name checked is still the endpoint's host).
+    #[cfg(feature = "otlp-grpc")]
     fn sealed_channel(
         &self,
         resolver: &SealedResolver,
@@ -521,6 +519,7 @@ macro_rules! build_otlp {
     ($exporter:path, $settings:expr) => {{
         let s: &OtlpSettings = $settings;
         match s.protocol {
+            #[cfg(feature = "otlp-grpc")]
             OtlpProtocol::Grpc => {
                 let mut b = <$exporter>::builder()
                     .with_tonic()
@@ -542,6 +541,7 @@ macro_rules! build_otlp {
                 }
                 b.build().map_err(|e| s.build_error(e))
             }
+            #[cfg(feature = "otlp-http")]
             OtlpProtocol::HttpProtobuf => {
                 let mut b = <$exporter>::builder()
                     .with_http()
@@ -559,8 +559,57 @@ macro_rules! build_otlp {
                 }
                 b.build().map_err(|e| s.build_error(e))
             }
+            // Refused when the settings were resolved; kept for the builds that leave a
+            // transport out.
+            #[allow(unreachable_patterns)]
+            other => Err(not_built_in(other)),
         }
     }};
+}
+
+/// The feature that provides `protocol`.
+fn protocol_feature(protocol: OtlpProtocol) -> &'static str {
+    match protocol {
+        OtlpProtocol::Grpc => "otlp-grpc",
+        OtlpProtocol::HttpProtobuf => "otlp-http",
+    }
+}
+
+fn protocol_built_in(protocol: OtlpProtocol) -> bool {
+    match protocol {
+        OtlpProtocol::Grpc => cfg!(feature = "otlp-grpc"),
+        OtlpProtocol::HttpProtobuf => cfg!(feature = "otlp-http"),
+    }
+}
+
+fn not_built_in(protocol: OtlpProtocol) -> ConfigError {
+    ConfigError::NotBuiltIn {
+        what: format!("OTLP over {}", protocol.as_str()),
+        feature: protocol_feature(protocol),
+    }
+}
+
+/// Refuses a protocol this build leaves out, naming the setting that chose it.
+fn check_built_in(
+    config: &TelemetryConfig,
+    prefix: &str,
+    protocol: OtlpProtocol,
+) -> Result<(), ConfigError> {
+    if protocol_built_in(protocol) {
+        return Ok(());
+    }
+    let field = format!("{prefix}protocol");
+    let origin = if config.origins.contains_key(&field) {
+        config.origin(&field)
+    } else if config.origins.contains_key("otlp.protocol") {
+        config.origin("otlp.protocol")
+    } else {
+        "the default OTLP protocol (grpc)".to_owned()
+    };
+    Err(ConfigError::NotBuiltIn {
+        what: format!("OTLP over {} ({origin})", protocol.as_str()),
+        feature: protocol_feature(protocol),
+    })
 }
 
 pub(crate) fn span_exporter(
@@ -590,6 +639,7 @@ pub(crate) fn metric_transport(s: &OtlpSettings) -> Result<MetricTransport, Conf
     let url = pinned.pin_endpoint()?;
     let gzip = matches!(s.compression, Some(OtlpCompression::Gzip));
     match s.protocol {
+        #[cfg(feature = "otlp-grpc")]
         OtlpProtocol::Grpc => {
             let channel = match &s.sealed {
                 Some(resolver) => s.sealed_channel(resolver)?,
@@ -615,12 +665,15 @@ pub(crate) fn metric_transport(s: &OtlpSettings) -> Result<MetricTransport, Conf
                 timeout: s.timeout,
             })
         }
+        #[cfg(feature = "otlp-http")]
         OtlpProtocol::HttpProtobuf => Ok(MetricTransport::Http {
             client: s.http_client()?,
             url,
-            headers: s.metadata().into_headers(),
+            headers: s.header_map(),
             gzip,
         }),
+        #[allow(unreachable_patterns)]
+        other => Err(not_built_in(other)),
     }
 }
 

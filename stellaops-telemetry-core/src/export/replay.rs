@@ -664,7 +664,7 @@ fn http_client(replay: &Replay) -> Result<reqwest::blocking::Client, String> {
     if tls.ca.is_none() && tls.client.is_none() {
         return crate::incidents::blocking_client(&replay.host, replay.https, replay.timeout);
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::tls::provider());
     let mut roots = rustls::RootCertStore::empty();
     match &tls.ca {
         Some(ca) => {

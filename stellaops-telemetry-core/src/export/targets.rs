@@ -3,6 +3,7 @@
 //! The SDK's exporter traits return `impl Future`, so they cannot be boxed; an enum keeps the
 //! set explicit and lets the batch processor bound every export the same way.
 
+#[cfg(feature = "_otlp")]
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -16,9 +17,13 @@ use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMe
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
+#[cfg(feature = "file")]
 use super::file::{FileLogExporter, FileMetricExporter, FileSpanExporter};
+#[cfg(feature = "_otlp")]
 use super::tenant::{Tenancy, log_tenant, point_tenant, span_tenant, valid_tenant};
+#[cfg(feature = "_otlp")]
 use super::tenant_metrics::{MetricTransport, send_split, split_request};
+#[cfg(feature = "_otlp")]
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 
 /// Runs an export future to completion on the calling (worker) thread, bounded by `timeout`.
@@ -49,7 +54,9 @@ where
 #[derive(Debug)]
 pub(crate) enum SpanTarget {
     /// The exporter, whether it speaks gRPC, and how it names tenants.
+    #[cfg(feature = "_otlp")]
     Otlp(opentelemetry_otlp::SpanExporter, bool, Tenancy),
+    #[cfg(feature = "file")]
     File(FileSpanExporter),
     Stdout(opentelemetry_stdout::SpanExporter),
     #[cfg(feature = "testing")]
@@ -68,7 +75,11 @@ pub(crate) enum SpanTarget {
 impl SpanTarget {
     /// Whether exports must run inside the export runtime (gRPC).
     pub(crate) fn needs_runtime(&self) -> bool {
-        matches!(self, SpanTarget::Otlp(_, true, _))
+        match self {
+            #[cfg(feature = "_otlp")]
+            SpanTarget::Otlp(_, grpc, _) => *grpc,
+            _ => false,
+        }
     }
 
     /// Exports `batch`; an OTLP target sends one request per tenant, all of them within
@@ -80,13 +91,17 @@ impl SpanTarget {
         timeout: Duration,
         delivered: &AtomicU64,
     ) -> OTelSdkResult {
+        #[cfg(not(feature = "_otlp"))]
+        let _ = (timeout, delivered);
         match self {
+            #[cfg(feature = "_otlp")]
             SpanTarget::Otlp(e, _, tenancy) => {
                 let shares = tenancy.split(batch, |span| span_tenant(&span.attributes));
                 tenancy
                     .send_each(shares, timeout, delivered, |share| e.export(share))
                     .await
             }
+            #[cfg(feature = "file")]
             SpanTarget::File(e) => e.export(batch).await,
             SpanTarget::Stdout(e) => e.export(batch).await,
             #[cfg(feature = "testing")]
@@ -107,7 +122,9 @@ impl SpanTarget {
 
     pub(crate) fn set_resource(&mut self, resource: &Resource) {
         match self {
+            #[cfg(feature = "_otlp")]
             SpanTarget::Otlp(e, ..) => e.set_resource(resource),
+            #[cfg(feature = "file")]
             SpanTarget::File(e) => e.set_resource(resource),
             SpanTarget::Stdout(e) => e.set_resource(resource),
             #[cfg(feature = "testing")]
@@ -119,7 +136,9 @@ impl SpanTarget {
 
     pub(crate) fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
         match self {
+            #[cfg(feature = "_otlp")]
             SpanTarget::Otlp(e, ..) => e.shutdown_with_timeout(timeout),
+            #[cfg(feature = "file")]
             SpanTarget::File(e) => e.shutdown_with_timeout(timeout),
             SpanTarget::Stdout(e) => e.shutdown_with_timeout(timeout),
             // The in-memory exporter's shutdown clears what tests want to read.
@@ -133,7 +152,9 @@ impl SpanTarget {
 #[derive(Debug)]
 pub(crate) enum LogTarget {
     /// The exporter, whether it speaks gRPC, and how it names tenants.
+    #[cfg(feature = "_otlp")]
     Otlp(opentelemetry_otlp::LogExporter, bool, Tenancy),
+    #[cfg(feature = "file")]
     File(FileLogExporter),
     Stdout(opentelemetry_stdout::LogExporter),
     #[cfg(feature = "testing")]
@@ -142,7 +163,11 @@ pub(crate) enum LogTarget {
 
 impl LogTarget {
     pub(crate) fn needs_runtime(&self) -> bool {
-        matches!(self, LogTarget::Otlp(_, true, _))
+        match self {
+            #[cfg(feature = "_otlp")]
+            LogTarget::Otlp(_, grpc, _) => *grpc,
+            _ => false,
+        }
     }
 
     /// Exports `records`; an OTLP target sends one request per tenant, all of them within
@@ -156,27 +181,31 @@ impl LogTarget {
     ) -> OTelSdkResult {
         let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
             records.iter().map(|(r, s)| (r, s)).collect();
-        if let LogTarget::Otlp(e, _, tenancy) = self {
-            let shares = tenancy.split(refs, |(record, _)| log_tenant(record));
-            return tenancy
-                .send_each(shares, timeout, delivered, |share| async move {
-                    e.export(LogBatch::new(&share)).await
-                })
-                .await;
-        }
-        let batch = LogBatch::new(&refs);
+        #[cfg(not(feature = "_otlp"))]
+        let _ = (timeout, delivered);
         match self {
-            LogTarget::Otlp(..) => Ok(()),
-            LogTarget::File(e) => e.export(batch).await,
-            LogTarget::Stdout(e) => e.export(batch).await,
+            #[cfg(feature = "_otlp")]
+            LogTarget::Otlp(e, _, tenancy) => {
+                let shares = tenancy.split(refs, |(record, _)| log_tenant(record));
+                tenancy
+                    .send_each(shares, timeout, delivered, |share| async move {
+                        e.export(LogBatch::new(&share)).await
+                    })
+                    .await
+            }
+            #[cfg(feature = "file")]
+            LogTarget::File(e) => e.export(LogBatch::new(&refs)).await,
+            LogTarget::Stdout(e) => e.export(LogBatch::new(&refs)).await,
             #[cfg(feature = "testing")]
-            LogTarget::Memory(e) => e.export(batch).await,
+            LogTarget::Memory(e) => e.export(LogBatch::new(&refs)).await,
         }
     }
 
     pub(crate) fn set_resource(&mut self, resource: &Resource) {
         match self {
+            #[cfg(feature = "_otlp")]
             LogTarget::Otlp(e, ..) => e.set_resource(resource),
+            #[cfg(feature = "file")]
             LogTarget::File(e) => e.set_resource(resource),
             LogTarget::Stdout(e) => e.set_resource(resource),
             #[cfg(feature = "testing")]
@@ -186,7 +215,9 @@ impl LogTarget {
 
     pub(crate) fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
         match self {
+            #[cfg(feature = "_otlp")]
             LogTarget::Otlp(e, ..) => e.shutdown_with_timeout(timeout),
+            #[cfg(feature = "file")]
             LogTarget::File(e) => e.shutdown_with_timeout(timeout),
             LogTarget::Stdout(e) => e.shutdown_with_timeout(timeout),
             #[cfg(feature = "testing")]
@@ -196,6 +227,7 @@ impl LogTarget {
 }
 
 /// A metric exporter the pipeline can build, wrapped so every export is bounded and counted.
+#[cfg_attr(not(feature = "_otlp"), allow(dead_code))]
 pub(crate) struct MetricTarget {
     pub(crate) kind: MetricKind,
     pub(crate) runtime: Option<tokio::runtime::Handle>,
@@ -206,11 +238,13 @@ pub(crate) struct MetricTarget {
 
 pub(crate) enum MetricKind {
     /// The exporter, how it names tenants, and the transport of collections split by tenant.
+    #[cfg(feature = "_otlp")]
     Otlp(
         opentelemetry_otlp::MetricExporter,
         Tenancy,
         Box<MetricTransport>,
     ),
+    #[cfg(feature = "file")]
     File(FileMetricExporter),
     Stdout(opentelemetry_stdout::MetricExporter),
     #[cfg(feature = "testing")]
@@ -220,7 +254,9 @@ pub(crate) enum MetricKind {
 impl std::fmt::Debug for MetricTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let name = match &self.kind {
+            #[cfg(feature = "_otlp")]
             MetricKind::Otlp(..) => "otlp",
+            #[cfg(feature = "file")]
             MetricKind::File(_) => "file",
             MetricKind::Stdout(_) => "stdout",
             #[cfg(feature = "testing")]
@@ -234,6 +270,7 @@ impl MetricTarget {
     /// Exports `metrics` through the OTLP exporter: a collection of one tenant goes whole
     /// under its header, one of several tenants is split into one request per tenant.
     /// Returns the result with the data points delivered and not delivered.
+    #[cfg(feature = "_otlp")]
     async fn export_otlp(
         &self,
         exporter: &opentelemetry_otlp::MetricExporter,
@@ -277,13 +314,16 @@ impl PushMetricExporter for MetricTarget {
         // gRPC exporter hops onto the export runtime (tokio's `block_on` does not nest with the
         // futures executor's); the others are awaited in place.
         let (result, exported, dropped) = match &self.kind {
+            #[cfg(feature = "_otlp")]
             MetricKind::Otlp(e, tenancy, transport) => {
                 self.export_otlp(e, tenancy, transport, metrics).await
             }
             other => {
                 let result = match other {
                     // Exported above.
+                    #[cfg(feature = "_otlp")]
                     MetricKind::Otlp(..) => Ok(()),
+                    #[cfg(feature = "file")]
                     MetricKind::File(e) => e.export(metrics).await,
                     MetricKind::Stdout(e) => e.export(metrics).await,
                     #[cfg(feature = "testing")]
@@ -311,7 +351,9 @@ impl PushMetricExporter for MetricTarget {
 
     fn force_flush(&self) -> OTelSdkResult {
         match &self.kind {
+            #[cfg(feature = "_otlp")]
             MetricKind::Otlp(e, ..) => e.force_flush(),
+            #[cfg(feature = "file")]
             MetricKind::File(e) => e.force_flush(),
             MetricKind::Stdout(e) => e.force_flush(),
             #[cfg(feature = "testing")]
@@ -321,7 +363,9 @@ impl PushMetricExporter for MetricTarget {
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         match &self.kind {
+            #[cfg(feature = "_otlp")]
             MetricKind::Otlp(e, ..) => e.shutdown_with_timeout(timeout),
+            #[cfg(feature = "file")]
             MetricKind::File(e) => e.shutdown_with_timeout(timeout),
             MetricKind::Stdout(e) => e.shutdown_with_timeout(timeout),
             #[cfg(feature = "testing")]
@@ -362,6 +406,7 @@ fn data_points(metrics: &ResourceMetrics) -> u64 {
 /// can be a header value, else the default tenant (refused values are counted here). A
 /// collection with one route is exported whole under it; one with several is split into one
 /// request per route.
+#[cfg(feature = "_otlp")]
 fn collection_tenant<'m>(
     tenancy: &Tenancy,
     metrics: &'m ResourceMetrics,
@@ -421,7 +466,7 @@ mod tests {
     use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
 
     use super::*;
-    use crate::export::otlp::Signal;
+    use crate::export::Signal;
     use crate::export::tenant::header_value;
 
     /// One collection of a counter with one point per entry (`None`: no tenant).

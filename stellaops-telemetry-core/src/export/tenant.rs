@@ -11,8 +11,12 @@
 //! exported as if it had no tenant and counted as rejected. Records without a tenant go
 //! without the header, or under the configured default tenant.
 
+// Without an OTLP transport only the per-tenant counters are used.
+#![cfg_attr(not(feature = "_otlp"), allow(dead_code))]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
+#[cfg(feature = "otlp-http")]
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,11 +24,12 @@ use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use opentelemetry::{Key, Value};
+#[cfg(feature = "otlp-http")]
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use parking_lot::Mutex;
 
-use super::otlp::Signal;
+use super::signal::Signal;
 
 /// The header naming the tenant of an OTLP request (gRPC metadata keys are lower case).
 pub(crate) const TENANT_HEADER: &str = "x-stellaops-tenant";
@@ -77,6 +82,7 @@ fn current() -> Option<HeaderValue> {
 
 /// Sets or removes the tenant header: the SDK owns it, so a value configured among the
 /// static headers never reaches a request of another tenant.
+#[cfg(any(feature = "otlp-http", test))]
 fn apply(headers: &mut http::HeaderMap) {
     match current() {
         Some(value) => {
@@ -90,6 +96,7 @@ fn apply(headers: &mut http::HeaderMap) {
 
 /// The gRPC interceptor of every OTLP exporter: puts the tenant of the request in its
 /// metadata (it runs after the static metadata is added).
+#[cfg(feature = "otlp-grpc")]
 pub(crate) fn grpc_interceptor(
     mut request: tonic::Request<()>,
 ) -> Result<tonic::Request<()>, tonic::Status> {
@@ -109,9 +116,11 @@ pub(crate) fn grpc_interceptor(
 
 /// The HTTP client of every OTLP/HTTP exporter: the blocking client, with the tenant of the
 /// request set on its headers.
+#[cfg(feature = "otlp-http")]
 #[derive(Debug)]
 pub(crate) struct TenantHttpClient(pub(crate) reqwest::blocking::Client);
 
+#[cfg(feature = "otlp-http")]
 impl HttpClient for TenantHttpClient {
     fn send_bytes<'life0, 'async_trait>(
         &'life0 self,

@@ -11,17 +11,20 @@
 //! sealed mode, the same resolver.
 
 use std::collections::HashMap;
+#[cfg(feature = "otlp-http")]
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+#[cfg(feature = "otlp-grpc")]
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, ResourceMetrics, ScopeMetrics};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+#[cfg(feature = "otlp-http")]
 use prost::Message as _;
 
 use super::tenant::{TENANT_HEADER, Tenancy};
@@ -37,12 +40,14 @@ pub(crate) type TenantRequest = (Option<HeaderValue>, ExportMetricsServiceReques
 /// dialled the way the exporter dials it.
 pub(crate) enum MetricTransport {
     /// gRPC over a channel built like the exporter's, with its static metadata.
+    #[cfg(feature = "otlp-grpc")]
     Grpc {
         client: MetricsServiceClient<tonic::transport::Channel>,
         metadata: tonic::metadata::MetadataMap,
         timeout: Duration,
     },
     /// HTTP/protobuf POSTs with the exporter's blocking client.
+    #[cfg(feature = "otlp-http")]
     Http {
         client: reqwest::blocking::Client,
         url: String,
@@ -55,7 +60,9 @@ impl std::fmt::Debug for MetricTransport {
     /// Header values and the endpoint are never shown.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            #[cfg(feature = "otlp-grpc")]
             MetricTransport::Grpc { .. } => "MetricTransport::Grpc",
+            #[cfg(feature = "otlp-http")]
             MetricTransport::Http { .. } => "MetricTransport::Http",
         })
     }
@@ -70,6 +77,7 @@ impl MetricTransport {
         request: ExportMetricsServiceRequest,
     ) -> OTelSdkResult {
         match self {
+            #[cfg(feature = "otlp-grpc")]
             MetricTransport::Grpc {
                 client,
                 metadata,
@@ -99,6 +107,7 @@ impl MetricTransport {
                     Err(_) => Err(OTelSdkError::Timeout(*timeout)),
                 }
             }
+            #[cfg(feature = "otlp-http")]
             MetricTransport::Http {
                 client,
                 url,
@@ -110,6 +119,7 @@ impl MetricTransport {
 }
 
 /// One blocking POST of `request` (the client carries the timeout).
+#[cfg(feature = "otlp-http")]
 fn send_http(
     client: &reqwest::blocking::Client,
     url: &str,
@@ -441,7 +451,7 @@ mod tests {
     use opentelemetry_proto::tonic::resource::v1::Resource;
 
     use super::*;
-    use crate::export::otlp::Signal;
+    use crate::export::Signal;
     use crate::export::tenant::header_value;
 
     fn attr(key: &str, value: &str) -> KeyValue {
@@ -582,15 +592,14 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "otlp-http")]
     fn a_failed_request_counts_its_points_as_failed_and_not_as_exported() {
         // Nothing listens on port 1 of the loopback address: every request fails.
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(crate::tls::provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
         let client = reqwest::blocking::Client::builder()
             .tls_backend_preconfigured(tls)
             .no_proxy()

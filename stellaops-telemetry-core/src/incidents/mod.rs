@@ -14,6 +14,7 @@
 mod file;
 mod hooks;
 mod triggers;
+#[cfg(feature = "otlp-http")]
 mod webhook;
 mod worker;
 
@@ -36,7 +37,9 @@ use tracing::dispatcher::WeakDispatch;
 pub use file::IncidentFile;
 pub use hooks::{IncidentEvent, IncidentEventKind, IncidentHook};
 pub use triggers::ErrorRateTrigger;
+#[cfg(feature = "otlp-http")]
 pub use webhook::{DEFAULT_WEBHOOK_TIMEOUT, WebhookHook};
+#[cfg(all(feature = "otlp-grpc", feature = "otlp-http"))]
 pub(crate) use webhook::{blocking_client, blocking_client_with_tls, error_chain, outside_runtime};
 
 use crate::controls::{AUDIT_TARGET, MAX_TENANT_LEN, cut_to, shown, tenant_byte};

@@ -232,7 +232,7 @@ pub(crate) fn blocking_client(
     https: bool,
     timeout: Duration,
 ) -> Result<reqwest::blocking::Client, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::tls::provider());
     let mut roots = rustls::RootCertStore::empty();
     if https {
         roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);

@@ -91,6 +91,8 @@ pub use registry::{
     DEFAULT_CARDINALITY_LIMIT, Gauge, Histogram, Metrics, OVERFLOW_ATTRIBUTE, UpDownCounter,
     global,
 };
+#[cfg(feature = "prometheus")]
 mod prometheus;
 
+#[cfg(feature = "prometheus")]
 pub use prometheus::{CONTENT_TYPE, ExpositionError, MetricsService, PrometheusExposition};

@@ -8,6 +8,9 @@
 //! data point (its `time_unix_nano`); its tenant is the string value of its own `tenant.id`
 //! attribute.
 
+// Only the bundle store reads an index back.
+#![cfg_attr(not(feature = "bundle"), allow(dead_code))]
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;

@@ -121,16 +121,22 @@
 //! [OTLP file exporter format]: https://opentelemetry.io/docs/specs/otel/protocol/file-exporter/
 //! [OTLP/JSON encoding]: https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding
 
+#[cfg(feature = "file")]
 mod exporter;
+#[cfg(feature = "file")]
 pub(crate) mod index;
 mod options;
+#[cfg(feature = "file")]
 mod read;
+#[cfg(feature = "file")]
 mod segment;
 
 use std::path::PathBuf;
 
+#[cfg(feature = "file")]
 pub use exporter::{FileLogExporter, FileMetricExporter, FileSpanExporter};
 pub use options::{FileExportOptions, FileFormat};
+#[cfg(feature = "file")]
 pub use read::{read_logs, read_metrics, read_traces, segment_files};
 
 /// What can go wrong creating the file exporters or reading their segments back.

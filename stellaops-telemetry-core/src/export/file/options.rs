@@ -179,6 +179,7 @@ impl FileExportOptions {
     }
 
     /// The folder of one signal's segments, e.g. `dir/traces`.
+    #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) fn signal_dir(&self, signal: &str) -> PathBuf {
         Path::new(&self.dir).join(signal)
     }

@@ -161,3 +161,58 @@ fn plan_signal(
     }
     Ok(planned)
 }
+
+/// A build that leaves the OTLP transports out (run with `--no-default-features --features
+/// file`): what asks for them is refused by name, and the airgap profile builds.
+#[cfg(all(test, not(feature = "_otlp"), feature = "file"))]
+mod without_otlp_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use crate::{ConfigError, Profile, Telemetry, TelemetryError};
+
+    #[test]
+    fn an_otlp_exporter_is_refused_naming_the_feature_and_airgap_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Telemetry::builder("svc")
+            .profile(Profile::default_profile())
+            .dir(dir.path())
+            .stdout_logs(false)
+            .build()
+            .unwrap_err();
+        match err {
+            TelemetryError::Config(ConfigError::NotBuiltIn { what, feature }) => {
+                assert!(what.contains("OTLP exporter for traces"), "{what}");
+                assert!(feature.contains("otlp-grpc"), "{feature}");
+            }
+            other => panic!("{other}"),
+        }
+        let telemetry = Telemetry::builder("svc")
+            .profile(Profile::airgap())
+            .dir(dir.path())
+            .stdout_logs(false)
+            .build()
+            .unwrap();
+        telemetry.shutdown();
+    }
+
+    #[cfg(not(feature = "prometheus"))]
+    #[test]
+    fn a_profile_that_scrapes_is_refused_naming_the_prometheus_feature() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Telemetry::builder("svc")
+            .profile(Profile::airgap())
+            .prometheus_scrape(true)
+            .dir(dir.path())
+            .stdout_logs(false)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                TelemetryError::Config(ConfigError::NotBuiltIn { feature: "prometheus", .. })
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("prometheus_scrape"), "{err}");
+    }
+}

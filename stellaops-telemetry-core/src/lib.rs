@@ -92,6 +92,9 @@
 //! that the egress policy checks exactly the endpoint that will be dialled, `build()` reads
 //! `OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT` the same way when no endpoint is configured, and pins it.
 
+// docs.rs (`--cfg docsrs`, nightly) labels each feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 // The road a pipeline is built on: the calls, resolved into settings, planned per signal
 // (egress decided), assembled into running parts.
 mod assemble;
@@ -193,7 +196,7 @@ pub use stellaops_telemetry_macros::instrument;
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
 pub use opentelemetry;

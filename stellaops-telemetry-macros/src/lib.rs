@@ -7,6 +7,9 @@
 //! the compiler itself reports an unknown span or metric, a missing attribute or a wrong label
 //! exactly where it was typed; it calls core only through its hidden `__private` module.
 
+// docs.rs (`--cfg docsrs`, nightly) labels each feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod args;
 mod expand;
 mod sensitive;

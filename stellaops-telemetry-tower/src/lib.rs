@@ -28,6 +28,9 @@
 //! | [`services`] | `/health`, `/health/ready`, `/health/live` |
 //! | [`control`] | the control plane (profiles, incident mode, forensic exports) and the bearer-token guard |
 
+// docs.rs (`--cfg docsrs`, nightly) labels each feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod client;
 pub mod control;
 pub mod propagation;

@@ -613,7 +613,7 @@ mod tests {
 
     #[test]
     fn the_readme_carries_the_same_table() {
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../README.md");
         assert!(
             readme.contains(&table()),
             "README.md's environment table is out of date"

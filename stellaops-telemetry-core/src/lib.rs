@@ -130,6 +130,7 @@ pub mod bundle;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod kit;
+pub mod propagation;
 #[cfg(feature = "testing")]
 pub mod testing;
 

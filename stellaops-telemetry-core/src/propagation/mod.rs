@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use http::{HeaderMap, HeaderValue};
-//! use stellaops_telemetry_tower::propagation::{extract, inject};
+//! use stellaops_telemetry_core::propagation::{extract, inject};
 //!
 //! let mut incoming = HeaderMap::new();
 //! incoming.insert(
@@ -110,7 +110,7 @@ pub use propagated::PropagatedTraceContext;
 /// # Example
 ///
 /// ```
-/// use stellaops_telemetry_tower::propagation::TRACEPARENT;
+/// use stellaops_telemetry_core::propagation::TRACEPARENT;
 ///
 /// let mut headers = http::HeaderMap::new();
 /// headers.insert(TRACEPARENT, http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
@@ -123,7 +123,7 @@ pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// # Example
 ///
 /// ```
-/// use stellaops_telemetry_tower::propagation::TRACESTATE;
+/// use stellaops_telemetry_core::propagation::TRACESTATE;
 ///
 /// assert_eq!(TRACESTATE, "tracestate");
 /// ```
@@ -134,7 +134,7 @@ pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// # Example
 ///
 /// ```
-/// use stellaops_telemetry_tower::propagation::BAGGAGE;
+/// use stellaops_telemetry_core::propagation::BAGGAGE;
 ///
 /// assert_eq!(BAGGAGE, "baggage");
 /// ```
@@ -147,7 +147,7 @@ pub const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 ///
 /// ```
 /// use opentelemetry::trace::TraceFlags;
-/// use stellaops_telemetry_tower::propagation::RANDOM_TRACE_ID;
+/// use stellaops_telemetry_core::propagation::RANDOM_TRACE_ID;
 ///
 /// let flags = TraceFlags::SAMPLED | RANDOM_TRACE_ID;
 /// assert_eq!(flags.to_u8(), 0x03);
@@ -161,7 +161,7 @@ pub const RANDOM_TRACE_ID: TraceFlags = TraceFlags::new(0x02);
 ///
 /// ```
 /// use http::HeaderMap;
-/// use stellaops_telemetry_tower::propagation::extract;
+/// use stellaops_telemetry_core::propagation::extract;
 ///
 /// let extracted = extract(&HeaderMap::new());
 /// assert!(extracted.parent.is_none());
@@ -189,7 +189,7 @@ impl Extracted {
     ///
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// let mut headers = HeaderMap::new();
     /// headers.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
     /// assert!(extract(&headers).is_sampled());
@@ -205,7 +205,7 @@ impl Extracted {
     ///
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// let mut headers = HeaderMap::new();
     /// headers.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02"));
     /// let extracted = extract(&headers);
@@ -225,7 +225,7 @@ impl Extracted {
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
     /// use opentelemetry::{Context, trace::TraceContextExt};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// # let mut headers = HeaderMap::new();
     /// # headers.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
     /// let cx = extract(&headers).into_context(&Context::current());
@@ -253,7 +253,7 @@ impl Extracted {
     ///
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// let mut incoming = HeaderMap::new();
     /// incoming.insert("traceparent", HeaderValue::from_static("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-future"));
     /// incoming.insert("baggage", HeaderValue::from_static("a = 1 ; p , b=2"));
@@ -283,7 +283,7 @@ impl Extracted {
 ///
 /// ```
 /// use http::{HeaderMap, HeaderValue};
-/// use stellaops_telemetry_tower::propagation::extract;
+/// use stellaops_telemetry_core::propagation::extract;
 ///
 /// let mut headers = HeaderMap::new();
 /// // Uppercase hex is not allowed.
@@ -328,7 +328,7 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
 /// ```
 /// use http::HeaderMap;
 /// use opentelemetry::{Context, KeyValue, baggage::BaggageExt};
-/// use stellaops_telemetry_tower::propagation::inject;
+/// use stellaops_telemetry_core::propagation::inject;
 ///
 /// let cx = Context::new().with_baggage([KeyValue::new("user", "Amélie")]);
 /// let mut headers = HeaderMap::new();
@@ -356,7 +356,7 @@ pub fn inject(cx: &Context, headers: &mut HeaderMap) {
 /// ```
 /// use http::HeaderMap;
 /// use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-/// use stellaops_telemetry_tower::propagation::inject_span_context;
+/// use stellaops_telemetry_core::propagation::inject_span_context;
 ///
 /// let span = SpanContext::new(
 ///     TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128),
@@ -375,8 +375,19 @@ pub fn inject_span_context(span_context: &SpanContext, headers: &mut HeaderMap) 
     }
 }
 
-/// The `traceparent` value of a span: version `00`, only the sampled and random flags.
-pub(crate) fn traceparent_of(span_context: &SpanContext) -> String {
+/// The `traceparent` value of a span: version `00`, only the sampled and random flags (what
+/// a server echoes in its response).
+///
+/// # Example
+///
+/// ```
+/// use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+/// use stellaops_telemetry_core::propagation::traceparent_of;
+///
+/// let span = SpanContext::new(TraceId::from(1u128), SpanId::from(2u64), TraceFlags::SAMPLED, false, TraceState::NONE);
+/// assert_eq!(traceparent_of(&span), "00-00000000000000000000000000000001-0000000000000002-01");
+/// ```
+pub fn traceparent_of(span_context: &SpanContext) -> String {
     traceparent::format(
         span_context.trace_id(),
         span_context.span_id(),
@@ -394,7 +405,7 @@ pub(crate) fn traceparent_of(span_context: &SpanContext) -> String {
 /// ```
 /// use http::HeaderMap;
 /// use opentelemetry::baggage::Baggage;
-/// use stellaops_telemetry_tower::propagation::inject_baggage;
+/// use stellaops_telemetry_core::propagation::inject_baggage;
 ///
 /// let mut baggage = Baggage::new();
 /// let _ = baggage.insert_with_metadata("serverNode", "DF 28", "zone=eu;pinned");

@@ -10,7 +10,7 @@ use opentelemetry_sdk::trace::Sampler;
 
 use crate::builder::{ServiceLayer, TelemetryBuilder};
 use crate::config::{
-    ConfigError, FilesConfig, HeadSampler, LogOutputsConfig, PropagatorKind, TelemetryConfig,
+    ConfigError, FilesConfig, HeadSampler, LogOutputsConfig, TelemetryConfig,
     parse_sampler,
 };
 use crate::egress::{AllowList, EgressPolicy, OpenPolicy, sealed_policy};
@@ -29,7 +29,7 @@ pub(crate) struct Settings {
     pub(crate) profile: Profile,
     pub(crate) disabled: bool,
     pub(crate) dir: PathBuf,
-    pub(crate) propagators: Vec<PropagatorKind>,
+    pub(crate) propagators: crate::propagation::Propagators,
     /// The level of the SDK's own diagnostics.
     pub(crate) sdk_level: LogLevel,
     /// `RUST_LOG` directives for the service's events, in place of the profile's level.
@@ -123,8 +123,8 @@ pub(crate) fn resolve(builder: TelemetryBuilder) -> Result<(Settings, Extras), T
         )),
         propagators: config
             .propagators
-            .clone()
-            .unwrap_or_else(|| vec![PropagatorKind::TraceContext, PropagatorKind::Baggage]),
+            .as_deref()
+            .map_or(crate::propagation::Propagators::W3C, Into::into),
         disabled: config.disabled == Some(true),
         incidents: crate::incidents::IncidentSettings {
             file: config.incident_file.clone(),

@@ -336,14 +336,20 @@ pub struct ExportersConfig {
     pub max_queue_bytes: Option<u64>,
 }
 
-/// A W3C propagator `install()` registers globally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A propagator of `OTEL_PROPAGATORS`: what `install()` registers globally and what the tower
+/// layers extract and inject (see [`Propagators`](crate::propagation::Propagators)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum PropagatorKind {
-    /// W3C Trace Context (`traceparent`, `tracestate`).
+    /// W3C Trace Context (`traceparent`, `tracestate`), parsed strictly.
     TraceContext,
     /// W3C Baggage (`baggage`).
     Baggage,
+    /// Zipkin B3, the single `b3` header.
+    B3,
+    /// Zipkin B3, the `X-B3-*` headers.
+    B3Multi,
 }
 
 /// The OTLP transport.

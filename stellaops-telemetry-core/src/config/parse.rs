@@ -236,11 +236,21 @@ pub(crate) fn parse_propagators(
             "none" => continue,
             "tracecontext" => PropagatorKind::TraceContext,
             "baggage" => PropagatorKind::Baggage,
+            "b3" => PropagatorKind::B3,
+            "b3multi" => PropagatorKind::B3Multi,
+            "jaeger" => {
+                return Err(invalid(
+                    name,
+                    item,
+                    "the jaeger propagator is not available in this build (expected \
+                     tracecontext, baggage, b3, b3multi or none)",
+                ));
+            }
             _ => {
                 return Err(invalid(
                     name,
                     item,
-                    "unsupported propagator (expected tracecontext, baggage or none)",
+                    "unsupported propagator (expected tracecontext, baggage, b3, b3multi or none)",
                 ));
             }
         };

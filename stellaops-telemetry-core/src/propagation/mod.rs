@@ -90,6 +90,7 @@
 //! percent-decoded and properties kept.
 
 mod baggage;
+mod configured;
 mod propagated;
 mod traceparent;
 mod tracestate;
@@ -103,6 +104,7 @@ use opentelemetry::baggage::{Baggage, BaggageExt};
 use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
 
 pub use baggage::{BaggageList, BaggageMember, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS};
+pub use configured::{ConfiguredPropagator, Propagators};
 pub use propagated::PropagatedTraceContext;
 
 /// The `traceparent` header name.
@@ -291,31 +293,42 @@ impl Extracted {
 /// assert!(extract(&headers).parent.is_none());
 /// ```
 pub fn extract(headers: &HeaderMap) -> Extracted {
-    let mut lines = headers.get_all(TRACEPARENT).iter();
-    let parent = match (lines.next(), lines.next()) {
-        (Some(line), None) => traceparent::parse(line.as_bytes()),
-        _ => None,
-    };
-    let (parent, trace_context) = parent.map_or((None, None), |tp| {
-        let state = tracestate::parse(
-            headers
-                .get_all(TRACESTATE)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        );
-        let otel = state.as_ref().map_or(TraceState::NONE, |s| s.otel.clone());
-        let parent = SpanContext::new(tp.trace_id, tp.parent_id, tp.flags, true, otel);
-        (
-            Some(parent),
-            Some(PropagatedTraceContext::received(tp, state)),
-        )
-    });
-    let baggage = baggage::parse(|| headers.get_all(BAGGAGE).iter().map(HeaderValue::as_bytes));
+    let (parent, trace_context) = trace_context_of_headers(headers).unzip();
     Extracted {
         parent,
         trace_context,
-        baggage,
+        baggage: baggage_of_headers(headers),
     }
+}
+
+/// The remote parent and its propagated trace context from the `traceparent` and
+/// `tracestate` field lines of `headers`.
+fn trace_context_of_headers(headers: &HeaderMap) -> Option<(SpanContext, PropagatedTraceContext)> {
+    trace_context_of(
+        headers.get_all(TRACEPARENT).iter().map(HeaderValue::as_bytes),
+        headers.get_all(TRACESTATE).iter().map(HeaderValue::as_bytes),
+    )
+}
+
+/// The `baggage` list of `headers`' field lines.
+fn baggage_of_headers(headers: &HeaderMap) -> BaggageList {
+    baggage::parse(|| headers.get_all(BAGGAGE).iter().map(HeaderValue::as_bytes))
+}
+
+/// The remote parent and its propagated trace context from `traceparent` field lines (exactly
+/// one is valid) and `tracestate` field lines (read only after a valid `traceparent`).
+fn trace_context_of<'a>(
+    mut traceparent: impl Iterator<Item = &'a [u8]>,
+    tracestate: impl Iterator<Item = &'a [u8]>,
+) -> Option<(SpanContext, PropagatedTraceContext)> {
+    let tp = match (traceparent.next(), traceparent.next()) {
+        (Some(line), None) => traceparent::parse(line)?,
+        _ => return None,
+    };
+    let state = tracestate::parse(tracestate);
+    let otel = state.as_ref().map_or(TraceState::NONE, |s| s.otel.clone());
+    let parent = SpanContext::new(tp.trace_id, tp.parent_id, tp.flags, true, otel);
+    Some((parent, PropagatedTraceContext::received(tp, state)))
 }
 
 /// Writes the trace context and baggage of `cx` into request headers: what a client layer
@@ -414,10 +427,16 @@ pub fn traceparent_of(span_context: &SpanContext) -> String {
 /// assert_eq!(headers["baggage"], "serverNode=DF%2028;zone=eu;pinned");
 /// ```
 pub fn inject_baggage(baggage: &Baggage, headers: &mut HeaderMap) {
+    set_or_keep(headers, BAGGAGE, baggage_value(baggage));
+}
+
+/// The `baggage` value of `opentelemetry`'s [`Baggage`] (empty for none), as
+/// [`inject_baggage`] writes it.
+fn baggage_value(baggage: &Baggage) -> String {
     let members = baggage
         .iter()
         .map(|(key, (value, metadata))| (key.as_str(), value.as_str(), metadata.as_str()));
-    set_or_keep(headers, BAGGAGE, baggage::format(members));
+    baggage::format(members)
 }
 
 /// Inserts `value` under `name` unless it is empty.

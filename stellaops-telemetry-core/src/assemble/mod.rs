@@ -47,7 +47,7 @@ pub(crate) fn assemble(
     let incidents = crate::incidents::Incidents::new(settings.incidents.clone());
     let controls = Controls::new(settings.profile.log_level, incidents);
     if settings.disabled {
-        return Ok(disabled(settings, stats, controls));
+        return disabled(settings, stats, controls, extras);
     }
     stats
         .egress_refusals
@@ -96,6 +96,7 @@ pub(crate) fn assemble(
         layers: extras.layers,
     })?;
     report_refusals(&settings, &plan.refused, &dispatch);
+    report_warnings(&settings, &dispatch);
     drop(entered);
     Ok(Telemetry {
         inner: Arc::new(Inner {
@@ -128,14 +129,39 @@ pub(crate) fn assemble(
     })
 }
 
-/// A pipeline that records and exports nothing.
-fn disabled(settings: Settings, stats: Arc<PipelineStats>, controls: Controls) -> Telemetry {
-    Telemetry {
+/// A pipeline that records and exports nothing and opens no socket: no exporter, no span
+/// recorded, no metric collected. The service's JSON log lines go on (its own layers too),
+/// and so does propagation (see [`Telemetry::propagators`]).
+fn disabled(
+    settings: Settings,
+    stats: Arc<PipelineStats>,
+    controls: Controls,
+    extras: Extras,
+) -> Result<Telemetry, TelemetryError> {
+    // `tracing` spans still carry the caller's trace to the log lines; none is sampled.
+    let tracer_provider = SdkTracerProvider::builder()
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff)
+        .build();
+    let recorder = SpanRecorder::disabled();
+    let metrics = Metrics::detached();
+    let log_outputs = outputs(&settings, &stats, &extras)?;
+    let dispatch = subscriber::dispatch(subscriber::Parts {
+        settings: &settings,
+        tracer_provider: &tracer_provider,
+        logger_provider: None,
+        log_outputs: &log_outputs,
+        recorder: &recorder,
+        metrics: &metrics,
+        controls: &controls,
+        layers: extras.layers,
+    })?;
+    report_warnings(&settings, &dispatch);
+    Ok(Telemetry {
         inner: Arc::new(Inner {
             disabled: true,
             propagators: settings.propagators,
             resource: settings.resource,
-            tracer_provider: SdkTracerProvider::builder().build(),
+            tracer_provider,
             meter_provider: SdkMeterProvider::builder().build(),
             meters: RedactingMeterProvider::new(
                 SdkMeterProvider::builder().build(),
@@ -145,12 +171,12 @@ fn disabled(settings: Settings, stats: Arc<PipelineStats>, controls: Controls) -
             redactor: settings.redactor,
             bounds: settings.bounds,
             logger_provider: SdkLoggerProvider::builder().build(),
-            dispatch: Dispatch::none(),
-            log_outputs: Vec::new(),
+            dispatch,
+            log_outputs,
             stats,
-            metrics: Metrics::detached(),
+            metrics,
             prometheus: None,
-            recorder: SpanRecorder::disabled(),
+            recorder,
             controls,
             egress_policy: settings.policy,
             runtime: Mutex::new(None),
@@ -161,6 +187,15 @@ fn disabled(settings: Settings, stats: Arc<PipelineStats>, controls: Controls) -
             profile: settings.profile,
             dir: settings.dir,
         }),
+    })
+}
+
+/// One structured warning per value the configuration accepted with a warning.
+fn report_warnings(settings: &Settings, dispatch: &Dispatch) {
+    for warning in settings.config.warnings() {
+        tracing::dispatcher::with_default(dispatch, || {
+            tracing::warn!(target: "stellaops_telemetry", "{warning}");
+        });
     }
 }
 

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use super::{
     ConfigError, LimitsConfig, Origin, OtlpSignalConfig, TelemetryConfig, parse_bool,
-    parse_compression, parse_count, parse_exporters, parse_headers, parse_propagators,
+    parse_compression, parse_count, parse_exporters, parse_headers, parse_propagators, parse_sdk_disabled,
     parse_protocol, parse_resource_attributes, parse_u64, parse_value_length,
 };
 
@@ -52,12 +52,12 @@ pub const ENVIRONMENT: &[EnvVar] = &[
     EnvVar {
         name: "OTEL_SDK_DISABLED",
         default: "false",
-        effect: "`true` builds a pipeline that records and exports nothing and opens no socket",
+        effect: "`true` (any case) builds a pipeline that records and exports nothing and opens no socket; JSON log lines and trace context propagation go on; any other value leaves the SDK enabled (with a warning unless `false`)",
     },
     EnvVar {
         name: "OTEL_PROPAGATORS",
         default: "tracecontext,baggage",
-        effect: "propagators `install()` registers globally: `tracecontext`, `baggage`, `none`",
+        effect: "propagators, comma-separated, in order: `tracecontext`, `baggage`, `b3` (single header), `b3multi` (`X-B3-*`), `none`; registered globally by `install()` and used by the tower layers",
     },
     EnvVar {
         name: "OTEL_TRACES_EXPORTER",
@@ -369,7 +369,9 @@ impl TelemetryConfig {
             env.resource_attributes = parse_resource_attributes("OTEL_RESOURCE_ATTRIBUTES", &v)?;
         }
         if let Some(v) = get("OTEL_SDK_DISABLED") {
-            env.disabled = Some(parse_bool("OTEL_SDK_DISABLED", &v)?);
+            let (disabled, warning) = parse_sdk_disabled("OTEL_SDK_DISABLED", &v);
+            env.disabled = Some(disabled);
+            env.warnings.extend(warning);
         }
         if let Some(v) = get("OTEL_PROPAGATORS") {
             env.propagators = Some(parse_propagators("OTEL_PROPAGATORS", &v)?);

@@ -216,6 +216,9 @@ pub struct TelemetryConfig {
     /// Where each field's value came from, for error messages and the resolved settings.
     #[serde(skip)]
     pub(crate) origins: BTreeMap<String, Origin>,
+    /// Values that were accepted with a warning (see [`TelemetryConfig::warnings`]).
+    #[serde(skip)]
+    pub(crate) warnings: Vec<String>,
 }
 
 /// `[limits]`: the limits of [`ValueLimits`](crate::ValueLimits), each one optional.
@@ -559,6 +562,24 @@ impl TelemetryConfig {
         })
     }
 
+    /// What was read with a warning rather than refused (an `OTEL_SDK_DISABLED` value other
+    /// than `true` or `false`, which leaves the SDK enabled). `build()` writes each as a
+    /// warning of the pipeline's own (target `stellaops_telemetry`).
+    ///
+    /// ```
+    /// use stellaops_telemetry_core::TelemetryConfig;
+    ///
+    /// let config = TelemetryConfig::from_lookup(|name| {
+    ///     (name == "OTEL_SDK_DISABLED").then(|| "yes".to_owned())
+    /// })?;
+    /// assert_eq!(config.disabled, Some(false));
+    /// assert!(config.warnings()[0].contains("OTEL_SDK_DISABLED"));
+    /// # Ok::<(), stellaops_telemetry_core::ConfigError>(())
+    /// ```
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// Where a field's value came from, as errors name it: an environment variable, a file
     /// field or a setter.
     pub(crate) fn origin(&self, field: &str) -> String {
@@ -660,6 +681,7 @@ impl TelemetryConfig {
             self.origins.remove(&path);
         }
         self.origins.extend(other.origins);
+        self.warnings.extend(other.warnings);
         self
     }
 }

@@ -76,6 +76,22 @@ pub(crate) fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// `OTEL_SDK_DISABLED`: only `true` (any case, spaces trimmed) disables the SDK. Any other
+/// value leaves it enabled; a value other than `false` comes with a warning, never an error.
+pub(crate) fn parse_sdk_disabled(name: &str, value: &str) -> (bool, Option<String>) {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => (true, None),
+        "false" => (false, None),
+        _ => (
+            false,
+            Some(format!(
+                "{name} `{}` is neither `true` nor `false`; the SDK stays enabled",
+                shown(value.trim())
+            )),
+        ),
+    }
+}
+
 pub(crate) fn parse_u64(name: &str, value: &str) -> Result<u64, ConfigError> {
     value
         .trim()

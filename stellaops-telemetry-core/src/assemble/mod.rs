@@ -256,7 +256,7 @@ fn spans(
         targets,
         &settings.resource,
         runtime,
-        settings.batch,
+        settings.span_batch,
         stats.spans.clone(),
         settings.redactor.clone(),
         scope.clone(),
@@ -318,7 +318,7 @@ fn logs(
         targets,
         &settings.resource,
         runtime,
-        settings.batch,
+        settings.log_batch,
         stats.logs.clone(),
     )
     .map_err(|source| TelemetryError::Thread {

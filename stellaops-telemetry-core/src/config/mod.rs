@@ -213,6 +213,8 @@ pub struct TelemetryConfig {
     /// field set replaces that limit, unset fields keep what earlier calls set (or the
     /// default); the `OTEL_*_LIMIT` variables win over the file's fields, field by field.
     pub limits: LimitsConfig,
+    /// The batch processors of spans (`OTEL_BSP_*`) and of log records (`OTEL_BLRP_*`).
+    pub batch: BatchConfig,
     /// Where each field's value came from, for error messages and the resolved settings.
     #[serde(skip)]
     pub(crate) origins: BTreeMap<String, Origin>,
@@ -302,6 +304,58 @@ impl LimitsConfig {
                 *into = *from;
             }
         }
+        self
+    }
+}
+
+/// `[batch]`: the batch processors of spans and of log records.
+///
+/// ```
+/// use stellaops_telemetry_core::TelemetryConfig;
+///
+/// let config = TelemetryConfig::from_toml_str("[batch.spans]\nmax_export_batch_size = 256\n")?;
+/// assert_eq!(config.batch.spans.max_export_batch_size, Some(256));
+/// # Ok::<(), stellaops_telemetry_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct BatchConfig {
+    /// The span processor (`OTEL_BSP_*`).
+    pub spans: BatchProcessorConfig,
+    /// The log-record processor (`OTEL_BLRP_*`).
+    pub logs: BatchProcessorConfig,
+}
+
+/// One batch processor's settings; unset fields keep the default. A batch size above the
+/// queue size is cut to the queue size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct BatchProcessorConfig {
+    /// The longest a record waits before it is exported, in milliseconds (default 1000; 0 is
+    /// read as 1).
+    pub schedule_delay_ms: Option<u64>,
+    /// The bound of one export call, in milliseconds (default 10000; at least 1).
+    pub export_timeout_ms: Option<u64>,
+    /// Records held before new ones are dropped and counted (default 65536; at least 1).
+    pub max_queue_size: Option<usize>,
+    /// Records per export call (default 512; at least 1; at most `max_queue_size`).
+    pub max_export_batch_size: Option<usize>,
+}
+
+impl BatchProcessorConfig {
+    /// `self` with every field `other` sets replaced.
+    fn merge(mut self, other: BatchProcessorConfig) -> BatchProcessorConfig {
+        fn take<T>(into: &mut Option<T>, from: Option<T>) {
+            if from.is_some() {
+                *into = from;
+            }
+        }
+        take(&mut self.schedule_delay_ms, other.schedule_delay_ms);
+        take(&mut self.export_timeout_ms, other.export_timeout_ms);
+        take(&mut self.max_queue_size, other.max_queue_size);
+        take(&mut self.max_export_batch_size, other.max_export_batch_size);
         self
     }
 }
@@ -625,6 +679,8 @@ impl TelemetryConfig {
             other.metric_export_interval_ms,
         );
         self.limits = self.limits.merge(other.limits);
+        self.batch.spans = self.batch.spans.merge(other.batch.spans);
+        self.batch.logs = self.batch.logs.merge(other.batch.logs);
         take(&mut self.exporters.traces, other.exporters.traces);
         take(&mut self.exporters.metrics, other.exporters.metrics);
         take(&mut self.exporters.logs, other.exporters.logs);

@@ -99,6 +99,26 @@ pub(crate) fn parse_u64(name: &str, value: &str) -> Result<u64, ConfigError> {
         .map_err(|_| invalid(name, value, "expected a whole number of milliseconds"))
 }
 
+/// A queue or batch size (`OTEL_BSP_MAX_*`, `OTEL_BLRP_MAX_*`): a whole number of at least 1.
+pub(crate) fn parse_size(name: &str, value: &str) -> Result<usize, ConfigError> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(invalid(name, value, "expected a whole number of at least 1")),
+    }
+}
+
+/// A timeout in milliseconds that must be positive (`OTEL_BSP_EXPORT_TIMEOUT`).
+pub(crate) fn parse_positive_ms(name: &str, value: &str) -> Result<u64, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(invalid(
+            name,
+            value,
+            "expected a whole number of milliseconds, at least 1",
+        )),
+    }
+}
+
 /// A count limit (`OTEL_*_COUNT_LIMIT`): a whole number, 0 included (0 keeps none).
 pub(crate) fn parse_count(name: &str, value: &str) -> Result<usize, ConfigError> {
     value

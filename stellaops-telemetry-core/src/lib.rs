@@ -140,7 +140,7 @@ pub use builder::{DEFAULT_SHUTDOWN_TIMEOUT, ServiceLayer, TelemetryBuilder};
 pub use bundle::BundleError;
 pub use clock::WallClock;
 pub use config::{
-    ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LimitsConfig,
+    BatchConfig, BatchProcessorConfig, ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LimitsConfig,
     LogOutputsConfig, Origin, OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig,
     PropagatorKind, SamplingConfig, TelemetryConfig,
 };

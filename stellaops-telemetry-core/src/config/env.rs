@@ -107,7 +107,7 @@ pub const ENVIRONMENT: &[EnvVar] = &[
     EnvVar {
         name: "OTEL_BSP_EXPORT_TIMEOUT",
         default: "10000",
-        effect: "bound of one span export call, milliseconds (at least 1); `[batch.spans] export_timeout_ms`",
+        effect: "bound of one OTLP span export call, milliseconds (at least 1); `[batch.spans] export_timeout_ms`",
     },
     EnvVar {
         name: "OTEL_BSP_MAX_QUEUE_SIZE",
@@ -127,7 +127,7 @@ pub const ENVIRONMENT: &[EnvVar] = &[
     EnvVar {
         name: "OTEL_BLRP_EXPORT_TIMEOUT",
         default: "10000",
-        effect: "bound of one log-record export call, milliseconds (at least 1); `[batch.logs] export_timeout_ms`",
+        effect: "bound of one OTLP log-record export call, milliseconds (at least 1); `[batch.logs] export_timeout_ms`",
     },
     EnvVar {
         name: "OTEL_BLRP_MAX_QUEUE_SIZE",

@@ -336,7 +336,7 @@ pub struct BatchProcessorConfig {
     /// The longest a record waits before it is exported, in milliseconds (default 1000; 0 is
     /// read as 1).
     pub schedule_delay_ms: Option<u64>,
-    /// The bound of one export call, in milliseconds (default 10000; at least 1).
+    /// The bound of one OTLP export call, in milliseconds (default 10000; at least 1).
     pub export_timeout_ms: Option<u64>,
     /// Records held before new ones are dropped and counted (default 65536; at least 1).
     pub max_queue_size: Option<usize>,

@@ -87,7 +87,7 @@ pub(crate) fn assemble(
     let log_outputs = outputs(&settings, &stats, &extras)?;
     let dispatch = subscriber::dispatch(subscriber::Parts {
         settings: &settings,
-        tracer_provider: &tracer_provider,
+        tracer_provider: Some(&tracer_provider),
         logger_provider: logger_provider.as_ref(),
         log_outputs: &log_outputs,
         recorder: &recorder,
@@ -138,16 +138,15 @@ fn disabled(
     controls: Controls,
     extras: Extras,
 ) -> Result<Telemetry, TelemetryError> {
-    // `tracing` spans still carry the caller's trace to the log lines; none is sampled.
-    let tracer_provider = SdkTracerProvider::builder()
-        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff)
-        .build();
+    // `tracing` spans become no OpenTelemetry spans: nothing decides about the caller's
+    // trace, which the tower layers pass on as received.
+    let tracer_provider = SdkTracerProvider::builder().build();
     let recorder = SpanRecorder::disabled();
     let metrics = Metrics::detached();
     let log_outputs = outputs(&settings, &stats, &extras)?;
     let dispatch = subscriber::dispatch(subscriber::Parts {
         settings: &settings,
-        tracer_provider: &tracer_provider,
+        tracer_provider: None,
         logger_provider: None,
         log_outputs: &log_outputs,
         recorder: &recorder,

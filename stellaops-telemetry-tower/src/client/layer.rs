@@ -2,6 +2,7 @@
 
 use std::task::{Context, Poll};
 
+use opentelemetry::trace::TraceContextExt as _;
 use stellaops_telemetry_core::Redactor;
 use stellaops_telemetry_core::propagation::Propagators;
 use stellaops_telemetry_core::tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -89,11 +90,17 @@ fn inject_with(
     headers: &mut http::HeaderMap,
 ) {
     // A span the service's level disables still carries the work's context onward: the
-    // caller's trace and tenant propagate whatever the log level.
+    // caller's trace and tenant propagate whatever the log level. So does a span without an
+    // OpenTelemetry span (a disabled pipeline makes none).
     let cx = if span.is_disabled() {
         opentelemetry::Context::current()
     } else {
-        span.context()
+        let cx = span.context();
+        if cx.has_active_span() {
+            cx
+        } else {
+            opentelemetry::Context::current()
+        }
     };
     propagators.inject(&cx, headers);
     if headers.contains_key(crate::server::TENANT_HEADER_NAME) {

@@ -140,9 +140,9 @@ pub use builder::{DEFAULT_SHUTDOWN_TIMEOUT, ServiceLayer, TelemetryBuilder};
 pub use bundle::BundleError;
 pub use clock::WallClock;
 pub use config::{
-    BatchConfig, BatchProcessorConfig, ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LimitsConfig,
-    LogOutputsConfig, Origin, OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig,
-    PropagatorKind, SamplingConfig, TelemetryConfig,
+    BatchConfig, BatchProcessorConfig, ConfigError, ENVIRONMENT, EgressConfig, EnvVar,
+    ExportersConfig, FilesConfig, LimitsConfig, LogOutputsConfig, Origin, OtlpCompression,
+    OtlpConfig, OtlpProtocol, OtlpSignalConfig, PropagatorKind, SamplingConfig, TelemetryConfig,
 };
 pub use context::RequestContext;
 pub use controls::{

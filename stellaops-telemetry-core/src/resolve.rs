@@ -10,8 +10,7 @@ use opentelemetry_sdk::trace::Sampler;
 
 use crate::builder::{ServiceLayer, TelemetryBuilder};
 use crate::config::{
-    ConfigError, FilesConfig, HeadSampler, LogOutputsConfig, TelemetryConfig,
-    parse_sampler,
+    ConfigError, FilesConfig, HeadSampler, LogOutputsConfig, TelemetryConfig, parse_sampler,
 };
 use crate::egress::{AllowList, EgressPolicy, OpenPolicy, sealed_policy};
 use crate::error::TelemetryError;
@@ -329,7 +328,11 @@ fn processor_batch(
         batch.max_queue = n;
     }
     if let Some(n) = processor.max_export_batch_size {
-        at_least_one("max_export_batch_size", n as u64, "a whole number of records")?;
+        at_least_one(
+            "max_export_batch_size",
+            n as u64,
+            "a whole number of records",
+        )?;
         batch.max_batch = n;
     }
     batch.max_batch = batch.max_batch.min(batch.max_queue);

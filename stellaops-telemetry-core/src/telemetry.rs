@@ -19,12 +19,12 @@ use parking_lot::Mutex;
 use tracing::Dispatch;
 
 use crate::builder::TelemetryBuilder;
-use crate::propagation::Propagators;
 use crate::controls::Controls;
 use crate::error::TelemetryError;
 use crate::limits::ValueBounds;
 use crate::logs::LogOutput;
 use crate::profile::Profile;
+use crate::propagation::Propagators;
 use crate::recorder::SpanRecorder;
 use crate::redaction::{RedactingMeterProvider, Redactor};
 use crate::stats::{PipelineStats, StatsSnapshot};

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use stellaops_telemetry_core::{
-    BatchProcessorConfig, ConfigError, ENVIRONMENT, ExporterKind, OtlpCompression, OtlpProtocol, OtlpSignalConfig,
-    PropagatorKind, TelemetryConfig, ValueLimits,
+    BatchProcessorConfig, ConfigError, ENVIRONMENT, ExporterKind, OtlpCompression, OtlpProtocol,
+    OtlpSignalConfig, PropagatorKind, TelemetryConfig, ValueLimits,
 };
 
 fn with(vars: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
@@ -519,7 +519,8 @@ mod propagators {
         let err = with(&[("OTEL_PROPAGATORS", "jaeger")]).unwrap_err();
         assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err}");
         assert!(
-            err.to_string().contains("jaeger propagator is not available"),
+            err.to_string()
+                .contains("jaeger propagator is not available"),
             "{err}"
         );
     }
@@ -533,7 +534,10 @@ mod batch_processors {
         let err = with(&[("OTEL_BLRP_MAX_QUEUE_SIZE", "0")]).unwrap_err();
         match &err {
             ConfigError::InvalidValue { name, value, .. } => {
-                assert_eq!((name.as_str(), value.as_str()), ("OTEL_BLRP_MAX_QUEUE_SIZE", "0"))
+                assert_eq!(
+                    (name.as_str(), value.as_str()),
+                    ("OTEL_BLRP_MAX_QUEUE_SIZE", "0")
+                )
             }
             other => panic!("{other}"),
         }

@@ -99,7 +99,10 @@ mod values {
                 1,
                 "{value}: the log line is kept either way"
             );
-            assert!(lines.iter().all(|l| l["level"] != "warn"), "{value}: {lines:?}");
+            assert!(
+                lines.iter().all(|l| l["level"] != "warn"),
+                "{value}: {lines:?}"
+            );
             assert_eq!(exporters.finished_spans().len(), usize::from(!disabled));
         }
     }

@@ -330,9 +330,7 @@ mod configured_propagators {
         serde_json::Value::Object(seen).to_string()
     }
 
-    async fn call_with(
-        State((downstream, propagators)): State<(String, Propagators)>,
-    ) -> String {
+    async fn call_with(State((downstream, propagators)): State<(String, Propagators)>) -> String {
         let client = Client::builder(TokioExecutor::new())
             .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
         let mut client = ServiceBuilder::new()
@@ -404,7 +402,10 @@ mod configured_propagators {
         )
         .await;
         let b3 = seen["b3"].as_str().unwrap();
-        assert!(b3.starts_with(&format!("{TRACE}-")) && b3.ends_with("-1"), "{b3}");
+        assert!(
+            b3.starts_with(&format!("{TRACE}-")) && b3.ends_with("-1"),
+            "{b3}"
+        );
         assert!(seen.get("traceparent").is_none(), "{seen}");
         let first = spans
             .iter()
@@ -433,9 +434,16 @@ mod configured_propagators {
         // tracecontext is not configured: the traceparent starts nothing, a new trace does.
         let sent = seen["x-b3-traceid"].as_str().unwrap();
         assert_ne!(sent, TRACE);
-        assert!(spans.iter().all(|s| s.span_context.trace_id().to_string() != TRACE));
+        assert!(
+            spans
+                .iter()
+                .all(|s| s.span_context.trace_id().to_string() != TRACE)
+        );
         assert_eq!(seen["x-b3-sampled"], "1");
-        assert!(seen.get("traceparent").is_none() && seen.get("b3").is_none(), "{seen}");
+        assert!(
+            seen.get("traceparent").is_none() && seen.get("b3").is_none(),
+            "{seen}"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -20,9 +20,10 @@
 use std::path::PathBuf;
 
 use super::{
-    BatchProcessorConfig, ConfigError, LimitsConfig, Origin, OtlpSignalConfig, TelemetryConfig, parse_bool,
-    parse_compression, parse_count, parse_exporters, parse_headers, parse_positive_ms, parse_propagators, parse_sdk_disabled, parse_size,
-    parse_protocol, parse_resource_attributes, parse_u64, parse_value_length,
+    BatchProcessorConfig, ConfigError, LimitsConfig, Origin, OtlpSignalConfig, TelemetryConfig,
+    parse_bool, parse_compression, parse_count, parse_exporters, parse_headers, parse_positive_ms,
+    parse_propagators, parse_protocol, parse_resource_attributes, parse_sdk_disabled, parse_size,
+    parse_u64, parse_value_length,
 };
 
 /// One environment variable the SDK reads.

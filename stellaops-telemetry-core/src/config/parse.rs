@@ -103,7 +103,11 @@ pub(crate) fn parse_u64(name: &str, value: &str) -> Result<u64, ConfigError> {
 pub(crate) fn parse_size(name: &str, value: &str) -> Result<usize, ConfigError> {
     match value.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(invalid(name, value, "expected a whole number of at least 1")),
+        _ => Err(invalid(
+            name,
+            value,
+            "expected a whole number of at least 1",
+        )),
     }
 }
 

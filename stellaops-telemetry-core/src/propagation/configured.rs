@@ -18,8 +18,7 @@ use opentelemetry_zipkin::{B3Encoding, Propagator as B3Propagator};
 
 use super::{
     BAGGAGE, Extracted, PropagatedTraceContext, TRACEPARENT, TRACESTATE, baggage,
-    baggage_of_headers, baggage_value, inject_baggage, trace_context_of,
-    trace_context_of_headers,
+    baggage_of_headers, baggage_value, inject_baggage, trace_context_of, trace_context_of_headers,
 };
 use crate::config::PropagatorKind;
 
@@ -176,13 +175,15 @@ impl Propagators {
             match kind {
                 PropagatorKind::Baggage => inject_baggage(cx.baggage(), headers),
                 PropagatorKind::TraceContext => {
-                    if let Some(p) = trace.get_or_insert_with(|| PropagatedTraceContext::current(cx))
+                    if let Some(p) =
+                        trace.get_or_insert_with(|| PropagatedTraceContext::current(cx))
                     {
                         p.inject(headers);
                     }
                 }
                 PropagatorKind::B3 | PropagatorKind::B3Multi => {
-                    if let Some(p) = trace.get_or_insert_with(|| PropagatedTraceContext::current(cx))
+                    if let Some(p) =
+                        trace.get_or_insert_with(|| PropagatedTraceContext::current(cx))
                     {
                         b3_inject(kind, p, &mut HeaderInjector(headers));
                     }
@@ -238,12 +239,9 @@ impl ConfiguredPropagator {
                 PropagatorKind::TraceContext => &["traceparent", "tracestate"],
                 PropagatorKind::Baggage => &["baggage"],
                 PropagatorKind::B3 => &["b3"],
-                PropagatorKind::B3Multi => &[
-                    "x-b3-traceid",
-                    "x-b3-spanid",
-                    "x-b3-sampled",
-                    "x-b3-flags",
-                ],
+                PropagatorKind::B3Multi => {
+                    &["x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags"]
+                }
             };
             fields.extend(names.iter().map(|n| (*n).to_owned()));
         }
@@ -268,7 +266,8 @@ impl TextMapPropagator for ConfiguredPropagator {
                     }
                 }
                 PropagatorKind::TraceContext => {
-                    if let Some(p) = trace.get_or_insert_with(|| PropagatedTraceContext::current(cx))
+                    if let Some(p) =
+                        trace.get_or_insert_with(|| PropagatedTraceContext::current(cx))
                     {
                         injector.set(TRACEPARENT.as_str(), p.traceparent());
                         if !p.tracestate().is_empty() {
@@ -277,7 +276,8 @@ impl TextMapPropagator for ConfiguredPropagator {
                     }
                 }
                 PropagatorKind::B3 | PropagatorKind::B3Multi => {
-                    if let Some(p) = trace.get_or_insert_with(|| PropagatedTraceContext::current(cx))
+                    if let Some(p) =
+                        trace.get_or_insert_with(|| PropagatedTraceContext::current(cx))
                     {
                         b3_inject(kind, p, injector);
                     }
@@ -394,7 +394,10 @@ mod tests {
         let w3c_then_b3 =
             Propagators::new([PropagatorKind::TraceContext, PropagatorKind::B3]).extract(&headers);
         let parent = w3c_then_b3.parent.unwrap();
-        assert_eq!(parent.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(
+            parent.trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
         assert!(!parent.is_sampled());
         let b3_then_w3c =
             Propagators::new([PropagatorKind::B3, PropagatorKind::TraceContext]).extract(&headers);

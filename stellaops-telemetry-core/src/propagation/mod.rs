@@ -305,8 +305,14 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
 /// `tracestate` field lines of `headers`.
 fn trace_context_of_headers(headers: &HeaderMap) -> Option<(SpanContext, PropagatedTraceContext)> {
     trace_context_of(
-        headers.get_all(TRACEPARENT).iter().map(HeaderValue::as_bytes),
-        headers.get_all(TRACESTATE).iter().map(HeaderValue::as_bytes),
+        headers
+            .get_all(TRACEPARENT)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        headers
+            .get_all(TRACESTATE)
+            .iter()
+            .map(HeaderValue::as_bytes),
     )
 }
 

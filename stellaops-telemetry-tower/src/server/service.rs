@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use stellaops_telemetry_core::{RequestContext, SpanRecord};
 use stellaops_telemetry_core::opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId,
 };
@@ -13,6 +12,7 @@ use stellaops_telemetry_core::opentelemetry::{KeyValue, Value};
 use stellaops_telemetry_core::opentelemetry_sdk::trace::{
     IdGenerator as _, RandomIdGenerator, SamplingDecision, SamplingResult,
 };
+use stellaops_telemetry_core::{RequestContext, SpanRecord};
 use tower::Service;
 
 use super::attributes::{RequestFacts, push_extended_request_attributes, push_request_attributes};

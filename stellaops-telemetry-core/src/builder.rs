@@ -556,10 +556,14 @@ impl TelemetryBuilder {
     }
 
     /// Spans and log records held in each exporter queue before new ones are dropped (and
-    /// counted). Default: 65,536.
-    pub fn max_queue_size(mut self, records: usize) -> Self {
-        self.batch.max_queue = records.max(1);
-        self
+    /// counted); at least 1. Default: 65,536 (`OTEL_BSP_MAX_QUEUE_SIZE`,
+    /// `OTEL_BLRP_MAX_QUEUE_SIZE`).
+    pub fn max_queue_size(self, records: usize) -> Self {
+        let records = records.max(1);
+        self.setter("batch", "max_queue_size", |c| {
+            c.batch.spans.max_queue_size = Some(records);
+            c.batch.logs.max_queue_size = Some(records);
+        })
     }
 
     /// Estimated bytes the span queue and the log-record queue hold together before new
@@ -584,10 +588,14 @@ impl TelemetryBuilder {
         )
     }
 
-    /// The longest a span or log record waits in the queue before export. Default: 1 s.
-    pub fn export_delay(mut self, delay: Duration) -> Self {
-        self.batch.delay = delay;
-        self
+    /// The longest a span or log record waits in the queue before export (at least 1 ms).
+    /// Default: 1 s (`OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BLRP_SCHEDULE_DELAY`).
+    pub fn export_delay(self, delay: Duration) -> Self {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.setter("batch", "export_delay", |c| {
+            c.batch.spans.schedule_delay_ms = Some(ms);
+            c.batch.logs.schedule_delay_ms = Some(ms);
+        })
     }
 
     /// How long dropping the guard (or [`Telemetry::shutdown`]) waits for the final flush.

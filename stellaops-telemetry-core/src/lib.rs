@@ -138,6 +138,7 @@ pub mod bundle;
 pub mod cli;
 #[cfg(feature = "bundle")]
 pub mod kit;
+pub mod propagation;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -149,9 +150,9 @@ pub use builder::{DEFAULT_SHUTDOWN_TIMEOUT, ServiceLayer, TelemetryBuilder};
 pub use bundle::BundleError;
 pub use clock::WallClock;
 pub use config::{
-    ConfigError, ENVIRONMENT, EgressConfig, EnvVar, ExportersConfig, FilesConfig, LimitsConfig,
-    LogOutputsConfig, Origin, OtlpCompression, OtlpConfig, OtlpProtocol, OtlpSignalConfig,
-    PropagatorKind, SamplingConfig, TelemetryConfig,
+    BatchConfig, BatchProcessorConfig, ConfigError, ENVIRONMENT, EgressConfig, EnvVar,
+    ExportersConfig, FilesConfig, LimitsConfig, LogOutputsConfig, Origin, OtlpCompression,
+    OtlpConfig, OtlpProtocol, OtlpSignalConfig, PropagatorKind, SamplingConfig, TelemetryConfig,
 };
 pub use context::RequestContext;
 pub use controls::{

@@ -209,7 +209,10 @@ mod without_otlp_tests {
         assert!(
             matches!(
                 &err,
-                TelemetryError::Config(ConfigError::NotBuiltIn { feature: "prometheus", .. })
+                TelemetryError::Config(ConfigError::NotBuiltIn {
+                    feature: "prometheus",
+                    ..
+                })
             ),
             "{err}"
         );

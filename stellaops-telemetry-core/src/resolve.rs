@@ -10,8 +10,7 @@ use opentelemetry_sdk::trace::Sampler;
 
 use crate::builder::{ServiceLayer, TelemetryBuilder};
 use crate::config::{
-    ConfigError, FilesConfig, HeadSampler, LogOutputsConfig, PropagatorKind, TelemetryConfig,
-    parse_sampler,
+    ConfigError, FilesConfig, HeadSampler, LogOutputsConfig, TelemetryConfig, parse_sampler,
 };
 use crate::egress::{AllowList, EgressPolicy, OpenPolicy, sealed_policy};
 use crate::error::TelemetryError;
@@ -29,13 +28,19 @@ pub(crate) struct Settings {
     pub(crate) profile: Profile,
     pub(crate) disabled: bool,
     pub(crate) dir: PathBuf,
-    pub(crate) propagators: Vec<PropagatorKind>,
+    pub(crate) propagators: crate::propagation::Propagators,
     /// The level of the SDK's own diagnostics.
     pub(crate) sdk_level: LogLevel,
     /// `RUST_LOG` directives for the service's events, in place of the profile's level.
     pub(crate) log_filter: Option<String>,
     pub(crate) sampler: Sampler,
+    /// The base batch settings (queue byte bound, report interval; the metric file and
+    /// stdout exporters' timeout).
     pub(crate) batch: BatchSettings,
+    /// The span processor's (`OTEL_BSP_*` over the base).
+    pub(crate) span_batch: BatchSettings,
+    /// The log-record processor's (`OTEL_BLRP_*` over the base).
+    pub(crate) log_batch: BatchSettings,
     pub(crate) log_line_queue_bytes: usize,
     #[cfg_attr(not(feature = "file"), allow(dead_code))]
     pub(crate) files: FileExportOptions,
@@ -116,7 +121,11 @@ pub(crate) fn resolve(builder: TelemetryBuilder) -> Result<(Settings, Extras), T
         &config.resource_attributes,
         &redactor,
     );
+    let span_batch = processor_batch(&config, "batch.spans.", &config.batch.spans, batch);
+    let log_batch = processor_batch(&config, "batch.logs.", &config.batch.logs, batch);
     let settings = Settings {
+        span_batch: span_batch?,
+        log_batch: log_batch?,
         sdk_level: sdk_level(&config)?,
         sampler: sampler(&config, &profile)?,
         policy: egress_policy_of(&config, &profile, egress_policy)?,
@@ -125,8 +134,8 @@ pub(crate) fn resolve(builder: TelemetryBuilder) -> Result<(Settings, Extras), T
         )),
         propagators: config
             .propagators
-            .clone()
-            .unwrap_or_else(|| vec![PropagatorKind::TraceContext, PropagatorKind::Baggage]),
+            .as_deref()
+            .map_or(crate::propagation::Propagators::W3C, Into::into),
         disabled: config.disabled == Some(true),
         incidents: crate::incidents::IncidentSettings {
             file: config.incident_file.clone(),
@@ -285,6 +294,51 @@ fn queue_bytes(
         }),
         Some(bytes) => Ok(Some(usize::try_from(bytes).unwrap_or(usize::MAX))),
     }
+}
+
+/// One batch processor's settings: `base` with every field `processor` sets, each checked
+/// (an error names where the value came from); a batch size above the queue size is cut to
+/// it.
+fn processor_batch(
+    config: &TelemetryConfig,
+    field_prefix: &str,
+    processor: &crate::config::BatchProcessorConfig,
+    base: BatchSettings,
+) -> Result<BatchSettings, ConfigError> {
+    let at_least_one = |field: &str, value: u64, what: &str| {
+        if value >= 1 {
+            Ok(())
+        } else {
+            Err(ConfigError::InvalidValue {
+                name: config.origin(&format!("{field_prefix}{field}")),
+                value: value.to_string(),
+                reason: format!("expected {what}, at least 1"),
+            })
+        }
+    };
+    let mut batch = base;
+    if let Some(ms) = processor.schedule_delay_ms {
+        // A delay of 0 would spin the worker: the shortest is 1 ms.
+        batch.delay = Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = processor.export_timeout_ms {
+        at_least_one("export_timeout_ms", ms, "a whole number of milliseconds")?;
+        batch.export_timeout = Duration::from_millis(ms);
+    }
+    if let Some(n) = processor.max_queue_size {
+        at_least_one("max_queue_size", n as u64, "a whole number of records")?;
+        batch.max_queue = n;
+    }
+    if let Some(n) = processor.max_export_batch_size {
+        at_least_one(
+            "max_export_batch_size",
+            n as u64,
+            "a whole number of records",
+        )?;
+        batch.max_batch = n;
+    }
+    batch.max_batch = batch.max_batch.min(batch.max_queue);
+    Ok(batch)
 }
 
 fn file_options(files: &FilesConfig, dir: &Path) -> FileExportOptions {

@@ -14,18 +14,17 @@ use opentelemetry::global;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use parking_lot::Mutex;
 use tracing::Dispatch;
 
 use crate::builder::TelemetryBuilder;
-use crate::config::PropagatorKind;
 use crate::controls::Controls;
 use crate::error::TelemetryError;
 use crate::limits::ValueBounds;
 use crate::logs::LogOutput;
 use crate::profile::Profile;
+use crate::propagation::Propagators;
 use crate::recorder::SpanRecorder;
 use crate::redaction::{RedactingMeterProvider, Redactor};
 use crate::stats::{PipelineStats, StatsSnapshot};
@@ -45,7 +44,7 @@ pub(crate) struct Inner {
     pub(crate) profile: Profile,
     pub(crate) dir: PathBuf,
     pub(crate) disabled: bool,
-    pub(crate) propagators: Vec<PropagatorKind>,
+    pub(crate) propagators: Propagators,
     pub(crate) resource: Resource,
     pub(crate) tracer_provider: SdkTracerProvider,
     pub(crate) meter_provider: SdkMeterProvider,
@@ -349,9 +348,29 @@ impl Telemetry {
         TelemetryGuard { telemetry: self }
     }
 
+    /// The propagators the pipeline was configured with (`OTEL_PROPAGATORS`, default
+    /// `tracecontext,baggage`): what `install()` registers globally and what the tower layers
+    /// built for this pipeline extract and inject. A disabled pipeline propagates too.
+    ///
+    /// ```
+    /// use stellaops_telemetry_core::Telemetry;
+    /// use stellaops_telemetry_core::propagation::Propagators;
+    ///
+    /// let telemetry = Telemetry::builder("scanner").exporters(&[]).stdout_logs(false).build()?;
+    /// assert_eq!(telemetry.propagators(), Propagators::W3C);
+    /// # Ok::<(), stellaops_telemetry_core::TelemetryError>(())
+    /// ```
+    pub fn propagators(&self) -> Propagators {
+        self.inner.propagators
+    }
+
     pub(crate) fn install_globals(&self) -> Result<(), TelemetryError> {
         tracing::dispatcher::set_global_default(self.inner.dispatch.clone())
             .map_err(|_| TelemetryError::AlreadyInstalled)?;
+        // Propagation works whether or not the SDK is disabled: a disabled service still
+        // passes its callers' trace context on.
+        self.inner.propagators.install();
+        global::set_text_map_propagator(self.inner.propagators.text_map_propagator());
         if self.inner.disabled {
             return Ok(());
         }
@@ -372,20 +391,6 @@ impl Telemetry {
         }
         global::set_tracer_provider(self.inner.tracer_provider.clone());
         global::set_meter_provider(self.inner.meters.clone());
-        let mut propagators: Vec<
-            Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync>,
-        > = Vec::new();
-        for kind in &self.inner.propagators {
-            match kind {
-                PropagatorKind::TraceContext => {
-                    propagators.push(Box::new(TraceContextPropagator::new()))
-                }
-                PropagatorKind::Baggage => propagators.push(Box::new(BaggagePropagator::new())),
-            }
-        }
-        global::set_text_map_propagator(
-            opentelemetry::propagation::TextMapCompositePropagator::new(propagators),
-        );
         Ok(())
     }
 }

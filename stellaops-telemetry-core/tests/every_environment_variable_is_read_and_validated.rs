@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use stellaops_telemetry_core::{
-    ConfigError, ENVIRONMENT, ExporterKind, OtlpCompression, OtlpProtocol, OtlpSignalConfig,
-    PropagatorKind, TelemetryConfig, ValueLimits,
+    BatchProcessorConfig, ConfigError, ENVIRONMENT, ExporterKind, OtlpCompression, OtlpProtocol,
+    OtlpSignalConfig, PropagatorKind, TelemetryConfig, ValueLimits,
 };
 
 fn with(vars: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
@@ -271,6 +271,42 @@ fn cases() -> Vec<(String, String, Check)> {
             11,
         ),
     ]);
+    for (prefix, pick) in [
+        (
+            "OTEL_BSP",
+            (|c: &TelemetryConfig| c.batch.spans) as fn(&TelemetryConfig) -> BatchProcessorConfig,
+        ),
+        ("OTEL_BLRP", |c: &TelemetryConfig| c.batch.logs),
+    ] {
+        cases.extend([
+            (
+                format!("{prefix}_SCHEDULE_DELAY"),
+                "250".to_owned(),
+                Box::new(move |c: &TelemetryConfig| {
+                    assert_eq!(pick(c).schedule_delay_ms, Some(250))
+                }) as Check,
+            ),
+            (
+                format!("{prefix}_EXPORT_TIMEOUT"),
+                "3000".to_owned(),
+                Box::new(move |c: &TelemetryConfig| {
+                    assert_eq!(pick(c).export_timeout_ms, Some(3000))
+                }),
+            ),
+            (
+                format!("{prefix}_MAX_QUEUE_SIZE"),
+                "4096".to_owned(),
+                Box::new(move |c: &TelemetryConfig| assert_eq!(pick(c).max_queue_size, Some(4096))),
+            ),
+            (
+                format!("{prefix}_MAX_EXPORT_BATCH_SIZE"),
+                "128".to_owned(),
+                Box::new(move |c: &TelemetryConfig| {
+                    assert_eq!(pick(c).max_export_batch_size, Some(128))
+                }),
+            ),
+        ]);
+    }
     cases.extend(otlp_cases("", |c| &c.otlp.common));
     cases.extend(otlp_cases("TRACES", |c| &c.otlp.traces));
     cases.extend(otlp_cases("METRICS", |c| &c.otlp.metrics));
@@ -329,8 +365,16 @@ fn the_config_file_variable_is_read_first_and_variables_win_over_it() {
 #[test]
 fn malformed_values_are_errors_naming_the_variable_and_value() {
     for (name, value) in [
-        ("OTEL_SDK_DISABLED", "yes please"),
-        ("OTEL_PROPAGATORS", "b3"),
+        ("OTEL_PROPAGATORS", "xray"),
+        ("OTEL_PROPAGATORS", "tracecontext,jaeger"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "0"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "-5"),
+        ("OTEL_BLRP_SCHEDULE_DELAY", "1.5"),
+        ("OTEL_BLRP_EXPORT_TIMEOUT", "ten"),
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", "lots"),
+        ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "0"),
         ("OTEL_TRACES_EXPORTER", "zipkin"),
         ("OTEL_METRICS_EXPORTER", "graphite"),
         ("OTEL_LOGS_EXPORTER", "syslog"),
@@ -413,4 +457,119 @@ fn span_limit_variables_win_over_the_general_ones_and_over_the_file_field_by_fie
         err.to_string(),
         "invalid OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT `8`: expected a whole number of bytes, at least 32"
     );
+}
+
+mod sdk_disabled {
+    use super::*;
+
+    #[test]
+    fn only_true_in_any_case_disables_the_sdk_and_other_values_warn_without_failing() {
+        for (value, disabled, warns) in [
+            ("true", true, false),
+            ("TRUE", true, false),
+            (" True ", true, false),
+            ("false", false, false),
+            ("FALSE", false, false),
+            ("1", false, true),
+            ("yes", false, true),
+            ("garbage value", false, true),
+        ] {
+            let config = with(&[("OTEL_SDK_DISABLED", value)])
+                .unwrap_or_else(|e| panic!("{value:?} must not fail: {e}"));
+            assert_eq!(config.disabled, Some(disabled), "{value:?}");
+            assert_eq!(!config.warnings().is_empty(), warns, "{value:?}");
+            if warns {
+                let warning = &config.warnings()[0];
+                assert!(
+                    warning.contains("OTEL_SDK_DISABLED") && warning.contains(value.trim()),
+                    "{warning}"
+                );
+            }
+        }
+    }
+}
+
+mod propagators {
+    use super::*;
+
+    #[test]
+    fn the_list_keeps_its_order_ignores_duplicates_and_none_and_knows_b3() {
+        let config = with(&[(
+            "OTEL_PROPAGATORS",
+            "b3multi, tracecontext,none,B3,baggage,tracecontext",
+        )])
+        .unwrap();
+        assert_eq!(
+            config.propagators,
+            Some(vec![
+                PropagatorKind::B3Multi,
+                PropagatorKind::TraceContext,
+                PropagatorKind::B3,
+                PropagatorKind::Baggage,
+            ])
+        );
+        assert_eq!(
+            with(&[("OTEL_PROPAGATORS", "none")]).unwrap().propagators,
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn jaeger_is_a_typed_error_saying_it_is_not_available() {
+        let err = with(&[("OTEL_PROPAGATORS", "jaeger")]).unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("jaeger propagator is not available"),
+            "{err}"
+        );
+    }
+}
+
+mod batch_processors {
+    use super::*;
+
+    #[test]
+    fn each_variable_is_a_typed_error_naming_it_and_the_file_fields_are_checked_at_build() {
+        let err = with(&[("OTEL_BLRP_MAX_QUEUE_SIZE", "0")]).unwrap_err();
+        match &err {
+            ConfigError::InvalidValue { name, value, .. } => {
+                assert_eq!(
+                    (name.as_str(), value.as_str()),
+                    ("OTEL_BLRP_MAX_QUEUE_SIZE", "0")
+                )
+            }
+            other => panic!("{other}"),
+        }
+        let file = TelemetryConfig::from_toml_str("[batch.spans]\nmax_queue_size = 0\n").unwrap();
+        let err = stellaops_telemetry_core::Telemetry::builder("svc")
+            .exporters(&[])
+            .stdout_logs(false)
+            .config(file)
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("batch.spans.max_queue_size"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file_field_by_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("telemetry.toml");
+        std::fs::write(
+            &path,
+            "[batch.spans]\nmax_queue_size = 10\nmax_export_batch_size = 5\n",
+        )
+        .unwrap();
+        let config = with(&[
+            ("STELLAOPS_TELEMETRY_CONFIG", path.to_str().unwrap()),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "20"),
+        ])
+        .unwrap();
+        assert_eq!(config.batch.spans.max_queue_size, Some(20));
+        assert_eq!(config.batch.spans.max_export_batch_size, Some(5));
+        assert_eq!(config.batch.logs, BatchProcessorConfig::default());
+    }
 }

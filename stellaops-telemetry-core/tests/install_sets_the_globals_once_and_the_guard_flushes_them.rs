@@ -84,10 +84,15 @@ fn install_registers_globals_refuses_a_second_install_and_the_guard_flushes() {
     assert!(stellaops_telemetry_core::metrics::global().is_none());
     let seen = Arc::new(AtomicUsize::new(0));
     let exporters = TestExporters::new();
+    let propagators = stellaops_telemetry_core::TelemetryConfig::from_lookup(|name| {
+        (name == "OTEL_PROPAGATORS").then(|| "tracecontext,baggage,b3".to_owned())
+    })
+    .unwrap();
     let guard = Telemetry::builder("installed")
         .exporters(&[])
         .stdout_logs(false)
         .test_exporters(&exporters)
+        .config(propagators)
         .layer(Counting {
             message: "hello",
             seen: seen.clone(),
@@ -135,6 +140,31 @@ fn install_registers_globals_refuses_a_second_install_and_the_guard_flushes() {
         p.fields().map(str::to_owned).collect::<Vec<_>>()
     });
     assert!(fields.contains(&"baggage".to_owned()), "{fields:?}");
+    // The configured propagators, B3 included, with the strict W3C parser.
+    let b3 = carrier.get("b3").expect("b3 injected");
+    assert!(b3.starts_with(&format!("{trace_id}-")), "{b3}");
+    assert_eq!(
+        stellaops_telemetry_core::propagation::Propagators::installed(),
+        guard.telemetry().propagators()
+    );
+    let lenient = HashMap::from([(
+        "traceparent".to_owned(),
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01".to_owned(),
+    )]);
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&lenient));
+    assert!(
+        !cx.span().span_context().is_valid(),
+        "uppercase hex is refused"
+    );
+    let from_b3 = HashMap::from([(
+        "b3".to_owned(),
+        "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1".to_owned(),
+    )]);
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&from_b3));
+    assert_eq!(
+        cx.span().span_context().trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
 
     // The global meter provider.
     opentelemetry::global::meter("direct")

@@ -208,3 +208,150 @@ fn service_name_in_the_resource_variable_renames_the_service_unless_otel_service
         .unwrap();
     assert_eq!(t.service_name(), "from-attributes");
 }
+
+mod batch_processor_variables {
+    use super::*;
+
+    /// Waits (bounded) until `done` holds; the assertions after it count work, not time.
+    fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..2000 {
+            if done() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("never happened: {what}");
+    }
+
+    fn pipeline(vars: &[(&str, &str)], exporters: &TestExporters) -> Telemetry {
+        Telemetry::builder("batch")
+            .exporters(&[])
+            .stdout_logs(false)
+            .test_exporters(exporters)
+            .config(env_config(vars))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_span_batch_size_cuts_exports_and_the_schedule_delay_holds_the_rest() {
+        let exporters = TestExporters::new();
+        let telemetry = pipeline(
+            &[
+                ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2"),
+                ("OTEL_BSP_SCHEDULE_DELAY", "3600000"),
+            ],
+            &exporters,
+        );
+        tracing::dispatcher::with_default(telemetry.dispatch(), || {
+            for _ in 0..5 {
+                tracing::info_span!("work").in_scope(|| {});
+            }
+        });
+        until("two full batches exported", || {
+            telemetry.stats().spans.exported == 4
+        });
+        // Only full batches leave before the hour-long delay: the fifth span waits.
+        assert_eq!(exporters.finished_spans().len(), 4);
+        assert_eq!(telemetry.stats().spans.queue_depth, 1);
+        telemetry.flush(std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(exporters.finished_spans().len(), 5);
+        telemetry.shutdown();
+    }
+
+    #[test]
+    fn the_log_record_batch_size_cuts_exports_and_the_schedule_delay_holds_the_rest() {
+        let exporters = TestExporters::new();
+        let telemetry = pipeline(
+            &[
+                ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "3"),
+                ("OTEL_BLRP_SCHEDULE_DELAY", "3600000"),
+                ("OTEL_LOGS_EXPORTER", "none"),
+            ],
+            &exporters,
+        );
+        tracing::dispatcher::with_default(telemetry.dispatch(), || {
+            for i in 0..7 {
+                tracing::info!(i, "record");
+            }
+        });
+        until("two full batches exported", || {
+            telemetry.stats().logs.exported == 6
+        });
+        assert_eq!(exporters.log_records().len(), 6);
+        assert_eq!(telemetry.stats().logs.queue_depth, 1);
+        telemetry.flush(std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(exporters.log_records().len(), 7);
+        telemetry.shutdown();
+    }
+
+    #[test]
+    fn the_span_queue_size_bounds_what_waits_behind_a_stalled_export() {
+        let exporters = TestExporters::stalled_spans();
+        let telemetry = pipeline(
+            &[
+                ("OTEL_BSP_MAX_QUEUE_SIZE", "3"),
+                // One span per export: the worker holds one span in the stalled export.
+                ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1"),
+                ("OTEL_BSP_SCHEDULE_DELAY", "3600000"),
+            ],
+            &exporters,
+        );
+        tracing::dispatcher::with_default(telemetry.dispatch(), || {
+            for _ in 0..20 {
+                tracing::info_span!("work").in_scope(|| {});
+            }
+        });
+        // The worker holds at most one span in the stalled export, the queue at most three.
+        let dropped = telemetry.stats().spans.dropped;
+        assert!(dropped == 16 || dropped == 17, "dropped {dropped}");
+        exporters.release_spans();
+        telemetry.flush(std::time::Duration::from_secs(10)).unwrap();
+        let stats = telemetry.stats().spans;
+        assert_eq!(stats.exported + stats.dropped, 20);
+        telemetry.shutdown();
+    }
+
+    #[test]
+    fn a_batch_size_above_the_queue_size_is_cut_to_it() {
+        let exporters = TestExporters::new();
+        let telemetry = pipeline(
+            &[
+                ("OTEL_BSP_MAX_QUEUE_SIZE", "2"),
+                ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512"),
+                ("OTEL_BSP_SCHEDULE_DELAY", "3600000"),
+            ],
+            &exporters,
+        );
+        tracing::dispatcher::with_default(telemetry.dispatch(), || {
+            tracing::info_span!("one").in_scope(|| {});
+            tracing::info_span!("two").in_scope(|| {});
+        });
+        // A batch of 512 would wait an hour; one cut to the queue's 2 leaves at once.
+        until("a full batch of two exported", || {
+            telemetry.stats().spans.exported == 2
+        });
+        telemetry.shutdown();
+    }
+
+    #[test]
+    fn a_later_builder_call_wins_over_the_environment_as_for_every_setting() {
+        let exporters = TestExporters::new();
+        let telemetry = Telemetry::builder("batch")
+            .exporters(&[])
+            .stdout_logs(false)
+            .test_exporters(&exporters)
+            .config(env_config(&[("OTEL_BSP_SCHEDULE_DELAY", "3600000")]))
+            .export_delay(std::time::Duration::from_millis(10))
+            .build()
+            .unwrap();
+        tracing::dispatcher::with_default(telemetry.dispatch(), || {
+            tracing::info_span!("soon").in_scope(|| {});
+        });
+        // Exported without a flush: the 10 ms delay applies, not the hour.
+        until("the span exported by the delay", || {
+            telemetry.stats().spans.exported == 1
+        });
+        telemetry.shutdown();
+    }
+}

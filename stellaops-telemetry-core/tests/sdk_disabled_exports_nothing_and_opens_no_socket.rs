@@ -1,4 +1,5 @@
-//! OTEL_SDK_DISABLED=true builds a pipeline that records nothing and never connects.
+//! OTEL_SDK_DISABLED=true builds a pipeline that records nothing and never connects, and
+//! keeps the service's JSON log lines; only `true` disables.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -55,7 +56,9 @@ fn a_disabled_sdk_exports_nothing_and_never_connects() {
     assert_eq!(accepted, 0);
     assert!(exporters.finished_spans().is_empty());
     assert!(exporters.log_records().is_empty());
-    assert!(exporters.json_logs().lines().is_empty());
+    // The service's own log lines go on.
+    let lines = exporters.json_logs().json();
+    assert!(lines.iter().any(|l| l["message"] == "hello"), "{lines:?}");
 }
 
 #[test]
@@ -64,4 +67,85 @@ fn the_same_pipeline_enabled_does_connect() {
     let (accepted, exporters) = connections_after_traffic(false);
     assert!(accepted > 0);
     assert_eq!(exporters.finished_spans().len(), 1);
+}
+
+mod values {
+    use super::*;
+
+    fn built(value: &str) -> (Telemetry, TestExporters) {
+        let exporters = TestExporters::new();
+        let telemetry = Telemetry::builder("disabled-values")
+            .exporters(&[])
+            .stdout_logs(false)
+            .test_exporters(&exporters)
+            .config(env_config(&[("OTEL_SDK_DISABLED", value)]))
+            .build()
+            .unwrap();
+        (telemetry, exporters)
+    }
+
+    #[test]
+    fn true_in_any_case_disables_and_false_does_not_and_neither_warns() {
+        for (value, disabled) in [("true", true), ("TRUE", true), ("false", false)] {
+            let (telemetry, exporters) = built(value);
+            assert_eq!(telemetry.is_disabled(), disabled, "{value}");
+            tracing::dispatcher::with_default(telemetry.dispatch(), || {
+                tracing::info_span!("work").in_scope(|| tracing::info!("line"));
+            });
+            telemetry.shutdown();
+            let lines = exporters.json_logs().json();
+            assert_eq!(
+                lines.iter().filter(|l| l["message"] == "line").count(),
+                1,
+                "{value}: the log line is kept either way"
+            );
+            assert!(
+                lines.iter().all(|l| l["level"] != "warn"),
+                "{value}: {lines:?}"
+            );
+            assert_eq!(exporters.finished_spans().len(), usize::from(!disabled));
+        }
+    }
+
+    #[test]
+    fn any_other_value_keeps_the_sdk_enabled_with_a_warning_naming_the_variable() {
+        for value in ["garbage", "1", "yes"] {
+            let (telemetry, exporters) = built(value);
+            assert!(!telemetry.is_disabled(), "{value}");
+            telemetry.shutdown();
+            let lines = exporters.json_logs().json();
+            let warning = lines
+                .iter()
+                .find(|l| l["level"] == "warn")
+                .unwrap_or_else(|| panic!("{value}: no warning in {lines:?}"));
+            let message = warning["message"].as_str().unwrap();
+            assert!(
+                message.contains("OTEL_SDK_DISABLED") && message.contains(value),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_disabled_pipeline_keeps_the_configured_propagators() {
+        let exporters = TestExporters::new();
+        let telemetry = Telemetry::builder("disabled-propagators")
+            .exporters(&[])
+            .stdout_logs(false)
+            .test_exporters(&exporters)
+            .config(env_config(&[
+                ("OTEL_SDK_DISABLED", "true"),
+                ("OTEL_PROPAGATORS", "b3,baggage"),
+            ]))
+            .build()
+            .unwrap();
+        assert!(telemetry.is_disabled());
+        assert_eq!(
+            telemetry.propagators().kinds(),
+            &[
+                stellaops_telemetry_core::PropagatorKind::B3,
+                stellaops_telemetry_core::PropagatorKind::Baggage
+            ]
+        );
+    }
 }

@@ -303,3 +303,192 @@ async fn the_echoed_traceparent_keeps_the_random_flag() {
     }
     telemetry.shutdown();
 }
+
+mod configured_propagators {
+    use super::*;
+    use stellaops_telemetry_core::TelemetryConfig;
+    use stellaops_telemetry_core::propagation::Propagators;
+
+    const SPAN: &str = "00f067aa0ba902b7";
+
+    /// The second server answers with every propagation header it received.
+    async fn echo_all(headers: HeaderMap) -> String {
+        let mut seen = serde_json::Map::new();
+        for name in [
+            "traceparent",
+            "tracestate",
+            "baggage",
+            "b3",
+            "x-b3-traceid",
+            "x-b3-spanid",
+            "x-b3-sampled",
+        ] {
+            if let Some(v) = headers.get(name) {
+                seen.insert(name.to_owned(), v.to_str().unwrap().into());
+            }
+        }
+        serde_json::Value::Object(seen).to_string()
+    }
+
+    async fn call_with(State((downstream, propagators)): State<(String, Propagators)>) -> String {
+        let client = Client::builder(TokioExecutor::new())
+            .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
+        let mut client = ServiceBuilder::new()
+            .layer(ClientTelemetryLayer::new().propagators(propagators))
+            .service(client);
+        let request = Request::get(format!("http://{downstream}/echo"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        let response = client.ready().await.unwrap().call(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    /// What the second server received, and the spans exported, for a pipeline configured
+    /// by `vars`.
+    async fn through(
+        vars: &[(&str, &str)],
+        lines: &[(&str, String)],
+    ) -> (serde_json::Value, Vec<opentelemetry_sdk::trace::SpanData>) {
+        let exporters = TestExporters::new();
+        let config = TelemetryConfig::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap();
+        let telemetry = Telemetry::builder("propagators")
+            .exporters(&[])
+            .stdout_logs(false)
+            .test_exporters(&exporters)
+            .config(config)
+            .build()
+            .unwrap();
+        let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
+        let second = Router::new()
+            .route("/echo", get(echo_all))
+            .layer(ServerTelemetryLayer::new(&telemetry));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let downstream = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move { axum::serve(listener, second).await });
+        let first = Router::new()
+            .route("/call", get(call_with))
+            .with_state((downstream, telemetry.propagators()))
+            .layer(ServerTelemetryLayer::new(&telemetry));
+        let mut request = Request::get("/call");
+        for (name, value) in lines {
+            request = request.header(*name, value.as_str());
+        }
+        let response = first
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        server.abort();
+        telemetry.flush(std::time::Duration::from_secs(5)).unwrap();
+        let spans = exporters.finished_spans();
+        telemetry.shutdown();
+        (serde_json::from_slice(&body).unwrap(), spans)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn with_b3_the_server_layer_reads_b3_and_the_client_layer_writes_it() {
+        let (seen, spans) = through(
+            &[("OTEL_PROPAGATORS", "b3")],
+            &[("b3", format!("{TRACE}-{SPAN}-1"))],
+        )
+        .await;
+        let b3 = seen["b3"].as_str().unwrap();
+        assert!(
+            b3.starts_with(&format!("{TRACE}-")) && b3.ends_with("-1"),
+            "{b3}"
+        );
+        assert!(seen.get("traceparent").is_none(), "{seen}");
+        let first = spans
+            .iter()
+            .find(|s| s.parent_span_id.to_string() == SPAN)
+            .expect("the first server's span continues the b3 parent");
+        assert_eq!(first.span_context.trace_id().to_string(), TRACE);
+        // The client span is the one the b3 header names as the second server's parent.
+        let client = spans
+            .iter()
+            .find(|s| s.name == "GET" && s.span_kind == opentelemetry::trace::SpanKind::Client)
+            .expect("the client span");
+        assert_eq!(
+            b3,
+            format!("{TRACE}-{}-1", client.span_context.span_id()),
+            "{spans:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn with_b3multi_the_x_b3_headers_carry_the_trace_and_a_lone_traceparent_is_ignored() {
+        let (seen, spans) = through(
+            &[("OTEL_PROPAGATORS", "b3multi")],
+            &[("traceparent", format!("00-{TRACE}-{SPAN}-01"))],
+        )
+        .await;
+        // tracecontext is not configured: the traceparent starts nothing, a new trace does.
+        let sent = seen["x-b3-traceid"].as_str().unwrap();
+        assert_ne!(sent, TRACE);
+        assert!(
+            spans
+                .iter()
+                .all(|s| s.span_context.trace_id().to_string() != TRACE)
+        );
+        assert_eq!(seen["x-b3-sampled"], "1");
+        assert!(
+            seen.get("traceparent").is_none() && seen.get("b3").is_none(),
+            "{seen}"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_disabled_sdk_passes_traceparent_and_baggage_on_unchanged_and_records_nothing() {
+        for flags in ["01", "00", "03"] {
+            let traceparent = format!("00-{TRACE}-{SPAN}-{flags}");
+            let (seen, spans) = through(
+                &[("OTEL_SDK_DISABLED", "TRUE")],
+                &[
+                    ("traceparent", traceparent.clone()),
+                    ("tracestate", "rojo=00f067aa0ba902b7".to_owned()),
+                    ("baggage", "user=alice".to_owned()),
+                ],
+            )
+            .await;
+            assert_eq!(seen["traceparent"], traceparent.as_str(), "{flags}");
+            assert_eq!(seen["tracestate"], "rojo=00f067aa0ba902b7");
+            assert_eq!(seen["baggage"], "user=alice");
+            assert!(spans.is_empty(), "{spans:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_pipelines_text_map_propagator_reads_and_writes_what_the_layers_do() {
+        use opentelemetry::propagation::TextMapPropagator as _;
+        use opentelemetry::trace::TraceContextExt as _;
+        use std::collections::HashMap;
+
+        let config = TelemetryConfig::from_lookup(|name| {
+            (name == "OTEL_PROPAGATORS").then(|| "b3".to_owned())
+        })
+        .unwrap();
+        let telemetry = Telemetry::builder("global")
+            .exporters(&[])
+            .stdout_logs(false)
+            .config(config)
+            .build()
+            .unwrap();
+        let propagator = telemetry.propagators().text_map_propagator();
+        let carrier = HashMap::from([("b3".to_owned(), format!("{TRACE}-{SPAN}-1"))]);
+        let cx = propagator.extract(&carrier);
+        assert_eq!(cx.span().span_context().trace_id().to_string(), TRACE);
+        let mut out = HashMap::new();
+        propagator.inject_context(&cx, &mut out);
+        assert_eq!(out["b3"], format!("{TRACE}-{SPAN}-1"));
+        assert!(!out.contains_key("traceparent"));
+    }
+}

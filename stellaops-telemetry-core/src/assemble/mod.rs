@@ -54,7 +54,7 @@ pub(crate) fn assemble(
     let incidents = crate::incidents::Incidents::new(settings.incidents.clone());
     let controls = Controls::new(settings.profile.log_level, incidents);
     if settings.disabled {
-        return Ok(disabled(settings, stats, controls));
+        return disabled(settings, stats, controls, extras);
     }
     stats
         .egress_refusals
@@ -94,7 +94,7 @@ pub(crate) fn assemble(
     let log_outputs = outputs(&settings, &stats, &extras)?;
     let dispatch = subscriber::dispatch(subscriber::Parts {
         settings: &settings,
-        tracer_provider: &tracer_provider,
+        tracer_provider: Some(&tracer_provider),
         logger_provider: logger_provider.as_ref(),
         log_outputs: &log_outputs,
         recorder: &recorder,
@@ -103,6 +103,7 @@ pub(crate) fn assemble(
         layers: extras.layers,
     })?;
     report_refusals(&settings, &plan.refused, &dispatch);
+    report_warnings(&settings, &dispatch);
     drop(entered);
     Ok(Telemetry {
         inner: Arc::new(Inner {
@@ -136,14 +137,38 @@ pub(crate) fn assemble(
     })
 }
 
-/// A pipeline that records and exports nothing.
-fn disabled(settings: Settings, stats: Arc<PipelineStats>, controls: Controls) -> Telemetry {
-    Telemetry {
+/// A pipeline that records and exports nothing and opens no socket: no exporter, no span
+/// recorded, no metric collected. The service's JSON log lines go on (its own layers too),
+/// and so does propagation (see [`Telemetry::propagators`]).
+fn disabled(
+    settings: Settings,
+    stats: Arc<PipelineStats>,
+    controls: Controls,
+    extras: Extras,
+) -> Result<Telemetry, TelemetryError> {
+    // `tracing` spans become no OpenTelemetry spans: nothing decides about the caller's
+    // trace, which the tower layers pass on as received.
+    let tracer_provider = SdkTracerProvider::builder().build();
+    let recorder = SpanRecorder::disabled();
+    let metrics = Metrics::detached();
+    let log_outputs = outputs(&settings, &stats, &extras)?;
+    let dispatch = subscriber::dispatch(subscriber::Parts {
+        settings: &settings,
+        tracer_provider: None,
+        logger_provider: None,
+        log_outputs: &log_outputs,
+        recorder: &recorder,
+        metrics: &metrics,
+        controls: &controls,
+        layers: extras.layers,
+    })?;
+    report_warnings(&settings, &dispatch);
+    Ok(Telemetry {
         inner: Arc::new(Inner {
             disabled: true,
             propagators: settings.propagators,
             resource: settings.resource,
-            tracer_provider: SdkTracerProvider::builder().build(),
+            tracer_provider,
             meter_provider: SdkMeterProvider::builder().build(),
             meters: RedactingMeterProvider::new(
                 SdkMeterProvider::builder().build(),
@@ -153,13 +178,13 @@ fn disabled(settings: Settings, stats: Arc<PipelineStats>, controls: Controls) -
             redactor: settings.redactor,
             bounds: settings.bounds,
             logger_provider: SdkLoggerProvider::builder().build(),
-            dispatch: Dispatch::none(),
-            log_outputs: Vec::new(),
+            dispatch,
+            log_outputs,
             stats,
-            metrics: Metrics::detached(),
+            metrics,
             #[cfg(feature = "prometheus")]
             prometheus: None,
-            recorder: SpanRecorder::disabled(),
+            recorder,
             controls,
             egress_policy: settings.policy,
             runtime: Mutex::new(None),
@@ -170,6 +195,15 @@ fn disabled(settings: Settings, stats: Arc<PipelineStats>, controls: Controls) -
             profile: settings.profile,
             dir: settings.dir,
         }),
+    })
+}
+
+/// One structured warning per value the configuration accepted with a warning.
+fn report_warnings(settings: &Settings, dispatch: &Dispatch) {
+    for warning in settings.config.warnings() {
+        tracing::dispatcher::with_default(dispatch, || {
+            tracing::warn!(target: "stellaops_telemetry", "{warning}");
+        });
     }
 }
 
@@ -232,7 +266,7 @@ fn spans(
         targets,
         &settings.resource,
         runtime,
-        settings.batch,
+        settings.span_batch,
         stats.spans.clone(),
         settings.redactor.clone(),
         scope.clone(),
@@ -296,7 +330,7 @@ fn logs(
         targets,
         &settings.resource,
         runtime,
-        settings.batch,
+        settings.log_batch,
         stats.logs.clone(),
     )
     .map_err(|source| TelemetryError::Thread {

@@ -70,7 +70,9 @@ pub const DIRECT_SPAN_TARGET: &str = "stellaops_telemetry_tower::request";
 /// What the subscriber is made of.
 pub(super) struct Parts<'a> {
     pub(super) settings: &'a Settings,
-    pub(super) tracer_provider: &'a SdkTracerProvider,
+    /// `None` when `tracing` spans become no OpenTelemetry spans (a disabled pipeline: the
+    /// context a request carries is then passed on as received).
+    pub(super) tracer_provider: Option<&'a SdkTracerProvider>,
     /// `None` when the plan exports no log records.
     pub(super) logger_provider: Option<&'a SdkLoggerProvider>,
     pub(super) log_outputs: &'a [LogOutput],
@@ -253,12 +255,13 @@ where
     let bridge = LogBridge::new(logger, settings.redactor.clone(), settings.bounds.clone())
         .retention(retention)
         .incidents(parts.controls.incidents().clone());
+    let spans = parts.tracer_provider.map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("stellaops-telemetry"))
+            .with_filter(filters.spans)
+    });
     Ok(base
-        .with(
-            tracing_opentelemetry::layer()
-                .with_tracer(parts.tracer_provider.tracer("stellaops-telemetry"))
-                .with_filter(filters.spans),
-        )
+        .with(spans)
         .with(json.with_filter(filters.json))
         .with(bridge.with_filter(filters.bridge))
         // What `#[instrument]` finds through the dispatcher: this pipeline's span recorder and

@@ -20,9 +20,10 @@
 use std::path::PathBuf;
 
 use super::{
-    ConfigError, LimitsConfig, Origin, OtlpSignalConfig, TelemetryConfig, parse_bool,
-    parse_compression, parse_count, parse_exporters, parse_headers, parse_propagators,
-    parse_protocol, parse_resource_attributes, parse_u64, parse_value_length,
+    BatchProcessorConfig, ConfigError, LimitsConfig, Origin, OtlpSignalConfig, TelemetryConfig,
+    parse_bool, parse_compression, parse_count, parse_exporters, parse_headers, parse_positive_ms,
+    parse_propagators, parse_protocol, parse_resource_attributes, parse_sdk_disabled, parse_size,
+    parse_u64, parse_value_length,
 };
 
 /// One environment variable the SDK reads.
@@ -52,12 +53,12 @@ pub const ENVIRONMENT: &[EnvVar] = &[
     EnvVar {
         name: "OTEL_SDK_DISABLED",
         default: "false",
-        effect: "`true` builds a pipeline that records and exports nothing and opens no socket",
+        effect: "`true` (any case) builds a pipeline that records and exports nothing and opens no socket; JSON log lines and trace context propagation go on; any other value leaves the SDK enabled (with a warning unless `false`)",
     },
     EnvVar {
         name: "OTEL_PROPAGATORS",
         default: "tracecontext,baggage",
-        effect: "propagators `install()` registers globally: `tracecontext`, `baggage`, `none`",
+        effect: "propagators, comma-separated, in order: `tracecontext`, `baggage`, `b3` (single header), `b3multi` (`X-B3-*`), `none`; registered globally by `install()` and used by the tower layers",
     },
     EnvVar {
         name: "OTEL_TRACES_EXPORTER",
@@ -98,6 +99,46 @@ pub const ENVIRONMENT: &[EnvVar] = &[
         name: "OTEL_METRIC_EXPORT_INTERVAL",
         default: "profile (60000; forensic 10000)",
         effect: "metric export interval, milliseconds",
+    },
+    EnvVar {
+        name: "OTEL_BSP_SCHEDULE_DELAY",
+        default: "1000",
+        effect: "longest a span waits in the span queue before export, milliseconds (0 is read as 1); `[batch.spans] schedule_delay_ms`",
+    },
+    EnvVar {
+        name: "OTEL_BSP_EXPORT_TIMEOUT",
+        default: "10000",
+        effect: "bound of one OTLP span export call, milliseconds (at least 1); `[batch.spans] export_timeout_ms`",
+    },
+    EnvVar {
+        name: "OTEL_BSP_MAX_QUEUE_SIZE",
+        default: "65536",
+        effect: "spans held in the queue before new ones are dropped and counted (at least 1; the queue's byte bound applies too); `[batch.spans] max_queue_size`",
+    },
+    EnvVar {
+        name: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        default: "512",
+        effect: "spans per export call (at least 1; a value above the queue size is cut to it); `[batch.spans] max_export_batch_size`",
+    },
+    EnvVar {
+        name: "OTEL_BLRP_SCHEDULE_DELAY",
+        default: "1000",
+        effect: "longest an OTLP log record waits in the log-record queue before export, milliseconds (0 is read as 1); `[batch.logs] schedule_delay_ms`",
+    },
+    EnvVar {
+        name: "OTEL_BLRP_EXPORT_TIMEOUT",
+        default: "10000",
+        effect: "bound of one OTLP log-record export call, milliseconds (at least 1); `[batch.logs] export_timeout_ms`",
+    },
+    EnvVar {
+        name: "OTEL_BLRP_MAX_QUEUE_SIZE",
+        default: "65536",
+        effect: "log records held in the queue before new ones are dropped and counted (at least 1; the queue's byte bound applies too); `[batch.logs] max_queue_size`",
+    },
+    EnvVar {
+        name: "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+        default: "512",
+        effect: "log records per export call (at least 1; a value above the queue size is cut to it); `[batch.logs] max_export_batch_size`",
     },
     EnvVar {
         name: "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
@@ -377,7 +418,9 @@ impl TelemetryConfig {
             env.resource_attributes = parse_resource_attributes("OTEL_RESOURCE_ATTRIBUTES", &v)?;
         }
         if let Some(v) = get("OTEL_SDK_DISABLED") {
-            env.disabled = Some(parse_bool("OTEL_SDK_DISABLED", &v)?);
+            let (disabled, warning) = parse_sdk_disabled("OTEL_SDK_DISABLED", &v);
+            env.disabled = Some(disabled);
+            env.warnings.extend(warning);
         }
         if let Some(v) = get("OTEL_PROPAGATORS") {
             env.propagators = Some(parse_propagators("OTEL_PROPAGATORS", &v)?);
@@ -421,6 +464,8 @@ impl TelemetryConfig {
             env.metric_export_interval_ms = Some(parse_u64("OTEL_METRIC_EXPORT_INTERVAL", &v)?);
         }
         env.limits = read_limits(&get, c.limits)?;
+        env.batch.spans = read_batch(&get, "OTEL_BSP_", "batch.spans.", &mut env.origins)?;
+        env.batch.logs = read_batch(&get, "OTEL_BLRP_", "batch.logs.", &mut env.origins)?;
         for (signal, target) in [
             ("", &mut env.otlp.common),
             ("TRACES_", &mut env.otlp.traces),
@@ -492,6 +537,39 @@ fn record_origins(env: &mut TelemetryConfig, get: &impl Fn(&str) -> Option<Strin
                 .insert(field.to_owned(), Origin::Environment(var.to_owned()));
         }
     }
+}
+
+/// One batch processor's variables (`OTEL_BSP_*` or `OTEL_BLRP_*`), each recorded as its
+/// field's origin.
+fn read_batch(
+    get: &impl Fn(&str) -> Option<String>,
+    prefix: &str,
+    field_prefix: &str,
+    origins: &mut std::collections::BTreeMap<String, Origin>,
+) -> Result<BatchProcessorConfig, ConfigError> {
+    let mut batch = BatchProcessorConfig::default();
+    let mut read = |suffix: &str, field: &str| {
+        let name = format!("{prefix}{suffix}");
+        let value = get(&name)?;
+        origins.insert(
+            format!("{field_prefix}{field}"),
+            Origin::Environment(name.clone()),
+        );
+        Some((name, value))
+    };
+    if let Some((name, v)) = read("SCHEDULE_DELAY", "schedule_delay_ms") {
+        batch.schedule_delay_ms = Some(parse_u64(&name, &v)?);
+    }
+    if let Some((name, v)) = read("EXPORT_TIMEOUT", "export_timeout_ms") {
+        batch.export_timeout_ms = Some(parse_positive_ms(&name, &v)?);
+    }
+    if let Some((name, v)) = read("MAX_QUEUE_SIZE", "max_queue_size") {
+        batch.max_queue_size = Some(parse_size(&name, &v)?);
+    }
+    if let Some((name, v)) = read("MAX_EXPORT_BATCH_SIZE", "max_export_batch_size") {
+        batch.max_export_batch_size = Some(parse_size(&name, &v)?);
+    }
+    Ok(batch)
 }
 
 /// The span limits of the environment over `file`'s, field by field.

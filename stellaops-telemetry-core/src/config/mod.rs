@@ -224,9 +224,14 @@ pub struct TelemetryConfig {
     /// field set replaces that limit, unset fields keep what earlier calls set (or the
     /// default); the `OTEL_*_LIMIT` variables win over the file's fields, field by field.
     pub limits: LimitsConfig,
+    /// The batch processors of spans (`OTEL_BSP_*`) and of log records (`OTEL_BLRP_*`).
+    pub batch: BatchConfig,
     /// Where each field's value came from, for error messages and the resolved settings.
     #[serde(skip)]
     pub(crate) origins: BTreeMap<String, Origin>,
+    /// Values that were accepted with a warning (see [`TelemetryConfig::warnings`]).
+    #[serde(skip)]
+    pub(crate) warnings: Vec<String>,
 }
 
 /// `[limits]`: the limits of [`ValueLimits`](crate::ValueLimits), each one optional.
@@ -314,6 +319,58 @@ impl LimitsConfig {
     }
 }
 
+/// `[batch]`: the batch processors of spans and of log records.
+///
+/// ```
+/// use stellaops_telemetry_core::TelemetryConfig;
+///
+/// let config = TelemetryConfig::from_toml_str("[batch.spans]\nmax_export_batch_size = 256\n")?;
+/// assert_eq!(config.batch.spans.max_export_batch_size, Some(256));
+/// # Ok::<(), stellaops_telemetry_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct BatchConfig {
+    /// The span processor (`OTEL_BSP_*`).
+    pub spans: BatchProcessorConfig,
+    /// The log-record processor (`OTEL_BLRP_*`).
+    pub logs: BatchProcessorConfig,
+}
+
+/// One batch processor's settings; unset fields keep the default. A batch size above the
+/// queue size is cut to the queue size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct BatchProcessorConfig {
+    /// The longest a record waits before it is exported, in milliseconds (default 1000; 0 is
+    /// read as 1).
+    pub schedule_delay_ms: Option<u64>,
+    /// The bound of one OTLP export call, in milliseconds (default 10000; at least 1).
+    pub export_timeout_ms: Option<u64>,
+    /// Records held before new ones are dropped and counted (default 65536; at least 1).
+    pub max_queue_size: Option<usize>,
+    /// Records per export call (default 512; at least 1; at most `max_queue_size`).
+    pub max_export_batch_size: Option<usize>,
+}
+
+impl BatchProcessorConfig {
+    /// `self` with every field `other` sets replaced.
+    fn merge(mut self, other: BatchProcessorConfig) -> BatchProcessorConfig {
+        fn take<T>(into: &mut Option<T>, from: Option<T>) {
+            if from.is_some() {
+                *into = from;
+            }
+        }
+        take(&mut self.schedule_delay_ms, other.schedule_delay_ms);
+        take(&mut self.export_timeout_ms, other.export_timeout_ms);
+        take(&mut self.max_queue_size, other.max_queue_size);
+        take(&mut self.max_export_batch_size, other.max_export_batch_size);
+        self
+    }
+}
+
 /// `[sampling]`: each field set replaces the profile's.
 ///
 /// ```
@@ -347,14 +404,20 @@ pub struct ExportersConfig {
     pub max_queue_bytes: Option<u64>,
 }
 
-/// A W3C propagator `install()` registers globally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A propagator of `OTEL_PROPAGATORS`: what `install()` registers globally and what the tower
+/// layers extract and inject (see [`Propagators`](crate::propagation::Propagators)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum PropagatorKind {
-    /// W3C Trace Context (`traceparent`, `tracestate`).
+    /// W3C Trace Context (`traceparent`, `tracestate`), parsed strictly.
     TraceContext,
     /// W3C Baggage (`baggage`).
     Baggage,
+    /// Zipkin B3, the single `b3` header.
+    B3,
+    /// Zipkin B3, the `X-B3-*` headers.
+    B3Multi,
 }
 
 /// The OTLP transport.
@@ -577,6 +640,24 @@ impl TelemetryConfig {
         })
     }
 
+    /// What was read with a warning rather than refused (an `OTEL_SDK_DISABLED` value other
+    /// than `true` or `false`, which leaves the SDK enabled). `build()` writes each as a
+    /// warning of the pipeline's own (target `stellaops_telemetry`).
+    ///
+    /// ```
+    /// use stellaops_telemetry_core::TelemetryConfig;
+    ///
+    /// let config = TelemetryConfig::from_lookup(|name| {
+    ///     (name == "OTEL_SDK_DISABLED").then(|| "yes".to_owned())
+    /// })?;
+    /// assert_eq!(config.disabled, Some(false));
+    /// assert!(config.warnings()[0].contains("OTEL_SDK_DISABLED"));
+    /// # Ok::<(), stellaops_telemetry_core::ConfigError>(())
+    /// ```
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// Where a field's value came from, as errors name it: an environment variable, a file
     /// field or a setter.
     pub(crate) fn origin(&self, field: &str) -> String {
@@ -622,6 +703,8 @@ impl TelemetryConfig {
             other.metric_export_interval_ms,
         );
         self.limits = self.limits.merge(other.limits);
+        self.batch.spans = self.batch.spans.merge(other.batch.spans);
+        self.batch.logs = self.batch.logs.merge(other.batch.logs);
         take(&mut self.exporters.traces, other.exporters.traces);
         take(&mut self.exporters.metrics, other.exporters.metrics);
         take(&mut self.exporters.logs, other.exporters.logs);
@@ -678,6 +761,7 @@ impl TelemetryConfig {
             self.origins.remove(&path);
         }
         self.origins.extend(other.origins);
+        self.warnings.extend(other.warnings);
         self
     }
 }

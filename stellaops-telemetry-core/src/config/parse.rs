@@ -77,11 +77,51 @@ pub(crate) fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// `OTEL_SDK_DISABLED`: only `true` (any case, spaces trimmed) disables the SDK. Any other
+/// value leaves it enabled; a value other than `false` comes with a warning, never an error.
+pub(crate) fn parse_sdk_disabled(name: &str, value: &str) -> (bool, Option<String>) {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => (true, None),
+        "false" => (false, None),
+        _ => (
+            false,
+            Some(format!(
+                "{name} `{}` is neither `true` nor `false`; the SDK stays enabled",
+                shown(value.trim())
+            )),
+        ),
+    }
+}
+
 pub(crate) fn parse_u64(name: &str, value: &str) -> Result<u64, ConfigError> {
     value
         .trim()
         .parse::<u64>()
         .map_err(|_| invalid(name, value, "expected a whole number of milliseconds"))
+}
+
+/// A queue or batch size (`OTEL_BSP_MAX_*`, `OTEL_BLRP_MAX_*`): a whole number of at least 1.
+pub(crate) fn parse_size(name: &str, value: &str) -> Result<usize, ConfigError> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(invalid(
+            name,
+            value,
+            "expected a whole number of at least 1",
+        )),
+    }
+}
+
+/// A timeout in milliseconds that must be positive (`OTEL_BSP_EXPORT_TIMEOUT`).
+pub(crate) fn parse_positive_ms(name: &str, value: &str) -> Result<u64, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(invalid(
+            name,
+            value,
+            "expected a whole number of milliseconds, at least 1",
+        )),
+    }
 }
 
 /// A count limit (`OTEL_*_COUNT_LIMIT`): a whole number, 0 included (0 keeps none).
@@ -237,11 +277,21 @@ pub(crate) fn parse_propagators(
             "none" => continue,
             "tracecontext" => PropagatorKind::TraceContext,
             "baggage" => PropagatorKind::Baggage,
+            "b3" => PropagatorKind::B3,
+            "b3multi" => PropagatorKind::B3Multi,
+            "jaeger" => {
+                return Err(invalid(
+                    name,
+                    item,
+                    "the jaeger propagator is not available in this build (expected \
+                     tracecontext, baggage, b3, b3multi or none)",
+                ));
+            }
             _ => {
                 return Err(invalid(
                     name,
                     item,
-                    "unsupported propagator (expected tracecontext, baggage or none)",
+                    "unsupported propagator (expected tracecontext, baggage, b3, b3multi or none)",
                 ));
             }
         };

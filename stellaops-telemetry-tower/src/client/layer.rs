@@ -2,19 +2,22 @@
 
 use std::task::{Context, Poll};
 
+use opentelemetry::trace::TraceContextExt as _;
 use stellaops_telemetry_core::Redactor;
+use stellaops_telemetry_core::propagation::Propagators;
 use stellaops_telemetry_core::tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tower::{Layer, Service};
 use tracing::field::Empty;
 
 use super::future::ResponseFuture;
-use crate::propagation;
 use crate::server::Tenant;
 
 /// Wraps clients in [`ClientTelemetry`].
 #[derive(Debug, Clone, Default)]
 pub struct ClientTelemetryLayer {
     redactor: Redactor,
+    /// `None`: the installed pipeline's ([`Propagators::installed`]), read per request.
+    propagators: Option<Propagators>,
 }
 
 impl ClientTelemetryLayer {
@@ -28,6 +31,23 @@ impl ClientTelemetryLayer {
         self.redactor = redactor;
         self
     }
+
+    /// The propagators that write the trace context and baggage (the pipeline's:
+    /// `telemetry.propagators()`). Default: those of the installed pipeline
+    /// ([`Propagators::installed`]; `tracecontext,baggage` when none is installed).
+    ///
+    /// ```
+    /// use stellaops_telemetry_core::PropagatorKind;
+    /// use stellaops_telemetry_core::propagation::Propagators;
+    /// use stellaops_telemetry_tower::client::ClientTelemetryLayer;
+    ///
+    /// let layer = ClientTelemetryLayer::new().propagators(Propagators::new([PropagatorKind::B3]));
+    /// # let _ = layer;
+    /// ```
+    pub fn propagators(mut self, propagators: Propagators) -> Self {
+        self.propagators = Some(propagators);
+        self
+    }
 }
 
 impl<S> Layer<S> for ClientTelemetryLayer {
@@ -37,6 +57,7 @@ impl<S> Layer<S> for ClientTelemetryLayer {
         ClientTelemetry {
             inner,
             redactor: self.redactor.clone(),
+            propagators: self.propagators,
         }
     }
 }
@@ -46,24 +67,42 @@ impl<S> Layer<S> for ClientTelemetryLayer {
 pub struct ClientTelemetry<S> {
     inner: S,
     redactor: Redactor,
+    propagators: Option<Propagators>,
 }
 
 /// Writes `traceparent`, `tracestate`, `baggage` (from `span`'s context) and
 /// `X-StellaOps-Tenant` (from `tenant`, else from that context) into `headers`, for clients
-/// that are not tower services.
+/// that are not tower services. The trace headers are those of the installed pipeline's
+/// propagators ([`Propagators::installed`]).
 pub fn inject_headers(
     span: &tracing::Span,
     tenant: Option<&Tenant>,
     headers: &mut http::HeaderMap,
 ) {
+    inject_with(Propagators::installed(), span, tenant, headers);
+}
+
+/// [`inject_headers`] with `propagators`.
+fn inject_with(
+    propagators: Propagators,
+    span: &tracing::Span,
+    tenant: Option<&Tenant>,
+    headers: &mut http::HeaderMap,
+) {
     // A span the service's level disables still carries the work's context onward: the
-    // caller's trace and tenant propagate whatever the log level.
+    // caller's trace and tenant propagate whatever the log level. So does a span without an
+    // OpenTelemetry span (a disabled pipeline makes none).
     let cx = if span.is_disabled() {
         opentelemetry::Context::current()
     } else {
-        span.context()
+        let cx = span.context();
+        if cx.has_active_span() {
+            cx
+        } else {
+            opentelemetry::Context::current()
+        }
     };
-    propagation::inject(&cx, headers);
+    propagators.inject(&cx, headers);
     if headers.contains_key(crate::server::TENANT_HEADER_NAME) {
         return;
     }
@@ -120,7 +159,8 @@ where
         }
         span.record("url.full", &*self.redactor.redact_str(&uri.to_string()));
         let tenant = request.extensions().get::<Tenant>().cloned();
-        inject_headers(&span, tenant.as_ref(), request.headers_mut());
+        let propagators = self.propagators.unwrap_or_else(Propagators::installed);
+        inject_with(propagators, &span, tenant.as_ref(), request.headers_mut());
         let future = span.in_scope(|| self.inner.call(request));
         ResponseFuture::new(future, span)
     }

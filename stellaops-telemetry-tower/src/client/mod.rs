@@ -28,7 +28,9 @@
 //!   `{method}`, kind client, and the attributes `http.request.method`, `server.address`,
 //!   `server.port`, `url.full` (redacted), `http.response.status_code` and `error.type`.
 //!   On a client, 4xx and 5xx are errors.
-//! - The request gets `traceparent`, `tracestate` and `baggage` from the client span's context:
+//! - The request gets the headers of the installed pipeline's propagators
+//!   ([`ClientTelemetryLayer::propagators`] to choose them; by default `traceparent`,
+//!   `tracestate` and `baggage`) from the client span's context:
 //!   the trace context the server layer received, continued by the client span
 //!   ([`PropagatedTraceContext::current`](crate::propagation::PropagatedTraceContext::current)).
 //! - It gets `X-StellaOps-Tenant` from a [`Tenant`](crate::server::Tenant) request

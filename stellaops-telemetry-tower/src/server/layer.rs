@@ -49,6 +49,11 @@ pub(crate) struct Shared {
     /// Whether `Forwarded` and `X-Forwarded-*` are believed.
     pub(crate) trust_forwarded: bool,
     pub(crate) recorder: stellaops_telemetry_core::SpanRecorder,
+    /// The pipeline's propagators (`OTEL_PROPAGATORS`): what the trace context is read from.
+    pub(crate) propagators: stellaops_telemetry_core::propagation::Propagators,
+    /// The pipeline is disabled (`OTEL_SDK_DISABLED`): the received trace context is passed
+    /// on unchanged and nothing is sampled or recorded.
+    pub(crate) disabled: bool,
     pub(crate) routes: Arc<super::route::Routes>,
     /// Span start times from the request's `Instant` (one clock reading, not two).
     pub(crate) clock: Arc<stellaops_telemetry_core::WallClock>,
@@ -87,6 +92,8 @@ impl ServerTelemetryLayer {
                 known_methods: None,
                 trust_forwarded: false,
                 recorder: telemetry.span_recorder().clone(),
+                propagators: telemetry.propagators(),
+                disabled: telemetry.is_disabled(),
                 routes: Arc::default(),
                 clock: Arc::default(),
             }),

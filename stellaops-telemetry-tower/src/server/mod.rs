@@ -17,9 +17,11 @@
 //!
 //! Per request:
 //!
-//! - **Trace context** comes from `traceparent` / `tracestate` / `baggage`, parsed strictly
-//!   ([`propagation`](crate::propagation)). A malformed header starts a new trace; it never
-//!   fails the request. What the client layer sends on is kept beside the request span's
+//! - **Trace context** comes from the pipeline's propagators (`OTEL_PROPAGATORS`, by default
+//!   `traceparent` / `tracestate` / `baggage` parsed strictly; `b3` and `b3multi` too, see
+//!   [`Propagators`](crate::propagation::Propagators)). A malformed header starts a new trace;
+//!   it never fails the request. Under a disabled SDK (`OTEL_SDK_DISABLED=true`) nothing is
+//!   recorded and the received context is passed on unchanged. What the client layer sends on is kept beside the request span's
 //!   context as a [`PropagatedTraceContext`](crate::propagation::PropagatedTraceContext): the
 //!   whole validated `tracestate` and the random flag, whether or not the span is sampled.
 //! - **The span** `http.request` has the OpenTelemetry display name `{method} {route}` and the

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use stellaops_telemetry_core::RequestContext;
 use stellaops_telemetry_core::opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId,
 };
@@ -13,6 +12,7 @@ use stellaops_telemetry_core::opentelemetry::{KeyValue, Value};
 use stellaops_telemetry_core::opentelemetry_sdk::trace::{
     IdGenerator as _, RandomIdGenerator, SamplingDecision, SamplingResult,
 };
+use stellaops_telemetry_core::{RequestContext, SpanRecord};
 use tower::Service;
 
 use super::attributes::{RequestFacts, push_extended_request_attributes, push_request_attributes};
@@ -87,6 +87,73 @@ fn sample(
     )
 }
 
+/// What the request span is decided and recorded from.
+struct Start<'a, B> {
+    shared: &'a Shared,
+    request: &'a http::Request<B>,
+    facts: &'a RequestFacts,
+    base: &'a stellaops_telemetry_core::opentelemetry::Context,
+    remote: &'a SpanContext,
+    tenant: Option<&'a Tenant>,
+    request_id: &'a request_id::RequestId,
+    extended: bool,
+    start: Instant,
+}
+
+impl<B> Start<'_, B> {
+    /// The request span's context (the caller's trace, or a new one) and its record when the
+    /// pipeline samples it.
+    fn sample_and_record(self) -> (SpanContext, Option<Box<SpanRecord>>) {
+        let (shared, remote) = (self.shared, self.remote);
+        let ids = RandomIdGenerator::default();
+        let (trace_id, inherited) = if remote.is_valid() {
+            (remote.trace_id(), remote.trace_flags() & RANDOM)
+        } else {
+            (ids.new_trace_id(), RANDOM)
+        };
+        let direct = &shared.recorder;
+        let sampling = sample(direct, self.base, trace_id, self.tenant);
+        let flags = inherited.with_sampled(sampling.decision == SamplingDecision::RecordAndSample);
+        let span_context = SpanContext::new(
+            trace_id,
+            ids.new_span_id(),
+            flags,
+            false,
+            sampling.trace_state,
+        );
+        let record = (direct.enabled() && sampling.decision == SamplingDecision::RecordAndSample)
+            .then(|| {
+                // Texts are copied into the record (no allocation, nothing for the export
+                // worker to free that this thread allocated).
+                let mut r = direct.new_record(
+                    span_context.clone(),
+                    if remote.is_valid() {
+                        remote.span_id()
+                    } else {
+                        SpanId::INVALID
+                    },
+                    remote.is_valid(),
+                    SpanKind::Server,
+                    shared.clock.system_time(self.start),
+                );
+                for attribute in sampling.attributes {
+                    r.push_key_value(attribute);
+                }
+                push_request_attributes(&mut r, shared, self.request, self.facts);
+                if self.extended {
+                    push_extended_request_attributes(&mut r, shared, self.request);
+                }
+                if let Some(tenant) = self.tenant {
+                    r.push_text("tenant.id", tenant.as_str());
+                }
+                // The correlation id of the JSON log lines, so a span and its lines meet.
+                r.push_text("request.id", self.request_id.as_str());
+                r
+            });
+        (span_context, record)
+    }
+}
+
 /// Whether the request is gRPC (tonic): its status is then the `grpc-status`.
 fn is_grpc<B>(request: &http::Request<B>) -> bool {
     request
@@ -125,59 +192,33 @@ where
         };
 
         // Trace context in: a malformed header starts a new trace, it never fails the request.
-        let base = propagation::extract(request.headers())
+        let base = shared
+            .propagators
+            .extract(request.headers())
             .into_context(&stellaops_telemetry_core::opentelemetry::Context::new());
         let remote = base.span().span_context().clone();
-        let ids = RandomIdGenerator::default();
-        let (trace_id, inherited) = if remote.is_valid() {
-            (remote.trace_id(), remote.trace_flags() & RANDOM)
-        } else {
-            (ids.new_trace_id(), RANDOM)
-        };
-        let direct = &shared.recorder;
         // One atomic load unless some incident is active.
         let extended = shared.extended_always
             || tenant
                 .as_ref()
                 .is_some_and(|t| shared.incidents.is_active(t.as_str()));
-        let sampling = sample(direct, &base, trace_id, tenant.as_ref());
-        let flags = inherited.with_sampled(sampling.decision == SamplingDecision::RecordAndSample);
-        let span_context = SpanContext::new(
-            trace_id,
-            ids.new_span_id(),
-            flags,
-            false,
-            sampling.trace_state,
-        );
-        let record = (direct.enabled() && sampling.decision == SamplingDecision::RecordAndSample)
-            .then(|| {
-                // Texts are copied into the record (no allocation, nothing for the export
-                // worker to free that this thread allocated).
-                let mut r = direct.new_record(
-                    span_context.clone(),
-                    if remote.is_valid() {
-                        remote.span_id()
-                    } else {
-                        SpanId::INVALID
-                    },
-                    remote.is_valid(),
-                    SpanKind::Server,
-                    shared.clock.system_time(start),
-                );
-                for attribute in sampling.attributes {
-                    r.push_key_value(attribute);
-                }
-                push_request_attributes(&mut r, shared, &request, &facts);
-                if extended {
-                    push_extended_request_attributes(&mut r, shared, &request);
-                }
-                if let Some(tenant) = &tenant {
-                    r.push_text("tenant.id", tenant.as_str());
-                }
-                // The correlation id of the JSON log lines, so a span and its lines meet.
-                r.push_text("request.id", request_id.as_str());
-                r
-            });
+        let (span_context, record) = if shared.disabled {
+            // A disabled SDK records nothing and passes the caller's context on as received.
+            (remote.clone(), None)
+        } else {
+            let started = Start {
+                shared,
+                request: &request,
+                facts: &facts,
+                base: &base,
+                remote: &remote,
+                tenant: tenant.as_ref(),
+                request_id: &request_id,
+                extended,
+                start,
+            };
+            started.sample_and_record()
+        };
         let cx = handler_context(&base, &span_context, &request_id, tenant.as_ref());
         let outcome_tenant = if shared.report_outcomes {
             tenant.as_ref().map(Tenant::shared)

@@ -34,7 +34,7 @@ use super::{RANDOM_TRACE_ID, TRACEPARENT, TRACESTATE, tracestate};
 ///
 /// ```
 /// use http::{HeaderMap, HeaderValue};
-/// use stellaops_telemetry_tower::propagation::extract;
+/// use stellaops_telemetry_core::propagation::extract;
 ///
 /// let mut headers = HeaderMap::new();
 /// headers.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02"));
@@ -81,7 +81,7 @@ impl PropagatedTraceContext {
     ///
     /// ```
     /// use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    /// use stellaops_telemetry_tower::propagation::PropagatedTraceContext;
+    /// use stellaops_telemetry_core::propagation::PropagatedTraceContext;
     ///
     /// let span = SpanContext::new(TraceId::from(1u128), SpanId::from(2u64), TraceFlags::new(0xff), false, TraceState::NONE);
     /// let sent = PropagatedTraceContext::from_span_context(&span).map(|p| p.traceparent());
@@ -107,7 +107,7 @@ impl PropagatedTraceContext {
     ///
     /// ```
     /// use opentelemetry::Context;
-    /// use stellaops_telemetry_tower::propagation::PropagatedTraceContext;
+    /// use stellaops_telemetry_core::propagation::PropagatedTraceContext;
     ///
     /// assert!(PropagatedTraceContext::current(&Context::new()).is_none());
     /// ```
@@ -130,7 +130,7 @@ impl PropagatedTraceContext {
     /// ```
     /// use http::{HeaderMap, HeaderValue};
     /// use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    /// use stellaops_telemetry_tower::propagation::extract;
+    /// use stellaops_telemetry_core::propagation::extract;
     ///
     /// let mut headers = HeaderMap::new();
     /// headers.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02"));
@@ -174,7 +174,7 @@ impl PropagatedTraceContext {
     ///
     /// ```
     /// # use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    /// # use stellaops_telemetry_tower::propagation::PropagatedTraceContext;
+    /// # use stellaops_telemetry_core::propagation::PropagatedTraceContext;
     /// let span = SpanContext::new(TraceId::from(1u128), SpanId::from(2u64), TraceFlags::SAMPLED, false, TraceState::NONE);
     /// let p = PropagatedTraceContext::from_span_context(&span);
     /// assert_eq!(p.map(|p| p.trace_id()), Some(TraceId::from(1u128)));
@@ -189,7 +189,7 @@ impl PropagatedTraceContext {
     ///
     /// ```
     /// # use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    /// # use stellaops_telemetry_tower::propagation::PropagatedTraceContext;
+    /// # use stellaops_telemetry_core::propagation::PropagatedTraceContext;
     /// let span = SpanContext::new(TraceId::from(1u128), SpanId::from(2u64), TraceFlags::SAMPLED, false, TraceState::NONE);
     /// let p = PropagatedTraceContext::from_span_context(&span);
     /// assert_eq!(p.map(|p| p.parent_id()), Some(SpanId::from(2u64)));
@@ -204,7 +204,7 @@ impl PropagatedTraceContext {
     ///
     /// ```
     /// # use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    /// # use stellaops_telemetry_tower::propagation::PropagatedTraceContext;
+    /// # use stellaops_telemetry_core::propagation::PropagatedTraceContext;
     /// let span = SpanContext::new(TraceId::from(1u128), SpanId::from(2u64), TraceFlags::new(0x81), false, TraceState::NONE);
     /// let p = PropagatedTraceContext::from_span_context(&span);
     /// assert_eq!(p.map(|p| p.flags()), Some(TraceFlags::SAMPLED));
@@ -219,7 +219,7 @@ impl PropagatedTraceContext {
     ///
     /// ```
     /// # use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    /// # use stellaops_telemetry_tower::propagation::PropagatedTraceContext;
+    /// # use stellaops_telemetry_core::propagation::PropagatedTraceContext;
     /// let span = SpanContext::new(TraceId::from(1u128), SpanId::from(2u64), TraceFlags::SAMPLED, false, TraceState::NONE);
     /// assert!(PropagatedTraceContext::from_span_context(&span).is_some_and(|p| p.is_sampled()));
     /// ```
@@ -233,7 +233,7 @@ impl PropagatedTraceContext {
     ///
     /// ```
     /// # use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    /// # use stellaops_telemetry_tower::propagation::PropagatedTraceContext;
+    /// # use stellaops_telemetry_core::propagation::PropagatedTraceContext;
     /// let span = SpanContext::new(TraceId::from(1u128), SpanId::from(2u64), TraceFlags::new(2), false, TraceState::NONE);
     /// assert!(PropagatedTraceContext::from_span_context(&span).is_some_and(|p| p.is_random()));
     /// ```
@@ -247,7 +247,7 @@ impl PropagatedTraceContext {
     ///
     /// ```
     /// # use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    /// # use stellaops_telemetry_tower::propagation::PropagatedTraceContext;
+    /// # use stellaops_telemetry_core::propagation::PropagatedTraceContext;
     /// let span = SpanContext::new(TraceId::from(1u128), SpanId::from(2u64), TraceFlags::SAMPLED, false, TraceState::NONE);
     /// assert_eq!(PropagatedTraceContext::from_span_context(&span).map(|p| p.tracestate().to_owned()), Some(String::new()));
     /// ```
@@ -261,7 +261,7 @@ impl PropagatedTraceContext {
     ///
     /// ```
     /// # use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    /// # use stellaops_telemetry_tower::propagation::PropagatedTraceContext;
+    /// # use stellaops_telemetry_core::propagation::PropagatedTraceContext;
     /// let span = SpanContext::new(TraceId::from(1u128), SpanId::from(2u64), TraceFlags::SAMPLED, false, TraceState::NONE);
     /// let p = PropagatedTraceContext::from_span_context(&span);
     /// assert_eq!(p.map(|p| p.traceparent()).as_deref(), Some("00-00000000000000000000000000000001-0000000000000002-01"));
@@ -277,7 +277,7 @@ impl PropagatedTraceContext {
     ///
     /// ```
     /// # use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    /// # use stellaops_telemetry_tower::propagation::PropagatedTraceContext;
+    /// # use stellaops_telemetry_core::propagation::PropagatedTraceContext;
     /// let span = SpanContext::new(TraceId::from(1u128), SpanId::from(2u64), TraceFlags::SAMPLED, false, TraceState::NONE);
     /// let mut headers = http::HeaderMap::new();
     /// headers.insert("tracestate", http::HeaderValue::from_static("stale=1"));

@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use http::{HeaderMap, HeaderValue};
-//! use stellaops_telemetry_tower::propagation::{extract, inject};
+//! use stellaops_telemetry_core::propagation::{extract, inject};
 //!
 //! let mut incoming = HeaderMap::new();
 //! incoming.insert(
@@ -90,6 +90,7 @@
 //! percent-decoded and properties kept.
 
 mod baggage;
+mod configured;
 mod propagated;
 mod traceparent;
 mod tracestate;
@@ -103,6 +104,7 @@ use opentelemetry::baggage::{Baggage, BaggageExt};
 use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
 
 pub use baggage::{BaggageList, BaggageMember, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS};
+pub use configured::{ConfiguredPropagator, Propagators};
 pub use propagated::PropagatedTraceContext;
 
 /// The `traceparent` header name.
@@ -110,7 +112,7 @@ pub use propagated::PropagatedTraceContext;
 /// # Example
 ///
 /// ```
-/// use stellaops_telemetry_tower::propagation::TRACEPARENT;
+/// use stellaops_telemetry_core::propagation::TRACEPARENT;
 ///
 /// let mut headers = http::HeaderMap::new();
 /// headers.insert(TRACEPARENT, http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
@@ -123,7 +125,7 @@ pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// # Example
 ///
 /// ```
-/// use stellaops_telemetry_tower::propagation::TRACESTATE;
+/// use stellaops_telemetry_core::propagation::TRACESTATE;
 ///
 /// assert_eq!(TRACESTATE, "tracestate");
 /// ```
@@ -134,7 +136,7 @@ pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// # Example
 ///
 /// ```
-/// use stellaops_telemetry_tower::propagation::BAGGAGE;
+/// use stellaops_telemetry_core::propagation::BAGGAGE;
 ///
 /// assert_eq!(BAGGAGE, "baggage");
 /// ```
@@ -147,7 +149,7 @@ pub const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 ///
 /// ```
 /// use opentelemetry::trace::TraceFlags;
-/// use stellaops_telemetry_tower::propagation::RANDOM_TRACE_ID;
+/// use stellaops_telemetry_core::propagation::RANDOM_TRACE_ID;
 ///
 /// let flags = TraceFlags::SAMPLED | RANDOM_TRACE_ID;
 /// assert_eq!(flags.to_u8(), 0x03);
@@ -161,7 +163,7 @@ pub const RANDOM_TRACE_ID: TraceFlags = TraceFlags::new(0x02);
 ///
 /// ```
 /// use http::HeaderMap;
-/// use stellaops_telemetry_tower::propagation::extract;
+/// use stellaops_telemetry_core::propagation::extract;
 ///
 /// let extracted = extract(&HeaderMap::new());
 /// assert!(extracted.parent.is_none());
@@ -189,7 +191,7 @@ impl Extracted {
     ///
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// let mut headers = HeaderMap::new();
     /// headers.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
     /// assert!(extract(&headers).is_sampled());
@@ -205,7 +207,7 @@ impl Extracted {
     ///
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// let mut headers = HeaderMap::new();
     /// headers.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02"));
     /// let extracted = extract(&headers);
@@ -225,7 +227,7 @@ impl Extracted {
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
     /// use opentelemetry::{Context, trace::TraceContextExt};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// # let mut headers = HeaderMap::new();
     /// # headers.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
     /// let cx = extract(&headers).into_context(&Context::current());
@@ -253,7 +255,7 @@ impl Extracted {
     ///
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// let mut incoming = HeaderMap::new();
     /// incoming.insert("traceparent", HeaderValue::from_static("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-future"));
     /// incoming.insert("baggage", HeaderValue::from_static("a = 1 ; p , b=2"));
@@ -283,7 +285,7 @@ impl Extracted {
 ///
 /// ```
 /// use http::{HeaderMap, HeaderValue};
-/// use stellaops_telemetry_tower::propagation::extract;
+/// use stellaops_telemetry_core::propagation::extract;
 ///
 /// let mut headers = HeaderMap::new();
 /// // Uppercase hex is not allowed.
@@ -291,31 +293,48 @@ impl Extracted {
 /// assert!(extract(&headers).parent.is_none());
 /// ```
 pub fn extract(headers: &HeaderMap) -> Extracted {
-    let mut lines = headers.get_all(TRACEPARENT).iter();
-    let parent = match (lines.next(), lines.next()) {
-        (Some(line), None) => traceparent::parse(line.as_bytes()),
-        _ => None,
-    };
-    let (parent, trace_context) = parent.map_or((None, None), |tp| {
-        let state = tracestate::parse(
-            headers
-                .get_all(TRACESTATE)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        );
-        let otel = state.as_ref().map_or(TraceState::NONE, |s| s.otel.clone());
-        let parent = SpanContext::new(tp.trace_id, tp.parent_id, tp.flags, true, otel);
-        (
-            Some(parent),
-            Some(PropagatedTraceContext::received(tp, state)),
-        )
-    });
-    let baggage = baggage::parse(|| headers.get_all(BAGGAGE).iter().map(HeaderValue::as_bytes));
+    let (parent, trace_context) = trace_context_of_headers(headers).unzip();
     Extracted {
         parent,
         trace_context,
-        baggage,
+        baggage: baggage_of_headers(headers),
     }
+}
+
+/// The remote parent and its propagated trace context from the `traceparent` and
+/// `tracestate` field lines of `headers`.
+fn trace_context_of_headers(headers: &HeaderMap) -> Option<(SpanContext, PropagatedTraceContext)> {
+    trace_context_of(
+        headers
+            .get_all(TRACEPARENT)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        headers
+            .get_all(TRACESTATE)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
+}
+
+/// The `baggage` list of `headers`' field lines.
+fn baggage_of_headers(headers: &HeaderMap) -> BaggageList {
+    baggage::parse(|| headers.get_all(BAGGAGE).iter().map(HeaderValue::as_bytes))
+}
+
+/// The remote parent and its propagated trace context from `traceparent` field lines (exactly
+/// one is valid) and `tracestate` field lines (read only after a valid `traceparent`).
+fn trace_context_of<'a>(
+    mut traceparent: impl Iterator<Item = &'a [u8]>,
+    tracestate: impl Iterator<Item = &'a [u8]>,
+) -> Option<(SpanContext, PropagatedTraceContext)> {
+    let tp = match (traceparent.next(), traceparent.next()) {
+        (Some(line), None) => traceparent::parse(line)?,
+        _ => return None,
+    };
+    let state = tracestate::parse(tracestate);
+    let otel = state.as_ref().map_or(TraceState::NONE, |s| s.otel.clone());
+    let parent = SpanContext::new(tp.trace_id, tp.parent_id, tp.flags, true, otel);
+    Some((parent, PropagatedTraceContext::received(tp, state)))
 }
 
 /// Writes the trace context and baggage of `cx` into request headers: what a client layer
@@ -328,7 +347,7 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
 /// ```
 /// use http::HeaderMap;
 /// use opentelemetry::{Context, KeyValue, baggage::BaggageExt};
-/// use stellaops_telemetry_tower::propagation::inject;
+/// use stellaops_telemetry_core::propagation::inject;
 ///
 /// let cx = Context::new().with_baggage([KeyValue::new("user", "Amélie")]);
 /// let mut headers = HeaderMap::new();
@@ -356,7 +375,7 @@ pub fn inject(cx: &Context, headers: &mut HeaderMap) {
 /// ```
 /// use http::HeaderMap;
 /// use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-/// use stellaops_telemetry_tower::propagation::inject_span_context;
+/// use stellaops_telemetry_core::propagation::inject_span_context;
 ///
 /// let span = SpanContext::new(
 ///     TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128),
@@ -375,8 +394,19 @@ pub fn inject_span_context(span_context: &SpanContext, headers: &mut HeaderMap) 
     }
 }
 
-/// The `traceparent` value of a span: version `00`, only the sampled and random flags.
-pub(crate) fn traceparent_of(span_context: &SpanContext) -> String {
+/// The `traceparent` value of a span: version `00`, only the sampled and random flags (what
+/// a server echoes in its response).
+///
+/// # Example
+///
+/// ```
+/// use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+/// use stellaops_telemetry_core::propagation::traceparent_of;
+///
+/// let span = SpanContext::new(TraceId::from(1u128), SpanId::from(2u64), TraceFlags::SAMPLED, false, TraceState::NONE);
+/// assert_eq!(traceparent_of(&span), "00-00000000000000000000000000000001-0000000000000002-01");
+/// ```
+pub fn traceparent_of(span_context: &SpanContext) -> String {
     traceparent::format(
         span_context.trace_id(),
         span_context.span_id(),
@@ -394,7 +424,7 @@ pub(crate) fn traceparent_of(span_context: &SpanContext) -> String {
 /// ```
 /// use http::HeaderMap;
 /// use opentelemetry::baggage::Baggage;
-/// use stellaops_telemetry_tower::propagation::inject_baggage;
+/// use stellaops_telemetry_core::propagation::inject_baggage;
 ///
 /// let mut baggage = Baggage::new();
 /// let _ = baggage.insert_with_metadata("serverNode", "DF 28", "zone=eu;pinned");
@@ -403,10 +433,16 @@ pub(crate) fn traceparent_of(span_context: &SpanContext) -> String {
 /// assert_eq!(headers["baggage"], "serverNode=DF%2028;zone=eu;pinned");
 /// ```
 pub fn inject_baggage(baggage: &Baggage, headers: &mut HeaderMap) {
+    set_or_keep(headers, BAGGAGE, baggage_value(baggage));
+}
+
+/// The `baggage` value of `opentelemetry`'s [`Baggage`] (empty for none), as
+/// [`inject_baggage`] writes it.
+fn baggage_value(baggage: &Baggage) -> String {
     let members = baggage
         .iter()
         .map(|(key, (value, metadata))| (key.as_str(), value.as_str(), metadata.as_str()));
-    set_or_keep(headers, BAGGAGE, baggage::format(members));
+    baggage::format(members)
 }
 
 /// Inserts `value` under `name` unless it is empty.

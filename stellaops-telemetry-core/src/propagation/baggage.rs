@@ -13,7 +13,7 @@ use super::trim_ows;
 ///
 /// ```
 /// # use http::{HeaderMap, HeaderValue};
-/// use stellaops_telemetry_tower::propagation::{MAX_BAGGAGE_MEMBERS, extract};
+/// use stellaops_telemetry_core::propagation::{MAX_BAGGAGE_MEMBERS, extract};
 ///
 /// let many: Vec<String> = (0..200).map(|i| format!("k{i}=v")).collect();
 /// let mut headers = HeaderMap::new();
@@ -31,7 +31,7 @@ pub const MAX_BAGGAGE_MEMBERS: usize = 180;
 ///
 /// ```
 /// # use http::{HeaderMap, HeaderValue};
-/// use stellaops_telemetry_tower::propagation::{MAX_BAGGAGE_BYTES, extract};
+/// use stellaops_telemetry_core::propagation::{MAX_BAGGAGE_BYTES, extract};
 ///
 /// let mut headers = HeaderMap::new();
 /// headers.insert("baggage", HeaderValue::try_from(format!("k={}", "v".repeat(MAX_BAGGAGE_BYTES)))?);
@@ -51,7 +51,7 @@ pub const MAX_BAGGAGE_BYTES: usize = 8192;
 ///
 /// ```
 /// use http::{HeaderMap, HeaderValue};
-/// use stellaops_telemetry_tower::propagation::extract;
+/// use stellaops_telemetry_core::propagation::extract;
 ///
 /// let mut headers = HeaderMap::new();
 /// headers.insert("baggage", HeaderValue::from_static("user=Am%C3%A9lie;pii, region = eu"));
@@ -72,7 +72,7 @@ pub struct BaggageList {
 ///
 /// ```
 /// # use http::{HeaderMap, HeaderValue};
-/// # use stellaops_telemetry_tower::propagation::extract;
+/// # use stellaops_telemetry_core::propagation::extract;
 /// # let mut headers = HeaderMap::new();
 /// # headers.insert("baggage", HeaderValue::from_static("k=a%20b; p1 ;p2 = x"));
 /// let baggage = extract(&headers).baggage;
@@ -93,7 +93,7 @@ impl BaggageMember {
     ///
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// # let mut headers = HeaderMap::new();
     /// # headers.insert("baggage", HeaderValue::from_static("user=al%20ice;pii"));
     /// let member = extract(&headers).baggage.iter().next().cloned();
@@ -110,7 +110,7 @@ impl BaggageMember {
     ///
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// # let mut headers = HeaderMap::new();
     /// # headers.insert("baggage", HeaderValue::from_static("user=al%20ice;pii"));
     /// let member = extract(&headers).baggage.iter().next().cloned();
@@ -129,7 +129,7 @@ impl BaggageMember {
     ///
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// # let mut headers = HeaderMap::new();
     /// # headers.insert("baggage", HeaderValue::from_static("user=al%20ice;pii"));
     /// let member = extract(&headers).baggage.iter().next().cloned();
@@ -147,7 +147,7 @@ impl BaggageList {
     ///
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// let mut headers = HeaderMap::new();
     /// headers.insert("baggage", HeaderValue::from_static("a=1,b=2,a=3"));
     /// let baggage = extract(&headers).baggage;
@@ -164,7 +164,7 @@ impl BaggageList {
     ///
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// let mut headers = HeaderMap::new();
     /// headers.insert("baggage", HeaderValue::from_static("a=1,b=2,a=3"));
     /// let baggage = extract(&headers).baggage;
@@ -184,7 +184,7 @@ impl BaggageList {
     ///
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// let mut headers = HeaderMap::new();
     /// headers.insert("baggage", HeaderValue::from_static("a=1,b=2,a=3"));
     /// let baggage = extract(&headers).baggage;
@@ -199,7 +199,7 @@ impl BaggageList {
     /// # Example
     ///
     /// ```
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// assert!(extract(&http::HeaderMap::new()).baggage.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -215,7 +215,7 @@ impl BaggageList {
     ///
     /// ```
     /// # use http::{HeaderMap, HeaderValue};
-    /// # use stellaops_telemetry_tower::propagation::extract;
+    /// # use stellaops_telemetry_core::propagation::extract;
     /// let mut headers = HeaderMap::new();
     /// headers.insert("baggage", HeaderValue::from_static("a=1,b=2,a=3"));
     /// let baggage = extract(&headers).baggage;

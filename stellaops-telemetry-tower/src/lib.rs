@@ -33,6 +33,7 @@
 
 pub mod client;
 pub mod control;
+mod grpc;
 pub mod propagation;
 pub mod server;
 pub mod services;

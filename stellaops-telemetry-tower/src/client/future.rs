@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use tracing::Span;
+use super::span::ClientSpan;
 
 pin_project_lite::pin_project! {
     /// The response future of [`ClientTelemetry`](super::ClientTelemetry): records the status
@@ -12,12 +12,12 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         future: F,
-        span: Span,
+        span: ClientSpan,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(future: F, span: Span) -> Self {
+    pub(crate) fn new(future: F, span: ClientSpan) -> Self {
         ResponseFuture { future, span }
     }
 }
@@ -31,24 +31,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = {
-            let _entered = this.span.enter();
+            let _entered = this.span.span.enter();
             ready!(this.future.poll(cx))
         };
         match &result {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                this.span
-                    .record("http.response.status_code", i64::from(status));
-                if status >= 400 {
-                    this.span.record("otel.status_code", "ERROR");
-                    let mut code = itoa::Buffer::new();
-                    this.span.record("error.type", code.format(status));
-                }
-            }
-            Err(_) => {
-                this.span.record("otel.status_code", "ERROR");
-                this.span.record("error.type", "_OTHER");
-            }
+            Ok(response) => this.span.on_response(response.status(), response.headers()),
+            Err(_) => this.span.on_failure(),
         }
         Poll::Ready(result)
     }

@@ -7,9 +7,9 @@ use stellaops_telemetry_core::Redactor;
 use stellaops_telemetry_core::propagation::Propagators;
 use stellaops_telemetry_core::tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tower::{Layer, Service};
-use tracing::field::Empty;
 
 use super::future::ResponseFuture;
+use super::span::{ClientSpan, Outgoing};
 use crate::server::Tenant;
 
 /// Wraps clients in [`ClientTelemetry`].
@@ -83,7 +83,7 @@ pub fn inject_headers(
 }
 
 /// [`inject_headers`] with `propagators`.
-fn inject_with(
+pub(crate) fn inject_with(
     propagators: Propagators,
     span: &tracing::Span,
     tenant: Option<&Tenant>,
@@ -130,38 +130,31 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let method = crate::server::method_label(request.method());
-        let span = tracing::info_span!(
-            "http.client.request",
-            otel.name = method,
-            otel.kind = "client",
-            otel.status_code = Empty,
-            http.request.method = method,
-            server.address = Empty,
-            server.port = Empty,
-            url.full = Empty,
-            http.response.status_code = Empty,
-            error.type = Empty,
-        );
         let uri = request.uri();
-        if let Some(host) = uri.host() {
-            span.record(
-                "server.address",
-                host.trim_start_matches('[').trim_end_matches(']'),
-            );
-        }
-        if let Some(port) = uri.port_u16().or(match uri.scheme_str() {
+        // A request that names only its path (a tonic client without an origin) has no
+        // address and no full URL to record.
+        let url = uri.authority().is_some().then(|| uri.to_string());
+        let port = uri.port_u16().or(match uri.scheme_str() {
             Some("https") => Some(443),
             Some("http") => Some(80),
             _ => None,
-        }) {
-            span.record("server.port", i64::from(port));
-        }
-        span.record("url.full", &*self.redactor.redact_str(&uri.to_string()));
+        });
+        let client_span = ClientSpan::open(
+            &Outgoing {
+                method: request.method(),
+                host: uri.host(),
+                port,
+                url: url.as_deref(),
+                path: uri.path(),
+                headers: request.headers(),
+            },
+            &self.redactor,
+        );
         let tenant = request.extensions().get::<Tenant>().cloned();
         let propagators = self.propagators.unwrap_or_else(Propagators::installed);
-        inject_with(propagators, &span, tenant.as_ref(), request.headers_mut());
+        let span = &client_span.span;
+        inject_with(propagators, span, tenant.as_ref(), request.headers_mut());
         let future = span.in_scope(|| self.inner.call(request));
-        ResponseFuture::new(future, span)
+        ResponseFuture::new(future, client_span)
     }
 }

@@ -23,6 +23,9 @@ pub(crate) struct RequestFacts {
     pub(crate) scheme: &'static str,
     /// `network.protocol.version`.
     pub(crate) protocol: &'static str,
+    /// The request is gRPC (`application/grpc`): its status is the `grpc-status`, and its span
+    /// gets the `rpc.*` attributes.
+    pub(crate) grpc: bool,
 }
 
 impl RequestFacts {
@@ -52,6 +55,7 @@ impl RequestFacts {
             route,
             scheme,
             protocol: protocol_version(request.version()),
+            grpc: crate::grpc::is_grpc(request.headers()),
         }
     }
 }
@@ -87,8 +91,24 @@ pub(crate) fn push_request_attributes<B>(
     }
     r.push_static("network.protocol.version", facts.protocol);
     push_request_texts(r, shared, request, facts);
+    if facts.grpc {
+        push_rpc_attributes(r, shared, request.uri().path());
+    }
     push_addresses(r, shared, request);
     push_captured_headers(r, shared, request.headers());
+}
+
+/// `rpc.system`, and `rpc.service` / `rpc.method` when the path has the gRPC shape
+/// `/pkg.Service/Method` (each cut to the attribute value limit). `rpc.grpc.status_code`
+/// comes with the response.
+fn push_rpc_attributes(r: &mut SpanRecord, shared: &Shared, path: &str) {
+    use crate::grpc::{RPC_METHOD, RPC_SERVICE, RPC_SYSTEM, service_and_method};
+    r.push_static(RPC_SYSTEM, "grpc");
+    if let Some((service, method)) = service_and_method(path) {
+        let bounded = |text| shared.bounds.attribute_value(text, &shared.redactor);
+        r.push_text(RPC_SERVICE, &bounded(service));
+        r.push_text(RPC_METHOD, &bounded(method));
+    }
 }
 
 /// `client.address` (the first proxy hop's client when proxies are trusted, else the peer)

@@ -42,11 +42,6 @@ fn grpc_server_error(code: u16) -> bool {
     matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
 }
 
-fn grpc_status(headers: &http::HeaderMap) -> Option<u16> {
-    const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
-    headers.get(GRPC_STATUS)?.to_str().ok()?.parse().ok()
-}
-
 enum AttributeValue {
     Int(i64),
     Static(&'static str),
@@ -137,7 +132,7 @@ impl Completion {
         );
         if self.started.grpc {
             // A trailers-only response carries its status in the head.
-            self.grpc_status = grpc_status(response.headers());
+            self.grpc_status = crate::grpc::status(response.headers());
         }
         if let Ok(value) = http::HeaderValue::from_str(self.started.request_id.as_str()) {
             response.headers_mut().insert(REQUEST_ID_HEADER_NAME, value);
@@ -174,7 +169,10 @@ impl Completion {
         if self.started.grpc && self.status.is_some() {
             // No grpc-status at all: the stream ended without one (UNKNOWN).
             let code = self.grpc_status.unwrap_or(2);
-            self.attribute("rpc.grpc.status_code", AttributeValue::Int(i64::from(code)));
+            self.attribute(
+                crate::grpc::RPC_GRPC_STATUS_CODE,
+                AttributeValue::Int(i64::from(code)),
+            );
             let error = if !self.error.is_empty() || !grpc_server_error(code) {
                 self.error
             } else {
@@ -390,7 +388,7 @@ impl<B: http_body::Body> http_body::Body for ResponseBody<B> {
                 if let (Some(trailers), Some(c)) = (frame.trailers_ref(), this.completion.as_mut())
                     && c.started.grpc
                 {
-                    c.grpc_status = grpc_status(trailers).or(c.grpc_status);
+                    c.grpc_status = crate::grpc::status(trailers).or(c.grpc_status);
                 }
                 // hyper drops a body that reports its end without polling it again.
                 if this.inner.is_end_stream()

@@ -154,14 +154,6 @@ impl<B> Start<'_, B> {
     }
 }
 
-/// Whether the request is gRPC (tonic): its status is then the `grpc-status`.
-fn is_grpc<B>(request: &http::Request<B>) -> bool {
-    request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
-
 /// The Level 2 random flag: set on the traces this layer starts (their ids are random).
 const RANDOM: TraceFlags = TraceFlags::new(0x02);
 
@@ -241,7 +233,6 @@ where
 
         let in_flight = shared.metrics.in_flight(method);
         in_flight.add(1);
-        let grpc = is_grpc(&request);
         let mut completion = Completion::new(Started {
             shared: Arc::clone(shared),
             span,
@@ -254,7 +245,7 @@ where
             route,
             scheme,
             protocol: facts.protocol,
-            grpc,
+            grpc: facts.grpc,
             in_flight,
             request_id,
             extended,

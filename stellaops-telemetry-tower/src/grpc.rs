@@ -42,7 +42,10 @@ mod tests {
     fn paths_give_service_and_method_only_in_the_grpc_shape() {
         assert_eq!(
             service_and_method("/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
-            Some(("opentelemetry.proto.collector.trace.v1.TraceService", "Export"))
+            Some((
+                "opentelemetry.proto.collector.trace.v1.TraceService",
+                "Export"
+            ))
         );
         for bad in ["", "/", "//", "/a/", "//m", "/a/b/c", "a/b", "/a"] {
             assert_eq!(service_and_method(bad), None, "{bad}");
@@ -53,7 +56,10 @@ mod tests {
     fn grpc_content_types_are_recognised() {
         let headers = |ct: &'static str| {
             let mut h = http::HeaderMap::new();
-            h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
+            h.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(ct),
+            );
             h
         };
         assert!(is_grpc(&headers("application/grpc")));

@@ -124,7 +124,6 @@ async fn grpc_statuses_of_a_tonic_server_are_recorded() {
     telemetry.shutdown();
 }
 
-
 /// tonic clients: the client layer over a channel, and the interceptor.
 mod clients {
     use std::sync::{Arc, Mutex};
@@ -280,7 +279,10 @@ mod clients {
                 .iter()
                 .find(|s| s.parent_span_id == client.span_context.span_id())
                 .unwrap_or_else(|| panic!("no server span under client span {i}"));
-            assert_eq!(server.span_context.trace_id(), client.span_context.trace_id());
+            assert_eq!(
+                server.span_context.trace_id(),
+                client.span_context.trace_id()
+            );
         }
         // OK: its status comes in the trailers, after the span ended (not recorded).
         let ok = clients[0];
@@ -288,7 +290,10 @@ mod clients {
         assert!(!matches!(ok.status, Status::Error { .. }));
         // INTERNAL: a trailers-only response, status in the head.
         let failed = clients[1];
-        assert_eq!(attribute(failed, "rpc.grpc.status_code"), Some(Value::I64(13)));
+        assert_eq!(
+            attribute(failed, "rpc.grpc.status_code"),
+            Some(Value::I64(13))
+        );
         assert_eq!(attribute(failed, "error.type"), Some("13".into()));
         assert!(matches!(failed.status, Status::Error { .. }));
         assert_eq!(seen[0].1, "");
@@ -332,7 +337,10 @@ mod clients {
         assert_eq!(seen, vec![(traceparent_of(caller), "acme".to_owned())]);
         assert_eq!(server.parent_span_id, caller.span_context.span_id());
         assert_eq!(attribute(server, "tenant.id"), Some("acme".into()));
-        assert_eq!(attribute(server, "rpc.grpc.status_code"), Some(Value::I64(13)));
+        assert_eq!(
+            attribute(server, "rpc.grpc.status_code"),
+            Some(Value::I64(13))
+        );
         assert_eq!(attribute(server, "rpc.method"), Some("Export".into()));
         telemetry.shutdown();
     }

@@ -1,5 +1,6 @@
 //! server layer → handler → client layer → second server: one trace, the client span between
-//! the two server spans, and the tenant, tracestate and baggage carried across.
+//! the two server spans, and the tenant, tracestate and baggage carried across. The reqwest
+//! middleware (`reqwest-middleware` feature) does the same for a reqwest client.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -490,5 +491,151 @@ mod configured_propagators {
         propagator.inject_context(&cx, &mut out);
         assert_eq!(out["b3"], format!("{TRACE}-{SPAN}-1"));
         assert!(!out.contains_key("traceparent"));
+    }
+}
+
+/// A reqwest client with `ReqwestTelemetryMiddleware`.
+#[cfg(feature = "reqwest-middleware")]
+mod reqwest_middleware_client {
+    use opentelemetry::Value;
+    use opentelemetry::trace::{SpanKind, Status};
+    use opentelemetry_sdk::trace::SpanData;
+    use reqwest_middleware::ClientBuilder;
+    use reqwest_middleware::reqwest;
+    use stellaops_telemetry_core::Telemetry;
+    use stellaops_telemetry_core::testing::TestExporters;
+    use stellaops_telemetry_tower::client::ReqwestTelemetryMiddleware;
+    use stellaops_telemetry_tower::server::{ServerTelemetryLayer, Tenant};
+
+    use super::{Router, echo, get};
+
+    fn attribute(span: &SpanData, key: &str) -> Option<Value> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.clone())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_middleware_records_the_client_span_and_sends_its_context_and_the_tenant() {
+        let exporters = TestExporters::new();
+        let telemetry = Telemetry::builder("roundtrip")
+            .exporters(&[])
+            .stdout_logs(false)
+            .test_exporters(&exporters)
+            .build()
+            .unwrap();
+        let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
+        let app = Router::new()
+            .route("/echo", get(echo))
+            .layer(ServerTelemetryLayer::new(&telemetry));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        // The SDK installs no process-wide crypto provider; the client is given one.
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let reqwest = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .unwrap();
+        let client = ClientBuilder::new(reqwest)
+            .with(
+                ReqwestTelemetryMiddleware::new()
+                    .redactor(telemetry.redactor().clone())
+                    .propagators(telemetry.propagators()),
+            )
+            .build();
+        let body = client
+            .get(format!("http://{addr}/echo"))
+            .with_extension(Tenant::parse(b"acme").unwrap())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let missing = client
+            .post(format!("http://{addr}/missing"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+        // A port nothing listens on any more: the request gets no response.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert!(
+            client
+                .get(format!("http://{closed}/"))
+                .send()
+                .await
+                .is_err()
+        );
+        server.abort();
+        telemetry.flush(std::time::Duration::from_secs(5)).unwrap();
+
+        let spans = exporters.finished_spans();
+        let clients: Vec<&SpanData> = spans
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Client)
+            .collect();
+        assert_eq!(clients.len(), 3, "{spans:#?}");
+        let (ok, not_found, refused) = (clients[0], clients[1], clients[2]);
+
+        // What the server received: the client span's ids, and the tenant.
+        assert_eq!(
+            seen["traceparent"],
+            format!(
+                "00-{}-{}-01",
+                ok.span_context.trace_id(),
+                ok.span_context.span_id()
+            )
+        );
+        assert_eq!(seen["tenant"], "acme");
+        let server = spans.iter().find(|s| s.name == "GET /echo").unwrap();
+        assert_eq!(server.parent_span_id, ok.span_context.span_id());
+        assert_eq!(attribute(server, "tenant.id"), Some("acme".into()));
+
+        // The client span: the client layer's name, attributes and status rules.
+        assert_eq!(ok.name, "GET");
+        assert_eq!(attribute(ok, "http.request.method"), Some("GET".into()));
+        assert_eq!(attribute(ok, "server.address"), Some("127.0.0.1".into()));
+        assert_eq!(
+            attribute(ok, "server.port"),
+            Some(Value::I64(i64::from(addr.port())))
+        );
+        assert_eq!(
+            attribute(ok, "url.full"),
+            Some(format!("http://{addr}/echo").into())
+        );
+        assert_eq!(
+            attribute(ok, "http.response.status_code"),
+            Some(Value::I64(200))
+        );
+        assert_eq!(attribute(ok, "error.type"), None);
+        assert_eq!(attribute(ok, "rpc.system"), None);
+        assert!(!matches!(ok.status, Status::Error { .. }));
+
+        assert_eq!(not_found.name, "POST");
+        assert_eq!(
+            attribute(not_found, "http.response.status_code"),
+            Some(Value::I64(404))
+        );
+        assert_eq!(attribute(not_found, "error.type"), Some("404".into()));
+        assert!(matches!(not_found.status, Status::Error { .. }));
+
+        assert_eq!(attribute(refused, "http.response.status_code"), None);
+        assert_eq!(attribute(refused, "error.type"), Some("_OTHER".into()));
+        assert!(matches!(refused.status, Status::Error { .. }));
+        telemetry.shutdown();
     }
 }

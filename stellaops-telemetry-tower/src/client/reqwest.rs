@@ -21,18 +21,18 @@ use crate::server::Tenant;
 /// request being handled. The span ends when the response head arrives.
 ///
 /// ```
-/// use reqwest_middleware::ClientBuilder;
+/// use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 /// use reqwest_middleware::reqwest::Client;
+/// use stellaops_telemetry_core::Telemetry;
 /// use stellaops_telemetry_tower::client::ReqwestTelemetryMiddleware;
-/// # let telemetry = stellaops_telemetry_core::Telemetry::builder("scanner").exporters(&[]).stdout_logs(false).build()?;
 ///
-/// let client = ClientBuilder::new(Client::new())
-///     .with(ReqwestTelemetryMiddleware::new()
-///         .redactor(telemetry.redactor().clone())
-///         .propagators(telemetry.propagators()))
-///     .build();
-/// # let _ = client;
-/// # Ok::<(), stellaops_telemetry_core::TelemetryError>(())
+/// fn traced(client: Client, telemetry: &Telemetry) -> ClientWithMiddleware {
+///     ClientBuilder::new(client)
+///         .with(ReqwestTelemetryMiddleware::new()
+///             .redactor(telemetry.redactor().clone())
+///             .propagators(telemetry.propagators()))
+///         .build()
+/// }
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct ReqwestTelemetryMiddleware {

@@ -65,9 +65,11 @@
 //!   `stella_http_requests_total{method,path,status}` and
 //!   `stella_http_request_duration_seconds{method,path}` (`path` is the route). All come from
 //!   one clock, read when the response body ends, so the **duration covers the body stream**.
-//! - **gRPC (tonic):** the `grpc-status` (from the head or the trailers) becomes the `status`
-//!   label and `rpc.grpc.status_code`. UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
-//!   UNAVAILABLE and DATA_LOSS are span errors.
+//! - **gRPC (tonic):** a request with content type `application/grpc` gets `rpc.system =
+//!   "grpc"`, and `rpc.service` / `rpc.method` from its path `/pkg.Service/Method`. Its
+//!   `grpc-status` (from the head or the trailers) becomes the `status` label and
+//!   `rpc.grpc.status_code`. UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
+//!   UNAVAILABLE and DATA_LOSS are span errors. The span keeps its HTTP name.
 //!
 //! The layer never alters a response because telemetry failed. It never buffers a body. It
 //! passes the inner service's error through untouched.

@@ -742,6 +742,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "config-file")]
     fn a_limits_section_may_set_only_some_fields() {
         let config = crate::TelemetryConfig::from_toml_str(
             "[limits]\nspan_event_count = 4\nlink_attribute_count = 0\n",

@@ -358,6 +358,6 @@ fn file_options(files: &FilesConfig, dir: &Path) -> FileExportOptions {
     options
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "config-file"))]
 #[path = "resolve_tests.rs"]
 mod tests;

@@ -802,7 +802,7 @@ fn set_paths(value: &serde_json::Value) -> Vec<String> {
     out
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "config-file"))]
 mod tests {
     use super::*;
 

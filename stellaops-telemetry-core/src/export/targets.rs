@@ -456,7 +456,7 @@ fn collection_tenant<'m>(
     merged.into_iter().collect()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "_otlp"))]
 #[cfg(feature = "testing")]
 mod tests {
     use std::sync::Arc;

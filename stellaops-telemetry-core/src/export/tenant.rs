@@ -475,6 +475,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "otlp-grpc")]
     fn the_scope_reaches_the_transports_and_ends_with_the_request() {
         let t = tenancy(None);
         let seen = Mutex::new(Vec::new());

@@ -358,6 +358,7 @@ fn file_options(files: &FilesConfig, dir: &Path) -> FileExportOptions {
     options
 }
 
-#[cfg(all(test, feature = "config-file"))]
+#[cfg(test)]
+#[cfg(feature = "config-file")]
 #[path = "resolve_tests.rs"]
 mod tests;

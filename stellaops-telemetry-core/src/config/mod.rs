@@ -802,7 +802,8 @@ fn set_paths(value: &serde_json::Value) -> Vec<String> {
     out
 }
 
-#[cfg(all(test, feature = "config-file"))]
+#[cfg(test)]
+#[cfg(feature = "config-file")]
 mod tests {
     use super::*;
 

@@ -456,8 +456,8 @@ fn collection_tenant<'m>(
     merged.into_iter().collect()
 }
 
-#[cfg(all(test, feature = "_otlp"))]
-#[cfg(feature = "testing")]
+#[cfg(test)]
+#[cfg(all(feature = "_otlp", feature = "testing"))]
 mod tests {
     use std::sync::Arc;
 

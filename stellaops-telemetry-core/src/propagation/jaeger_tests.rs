@@ -117,7 +117,7 @@ fn every_malformed_shape_is_refused() {
         String::new(),
         " ".into(),
         ":::".into(),
-        format!("{TRACE}"),
+        TRACE.to_owned(),
         format!("{TRACE}:{SPAN}"),
         format!("{TRACE}:{SPAN}:0"),
         format!("{TRACE}:{SPAN}:0:1:"),

@@ -188,7 +188,8 @@ pub struct Extracted {
     /// The same trace context with the whole validated `tracestate`, as it is propagated;
     /// `None` exactly when `parent` is.
     pub trace_context: Option<PropagatedTraceContext>,
-    /// The `baggage` list-members.
+    /// The `baggage` list-members; with [`Propagators`] naming `jaeger`, also the
+    /// `uberctx-` entries, each propagator's after the earlier one's.
     pub baggage: BaggageList,
 }
 

@@ -366,7 +366,7 @@ fn the_config_file_variable_is_read_first_and_variables_win_over_it() {
 fn malformed_values_are_errors_naming_the_variable_and_value() {
     for (name, value) in [
         ("OTEL_PROPAGATORS", "xray"),
-        ("OTEL_PROPAGATORS", "tracecontext,jaeger"),
+        ("OTEL_PROPAGATORS", "tracecontext,ottrace"),
         ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
         ("OTEL_BSP_EXPORT_TIMEOUT", "0"),
         ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
@@ -515,14 +515,15 @@ mod propagators {
     }
 
     #[test]
-    fn jaeger_is_a_typed_error_saying_it_is_not_available() {
-        let err = with(&[("OTEL_PROPAGATORS", "jaeger")]).unwrap_err();
-        assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err}");
-        assert!(
-            err.to_string()
-                .contains("jaeger propagator is not available"),
-            "{err}"
+    fn jaeger_is_read_and_an_unknown_name_is_a_typed_error_listing_it() {
+        let config = with(&[("OTEL_PROPAGATORS", "tracecontext, Jaeger")]).unwrap();
+        assert_eq!(
+            config.propagators,
+            Some(vec![PropagatorKind::TraceContext, PropagatorKind::Jaeger])
         );
+        let err = with(&[("OTEL_PROPAGATORS", "ottrace")]).unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err}");
+        assert!(err.to_string().contains("b3multi, jaeger or none"), "{err}");
     }
 }
 

@@ -85,7 +85,7 @@ fn install_registers_globals_refuses_a_second_install_and_the_guard_flushes() {
     let seen = Arc::new(AtomicUsize::new(0));
     let exporters = TestExporters::new();
     let propagators = stellaops_telemetry_core::TelemetryConfig::from_lookup(|name| {
-        (name == "OTEL_PROPAGATORS").then(|| "tracecontext,baggage,b3".to_owned())
+        (name == "OTEL_PROPAGATORS").then(|| "tracecontext,baggage,b3,jaeger".to_owned())
     })
     .unwrap();
     let guard = Telemetry::builder("installed")
@@ -140,9 +140,15 @@ fn install_registers_globals_refuses_a_second_install_and_the_guard_flushes() {
         p.fields().map(str::to_owned).collect::<Vec<_>>()
     });
     assert!(fields.contains(&"baggage".to_owned()), "{fields:?}");
-    // The configured propagators, B3 included, with the strict W3C parser.
+    // The configured propagators, B3 and Jaeger included, with the strict W3C parser.
     let b3 = carrier.get("b3").expect("b3 injected");
     assert!(b3.starts_with(&format!("{trace_id}-")), "{b3}");
+    let uber = carrier
+        .get("uber-trace-id")
+        .expect("uber-trace-id injected");
+    assert!(uber.starts_with(&format!("{trace_id}:")), "{uber}");
+    assert!(uber.ends_with(":0:1"), "{uber}");
+    assert!(fields.contains(&"uber-trace-id".to_owned()), "{fields:?}");
     assert_eq!(
         stellaops_telemetry_core::propagation::Propagators::installed(),
         guard.telemetry().propagators()
@@ -164,6 +170,45 @@ fn install_registers_globals_refuses_a_second_install_and_the_guard_flushes() {
     assert_eq!(
         cx.span().span_context().trace_id().to_string(),
         "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+
+    // Jaeger, URL-encoded form, with its baggage; a malformed `uber-trace-id` starts nothing.
+    let from_jaeger = HashMap::from([
+        (
+            "uber-trace-id".to_owned(),
+            "4bf92f3577b34da6a3ce929d0e0e4736%3A00f067aa0ba902b7%3A0%3A3".to_owned(),
+        ),
+        ("uberctx-user".to_owned(), "Am%C3%A9lie".to_owned()),
+    ]);
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&from_jaeger));
+    assert_eq!(
+        cx.span().span_context().trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert!(
+        cx.span().span_context().is_sampled(),
+        "debug reads as sampled"
+    );
+    {
+        use opentelemetry::baggage::BaggageExt as _;
+        assert_eq!(cx.baggage().get("user").map(|v| v.as_str()), Some("Amélie"));
+        let mut out = HashMap::new();
+        opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut out));
+        assert_eq!(
+            out["uber-trace-id"],
+            "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1"
+        );
+        assert_eq!(out["uberctx-user"], "Am%C3%A9lie");
+        assert_eq!(out["baggage"], "user=Am%C3%A9lie");
+    }
+    let malformed = HashMap::from([(
+        "uber-trace-id".to_owned(),
+        "4BF92F3577B34DA6A3CE929D0E0E4736:00f067aa0ba902b7:0:1".to_owned(),
+    )]);
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&malformed));
+    assert!(
+        !cx.span().span_context().is_valid(),
+        "uppercase hex is refused"
     );
 
     // The global meter provider.

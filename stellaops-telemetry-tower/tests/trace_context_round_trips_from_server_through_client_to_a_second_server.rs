@@ -323,9 +323,15 @@ mod configured_propagators {
             "x-b3-traceid",
             "x-b3-spanid",
             "x-b3-sampled",
+            "uber-trace-id",
         ] {
             if let Some(v) = headers.get(name) {
                 seen.insert(name.to_owned(), v.to_str().unwrap().into());
+            }
+        }
+        for (name, v) in &headers {
+            if name.as_str().starts_with("uberctx-") {
+                seen.insert(name.as_str().to_owned(), v.to_str().unwrap().into());
             }
         }
         serde_json::Value::Object(seen).to_string()
@@ -444,6 +450,84 @@ mod configured_propagators {
         assert!(
             seen.get("traceparent").is_none() && seen.get("b3").is_none(),
             "{seen}"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn with_jaeger_the_layers_read_and_write_uber_trace_id_and_uberctx_baggage() {
+        let (seen, spans) = through(
+            &[("OTEL_PROPAGATORS", "jaeger")],
+            &[
+                // The URL-encoded form, as some Jaeger clients send it.
+                ("uber-trace-id", format!("{TRACE}%3A{SPAN}%3A0%3A1")),
+                ("uberctx-user", "Am%C3%A9lie".to_owned()),
+                ("baggage", "ignored=1".to_owned()),
+            ],
+        )
+        .await;
+        let uber = seen["uber-trace-id"].as_str().unwrap();
+        assert!(
+            uber.starts_with(&format!("{TRACE}:")) && uber.ends_with(":0:1"),
+            "{uber}"
+        );
+        assert_eq!(seen["uberctx-user"], "Am%C3%A9lie", "{seen}");
+        assert!(
+            seen.get("traceparent").is_none() && seen.get("baggage").is_none(),
+            "{seen}"
+        );
+        let first = spans
+            .iter()
+            .find(|s| s.parent_span_id.to_string() == SPAN)
+            .expect("the first server's span continues the Jaeger parent");
+        assert_eq!(first.span_context.trace_id().to_string(), TRACE);
+        let client = spans
+            .iter()
+            .find(|s| s.name == "GET" && s.span_kind == opentelemetry::trace::SpanKind::Client)
+            .expect("the client span");
+        assert_eq!(
+            uber,
+            format!("{TRACE}:{}:0:1", client.span_context.span_id()),
+            "{spans:?}"
+        );
+        // The second server continued the same trace under the client span.
+        assert!(
+            spans
+                .iter()
+                .any(|s| s.span_kind == opentelemetry::trace::SpanKind::Server
+                    && s.parent_span_id == client.span_context.span_id()),
+            "{spans:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn with_tracecontext_then_jaeger_a_short_jaeger_id_wins_and_both_headers_leave() {
+        let short = "a3ce929d0e0e4736";
+        let (seen, spans) = through(
+            &[("OTEL_PROPAGATORS", "tracecontext,jaeger")],
+            &[
+                ("traceparent", format!("00-{TRACE}-{SPAN}-01")),
+                ("uber-trace-id", format!("{short}:{SPAN}:0:1")),
+                ("uberctx-tenant", "acme".to_owned()),
+            ],
+        )
+        .await;
+        let padded = format!("{short:0>32}");
+        let traceparent = seen["traceparent"].as_str().unwrap();
+        let uber = seen["uber-trace-id"].as_str().unwrap();
+        assert!(
+            traceparent.starts_with(&format!("00-{padded}-")),
+            "{traceparent}"
+        );
+        assert!(uber.starts_with(&format!("{padded}:")), "{uber}");
+        // Both name the same parent: the client span.
+        let parent_in_traceparent = traceparent.split('-').nth(2).unwrap();
+        assert_eq!(uber.split(':').nth(1), Some(parent_in_traceparent));
+        assert_eq!(seen["uberctx-tenant"], "acme");
+        assert!(
+            spans
+                .iter()
+                .all(|s| s.span_context.trace_id().to_string() == padded),
+            "{spans:?}"
         );
     }
 

@@ -58,7 +58,7 @@ pub const ENVIRONMENT: &[EnvVar] = &[
     EnvVar {
         name: "OTEL_PROPAGATORS",
         default: "tracecontext,baggage",
-        effect: "propagators, comma-separated, in order: `tracecontext`, `baggage`, `b3` (single header), `b3multi` (`X-B3-*`), `none`; registered globally by `install()` and used by the tower layers",
+        effect: "propagators, comma-separated, in order: `tracecontext`, `baggage`, `b3` (single header), `b3multi` (`X-B3-*`), `jaeger` (`uber-trace-id`, `uberctx-*`), `none`; registered globally by `install()` and used by the tower layers",
     },
     EnvVar {
         name: "OTEL_TRACES_EXPORTER",

@@ -418,6 +418,8 @@ pub enum PropagatorKind {
     B3,
     /// Zipkin B3, the `X-B3-*` headers.
     B3Multi,
+    /// Jaeger: `uber-trace-id`, and `uberctx-{key}` headers for baggage.
+    Jaeger,
 }
 
 /// The OTLP transport.

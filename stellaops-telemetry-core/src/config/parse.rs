@@ -279,19 +279,13 @@ pub(crate) fn parse_propagators(
             "baggage" => PropagatorKind::Baggage,
             "b3" => PropagatorKind::B3,
             "b3multi" => PropagatorKind::B3Multi,
-            "jaeger" => {
-                return Err(invalid(
-                    name,
-                    item,
-                    "the jaeger propagator is not available in this build (expected \
-                     tracecontext, baggage, b3, b3multi or none)",
-                ));
-            }
+            "jaeger" => PropagatorKind::Jaeger,
             _ => {
                 return Err(invalid(
                     name,
                     item,
-                    "unsupported propagator (expected tracecontext, baggage, b3, b3multi or none)",
+                    "unsupported propagator (expected tracecontext, baggage, b3, b3multi, \
+                     jaeger or none)",
                 ));
             }
         };

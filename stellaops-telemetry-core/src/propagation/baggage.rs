@@ -140,7 +140,30 @@ impl BaggageMember {
     }
 }
 
+impl BaggageMember {
+    /// A member of already checked parts.
+    pub(super) fn new(key: String, value: String, properties: String) -> Self {
+        BaggageMember {
+            key,
+            value,
+            properties,
+        }
+    }
+}
+
 impl BaggageList {
+    /// A list of already checked members.
+    pub(super) fn from_members(members: Vec<BaggageMember>) -> Self {
+        BaggageList { members }
+    }
+
+    /// Appends `other`'s members after these (a later propagator's baggage), up to
+    /// [`MAX_BAGGAGE_MEMBERS`] in all.
+    pub(super) fn append(&mut self, other: BaggageList) {
+        let room = MAX_BAGGAGE_MEMBERS.saturating_sub(self.members.len());
+        self.members.extend(other.members.into_iter().take(room));
+    }
+
     /// The list-members, in the order received.
     ///
     /// # Example
@@ -334,7 +357,7 @@ fn push_properties(out: &mut String, properties: &[u8]) {
 }
 
 /// RFC 7230 `token = 1*tchar`.
-fn is_token(key: &[u8]) -> bool {
+pub(super) fn is_token(key: &[u8]) -> bool {
     !key.is_empty()
         && key.iter().all(|&b| {
             b.is_ascii_alphanumeric()
@@ -396,7 +419,7 @@ fn percent_decode(value: &[u8]) -> String {
     }
 }
 
-fn hex_value(b: u8) -> Option<u8> {
+pub(super) fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
@@ -456,7 +479,7 @@ fn percent_encode(out: &mut String, value: &str) {
     }
 }
 
-fn hex_upper(nibble: u8) -> char {
+pub(super) fn hex_upper(nibble: u8) -> char {
     let nibble = nibble & 0x0f;
     char::from(if nibble < 10 {
         b'0' + nibble

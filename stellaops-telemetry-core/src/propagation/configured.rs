@@ -18,12 +18,13 @@ use opentelemetry_zipkin::{B3Encoding, Propagator as B3Propagator};
 
 use super::{
     BAGGAGE, Extracted, PropagatedTraceContext, TRACEPARENT, TRACESTATE, baggage,
-    baggage_of_headers, baggage_value, inject_baggage, trace_context_of, trace_context_of_headers,
+    baggage_of_headers, baggage_value, inject_baggage, jaeger, trace_context_of,
+    trace_context_of_headers,
 };
 use crate::config::PropagatorKind;
 
 /// Room for every kind once (duplicates are ignored, so a set never holds more).
-const KINDS: usize = 4;
+const KINDS: usize = 5;
 
 /// B3's debug flag as `opentelemetry-zipkin` reads it: a sampled decision.
 const B3_DEBUG: TraceFlags = TraceFlags::new(0x04);
@@ -39,7 +40,13 @@ static INSTALLED: OnceLock<Propagators> = OnceLock::new();
 /// `baggage` are this module's strict W3C parsers and writers; `b3` (the single `b3` header)
 /// and `b3multi` (`X-B3-*`) are `opentelemetry-zipkin`'s B3 propagator. A B3 debug flag is
 /// read as sampled and a B3 context without a sampling decision as not sampled (W3C has no
-/// flag for either).
+/// flag for either). `jaeger` reads and writes `uber-trace-id` and one `uberctx-{key}` header
+/// per baggage entry: ids of 1 to 32 (trace) and 1 to 16 (span) lowercase hex digits,
+/// left-padded, the fields separated by `:` or `%3A`, the debug flag read as sampled, values
+/// longer than [`MAX_UBER_TRACE_ID_BYTES`](super::MAX_UBER_TRACE_ID_BYTES) ignored, the
+/// `uberctx-` entries within the W3C baggage limits, and written as
+/// `{32 hex}:{16 hex}:0:{1|0}`. Baggage from `baggage` and `jaeger` is combined in order (for
+/// a repeated key, the later propagator's value wins).
 ///
 /// Cheap to copy: the tower layers keep one and call [`extract`](Self::extract) and
 /// [`inject`](Self::inject) per request, which for `tracecontext` and `baggage` cost what
@@ -88,6 +95,7 @@ impl Propagators {
         kinds: [
             PropagatorKind::TraceContext,
             PropagatorKind::Baggage,
+            PropagatorKind::TraceContext,
             PropagatorKind::TraceContext,
             PropagatorKind::TraceContext,
         ],
@@ -151,11 +159,16 @@ impl Propagators {
             let found = match kind {
                 PropagatorKind::TraceContext => trace_context_of_headers(headers),
                 PropagatorKind::Baggage => {
-                    out.baggage = baggage_of_headers(headers);
+                    out.baggage.append(baggage_of_headers(headers));
                     None
                 }
                 PropagatorKind::B3 | PropagatorKind::B3Multi => {
                     b3_extract(kind, &HeaderExtractor(headers))
+                }
+                PropagatorKind::Jaeger => {
+                    let (found, baggage) = jaeger::extract_headers(headers);
+                    out.baggage.append(baggage);
+                    found
                 }
             };
             if let Some((parent, received)) = found {
@@ -187,6 +200,10 @@ impl Propagators {
                     {
                         b3_inject(kind, p, &mut HeaderInjector(headers));
                     }
+                }
+                PropagatorKind::Jaeger => {
+                    let p = trace.get_or_insert_with(|| PropagatedTraceContext::current(cx));
+                    jaeger::inject(p.as_ref(), cx.baggage(), &mut HeaderInjector(headers));
                 }
             }
         }
@@ -242,6 +259,8 @@ impl ConfiguredPropagator {
                 PropagatorKind::B3Multi => {
                     &["x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-flags"]
                 }
+                // The `uberctx-{key}` names depend on the baggage, so they are not listed.
+                PropagatorKind::Jaeger => &["uber-trace-id"],
             };
             fields.extend(names.iter().map(|n| (*n).to_owned()));
         }
@@ -282,6 +301,10 @@ impl TextMapPropagator for ConfiguredPropagator {
                         b3_inject(kind, p, injector);
                     }
                 }
+                PropagatorKind::Jaeger => {
+                    let p = trace.get_or_insert_with(|| PropagatedTraceContext::current(cx));
+                    jaeger::inject(p.as_ref(), cx.baggage(), injector);
+                }
             }
         }
     }
@@ -300,10 +323,16 @@ impl TextMapPropagator for ConfiguredPropagator {
                 }
                 PropagatorKind::Baggage => {
                     let lines = extractor.get_all(BAGGAGE.as_str()).unwrap_or_default();
-                    out.baggage = baggage::parse(|| lines.iter().map(|line| line.as_bytes()));
+                    out.baggage
+                        .append(baggage::parse(|| lines.iter().map(|line| line.as_bytes())));
                     None
                 }
                 PropagatorKind::B3 | PropagatorKind::B3Multi => b3_extract(kind, extractor),
+                PropagatorKind::Jaeger => {
+                    let (found, baggage) = jaeger::extract(extractor);
+                    out.baggage.append(baggage);
+                    found
+                }
             };
             if let Some((parent, received)) = found {
                 out.parent = Some(parent);

@@ -88,9 +88,16 @@
 //! See [`BaggageList`]: combined lines longer than [`MAX_BAGGAGE_BYTES`] are ignored whole,
 //! invalid members are skipped, at most [`MAX_BAGGAGE_MEMBERS`] are kept, values are
 //! percent-decoded and properties kept.
+//!
+//! # Other formats
+//!
+//! [`Propagators`] adds B3 (`b3`, `b3multi`) and Jaeger (`uber-trace-id` and `uberctx-*`
+//! baggage, read as strictly as the W3C headers, within the same baggage limits), in the
+//! order `OTEL_PROPAGATORS` names them.
 
 mod baggage;
 mod configured;
+mod jaeger;
 mod propagated;
 mod traceparent;
 mod tracestate;
@@ -105,6 +112,7 @@ use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceS
 
 pub use baggage::{BaggageList, BaggageMember, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS};
 pub use configured::{ConfiguredPropagator, Propagators};
+pub use jaeger::{MAX_UBER_TRACE_ID_BYTES, UBER_TRACE_ID, UBERCTX_PREFIX};
 pub use propagated::PropagatedTraceContext;
 
 /// The `traceparent` header name.
@@ -180,7 +188,8 @@ pub struct Extracted {
     /// The same trace context with the whole validated `tracestate`, as it is propagated;
     /// `None` exactly when `parent` is.
     pub trace_context: Option<PropagatedTraceContext>,
-    /// The `baggage` list-members.
+    /// The `baggage` list-members; with [`Propagators`] naming `jaeger`, also the
+    /// `uberctx-` entries, each propagator's after the earlier one's.
     pub baggage: BaggageList,
 }
 

@@ -18,7 +18,7 @@
 //! Per request:
 //!
 //! - **Trace context** comes from the pipeline's propagators (`OTEL_PROPAGATORS`, by default
-//!   `traceparent` / `tracestate` / `baggage` parsed strictly; `b3` and `b3multi` too, see
+//!   `traceparent` / `tracestate` / `baggage` parsed strictly; `b3`, `b3multi` and `jaeger` too, see
 //!   [`Propagators`](crate::propagation::Propagators)). A malformed header starts a new trace;
 //!   it never fails the request. Under a disabled SDK (`OTEL_SDK_DISABLED=true`) nothing is
 //!   recorded and the received context is passed on unchanged. What the client layer sends on is kept beside the request span's

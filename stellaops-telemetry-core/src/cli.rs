@@ -73,6 +73,7 @@ pub const USAGE: u8 = 2;
 pub const UNREACHABLE: u8 = 3;
 
 mod bundle;
+mod config;
 mod incident;
 mod kit;
 mod smoke;
@@ -125,6 +126,12 @@ enum Command {
     /// Writes the offline kit for a profile (collector configuration, dashboards, rules and
     /// their tests, an import guide, a sha256 manifest, signed with `--key`), or verifies one.
     Kit(kit::KitArgs),
+    /// Checks a configuration: a file and the environment resolved as `build()` resolves
+    /// them, every setting printed with its origin, without building or dialling anything.
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
+    },
     /// Sends one span, one metric data point and one log record, each with the same
     /// stellaops.smoke.id, to a collector through the egress policy (sealed with
     /// STELLAOPS_TELEMETRY_SEALED=true); reports per signal whether it was accepted and how
@@ -309,6 +316,7 @@ fn execute(
         Command::Keygen(args) => bundle::keygen(args, out),
         Command::Bundle { command } => bundle::run(command, out, progress),
         Command::Kit(args) => kit::run(args, out),
+        Command::Config { command } => config::run(command, out),
         Command::Smoke(args) => smoke::run(args, out),
     }
 }

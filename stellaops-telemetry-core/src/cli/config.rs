@@ -142,7 +142,9 @@ fn resolve(args: &CheckArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Rep
     let origins = Origins {
         input: &input,
         env: &lookup,
-        file: config_file.as_ref().map(|(path, _)| bounded(path, MAX_VALUE_CHARS)),
+        file: config_file
+            .as_ref()
+            .map(|(path, _)| bounded(path, MAX_VALUE_CHARS)),
         profile: settings.profile.name.clone(),
     };
     let mut settings_lines = vec![match &config_file {
@@ -297,10 +299,7 @@ fn list<I: IntoIterator<Item = String>>(items: I) -> String {
 }
 
 fn path_or_none(path: Option<&std::path::Path>) -> String {
-    path.map_or_else(
-        || "(none)".to_owned(),
-        |p| shown(&p.display().to_string()),
-    )
+    path.map_or_else(|| "(none)".to_owned(), |p| shown(&p.display().to_string()))
 }
 
 fn exporters(kinds: &[ExporterKind]) -> String {
@@ -446,7 +445,11 @@ fn profile_settings(origins: &Origins<'_>, settings: &Settings) -> Vec<Line> {
         )),
     }
     if let Some(arg) = &input.sampler_arg {
-        lines.push(line("sampler_arg", shown(arg), origins.of("sampler_arg", true)));
+        lines.push(line(
+            "sampler_arg",
+            shown(arg),
+            origins.of("sampler_arg", true),
+        ));
     }
     lines.extend([
         line("sampling.mode", spelled(&sampling.mode), by_profile()),
@@ -489,6 +492,15 @@ fn profile_settings(origins: &Origins<'_>, settings: &Settings) -> Vec<Line> {
             by_profile(),
         ),
     ]);
+    lines.extend(redaction_and_exporters(origins, settings));
+    lines
+}
+
+/// The profile's redaction settings and exporters (each replaced when configured).
+fn redaction_and_exporters(origins: &Origins<'_>, settings: &Settings) -> Vec<Line> {
+    let input = origins.input;
+    let profile = &settings.profile;
+    let mut lines = Vec::new();
     let redaction = origins.of_profile("redaction", input.redaction.is_some());
     lines.push(line(
         "redaction.keys",
@@ -635,7 +647,10 @@ fn queues_and_limits(origins: &Origins<'_>, settings: &Settings) -> Vec<Line> {
             "span_attribute_count",
             limits.span_attribute_count,
             set.span_attribute_count.is_some(),
-            &["OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"][..],
+            &[
+                "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+                "OTEL_ATTRIBUTE_COUNT_LIMIT",
+            ][..],
         ),
         (
             "span_event_count",
@@ -844,133 +859,136 @@ fn otlp_lines(
     let (specific, common) = (signal_config(input, signal), &input.otlp.common);
     let prefix = format!("otlp.{}.", signal.as_str());
     // The origin of the per-signal value when set, else of the shared one, else `otherwise`.
-    let pick = |field: &str, specific_set: bool, common_set: bool, otherwise: String| {
-        if specific_set {
-            origins.of(&format!("{prefix}{field}"), true)
-        } else if common_set {
-            origins.of(&format!("otlp.{field}"), true)
-        } else {
-            otherwise
-        }
+    let pick = |field: &str, set: (bool, bool), otherwise: String| match set {
+        (true, _) => origins.of(&format!("{prefix}{field}"), true),
+        (false, true) => origins.of(&format!("otlp.{field}"), true),
+        (false, false) => otherwise,
     };
-    let endpoint_origin = pick(
-        "endpoint",
-        specific.endpoint.is_some(),
-        common.endpoint.is_some(),
-        // Not configured: read by the exporter from the process environment, or its default.
-        pinned_from
-            .filter(|from| from.starts_with("OTEL_EXPORTER_OTLP_"))
-            .map_or_else(|| "default".to_owned(), |var| format!("env {var}")),
-    );
+    let set = |s: bool, c: bool| (s, c);
+    // Not configured: read by the exporter from the process environment, or its default.
+    let unconfigured_endpoint = pinned_from
+        .filter(|from| from.starts_with("OTEL_EXPORTER_OTLP_"))
+        .map_or_else(|| "default".to_owned(), |var| format!("env {var}"));
     let protocol = specific
         .protocol
         .or(common.protocol)
         .unwrap_or(crate::config::OtlpProtocol::Grpc);
-    let mut headers: BTreeMap<&str, &str> = BTreeMap::new();
-    for source in [&common.headers, &specific.headers].into_iter().flatten() {
-        headers.extend(source.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    }
-    // Header values are never printed: they carry the collector's credentials.
-    let header_names = list(
-        headers
-            .keys()
-            .map(|k| format!("{}={}", shown(k), crate::redaction::REDACTED)),
-    );
     let headers_origin = match (&specific.headers, &common.headers) {
         (Some(_), Some(_)) => format!(
             "{}; {}",
             origins.of("otlp.headers", true),
             origins.of(&format!("{prefix}headers"), true)
         ),
-        (s, c) => pick("headers", s.is_some(), c.is_some(), "default".to_owned()),
+        (s, c) => pick(
+            "headers",
+            set(s.is_some(), c.is_some()),
+            "default".to_owned(),
+        ),
     };
     // The timeout as the exporter resolves it (its default included); the settings were
     // checked when the plan was made.
-    let timeout = crate::export::OtlpSettings::resolve(input, signal)
-        .map_or_else(|_| "?".to_owned(), |otlp| otlp.timeout.as_millis().to_string());
-    let compression = specific
-        .compression
-        .or(common.compression)
-        .map_or_else(|| "none".to_owned(), |c| spelled(&c));
-    let path = |s: &Option<PathBuf>, c: &Option<PathBuf>| {
-        path_or_none(s.as_deref().or(c.as_deref()))
-    };
-    let tenant = specific.default_tenant.as_ref().or(common.default_tenant.as_ref());
-    let name = |field: &str| format!("{prefix}{field}");
-    vec![
-        line(&name("endpoint"), bounded(endpoint, MAX_VALUE_CHARS), endpoint_origin),
-        line(
-            &name("protocol"),
+    let timeout = crate::export::OtlpSettings::resolve(input, signal).map_or_else(
+        |_| "?".to_owned(),
+        |otlp| otlp.timeout.as_millis().to_string(),
+    );
+    let path =
+        |s: &Option<PathBuf>, c: &Option<PathBuf>| path_or_none(s.as_deref().or(c.as_deref()));
+    let rows = [
+        (
+            "endpoint",
+            bounded(endpoint, MAX_VALUE_CHARS),
+            set(specific.endpoint.is_some(), common.endpoint.is_some()),
+            unconfigured_endpoint,
+        ),
+        (
+            "protocol",
             protocol.as_str().to_owned(),
-            pick(
-                "protocol",
-                specific.protocol.is_some(),
-                common.protocol.is_some(),
-                "default".to_owned(),
-            ),
+            set(specific.protocol.is_some(), common.protocol.is_some()),
+            "default".to_owned(),
         ),
-        line(&name("headers"), header_names, headers_origin),
-        line(
-            &name("timeout_ms"),
+        (
+            "headers",
+            header_names(&common.headers, &specific.headers),
+            (false, false),
+            headers_origin,
+        ),
+        (
+            "timeout_ms",
             timeout,
-            pick(
-                "timeout_ms",
-                specific.timeout_ms.is_some(),
-                common.timeout_ms.is_some(),
-                "default".to_owned(),
-            ),
+            set(specific.timeout_ms.is_some(), common.timeout_ms.is_some()),
+            "default".to_owned(),
         ),
-        line(
-            &name("compression"),
-            compression,
-            pick(
-                "compression",
-                specific.compression.is_some(),
-                common.compression.is_some(),
-                "default".to_owned(),
-            ),
+        (
+            "compression",
+            specific
+                .compression
+                .or(common.compression)
+                .map_or_else(|| "none".to_owned(), |c| spelled(&c)),
+            set(specific.compression.is_some(), common.compression.is_some()),
+            "default".to_owned(),
         ),
-        line(
-            &name("certificate"),
+        (
+            "certificate",
             path(&specific.certificate, &common.certificate),
-            pick(
-                "certificate",
-                specific.certificate.is_some(),
-                common.certificate.is_some(),
-                "default".to_owned(),
-            ),
+            set(specific.certificate.is_some(), common.certificate.is_some()),
+            "default".to_owned(),
         ),
-        line(
-            &name("client_certificate"),
+        (
+            "client_certificate",
             path(&specific.client_certificate, &common.client_certificate),
-            pick(
-                "client_certificate",
+            set(
                 specific.client_certificate.is_some(),
                 common.client_certificate.is_some(),
-                "default".to_owned(),
             ),
+            "default".to_owned(),
         ),
-        line(
-            &name("client_key"),
+        (
+            "client_key",
             path(&specific.client_key, &common.client_key),
-            pick(
-                "client_key",
-                specific.client_key.is_some(),
-                common.client_key.is_some(),
-                "default".to_owned(),
-            ),
+            set(specific.client_key.is_some(), common.client_key.is_some()),
+            "default".to_owned(),
         ),
-        line(
-            &name("default_tenant"),
-            tenant.map_or_else(|| "(none)".to_owned(), |t| shown(t)),
-            pick(
-                "default_tenant",
+        (
+            "default_tenant",
+            specific
+                .default_tenant
+                .as_ref()
+                .or(common.default_tenant.as_ref())
+                .map_or_else(|| "(none)".to_owned(), |t| shown(t)),
+            set(
                 specific.default_tenant.is_some(),
                 common.default_tenant.is_some(),
-                "default".to_owned(),
             ),
+            "default".to_owned(),
         ),
-    ]
+    ];
+    rows.into_iter()
+        .map(|(field, value, set, otherwise)| {
+            line(
+                &format!("{prefix}{field}"),
+                value,
+                pick(field, set, otherwise),
+            )
+        })
+        .collect()
+}
+
+/// The names of the headers sent (the shared ones, then the per-signal ones over them), each
+/// with its value masked: header values carry the collector's credentials.
+fn header_names(
+    common: &Option<BTreeMap<String, String>>,
+    specific: &Option<BTreeMap<String, String>>,
+) -> String {
+    let names: BTreeSet<&str> = [common, specific]
+        .into_iter()
+        .flatten()
+        .flat_map(|headers| headers.keys().map(String::as_str))
+        .collect();
+    list(
+        names
+            .into_iter()
+            .map(|k| format!("{}={}", shown(k), crate::redaction::REDACTED)),
+    )
 }
 
 fn signal_config(config: &TelemetryConfig, signal: Signal) -> &OtlpSignalConfig {
@@ -1073,20 +1091,24 @@ mod tests {
         let text = bounded(&long, MAX_VALUE_CHARS);
         assert_eq!(text.chars().count(), MAX_VALUE_CHARS + CUT.chars().count());
         assert_eq!(bounded("a\nfake = line", 100), "a\\nfake = line");
-        assert_eq!(list((0..100).map(|i| i.to_string())).matches(", ").count(), 63);
+        assert_eq!(
+            list((0..100).map(|i| i.to_string())).matches(", ").count(),
+            63
+        );
     }
 
     #[test]
     fn the_defaults_resolve_with_every_origin_default_or_profile() {
-        let (ok, out) = run(None, false, &[]);
+        // An endpoint of the test's own: an unset one is read from the process environment.
+        let endpoint = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")];
+        let (ok, out) = run(None, false, &endpoint);
         assert!(ok, "{out}");
         assert!(out.contains("config_file = (none)  (default)"), "{out}");
         assert!(out.contains("profile = default  (default)"), "{out}");
         assert!(out.contains("log_level = info  (profile default)"), "{out}");
+        assert!(out.contains("dir = ./telemetry-data  (default)"), "{out}");
         assert!(
-            out.contains(
-                "egress.traces = allowed http://localhost:4317 by policy open  (default)"
-            ),
+            out.contains("egress.traces = allowed http://127.0.0.1:4317 by policy open  (default)"),
             "{out}"
         );
     }
@@ -1109,6 +1131,9 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&err).unwrap();
         let message = parsed["error"].as_str().unwrap();
         assert!(message.contains("OTEL_BSP_MAX_QUEUE_SIZE"), "{message}");
-        assert!(message.chars().count() <= MAX_ERROR_CHARS + CUT.len(), "{message}");
+        assert!(
+            message.chars().count() <= MAX_ERROR_CHARS + CUT.len(),
+            "{message}"
+        );
     }
 }

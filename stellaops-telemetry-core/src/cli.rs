@@ -1,6 +1,7 @@
 //! The `stella-telemetry` command line (feature `cli`): profiles, the catalogue, the
-//! generated artefacts, tenants' incidents, and offline bundles. The binary is a thin `main`
-//! around [`run_with_progress`]; [`run`] is the same without progress bars.
+//! generated artefacts, tenants' incidents, offline bundles, and configuration checks. The
+//! binary is a thin `main` around [`run_with_progress`]; [`run`] is the same without progress
+//! bars.
 //!
 //! # Example
 //!
@@ -33,6 +34,7 @@
 //! stella-telemetry bundle verify --pub PUB FILE
 //! stella-telemetry bundle inspect [--json] FILE
 //! stella-telemetry bundle replay --endpoint URL [--protocol http|grpc] --pub PUB FILE
+//! stella-telemetry config check [FILE] [--json] [--service NAME]
 //! stella-telemetry smoke --endpoint URL [--protocol grpc|http/protobuf] [--tenant T] [--ca FILE] [--cert FILE --key FILE] [--timeout SECS]
 //! ```
 //!
@@ -46,6 +48,12 @@
 //! the public key; `bundle inspect` shows what one holds without a key; `bundle replay`
 //! verifies one, then sends its records to an OTLP endpoint through the egress policy (the
 //! sealed one when `STELLAOPS_TELEMETRY_SEALED=true`, else any endpoint).
+//!
+//! `config check` reads a configuration file (FILE, else the one `STELLAOPS_TELEMETRY_CONFIG`
+//! names) and the process environment as `TelemetryConfig::from_env` does, resolves them as
+//! `build()` does and prints every setting as `name = value  (origin)`, then the egress
+//! policy's answer for each OTLP endpoint; it builds no exporter, dials nothing and creates no
+//! file. Header values and credentials are masked, every value is cut at 256 characters.
 //!
 //! Results go to standard output; errors go to standard error with exit status 1 (2 for a
 //! malformed command line, as clap reports it; 3 when the endpoint cannot be reached). A
@@ -73,6 +81,7 @@ pub const USAGE: u8 = 2;
 pub const UNREACHABLE: u8 = 3;
 
 mod bundle;
+mod config;
 mod incident;
 mod kit;
 mod smoke;
@@ -81,7 +90,7 @@ mod smoke;
 #[command(
     name = "stella-telemetry",
     version,
-    about = "StellaOps telemetry: profiles, the metric catalogue, generated alert rules, dashboards and collector configurations, tenants' incidents, and offline bundles"
+    about = "StellaOps telemetry: profiles, the metric catalogue, generated alert rules, dashboards and collector configurations, tenants' incidents, offline bundles, and configuration checks"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -125,6 +134,12 @@ enum Command {
     /// Writes the offline kit for a profile (collector configuration, dashboards, rules and
     /// their tests, an import guide, a sha256 manifest, signed with `--key`), or verifies one.
     Kit(kit::KitArgs),
+    /// Checks a configuration: a file and the environment resolved as `build()` resolves
+    /// them, every setting printed with its origin, without building or dialling anything.
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
+    },
     /// Sends one span, one metric data point and one log record, each with the same
     /// stellaops.smoke.id, to a collector through the egress policy (sealed with
     /// STELLAOPS_TELEMETRY_SEALED=true); reports per signal whether it was accepted and how
@@ -309,6 +324,7 @@ fn execute(
         Command::Keygen(args) => bundle::keygen(args, out),
         Command::Bundle { command } => bundle::run(command, out, progress),
         Command::Kit(args) => kit::run(args, out),
+        Command::Config { command } => config::run(command, out),
         Command::Smoke(args) => smoke::run(args, out),
     }
 }

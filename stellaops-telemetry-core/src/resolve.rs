@@ -166,6 +166,40 @@ pub(crate) fn resolve(builder: TelemetryBuilder) -> Result<(Settings, Extras), T
     Ok((settings, extras))
 }
 
+/// What `build()` decides before it builds anything: the settings, the export plan (the
+/// egress policy asked about every OTLP endpoint, certificate files read and checked) and the
+/// parts this build leaves out refused by name, with the errors `build()` would return.
+/// Nothing is created, started or dialled (`stella-telemetry config check`).
+#[cfg(feature = "cli")]
+pub(crate) fn check(
+    builder: TelemetryBuilder,
+) -> Result<(Settings, crate::plan::ExportPlan), TelemetryError> {
+    let (settings, _extras) = resolve(builder)?;
+    let plan = crate::plan::plan(&settings)?;
+    if !settings.disabled {
+        built_in(&settings)?;
+    }
+    Ok((settings, plan))
+}
+
+/// The parts of an enabled pipeline this build must have beyond its exporters (refused as
+/// assembling the metric provider refuses them).
+#[cfg(feature = "cli")]
+#[cfg_attr(feature = "prometheus", allow(unused_variables))]
+fn built_in(settings: &Settings) -> Result<(), ConfigError> {
+    #[cfg(not(feature = "prometheus"))]
+    if settings.profile.prometheus_scrape {
+        return Err(ConfigError::NotBuiltIn {
+            what: format!(
+                "the profile `{}`'s prometheus_scrape (the Prometheus endpoint)",
+                settings.profile.name
+            ),
+            feature: "prometheus",
+        });
+    }
+    Ok(())
+}
+
 /// `service.name` and `service.version`. A configured name (`OTEL_SERVICE_NAME`) wins; then
 /// `service.name` in the resource attributes; then the name the code gave the builder.
 fn service_identity(

@@ -847,6 +847,26 @@ fn default_endpoint(protocol: crate::config::OtlpProtocol, signal: Signal) -> St
     }
 }
 
+/// Where the headers sent come from: both the shared and the per-signal table when both are
+/// set (the per-signal entries over the shared ones), else the one that is.
+fn headers_origin(
+    origins: &Origins<'_>,
+    prefix: &str,
+    specific: &crate::config::OtlpSignalConfig,
+    common: &crate::config::OtlpSignalConfig,
+) -> String {
+    match (&specific.headers, &common.headers) {
+        (Some(_), Some(_)) => format!(
+            "{}; {}",
+            origins.of("otlp.headers", true),
+            origins.of(&format!("{prefix}headers"), true)
+        ),
+        (Some(_), None) => origins.of(&format!("{prefix}headers"), true),
+        (None, Some(_)) => origins.of("otlp.headers", true),
+        (None, None) => "default".to_owned(),
+    }
+}
+
 /// One signal's OTLP settings: each the per-signal value, else the shared one, else the
 /// default, with the origin of the one used.
 fn otlp_lines(
@@ -873,18 +893,7 @@ fn otlp_lines(
         .protocol
         .or(common.protocol)
         .unwrap_or(crate::config::OtlpProtocol::Grpc);
-    let headers_origin = match (&specific.headers, &common.headers) {
-        (Some(_), Some(_)) => format!(
-            "{}; {}",
-            origins.of("otlp.headers", true),
-            origins.of(&format!("{prefix}headers"), true)
-        ),
-        (s, c) => pick(
-            "headers",
-            set(s.is_some(), c.is_some()),
-            "default".to_owned(),
-        ),
-    };
+    let headers_origin = headers_origin(origins, &prefix, specific, common);
     // The timeout as the exporter resolves it (its default included); the settings were
     // checked when the plan was made.
     let timeout = crate::export::OtlpSettings::resolve(input, signal).map_or_else(

@@ -164,7 +164,8 @@ fn plan_signal(
 
 /// A build that leaves the OTLP transports out (run with `--no-default-features --features
 /// file`): what asks for them is refused by name, and the airgap profile builds.
-#[cfg(all(test, not(feature = "_otlp"), feature = "file"))]
+#[cfg(test)]
+#[cfg(all(not(feature = "_otlp"), feature = "file"))]
 mod without_otlp_tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

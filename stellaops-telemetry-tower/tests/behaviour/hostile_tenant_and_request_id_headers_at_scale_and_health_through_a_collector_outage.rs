@@ -12,11 +12,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../../stellaops-telemetry-core/tests/support/switchable.rs"]
-mod switchable;
-
 use std::time::{Duration, Instant};
 
+use crate::switchable::SwitchableReceiver;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -30,7 +28,6 @@ use stellaops_telemetry_tower::propagation::{
 };
 use stellaops_telemetry_tower::server::{MAX_TENANT_LEN, RequestId, Tenant};
 use stellaops_telemetry_tower::services::Health;
-use switchable::SwitchableReceiver;
 use tower::ServiceExt;
 
 /// The tenant grammar, written apart from `Tenant::parse`: 1 to 128 bytes, each a letter, a

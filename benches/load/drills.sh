@@ -22,7 +22,7 @@
 #                                                     # 100,000 property cases
 #
 # Every drill is a `#[test]` of stellaops-telemetry-core's
-# tests/drills_collector_outage_hung_exporter_and_shutdown_completeness.rs (the full-scale ones
+# tests/behaviour/drills_collector_outage_hung_exporter_and_shutdown_completeness.rs (the full-scale ones
 # are `#[ignore]`d and read DRILL_* variables) or a property test; the CI-scale versions run
 # in every `cargo test`. Everything listens on 127.0.0.1 only.
 #
@@ -76,13 +76,13 @@ tower_props=hostile_tenant_and_request_id_headers_at_scale_and_health_through_a_
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), scale=$scale"
 echo "# command: DRILL_SCALE=$scale bash benches/load/drills.sh"
 
-cargo test -q --release -p stellaops-telemetry-core --test "$core_drills" --no-run
-cargo test -q --release -p stellaops-telemetry-core --test "$core_props" --no-run
-cargo test -q --release -p stellaops-telemetry-tower --all-features --test "$tower_props" --no-run
+# The drills and properties are modules of each crate's `behaviour` test binary.
+cargo test -q --release -p stellaops-telemetry-core --test behaviour --no-run
+cargo test -q --release -p stellaops-telemetry-tower --all-features --test behaviour --no-run
 
 run_core_drill() {
-    cargo test -q --release -p stellaops-telemetry-core --test "$core_drills" -- \
-        --ignored --exact --nocapture --test-threads=1 "$1" 2>&1 | grep -v '^$\|^running\|^test result'
+    cargo test -q --release -p stellaops-telemetry-core --test behaviour -- \
+        --ignored --exact --nocapture --test-threads=1 "$core_drills::$1" 2>&1 | grep -v '^$\|^running\|^test result'
 }
 
 echo "## 1. collector outage, OTLP/gRPC"
@@ -100,7 +100,8 @@ DRILL_SHUTDOWN_ROUNDS=$rounds DRILL_SHUTDOWN_SPANS=10000 \
     run_core_drill drill_shutdown_completeness_at_full_scale
 echo "## 4. bad input at scale: PROPTEST_CASES=$cases per property, 9 properties"
 start=$(date +%s)
-PROPTEST_CASES=$cases cargo test -q --release -p stellaops-telemetry-core --test "$core_props" 2>&1 | grep 'test result'
-PROPTEST_CASES=$cases cargo test -q --release -p stellaops-telemetry-tower --all-features --test "$tower_props" -- \
-    --skip health_ 2>&1 | grep 'test result'
+PROPTEST_CASES=$cases cargo test -q --release -p stellaops-telemetry-core --test behaviour -- \
+    "$core_props" 2>&1 | grep 'test result'
+PROPTEST_CASES=$cases cargo test -q --release -p stellaops-telemetry-tower --all-features --test behaviour -- \
+    "$tower_props" --skip health_ 2>&1 | grep 'test result'
 echo "$((cases * 9)) cases, 0 panics (a panic fails the run), in $(( $(date +%s) - start )) s"

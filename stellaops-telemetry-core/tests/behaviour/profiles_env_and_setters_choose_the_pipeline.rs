@@ -3,8 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/env.rs"]
-mod env_support;
+use crate::support::env as env_support;
 use env_support::env_config;
 
 use opentelemetry::Key;

@@ -18,8 +18,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/switchable.rs"]
-mod switchable;
+use crate::switchable;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};

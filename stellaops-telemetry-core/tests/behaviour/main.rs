@@ -1,0 +1,59 @@
+//! The core crate's integration tests that share a process safely: one module per behaviour,
+//! each named as a sentence, in one test binary (every test binary links the whole dependency
+//! graph, so one binary builds far faster than one per behaviour). Tests that install globals,
+//! look at the whole process or run under strace keep binaries of their own.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+/// The in-process OTLP receivers, the throwaway PKI and the environment helper.
+#[path = "../support/mod.rs"]
+mod support;
+/// The in-process OTLP receiver that can be switched off and on.
+#[path = "../support/switchable.rs"]
+mod switchable;
+
+mod alert_rules_parse_and_every_alert_has_severity_and_summary;
+mod build_pipelines_in_parallel_do_not_see_each_other;
+mod bundles_are_deterministic_signed_and_verified_offline;
+mod catalogue_metrics_reach_otlp_and_the_prometheus_exposition;
+mod collector_configs_wire_every_component_and_airgap_stays_off_the_network;
+mod configuration_errors_name_the_bad_value;
+mod dashboard_and_alert_queries_use_only_catalogue_metrics_and_labels;
+mod drills_collector_outage_hung_exporter_and_shutdown_completeness;
+mod egress_policies_decide_without_dns;
+mod egress_policy_is_asked_before_any_exporter_is_built;
+mod every_environment_variable_is_read_and_validated;
+mod file_exporter_errors_name_the_path;
+mod file_exporter_json_lines_parse_back_with_the_protobuf_json_mapping;
+mod file_exporter_output_parses_back_with_the_protobuf_json_mapping;
+mod file_exporter_protobuf_framing_is_length_delimited;
+mod file_exporter_refuses_exports_after_shutdown;
+mod file_exporter_rotates_segments_at_the_age_bound;
+mod file_exporter_rotates_segments_at_the_size_bound;
+mod file_exporter_segment_names_continue_after_a_restart;
+mod full_log_queue_drops_and_counts_instead_of_blocking;
+mod generated_artefacts_match_the_catalogue;
+mod guard_flushes_every_span_on_drop;
+mod hostile_config_env_controls_and_endpoints_never_panic_and_urls_agree_with_the_url_crate;
+mod incidents_put_one_tenant_under_forensic_capture_until_they_end;
+mod instrumented_functions_keep_their_shape;
+mod instrumented_functions_record_catalogue_spans_and_metrics;
+mod json_log_line_has_the_house_fields_in_order;
+mod json_log_trace_ids_match_the_exported_span;
+mod log_output_shutdown_never_hangs_on_a_stuck_writer;
+mod otlp_delivers_every_signal_over_grpc_and_http;
+mod otlp_http_follows_no_redirect_and_no_proxy;
+mod otlp_receiver_support_accepts_official_exporters;
+mod pipeline_json_logs_carry_house_fields_retention_and_span_ids;
+mod pipeline_log_file_rotates_by_size;
+mod pipelines_build_and_drop_safely_inside_async_runtimes;
+mod profiles_env_and_setters_choose_the_pipeline;
+mod rotating_log_file_keeps_the_configured_number_of_files;
+mod run_time_controls_change_levels_and_sampling_without_a_restart;
+mod shutdown_deadline_counts_what_it_abandons;
+mod storage_overrides_come_from_the_tenants_file_and_bad_files_name_the_tenant;
+mod strict_mode_keeps_only_allowed_keys_everywhere;
+mod tail_sampling_in_the_sdk_keeps_every_error_slow_and_incident_trace_and_the_collectors_share_of_the_rest;
+mod the_catalogue_obeys_the_naming_rules;
+mod the_local_store_selects_by_window_and_tenant_exactly;
+mod values_of_any_length_are_cut_to_the_pipeline_limits;

@@ -87,6 +87,19 @@ pub(crate) fn plan(settings: &Settings) -> Result<ExportPlan, TelemetryError> {
             Signal::Logs => plan.logs = planned,
         }
     }
+    // The scrape endpoint is planned with the exporters: refused here, before anything is
+    // built, for `build()` and `stella-telemetry config check` alike.
+    #[cfg(not(feature = "prometheus"))]
+    if settings.profile.prometheus_scrape {
+        return Err(crate::ConfigError::NotBuiltIn {
+            what: format!(
+                "the profile `{}`'s prometheus_scrape (the Prometheus endpoint)",
+                settings.profile.name
+            ),
+            feature: "prometheus",
+        }
+        .into());
+    }
     Ok(plan)
 }
 

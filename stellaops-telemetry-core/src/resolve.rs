@@ -176,28 +176,7 @@ pub(crate) fn check(
 ) -> Result<(Settings, crate::plan::ExportPlan), TelemetryError> {
     let (settings, _extras) = resolve(builder)?;
     let plan = crate::plan::plan(&settings)?;
-    if !settings.disabled {
-        built_in(&settings)?;
-    }
     Ok((settings, plan))
-}
-
-/// The parts of an enabled pipeline this build must have beyond its exporters (refused as
-/// assembling the metric provider refuses them).
-#[cfg(feature = "cli")]
-#[cfg_attr(feature = "prometheus", allow(unused_variables))]
-fn built_in(settings: &Settings) -> Result<(), ConfigError> {
-    #[cfg(not(feature = "prometheus"))]
-    if settings.profile.prometheus_scrape {
-        return Err(ConfigError::NotBuiltIn {
-            what: format!(
-                "the profile `{}`'s prometheus_scrape (the Prometheus endpoint)",
-                settings.profile.name
-            ),
-            feature: "prometheus",
-        });
-    }
-    Ok(())
 }
 
 /// `service.name` and `service.version`. A configured name (`OTEL_SERVICE_NAME`) wins; then

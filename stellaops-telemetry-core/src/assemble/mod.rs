@@ -433,17 +433,6 @@ fn metrics(
     } else {
         None
     };
-    #[cfg(not(feature = "prometheus"))]
-    if settings.profile.prometheus_scrape {
-        return Err(crate::ConfigError::NotBuiltIn {
-            what: format!(
-                "the profile `{}`'s prometheus_scrape (the Prometheus endpoint)",
-                settings.profile.name
-            ),
-            feature: "prometheus",
-        }
-        .into());
-    }
     let provider = builder.build();
     crate::self_metrics::register(&provider, stats.clone(), settings.redactor.clone());
     crate::limits::register(&provider, &settings.bounds);

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use opentelemetry::{Context, ContextGuard};
 
+use crate::propagation::PropagatedTraceContext;
+
 /// The tenant and correlation id of the work in progress, carried in the OpenTelemetry
 /// context.
 ///
@@ -28,10 +30,16 @@ use opentelemetry::{Context, ContextGuard};
 /// Values are recorded as given, through the pipeline's redactor; validate what comes from
 /// outside first (the server layer accepts only well-formed `X-StellaOps-Tenant` and
 /// `x-request-id` values).
+///
+/// It can also carry the trace context the work was received with
+/// ([`with_trace_context`](Self::with_trace_context)): the server layer keeps it here rather
+/// than as a value of its own, so that the context it attaches per request is one value and
+/// one span (each value an OpenTelemetry `Context` holds costs heap allocations).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestContext {
     tenant: Option<Arc<str>>,
     correlation_id: Option<Arc<str>>,
+    trace_context: Option<PropagatedTraceContext>,
 }
 
 impl RequestContext {
@@ -50,6 +58,38 @@ impl RequestContext {
     pub fn with_correlation_id(mut self, id: impl Into<Arc<str>>) -> Self {
         self.correlation_id = Some(id.into());
         self
+    }
+
+    /// The same context with the trace context the work was received with: what
+    /// [`PropagatedTraceContext::current`] continues by the current span when the OpenTelemetry
+    /// context holds no [`PropagatedTraceContext`] value of its own.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue};
+    /// use opentelemetry::trace::TraceContextExt as _;
+    /// use stellaops_telemetry_core::RequestContext;
+    /// use stellaops_telemetry_core::propagation::{PropagatedTraceContext, extract};
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"));
+    /// headers.insert("tracestate", HeaderValue::from_static("foo@@bar=1"));
+    /// let extracted = extract(&headers);
+    /// let (parent, received) = (extracted.parent.ok_or("no parent")?, extracted.trace_context.ok_or("no trace context")?);
+    /// let cx = opentelemetry::Context::new()
+    ///     .with_remote_span_context(parent)
+    ///     .with_value(RequestContext::new().with_trace_context(received));
+    /// let sent = PropagatedTraceContext::current(&cx).ok_or("nothing to send")?;
+    /// assert_eq!(sent.tracestate(), "foo@@bar=1");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_trace_context(mut self, received: PropagatedTraceContext) -> Self {
+        self.trace_context = Some(received);
+        self
+    }
+
+    /// The trace context the work was received with, if any.
+    pub fn trace_context(&self) -> Option<&PropagatedTraceContext> {
+        self.trace_context.as_ref()
     }
 
     /// The tenant, if any.
@@ -81,8 +121,14 @@ impl RequestContext {
     }
 
     /// Attaches this request context to the current OpenTelemetry context until the guard
-    /// drops.
-    pub fn attach(self) -> ContextGuard {
+    /// drops. Without a trace context of its own it keeps the current request context's, so
+    /// that a new tenant or correlation id inside a request still passes the received trace
+    /// context on.
+    pub fn attach(mut self) -> ContextGuard {
+        if self.trace_context.is_none() {
+            self.trace_context =
+                Self::map_current(|cx| cx.and_then(|cx| cx.trace_context.clone()));
+        }
         Context::current_with_value(self).attach()
     }
 }

@@ -17,8 +17,9 @@ use super::{RANDOM_TRACE_ID, TRACEPARENT, TRACESTATE, tracestate};
 /// valid keys (`foo@@bar`, a tenant with more than 13 characters of system after the `@`), and
 /// the SDK clears the random trace-id flag on the spans its sampler drops. So
 /// [`Extracted::into_context`](super::Extracted::into_context) puts this value in the
-/// `Context` beside the remote span context, the server layer replaces it with the one its
-/// request span continues, and [`inject`](super::inject) writes the headers from it:
+/// `Context` beside the remote span context, the server layer keeps it in the request's
+/// [`RequestContext`](crate::RequestContext), and [`inject`](super::inject) writes the headers
+/// from it, continued by the current span:
 ///
 /// - the trace-id as received;
 /// - the parent-id: the current span's id when that span is sampled, else the one received
@@ -99,7 +100,9 @@ impl PropagatedTraceContext {
     }
 
     /// What leaves a context: the value [`Extracted::into_context`](super::Extracted::into_context)
-    /// or the server layer put in `cx`, continued by `cx`'s current span (see
+    /// put in `cx` (else the received trace context of `cx`'s
+    /// [`RequestContext`](crate::RequestContext), where the server layer keeps it), continued
+    /// by `cx`'s current span (see
     /// [`continued_by`](Self::continued_by)); without such a value, the current span's own
     /// context. `None` when there is neither.
     ///
@@ -114,7 +117,11 @@ impl PropagatedTraceContext {
     pub fn current(cx: &Context) -> Option<Self> {
         let span = cx.span();
         let span = span.span_context();
-        match cx.get::<PropagatedTraceContext>() {
+        let carried = cx.get::<PropagatedTraceContext>().or_else(|| {
+            cx.get::<crate::RequestContext>()
+                .and_then(crate::RequestContext::trace_context)
+        });
+        match carried {
             Some(carried) => Some(carried.continued_by(span)),
             None => Self::from_span_context(span),
         }

@@ -68,6 +68,8 @@ pub(crate) struct Started {
     pub(crate) grpc: bool,
     pub(crate) in_flight: BoundUpDownCounter,
     pub(crate) request_id: RequestId,
+    /// The request's own `x-request-id` value when it was valid (echoed as it came).
+    pub(crate) request_id_header: Option<http::HeaderValue>,
     /// The span gets the extended attributes (forensic profile, tenant under incident).
     pub(crate) extended: bool,
     /// The tenant whose outcome the error-rate incident trigger counts, when it is on.
@@ -134,7 +136,11 @@ impl Completion {
             // A trailers-only response carries its status in the head.
             self.grpc_status = crate::grpc::status(response.headers());
         }
-        if let Ok(value) = http::HeaderValue::from_str(self.started.request_id.as_str()) {
+        let echoed = match self.started.request_id_header.take() {
+            Some(value) => Some(value),
+            None => http::HeaderValue::from_str(self.started.request_id.as_str()).ok(),
+        };
+        if let Some(value) = echoed {
             response.headers_mut().insert(REQUEST_ID_HEADER_NAME, value);
         }
         if self.started.shared.echo_traceparent {

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     /// on unchanged and nothing is sampled or recorded.
     pub(crate) disabled: bool,
     pub(crate) routes: Arc<super::route::Routes>,
+    /// The tenants seen, shared by their requests.
+    pub(crate) tenants: Arc<super::tenant::KnownTenants>,
     /// Span start times from the request's `Instant` (one clock reading, not two).
     pub(crate) clock: Arc<stellaops_telemetry_core::WallClock>,
 }
@@ -95,6 +97,7 @@ impl ServerTelemetryLayer {
                 propagators: telemetry.propagators(),
                 disabled: telemetry.is_disabled(),
                 routes: Arc::default(),
+                tenants: Arc::default(),
                 clock: Arc::default(),
             }),
         }

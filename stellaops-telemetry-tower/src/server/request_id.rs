@@ -93,10 +93,12 @@ impl MakeRequestId for DefaultMakeRequestId {
     }
 }
 
-pub(crate) fn read(headers: &http::HeaderMap) -> Option<RequestId> {
+/// The request's valid id, and its header value to echo (shared with the request's, not
+/// copied).
+pub(crate) fn read(headers: &http::HeaderMap) -> Option<(RequestId, http::HeaderValue)> {
     let mut values = headers.get_all(REQUEST_ID_HEADER_NAME).iter();
     match (values.next(), values.next()) {
-        (Some(v), None) => RequestId::parse(v.as_bytes()),
+        (Some(v), None) => RequestId::parse(v.as_bytes()).map(|id| (id, v.clone())),
         _ => None,
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use stellaops_telemetry_core::opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId,
 };
+use stellaops_telemetry_core::opentelemetry::baggage::BaggageExt as _;
 use stellaops_telemetry_core::opentelemetry::{KeyValue, Value};
 use stellaops_telemetry_core::opentelemetry_sdk::trace::{
     IdGenerator as _, RandomIdGenerator, SamplingDecision, SamplingResult,
@@ -19,8 +20,7 @@ use super::attributes::{RequestFacts, push_extended_request_attributes, push_req
 use super::future::{Completion, PANIC, ResponseFuture, Started};
 use super::layer::Shared;
 use super::request_id;
-use super::tenant::{self, Tenant, TenantHeader};
-use crate::propagation;
+use super::tenant::{Tenant, TenantHeader};
 
 /// A service that records each request: see [`ServerTelemetryLayer`](super::ServerTelemetryLayer).
 #[derive(Clone)]
@@ -41,12 +41,13 @@ impl<S> ServerTelemetry<S> {
     }
 }
 
-/// The context attached while the handler runs: the request span's, the request's log context
-/// (tenant, correlation id; the tenant is also what the client layer propagates), and what the
-/// client layer sends on — the received trace context (whole tracestate, random flag)
-/// continued by this span, or this span's own for a new trace.
+/// The context attached while the handler runs: the request span's, with one value, the
+/// request's [`RequestContext`] (tenant and correlation id for the log lines; the tenant is
+/// also what the client layer propagates; and the trace context as received, which the client
+/// layer continues by the current span), and the received baggage, if any. One span and one
+/// value: each value an OpenTelemetry `Context` holds costs allocations per request.
 fn handler_context(
-    base: &stellaops_telemetry_core::opentelemetry::Context,
+    extracted: stellaops_telemetry_core::propagation::Extracted,
     span_context: &SpanContext,
     request_id: &request_id::RequestId,
     tenant: Option<&Tenant>,
@@ -55,16 +56,16 @@ fn handler_context(
     if let Some(tenant) = tenant {
         request_context = request_context.with_tenant(tenant.shared());
     }
-    let propagated = match base.get::<propagation::PropagatedTraceContext>() {
-        Some(received) => Some(received.continued_by(span_context)),
-        None => propagation::PropagatedTraceContext::from_span_context(span_context),
-    };
-    let cx = base
+    if let Some(received) = extracted.trace_context {
+        request_context = request_context.with_trace_context(received);
+    }
+    let cx = stellaops_telemetry_core::opentelemetry::Context::new()
         .with_remote_span_context(span_context.clone())
         .with_value(request_context);
-    match propagated {
-        Some(propagated) => cx.with_value(propagated),
-        None => cx,
+    if extracted.baggage.is_empty() {
+        cx
+    } else {
+        cx.with_baggage(extracted.baggage.to_baggage())
     }
 }
 
@@ -175,20 +176,29 @@ where
         let shared = &self.shared;
         let facts = RequestFacts::of(shared, &request);
         let (method, route, scheme) = (facts.method, facts.route, facts.scheme);
-        let request_id = request_id::read(request.headers())
-            .unwrap_or_else(|| shared.make_request_id.make_request_id());
-        let tenant = match tenant::read(request.headers()) {
+        let (request_id, request_id_header) = match request_id::read(request.headers()) {
+            Some((id, header)) => (id, Some(header)),
+            None => (shared.make_request_id.make_request_id(), None),
+        };
+        let tenant = match shared.tenants.read(request.headers()) {
             TenantHeader::Valid(tenant) => Some(tenant),
             // An invalid tenant is never recorded, raw or otherwise.
             TenantHeader::Invalid | TenantHeader::Absent => None,
         };
 
         // Trace context in: a malformed header starts a new trace, it never fails the request.
-        let base = shared
-            .propagators
-            .extract(request.headers())
-            .into_context(&stellaops_telemetry_core::opentelemetry::Context::new());
-        let remote = base.span().span_context().clone();
+        let extracted = shared.propagators.extract(request.headers());
+        let remote = extracted
+            .parent
+            .clone()
+            .unwrap_or_else(SpanContext::empty_context);
+        // The sampler's view of the parent: the caller's span, when there is one.
+        let base = if remote.is_valid() {
+            stellaops_telemetry_core::opentelemetry::Context::new()
+                .with_remote_span_context(remote.clone())
+        } else {
+            stellaops_telemetry_core::opentelemetry::Context::new()
+        };
         // One atomic load unless some incident is active.
         let extended = shared.extended_always
             || tenant
@@ -211,7 +221,8 @@ where
             };
             started.sample_and_record()
         };
-        let cx = handler_context(&base, &span_context, &request_id, tenant.as_ref());
+        drop(base);
+        let cx = handler_context(extracted, &span_context, &request_id, tenant.as_ref());
         let outcome_tenant = if shared.report_outcomes {
             tenant.as_ref().map(Tenant::shared)
         } else {
@@ -248,6 +259,7 @@ where
             grpc: facts.grpc,
             in_flight,
             request_id,
+            request_id_header,
             extended,
             outcome_tenant,
         });

@@ -49,8 +49,10 @@ struct CountingDiscard(Arc<AtomicU64>);
 
 impl SpanExporter for CountingDiscard {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.0
-            .fetch_add(u64::try_from(batch.len()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.0.fetch_add(
+            u64::try_from(batch.len()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         Ok(())
     }
 }

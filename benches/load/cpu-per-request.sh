@@ -144,13 +144,13 @@ print("| server | requests | requests/s | server CPU µs/request | core 0 busy (
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for layer in ["none", "stellaops", "otel-tower", "tower-http"]:
     us, rps = median(layer, "us"), median(layer, "rps")
-    extra = "| | " if layer == "none" else f"| +{us - bare_us:.2f} | {rps / bare_rps:.1%} "
+    extra = "| | " if layer == "none" else f"| {us - bare_us:+.2f} | {rps / bare_rps:.1%} "
     print(f"| {names[layer]} | {median(layer, 'requests'):,.0f} | {rps:,.0f} | {us:.2f} "
           f"| {median(layer, 'busy'):.0%} | {median(layer, 'client'):.0%} "
           f"| {median(layer, 'spans'):.2f} {extra}|")
 ours_us, ours_rps = median("stellaops", "us"), median("stellaops", "rps")
 print()
-print(f"ours: +{ours_us - bare_us:.2f} µs CPU per request (goal ≤ +0.5: "
+print(f"ours: {ours_us - bare_us:+.2f} µs CPU per request (goal ≤ +0.5: "
       f"{'met' if ours_us - bare_us <= 0.5 else 'not met'}); throughput {ours_rps / bare_rps:.1%} "
       f"of bare (goal ≥ 95 %: {'met' if ours_rps / bare_rps >= 0.95 else 'not met'})")
 if min(r["busy"] for rs in rows.values() for r in rs) < 0.9:

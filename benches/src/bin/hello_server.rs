@@ -1,19 +1,186 @@
-//! A hello-world axum server for `benches/load/cpu-per-request.sh`: bare, or with our server
-//! layer on a pipeline whose spans and metrics are recorded and discarded.
+//! A hello-world axum server for `benches/load/cpu-per-request.sh`, one runtime thread, behind
+//! one of four server layers:
+//!
+//! - `none`: bare;
+//! - `stellaops`: our server layer on an installed pipeline whose spans go through its queue,
+//!   redaction and export worker to a test exporter that discards them (Prometheus reader on);
+//! - `otel-tower`: opentelemetry-instrumentation-tower's server layer over global tracer and
+//!   meter providers, spans through the SDK's batch processor to an exporter that discards them;
+//! - `tower-http`: tower-http's `TraceLayer` with tracing-opentelemetry over the same kind of
+//!   tracer provider, plus request metrics (a duration histogram and a counter) on each response.
+//!
+//! `GET /hello/{name}` answers `hello` behind the layer. `GET /stats` (outside the layer) flushes
+//! the spans recorded so far and answers `spans_exported <n>`: the number of spans the
+//! exporter received, so the script can check that every instrumented server really exports.
 //!
 //! ```text
-//! hello_server --layer none|stellaops --addr 127.0.0.1:8080
+//! hello_server --layer none|stellaops|otel-tower|tower-http --addr 127.0.0.1:8080
 //! ```
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::MatchedPath;
 use axum::routing::get;
-use stellaops_telemetry_core::Telemetry;
+use http::Request;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
 use stellaops_telemetry_core::testing::TestExporters;
+use stellaops_telemetry_core::{Telemetry, TelemetryGuard};
 use stellaops_telemetry_tower::server::ServerTelemetryLayer;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// How long `/stats` waits for the recorded spans to be exported.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Counts the spans of every batch and keeps nothing.
+#[derive(Debug)]
+struct CountingDiscard(Arc<AtomicU64>);
+
+impl SpanExporter for CountingDiscard {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.fetch_add(
+            u64::try_from(batch.len()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        Ok(())
+    }
+}
+
+/// An SDK tracer provider whose batch processor exports to a counting, discarding exporter,
+/// and a meter provider with a manual reader (nothing collects it: recording only).
+struct SdkProviders {
+    tracer: SdkTracerProvider,
+    meters: SdkMeterProvider,
+    exported: Arc<AtomicU64>,
+}
+
+impl SdkProviders {
+    fn new() -> SdkProviders {
+        let exported = Arc::new(AtomicU64::new(0));
+        let tracer = SdkTracerProvider::builder()
+            .with_span_processor(
+                BatchSpanProcessor::builder(CountingDiscard(exported.clone())).build(),
+            )
+            .build();
+        let meters = SdkMeterProvider::builder()
+            .with_reader(ManualReader::builder().build())
+            .build();
+        SdkProviders {
+            tracer,
+            meters,
+            exported,
+        }
+    }
+}
+
+/// Where the server's spans go, kept alive for the whole run and asked by `/stats`.
+enum Sink {
+    /// The bare server records nothing.
+    Nothing,
+    /// Our installed pipeline.
+    Ours(TelemetryGuard),
+    /// The SDK's providers, for both peers.
+    Sdk(SdkProviders),
+}
+
+impl Sink {
+    /// Flushes the spans recorded so far; the number the exporter has received.
+    fn spans_exported(&self) -> u64 {
+        match self {
+            Sink::Nothing => 0,
+            Sink::Ours(guard) => {
+                let _ = guard.flush(FLUSH_TIMEOUT);
+                guard.stats().spans.exported
+            }
+            Sink::Sdk(sdk) => {
+                let _ = sdk.tracer.force_flush();
+                sdk.exported.load(Ordering::Relaxed)
+            }
+        }
+    }
+}
+
+fn routes() -> Router {
+    Router::new().route("/hello/{name}", get(|| async { "hello" }))
+}
+
+/// Our server layer on an installed pipeline: spans go all the way through the pipeline
+/// (queue, export worker, redaction) to an exporter that discards them, so the worker's CPU
+/// counts too.
+fn ours() -> Result<(Router, Sink), Error> {
+    let guard = Telemetry::builder("hello")
+        .exporters(&[])
+        .stdout_logs(false)
+        .prometheus_scrape(true)
+        .test_exporters(&TestExporters::discarding_spans())
+        .install()?;
+    let app = routes().layer(ServerTelemetryLayer::new(guard.telemetry()));
+    Ok((app, Sink::Ours(guard)))
+}
+
+/// opentelemetry-instrumentation-tower's server layer: it reads the global providers.
+fn otel_tower() -> Result<(Router, Sink), Error> {
+    let sdk = SdkProviders::new();
+    opentelemetry::global::set_tracer_provider(sdk.tracer.clone());
+    opentelemetry::global::set_meter_provider(sdk.meters.clone());
+    let app = routes().layer(opentelemetry_instrumentation_tower::http::server::Layer::new());
+    Ok((app, Sink::Sdk(sdk)))
+}
+
+/// tower-http's `TraceLayer` with a span named and attributed like the other layers' ones,
+/// exported by tracing-opentelemetry; request metrics recorded in `on_response`.
+fn tower_http() -> Result<(Router, Sink), Error> {
+    let sdk = SdkProviders::new();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(sdk.tracer.tracer("hello")));
+    tracing::subscriber::set_global_default(subscriber)?;
+    let meter = sdk.meters.meter("hello");
+    let duration = meter
+        .f64_histogram("http.server.request.duration")
+        .with_unit("s")
+        .build();
+    let requests = meter.u64_counter("http_requests_total").build();
+    let trace_layer = tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(|request: &Request<Body>| {
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            tracing::info_span!(
+                "http.request",
+                otel.name = %format_args!("{} {route}", request.method()),
+                otel.kind = "server",
+                http.request.method = %request.method(),
+                http.route = %route,
+                http.response.status_code = tracing::field::Empty,
+            )
+        })
+        .on_response(
+            move |response: &http::Response<Body>, latency: Duration, span: &tracing::Span| {
+                let status = i64::from(response.status().as_u16());
+                span.record("http.response.status_code", status);
+                let attrs = [
+                    KeyValue::new("http.request.method", "GET"),
+                    KeyValue::new("http.response.status_code", status),
+                ];
+                duration.record(latency.as_secs_f64(), &attrs);
+                requests.add(1, &attrs);
+            },
+        );
+    Ok((routes().layer(trace_layer), Sink::Sdk(sdk)))
+}
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,23 +198,27 @@ fn main() -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let app = Router::new().route("/hello/{name}", get(|| async { "hello" }));
-    let guard;
-    let app = match layer.as_str() {
-        "none" => app,
-        "stellaops" => {
-            // Spans go all the way through the pipeline (queue, export worker, redaction)
-            // to an exporter that discards them: the worker's CPU counts too.
-            guard = Telemetry::builder("hello")
-                .exporters(&[])
-                .stdout_logs(false)
-                .prometheus_scrape(true)
-                .test_exporters(&TestExporters::discarding_spans())
-                .install()?;
-            app.layer(ServerTelemetryLayer::new(guard.telemetry()))
+    let (app, sink) = match layer.as_str() {
+        "none" => (routes(), Sink::Nothing),
+        "stellaops" => ours()?,
+        "otel-tower" => otel_tower()?,
+        "tower-http" => tower_http()?,
+        other => {
+            return Err(format!(
+                "--layer {other}: expected none, stellaops, otel-tower or tower-http"
+            )
+            .into());
         }
-        other => return Err(format!("--layer {other}: expected none or stellaops").into()),
     };
+    let sink = Arc::new(sink);
+    // Added after the layer, so it is not instrumented itself.
+    let app = app.route(
+        "/stats",
+        get(move || {
+            let sink = sink.clone();
+            async move { format!("spans_exported {}\n", sink.spans_exported()) }
+        }),
+    );
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         println!("listening on {}", listener.local_addr()?);

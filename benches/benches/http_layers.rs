@@ -40,8 +40,11 @@ impl SpanExporter for Discard {
     }
 }
 
+/// The service as `axum::serve` runs it: its handlers made into routes once, not per request.
 fn routes() -> Router {
-    Router::new().route("/scans/{id}", get(|| async { "ok" }))
+    Router::new()
+        .route("/scans/{id}", get(|| async { "ok" }))
+        .with_state(())
 }
 
 /// One request through `app`, body read to its end: its status and body.
@@ -216,5 +219,139 @@ fn http_layers(c: &mut Criterion) {
     let _ = meters_c.shutdown();
 }
 
-criterion_group!(benches, http_layers);
+/// A `HeaderMap` as an OpenTelemetry `Extractor` (what opentelemetry-http provides).
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// Reading the caller's trace context from a request's headers: ours (the strict W3C parser
+/// the layer uses, through the pipeline's propagators) against the OpenTelemetry SDK's
+/// `TraceContextPropagator`, on a request with a `traceparent`, and with a `tracestate` too.
+fn trace_context_extract(c: &mut Criterion) {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use opentelemetry::trace::TraceContextExt as _;
+    let mut group = c.benchmark_group("traceparent_extract");
+    let Ok(telemetry) = pipeline(None) else {
+        return;
+    };
+    let propagators = telemetry.propagators();
+    let sdk = opentelemetry_sdk::propagation::TraceContextPropagator::new();
+    let mut only_parent = http::HeaderMap::new();
+    only_parent.insert(
+        "traceparent",
+        http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    );
+    let mut with_state = only_parent.clone();
+    with_state.insert(
+        "tracestate",
+        http::HeaderValue::from_static("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"),
+    );
+    for (label, headers) in [("traceparent", &only_parent), ("with_tracestate", &with_state)] {
+        let ours = propagators.extract(headers);
+        let theirs = sdk.extract(&Headers(headers));
+        assert_eq!(
+            ours.parent.as_ref().map(|p| p.trace_id()),
+            Some(theirs.span().span_context().trace_id()),
+            "both read the same parent"
+        );
+        group.bench_function(format!("a_stellaops_{label}"), |b| {
+            b.iter(|| std::hint::black_box(propagators.extract(std::hint::black_box(headers))))
+        });
+        group.bench_function(format!("b_opentelemetry_sdk_{label}"), |b| {
+            b.iter(|| {
+                std::hint::black_box(sdk.extract(&Headers(std::hint::black_box(headers))))
+            })
+        });
+    }
+    group.finish();
+    telemetry.shutdown();
+}
+
+/// The names `prefix-00000` .. for `n`, leaked once for `'static` uses.
+fn names(prefix: &str, n: usize) -> Vec<&'static str> {
+    (0..n)
+        .map(|i| &*Box::leak(format!("{prefix}-{i:05}").into_boxed_str()))
+        .collect()
+}
+
+/// Per-request cost as the work grows: one route and one tenant, against 10,000 routes and
+/// 10,000 tenants taken in turn (every request metric then at its 1,000-series limit), for
+/// the bare service and behind our layer, in one run.
+fn flat_cost(c: &mut Criterion) {
+    const MANY: usize = 10_000;
+    let mut group = c.benchmark_group("flat_cost_per_request");
+    let routes_many = names("/r", MANY);
+    let tenants_many = names("tenant", MANY);
+    let router = |n: usize| {
+        routes_many[..n]
+            .iter()
+            .fold(Router::new(), |r, route| {
+                r.route(&format!("{route}/{{id}}"), get(|| async { "ok" }))
+            })
+            .with_state(())
+    };
+    let uris: Vec<http::Uri> = routes_many
+        .iter()
+        .map(|r| format!("{r}/s-1").parse().unwrap_or_default())
+        .collect();
+    let memory = TestExporters::discarding_spans();
+    let Ok(telemetry) = pipeline(Some(&memory)) else {
+        return;
+    };
+    let one = (router(1), router(1).layer(ServerTelemetryLayer::new(&telemetry)));
+    let many = (
+        router(MANY),
+        router(MANY).layer(ServerTelemetryLayer::new(&telemetry)),
+    );
+    let send = |app: &Router, i: usize, n: usize| {
+        futures_executor::block_on(async {
+            let mut request = Request::new(Body::empty());
+            *request.uri_mut() = uris[i % n].clone();
+            request.headers_mut().insert(
+                "x-stellaops-tenant",
+                http::HeaderValue::from_static(tenants_many[i % n]),
+            );
+            let response = match app.clone().oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            let status = response.status();
+            let _ = axum::body::to_bytes(response.into_body(), 64).await;
+            status
+        })
+    };
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        // Every route and tenant seen once: the caches and the metric series are full.
+        for i in 0..MANY {
+            assert_eq!(send(&many.1, i, MANY), 200);
+            assert_eq!(send(&many.0, i, MANY), 200);
+        }
+        for (label, (bare, ours), n) in [("1", &one, 1), ("10000", &many, MANY)] {
+            let mut i = 0usize;
+            group.bench_function(format!("bare_service_{label}"), |b| {
+                b.iter(|| {
+                    i = i.wrapping_add(1);
+                    std::hint::black_box(send(bare, i, n))
+                })
+            });
+            group.bench_function(format!("a_stellaops_server_layer_{label}"), |b| {
+                b.iter(|| {
+                    i = i.wrapping_add(1);
+                    std::hint::black_box(send(ours, i, n))
+                })
+            });
+        }
+    });
+    group.finish();
+    telemetry.shutdown();
+}
+
+criterion_group!(benches, http_layers, trace_context_extract, flat_cost);
 criterion_main!(benches);

@@ -327,7 +327,9 @@ fn trace_context_of_headers(headers: &HeaderMap) -> Option<(SpanContext, Propaga
 
 /// The `baggage` list of `headers`' field lines.
 fn baggage_of_headers(headers: &HeaderMap) -> BaggageList {
-    baggage::parse(|| headers.get_all(BAGGAGE).iter().map(HeaderValue::as_bytes))
+    // One lookup: the lines are walked twice (their length first), the map searched once.
+    let lines = headers.get_all(BAGGAGE);
+    baggage::parse(|| lines.iter().map(HeaderValue::as_bytes))
 }
 
 /// The remote parent and its propagated trace context from `traceparent` field lines (exactly

@@ -58,6 +58,13 @@ pub(super) fn parse<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Option<Par
         }
     }
     let kept = kept.get(..kept_len)?;
+    if kept.is_empty() {
+        // No member (no header at all, the common case): nothing to copy or convert.
+        return Some(Parsed {
+            text: String::new(),
+            otel: TraceState::NONE,
+        });
+    }
     let mut text = String::new();
     for &(key, value) in kept {
         push_member(&mut text, key, value);

@@ -24,7 +24,7 @@ const METHODS: [&str; 10] = [
 ];
 
 /// More distinct (method, route, status) keys than this are recorded without caching.
-const CACHE_LIMIT: usize = 4096;
+const CACHE_LIMIT: usize = 32_768;
 
 /// What a request is recorded under. Routes are interned and the rest are static strings
 /// or numbers, so keys compare and hash by pointer: no string is read per request.

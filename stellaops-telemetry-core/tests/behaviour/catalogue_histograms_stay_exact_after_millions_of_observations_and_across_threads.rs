@@ -110,14 +110,20 @@ fn assert_exposition(telemetry: &Telemetry, endpoint: &str, e: &Expected) {
     for (i, bound) in REQUEST_BUCKETS.iter().enumerate() {
         cumulative += e.buckets[i];
         let line = format!("{NAME}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
-        assert!(body.lines().any(|l| l == line), "missing `{line}` in:\n{body}");
+        assert!(
+            body.lines().any(|l| l == line),
+            "missing `{line}` in:\n{body}"
+        );
     }
     for line in [
         format!("{NAME}_bucket{{{labels},le=\"+Inf\"}} {}", e.count),
         format!("{NAME}_sum{{{labels}}} {}", e.sum),
         format!("{NAME}_count{{{labels}}} {}", e.count),
     ] {
-        assert!(body.lines().any(|l| l == line), "missing `{line}` in:\n{body}");
+        assert!(
+            body.lines().any(|l| l == line),
+            "missing `{line}` in:\n{body}"
+        );
     }
 }
 
@@ -247,8 +253,14 @@ fn histogram_label_values_are_redacted_and_sets_beyond_the_limit_overflow_exactl
         .iter()
         .filter_map(|p| attribute(p, "endpoint").map(|v| v.as_str().into_owned()))
         .collect();
-    assert!(!endpoints.iter().any(|e| e.contains("hunter2")), "{endpoints:?}");
-    assert!(endpoints.iter().any(|e| e.contains("REDACTED")), "{endpoints:?}");
+    assert!(
+        !endpoints.iter().any(|e| e.contains("hunter2")),
+        "{endpoints:?}"
+    );
+    assert!(
+        endpoints.iter().any(|e| e.contains("REDACTED")),
+        "{endpoints:?}"
+    );
     let folded = points
         .iter()
         .find(|p| attribute(p, "otel.metric.overflow").is_some())

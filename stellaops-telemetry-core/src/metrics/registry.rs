@@ -111,10 +111,10 @@ impl Metrics {
     /// Metrics exported through `meter`, with at most `limit` series per metric and label
     /// values cut to `bounds`. Each
     /// series' attributes pass `redactor` once, when the series is created, so `meter` is
-    /// the SDK's own (not the redacting wrapper: the flush would pay the redaction again per
-    /// replayed observation). Registers the `stellaops_telemetry_cardinality_overflow_total`
-    /// self-metric on `meter`; its callback is also what flushes the series into the SDK at
-    /// every collection.
+    /// the SDK's own (not the redacting wrapper: every flushed delta and every histogram
+    /// observation would pay the redaction again). Registers the
+    /// `stellaops_telemetry_cardinality_overflow_total` self-metric on `meter`; its callback
+    /// is also what flushes the counter and gauge series into the SDK at every collection.
     pub(crate) fn new(
         meter: Option<Meter>,
         limit: usize,

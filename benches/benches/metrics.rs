@@ -225,7 +225,7 @@ fn evict_caches(buffer: &mut [u8]) {
 fn collection_after_observations(c: &mut Criterion) {
     let mut group = c.benchmark_group("histogram_collection");
     // The runs spend most of their wall time recording and evicting, untimed.
-    group.sample_size(10);
+    group.sample_size(20);
     let mut evict = vec![0_u8; 64 << 20];
     for n in [100_u64, 1_000_000] {
         let Ok(telemetry) = Telemetry::builder("bench")

@@ -1,25 +1,31 @@
 //! Per-pipeline metric storage: typed handles, bound series, the cardinality limit, and the
-//! bridge that hands everything to the OpenTelemetry SDK at collection time.
+//! bridge that hands everything to the OpenTelemetry SDK.
 //!
 //! ```text
-//! record ─► bound series (one atomic, or one uncontended lock for a histogram)
-//! collect (OTLP interval, Prometheus scrape) ─► flush: each series' pending delta ─►
-//!         SDK instrument (redacting meter) ─► every reader: OTLP, files, Prometheus, tests
+//! counter, gauge ─► bound series (one atomic)
+//!     collect (OTLP interval, Prometheus scrape) ─► flush: each series' pending delta ─►
+//!     SDK instrument ─► every reader: OTLP, files, Prometheus, tests
+//! histogram ─► bound series ─► SDK aggregator of its attributes (bound handle: no lookup)
+//!     collect ─► the SDK reads each series' buckets ─► every reader
 //! ```
 //!
-//! The request path touches only the series: no attribute hashing, no SDK lock. A histogram
-//! series keeps per-bucket counts and sums, and the flush replays them into the SDK
-//! histogram (same explicit buckets) so that counts, sums, min and max are exact; that replay
-//! costs one SDK record per observation, on the collecting thread, never on the request path.
+//! The request path touches only the series: no attribute hashing, no SDK attribute lookup;
+//! attributes are redacted once per series, when it is created. A counter or gauge series is
+//! one atomic, handed to the SDK as one delta per collection. A histogram series records into
+//! the SDK's own per-series aggregator through a handle bound to its attributes at its first
+//! observation (one short per-series lock per reader pipeline), so bucket counts, count, sum,
+//! min and max are the SDK's own, exact, and a collection costs per bucket and series, however
+//! many observations came before it.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter as SdkCounter, Gauge as SdkGauge, Histogram as SdkHistogram};
+use opentelemetry::metrics::{BoundHistogram as SdkBoundHistogram, Histogram as SdkHistogram};
+use opentelemetry::metrics::{Counter as SdkCounter, Gauge as SdkGauge};
 use opentelemetry::metrics::{Meter, UpDownCounter as SdkUpDownCounter};
 use parking_lot::{Mutex, RwLock};
 
@@ -105,10 +111,10 @@ impl Metrics {
     /// Metrics exported through `meter`, with at most `limit` series per metric and label
     /// values cut to `bounds`. Each
     /// series' attributes pass `redactor` once, when the series is created, so `meter` is
-    /// the SDK's own (not the redacting wrapper: the flush would pay the redaction again per
-    /// replayed observation). Registers the `stellaops_telemetry_cardinality_overflow_total`
-    /// self-metric on `meter`; its callback is also what flushes the series into the SDK at
-    /// every collection.
+    /// the SDK's own (not the redacting wrapper: every flushed delta and every histogram
+    /// observation would pay the redaction again). Registers the
+    /// `stellaops_telemetry_cardinality_overflow_total` self-metric on `meter`; its callback
+    /// is also what flushes the counter and gauge series into the SDK at every collection.
     pub(crate) fn new(
         meter: Option<Meter>,
         limit: usize,
@@ -322,7 +328,8 @@ impl Registry {
 /// The storage of one series, by kind.
 trait Cell: Default + Send + Sync + 'static {
     type Instrument: Send + Sync + 'static;
-    fn with_descriptor(descriptor: &MetricDescriptor) -> Self;
+    /// A new series' storage; `sdk` is the family's SDK instrument (`None` when detached).
+    fn new(descriptor: &MetricDescriptor, sdk: Option<&Self::Instrument>) -> Self;
     fn flush(&self, instrument: &Self::Instrument, attributes: &[KeyValue]);
 }
 
@@ -395,6 +402,11 @@ impl<C: Cell> Family<C> {
         redactor: Redactor,
         bounds: ValueBounds,
     ) -> Self {
+        let overflow = Arc::new(Series {
+            values: Box::new([]),
+            attributes: vec![KeyValue::new(OVERFLOW_ATTRIBUTE, true)],
+            cell: C::new(&descriptor, sdk.as_ref()),
+        });
         Family {
             descriptor,
             redactor,
@@ -403,11 +415,7 @@ impl<C: Cell> Family<C> {
             limit,
             series: RwLock::new(HashMap::default()),
             count: AtomicU64::new(0),
-            overflow: Arc::new(Series {
-                values: Box::new([]),
-                attributes: vec![KeyValue::new(OVERFLOW_ATTRIBUTE, true)],
-                cell: C::with_descriptor(&descriptor),
-            }),
+            overflow,
             overflowed: AtomicU64::new(0),
         }
     }
@@ -472,7 +480,7 @@ impl<C: Cell> Family<C> {
         let series = Arc::new(Series {
             values: owned.into_boxed_slice(),
             attributes,
-            cell: C::with_descriptor(&self.descriptor),
+            cell: C::new(&self.descriptor, self.sdk.as_ref()),
         });
         let mut map = self.series.write();
         if let Some(found) = map
@@ -526,7 +534,7 @@ struct CounterCell(AtomicU64);
 
 impl Cell for CounterCell {
     type Instrument = SdkCounter<u64>;
-    fn with_descriptor(_: &MetricDescriptor) -> Self {
+    fn new(_: &MetricDescriptor, _: Option<&Self::Instrument>) -> Self {
         Self::default()
     }
     fn flush(&self, instrument: &Self::Instrument, attributes: &[KeyValue]) {
@@ -594,7 +602,7 @@ struct UpDownCell(AtomicI64);
 
 impl Cell for UpDownCell {
     type Instrument = SdkUpDownCounter<i64>;
-    fn with_descriptor(_: &MetricDescriptor) -> Self {
+    fn new(_: &MetricDescriptor, _: Option<&Self::Instrument>) -> Self {
         Self::default()
     }
     fn flush(&self, instrument: &Self::Instrument, attributes: &[KeyValue]) {
@@ -658,7 +666,7 @@ struct GaugeCell {
 
 impl Cell for GaugeCell {
     type Instrument = SdkGauge<f64>;
-    fn with_descriptor(_: &MetricDescriptor) -> Self {
+    fn new(_: &MetricDescriptor, _: Option<&Self::Instrument>) -> Self {
         Self::default()
     }
     fn flush(&self, instrument: &Self::Instrument, attributes: &[KeyValue]) {
@@ -719,136 +727,56 @@ impl BoundGauge {
 
 // ---- histograms ------------------------------------------------------------------------
 
+/// A histogram series records straight into the SDK's own aggregator for its attributes
+/// (per-bucket counts, sum, min and max, kept by the SDK under a per-series lock, one per
+/// reader pipeline), through a handle bound at the series' first observation: no attribute
+/// lookup per observation, and nothing pending to hand over at collection, which therefore
+/// costs per bucket, whatever the number of observations. The SDK has no way to take
+/// per-bucket counts from outside (its data points cannot be built outside it, and its
+/// aggregator counts one per measurement), so a series that kept its own buckets would
+/// have to replay every observation at collection.
+#[derive(Default)]
 struct HistogramCell {
-    bounds: &'static [f64],
-    state: Mutex<HistogramState>,
-}
-
-#[derive(Clone, Default)]
-struct HistogramState {
-    /// Per bucket (the last is `+Inf`): observations and their sum.
-    counts: Vec<u64>,
-    sums: Vec<f64>,
-    min: f64,
-    max: f64,
-    total: u64,
-}
-
-impl Default for HistogramCell {
-    fn default() -> Self {
-        HistogramCell {
-            bounds: &[],
-            state: Mutex::new(HistogramState::empty(0)),
-        }
-    }
-}
-
-impl HistogramState {
-    fn empty(bounds: usize) -> Self {
-        HistogramState {
-            counts: vec![0; bounds + 1],
-            sums: vec![0.0; bounds + 1],
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            total: 0,
-        }
-    }
+    /// The SDK histogram; `None` in a detached family (nothing is exported).
+    sdk: Option<SdkHistogram<f64>>,
+    /// Bound at the first observation, not at series creation: a bound series that never
+    /// observes anything exports no empty data point.
+    bound: OnceLock<SdkBoundHistogram<f64>>,
 }
 
 impl HistogramCell {
     #[inline]
-    fn record(&self, value: f64) {
-        if value.is_nan() {
+    fn record(&self, value: f64, attributes: &[KeyValue]) {
+        match self.bound.get() {
+            Some(bound) => bound.record(value),
+            None => self.first_record(value, attributes),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn first_record(&self, value: f64, attributes: &[KeyValue]) {
+        // NaN and infinities are ignored (as the SDK does); they bind nothing either.
+        let Some(sdk) = self.sdk.as_ref().filter(|_| value.is_finite()) else {
             return;
-        }
-        // Buckets are `(previous, bound]`, as in OpenTelemetry and Prometheus.
-        let i = self.bounds.partition_point(|b| *b < value);
-        let mut guard = self.state.lock();
-        let s = &mut *guard;
-        if let (Some(count), Some(sum)) = (s.counts.get_mut(i), s.sums.get_mut(i)) {
-            *count += 1;
-            *sum += value;
-        }
-        s.total += 1;
-        if value < s.min {
-            s.min = value;
-        }
-        if value > s.max {
-            s.max = value;
-        }
+        };
+        self.bound
+            .get_or_init(|| sdk.bind(attributes))
+            .record(value);
     }
 }
 
 impl Cell for HistogramCell {
     type Instrument = SdkHistogram<f64>;
-    fn with_descriptor(descriptor: &MetricDescriptor) -> Self {
+    fn new(_: &MetricDescriptor, sdk: Option<&Self::Instrument>) -> Self {
         HistogramCell {
-            bounds: descriptor.buckets,
-            state: Mutex::new(HistogramState::empty(descriptor.buckets.len())),
+            sdk: sdk.cloned(),
+            bound: OnceLock::new(),
         }
     }
-    fn flush(&self, instrument: &Self::Instrument, attributes: &[KeyValue]) {
-        let taken = {
-            let mut s = self.state.lock();
-            if s.total == 0 {
-                return;
-            }
-            std::mem::replace(&mut *s, HistogramState::empty(self.bounds.len()))
-        };
-        replay(self.bounds, &taken, &mut |v| {
-            instrument.record(v, attributes)
-        });
+    fn flush(&self, _: &Self::Instrument, _: &[KeyValue]) {
+        // Every observation is already in the SDK's aggregator.
     }
-}
-
-/// Replays per-bucket counts and sums as observations: the minimum and the maximum as
-/// themselves, and the rest of each bucket at its mean (which lies in the bucket), so that
-/// the receiving histogram gets exactly the same bucket counts, count, sum, min and max.
-fn replay(bounds: &[f64], s: &HistogramState, record: &mut dyn FnMut(f64)) {
-    let bucket_of = |v: f64| bounds.partition_point(|b| *b < v);
-    let (min_bucket, max_bucket) = (bucket_of(s.min), bucket_of(s.max));
-    for (i, (&count, &sum)) in s.counts.iter().zip(&s.sums).enumerate() {
-        let (mut left, mut rest) = (count, sum);
-        if left > 0 && i == min_bucket {
-            record(s.min);
-            left -= 1;
-            rest -= s.min;
-        }
-        if left > 0 && i == max_bucket {
-            record(s.max);
-            left -= 1;
-            rest -= s.max;
-        }
-        if left == 0 {
-            continue;
-        }
-        let mut mean = rest / left as f64;
-        // Rounding must not move the mean out of its bucket (or past min / max).
-        let low = if i == 0 {
-            f64::NEG_INFINITY
-        } else {
-            bounds[i - 1]
-        };
-        let high = bounds.get(i).copied().unwrap_or(f64::INFINITY);
-        mean = mean.clamp(s.min.max(low), s.max.min(high));
-        if mean <= low {
-            mean = next_up(low).min(high);
-        }
-        for _ in 0..left {
-            record(mean);
-        }
-    }
-}
-
-fn next_up(x: f64) -> f64 {
-    if x.is_nan() || x == f64::INFINITY {
-        return x;
-    }
-    if x == 0.0 {
-        return f64::from_bits(1);
-    }
-    let bits = x.to_bits();
-    f64::from_bits(if x > 0.0 { bits + 1 } else { bits - 1 })
 }
 
 /// A histogram's handle.
@@ -873,7 +801,8 @@ impl<L: Labels> Histogram<L> {
 
     /// Records `value` in the series of `labels`.
     pub fn record(&self, value: f64, labels: L::At<'_>) {
-        self.family.series(&labels).cell.record(value);
+        let series = self.family.series(&labels);
+        series.cell.record(value, &series.attributes);
     }
 
     /// The metric's catalogue entry.
@@ -883,10 +812,10 @@ impl<L: Labels> Histogram<L> {
 }
 
 impl BoundHistogram {
-    /// Records `value` (NaN is ignored).
+    /// Records `value` (NaN and infinities are ignored, as the OpenTelemetry SDK does).
     #[inline]
     pub fn record(&self, value: f64) {
-        self.series.cell.record(value);
+        self.series.cell.record(value, &self.series.attributes);
     }
 }
 
@@ -936,39 +865,4 @@ fn series_attribute(key: &'static str, value: &str) -> Option<KeyValue> {
         return Some(KeyValue::new(key, n));
     }
     Some(KeyValue::new(key, value.to_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replay_reproduces_counts_sums_min_and_max_exactly() {
-        let bounds = [1.0, 5.0, 10.0];
-        let cell = HistogramCell {
-            bounds: &[1.0, 5.0, 10.0],
-            state: Mutex::new(HistogramState::empty(3)),
-        };
-        let values = [0.5, 0.7, 1.0, 2.0, 3.0, 4.5, 5.0, 9.9, 12.0, 40.0, 0.1];
-        for v in values {
-            cell.record(v);
-        }
-        let state = cell.state.lock().clone();
-        let mut replayed = Vec::new();
-        replay(&bounds, &state, &mut |v| replayed.push(v));
-        let count = |vs: &[f64], i: usize| {
-            vs.iter()
-                .filter(|v| bounds.partition_point(|b| *b < **v) == i)
-                .count()
-        };
-        for i in 0..4 {
-            assert_eq!(count(&replayed, i), count(&values, i), "bucket {i}");
-        }
-        let sum = |vs: &[f64]| vs.iter().sum::<f64>();
-        assert!((sum(&replayed) - sum(&values)).abs() < 1e-9);
-        let min = replayed.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = replayed.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        assert_eq!((min, max), (0.1, 40.0));
-        assert_eq!(replayed.len(), values.len());
-    }
 }

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use opentelemetry::metrics::{
-    AsyncInstrument, AsyncInstrumentBuilder, Counter, Gauge, Histogram, HistogramBuilder,
-    InstrumentBuilder, InstrumentProvider, Meter, MeterProvider, ObservableCounter,
-    ObservableGauge, ObservableUpDownCounter, SyncInstrument, UpDownCounter,
+    AsyncInstrument, AsyncInstrumentBuilder, BoundSyncInstrument, Counter, Gauge, Histogram,
+    HistogramBuilder, InstrumentBuilder, InstrumentProvider, Meter, MeterProvider,
+    ObservableCounter, ObservableGauge, ObservableUpDownCounter, SyncInstrument, UpDownCounter,
 };
 use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -83,18 +83,40 @@ struct RedactingInstruments {
 }
 
 type Record<T> = Box<dyn Fn(T, &[KeyValue]) + Send + Sync>;
+type BoundRecord<T> = Box<dyn Fn(T) + Send + Sync>;
+type Bind<T> = Box<dyn Fn(&[KeyValue]) -> BoundRecord<T> + Send + Sync>;
 
 struct RedactingSync<T> {
     record: Record<T>,
+    bind: Bind<T>,
     redactor: LabelGuard,
 }
 
-impl<T> SyncInstrument<T> for RedactingSync<T> {
+impl<T: 'static> SyncInstrument<T> for RedactingSync<T> {
     fn measure(&self, measurement: T, attributes: &[KeyValue]) {
         match self.redactor.redact_attribute_slice(attributes) {
             None => (self.record)(measurement, attributes),
             Some(redacted) => (self.record)(measurement, &redacted),
         }
+    }
+
+    /// Bound instruments are redacted once, when bound (without this, the API's default
+    /// would hand out a handle that drops every measurement).
+    fn bind(&self, attributes: &[KeyValue]) -> Box<dyn BoundSyncInstrument<T> + Send + Sync> {
+        let record = match self.redactor.redact_attribute_slice(attributes) {
+            None => (self.bind)(attributes),
+            Some(redacted) => (self.bind)(&redacted),
+        };
+        Box::new(RedactedBound(record))
+    }
+}
+
+/// A handle bound to redacted attributes.
+struct RedactedBound<T>(BoundRecord<T>);
+
+impl<T> BoundSyncInstrument<T> for RedactedBound<T> {
+    fn measure(&self, measurement: T) {
+        (self.0)(measurement)
     }
 }
 
@@ -123,8 +145,13 @@ macro_rules! sync_instrument {
                 builder = builder.with_unit(unit);
             }
             let inner = builder.build();
+            let to_bind = inner.clone();
             $kind::new(Arc::new(RedactingSync::<$value> {
                 record: Box::new(move |v, a| inner.$record(v, a)),
+                bind: Box::new(move |a| {
+                    let bound = to_bind.bind(a);
+                    Box::new(move |v| bound.$record(v))
+                }),
                 redactor: self.redactor.clone(),
             }))
         }
@@ -145,8 +172,13 @@ macro_rules! histogram {
                 builder = builder.with_boundaries(boundaries);
             }
             let inner = builder.build();
+            let to_bind = inner.clone();
             Histogram::new(Arc::new(RedactingSync::<$value> {
                 record: Box::new(move |v, a| inner.record(v, a)),
+                bind: Box::new(move |a| {
+                    let bound = to_bind.bind(a);
+                    Box::new(move |v| bound.record(v))
+                }),
                 redactor: self.redactor.clone(),
             }))
         }
@@ -194,4 +226,53 @@ impl InstrumentProvider for RedactingInstruments {
     observable!(u64_observable_gauge, ObservableGauge, u64);
     observable!(i64_observable_gauge, ObservableGauge, i64);
     observable!(f64_observable_gauge, ObservableGauge, f64);
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+
+    use super::*;
+    use crate::redaction::REDACTED;
+
+    #[test]
+    fn bound_instruments_record_under_redacted_attributes() {
+        let exporter = InMemoryMetricExporter::default();
+        let sdk = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        let provider =
+            RedactingMeterProvider::new(sdk.clone(), Redactor::default(), ValueBounds::default());
+        let meter = provider.meter("test");
+        let attributes = [KeyValue::new("password", "hunter2")];
+        let histogram = meter.f64_histogram("h").build().bind(&attributes);
+        let counter = meter.u64_counter("c").build().bind(&attributes);
+        histogram.record(0.5);
+        histogram.record(1.5);
+        counter.add(3);
+        sdk.force_flush().unwrap();
+
+        let mut seen = Vec::new();
+        for rm in exporter.get_finished_metrics().unwrap() {
+            for metric in rm.scope_metrics().flat_map(|s| s.metrics()) {
+                let (count, attrs): (f64, Vec<KeyValue>) = match metric.data() {
+                    AggregatedMetrics::F64(MetricData::Histogram(h)) => {
+                        let p = h.data_points().next().unwrap();
+                        (p.count() as f64, p.attributes().cloned().collect())
+                    }
+                    AggregatedMetrics::U64(MetricData::Sum(s)) => {
+                        let p = s.data_points().next().unwrap();
+                        (p.value() as f64, p.attributes().cloned().collect())
+                    }
+                    _ => continue,
+                };
+                assert_eq!(attrs, [KeyValue::new("password", REDACTED)]);
+                seen.push((metric.name().to_owned(), count));
+            }
+        }
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(seen, [("c".to_owned(), 3.0), ("h".to_owned(), 2.0)]);
+    }
 }

@@ -45,31 +45,22 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// The tests of this binary: the harness runs each on a thread named after it, which the
-/// thread drill leaves out (the others wait for the lock meanwhile, or start at any time).
-const TESTS: &[&str] = &[
-    "a_collector_outage_loses_nothing_uncounted_and_export_resumes",
-    "a_collector_outage_over_http_loses_nothing_uncounted_and_export_resumes",
-    "drill_collector_outage_at_full_scale",
-    "a_hung_exporter_cannot_hold_shutdown_past_its_deadline_or_leave_a_thread_behind",
-    "drill_hung_exporter_at_full_scale",
-    "every_span_ended_before_shutdown_is_delivered_round_after_round",
-    "drill_shutdown_completeness_at_full_scale",
-];
+/// The name prefixes of the threads a pipeline starts (its batch workers, JSON log writers,
+/// incident workers, HTTP client and async runtime). The kernel keeps 15 bytes of a name.
+const PIPELINE_THREADS: &[&str] = &["stellaops-", "json-log-", "tokio-"];
 
-/// Threads of this process, but for the harness's test threads.
-fn threads() -> usize {
-    thread_names().len()
-}
-
-/// The names of the threads of this process.
-fn thread_names() -> Vec<String> {
+/// This process's threads of the kinds a pipeline starts, by id, with their names (the test
+/// harness's threads, named after the tests of this binary, are left out).
+fn tids() -> std::collections::BTreeMap<u64, String> {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|n| n.trim().to_owned())
-        // The kernel keeps 15 bytes of a thread's name.
-        .filter(|n| !TESTS.iter().any(|t| t.as_bytes()[..15] == *n.as_bytes()))
+        .filter_map(|t| {
+            let path = t.ok()?.path();
+            let tid = path.file_name()?.to_str()?.parse().ok()?;
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            Some((tid, name.trim().to_owned()))
+        })
+        .filter(|(_, name)| PIPELINE_THREADS.iter().any(|p| name.starts_with(p)))
         .collect()
 }
 
@@ -404,8 +395,7 @@ fn run_hung(
     shutdown_timeout: Duration,
     export_timeout: Duration,
 ) -> (Duration, Duration) {
-    let before = threads();
-    let names_before = thread_names();
+    let before = tids();
     // Accepts TCP connections (the kernel's backlog) and never reads: every export hangs.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let telemetry = Telemetry::builder("drill-hung")
@@ -437,17 +427,31 @@ fn run_hung(
         assert_eq!(sig.queue_depth, 0, "{name}: {stats:#?}");
     }
     drop(telemetry);
-    // The workers still inside a hung export leave once its timeout passes.
+    // The threads started while this pipeline lived (other tests of this binary start theirs
+    // too, so only those still alive when it was dropped are followed). The workers still
+    // inside a hung export leave once its timeout passes.
+    let started: Vec<(u64, String)> = tids()
+        .into_iter()
+        .filter(|(tid, _)| !before.contains_key(tid))
+        .collect();
     let waited = Instant::now();
     let bound = export_timeout * 3 + Duration::from_secs(10);
-    while threads() > before && waited.elapsed() < bound {
+    let alive = || {
+        let now = tids();
+        started
+            .iter()
+            .filter(|(tid, name)| now.get(tid) == Some(name))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    while !alive().is_empty() && waited.elapsed() < bound {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let after = threads();
+    let left = alive();
     assert!(
-        after <= before,
-        "{after} threads now ({:?}), {before} before the pipeline was built ({names_before:?})",
-        thread_names()
+        left.is_empty(),
+        "threads started with the pipeline still alive {:?} after it was dropped: {left:?}",
+        waited.elapsed()
     );
     drop(listener);
     (took, waited.elapsed())

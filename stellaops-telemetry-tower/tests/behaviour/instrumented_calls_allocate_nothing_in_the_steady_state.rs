@@ -126,3 +126,45 @@ fn allocations_of_an_instrumented_call_counting_its_outcome_are_zero() {
         "an instrumented call allocated {per_call:.2} times"
     );
 }
+
+/// The count of `scan`'s duration histogram in `telemetry`'s exposition (0 when absent).
+fn scans_recorded(telemetry: &Telemetry) -> u64 {
+    let text = telemetry.prometheus().unwrap().render().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("stellaops_scan_duration_seconds_count{tenant=\"acme\"} "))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// What makes the steady state allocation-free, a callsite's series bound once per thread,
+/// must not cost correctness: the series is bound again whenever the call records into
+/// another pipeline (the current dispatcher's), including a pipeline built after another was
+/// dropped.
+#[test]
+fn a_callsites_bound_series_follow_the_current_pipeline() {
+    let (exporters_a, exporters_b) = (
+        TestExporters::discarding_spans(),
+        TestExporters::discarding_spans(),
+    );
+    let (a, b) = (pipeline(&exporters_a), pipeline(&exporters_b));
+    for (telemetry, calls) in [(&a, 3), (&b, 2), (&a, 1)] {
+        tracing::dispatcher::with_default(telemetry.dispatch(), || {
+            for _ in 0..calls {
+                scan("registry.example/app:1.2");
+            }
+        });
+    }
+    assert_eq!((scans_recorded(&a), scans_recorded(&b)), (4, 2));
+    // Other threads bind their own, into the pipeline current there.
+    std::thread::scope(|s| {
+        s.spawn(|| tracing::dispatcher::with_default(b.dispatch(), || scan("x")));
+    });
+    assert_eq!((scans_recorded(&a), scans_recorded(&b)), (4, 3));
+    // A pipeline built after the others are gone records into its own registry.
+    drop((a, b));
+    for _ in 0..3 {
+        let exporters = TestExporters::discarding_spans();
+        let c = pipeline(&exporters);
+        tracing::dispatcher::with_default(c.dispatch(), || scan("y"));
+        assert_eq!(scans_recorded(&c), 1);
+    }
+}

@@ -519,8 +519,11 @@ pub fn count_call<L: Labels>(metrics: &Metrics, def: &CounterDef<L>, labels: L::
 /// it. A call recording into another pipeline binds again; a thread's cache costs no lock and
 /// no shared cache line.
 pub struct BoundSlots<B, const N: usize> {
-    slots: RefCell<[Option<(Weak<PipelineParts>, B)>; N]>,
+    slots: RefCell<[Option<Bound<B>>; N]>,
 }
+
+/// A bound series and the pipeline it was bound for.
+type Bound<B> = (Weak<PipelineParts>, B);
 
 impl<B, const N: usize> BoundSlots<B, N> {
     /// Empty slots.

@@ -9,6 +9,10 @@
 //! log lines carry its ids); [`Call::finish`] sets the error status and `error.type` from a
 //! returned `Err` and queues the record. A call dropped without `finish` (a panic, or a
 //! cancelled future) still ends its span.
+//!
+//! A metric whose labels are string literals (and `outcome`) records through the callsite's
+//! series, bound once per thread and pipeline ([`BoundSlots`]): no registry or label look-up
+//! per call. Labels known only at run time are looked up at every call.
 
 use std::cell::RefCell;
 use std::future::Future;

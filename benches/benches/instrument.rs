@@ -7,6 +7,11 @@
 //! span goes through a batch worker to an exporter that discards it (ours:
 //! `TestExporters::discarding_spans`, after the pipeline's queue and redaction).
 //!
+//! The `instrumented_call_with_duration` group adds the call's duration histogram: ours
+//! (`duration = STELLAOPS_SCAN_DURATION_SECONDS(tenant = "acme")`) against
+//! `#[tracing::instrument]` over the SDK with the same seconds recorded, with the same label,
+//! into an OpenTelemetry SDK histogram (a manual reader, so never collected while measured).
+//!
 //! ```text
 //! cargo bench -p stellaops-telemetry-benches --bench instrument
 //! ```
@@ -14,11 +19,14 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Histogram, MeterProvider as _};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{
     BatchSpanProcessor, InMemorySpanExporter, SdkTracerProvider, SpanData, SpanExporter,
 };
@@ -42,6 +50,21 @@ const DIGEST: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15
 /// Ours: the catalogue span `scan.image`.
 mod ours {
     #[stellaops_telemetry_core::instrument(span = "scan.image", imageRef = image, digest = digest)]
+    pub fn scan(image: &str, digest: &str) -> Result<usize, std::io::Error> {
+        Ok(image.len() + digest.len())
+    }
+}
+
+/// Ours with the call's duration histogram.
+mod ours_timed {
+    use stellaops_telemetry_core::metrics::catalogue::STELLAOPS_SCAN_DURATION_SECONDS;
+
+    #[stellaops_telemetry_core::instrument(
+        span = "scan.image",
+        imageRef = image,
+        digest = digest,
+        duration = STELLAOPS_SCAN_DURATION_SECONDS(tenant = "acme"),
+    )]
     pub fn scan(image: &str, digest: &str) -> Result<usize, std::io::Error> {
         Ok(image.len() + digest.len())
     }
@@ -111,6 +134,15 @@ fn sdk_records_a_span() -> Result<(), String> {
     }
 }
 
+/// The peer of a `duration = ...` histogram: the call timed around `#[tracing::instrument]`
+/// and its seconds recorded into an SDK histogram with the same label.
+fn call_timed(histogram: &Histogram<f64>, tenant: &[KeyValue]) -> Result<usize, std::io::Error> {
+    let start = Instant::now();
+    let result = call(traced::scan);
+    histogram.record(start.elapsed().as_secs_f64(), tenant);
+    result
+}
+
 fn sdk_tracer_provider() -> SdkTracerProvider {
     SdkTracerProvider::builder()
         .with_span_processor(BatchSpanProcessor::builder(Discard).build())
@@ -135,6 +167,7 @@ fn instrument(c: &mut Criterion) {
     // Each instrumented variant really records a span, checked before measuring.
     for (name, scan) in [
         ("ours_instrument", ours::scan as fn(&str, &str) -> _),
+        ("ours_instrument_duration", ours_timed::scan),
         ("tracing_instrument_our_pipeline", traced::scan),
     ] {
         match exported_by_one_call(&telemetry, scan) {
@@ -182,6 +215,30 @@ fn instrument(c: &mut Criterion) {
     });
     group.finish();
 
+    // With the duration histogram: ours against the SDK stack plus an SDK histogram record.
+    let meters = SdkMeterProvider::builder()
+        .with_reader(ManualReader::builder().build())
+        .build();
+    let histogram = meters
+        .meter("bench")
+        .f64_histogram("stellaops_scan_duration_seconds")
+        .with_unit("s")
+        .with_boundaries(vec![
+            1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
+        ])
+        .build();
+    let tenant = [KeyValue::new("tenant", "acme")];
+    let mut group = c.benchmark_group("instrumented_call_with_duration");
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        group.bench_function("ours_instrument", |b| b.iter(|| call(ours_timed::scan)));
+    });
+    tracing::dispatcher::with_default(&dispatch, || {
+        group.bench_function("tracing_instrument_otel_sdk_histogram", |b| {
+            b.iter(|| black_box(call_timed(&histogram, &tenant)));
+        });
+    });
+    group.finish();
+
     let _ = telemetry.flush(Duration::from_secs(10));
     let after = telemetry.stats().spans;
     eprintln!(
@@ -191,6 +248,7 @@ fn instrument(c: &mut Criterion) {
     );
     telemetry.shutdown();
     let _ = provider.shutdown();
+    let _ = meters.shutdown();
 }
 
 criterion_group!(benches, instrument);

@@ -9,21 +9,30 @@
 //! log lines carry its ids); [`Call::finish`] sets the error status and `error.type` from a
 //! returned `Err` and queues the record. A call dropped without `finish` (a panic, or a
 //! cancelled future) still ends its span.
+//!
+//! A metric whose labels are string literals (and `outcome`) records through the callsite's
+//! series, bound once per thread and pipeline ([`BoundSlots`]): no registry or label look-up
+//! per call. Labels known only at run time are looked up at every call.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags};
-use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, SamplingDecision};
+use opentelemetry_sdk::trace::{
+    IdGenerator as _, RandomIdGenerator, SamplingDecision, SamplingResult,
+};
 use tracing_subscriber::Layer;
 
 use crate::clock::WallClock;
 use crate::export::record::SpanRecord;
-use crate::metrics::{CounterDef, HistogramDef, Labels, MetricDescriptor, Metrics};
+use crate::metrics::{
+    BoundCounter, BoundHistogram, CounterDef, HistogramDef, Labels, MetricDescriptor, Metrics,
+};
 use crate::recorder::SpanRecorder;
 
 /// Classifies an error for `error.type` and the `error_kind` metric label: a short, bounded
@@ -148,6 +157,74 @@ impl<S: tracing::Subscriber> Layer<S> for PipelineLayer {}
 /// The Level 2 random flag: set on the traces a call starts.
 const RANDOM: TraceFlags = TraceFlags::new(0x02);
 
+/// A call's span as the current context makes it: its context (the parent's with the new
+/// span), and, when the span is sampled, what the record needs from the parent.
+struct Child {
+    cx: Context,
+    parent_span_id: SpanId,
+    parent_is_remote: bool,
+    /// The sampler's result when the span is recorded and sampled.
+    sampling: Option<SamplingResult>,
+    /// The parent's request tenant, looked up only for a sampled span.
+    tenant: Option<Arc<str>>,
+}
+
+impl Child {
+    /// The span `name` started under `parent`, in one look at the current context (no clone
+    /// of it: the new context shares the parent's entries).
+    #[inline]
+    fn of(parent: &Context, pipeline: &Pipeline, name: &'static str) -> Child {
+        let span = parent.span();
+        let parent_context = span.span_context();
+        let valid = parent_context.is_valid();
+        let ids = RandomIdGenerator::default();
+        let (trace_id, inherited) = if valid {
+            (
+                parent_context.trace_id(),
+                parent_context.trace_flags() & RANDOM,
+            )
+        } else {
+            (ids.new_trace_id(), RANDOM)
+        };
+        let sampling =
+            pipeline
+                .0
+                .recorder
+                .should_sample(parent, trace_id, name, &SpanKind::Internal, &[]);
+        let sampled = sampling.decision == SamplingDecision::RecordAndSample;
+        let trace_state = if valid {
+            parent_context.trace_state().clone()
+        } else {
+            sampling.trace_state.clone()
+        };
+        let span_context = SpanContext::new(
+            trace_id,
+            ids.new_span_id(),
+            inherited.with_sampled(sampled),
+            false,
+            trace_state,
+        );
+        let tenant = if sampled {
+            parent
+                .get::<crate::RequestContext>()
+                .and_then(|cx| cx.shared_tenant().cloned())
+        } else {
+            None
+        };
+        Child {
+            parent_span_id: if valid {
+                parent_context.span_id()
+            } else {
+                SpanId::INVALID
+            },
+            parent_is_remote: parent_context.is_remote(),
+            cx: parent.with_remote_span_context(span_context),
+            sampling: sampled.then_some(sampling),
+            tenant,
+        }
+    }
+}
+
 /// One instrumented call (see the module docs).
 #[derive(Debug)]
 pub struct Call {
@@ -166,9 +243,8 @@ impl Call {
     #[inline]
     pub fn start(name: &'static str, fill: impl FnOnce(&mut SpanRecord)) -> Call {
         let start = Instant::now();
-        let pipeline = Pipeline::current();
         let mut call = Call {
-            pipeline,
+            pipeline: Pipeline::current(),
             record: None,
             cx: None,
             start,
@@ -177,51 +253,21 @@ impl Call {
         let Some(pipeline) = &call.pipeline else {
             return call;
         };
-        let direct = &pipeline.0.recorder;
-        if !direct.enabled() {
+        if !pipeline.0.recorder.enabled() {
             return call;
         }
         // Called from a thread-local's destructor, the context's own thread-local may be gone:
         // the call then records nothing rather than take the process down.
-        let Ok(parent) = std::panic::catch_unwind(Context::current) else {
+        let Ok(child) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Context::map_current(|parent| Child::of(parent, pipeline, name))
+        })) else {
             return call;
         };
-        let (parent_context, remote) = {
-            let span = parent.span();
-            let sc = span.span_context();
-            (sc.clone(), sc.is_remote())
-        };
-        let ids = RandomIdGenerator::default();
-        let (trace_id, inherited) = if parent_context.is_valid() {
-            (
-                parent_context.trace_id(),
-                parent_context.trace_flags() & RANDOM,
-            )
-        } else {
-            (ids.new_trace_id(), RANDOM)
-        };
-        let sampling = direct.should_sample(&parent, trace_id, name, &SpanKind::Internal, &[]);
-        let sampled = sampling.decision == SamplingDecision::RecordAndSample;
-        let span_context = SpanContext::new(
-            trace_id,
-            ids.new_span_id(),
-            inherited.with_sampled(sampled),
-            false,
-            if parent_context.is_valid() {
-                parent_context.trace_state().clone()
-            } else {
-                sampling.trace_state
-            },
-        );
-        if sampled {
-            let mut record = direct.new_record(
-                span_context.clone(),
-                if parent_context.is_valid() {
-                    parent_context.span_id()
-                } else {
-                    SpanId::INVALID
-                },
-                remote,
+        if let Some(sampling) = child.sampling {
+            let mut record = pipeline.0.recorder.new_record(
+                child.cx.span().span_context().clone(),
+                child.parent_span_id,
+                child.parent_is_remote,
                 SpanKind::Internal,
                 pipeline.0.clock.system_time(start),
             );
@@ -230,17 +276,15 @@ impl Call {
                 record.push_key_value(attribute);
             }
             fill(&mut record);
-            if !record.has_attribute("tenant.id")
-                && let Some(tenant) = crate::RequestContext::map_current(|cx| {
-                    cx.and_then(|cx| cx.shared_tenant().cloned())
-                })
+            if let Some(tenant) = child.tenant
+                && !record.has_attribute("tenant.id")
             {
                 record.push_text("tenant.id", &tenant);
             }
             call.record = Some(record);
         }
         // Unsampled spans still carry their context, so children inherit the decision.
-        call.cx = Some(parent.with_remote_span_context(span_context));
+        call.cx = Some(child.cx);
         call
     }
 
@@ -256,10 +300,11 @@ impl Call {
         }
     }
 
-    /// Attaches the call's context until the guard drops (sync functions).
+    /// Attaches the call's context until the guard drops (sync functions; once: the context
+    /// moves into the guard).
     #[inline]
-    pub fn enter(&self) -> Option<opentelemetry::ContextGuard> {
-        let cx = self.cx.clone()?;
+    pub fn enter(&mut self) -> Option<opentelemetry::ContextGuard> {
+        let cx = self.cx.take()?;
         // See `start`: a destroyed context thread-local means no attach.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cx.attach())).ok()
     }
@@ -280,19 +325,28 @@ impl Call {
         self.pipeline.as_ref().map(Pipeline::metrics)
     }
 
+    /// The pipeline the call records into, when there is one.
+    #[inline]
+    pub fn pipeline(&self) -> Option<&Pipeline> {
+        self.pipeline.as_ref()
+    }
+
     /// Time since the call started.
     #[inline]
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
     }
 
-    /// Ends the span: an `error` kind sets the error status and `error.type`.
+    /// Ends the span: an `error` kind sets the error status and `error.type`. Returns the
+    /// call's duration (one clock reading serves the span and the duration metric).
     #[inline]
-    pub fn finish(&mut self, error: Option<&'static str>) {
-        self.end(error);
+    pub fn finish(&mut self, error: Option<&'static str>) -> Duration {
+        let elapsed = self.start.elapsed();
+        self.end(error, elapsed);
+        elapsed
     }
 
-    fn end(&mut self, error: Option<&'static str>) {
+    fn end(&mut self, error: Option<&'static str>, elapsed: Duration) {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
@@ -301,7 +355,7 @@ impl Call {
         };
         record.end_time = record
             .start_time
-            .checked_add(self.start.elapsed())
+            .checked_add(elapsed)
             .unwrap_or(record.start_time);
         if let Some(kind) = error {
             record.error = true;
@@ -315,8 +369,11 @@ impl Drop for Call {
     fn drop(&mut self) {
         // A panic unwinding through the body, or a future dropped before it finished: the
         // span still ends (a panic is an error; a cancellation is not).
+        if self.finished {
+            return;
+        }
         let error = std::thread::panicking().then_some("panic");
-        self.end(error);
+        self.end(error, self.start.elapsed());
     }
 }
 
@@ -442,7 +499,8 @@ pub fn error_kind_label(error: Option<&'static str>) -> &'static str {
 
 // ---- metrics ----------------------------------------------------------------------------
 
-/// Records a call's duration, in seconds.
+/// Records a call's duration, in seconds, looking its series up (labels known only at run
+/// time).
 #[inline]
 pub fn record_duration<L: Labels>(
     metrics: &Metrics,
@@ -453,10 +511,137 @@ pub fn record_duration<L: Labels>(
     metrics.histogram(def).record(elapsed.as_secs_f64(), labels);
 }
 
-/// Counts a call.
+/// Counts a call, looking its series up (labels known only at run time).
 #[inline]
 pub fn count_call<L: Labels>(metrics: &Metrics, def: &CounterDef<L>, labels: L::At<'_>) {
     metrics.counter(def).add(1, labels);
+}
+
+/// One callsite's bound series, per thread (the generated code keeps one in a
+/// `thread_local!` for each metric whose labels are constant): `N` label sets (the constant
+/// labels alone, or with `outcome` `ok` and `error`), each bound for the pipeline that bound
+/// it. A call recording into another pipeline binds again; a thread's cache costs no lock and
+/// no shared cache line.
+pub struct BoundSlots<B, const N: usize> {
+    slots: RefCell<[Option<Bound<B>>; N]>,
+}
+
+/// A bound series and the pipeline it was bound for.
+type Bound<B> = (Weak<PipelineParts>, B);
+
+impl<B, const N: usize> BoundSlots<B, N> {
+    /// Empty slots.
+    pub const fn new() -> Self {
+        BoundSlots {
+            slots: RefCell::new([const { None }; N]),
+        }
+    }
+
+    /// Calls `use_bound` with the series of label set `index` bound for `pipeline`, bound by
+    /// `bind` first when this thread has not bound it for that pipeline.
+    #[inline]
+    fn with(
+        &self,
+        pipeline: &Pipeline,
+        index: usize,
+        bind: impl FnOnce(&Metrics) -> Option<B>,
+        use_bound: impl FnOnce(&B),
+    ) {
+        let Ok(mut slots) = self.slots.try_borrow_mut() else {
+            // Re-entered (a label's evaluation recorded into the same callsite): bind anew.
+            if let Some(bound) = bind(pipeline.metrics()) {
+                use_bound(&bound);
+            }
+            return;
+        };
+        let Some(slot) = slots.get_mut(index) else {
+            if let Some(bound) = bind(pipeline.metrics()) {
+                use_bound(&bound);
+            }
+            return;
+        };
+        match slot {
+            // The weak pointer keeps the pipeline's allocation, so its address is not reused
+            // by another pipeline while the slot holds it.
+            Some((owner, bound)) if std::ptr::eq(owner.as_ptr(), Arc::as_ptr(&pipeline.0)) => {
+                use_bound(bound);
+            }
+            _ => {
+                if let Some(bound) = bind(pipeline.metrics()) {
+                    use_bound(&bound);
+                    *slot = Some((Arc::downgrade(&pipeline.0), bound));
+                }
+            }
+        }
+    }
+}
+
+impl<B, const N: usize> Default for BoundSlots<B, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<B, const N: usize> std::fmt::Debug for BoundSlots<B, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundSlots").finish_non_exhaustive()
+    }
+}
+
+/// A callsite's thread-local [`BoundSlots`].
+pub type LocalSlots<B, const N: usize> = std::thread::LocalKey<BoundSlots<B, N>>;
+
+/// Records a call's duration, in seconds, into the series of constant `labels` (set
+/// `index`), bound once per thread and pipeline in `slots`.
+#[inline]
+pub fn record_duration_bound<L: Labels, const N: usize>(
+    slots: &'static LocalSlots<BoundHistogram, N>,
+    pipeline: &Pipeline,
+    index: usize,
+    def: &HistogramDef<L>,
+    labels: L::At<'_>,
+    elapsed: Duration,
+) {
+    let seconds = elapsed.as_secs_f64();
+    // Taken by whichever binds: the slot, or the look-up of a thread whose locals are being
+    // destroyed.
+    let mut labels = Some(labels);
+    let mut bind = |metrics: &Metrics| Some(metrics.histogram(def).bind(labels.take()?));
+    if slots
+        .try_with(|slots| slots.with(pipeline, index, &mut bind, |h| h.record(seconds)))
+        .is_err()
+        && let Some(bound) = bind(pipeline.metrics())
+    {
+        bound.record(seconds);
+    }
+}
+
+/// Counts a call in the series of constant `labels` (set `index`), bound once per thread and
+/// pipeline in `slots`.
+#[inline]
+pub fn count_call_bound<L: Labels, const N: usize>(
+    slots: &'static LocalSlots<BoundCounter, N>,
+    pipeline: &Pipeline,
+    index: usize,
+    def: &CounterDef<L>,
+    labels: L::At<'_>,
+) {
+    let mut labels = Some(labels);
+    let mut bind = |metrics: &Metrics| Some(metrics.counter(def).bind(labels.take()?));
+    if slots
+        .try_with(|slots| slots.with(pipeline, index, &mut bind, BoundCounter::inc))
+        .is_err()
+        && let Some(bound) = bind(pipeline.metrics())
+    {
+        bound.inc();
+    }
+}
+
+/// The label set of a callsite whose only run-time label is `outcome`: 0 for `ok`, 1 for
+/// `error`.
+#[inline]
+pub fn outcome_index(error: Option<&'static str>) -> usize {
+    usize::from(error.is_some())
 }
 
 /// A duration metric is in seconds (evaluated at compile time by the generated code).

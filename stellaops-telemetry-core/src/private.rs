@@ -2,7 +2,9 @@
 //! change with the macros.
 
 pub use crate::instrument::{
-    Call, InContext, Kind, KindByName, KindByTrait, Pipeline, Returned, ReturnedErr, ReturnedValue,
-    assert_seconds, call_once, count_call, error_kind_label, outcome_label, record_duration,
+    BoundSlots, Call, InContext, Kind, KindByName, KindByTrait, LocalSlots, Pipeline, Returned,
+    ReturnedErr, ReturnedValue, assert_seconds, call_once, count_call, count_call_bound,
+    error_kind_label, outcome_index, outcome_label, record_duration, record_duration_bound,
     record_field,
 };
+pub use crate::metrics::{BoundCounter, BoundHistogram};

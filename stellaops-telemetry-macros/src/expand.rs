@@ -197,7 +197,7 @@ fn expand(args: &Args, function: ItemFn) -> TokenStream {
         // `-> !`: nothing comes back to record; the span ends as the call unwinds or exits.
         let body = quote! {{
             #prelude
-            let __stella_call = #start;
+            let mut __stella_call = #start;
             let __stella_guard = __stella_call.enter();
             #block
         }};
@@ -205,10 +205,14 @@ fn expand(args: &Args, function: ItemFn) -> TokenStream {
     };
     let run = run(&function, &return_type, &private);
     let has_metrics = !records.is_empty();
-    let elapsed = has_metrics.then(|| quote!(let __stella_elapsed = __stella_call.elapsed();));
+    let finish = if has_metrics {
+        quote!(let __stella_elapsed = __stella_call.finish(__stella_error);)
+    } else {
+        quote!(__stella_call.finish(__stella_error);)
+    };
     let record_metrics = has_metrics.then(|| {
         quote! {
-            if let ::core::option::Option::Some(__stella_metrics) = __stella_call.metrics() {
+            if let ::core::option::Option::Some(__stella_pipeline) = __stella_call.pipeline() {
                 #records
             }
         }
@@ -218,7 +222,6 @@ fn expand(args: &Args, function: ItemFn) -> TokenStream {
         let mut __stella_call = #start;
         #label_lets
         let __stella_result: #return_type = #run;
-        #elapsed
         // The borrows select the impl (autoref specialisation): `Err`s of `Result`s, by
         // `ErrorKind` when the error implements it.
         #[allow(clippy::needless_borrow)]
@@ -229,7 +232,7 @@ fn expand(args: &Args, function: ItemFn) -> TokenStream {
                 .returned_err()
                 .map(|__stella_e| (&#private::Kind(__stella_e)).kind())
         };
-        __stella_call.finish(__stella_error);
+        #finish
         #record_metrics
         __stella_result
     }};
@@ -303,12 +306,9 @@ struct Metrics {
 fn metrics(args: &Args, private: &TokenStream, prelude: &mut TokenStream) -> Metrics {
     let mut records = TokenStream::new();
     let mut label_lets = TokenStream::new();
-    for (i, (metric, record)) in [
-        (args.duration.as_ref(), quote!(record_duration)),
-        (args.outcome.as_ref(), quote!(count_call)),
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, metric) in [args.duration.as_ref(), args.outcome.as_ref()]
+        .into_iter()
+        .enumerate()
     {
         let Some(metric) = metric else { continue };
         let name_span = last_span(&metric.path);
@@ -332,19 +332,76 @@ fn metrics(args: &Args, private: &TokenStream, prelude: &mut TokenStream) -> Met
             prelude.extend(quote_spanned!(name_span=>
                 const _: () = #assert(#alias.descriptor());
             ));
-            records.extend(quote! {
-                #private::#record(__stella_metrics, #def, #labels, __stella_elapsed);
-            });
-        } else {
-            records.extend(quote! {
-                #private::#record(__stella_metrics, #def, #labels);
-            });
         }
+        records.extend(record_metric(i == 0, metric, &def, &labels, private));
     }
     Metrics {
         records,
         label_lets,
     }
+}
+
+/// Whether a metric's labels are constant for the callsite (string literals), but for
+/// `outcome`: the number of label sets it records into (1, or 2 with `outcome`), or `None`
+/// when a label is known only at run time.
+fn constant_label_sets(metric: &MetricUse) -> Option<usize> {
+    let mut sets = 1;
+    for label in &metric.labels {
+        match result_word(label) {
+            Some("outcome_label") => sets = 2,
+            Some(_) => return None,
+            None if matches!(&label.value, Some(syn::Expr::Lit(l)) if matches!(l.lit, syn::Lit::Str(_))) =>
+                {}
+            None => return None,
+        }
+    }
+    Some(sets)
+}
+
+/// The statement recording one metric (the duration histogram, or the outcome counter)
+/// after the body. Constant labels record through the callsite's series, bound once per
+/// thread and pipeline; others look their series up.
+fn record_metric(
+    duration: bool,
+    metric: &MetricUse,
+    def: &TokenStream,
+    labels: &TokenStream,
+    private: &TokenStream,
+) -> TokenStream {
+    let Some(sets) = constant_label_sets(metric) else {
+        return if duration {
+            quote! {
+                #private::record_duration(
+                    __stella_pipeline.metrics(), #def, #labels, __stella_elapsed,
+                );
+            }
+        } else {
+            quote!(#private::count_call(__stella_pipeline.metrics(), #def, #labels);)
+        };
+    };
+    let index = if sets == 2 {
+        quote!(#private::outcome_index(__stella_error))
+    } else {
+        quote!(0)
+    };
+    let (bound, record, elapsed) = if duration {
+        (
+            quote!(BoundHistogram),
+            quote!(record_duration_bound),
+            quote!(, __stella_elapsed),
+        )
+    } else {
+        (quote!(BoundCounter), quote!(count_call_bound), quote!())
+    };
+    quote! {{
+        ::std::thread_local! {
+            static __STELLA_BOUND: #private::BoundSlots<#private::#bound, #sets> =
+                const { #private::BoundSlots::new() };
+        }
+        #private::#record(
+            &__STELLA_BOUND, __stella_pipeline, #index, #def, #labels #elapsed,
+        );
+    }}
 }
 
 /// The expression running the body: in a closure or an `async move` block typed as the

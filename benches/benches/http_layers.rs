@@ -253,7 +253,10 @@ fn trace_context_extract(c: &mut Criterion) {
         "tracestate",
         http::HeaderValue::from_static("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"),
     );
-    for (label, headers) in [("traceparent", &only_parent), ("with_tracestate", &with_state)] {
+    for (label, headers) in [
+        ("traceparent", &only_parent),
+        ("with_tracestate", &with_state),
+    ] {
         let ours = propagators.extract(headers);
         let theirs = sdk.extract(&Headers(headers));
         assert_eq!(
@@ -265,9 +268,7 @@ fn trace_context_extract(c: &mut Criterion) {
             b.iter(|| std::hint::black_box(propagators.extract(std::hint::black_box(headers))))
         });
         group.bench_function(format!("b_opentelemetry_sdk_{label}"), |b| {
-            b.iter(|| {
-                std::hint::black_box(sdk.extract(&Headers(std::hint::black_box(headers))))
-            })
+            b.iter(|| std::hint::black_box(sdk.extract(&Headers(std::hint::black_box(headers)))))
         });
     }
     group.finish();
@@ -305,7 +306,10 @@ fn flat_cost(c: &mut Criterion) {
     let Ok(telemetry) = pipeline(Some(&memory)) else {
         return;
     };
-    let one = (router(1), router(1).layer(ServerTelemetryLayer::new(&telemetry)));
+    let one = (
+        router(1),
+        router(1).layer(ServerTelemetryLayer::new(&telemetry)),
+    );
     let many = (
         router(MANY),
         router(MANY).layer(ServerTelemetryLayer::new(&telemetry)),

@@ -126,8 +126,7 @@ impl RequestContext {
     /// context on.
     pub fn attach(mut self) -> ContextGuard {
         if self.trace_context.is_none() {
-            self.trace_context =
-                Self::map_current(|cx| cx.and_then(|cx| cx.trace_context.clone()));
+            self.trace_context = Self::map_current(|cx| cx.and_then(|cx| cx.trace_context.clone()));
         }
         Context::current_with_value(self).attach()
     }

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use stellaops_telemetry_core::opentelemetry::baggage::BaggageExt as _;
 use stellaops_telemetry_core::opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId,
 };
-use stellaops_telemetry_core::opentelemetry::baggage::BaggageExt as _;
 use stellaops_telemetry_core::opentelemetry::{KeyValue, Value};
 use stellaops_telemetry_core::opentelemetry_sdk::trace::{
     IdGenerator as _, RandomIdGenerator, SamplingDecision, SamplingResult,

@@ -124,16 +124,20 @@ mod tests {
 
     fn headers(tenant: &str) -> http::HeaderMap {
         let mut headers = http::HeaderMap::new();
-        headers.insert(TENANT_HEADER_NAME, http::HeaderValue::from_str(tenant).unwrap());
+        headers.insert(
+            TENANT_HEADER_NAME,
+            http::HeaderValue::from_str(tenant).unwrap(),
+        );
         headers
     }
 
     #[test]
     fn a_known_tenant_is_shared_and_the_set_of_known_tenants_is_bounded() {
         let tenants = KnownTenants::default();
-        let (TenantHeader::Valid(a), TenantHeader::Valid(b)) =
-            (tenants.read(&headers("acme")), tenants.read(&headers("acme")))
-        else {
+        let (TenantHeader::Valid(a), TenantHeader::Valid(b)) = (
+            tenants.read(&headers("acme")),
+            tenants.read(&headers("acme")),
+        ) else {
             panic!("acme is a valid tenant");
         };
         assert!(Arc::ptr_eq(&a.0, &b.0));

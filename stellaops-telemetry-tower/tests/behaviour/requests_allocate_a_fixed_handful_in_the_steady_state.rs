@@ -31,8 +31,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use http::Request;
-use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_core::Telemetry;
+use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_tower::server::ServerTelemetryLayer;
 use tower::ServiceExt as _;
 
@@ -68,7 +68,7 @@ fn request(i: usize) -> Request<Body> {
     let mut request = Request::get("/scans/s-1")
         .header("x-stellaops-tenant", "acme")
         .header("x-request-id", format!("req-{i}"));
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         request = request.header(
             "traceparent",
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
@@ -97,7 +97,9 @@ fn allocations_per_request(app: &Router, telemetry: Option<&Telemetry>) -> f64 {
             runtime.block_on(async move {
                 let response = app.oneshot(request).await.unwrap();
                 assert_eq!(response.status(), 200);
-                let body = axum::body::to_bytes(response.into_body(), 64).await.unwrap();
+                let body = axum::body::to_bytes(response.into_body(), 64)
+                    .await
+                    .unwrap();
                 assert_eq!(&body[..], b"ok");
             });
         });

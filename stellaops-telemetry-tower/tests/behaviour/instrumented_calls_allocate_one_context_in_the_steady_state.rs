@@ -1,7 +1,13 @@
-//! In the steady state an `#[instrument]` call allocates nothing on its thread, with its span
-//! sampled and exported and its duration histogram recorded (or its outcome counted).
-//! Counted with a per-thread counting allocator (this test binary's global allocator), so the
-//! export worker's own allocations are not counted; counts, never times.
+//! In the steady state an `#[instrument]` call allocates once on its thread, with its span
+//! sampled and exported and its duration histogram recorded (or its outcome counted): the
+//! OpenTelemetry `Context` that carries the call's span while the body runs (so that the
+//! spans, log lines and client calls inside nest under it). Its span context lives in an `Arc`
+//! the `opentelemetry` crate allocates for every new context, and a span context cannot be
+//! changed in place. The span record comes from the pool the export worker fills and the
+//! metrics from series bound once per thread and pipeline; the span queue takes one more
+//! block every 31 spans. Counted with a per-thread counting allocator (this test binary's
+//! global allocator), so the export worker's own allocations are not counted; counts, never
+//! times.
 //!
 //! ```text
 //! cargo test -p stellaops-telemetry-tower --test behaviour instrumented_calls_allocate -- --nocapture
@@ -14,6 +20,9 @@ use stellaops_telemetry_core::metrics::catalogue::{
 };
 use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_core::{Telemetry, instrument};
+
+/// The most heap allocations a call may make: its context, and a share of a queue block.
+const CALL_ALLOCATIONS: f64 = 1.05;
 
 /// Calls before counting starts: the record pool and the caches fill up.
 const WARM_UP: usize = 2_000;
@@ -86,7 +95,7 @@ fn allocations_per_call(what: &str, mut call: impl FnMut(usize)) -> (f64, Teleme
 }
 
 #[test]
-fn allocations_of_an_instrumented_call_are_zero() {
+fn allocations_of_an_instrumented_call_are_its_context_alone() {
     let (per_call, telemetry) = allocations_per_call("duration histogram", |_| {
         std::hint::black_box(scan(std::hint::black_box("registry.example/app:1.2")));
     });
@@ -99,13 +108,13 @@ fn allocations_of_an_instrumented_call_are_zero() {
         "every call's duration is recorded:\n{text}"
     );
     assert!(
-        per_call <= 0.0,
-        "an instrumented call allocated {per_call:.2} times"
+        per_call <= CALL_ALLOCATIONS,
+        "an instrumented call allocated {per_call:.2} times (at most {CALL_ALLOCATIONS})"
     );
 }
 
 #[test]
-fn allocations_of_an_instrumented_call_counting_its_outcome_are_zero() {
+fn allocations_of_an_instrumented_call_counting_its_outcome_are_its_context_alone() {
     // Every third call fails: both `status` series are bound and used.
     let (per_call, telemetry) = allocations_per_call("outcome counter", |i| {
         let _ = std::hint::black_box(deploy(std::hint::black_box("r-1"), i % 3 == 0));
@@ -122,8 +131,8 @@ fn allocations_of_an_instrumented_call_counting_its_outcome_are_zero() {
         );
     }
     assert!(
-        per_call <= 0.0,
-        "an instrumented call allocated {per_call:.2} times"
+        per_call <= CALL_ALLOCATIONS,
+        "an instrumented call allocated {per_call:.2} times (at most {CALL_ALLOCATIONS})"
     );
 }
 

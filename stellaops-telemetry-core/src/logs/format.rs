@@ -49,6 +49,25 @@ pub(crate) const HOUSE_KEYS: [&str; 11] = [
     "retention",
 ];
 
+/// Whether `key` is one of [`HOUSE_KEYS`] (a `match`: one length test for most keys, where a
+/// search of the list compares eleven strings).
+fn is_house_key(key: &str) -> bool {
+    matches!(
+        key,
+        "timestamp"
+            | "level"
+            | "message"
+            | "service"
+            | "version"
+            | "traceId"
+            | "spanId"
+            | "tenant"
+            | "correlationId"
+            | "target"
+            | "retention"
+    )
+}
+
 impl JsonBuf {
     /// Appends one member, `,"key":value`.
     ///
@@ -68,7 +87,7 @@ impl JsonBuf {
     /// `field.<name>`, so it can never shadow (or spoof) the level, tenant or any other house
     /// value for a reader that keeps the last of two equal keys.
     pub(crate) fn write_event_field(&mut self, key: &str, value: FieldValue<'_>) {
-        if HOUSE_KEYS.contains(&key) {
+        if is_house_key(key) {
             self.bytes.extend_from_slice(b",\"field.");
             escape_into(&mut self.bytes, key.as_bytes());
             self.write_value(value);
@@ -153,9 +172,41 @@ static ESCAPE: [u8; 256] = [
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends `bytes` JSON-escaped (without quotes), copying runs of safe bytes in one go.
+#[inline]
 pub(crate) fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Keys, ids and most values need no escape at all: one scan, one copy.
+    match first_escape_word(bytes) {
+        None => out.extend_from_slice(bytes),
+        Some(from) => escape_from(out, bytes, from),
+    }
+}
+
+/// The start of the first eight-byte word of `bytes` that holds a byte needing an escape,
+/// reading the short tail as one word padded with safe bytes; `None` when there is none.
+#[inline]
+fn first_escape_word(bytes: &[u8]) -> Option<usize> {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if needs_escape(u64::from_le_bytes(word)) {
+            return Some(at);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    let mut word = [b'a'; 8];
+    word[..tail.len()].copy_from_slice(tail);
+    needs_escape(u64::from_le_bytes(word)).then_some(at)
+}
+
+/// [`escape_into`] once the first byte needing an escape is known to lie at or after `from`
+/// (everything before it is copied as is).
+#[inline(never)]
+fn escape_from(out: &mut Vec<u8>, bytes: &[u8], from: usize) {
     let mut start = 0;
-    let mut i = 0;
+    let mut i = from;
     while i < bytes.len() {
         // Skip eight safe bytes at a time; most strings never leave this loop.
         while let Some(chunk) = bytes.get(i..i + 8) {
@@ -333,6 +384,38 @@ mod tests {
         escape_into(&mut out, long.as_bytes());
         let back: String = serde_json::from_slice(&[b"\"", &out[..], b"\""].concat()).unwrap();
         assert_eq!(back, long);
+    }
+
+    #[test]
+    fn an_escape_is_found_at_every_position_of_every_length_up_to_three_words() {
+        for len in 0..24 {
+            let clean = "k".repeat(len);
+            let mut out = Vec::new();
+            escape_into(&mut out, clean.as_bytes());
+            assert_eq!(out, clean.as_bytes());
+            for pos in 0..len {
+                for special in ['"', '\\', '\n', '\u{0}'] {
+                    let mut text: Vec<char> = clean.chars().collect();
+                    text[pos] = special;
+                    let text: String = text.into_iter().collect();
+                    let mut out = Vec::new();
+                    escape_into(&mut out, text.as_bytes());
+                    let back: String =
+                        serde_json::from_slice(&[b"\"", &out[..], b"\""].concat()).unwrap();
+                    assert_eq!(back, text, "length {len}, position {pos}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_house_key_match_is_the_house_key_list() {
+        for key in HOUSE_KEYS {
+            assert!(is_house_key(key), "{key}");
+        }
+        for key in ["Level", "messages", "trace_id", "", "field.level"] {
+            assert!(!is_house_key(key), "{key}");
+        }
     }
 
     #[test]

@@ -339,7 +339,9 @@ impl JsonLogLayer {
         if event.is_contextual() {
             info.ids = current_context_ids();
         }
-        for span in ctx.event_scope(event).into_iter().flatten() {
+        // The event's span, then its parents: `event_scope` would look the first one up twice.
+        let mut next = ctx.event_span(event);
+        while let Some(span) = next {
             let mut resolve = false;
             {
                 let extensions = span.extensions();
@@ -364,6 +366,7 @@ impl JsonLogLayer {
             if info.ids.is_some() && info.tenant.is_some() && info.correlation.is_some() {
                 break;
             }
+            next = span.parent();
         }
         if info.ids.is_none() {
             info.ids = current_context_ids();
@@ -479,7 +482,8 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let (mut tenant, mut correlation) = (None, None);
-    for span in ctx.event_scope(event).into_iter().flatten() {
+    let mut next = ctx.event_span(event);
+    while let Some(span) = next {
         if let Some(fields) = span.extensions().get::<ContextFields>() {
             if tenant.is_none() {
                 tenant.clone_from(&fields.tenant);
@@ -491,6 +495,7 @@ where
         if tenant.is_some() && correlation.is_some() {
             return (tenant, correlation);
         }
+        next = span.parent();
     }
     crate::RequestContext::map_current(|cx| {
         if let Some(cx) = cx {
@@ -778,17 +783,17 @@ where
     {
         return Some(ids);
     }
-    if let Some(scope) = ctx.event_scope(event) {
-        for span in scope {
-            let cached = span.extensions().get::<OtelIds>().map(|OtelIds(ids)| *ids);
-            let ids = match cached {
-                Some(ids) => ids,
-                None => resolve_span_ids(dispatch, &span),
-            };
-            if ids.is_some() {
-                return ids;
-            }
+    let mut next = ctx.event_span(event);
+    while let Some(span) = next {
+        let cached = span.extensions().get::<OtelIds>().map(|OtelIds(ids)| *ids);
+        let ids = match cached {
+            Some(ids) => ids,
+            None => resolve_span_ids(dispatch, &span),
+        };
+        if ids.is_some() {
+            return ids;
         }
+        next = span.parent();
     }
     current_context_ids()
 }

@@ -79,7 +79,12 @@ impl JsonBuf {
     pub(crate) fn write_field(&mut self, key: &str, value: FieldValue<'_>) {
         let out = &mut self.bytes;
         out.extend_from_slice(b",\"");
-        escape_into(out, key.as_bytes());
+        if is_house_key(key) {
+            // The house keys (`message`, `tenant`, `correlationId`) need no escape.
+            out.extend_from_slice(key.as_bytes());
+        } else {
+            escape_into(out, key.as_bytes());
+        }
         self.write_value(value);
     }
 
@@ -89,11 +94,12 @@ impl JsonBuf {
     pub(crate) fn write_event_field(&mut self, key: &str, value: FieldValue<'_>) {
         if is_house_key(key) {
             self.bytes.extend_from_slice(b",\"field.");
-            escape_into(&mut self.bytes, key.as_bytes());
-            self.write_value(value);
+            self.bytes.extend_from_slice(key.as_bytes());
         } else {
-            self.write_field(key, value);
+            self.bytes.extend_from_slice(b",\"");
+            escape_into(&mut self.bytes, key.as_bytes());
         }
+        self.write_value(value);
     }
 
     fn write_value(&mut self, value: FieldValue<'_>) {
@@ -181,24 +187,32 @@ pub(crate) fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// The start of the first eight-byte word of `bytes` that holds a byte needing an escape,
-/// reading the short tail as one word padded with safe bytes; `None` when there is none.
+/// The start of the first eight-byte word of `bytes` that holds a byte needing an escape;
+/// `None` when there is none. The last word overlaps the one before it (a shorter string is
+/// read as one word padded with safe bytes), so no byte is read one at a time.
 #[inline]
 fn first_escape_word(bytes: &[u8]) -> Option<usize> {
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
+    let word_at = |at: usize| {
         let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        if needs_escape(u64::from_le_bytes(word)) {
+        word.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(word)
+    };
+    if bytes.len() < 8 {
+        let mut word = u64::from_le_bytes([b'a'; 8]);
+        for (i, &b) in bytes.iter().enumerate() {
+            word = (word & !(0xff << (8 * i))) | (u64::from(b) << (8 * i));
+        }
+        return needs_escape(word).then_some(0);
+    }
+    let last = bytes.len() - 8;
+    let mut at = 0;
+    while at < last {
+        if needs_escape(word_at(at)) {
             return Some(at);
         }
         at += 8;
     }
-    let tail = chunks.remainder();
-    let mut word = [b'a'; 8];
-    word[..tail.len()].copy_from_slice(tail);
-    needs_escape(u64::from_le_bytes(word)).then_some(at)
+    needs_escape(word_at(last)).then_some(last)
 }
 
 /// [`escape_into`] once the first byte needing an escape is known to lie at or after `from`
@@ -264,12 +278,40 @@ impl fmt::Write for EscapeWriter<'_> {
     }
 }
 
-/// Appends `bytes` as lowercase hex.
+/// Writes `bytes` as lowercase hex into `out` (two digits a byte), eight bytes at a time.
 pub(crate) fn write_hex(out: &mut [u8], bytes: &[u8]) {
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+    let mut outs = out.chunks_exact_mut(16);
+    let mut ins = bytes.chunks_exact(8);
+    for (digits, chunk) in (&mut outs).zip(&mut ins) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        digits.copy_from_slice(&hex_word(u64::from_be_bytes(word)).to_be_bytes());
+    }
+    for (pair, b) in outs
+        .into_remainder()
+        .chunks_exact_mut(2)
+        .zip(ins.remainder())
+    {
         pair[0] = HEX[(b >> 4) as usize];
         pair[1] = HEX[(b & 0xf) as usize];
     }
+}
+
+/// The sixteen lowercase hex digits of `x`, most significant first in big-endian order.
+fn hex_word(x: u64) -> u128 {
+    /// Moves byte `i` of `x` to the low byte of 16-bit lane `i`.
+    fn spread(x: u64) -> u128 {
+        let mut x = u128::from(x);
+        x = (x | (x << 32)) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+        x = (x | (x << 16)) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+        (x | (x << 8)) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff
+    }
+    const NIBBLES: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    const ONES: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
+    let nibbles = (spread((x >> 4) & NIBBLES) << 8) | spread(x & NIBBLES);
+    // Each byte is 0..=15: `+ 6` carries into bit 4 exactly for 10..=15, which take `a`..`f`.
+    let letters = ((nibbles + ONES * 6) >> 4) & ONES;
+    nibbles + ONES * u128::from(b'0') + letters * u128::from(b'a' - b'0' - 10)
 }
 
 /// Formats RFC 3339 UTC timestamps with milliseconds, remembering the last second it formatted.
@@ -404,6 +446,29 @@ mod tests {
                         serde_json::from_slice(&[b"\"", &out[..], b"\""].concat()).unwrap();
                     assert_eq!(back, text, "length {len}, position {pos}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn hex_digits_match_the_formatter() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut bytes = [0u8; 24];
+        for round in 0..2_000 {
+            for b in &mut bytes {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = state as u8;
+            }
+            if round == 0 {
+                bytes = [0xff; 24];
+            }
+            for len in [8, 16, 24, 3] {
+                let mut out = vec![0u8; len * 2];
+                write_hex(&mut out, &bytes[..len]);
+                let expected: String = bytes[..len].iter().map(|b| format!("{b:02x}")).collect();
+                assert_eq!(String::from_utf8(out).unwrap(), expected);
             }
         }
     }

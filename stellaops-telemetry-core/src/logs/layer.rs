@@ -15,7 +15,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use super::LogOutput;
-use super::format::{Clock, FieldValue, JsonBuf, write_hex, write_json_str};
+use super::format::{Clock, FieldValue, JsonBuf, hex_ids, write_json_str};
 use crate::limits::ValueBounds;
 use crate::redaction::{REDACTED, Redactor, Verdict};
 
@@ -755,12 +755,8 @@ where
     let ids = cx.and_then(|cx| {
         let otel_span = cx.span();
         let sc = otel_span.span_context();
-        sc.is_valid().then(|| {
-            let mut hex = [0u8; 48];
-            write_hex(&mut hex[..32], &sc.trace_id().to_bytes());
-            write_hex(&mut hex[32..], &sc.span_id().to_bytes());
-            hex
-        })
+        sc.is_valid()
+            .then(|| hex_ids(sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
     });
     span.extensions_mut().replace(OtelIds(ids));
     ids
@@ -806,11 +802,7 @@ fn current_context_ids() -> Option<[u8; 48]> {
         use opentelemetry::trace::TraceContextExt as _;
         let span = cx.span();
         let sc = span.span_context();
-        sc.is_valid().then(|| {
-            let mut hex = [0u8; 48];
-            write_hex(&mut hex[..32], &sc.trace_id().to_bytes());
-            write_hex(&mut hex[32..], &sc.span_id().to_bytes());
-            hex
-        })
+        sc.is_valid()
+            .then(|| hex_ids(sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
     })
 }

@@ -14,8 +14,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use http::Request;
-use stellaops_telemetry_core::Telemetry;
 use stellaops_telemetry_core::testing::TestExporters;
+use stellaops_telemetry_core::Telemetry;
 use stellaops_telemetry_tower::server::ServerTelemetryLayer;
 use tower::ServiceExt as _;
 
@@ -74,9 +74,7 @@ fn allocations_per_request(app: &Router, telemetry: Option<&Telemetry>) -> f64 {
             runtime.block_on(async move {
                 let response = app.oneshot(request).await.unwrap();
                 assert_eq!(response.status(), 200);
-                let body = axum::body::to_bytes(response.into_body(), 64)
-                    .await
-                    .unwrap();
+                let body = axum::body::to_bytes(response.into_body(), 64).await.unwrap();
                 assert_eq!(&body[..], b"ok");
             });
         });
@@ -114,3 +112,4 @@ fn allocations_the_server_layer_adds_to_a_request_are_zero() {
         layered - bare
     );
 }
+

@@ -1,8 +1,10 @@
 //! One `info!` event with five fields inside an entered span: the house JSON layer beside
 //! `tracing_subscriber::fmt().json()`, both over the tracing-opentelemetry layer and both
-//! writing to the same byte-counting writer. Then a `debug!` event below the level: under the
-//! whole pipeline (its controlled filters), under `fmt()` with an `INFO` filter and with no
-//! subscriber at all.
+//! writing to the same byte-counting writer, and the tracing-opentelemetry layer alone (what
+//! both pay before either writes a byte). Then the same event under each JSON layer alone,
+//! the house layer taking its trace ids from an attached OpenTelemetry context. Then a
+//! `debug!` event below the level: under the whole pipeline (its controlled filters), under
+//! `fmt()` with an `INFO` filter and with no subscriber at all.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -119,9 +121,17 @@ fn json_log_event(c: &mut Criterion) {
             ),
     );
 
+    // The floor under both: the tracing-opentelemetry layer turns the event into a span event.
+    let alone_provider = provider();
+    let otel_alone = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(alone_provider.tracer("bench"))),
+    );
+
     run(c, "stellaops_json_layer", &ours);
     run(c, "stellaops_json_layer_redaction_on", &redacted);
     run(c, "tracing_subscriber_fmt_json", &fmt);
+    run(c, "tracing_opentelemetry_alone", &otel_alone);
 
     output.flush(Duration::from_secs(10));
     let snap = stats.snapshot();
@@ -131,6 +141,69 @@ fn json_log_event(c: &mut Criterion) {
         snap.dropped,
         ours_bytes.0.load(Ordering::Relaxed),
         fmt_bytes.0.load(Ordering::Relaxed),
+    );
+}
+
+/// Each JSON layer on its own (no tracing-opentelemetry layer); the house layer reads the
+/// trace and span ids from the attached OpenTelemetry context, with redaction on.
+fn json_log_event_layer_alone(c: &mut Criterion) {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    let stats = Arc::new(SignalStats::default());
+    let output = match LogOutput::writer(
+        Counter::default(),
+        LogOutput::DEFAULT_QUEUE_CAPACITY,
+        stats.clone(),
+    ) {
+        Ok(output) => output,
+        Err(e) => return eprintln!("cannot start the JSON log output: {e}"),
+    };
+    let ours = Dispatch::new(
+        tracing_subscriber::registry().with(
+            JsonLogLayer::new("scanner")
+                .service_version("1.4.2")
+                .redactor(Redactor::default())
+                .output(output.clone()),
+        ),
+    );
+    let fmt = Dispatch::new(
+        tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(Counter::default()),
+        ),
+    );
+    let remote = SpanContext::new(
+        TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128),
+        SpanId::from(0x00f0_67aa_0ba9_02b7_u64),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    let _cx = opentelemetry::Context::current()
+        .with_remote_span_context(remote)
+        .attach();
+    let mut group = c.benchmark_group("json_log_event_layer_alone");
+    for (name, dispatch) in [
+        ("stellaops_json_layer_redaction_on", &ours),
+        ("tracing_subscriber_fmt_json", &fmt),
+    ] {
+        let span = tracing::dispatcher::with_default(dispatch, || {
+            tracing::info_span!("scan", tenant.id = "acme", correlation_id = "req-7")
+        });
+        group.bench_function(name, |b| {
+            let _default = tracing::dispatcher::set_default(dispatch);
+            let _entered = span.enter();
+            b.iter(emit);
+        });
+    }
+    group.finish();
+    output.flush(Duration::from_secs(10));
+    let snap = stats.snapshot();
+    eprintln!(
+        "stellaops_json_layer alone: {} lines written, {} dropped",
+        snap.exported, snap.dropped
     );
 }
 
@@ -186,5 +259,10 @@ fn disabled_level_event(c: &mut Criterion) {
     pipeline.shutdown();
 }
 
-criterion_group!(benches, json_log_event, disabled_level_event);
+criterion_group!(
+    benches,
+    json_log_event,
+    json_log_event_layer_alone,
+    disabled_level_event
+);
 criterion_main!(benches);

@@ -34,8 +34,9 @@ pub(crate) struct JsonBuf {
     pub(crate) bytes: Vec<u8>,
 }
 
-/// The keys of the house line; event fields never take them.
-pub(crate) const HOUSE_KEYS: [&str; 11] = [
+/// The keys of the house line; event fields never take them ([`is_house_key`] matches them).
+#[cfg(test)]
+const HOUSE_KEYS: [&str; 11] = [
     "timestamp",
     "level",
     "message",
@@ -49,6 +50,25 @@ pub(crate) const HOUSE_KEYS: [&str; 11] = [
     "retention",
 ];
 
+/// Whether `key` is a key of the house line, which event fields never take (a `match`: one
+/// length test for most keys, where a search of a list would compare eleven strings).
+fn is_house_key(key: &str) -> bool {
+    matches!(
+        key,
+        "timestamp"
+            | "level"
+            | "message"
+            | "service"
+            | "version"
+            | "traceId"
+            | "spanId"
+            | "tenant"
+            | "correlationId"
+            | "target"
+            | "retention"
+    )
+}
+
 impl JsonBuf {
     /// Appends one member, `,"key":value`.
     ///
@@ -60,7 +80,12 @@ impl JsonBuf {
     pub(crate) fn write_field(&mut self, key: &str, value: FieldValue<'_>) {
         let out = &mut self.bytes;
         out.extend_from_slice(b",\"");
-        escape_into(out, key.as_bytes());
+        if is_house_key(key) {
+            // The house keys (`message`, `tenant`, `correlationId`) need no escape.
+            out.extend_from_slice(key.as_bytes());
+        } else {
+            escape_into(out, key.as_bytes());
+        }
         self.write_value(value);
     }
 
@@ -68,13 +93,14 @@ impl JsonBuf {
     /// `field.<name>`, so it can never shadow (or spoof) the level, tenant or any other house
     /// value for a reader that keeps the last of two equal keys.
     pub(crate) fn write_event_field(&mut self, key: &str, value: FieldValue<'_>) {
-        if HOUSE_KEYS.contains(&key) {
+        if is_house_key(key) {
             self.bytes.extend_from_slice(b",\"field.");
-            escape_into(&mut self.bytes, key.as_bytes());
-            self.write_value(value);
+            self.bytes.extend_from_slice(key.as_bytes());
         } else {
-            self.write_field(key, value);
+            self.bytes.extend_from_slice(b",\"");
+            escape_into(&mut self.bytes, key.as_bytes());
         }
+        self.write_value(value);
     }
 
     fn write_value(&mut self, value: FieldValue<'_>) {
@@ -153,9 +179,49 @@ static ESCAPE: [u8; 256] = [
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends `bytes` JSON-escaped (without quotes), copying runs of safe bytes in one go.
+#[inline]
 pub(crate) fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Keys, ids and most values need no escape at all: one scan, one copy.
+    match first_escape_word(bytes) {
+        None => out.extend_from_slice(bytes),
+        Some(from) => escape_from(out, bytes, from),
+    }
+}
+
+/// The start of the first eight-byte word of `bytes` that holds a byte needing an escape;
+/// `None` when there is none. The last word overlaps the one before it (a shorter string is
+/// read as one word padded with safe bytes), so no byte is read one at a time.
+#[inline]
+fn first_escape_word(bytes: &[u8]) -> Option<usize> {
+    let word_at = |at: usize| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(word)
+    };
+    if bytes.len() < 8 {
+        let mut word = u64::from_le_bytes([b'a'; 8]);
+        for (i, &b) in bytes.iter().enumerate() {
+            word = (word & !(0xff << (8 * i))) | (u64::from(b) << (8 * i));
+        }
+        return needs_escape(word).then_some(0);
+    }
+    let last = bytes.len() - 8;
+    let mut at = 0;
+    while at < last {
+        if needs_escape(word_at(at)) {
+            return Some(at);
+        }
+        at += 8;
+    }
+    needs_escape(word_at(last)).then_some(last)
+}
+
+/// [`escape_into`] once the first byte needing an escape is known to lie at or after `from`
+/// (everything before it is copied as is).
+#[inline(never)]
+fn escape_from(out: &mut Vec<u8>, bytes: &[u8], from: usize) {
     let mut start = 0;
-    let mut i = 0;
+    let mut i = from;
     while i < bytes.len() {
         // Skip eight safe bytes at a time; most strings never leave this loop.
         while let Some(chunk) = bytes.get(i..i + 8) {
@@ -213,12 +279,32 @@ impl fmt::Write for EscapeWriter<'_> {
     }
 }
 
-/// Appends `bytes` as lowercase hex.
-pub(crate) fn write_hex(out: &mut [u8], bytes: &[u8]) {
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[(b >> 4) as usize];
-        pair[1] = HEX[(b & 0xf) as usize];
+/// A trace id then a span id as 32 + 16 lowercase hex digits.
+#[inline]
+pub(crate) fn hex_ids(trace_id: [u8; 16], span_id: [u8; 8]) -> [u8; 48] {
+    let trace_id = u128::from_be_bytes(trace_id);
+    let mut hex = [0u8; 48];
+    hex[..16].copy_from_slice(&hex_word((trace_id >> 64) as u64).to_be_bytes());
+    hex[16..32].copy_from_slice(&hex_word(trace_id as u64).to_be_bytes());
+    hex[32..].copy_from_slice(&hex_word(u64::from_be_bytes(span_id)).to_be_bytes());
+    hex
+}
+
+/// The sixteen lowercase hex digits of `x`, most significant first in big-endian order.
+fn hex_word(x: u64) -> u128 {
+    /// Moves byte `i` of `x` to the low byte of 16-bit lane `i`.
+    fn spread(x: u64) -> u128 {
+        let mut x = u128::from(x);
+        x = (x | (x << 32)) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+        x = (x | (x << 16)) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+        (x | (x << 8)) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff
     }
+    const NIBBLES: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    const ONES: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
+    let nibbles = (spread((x >> 4) & NIBBLES) << 8) | spread(x & NIBBLES);
+    // Each byte is 0..=15: `+ 6` carries into bit 4 exactly for 10..=15, which take `a`..`f`.
+    let letters = ((nibbles + ONES * 6) >> 4) & ONES;
+    nibbles + ONES * u128::from(b'0') + letters * u128::from(b'a' - b'0' - 10)
 }
 
 /// Formats RFC 3339 UTC timestamps with milliseconds, remembering the last second it formatted.
@@ -333,6 +419,64 @@ mod tests {
         escape_into(&mut out, long.as_bytes());
         let back: String = serde_json::from_slice(&[b"\"", &out[..], b"\""].concat()).unwrap();
         assert_eq!(back, long);
+    }
+
+    #[test]
+    fn an_escape_is_found_at_every_position_of_every_length_up_to_three_words() {
+        for len in 0..24 {
+            let clean = "k".repeat(len);
+            let mut out = Vec::new();
+            escape_into(&mut out, clean.as_bytes());
+            assert_eq!(out, clean.as_bytes());
+            for pos in 0..len {
+                for special in ['"', '\\', '\n', '\u{0}'] {
+                    let mut text: Vec<char> = clean.chars().collect();
+                    text[pos] = special;
+                    let text: String = text.into_iter().collect();
+                    let mut out = Vec::new();
+                    escape_into(&mut out, text.as_bytes());
+                    let back: String =
+                        serde_json::from_slice(&[b"\"", &out[..], b"\""].concat()).unwrap();
+                    assert_eq!(back, text, "length {len}, position {pos}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hex_digits_match_the_formatter() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut bytes = [0u8; 24];
+        for round in 0..2_000 {
+            for b in &mut bytes {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = state as u8;
+            }
+            if round == 0 {
+                bytes = [0xff; 24];
+            }
+            let mut trace_id = [0u8; 16];
+            trace_id.copy_from_slice(&bytes[..16]);
+            let mut span_id = [0u8; 8];
+            span_id.copy_from_slice(&bytes[16..]);
+            let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(
+                String::from_utf8(hex_ids(trace_id, span_id).to_vec()).unwrap(),
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn the_house_key_match_is_the_house_key_list() {
+        for key in HOUSE_KEYS {
+            assert!(is_house_key(key), "{key}");
+        }
+        for key in ["Level", "messages", "trace_id", "", "field.level"] {
+            assert!(!is_house_key(key), "{key}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use super::LogOutput;
-use super::format::{Clock, FieldValue, JsonBuf, write_hex, write_json_str};
+use super::format::{Clock, FieldValue, JsonBuf, hex_ids, write_json_str};
 use crate::limits::ValueBounds;
 use crate::redaction::{REDACTED, Redactor, Verdict};
 
@@ -339,7 +339,9 @@ impl JsonLogLayer {
         if event.is_contextual() {
             info.ids = current_context_ids();
         }
-        for span in ctx.event_scope(event).into_iter().flatten() {
+        // The event's span, then its parents: `event_scope` would look the first one up twice.
+        let mut next = ctx.event_span(event);
+        while let Some(span) = next {
             let mut resolve = false;
             {
                 let extensions = span.extensions();
@@ -364,6 +366,7 @@ impl JsonLogLayer {
             if info.ids.is_some() && info.tenant.is_some() && info.correlation.is_some() {
                 break;
             }
+            next = span.parent();
         }
         if info.ids.is_none() {
             info.ids = current_context_ids();
@@ -479,7 +482,8 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let (mut tenant, mut correlation) = (None, None);
-    for span in ctx.event_scope(event).into_iter().flatten() {
+    let mut next = ctx.event_span(event);
+    while let Some(span) = next {
         if let Some(fields) = span.extensions().get::<ContextFields>() {
             if tenant.is_none() {
                 tenant.clone_from(&fields.tenant);
@@ -491,6 +495,7 @@ where
         if tenant.is_some() && correlation.is_some() {
             return (tenant, correlation);
         }
+        next = span.parent();
     }
     crate::RequestContext::map_current(|cx| {
         if let Some(cx) = cx {
@@ -750,12 +755,8 @@ where
     let ids = cx.and_then(|cx| {
         let otel_span = cx.span();
         let sc = otel_span.span_context();
-        sc.is_valid().then(|| {
-            let mut hex = [0u8; 48];
-            write_hex(&mut hex[..32], &sc.trace_id().to_bytes());
-            write_hex(&mut hex[32..], &sc.span_id().to_bytes());
-            hex
-        })
+        sc.is_valid()
+            .then(|| hex_ids(sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
     });
     span.extensions_mut().replace(OtelIds(ids));
     ids
@@ -778,17 +779,17 @@ where
     {
         return Some(ids);
     }
-    if let Some(scope) = ctx.event_scope(event) {
-        for span in scope {
-            let cached = span.extensions().get::<OtelIds>().map(|OtelIds(ids)| *ids);
-            let ids = match cached {
-                Some(ids) => ids,
-                None => resolve_span_ids(dispatch, &span),
-            };
-            if ids.is_some() {
-                return ids;
-            }
+    let mut next = ctx.event_span(event);
+    while let Some(span) = next {
+        let cached = span.extensions().get::<OtelIds>().map(|OtelIds(ids)| *ids);
+        let ids = match cached {
+            Some(ids) => ids,
+            None => resolve_span_ids(dispatch, &span),
+        };
+        if ids.is_some() {
+            return ids;
         }
+        next = span.parent();
     }
     current_context_ids()
 }
@@ -801,11 +802,7 @@ fn current_context_ids() -> Option<[u8; 48]> {
         use opentelemetry::trace::TraceContextExt as _;
         let span = cx.span();
         let sc = span.span_context();
-        sc.is_valid().then(|| {
-            let mut hex = [0u8; 48];
-            write_hex(&mut hex[..32], &sc.trace_id().to_bytes());
-            write_hex(&mut hex[32..], &sc.span_id().to_bytes());
-            hex
-        })
+        sc.is_valid()
+            .then(|| hex_ids(sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
     })
 }

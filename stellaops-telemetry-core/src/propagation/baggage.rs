@@ -159,7 +159,13 @@ impl BaggageList {
 
     /// Appends `other`'s members after these (a later propagator's baggage), up to
     /// [`MAX_BAGGAGE_MEMBERS`] in all.
-    pub(super) fn append(&mut self, other: BaggageList) {
+    pub(super) fn append(&mut self, mut other: BaggageList) {
+        if self.members.is_empty() {
+            // The first propagator's list (or none: the common case) is taken as it is.
+            other.members.truncate(MAX_BAGGAGE_MEMBERS);
+            self.members = other.members;
+            return;
+        }
         let room = MAX_BAGGAGE_MEMBERS.saturating_sub(self.members.len());
         self.members.extend(other.members.into_iter().take(room));
     }

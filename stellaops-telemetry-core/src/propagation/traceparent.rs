@@ -65,19 +65,46 @@ pub(super) fn parse(value: &[u8]) -> Option<TraceParent> {
     })
 }
 
-/// Decodes 1 to 32 lowercase hex digits (`HEXDIGLC`); uppercase, signs and anything else fail.
-fn hex_lower(digits: &[u8]) -> Option<u128> {
-    if digits.is_empty() || digits.len() > 32 {
+/// Each byte's value as a lowercase hex digit (`HEXDIGLC`), or [`NOT_HEX`].
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// The table's mark of a byte that is not a lowercase hex digit.
+const NOT_HEX: u8 = 0x80;
+
+/// Decodes 1 to 16 lowercase hex digits; uppercase, signs and anything else fail. One table
+/// read per digit and no branch until the end: every digit is decoded, then the marks of all
+/// of them are checked at once.
+fn hex_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 16 {
         return None;
     }
-    digits.iter().try_fold(0u128, |acc, &b| {
-        let nibble = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            _ => return None,
-        };
-        Some(acc << 4 | u128::from(nibble))
-    })
+    let (value, marks) = digits.iter().fold((0u64, 0u8), |(value, marks), &b| {
+        let nibble = HEX_VALUES[usize::from(b)];
+        (value << 4 | u64::from(nibble & 0x0f), marks | nibble)
+    });
+    (marks & NOT_HEX == 0).then_some(value)
+}
+
+/// Decodes 1 to 32 lowercase hex digits (`HEXDIGLC`); uppercase, signs and anything else fail.
+fn hex_lower(digits: &[u8]) -> Option<u128> {
+    if digits.len() <= 16 {
+        return hex_u64(digits).map(u128::from);
+    }
+    let (high, low) = digits.split_at(digits.len() - 16);
+    Some(u128::from(hex_u64(high)?) << 64 | u128::from(hex_u64(low)?))
 }
 
 /// Serialises a version `00` value; flags outside [`KNOWN_FLAGS`] are zeroed.
@@ -107,4 +134,35 @@ fn hex_digit(nibble: u8) -> char {
     } else {
         b'a' + nibble - 10
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `HEXDIGLC` decoding means, written plainly.
+    fn reference(digits: &[u8]) -> Option<u128> {
+        let lowercase = digits
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
+        if digits.is_empty() || digits.len() > 32 || !lowercase {
+            return None;
+        }
+        u128::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    }
+
+    #[test]
+    fn every_byte_at_every_position_of_every_length_decodes_as_the_plain_reading() {
+        for len in 0..=33 {
+            let base: Vec<u8> = b"0123456789abcdef0123456789abcdef0"[..len].to_vec();
+            assert_eq!(hex_lower(&base), reference(&base), "{base:?}");
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut digits = base.clone();
+                    digits[at] = byte;
+                    assert_eq!(hex_lower(&digits), reference(&digits), "{digits:?}");
+                }
+            }
+        }
+    }
 }

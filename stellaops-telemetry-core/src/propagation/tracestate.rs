@@ -31,6 +31,14 @@ pub(super) struct Parsed {
 /// [`Parsed::text`]; those `opentelemetry`'s `TraceState` cannot hold are left out of
 /// [`Parsed::otel`] only.
 pub(super) fn parse<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Option<Parsed> {
+    let mut lines = lines.into_iter().peekable();
+    if lines.peek().is_none() {
+        // No header (the common case): nothing to read, copy or convert.
+        return Some(Parsed {
+            text: String::new(),
+            otel: TraceState::NONE,
+        });
+    }
     let mut kept: [(&str, &str); MAX_MEMBERS] = [("", ""); MAX_MEMBERS];
     let mut kept_len = 0;
     let mut seen = 0;

@@ -34,7 +34,11 @@ use crate::propagation::PropagatedTraceContext;
 /// It can also carry the trace context the work was received with
 /// ([`with_trace_context`](Self::with_trace_context)): the server layer keeps it here rather
 /// than as a value of its own, so that the context it attaches per request is one value and
-/// one span (each value an OpenTelemetry `Context` holds costs heap allocations).
+/// one span (each value an OpenTelemetry `Context` holds costs heap allocations). So a request
+/// context set inside a request replaces that too, unless it keeps it:
+/// [`attach`](Self::attach) does; a context built with `Context::with_value` directly should
+/// start from [`current`](Self::current) (a detached task that must not continue the
+/// caller's trace starts from [`new`](Self::new)). Equality compares the trace context too.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestContext {
     tenant: Option<Arc<str>>,

@@ -170,8 +170,7 @@ struct Child {
 }
 
 impl Child {
-    /// The span `name` started under `parent`, in one look at the current context (no clone
-    /// of it: the new context shares the parent's entries).
+    /// The span `name` started under `parent` (the new context shares the parent's entries).
     #[inline]
     fn of(parent: &Context, pipeline: &Pipeline, name: &'static str) -> Child {
         let span = parent.span();
@@ -258,8 +257,11 @@ impl Call {
         }
         // Called from a thread-local's destructor, the context's own thread-local may be gone:
         // the call then records nothing rather than take the process down.
+        // The parent is taken out first (two reference counts, no allocation), so that the
+        // sampler runs with the context's thread-local free: a sampler that attaches a context
+        // of its own must not find it borrowed.
         let Ok(child) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Context::map_current(|parent| Child::of(parent, pipeline, name))
+            Child::of(&Context::current(), pipeline, name)
         })) else {
             return call;
         };

@@ -21,9 +21,10 @@
 //!   `traceparent` / `tracestate` / `baggage` parsed strictly; `b3`, `b3multi` and `jaeger` too, see
 //!   [`Propagators`](crate::propagation::Propagators)). A malformed header starts a new trace;
 //!   it never fails the request. Under a disabled SDK (`OTEL_SDK_DISABLED=true`) nothing is
-//!   recorded and the received context is passed on unchanged. What the client layer sends on is kept beside the request span's
-//!   context as a [`PropagatedTraceContext`](crate::propagation::PropagatedTraceContext): the
-//!   whole validated `tracestate` and the random flag, whether or not the span is sampled.
+//!   recorded and the received context is passed on unchanged. What the client layer sends on is kept in the request's
+//!   [`RequestContext`](stellaops_telemetry_core::RequestContext) as a
+//!   [`PropagatedTraceContext`](crate::propagation::PropagatedTraceContext): the whole
+//!   validated `tracestate` and the random flag, whether or not the span is sampled.
 //! - **The span** `http.request` has the OpenTelemetry display name `{method} {route}` and the
 //!   stable HTTP semantic-convention attributes. Status codes are integers. On the server a
 //!   5xx is an error and a 4xx is not. A request no route matched has no `http.route` and is

@@ -152,8 +152,13 @@ impl std::hash::Hasher for FastHasher {
     }
 }
 
-/// At most this many distinct templates are interned; more fold into [`UNMATCHED_ROUTE`].
-const MAX_ROUTES: usize = 1024;
+/// At most this many distinct templates are interned by a layer; more fold into
+/// [`UNMATCHED_ROUTE`]. The templates are the service's own (axum's `MatchedPath`, a
+/// [`ReportedRoute`](super::ReportedRoute), the [`MakeRoute`](super::MakeRoute) hook), so
+/// this bounds a hook that would name routes after raw paths; the metrics' series are bounded
+/// by their cardinality limit besides. Three quarters of the process's bound: one layer cannot
+/// take every template of the process.
+const MAX_ROUTES: usize = MAX_TEMPLATES_PER_PROCESS / 4 * 3;
 
 impl Routes {
     pub(crate) fn intern(&self, route: Option<&str>) -> &'static str {

@@ -13,6 +13,7 @@ use stellaops_telemetry_core::opentelemetry::{KeyValue, Value};
 use stellaops_telemetry_core::opentelemetry_sdk::trace::{
     IdGenerator as _, RandomIdGenerator, SamplingDecision, SamplingResult,
 };
+use stellaops_telemetry_core::propagation::PropagatedTraceContext;
 use stellaops_telemetry_core::{RequestContext, SpanRecord};
 use tower::Service;
 
@@ -43,8 +44,8 @@ impl<S> ServerTelemetry<S> {
 
 /// The context attached while the handler runs: the request span's, with one value, the
 /// request's [`RequestContext`] (tenant and correlation id for the log lines; the tenant is
-/// also what the client layer propagates; and the trace context as received, which the client
-/// layer continues by the current span), and the received baggage, if any. One span and one
+/// also what the client layer propagates; and the trace context the client layer sends on),
+/// and the received baggage, if any. One span and one
 /// value: each value an OpenTelemetry `Context` holds costs allocations per request.
 fn handler_context(
     extracted: stellaops_telemetry_core::propagation::Extracted,
@@ -56,8 +57,15 @@ fn handler_context(
     if let Some(tenant) = tenant {
         request_context = request_context.with_tenant(tenant.shared());
     }
-    if let Some(received) = extracted.trace_context {
-        request_context = request_context.with_trace_context(received);
+    // What the client layer sends on: the received trace context continued by this span (the
+    // whole tracestate; the random flag, even when this span is not sampled), or this span's
+    // own for a new trace. An empty tracestate is no allocation.
+    let propagated = match extracted.trace_context {
+        Some(received) => Some(received.continued_by(span_context)),
+        None => PropagatedTraceContext::from_span_context(span_context),
+    };
+    if let Some(propagated) = propagated {
+        request_context = request_context.with_trace_context(propagated);
     }
     let cx = stellaops_telemetry_core::opentelemetry::Context::new()
         .with_remote_span_context(span_context.clone())

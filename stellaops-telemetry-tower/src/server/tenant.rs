@@ -60,9 +60,10 @@ pub(crate) enum TenantHeader {
     Invalid,
 }
 
-/// At most this many distinct tenants are kept by a layer for reuse; later ones are copied per
-/// request (a bound on what hostile headers can make a layer keep: 16,384 ids of at most
-/// [`MAX_TENANT_LEN`] bytes).
+/// At most this many distinct tenants are kept by a layer for reuse, first come; later ones
+/// are copied per request (a bound on what hostile headers can make a layer keep: 16,384 ids
+/// of at most [`MAX_TENANT_LEN`] bytes; a flood of new ids fills it for good, and the tenants
+/// after it then cost one allocation per request, as every tenant did before).
 pub(crate) const MAX_KNOWN_TENANTS: usize = 16_384;
 
 /// The tenants a layer has seen, kept so that a request of a known tenant shares its id
@@ -91,13 +92,20 @@ impl KnownTenants {
         let Ok(text) = std::str::from_utf8(value) else {
             return TenantHeader::Invalid;
         };
-        if let Some(known) = self.known.read().get(text) {
-            return TenantHeader::Valid(Tenant(Arc::clone(known)));
-        }
+        let full = {
+            let known = self.known.read();
+            if let Some(known) = known.get(text) {
+                return TenantHeader::Valid(Tenant(Arc::clone(known)));
+            }
+            known.len() >= MAX_KNOWN_TENANTS
+        };
         let tenant: Arc<str> = Arc::from(text);
-        let mut known = self.known.write();
-        if known.len() < MAX_KNOWN_TENANTS {
-            known.insert(Arc::clone(&tenant));
+        // Once full, unseen tenants never take the write lock the known ones' reads wait for.
+        if !full {
+            let mut known = self.known.write();
+            if known.len() < MAX_KNOWN_TENANTS {
+                known.insert(Arc::clone(&tenant));
+            }
         }
         TenantHeader::Valid(Tenant(tenant))
     }

@@ -153,13 +153,23 @@ async fn one_trace_spans_both_servers_and_the_client() {
 async fn through_both(
     lines: &[(&str, String)],
 ) -> (serde_json::Value, Vec<opentelemetry_sdk::trace::SpanData>) {
+    through_both_sampled_by(lines, None).await
+}
+
+/// [`through_both`] under the head sampler of that `OTEL_TRACES_SAMPLER` name.
+async fn through_both_sampled_by(
+    lines: &[(&str, String)],
+    sampler: Option<&str>,
+) -> (serde_json::Value, Vec<opentelemetry_sdk::trace::SpanData>) {
     let exporters = TestExporters::new();
-    let telemetry = Telemetry::builder("roundtrip")
+    let mut builder = Telemetry::builder("roundtrip")
         .exporters(&[])
         .stdout_logs(false)
-        .test_exporters(&exporters)
-        .build()
-        .unwrap();
+        .test_exporters(&exporters);
+    if let Some(sampler) = sampler {
+        builder = builder.sampler(sampler, None);
+    }
+    let telemetry = builder.build().unwrap();
     let _dispatch = tracing::dispatcher::set_default(telemetry.dispatch());
     let second = Router::new()
         .route("/echo", get(echo))
@@ -225,6 +235,21 @@ async fn an_unsampled_request_forwards_the_random_flag_from_the_client_layer() {
         format!("00-{TRACE}-00f067aa0ba902b7-02").as_str()
     );
     assert_eq!(seen["tracestate"], "foo@@bar=1");
+}
+
+/// A new trace the server's sampler drops: the client layer still sends the random flag the
+/// layer set on the trace it started (`02`), with the request span's id as the parent-id.
+#[tokio::test(flavor = "current_thread")]
+async fn a_new_trace_sampled_out_still_sends_the_random_flag_from_the_client_layer() {
+    let (seen, spans) = through_both_sampled_by(&[], Some("always_off")).await;
+    assert!(spans.is_empty(), "{spans:?}");
+    let sent = seen["traceparent"].as_str().unwrap();
+    let fields: Vec<&str> = sent.split('-').collect();
+    assert_eq!(fields.len(), 4, "{sent}");
+    assert_eq!(fields[0], "00");
+    assert_ne!(fields[1], "0".repeat(32), "{sent}");
+    assert_ne!(fields[2], "0".repeat(16), "{sent}");
+    assert_eq!(fields[3], "02", "{sent}");
 }
 
 /// Sampled with the random flag: the client span's id replaces the parent-id, and the flags

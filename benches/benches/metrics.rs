@@ -194,7 +194,6 @@ fn histogram_groups(
         b.iter(|| otel_histogram.record(black_box(0.042), black_box(duration_attrs)))
     });
     record.finish();
-
 }
 
 /// A manual reader the bench keeps a handle to after the provider took it.

@@ -228,7 +228,8 @@ impl InstrumentProvider for RedactingInstruments {
     observable!(f64_observable_gauge, ObservableGauge, f64);
 }
 
-#[cfg(all(test, feature = "testing"))]
+#[cfg(test)]
+#[cfg(feature = "testing")]
 mod tests {
     use opentelemetry::metrics::MeterProvider as _;
     use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};

@@ -110,6 +110,15 @@ fn http_layers(c: &mut Criterion) {
     let mut group = c.benchmark_group("http_request_overhead");
 
     bench_app(&mut group, "bare_service", &routes());
+    // (0) A layer that does nothing but wrap the response body, as every layer that records the
+    // body's end must: what axum's boxing of a layered route and of its body costs by itself.
+    bench_app(
+        &mut group,
+        "a0_pass_through_layer_wrapping_the_body",
+        &routes().layer(tower::util::MapResponseLayer::new(
+            |response: http::Response<Body>| response.map(Wrapped),
+        )),
+    );
 
     // (a) Ours: the pipeline's span queue (redaction included) to an exporter that discards;
     // Prometheus reader on. (a2) The same without a span exporter: the layer's own cost,
@@ -134,6 +143,22 @@ fn http_layers(c: &mut Criterion) {
             &ours_no_export,
         );
     });
+    // (a3) The same pipeline with every request span sampled out: the layer without its span
+    // record and hand-off (the context, tenant, request id and metrics remain).
+    if let Ok(sampled_out) = Telemetry::builder("bench")
+        .exporters(&[])
+        .stdout_logs(false)
+        .prometheus_scrape(true)
+        .test_exporters(&memory)
+        .sampler("traceidratio", Some(0.0))
+        .build()
+    {
+        let app = routes().layer(ServerTelemetryLayer::new(&sampled_out));
+        tracing::dispatcher::with_default(sampled_out.dispatch(), || {
+            bench_app(&mut group, "a3_stellaops_server_layer_sampled_out", &app);
+        });
+        sampled_out.shutdown();
+    }
 
     // (b) opentelemetry-instrumentation-tower: it reads the global providers.
     let tracer_b = sdk_tracer_provider();
@@ -219,6 +244,29 @@ fn http_layers(c: &mut Criterion) {
     let _ = meters_c.shutdown();
 }
 
+/// A response body passed through unchanged.
+struct Wrapped(Body);
+
+impl http_body::Body for Wrapped {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
+}
+
 /// A `HeaderMap` as an OpenTelemetry `Extractor` (what opentelemetry-http provides).
 struct Headers<'a>(&'a http::HeaderMap);
 
@@ -273,6 +321,172 @@ fn trace_context_extract(c: &mut Criterion) {
     }
     group.finish();
     telemetry.shutdown();
+}
+
+/// What the server layer's work costs in the crates it builds on, each piece alone, in the
+/// same run as the layer: the floor each piece sets, whoever writes the layer.
+///
+/// - `clock_reads`: the monotonic start and end and the span's wall-clock start;
+/// - `sdk_ids_and_sampler`: a trace and a span id and the SDK's parent-based sampler;
+/// - `otel_context_*`: the OpenTelemetry `Context` the handler runs in (what
+///   tracing-opentelemetry, `Context::current()` and the client layer read), built, attached
+///   and detached for the response future's poll and the body's, then dropped: with the
+///   request's span only, and with one value besides (the request's tenant and ids);
+/// - `request_extension_insert`: one value put in a request's extensions (a handler's
+///   `Extension<Tenant>`; the request is built and dropped outside the timing);
+/// - `sdk_bound_metrics`: the three request metrics through the SDK's bound instruments
+///   (duration, count, in-flight up and down);
+/// - `pooled_record_hand_off`: a 1 KiB record taken from the pool another thread refills,
+///   10 attributes' worth written, and handed to that thread (what every sampled span costs
+///   to leave the request's thread, without building anything).
+fn layer_parts(c: &mut Criterion) {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, Sampler, ShouldSample};
+    let mut group = c.benchmark_group("layer_parts");
+    group.bench_function("clock_reads", |b| {
+        b.iter(|| {
+            let start = std::time::Instant::now();
+            let wall = std::time::SystemTime::now();
+            std::hint::black_box((start, wall, start.elapsed()))
+        })
+    });
+    let ids = RandomIdGenerator::default();
+    let sampler = Sampler::ParentBased(Box::new(Sampler::AlwaysOn));
+    let root = opentelemetry::Context::new();
+    group.bench_function("sdk_ids_and_sampler", |b| {
+        b.iter(|| {
+            let trace_id = ids.new_trace_id();
+            let decision = sampler.should_sample(
+                Some(&root),
+                trace_id,
+                "http.request",
+                &SpanKind::Server,
+                &[],
+                &[],
+            );
+            std::hint::black_box((trace_id, ids.new_span_id(), decision))
+        })
+    });
+    let span_context = SpanContext::new(
+        TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c),
+        SpanId::from(0xb7ad_6b71_6920_3331),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::NONE,
+    );
+    /// What the request's context carries besides its span, as one value.
+    #[derive(Clone)]
+    struct RequestValues {
+        _tenant: std::sync::Arc<str>,
+        _request_id: std::sync::Arc<str>,
+    }
+    let values = RequestValues {
+        _tenant: "acme".into(),
+        _request_id: "req-1".into(),
+    };
+    let attach_twice = |cx: opentelemetry::Context| {
+        for _ in 0..2 {
+            let _guard = cx.clone().attach();
+            std::hint::black_box(opentelemetry::Context::map_current(|c| c.has_active_span()));
+        }
+    };
+    group.bench_function("otel_context_span_only", |b| {
+        b.iter(|| {
+            attach_twice(
+                opentelemetry::Context::new().with_remote_span_context(span_context.clone()),
+            )
+        })
+    });
+    group.bench_function("otel_context_span_and_one_value", |b| {
+        b.iter(|| {
+            attach_twice(
+                opentelemetry::Context::new()
+                    .with_remote_span_context(span_context.clone())
+                    .with_value(values.clone()),
+            )
+        })
+    });
+    group.bench_function("request_extension_insert", |b| {
+        b.iter_batched(
+            || Request::new(Body::empty()),
+            |mut request| {
+                request.extensions_mut().insert(values.clone());
+                request
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    bound_metrics(&mut group);
+    record_hand_off(&mut group);
+    group.finish();
+}
+
+/// The layer's three request metrics, recorded through the SDK's bound instruments.
+fn bound_metrics(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let meters = SdkMeterProvider::builder()
+        .with_reader(ManualReader::builder().build())
+        .build();
+    let meter = meters.meter("bench");
+    let attributes = [
+        KeyValue::new("http.request.method", "GET"),
+        KeyValue::new("http.route", "/scans/{id}"),
+        KeyValue::new("http.response.status_code", 200),
+    ];
+    let duration = meter
+        .f64_histogram("http.server.request.duration")
+        .build()
+        .bind(&attributes);
+    let requests = meter.u64_counter("requests").build().bind(&attributes);
+    let in_flight = meter
+        .i64_up_down_counter("in_flight")
+        .build()
+        .bind(&attributes[..1]);
+    group.bench_function("sdk_bound_metrics", |b| {
+        b.iter(|| {
+            in_flight.add(1);
+            duration.record(std::hint::black_box(0.000_25));
+            requests.add(1);
+            in_flight.add(-1);
+        })
+    });
+    let _ = meters.shutdown();
+}
+
+/// A fixed-size record taken from a pool another thread refills, written, handed over.
+fn record_hand_off(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    type Record = Box<[u8; 1024]>;
+    const POOL: usize = 4_096;
+    let (to_worker, worker_in) = std::sync::mpsc::sync_channel::<Record>(POOL);
+    let (to_pool, pool) = std::sync::mpsc::sync_channel::<Record>(POOL);
+    let worker = std::thread::spawn(move || {
+        let mut read = 0u64;
+        for record in worker_in {
+            // The worker reads what was written, as building a span does.
+            read = read.wrapping_add(record.iter().step_by(64).map(|&b| u64::from(b)).sum());
+            let _ = to_pool.try_send(record);
+        }
+        read
+    });
+    let mut dropped = 0u64;
+    group.bench_function("pooled_record_hand_off", |b| {
+        b.iter(|| {
+            let mut record = pool.try_recv().unwrap_or_else(|_| Box::new([0u8; 1024]));
+            // 10 attributes of a record: about 600 bytes across its lines.
+            for (i, byte) in record.iter_mut().take(600).enumerate() {
+                *byte = i as u8;
+            }
+            if to_worker.try_send(record).is_err() {
+                dropped += 1;
+            }
+        })
+    });
+    drop(to_worker);
+    let _ = worker.join();
+    if dropped > 0 {
+        eprintln!("pooled_record_hand_off: {dropped} records found the worker's queue full");
+    }
 }
 
 /// The names `prefix-00000` .. for `n`, leaked once for `'static` uses.
@@ -364,5 +578,11 @@ fn flat_cost(c: &mut Criterion) {
     telemetry.shutdown();
 }
 
-criterion_group!(benches, http_layers, trace_context_extract, flat_cost);
+criterion_group!(
+    benches,
+    http_layers,
+    layer_parts,
+    trace_context_extract,
+    flat_cost
+);
 criterion_main!(benches);

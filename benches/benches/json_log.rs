@@ -1,7 +1,8 @@
 //! One `info!` event with five fields inside an entered span: the house JSON layer beside
 //! `tracing_subscriber::fmt().json()`, both over the tracing-opentelemetry layer and both
-//! writing to the same byte-counting writer, and the tracing-opentelemetry layer alone (what
-//! both pay before either writes a byte). Then the same event under each JSON layer alone,
+//! writing to the same byte-counting writer; the house layer with span events off (the span
+//! layer no longer sees the event); and the tracing-opentelemetry layer alone (what both pay
+//! before either writes a byte). Then the same event under each JSON layer alone,
 //! the house layer taking its trace ids from an attached OpenTelemetry context. Then a
 //! `debug!` event below the level: under the whole pipeline (its controlled filters), under
 //! `fmt()` with an `INFO` filter and with no subscriber at all.
@@ -121,6 +122,26 @@ fn json_log_event(c: &mut Criterion) {
             ),
     );
 
+    // The pipeline with `log_events_as_span_events(false)`: the span layer sees spans and
+    // `ERROR` events only, so this `INFO` event is not copied into the span.
+    let no_span_events_provider = provider();
+    let no_span_events = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(
+                tracing_opentelemetry::layer()
+                    .with_tracer(no_span_events_provider.tracer("bench"))
+                    .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                        meta.is_span() || *meta.level() == tracing::Level::ERROR
+                    })),
+            )
+            .with(
+                JsonLogLayer::new("scanner")
+                    .service_version("1.4.2")
+                    .redactor(Redactor::default())
+                    .output(output.clone()),
+            ),
+    );
+
     // The floor under both: the tracing-opentelemetry layer turns the event into a span event.
     let alone_provider = provider();
     let otel_alone = Dispatch::new(
@@ -130,6 +151,11 @@ fn json_log_event(c: &mut Criterion) {
 
     run(c, "stellaops_json_layer", &ours);
     run(c, "stellaops_json_layer_redaction_on", &redacted);
+    run(
+        c,
+        "stellaops_json_layer_redaction_on_no_span_events",
+        &no_span_events,
+    );
     run(c, "tracing_subscriber_fmt_json", &fmt);
     run(c, "tracing_opentelemetry_alone", &otel_alone);
 

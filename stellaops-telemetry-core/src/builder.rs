@@ -544,6 +544,19 @@ impl TelemetryBuilder {
         })
     }
 
+    /// Whether a log event inside a span is also added to that span as a span event. Default:
+    /// true. False keeps only `ERROR` events on spans (they also mark the span as failed): the
+    /// others still reach every log output with the span's trace and span ids, and no longer
+    /// pay for a copy of their fields in the span (about half of a JSON log event's cost inside
+    /// a span). `[log_outputs] span_events` in a file.
+    pub fn log_events_as_span_events(self, enabled: bool) -> Self {
+        self.setter(
+            "log_outputs.span_events",
+            "log_events_as_span_events",
+            |c| c.log_outputs.span_events = Some(enabled),
+        )
+    }
+
     /// Also writes JSON log lines to `path`, rotated at `max_bytes` keeping `max_files` files.
     /// Default: no log file; rotation 100 MB × 10 files.
     pub fn log_file(self, path: impl Into<PathBuf>, max_bytes: u64, max_files: usize) -> Self {

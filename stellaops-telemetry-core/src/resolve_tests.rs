@@ -387,6 +387,14 @@ fn pipeline_switch_cases() -> Vec<Case> {
             read: |s| format!("{:?}", s.log_outputs.stdout),
         },
         Case {
+            setting: "log events as span events: setter and file",
+            a: call(|b| b.log_events_as_span_events(false)),
+            a_value: "Some(false)",
+            b: file("[log_outputs]\nspan_events = true"),
+            b_value: "Some(true)",
+            read: |s| format!("{:?}", s.log_outputs.span_events),
+        },
+        Case {
             setting: "log file: setter and file",
             a: call(|b| b.log_file("/tmp/a.log", 1_000, 2)),
             a_value: "Some(\"/tmp/a.log\")",

@@ -12,7 +12,7 @@ use tracing::{Dispatch, Subscriber};
 use tracing_core::subscriber::Interest;
 use tracing_core::{Event, LevelFilter, Metadata, span};
 use tracing_subscriber::Layer as _;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{FilterExt as _, Targets, filter_fn};
 use tracing_subscriber::layer::{Context, Filter, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -255,10 +255,22 @@ where
     let bridge = LogBridge::new(logger, settings.redactor.clone(), settings.bounds.clone())
         .retention(retention)
         .incidents(parts.controls.incidents().clone());
+    // Events reach the span layer only to become span events (and, at `ERROR`, to mark the
+    // span as failed): without span events, it sees spans and `ERROR` events alone, and the
+    // other events never pay for a copy of their fields.
+    let span_events = settings.log_outputs.span_events.unwrap_or(true);
     let spans = parts.tracer_provider.map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("stellaops-telemetry"))
-            .with_filter(filters.spans)
+            .with_filter(
+                filters.spans.and(
+                    filter_fn(move |meta| {
+                        span_events || meta.is_span() || *meta.level() == tracing::Level::ERROR
+                    })
+                    // No narrower than the level filter: the pipeline's level hint is kept.
+                    .with_max_level_hint(LevelFilter::TRACE),
+                ),
+            )
     });
     Ok(base
         .with(spans)

@@ -703,6 +703,11 @@ fn outputs(origins: &Origins<'_>, settings: &Settings) -> Vec<Line> {
             path_or_none(logs.file.as_deref()),
             origins.of("log_outputs.file", logs.file.is_some()),
         ),
+        line(
+            "log_outputs.span_events",
+            logs.span_events.unwrap_or(true).to_string(),
+            origins.of("log_outputs.span_events", logs.span_events.is_some()),
+        ),
     ];
     if logs.file.is_some() {
         lines.push(line(

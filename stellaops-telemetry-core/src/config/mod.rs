@@ -552,6 +552,10 @@ pub struct LogOutputsConfig {
     /// Bytes of lines each output (stdout, the file) holds before new lines are dropped and
     /// counted (default 8 MiB; at least 1).
     pub max_queue_bytes: Option<u64>,
+    /// Whether a log event inside a span is also added to that span as a span event (default
+    /// true). False keeps only `ERROR` events on spans (they also mark the span as failed); the
+    /// others still reach every log output, with the span's ids.
+    pub span_events: Option<bool>,
 }
 
 /// Egress settings.
@@ -743,6 +747,10 @@ impl TelemetryConfig {
         take(
             &mut self.log_outputs.max_queue_bytes,
             other.log_outputs.max_queue_bytes,
+        );
+        take(
+            &mut self.log_outputs.span_events,
+            other.log_outputs.span_events,
         );
         take(&mut self.files.format, other.files.format);
         take(

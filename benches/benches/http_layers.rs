@@ -14,31 +14,21 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::MatchedPath;
 use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+use stellaops_telemetry_benches::peers::{
+    CountingDiscard, sdk_tracer_provider, with_tower_http_trace_layer,
+};
 use stellaops_telemetry_core::Telemetry;
 use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_tower::server::ServerTelemetryLayer;
 use tower::ServiceExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
-
-/// Accepts every batch and keeps nothing.
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
-        Ok(())
-    }
-}
 
 /// The service as `axum::serve` runs it: its handlers made into routes once, not per request.
 fn routes() -> Router {
@@ -100,12 +90,6 @@ fn pipeline(
     }
 }
 
-fn sdk_tracer_provider() -> SdkTracerProvider {
-    SdkTracerProvider::builder()
-        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
-        .build()
-}
-
 fn http_layers(c: &mut Criterion) {
     let mut group = c.benchmark_group("http_request_overhead");
 
@@ -161,7 +145,7 @@ fn http_layers(c: &mut Criterion) {
     }
 
     // (b) opentelemetry-instrumentation-tower: it reads the global providers.
-    let tracer_b = sdk_tracer_provider();
+    let tracer_b = sdk_tracer_provider(CountingDiscard::default());
     let meters_b = SdkMeterProvider::builder()
         .with_reader(ManualReader::builder().build())
         .build();
@@ -172,48 +156,14 @@ fn http_layers(c: &mut Criterion) {
     bench_app(&mut group, "b_opentelemetry_instrumentation_tower", &theirs);
 
     // (c) tower-http TraceLayer + tracing-opentelemetry, request metrics in on_response.
-    let tracer_c = sdk_tracer_provider();
+    let tracer_c = sdk_tracer_provider(CountingDiscard::default());
     let meters_c = SdkMeterProvider::builder()
         .with_reader(ManualReader::builder().build())
         .build();
-    let meter = meters_c.meter("bench");
-    let duration = meter
-        .f64_histogram("http.server.request.duration")
-        .with_unit("s")
-        .build();
-    let requests = meter.u64_counter("http_requests_total").build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(tracer_c.tracer("bench")));
     let dispatch = tracing::Dispatch::new(subscriber);
-    let trace_layer = tower_http::trace::TraceLayer::new_for_http()
-        .make_span_with(|request: &Request<Body>| {
-            let route = request
-                .extensions()
-                .get::<MatchedPath>()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default();
-            tracing::info_span!(
-                "http.request",
-                otel.name = %format_args!("{} {route}", request.method()),
-                otel.kind = "server",
-                http.request.method = %request.method(),
-                http.route = %route,
-                http.response.status_code = tracing::field::Empty,
-            )
-        })
-        .on_response(
-            move |response: &http::Response<Body>, latency: Duration, span: &tracing::Span| {
-                let status = i64::from(response.status().as_u16());
-                span.record("http.response.status_code", status);
-                let attrs = [
-                    KeyValue::new("http.request.method", "GET"),
-                    KeyValue::new("http.response.status_code", status),
-                ];
-                duration.record(latency.as_secs_f64(), &attrs);
-                requests.add(1, &attrs);
-            },
-        );
-    let tower_http = routes().layer(trace_layer);
+    let tower_http = with_tower_http_trace_layer(routes(), &meters_c.meter("bench"));
     tracing::dispatcher::with_default(&dispatch, || {
         bench_app(
             &mut group,

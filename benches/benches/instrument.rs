@@ -25,24 +25,12 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, MeterProvider as _};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{
-    BatchSpanProcessor, InMemorySpanExporter, SdkTracerProvider, SpanData, SpanExporter,
-};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use stellaops_telemetry_benches::peers::{CountingDiscard, sdk_tracer_provider};
 use stellaops_telemetry_core::Telemetry;
 use stellaops_telemetry_core::testing::TestExporters;
 use tracing_subscriber::layer::SubscriberExt as _;
-
-/// Accepts every batch and keeps nothing.
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
-        Ok(())
-    }
-}
 
 const IMAGE: &str = "registry.example/scanner/app:1.4.2";
 const DIGEST: &str = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
@@ -143,12 +131,6 @@ fn call_timed(histogram: &Histogram<f64>, tenant: &[KeyValue]) -> Result<usize, 
     result
 }
 
-fn sdk_tracer_provider() -> SdkTracerProvider {
-    SdkTracerProvider::builder()
-        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
-        .build()
-}
-
 fn instrument(c: &mut Criterion) {
     // Our pipeline: spans through its queue (redaction included) to an exporter that discards.
     let memory = TestExporters::discarding_spans();
@@ -197,7 +179,7 @@ fn instrument(c: &mut Criterion) {
     });
 
     // The stack a service would otherwise pick: tracing-opentelemetry over the SDK.
-    let provider = sdk_tracer_provider();
+    let provider = sdk_tracer_provider(CountingDiscard::default());
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
     let dispatch = tracing::Dispatch::new(subscriber);

@@ -4,3 +4,7 @@
 //! ```text
 //! cargo bench -p stellaops-telemetry-benches --bench json_log
 //! ```
+//!
+//! The library holds what the benchmarks and the load script's server share: the peer stacks.
+
+pub mod peers;

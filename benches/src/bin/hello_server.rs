@@ -19,20 +19,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::MatchedPath;
 use axum::routing::get;
-use http::Request;
-use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use stellaops_telemetry_benches::peers::{
+    CountingDiscard, sdk_tracer_provider, with_tower_http_trace_layer,
+};
 use stellaops_telemetry_core::testing::TestExporters;
 use stellaops_telemetry_core::{Telemetry, TelemetryGuard};
 use stellaops_telemetry_tower::server::ServerTelemetryLayer;
@@ -43,36 +40,18 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 /// How long `/stats` waits for the recorded spans to be exported.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Counts the spans of every batch and keeps nothing.
-#[derive(Debug)]
-struct CountingDiscard(Arc<AtomicU64>);
-
-impl SpanExporter for CountingDiscard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.0.fetch_add(
-            u64::try_from(batch.len()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        Ok(())
-    }
-}
-
 /// An SDK tracer provider whose batch processor exports to a counting, discarding exporter,
 /// and a meter provider with a manual reader (nothing collects it: recording only).
 struct SdkProviders {
     tracer: SdkTracerProvider,
     meters: SdkMeterProvider,
-    exported: Arc<AtomicU64>,
+    exported: CountingDiscard,
 }
 
 impl SdkProviders {
     fn new() -> SdkProviders {
-        let exported = Arc::new(AtomicU64::new(0));
-        let tracer = SdkTracerProvider::builder()
-            .with_span_processor(
-                BatchSpanProcessor::builder(CountingDiscard(exported.clone())).build(),
-            )
-            .build();
+        let exported = CountingDiscard::default();
+        let tracer = sdk_tracer_provider(exported.clone());
         let meters = SdkMeterProvider::builder()
             .with_reader(ManualReader::builder().build())
             .build();
@@ -105,7 +84,7 @@ impl Sink {
             }
             Sink::Sdk(sdk) => {
                 let _ = sdk.tracer.force_flush();
-                sdk.exported.load(Ordering::Relaxed)
+                sdk.exported.exported()
             }
         }
     }
@@ -145,41 +124,8 @@ fn tower_http() -> Result<(Router, Sink), Error> {
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(sdk.tracer.tracer("hello")));
     tracing::subscriber::set_global_default(subscriber)?;
-    let meter = sdk.meters.meter("hello");
-    let duration = meter
-        .f64_histogram("http.server.request.duration")
-        .with_unit("s")
-        .build();
-    let requests = meter.u64_counter("http_requests_total").build();
-    let trace_layer = tower_http::trace::TraceLayer::new_for_http()
-        .make_span_with(|request: &Request<Body>| {
-            let route = request
-                .extensions()
-                .get::<MatchedPath>()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default();
-            tracing::info_span!(
-                "http.request",
-                otel.name = %format_args!("{} {route}", request.method()),
-                otel.kind = "server",
-                http.request.method = %request.method(),
-                http.route = %route,
-                http.response.status_code = tracing::field::Empty,
-            )
-        })
-        .on_response(
-            move |response: &http::Response<Body>, latency: Duration, span: &tracing::Span| {
-                let status = i64::from(response.status().as_u16());
-                span.record("http.response.status_code", status);
-                let attrs = [
-                    KeyValue::new("http.request.method", "GET"),
-                    KeyValue::new("http.response.status_code", status),
-                ];
-                duration.record(latency.as_secs_f64(), &attrs);
-                requests.add(1, &attrs);
-            },
-        );
-    Ok((routes().layer(trace_layer), Sink::Sdk(sdk)))
+    let app = with_tower_http_trace_layer(routes(), &sdk.meters.meter("hello"));
+    Ok((app, Sink::Sdk(sdk)))
 }
 
 fn main() -> Result<(), Error> {

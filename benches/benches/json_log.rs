@@ -3,7 +3,9 @@
 //! writing to the same byte-counting writer; the house layer with span events off (the span
 //! layer no longer sees the event); and the tracing-opentelemetry layer alone (what both pay
 //! before either writes a byte). Then the same event under each JSON layer alone,
-//! the house layer taking its trace ids from an attached OpenTelemetry context. Then a
+//! the house layer taking its trace ids from an attached OpenTelemetry context, beside two
+//! floors: what any layer does before it writes (dispatch, field visits, clock, span walk),
+//! and serde_json writing the same line with nothing to look up or redact. Then a
 //! `debug!` event below the level: under the whole pipeline (its controlled filters), under
 //! `fmt()` with an `INFO` filter and with no subscriber at all.
 
@@ -41,6 +43,82 @@ impl<'a> MakeWriter<'a> for Counter {
 
     fn make_writer(&'a self) -> Counter {
         self.clone()
+    }
+}
+
+/// Does what every JSON layer must before it writes: visits the event's fields (into nothing),
+/// reads the clock and walks the event's spans for their extensions.
+struct FloorLayer;
+
+/// A field visitor that keeps nothing.
+struct Discard;
+
+impl tracing::field::Visit for Discard {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        std::hint::black_box((field, value));
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for FloorLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let now = std::time::SystemTime::now();
+        event.record(&mut Discard);
+        let mut next = ctx.event_span(event);
+        while let Some(span) = next {
+            std::hint::black_box(span.extensions().get::<u64>().is_some());
+            next = span.parent();
+        }
+        std::hint::black_box(now);
+    }
+}
+
+/// The house line of the benched event, as serde_json writes it.
+#[derive(serde::Serialize)]
+struct Line {
+    timestamp: &'static str,
+    level: &'static str,
+    message: &'static str,
+    service: &'static str,
+    version: &'static str,
+    #[serde(rename = "traceId")]
+    trace_id: &'static str,
+    #[serde(rename = "spanId")]
+    span_id: &'static str,
+    tenant: &'static str,
+    #[serde(rename = "correlationId")]
+    correlation_id: &'static str,
+    target: &'static str,
+    scan_id: &'static str,
+    image: &'static str,
+    findings: u64,
+    severity: &'static str,
+    cached: bool,
+    retention: &'static str,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line {
+            timestamp: "2026-12-06T01:02:03.456Z",
+            level: "info",
+            message: "scan finished",
+            service: "scanner",
+            version: "1.4.2",
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+            span_id: "00f067aa0ba902b7",
+            tenant: "acme",
+            correlation_id: "req-7",
+            target: "json_log",
+            scan_id: "s-123",
+            image: "registry.example/app:1.2",
+            findings: 17,
+            severity: "high",
+            cached: true,
+            retention: "30d",
+        }
     }
 }
 
@@ -210,10 +288,14 @@ fn json_log_event_layer_alone(c: &mut Criterion) {
     let _cx = opentelemetry::Context::current()
         .with_remote_span_context(remote)
         .attach();
+    // The floor under every JSON layer: tracing hands the event over, its fields are visited
+    // (into nothing), the clock is read and the event's spans walked for their extensions.
+    let floor = Dispatch::new(tracing_subscriber::registry().with(FloorLayer));
     let mut group = c.benchmark_group("json_log_event_layer_alone");
     for (name, dispatch) in [
         ("stellaops_json_layer_redaction_on", &ours),
         ("tracing_subscriber_fmt_json", &fmt),
+        ("floor_dispatch_visit_clock_and_span_walk", &floor),
     ] {
         let span = tracing::dispatcher::with_default(dispatch, || {
             tracing::info_span!("scan", tenant.id = "acme", correlation_id = "req-7")
@@ -224,6 +306,17 @@ fn json_log_event_layer_alone(c: &mut Criterion) {
             b.iter(emit);
         });
     }
+    // The floor of the writing: the same line (house fields and the event's five) written by
+    // serde_json into a reused buffer, with nothing to look up, escape-check or redact.
+    let line = Line::default();
+    let mut buffer = Vec::with_capacity(512);
+    group.bench_function("floor_serde_json_writes_the_same_line", |b| {
+        b.iter(|| {
+            buffer.clear();
+            let written = serde_json::to_writer(&mut buffer, std::hint::black_box(&line));
+            std::hint::black_box((written.is_ok(), buffer.len()))
+        })
+    });
     group.finish();
     output.flush(Duration::from_secs(10));
     let snap = stats.snapshot();
